@@ -1,0 +1,116 @@
+"""Private keys on disk: the partnership root key and one signing key per agency.
+
+Files are created 0600 inside a 0700 directory and are never logged or put in an event. The root
+public key is also written as ``root.pub.json`` for auditors, who need nothing else to verify.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_pem_private_key,
+)
+
+from ledger.keyregistry import RootKey
+from ledger.signing import key_id, load_public_key, public_key_text
+
+
+class KeystoreError(Exception):
+    """A key that should exist does not, or exists when it should not."""
+
+
+@dataclass(frozen=True)
+class RootInfo:
+    partnership: str
+    kid: str
+    public_key: str
+
+    def root_key(self) -> RootKey:
+        return RootKey(self.partnership, load_public_key(self.public_key))
+
+
+class Keystore:
+    ROOT_FILE = "root.key"
+    ROOT_PUBLIC_FILE = "root.pub.json"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    # -- partnership root -------------------------------------------------------------------
+    def init_root(self, partnership: str) -> RootInfo:
+        if (self.directory / self.ROOT_FILE).exists():
+            raise KeystoreError(f"a root key already exists in {self.directory}")
+        key = Ed25519PrivateKey.generate()
+        self._write_private(self.directory / self.ROOT_FILE, key)
+        info = RootInfo(partnership, key_id(key.public_key()), public_key_text(key.public_key()))
+        (self.directory / self.ROOT_PUBLIC_FILE).write_text(
+            json.dumps(info.__dict__, indent=2) + "\n", "utf-8"
+        )
+        return info
+
+    def has_root(self) -> bool:
+        return (self.directory / self.ROOT_FILE).exists()
+
+    def root_info(self) -> RootInfo:
+        path = self.directory / self.ROOT_PUBLIC_FILE
+        if not path.exists():
+            raise KeystoreError(f"no partnership root key in {self.directory}: run `sgledger keys init`")
+        return RootInfo(**json.loads(path.read_text("utf-8")))
+
+    def root_private_key(self) -> Ed25519PrivateKey:
+        return self._read_private(self.directory / self.ROOT_FILE, "the partnership root key")
+
+    # -- agencies ---------------------------------------------------------------------------
+    def agency_key_path(self, agency: str) -> Path:
+        return self.directory / "agencies" / (agency.replace("/", "~") + ".key")
+
+    def has_agency(self, agency: str) -> bool:
+        return self.agency_key_path(agency).exists()
+
+    def create_agency_key(self, agency: str) -> Ed25519PrivateKey:
+        path = self.agency_key_path(agency)
+        if path.exists():
+            raise KeystoreError(f"{agency} already has a key in {self.directory}")
+        key = Ed25519PrivateKey.generate()
+        self._write_private(path, key)
+        return key
+
+    def agency_private_key(self, agency: str) -> Ed25519PrivateKey:
+        if agency == self._partnership_or_none():
+            return self.root_private_key()
+        return self._read_private(self.agency_key_path(agency), f"the key of {agency}")
+
+    def agencies(self) -> list[str]:
+        folder = self.directory / "agencies"
+        if not folder.exists():
+            return []
+        return sorted(p.stem.replace("~", "/") for p in folder.glob("*.key"))
+
+    # -- files ------------------------------------------------------------------------------
+    def _partnership_or_none(self) -> str | None:
+        path = self.directory / self.ROOT_PUBLIC_FILE
+        return self.root_info().partnership if path.exists() else None
+
+    def _write_private(self, path: Path, key: Ed25519PrivateKey) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.directory, 0o700)
+        pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+
+    def _read_private(self, path: Path, what: str) -> Ed25519PrivateKey:
+        if not path.exists():
+            raise KeystoreError(f"{what} is not in {self.directory}")
+        key = load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise KeystoreError(f"{path} does not hold an Ed25519 key")
+        return key

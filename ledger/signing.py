@@ -1,0 +1,56 @@
+"""Ed25519 signatures over canonical JSON, and the key id (``kid``) derived from a public key.
+
+The kid is a fingerprint of the key itself, so nobody can register two keys under one kid and an
+auditor can recompute it from the registration event alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from ledger.canonical import signing_input
+
+
+def b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def public_key_text(key: Ed25519PublicKey) -> str:
+    """The raw 32-byte public key, base64url: the form carried in ``agency.key.registered``."""
+    return b64url(key.public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+
+def load_public_key(text: str) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(b64url_decode(text))
+
+
+def key_id(key: Ed25519PublicKey) -> str:
+    """First 128 bits of SHA-256 over the raw public key, hex."""
+    return hashlib.sha256(key.public_bytes(Encoding.Raw, PublicFormat.Raw)).hexdigest()[:32]
+
+
+def sign_event(event: Mapping[str, Any], key: Ed25519PrivateKey) -> str:
+    """The ``signature`` attribute for an event (every other attribute must already be set)."""
+    return b64url(key.sign(signing_input(event)))
+
+
+def signature_valid(event: Mapping[str, Any], key: Ed25519PublicKey) -> bool:
+    signature = event.get("signature")
+    if not isinstance(signature, str):
+        return False
+    try:
+        key.verify(b64url_decode(signature), signing_input(event))
+    except (InvalidSignature, ValueError):
+        return False
+    return True

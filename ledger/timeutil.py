@@ -1,0 +1,31 @@
+"""RFC 3339 timestamps: every time in an event carries its offset; naive times are refused."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+class TimeFormatError(ValueError):
+    """A timestamp that is not RFC 3339 with an explicit offset."""
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp; the offset is mandatory because deadlines depend on it."""
+    try:
+        value = datetime.fromisoformat(text)
+    except (TypeError, ValueError) as exc:
+        raise TimeFormatError(f"not an RFC 3339 timestamp: {text!r}") from exc
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise TimeFormatError(f"timestamp has no UTC offset: {text!r}")
+    return value
+
+
+def format_time(value: datetime) -> str:
+    """Render as RFC 3339; naive datetimes are a programming error, not input."""
+    if value.tzinfo is None:
+        raise TimeFormatError("refusing to format a naive datetime")
+    return value.isoformat()
+
+
+def utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)

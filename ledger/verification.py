@@ -1,0 +1,175 @@
+"""Is this message an acceptable event? Pure checks, in the order DESIGN.md invariant 1 gives.
+
+Every refusal carries a machine-readable reason and a sentence a person can act on; the
+projector quarantines with both, the auditor reports with both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from ledger.canonical import event_digest
+from ledger.keyregistry import KeyRegistry
+from ledger.signing import signature_valid
+from ledger.timeutil import parse_time
+from ledger.validation import validate_event
+from ledger.vocabulary import PARTNERSHIP_TYPES, event_types
+
+MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+class Reason(StrEnum):
+    OVERSIZED = "oversized"
+    NOT_JSON = "not-json"
+    UNKNOWN_TYPE = "unknown-type"
+    SCHEMA = "schema-invalid"
+    UNKNOWN_KEY = "unknown-key"
+    KEY_OF_OTHER_AGENCY = "key-of-other-agency"
+    KEY_NOT_VALID = "key-not-valid-at-recordedtime"
+    NOT_ROOT_SIGNED = "not-root-signed"
+    BAD_SIGNATURE = "bad-signature"
+    REPLAYED_ID = "replayed-id"
+    EQUIVOCATION = "equivocation"
+    SEQUENCE_GAP = "sequence-gap"
+    CHAIN_BROKEN = "chain-broken"
+
+
+# Reasons that may clear by themselves when a later event arrives; the projector re-verifies
+# entries held for them automatically (a missing predecessor, a key registered later).
+SELF_CLEARING = frozenset({Reason.SEQUENCE_GAP, Reason.UNKNOWN_KEY})
+
+
+@dataclass(frozen=True)
+class Rejection:
+    reason: Reason
+    detail: str
+
+
+def parse_message(raw: bytes) -> dict[str, Any] | Rejection:
+    """Bytes from Kafka -> event object, or why not (size first: never parse a huge blob)."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        return Rejection(
+            Reason.OVERSIZED,
+            f"message is {len(raw)} bytes; the limit is {MAX_MESSAGE_BYTES} (1 MiB). "
+            "Send large documents by reference, not inline.",
+        )
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        return Rejection(Reason.NOT_JSON, f"message is not UTF-8 JSON: {exc}")
+    if not isinstance(value, dict):
+        return Rejection(Reason.NOT_JSON, "message is JSON but not an object (CloudEvent)")
+    return value
+
+
+def check_event(event: Mapping[str, Any], keys: KeyRegistry) -> Rejection | None:
+    """Schema, key ownership, key validity at ``recordedtime`` and signature."""
+    event_type = event.get("type")
+    if isinstance(event_type, str) and event_type not in event_types():
+        return Rejection(
+            Reason.UNKNOWN_TYPE,
+            f"type {event_type!r} is not in the vocabulary (see ledger/schemas)",
+        )
+    problems = validate_event(event)
+    if problems:
+        return Rejection(Reason.SCHEMA, "; ".join(str(p) for p in problems[:10]))
+    source, kid = event["source"], event["kid"]
+    if event_type in PARTNERSHIP_TYPES or source == keys.root.partnership:
+        if kid != keys.root.kid or source != keys.root.partnership:
+            return Rejection(
+                Reason.NOT_ROOT_SIGNED,
+                f"{event_type} must come from {keys.root.partnership} signed by the root key "
+                f"{keys.root.kid}; got source {source}, kid {kid}",
+            )
+        public_key = keys.root.public_key
+    else:
+        record = keys.get(kid)
+        if record is None:
+            return Rejection(
+                Reason.UNKNOWN_KEY,
+                f"key {kid} is not registered; register it for {source} "
+                "(sgledger agency add) and the event is re-verified automatically",
+            )
+        if record.agency != source:
+            return Rejection(
+                Reason.KEY_OF_OTHER_AGENCY,
+                f"key {kid} belongs to {record.agency}, not to {source}",
+            )
+        recorded = parse_time(event["recordedtime"])
+        if not record.valid_at(recorded):
+            why = (
+                f"revoked from {record.revoked_from.isoformat()}"
+                if record.revoked_from is not None and recorded >= record.revoked_from
+                else f"valid only from {record.valid_from.isoformat()}"
+            )
+            return Rejection(
+                Reason.KEY_NOT_VALID,
+                f"key {kid} of {source} was not valid at recordedtime "
+                f"{event['recordedtime']} ({why})",
+            )
+        public_key = record.public_key
+    if not signature_valid(event, public_key):
+        return Rejection(
+            Reason.BAD_SIGNATURE,
+            f"signature does not verify with key {kid}: the event was altered after signing "
+            "or signed with another key",
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class ChainFacts:
+    """What the ledger already holds that bears on one event (looked up by the store)."""
+
+    same_id_digest: str | None  # digest of an accepted event with this id
+    same_sequence_digest: str | None  # digest of the accepted event at (source, sequence)
+    predecessor_digest: str | None  # digest of the accepted event at (source, sequence - 1)
+    highest_sequence: int  # highest accepted sequence of this source, 0 if none
+
+
+DUPLICATE = "duplicate"
+
+
+def check_chain(event: Mapping[str, Any], facts: ChainFacts) -> Rejection | str | None:
+    """Idempotency, equivocation and the per-agency hash chain.
+
+    Returns None to accept, ``DUPLICATE`` for a redelivery of an event already accepted (applying
+    it again would change nothing), or a Rejection.
+    """
+    digest = event_digest(event)
+    if facts.same_id_digest is not None:
+        if facts.same_id_digest == digest:
+            return DUPLICATE
+        return Rejection(
+            Reason.REPLAYED_ID,
+            f"id {event['id']} was already accepted with different content; "
+            "every event needs a fresh id",
+        )
+    sequence = event["sequence"]
+    if facts.same_sequence_digest is not None:
+        return Rejection(
+            Reason.EQUIVOCATION,
+            f"{event['source']} already has a different accepted event at sequence {sequence}: "
+            "two events signed for one place in the chain (equivocation)",
+        )
+    if sequence == 1:
+        if event["prevhash"] != "":
+            return Rejection(Reason.CHAIN_BROKEN, "sequence 1 must have an empty prevhash")
+        return None
+    if facts.predecessor_digest is None:
+        return Rejection(
+            Reason.SEQUENCE_GAP,
+            f"{event['source']} sequence {sequence} arrived before sequence {sequence - 1} "
+            f"(highest accepted: {facts.highest_sequence}); held until it arrives, "
+            "re-verified automatically",
+        )
+    if facts.predecessor_digest != event["prevhash"]:
+        return Rejection(
+            Reason.CHAIN_BROKEN,
+            f"prevhash does not match the accepted {event['source']} sequence {sequence - 1}",
+        )
+    return None

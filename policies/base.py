@@ -1,0 +1,50 @@
+"""What a gap rule is and what it produces.
+
+A rule is pure: ``findings(view, as_of)`` sees only events recorded by ``as_of`` and reads no
+clock. A finding is a gap with the time it began (``due``); a finding whose ``due`` is still in the
+future is a deadline that has not passed yet. The engine turns findings into flags.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar
+
+from policies.view import ChildView
+
+
+class Severity(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+@dataclass(frozen=True)
+class Finding:
+    key: str  # stable identity of this gap within (rule, child), e.g. "<incident id>|L85001"
+    due: datetime  # when the gap began (or, if after as_of, will begin unless closed in time)
+    evidence: tuple[str, ...]  # ids of the events that show the gap
+    concerns: tuple[str, ...]  # agency ids the flag is for (the alerter routes to their leads)
+    detail: str = ""  # one specific sentence; ids and refs only, never names or free text
+    resolved_by: str | None = None  # id of the event that closed the gap after it was due
+    resolved_at: datetime | None = None  # that event's recordedtime
+
+
+class Policy(ABC):
+    """One lesson from a review, as a rule. Subclasses set every ClassVar beside their logic."""
+
+    id: ClassVar[str]
+    version: ClassVar[int]
+    severity: ClassVar[Severity]
+    title: ClassVar[str]
+    source: ClassVar[str]  # the review and paragraph it comes from
+    explanation: ClassVar[str]  # why this matters, in plain English
+    action: ClassVar[str]  # what the flag asks someone to do
+
+    @abstractmethod
+    def findings(self, view: ChildView, as_of: datetime) -> Iterable[Finding]:
+        """Gaps visible in ``view`` (already cut to events recorded by ``as_of``)."""

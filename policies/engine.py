@@ -1,0 +1,156 @@
+"""Policies -> flags, as of a time: the one place flag status is decided.
+
+Deterministic: the same events and the same ``as_of`` give the same flags in the same order,
+whatever order the events arrived in (flags are sorted; findings depend only on event times).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ledger.timeutil import format_time
+from policies.base import Finding, Policy, Severity
+from policies.view import ChildView
+
+FLAG_NAMESPACE = uuid.UUID("6f1f8f4e-5d7a-4c1e-9a8e-2b1f0d0c5a11")
+
+
+def flag_id(rule: str, child: str | None, key: str) -> str:
+    """Stable across replays and processes: acknowledgements and emails refer to it."""
+    return str(uuid.uuid5(FLAG_NAMESPACE, f"{rule}|{child or ''}|{key}"))
+
+
+@dataclass(frozen=True)
+class Flag:
+    id: str
+    rule: str
+    version: int
+    child: str | None
+    severity: Severity
+    title: str
+    due: datetime
+    evidence: tuple[str, ...]
+    concerns: tuple[str, ...]
+    source: str
+    explanation: str
+    action: str
+    detail: str
+    status: str  # open | resolved | dismissed
+    acknowledged_by: str | None = None
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
+    dismissed_by: str | None = None
+    dismissed_reason: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "open"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "rule": self.rule,
+            "version": self.version,
+            "child": self.child,
+            "severity": str(self.severity),
+            "title": self.title,
+            "status": self.status,
+            "due": format_time(self.due),
+            "evidence": list(self.evidence),
+            "concerns": list(self.concerns),
+            "source": self.source,
+            "explanation": self.explanation,
+            "action": self.action,
+            "detail": self.detail,
+            "acknowledged_by": self.acknowledged_by,
+            "resolved_by": self.resolved_by,
+            "resolved_at": format_time(self.resolved_at) if self.resolved_at else None,
+            "dismissed_by": self.dismissed_by,
+            "dismissed_reason": self.dismissed_reason,
+        }
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    flags: tuple[Flag, ...]  # raised by as_of (due <= as_of), whatever their status
+    next_due: datetime | None  # earliest pending deadline after as_of: when to look again
+
+    @property
+    def open(self) -> tuple[Flag, ...]:
+        return tuple(f for f in self.flags if f.is_open)
+
+
+def evaluate(view: ChildView, as_of: datetime, policies: Sequence[Policy]) -> Evaluation:
+    known = view.known_at(as_of)
+    lifecycle = _lifecycle(known)
+    flags: list[Flag] = []
+    pending: list[datetime] = []
+    for policy in policies:
+        for finding in policy.findings(known, as_of):
+            if finding.due > as_of:
+                pending.append(finding.due)
+                continue
+            flags.append(make_flag(policy, view.child, finding, lifecycle))
+    flags.sort(key=lambda f: (f.due, f.rule, f.id))
+    return Evaluation(tuple(flags), min(pending) if pending else None)
+
+
+def make_flag(
+    policy: Policy | type[Policy],
+    child: str | None,
+    finding: Finding,
+    lifecycle: Mapping[str, Mapping[str, Any]],
+) -> Flag:
+    fid = flag_id(policy.id, child, finding.key)
+    state = lifecycle.get(fid, {})
+    status = "open"
+    dismissed_by = dismissed_reason = None
+    if finding.resolved_by is not None:
+        status = "resolved"
+    elif "dismissed_by" in state and set(finding.evidence) <= set(state["dismissed_evidence"]):
+        # A dismissal stands until new evidence arrives (evidence beyond what was dismissed).
+        status = "dismissed"
+        dismissed_by, dismissed_reason = state["dismissed_by"], state["dismissed_reason"]
+    return Flag(
+        id=fid,
+        rule=policy.id,
+        version=policy.version,
+        child=child,
+        severity=policy.severity,
+        title=policy.title,
+        due=finding.due,
+        evidence=tuple(sorted(finding.evidence)),
+        concerns=tuple(sorted(set(finding.concerns))),
+        source=policy.source,
+        explanation=policy.explanation,
+        action=policy.action,
+        detail=finding.detail,
+        status=status,
+        acknowledged_by=state.get("acknowledged_by"),
+        resolved_by=finding.resolved_by,
+        resolved_at=finding.resolved_at,
+        dismissed_by=dismissed_by,
+        dismissed_reason=dismissed_reason,
+    )
+
+
+def _lifecycle(view: ChildView) -> dict[str, dict[str, Any]]:
+    """Acknowledgements and dismissals (partnership events in the child's stream), by flag id."""
+    state: dict[str, dict[str, Any]] = {}
+    for event in sorted(view.events, key=lambda e: e.recordedtime):
+        if event.type == "flag.acknowledged":
+            state.setdefault(event.data["flag"], {})["acknowledged_by"] = event.data["by"]
+        elif event.type == "flag.dismissed":
+            entry = state.setdefault(event.data["flag"], {})
+            entry["dismissed_by"] = event.data["by"]
+            entry["dismissed_reason"] = event.data["reason"]
+            entry["dismissed_evidence"] = tuple(event.data.get("evidence", ()))
+    return state
+
+
+def open_flags(evaluations: Iterable[Evaluation]) -> list[Flag]:
+    return [f for e in evaluations for f in e.open]
