@@ -1,15 +1,19 @@
-"""Which Kafka topic carries which event type (DESIGN.md, "Kafka"). Names only: no client here."""
+"""Which Kafka topic carries which event type (DESIGN.md, "Kafka"). Names only: no client here.
+
+The prefix is configurable (default ``safeguarding``) so that tests and several partnerships can
+share one cluster without sharing topics.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ledger.vocabulary import PARTNERSHIP_TYPES, family
 
-PREFIX = "safeguarding"
+DEFAULT_PREFIX = "safeguarding"
 FAMILIES = (
     "incident", "referral", "closure", "marac", "contact", "notification", "registration",
 )  # fmt: skip
-GAP_FLAGS = f"{PREFIX}.gap-flags"
-QUARANTINE = f"{PREFIX}.quarantine"
 
 _BY_FAMILY = {
     "incident": "incident",
@@ -27,21 +31,31 @@ _BY_FAMILY = {
 }
 
 
-def event_topics() -> list[str]:
-    """The topics agencies publish to (the projector subscribes to all of them)."""
-    return [f"{PREFIX}.{name}" for name in FAMILIES]
+@dataclass(frozen=True)
+class Topics:
+    prefix: str = DEFAULT_PREFIX
 
+    @property
+    def gap_flags(self) -> str:
+        return f"{self.prefix}.gap-flags"
 
-def all_topics() -> list[str]:
-    return [*event_topics(), GAP_FLAGS, QUARANTINE]
+    @property
+    def quarantine(self) -> str:
+        return f"{self.prefix}.quarantine"
 
+    def events(self) -> list[str]:
+        """The topics agencies publish to (the projector subscribes to all of them)."""
+        return [f"{self.prefix}.{name}" for name in FAMILIES]
 
-def topic_for(event_type: str) -> str:
-    """``referral.closed`` goes to ``.closure``; amendments follow the family they amend;
-    partnership governance events (keys, flag lifecycle, access, tree heads) to ``.registration``.
-    """
-    if event_type == "referral.closed":
-        return f"{PREFIX}.closure"
-    if event_type in PARTNERSHIP_TYPES:
-        return f"{PREFIX}.registration"
-    return f"{PREFIX}.{_BY_FAMILY.get(family(event_type), 'registration')}"
+    def all(self) -> list[str]:
+        return [*self.events(), self.gap_flags, self.quarantine]
+
+    def for_type(self, event_type: str) -> str:
+        """``referral.closed`` goes to ``.closure``; amendments follow the family they amend;
+        partnership governance events (keys, flag lifecycle, access, tree heads) to
+        ``.registration``."""
+        if event_type == "referral.closed":
+            return f"{self.prefix}.closure"
+        if event_type in PARTNERSHIP_TYPES:
+            return f"{self.prefix}.registration"
+        return f"{self.prefix}.{_BY_FAMILY.get(family(event_type), 'registration')}"
