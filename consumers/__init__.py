@@ -1,0 +1,1 @@
+"""Kafka consumer groups: the projector, the alerter and the auditor's replay."""

@@ -1,0 +1,1 @@
+"""Verify -> ledger -> per-child views -> policies -> flags, one database transaction a batch."""

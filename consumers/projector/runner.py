@@ -1,0 +1,194 @@
+"""The projector's Kafka loop: poll, apply in one transaction, then commit offsets and publish.
+
+Positions live in the database (eventsourcing tracking records, written in the same transaction
+as the batch), so a projector killed at any point resumes exactly after the last committed batch:
+Kafka's committed offsets are only a hint for tools. Tracking names include the broker's cluster
+id: tansu keeps nothing across a restart, and a fresh broker's offset 5 is not the old one's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+from sqlalchemy import select
+
+from consumers.projector.applier import Applier, ApplyStats, Message
+from ledger.store.models import QuarantineEntry
+from transport.kafka import KafkaSettings, cluster_id, ensure_topics, make_consumer, make_producer
+from views.models import FlagChangeRow
+
+log = logging.getLogger(__name__)
+GROUP_ID = "sgledger-projector"
+
+
+def tracking_name(cluster: str, topic: str, partition: int) -> str:
+    """<= 32 characters (the tracking table's limit), unique per cluster incarnation + topic."""
+    digest = hashlib.sha256(f"{cluster}|{topic}".encode()).hexdigest()[:24]
+    return f"{digest}:{partition}"
+
+
+@dataclass
+class Progress:
+    polled: int = 0
+    batches: int = 0
+    stats: ApplyStats | None = None
+
+
+class _SeekToTracked(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, projector: Projector) -> None:
+        self.projector = projector
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        """Nothing to flush: every applied batch is already committed in the database."""
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.projector.seek_assigned(assigned)
+
+
+class Projector:
+    def __init__(
+        self,
+        applier: Applier,
+        settings: KafkaSettings,
+        *,
+        group_id: str = GROUP_ID,
+        max_batch: int = 500,
+        sweep_every_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.applier = applier
+        self.settings = settings
+        self.group_id = group_id
+        self.max_batch = max_batch
+        self.sweep_every_s = sweep_every_s
+        self.clock = clock
+        self.topics = settings.topics
+        ensure_topics(settings, self.topics.all())
+        self.cluster = cluster_id(settings)
+        self.consumer: KafkaConsumer = make_consumer(settings, group_id, [])
+        self.consumer.subscribe(self.topics.events(), listener=_SeekToTracked(self))
+        self.producer: KafkaProducer = make_producer(settings)
+        self.progress = Progress(stats=ApplyStats())
+        self._last_sweep = float("-inf")
+
+    def seek_assigned(self, assigned: Any) -> None:
+        for tp in assigned:
+            position = self.applier.ledger.tracked_position(
+                tracking_name(self.cluster, tp.topic, tp.partition)
+            )
+            if position is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, position + 1)
+
+    def poll_once(self, timeout_ms: int = 500) -> ApplyStats:
+        """One poll -> one transaction -> offsets committed -> outbox published."""
+        records = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.max_batch)
+        stats = ApplyStats()
+        if records:
+            messages: list[Message] = []
+            track: dict[str, int] = {}
+            offsets: dict[TopicPartition, Any] = {}
+            for tp, batch in records.items():
+                for record in batch:
+                    messages.append(
+                        Message(record.value or b"", f"{tp.topic}/{tp.partition}/{record.offset}")
+                    )
+                track[tracking_name(self.cluster, tp.topic, tp.partition)] = batch[-1].offset
+                offsets[tp] = batch[-1].offset + 1
+            stats = self.applier.apply(messages, track)
+            self._commit(offsets)
+            self.progress.polled += len(messages)
+            self.progress.batches += 1
+        if self.clock() - self._last_sweep >= self.sweep_every_s:
+            stats.add(self.applier.sweep())
+            self._last_sweep = self.clock()
+        self.publish_outbox()
+        assert self.progress.stats is not None
+        self.progress.stats.add(stats)
+        return stats
+
+    def _commit(self, offsets: Mapping[TopicPartition, Any]) -> None:
+        try:
+            self.consumer.commit(
+                {tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()}
+            )
+        except Exception as exc:  # noqa: BLE001 - the database holds the true position
+            log.warning("Kafka offset commit failed (%s); positions are safe in the database", exc)
+
+    def publish_outbox(self) -> int:
+        """Send flag changes and quarantine notices committed by earlier transactions."""
+        ledger = self.applier.ledger
+        with ledger.read() as session:
+            changes = session.scalars(
+                select(FlagChangeRow).where(FlagChangeRow.published.is_(False))
+                .order_by(FlagChangeRow.id).limit(1000)
+            ).all()  # fmt: skip
+            notices = session.scalars(
+                select(QuarantineEntry).where(QuarantineEntry.published.is_(False))
+                .order_by(QuarantineEntry.id).limit(1000)
+            ).all()  # fmt: skip
+            sends = [
+                (self.topics.gap_flags, _flag_key(c.message), c.message.encode()) for c in changes
+            ] + [(self.topics.quarantine, (q.subject or "").encode(), _notice(q)) for q in notices]
+            change_ids = [c.id for c in changes]
+            notice_ids = [q.id for q in notices]
+        if not sends:
+            return 0
+        futures = [self.producer.send(topic, key=key, value=value) for topic, key, value in sends]
+        self.producer.flush(timeout=self.settings.request_timeout_ms / 1000)
+        for future in futures:
+            future.get(timeout=0)  # raises if the broker did not acknowledge: retried next poll
+        with ledger.session() as session:
+            for row in session.scalars(select(FlagChangeRow).where(FlagChangeRow.id.in_(change_ids))):
+                row.published = True
+            for entry in session.scalars(select(QuarantineEntry).where(QuarantineEntry.id.in_(notice_ids))):
+                entry.published = True
+        return len(sends)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.poll_once()
+            except Exception:
+                log.exception("projector batch failed; retrying after a pause")
+                stop.wait(2.0)
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.producer.close(timeout=5)
+
+
+def _flag_key(message: str) -> bytes:
+    child = json.loads(message)["flag"]["child"]
+    return (child or "partnership").encode()
+
+
+def _notice(entry: QuarantineEntry) -> bytes:
+    return json.dumps(
+        {
+            "quarantine_id": entry.id,
+            "reason": entry.reason,
+            "detail": entry.detail,
+            "status": entry.status,
+            "event_id": entry.event_id,
+            "source": entry.source,
+            "sequence": entry.sequence,
+            "type": entry.type,
+            "origin": entry.origin,
+            "received_at": entry.received_at.isoformat() if isinstance(entry.received_at, datetime) else None,
+            "bytes": len(entry.raw),
+            "sha256": hashlib.sha256(entry.raw).hexdigest(),
+        },
+        sort_keys=True,
+    ).encode()

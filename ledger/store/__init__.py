@@ -1,0 +1,1 @@
+"""The ledger of accepted events, persisted through eventsourcing + SQLAlchemy (SQL lives here)."""

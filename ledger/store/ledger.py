@@ -1,0 +1,224 @@
+"""The ledger: accepted events recorded with the eventsourcing library, behind a small interface.
+
+Each agency's chain is one eventsourcing stream (``uuid5(agency)``) whose version is the event's
+``sequence``; events are written with the application recorder inside the caller's transaction,
+so the projector records an event, its index row, the child's view and its flags atomically.
+Writes go through the recorder, not ``Application.save``: events of one agency arrive out of
+order across partitions, and a stream written this way may have holes while the library's
+aggregate API may not.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from eventsourcing.application import Application
+from eventsourcing.domain import DomainEvent
+from eventsourcing.persistence import Tracking
+from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
+from eventsourcing_sqlalchemy.recorders import (
+    SQLAlchemyApplicationRecorder,
+    SQLAlchemyTrackingRecorder,
+)
+from sqlalchemy import func, select, text, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from ledger.canonical import canonical_json, event_digest
+from ledger.keyregistry import KeyRegistry, RootKey
+from ledger.store.models import AcceptedEvent, Base, WriterLock
+from ledger.timeutil import parse_time
+from ledger.verification import ChainFacts
+
+STREAM_NAMESPACE = uuid.UUID("0b6c7f4c-3c55-4f3a-9d0e-5a1f3c2b9e77")
+KEY_EVENT_TYPES = ("agency.key.registered", "agency.key.revoked")
+
+
+def stream_id(agency: str) -> uuid.UUID:
+    """The eventsourcing stream of an agency's chain (uuid5: the extension rejects str ids)."""
+    return uuid.uuid5(STREAM_NAMESPACE, agency)
+
+
+@dataclass(frozen=True)
+class EventAccepted(DomainEvent):
+    """What the ledger stores per accepted event: the envelope exactly as signed."""
+
+    envelope: dict[str, Any]
+
+
+class LedgerApplication(Application[uuid.UUID]):
+    """Named explicitly: table names derive from it (``ledger_events``, ``ledger_tracking``)."""
+
+    name = "ledger"
+
+
+def normalise_url(url: str) -> str:
+    """SQLite needs a busy timeout when several projector processes share one file."""
+    if url.startswith("sqlite") and "timeout=" not in url:
+        return url + ("&" if "?" in url else "?") + "timeout=60"
+    return url
+
+
+class Ledger:
+    """Accepted events and the facts verification needs, in one SQL database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalise_url(url)
+        self.app = LedgerApplication(
+            env={
+                "PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
+                "SQLALCHEMY_URL": self.url,
+                "CREATE_TABLE": "y",
+            }
+        )
+        self.recorder = cast(SQLAlchemyApplicationRecorder, self.app.recorder)
+        self.datastore: SQLAlchemyDatastore = self.recorder.datastore
+        self.tracking = SQLAlchemyTrackingRecorder(
+            self.datastore, tracking_table_name="ledger_tracking"
+        )
+        self.tracking.create_table()
+        Base.metadata.create_all(self.engine)
+        with self.session() as session:
+            if session.get(WriterLock, 1) is None:
+                session.add(WriterLock(id=1, generation=0))
+
+    @property
+    def engine(self) -> Engine:
+        return cast(Engine, self.datastore.engine)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    # -- transactions ---------------------------------------------------------------------
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction shared with the eventsourcing recorder (same contextvar), committed on
+        success and rolled back on any exception."""
+        with self.recorder.transaction(commit=True) as session:
+            yield session
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self.recorder.transaction(commit=False) as session:
+            yield session
+
+    @contextmanager
+    def writer(self) -> Iterator[Session]:
+        """A write transaction that first becomes the only writer.
+
+        Acceptance reads chain facts and then writes; two writers interleaving could both see
+        sequence n-1 missing, or both accept sequence n. One writer at a time makes every
+        decision see every earlier one. Verification (the CPU cost) happens before this.
+        """
+        with self.session() as session:
+            if self.is_postgres:
+                session.execute(text("SELECT pg_advisory_xact_lock(724153)"))
+            else:
+                session.execute(
+                    update(WriterLock)
+                    .where(WriterLock.id == 1)
+                    .values(generation=WriterLock.generation + 1)
+                )
+            yield session
+
+    # -- facts for verification -----------------------------------------------------------
+    def chain_facts(self, session: Session, event: Mapping[str, Any]) -> ChainFacts:
+        same_id = session.get(AcceptedEvent, event["id"])
+        source, sequence = event["source"], event["sequence"]
+        rows = dict(
+            session.execute(
+                select(AcceptedEvent.sequence, AcceptedEvent.digest).where(
+                    AcceptedEvent.source == source,
+                    AcceptedEvent.sequence.in_([sequence, sequence - 1]),
+                )
+            ).all()
+        )
+        highest = session.scalar(
+            select(func.max(AcceptedEvent.sequence)).where(AcceptedEvent.source == source)
+        )
+        return ChainFacts(
+            same_id_digest=same_id.digest if same_id is not None else None,
+            same_sequence_digest=rows.get(sequence),
+            predecessor_digest=rows.get(sequence - 1),
+            highest_sequence=highest or 0,
+        )
+
+    def key_registry(self, session: Session, root: RootKey) -> KeyRegistry:
+        registry = KeyRegistry(root)
+        for envelope in session.scalars(
+            select(AcceptedEvent.envelope)
+            .where(AcceptedEvent.type.in_(KEY_EVENT_TYPES))
+            .order_by(AcceptedEvent.position)
+        ):
+            registry.apply(json.loads(envelope))
+        return registry
+
+    # -- recording ------------------------------------------------------------------------
+    def record(
+        self,
+        session: Session,
+        event: Mapping[str, Any],
+        accepted_at: datetime,
+        *,
+        over_hole: bool = False,
+    ) -> AcceptedEvent:
+        """Append an accepted event to its agency's stream and index it, in ``session``."""
+        envelope = dict(event)
+        domain_event = EventAccepted(
+            originator_id=stream_id(envelope["source"]),
+            originator_version=envelope["sequence"],
+            timestamp=accepted_at,
+            envelope=envelope,
+        )
+        stored = self.app.mapper.to_stored_event(domain_event)
+        positions = self.recorder.insert_events([stored], session=session)
+        assert positions is not None
+        row = AcceptedEvent(
+            event_id=envelope["id"],
+            position=positions[0],
+            source=envelope["source"],
+            sequence=envelope["sequence"],
+            subject=envelope["subject"],
+            type=envelope["type"],
+            time=parse_time(envelope["time"]),
+            recordedtime=parse_time(envelope["recordedtime"]),
+            accepted_at=accepted_at,
+            digest=event_digest(envelope),
+            envelope=canonical_json(envelope).decode("utf-8"),
+            over_hole=over_hole,
+        )
+        session.add(row)
+        session.flush()
+        return row
+
+    # -- Kafka positions ------------------------------------------------------------------
+    def tracked_position(self, name: str) -> int | None:
+        return self.tracking.max_tracking_id(name)
+
+    def track(self, session: Session, name: str, offset: int) -> None:
+        """Record a consumed position with the batch; a position never moves backwards."""
+        current = self.tracking.max_tracking_id(name)
+        if current is None or offset > current:
+            self.tracking._insert_tracking(session, Tracking(name, offset))
+
+    # -- reading --------------------------------------------------------------------------
+    def events_about(self, session: Session, subject: str) -> list[dict[str, Any]]:
+        return [
+            json.loads(envelope)
+            for envelope in session.scalars(
+                select(AcceptedEvent.envelope)
+                .where(AcceptedEvent.subject == subject)
+                .order_by(AcceptedEvent.position)
+            )
+        ]
+
+    def count(self) -> int:
+        with self.read() as session:
+            return session.scalar(select(func.count()).select_from(AcceptedEvent)) or 0

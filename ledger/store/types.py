@@ -1,0 +1,34 @@
+"""Column types shared by every table of the service database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import String
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime stored as fixed-width UTC ISO text.
+
+    SQLite has no timezone-aware type; fixed-width UTC text sorts chronologically on every
+    backend and round-trips exactly, so a replay on SQLite and one on PostgreSQL agree byte for
+    byte.
+    """
+
+    impl = String(32)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCTime column")
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)

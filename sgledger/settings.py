@@ -1,0 +1,56 @@
+"""Where state lives and which broker to use: options, then environment, then defaults.
+
+The single-machine default keeps everything in one data directory (SQLite files and keys) and
+starts the embedded broker; ``--bootstrap-servers`` (or SGLEDGER_BOOTSTRAP_SERVERS) switches
+every command to a real Kafka, ``--database-url`` to PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from ledger.topics import DEFAULT_PREFIX
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("sgledger", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    outbox_url: str
+    keys_dir: Path
+    bootstrap_servers: str | None  # None: the embedded broker
+    topic_prefix: str = DEFAULT_PREFIX
+
+    @classmethod
+    def resolve(
+        cls,
+        data_dir: Path | None = None,
+        database_url: str | None = None,
+        outbox_url: str | None = None,
+        keys_dir: Path | None = None,
+        bootstrap_servers: str | None = None,
+        topic_prefix: str | None = None,
+    ) -> Settings:
+        data = Path(data_dir) if data_dir else default_data_dir()
+        return cls(
+            data_dir=data,
+            database_url=database_url or f"sqlite:///{data / 'ledger.sqlite'}",
+            outbox_url=outbox_url or f"sqlite:///{data / 'outbox.sqlite'}",
+            keys_dir=Path(keys_dir) if keys_dir else data / "keys",
+            bootstrap_servers=bootstrap_servers or None,
+            topic_prefix=topic_prefix or DEFAULT_PREFIX,
+        )
+
+    @property
+    def embedded(self) -> bool:
+        return self.bootstrap_servers is None
+
+    def ensure_data_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -1,0 +1,80 @@
+"""RFC 8785 canonical JSON, checked against the RFC's own examples."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+
+from ledger.canonical import canonical_json, event_digest, signing_input
+
+# RFC 8785 section 3.2.2 (input) and its canonical output.
+RFC_INPUT = (
+    '{"numbers": [333333333.33333329, 1E30, 4.50, 2e-3, 0.000000000000000000000000001],'
+    ' "string": "\\u20ac$\\u000F\\u000aA\'\\u0042\\u0022\\u005c\\\\\\"\\/",'
+    ' "literals": [null, true, false]}'
+)
+RFC_OUTPUT = (
+    '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],'
+    '"string":"€$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}'
+)
+
+# RFC 8785 Appendix B: IEEE 754 bit patterns and their JSON serialisation.
+NUMBER_VECTORS = [
+    ("0000000000000000", "0"),
+    ("8000000000000000", "0"),
+    ("0000000000000001", "5e-324"),
+    ("8000000000000001", "-5e-324"),
+    ("7fefffffffffffff", "1.7976931348623157e+308"),
+    ("ffefffffffffffff", "-1.7976931348623157e+308"),
+    ("4340000000000000", "9007199254740992"),
+    ("c340000000000000", "-9007199254740992"),
+    ("4430000000000000", "295147905179352830000"),
+    ("44b52d02c7e14af5", "9.999999999999997e+22"),
+    ("44b52d02c7e14af6", "1e+23"),
+    ("44b52d02c7e14af7", "1.0000000000000001e+23"),
+    ("444b1ae4d6e2ef4e", "999999999999999700000"),
+    ("444b1ae4d6e2ef4f", "999999999999999900000"),
+    ("444b1ae4d6e2ef50", "1e+21"),
+    ("3eb0c6f7a0b5ed8c", "9.999999999999997e-7"),
+    ("3eb0c6f7a0b5ed8d", "0.000001"),
+    ("41b3de4355555553", "333333333.3333332"),
+    ("41b3de4355555554", "333333333.33333325"),
+    ("41b3de4355555555", "333333333.3333333"),
+    ("41b3de4355555556", "333333333.3333334"),
+    ("41b3de4355555557", "333333333.33333343"),
+    ("becbf647612f3696", "-0.0000033333333333333333"),
+    ("43143ff3c1cb0959", "1424953923781206.2"),
+]
+
+
+def test_rfc_example_serialises_exactly() -> None:
+    assert canonical_json(json.loads(RFC_INPUT)) == RFC_OUTPUT.encode("utf-8")
+
+
+@pytest.mark.parametrize(("bits", "expected"), NUMBER_VECTORS)
+def test_rfc_number_vectors(bits: str, expected: str) -> None:
+    (value,) = struct.unpack(">d", bytes.fromhex(bits))
+    assert canonical_json(value) == expected.encode()
+
+
+def test_properties_sort_by_utf16_code_units() -> None:
+    # RFC 8785 section 3.2.3: the sorting example.
+    value = {
+        "€": "Euro Sign", "\r": "Carriage Return", "\ufb33": "Hebrew Letter Dalet With Dagesh",
+        "1": "One", "😀": "Emoji: Grinning Face", "\u0080": "Control",
+        "ö": "Latin Small Letter O With Diaeresis",
+    }  # fmt: skip
+    keys = list(json.loads(canonical_json(value)))
+    assert keys == ["\r", "1", "\u0080", "ö", "€", "😀", "\ufb33"]
+
+
+def test_signing_input_excludes_only_the_signature() -> None:
+    event = {"b": 1, "a": "x", "signature": "sig"}
+    assert signing_input(event) == b'{"a":"x","b":1}'
+
+
+def test_digest_covers_the_signature() -> None:
+    assert event_digest({"a": 1, "signature": "s1"}) != event_digest({"a": 1, "signature": "s2"})
+    assert event_digest({"a": 1, "b": 2}) == event_digest({"b": 2, "a": 1})

@@ -1,0 +1,124 @@
+"""Invariant 1 and 2 of DESIGN.md as pure checks: each refusal has its own reason."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from ledger.canonical import event_digest
+from ledger.signing import sign_event
+from ledger.verification import (
+    DUPLICATE,
+    MAX_MESSAGE_BYTES,
+    ChainFacts,
+    Reason,
+    Rejection,
+    check_chain,
+    check_event,
+    parse_message,
+)
+from tests.ledger.factory import INCIDENT, T0, Chain, Partnership
+
+
+@pytest.fixture
+def partnership() -> Partnership:
+    return Partnership()
+
+
+def reason(result: object) -> Reason | None:
+    return result.reason if isinstance(result, Rejection) else None
+
+
+def test_a_registered_agencys_event_verifies(partnership: Partnership) -> None:
+    police = Chain("police/avon-somerset")
+    registry = partnership.registry(partnership.register(police))
+    assert check_event(police.event("incident.reported", INCIDENT), registry) is None
+
+
+def test_schema_problems_name_path_expected_and_got(partnership: Partnership) -> None:
+    police = Chain("police/avon-somerset")
+    registry = partnership.registry(partnership.register(police))
+    event = police.event("incident.reported", {**INCIDENT, "dash_risk": "extreme"})
+    rejection = check_event(event, registry)
+    assert reason(rejection) == Reason.SCHEMA
+    assert isinstance(rejection, Rejection)
+    assert "/data/dash_risk" in rejection.detail and '"extreme"' in rejection.detail
+
+
+def test_unknown_type(partnership: Partnership) -> None:
+    police = Chain("police/avon-somerset")
+    registry = partnership.registry(partnership.register(police))
+    assert reason(check_event(police.event("incident.imagined", {}), registry)) == Reason.UNKNOWN_TYPE
+
+
+def test_unknown_key(partnership: Partnership) -> None:
+    police = Chain("police/avon-somerset")
+    assert reason(check_event(police.event("incident.reported", INCIDENT), partnership.registry())) == Reason.UNKNOWN_KEY
+
+
+def test_key_of_another_agency(partnership: Partnership) -> None:
+    police = Chain("police/avon-somerset")
+    impostor = Chain("csc/somerset", key=police.key)
+    registry = partnership.registry(partnership.register(police))
+    event = impostor.event("referral.made", {"referral_ref": "R", "to": "csc/somerset", "reason": "x"})
+    assert reason(check_event(event, registry)) == Reason.KEY_OF_OTHER_AGENCY
+
+
+def test_revoked_key_refused_from_revocation_on(partnership: Partnership) -> None:
+    police = Chain("police/avon-somerset")
+    revoked_at = T0 + timedelta(days=1)
+    registry = partnership.registry(partnership.register(police), partnership.revoke(police, revoked_at))
+    before = police.event("incident.reported", INCIDENT, at=revoked_at - timedelta(seconds=1))
+    after = police.event("incident.reported", INCIDENT, at=revoked_at)
+    assert check_event(before, registry) is None
+    assert reason(check_event(after, registry)) == Reason.KEY_NOT_VALID
+
+
+def test_tampered_payload_fails_signature(partnership: Partnership) -> None:
+    police = Chain("police/avon-somerset")
+    registry = partnership.registry(partnership.register(police))
+    event = police.event("incident.reported", INCIDENT)
+    event["data"] = {**event["data"], "children_present": False}
+    assert reason(check_event(event, registry)) == Reason.BAD_SIGNATURE
+
+
+def test_signature_by_other_key_fails(partnership: Partnership) -> None:
+    police = Chain("police/avon-somerset")
+    registry = partnership.registry(partnership.register(police))
+    event = police.event("incident.reported", INCIDENT)
+    event["signature"] = sign_event(event, Chain("police/other").key)
+    assert reason(check_event(event, registry)) == Reason.BAD_SIGNATURE
+
+
+def test_partnership_events_need_the_root_key(partnership: Partnership) -> None:
+    rogue = Chain("police/avon-somerset")
+    registry = partnership.registry(partnership.register(rogue))
+    forged = rogue.event("agency.key.registered", {"agency": "police/x", "kid": "0" * 32, "public_key": "A" * 43})
+    assert reason(check_event(forged, registry)) == Reason.NOT_ROOT_SIGNED
+
+
+def test_oversized_and_non_json_messages() -> None:
+    assert reason(parse_message(b"{" + b" " * MAX_MESSAGE_BYTES + b"}")) == Reason.OVERSIZED
+    assert reason(parse_message(b"\xff\xfe not json")) == Reason.NOT_JSON
+    assert reason(parse_message(b"[1, 2]")) == Reason.NOT_JSON
+    assert parse_message(json.dumps({"a": 1}).encode()) == {"a": 1}
+
+
+def facts(**kw: object) -> ChainFacts:
+    base = {"same_id_digest": None, "same_sequence_digest": None, "predecessor_digest": None, "highest_sequence": 0}
+    return ChainFacts(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def test_chain_rules() -> None:
+    police = Chain("police/avon-somerset")
+    first = police.event("incident.reported", INCIDENT)
+    second = police.event("incident.reported", INCIDENT)
+    assert check_chain(first, facts()) is None
+    assert check_chain(second, facts(predecessor_digest=event_digest(first), highest_sequence=1)) is None
+    assert check_chain(first, facts(same_id_digest=event_digest(first))) == DUPLICATE
+    assert reason(check_chain(first, facts(same_id_digest="0" * 64))) == Reason.REPLAYED_ID
+    assert reason(check_chain(second, facts(same_sequence_digest="0" * 64))) == Reason.EQUIVOCATION
+    assert reason(check_chain(second, facts(highest_sequence=0))) == Reason.SEQUENCE_GAP
+    assert reason(check_chain(second, facts(predecessor_digest="0" * 64))) == Reason.CHAIN_BROKEN

@@ -1,0 +1,1 @@
+"""Per-child views and flags: the read side built by the projector from the ledger."""

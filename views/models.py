@@ -1,0 +1,95 @@
+"""Per-child view tables and the flags table (SQLAlchemy 2.0 typed declarative mapping).
+
+They share the ledger's declarative base and database so the projector updates an accepted
+event, the child's view and its flags in one transaction. The chronology is not copied: it is the
+ledger index (``ledger_accepted``) read by subject.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ledger.store.models import Base
+from ledger.store.types import UTCTime
+
+
+class ChildRow(Base):
+    __tablename__ = "view_children"
+
+    child: Mapped[str] = mapped_column(String(128), primary_key=True)
+    dob: Mapped[str | None] = mapped_column(String(10), default=None)
+    event_count: Mapped[int] = mapped_column(Integer, default=0)
+    first_recorded: Mapped[datetime] = mapped_column(UTCTime)
+    last_recorded: Mapped[datetime] = mapped_column(UTCTime)
+    gp_practices: Mapped[str] = mapped_column(Text, default="[]")  # JSON list, the child's own
+    schools: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of URNs
+    next_due: Mapped[datetime | None] = mapped_column(UTCTime, default=None, index=True)
+    evaluated_at: Mapped[datetime | None] = mapped_column(UTCTime, default=None)
+
+
+class PersonRow(Base):
+    """An adult (or sibling) around the child and what the agencies have said about them."""
+
+    __tablename__ = "view_people"
+
+    child: Mapped[str] = mapped_column(String(128), primary_key=True)
+    person: Mapped[str] = mapped_column(String(128), primary_key=True)
+    roles: Mapped[str] = mapped_column(Text, default="[]")  # JSON: linked roles, party roles
+    lives_with_child: Mapped[bool | None] = mapped_column(default=None)
+    parental_responsibility: Mapped[bool | None] = mapped_column(default=None)
+    care_leaver: Mapped[bool | None] = mapped_column(default=None)
+    substance_misuse: Mapped[bool | None] = mapped_column(default=None)
+    mental_health: Mapped[bool | None] = mapped_column(default=None)
+    age: Mapped[int | None] = mapped_column(Integer, default=None)
+    gp_practices: Mapped[str] = mapped_column(Text, default="[]")
+
+
+class AgencyRow(Base):
+    """Every agency involved with the child and since when it knew (policies' "aware of")."""
+
+    __tablename__ = "view_agencies"
+
+    child: Mapped[str] = mapped_column(String(128), primary_key=True)
+    agency: Mapped[str] = mapped_column(String(200), primary_key=True)
+    aware_since: Mapped[datetime] = mapped_column(UTCTime)
+    via: Mapped[str] = mapped_column(String(16))  # "source" or "notified"
+
+
+class FlagRow(Base):
+    """A gap flag and where it is in its lifecycle (raised, acknowledged, resolved, dismissed)."""
+
+    __tablename__ = "flags"
+    __table_args__ = (Index("flags_child_status", "child", "status"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    child: Mapped[str | None] = mapped_column(String(128), default=None)
+    severity: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(12))
+    due: Mapped[datetime] = mapped_column(UTCTime)
+    payload: Mapped[str] = mapped_column(Text)  # Flag.to_json() as last evaluated
+    raised_at: Mapped[datetime] = mapped_column(UTCTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCTime)
+    changes: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FlagChangeRow(Base):
+    """Each lifecycle change, kept for history and as the outbox of the gap-flags topic.
+
+    Written in the projector's transaction and published after it commits, so a crash between
+    the two re-publishes (the alerter deduplicates on ``change_id``) and never loses a change.
+    """
+
+    __tablename__ = "flag_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    change_id: Mapped[str] = mapped_column(String(36), unique=True)
+    flag_id: Mapped[str] = mapped_column(String(36), index=True)
+    change: Mapped[str] = mapped_column(String(16))
+    changed_at: Mapped[datetime] = mapped_column(UTCTime)
+    message: Mapped[str] = mapped_column(Text)  # the gap-flags message, JSON
+    published: Mapped[bool] = mapped_column(default=False, index=True)

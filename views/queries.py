@@ -1,0 +1,170 @@
+"""Read side: what `child show`, `child list`, `flags list` and the scenario runner print.
+
+Two kinds of question: "what is the view now" reads the view tables the projector keeps; "which
+flags were open as of T" evaluates the policies over the ledger as of T, so the answer for a past
+date is exactly what the partnership knew then, whatever happened since.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledger.keyregistry import RootKey
+from ledger.store.ledger import Ledger
+from ledger.store.models import AcceptedEvent, EquivocationRow, SequenceHoleRow
+from ledger.timeutil import format_time
+from policies.base import Policy
+from policies.engine import Flag, evaluate
+from policies.integrity import Equivocation, SequenceHole, integrity_flags
+from policies.registry import ALL_POLICIES
+from policies.view import ChildView, Event
+from views.models import AgencyRow, ChildRow, FlagRow, PersonRow
+
+CHILD_EXCLUDED_TYPES = ("agency.key.registered", "agency.key.revoked", "ledger.tree-head",
+                        "access.recorded")  # fmt: skip
+
+
+def list_children(session: Session) -> list[dict[str, Any]]:
+    open_counts: dict[str, int] = {}
+    for child in session.scalars(select(FlagRow.child).where(FlagRow.status == "open")):
+        if child is not None:
+            open_counts[child] = open_counts.get(child, 0) + 1
+    return [
+        {
+            "child": row.child,
+            "dob": row.dob,
+            "events": row.event_count,
+            "last_recorded": format_time(row.last_recorded),
+            "open_flags": open_counts.get(row.child, 0),
+        }
+        for row in session.scalars(select(ChildRow).order_by(ChildRow.child))
+    ]
+
+
+def child_view(session: Session, child: str) -> dict[str, Any] | None:
+    """The per-child view: people and roles, GP practices and school, agencies involved, the
+    chronology across agencies and the open flags with their evidence."""
+    row = session.get(ChildRow, child)
+    if row is None:
+        return None
+    people = [
+        {
+            "person": p.person,
+            "roles": json.loads(p.roles),
+            "lives_with_child": p.lives_with_child,
+            "parental_responsibility": p.parental_responsibility,
+            "care_leaver": p.care_leaver,
+            "substance_misuse": p.substance_misuse,
+            "mental_health": p.mental_health,
+            "age": p.age,
+            "gp_practices": json.loads(p.gp_practices),
+        }
+        for p in session.scalars(select(PersonRow).where(PersonRow.child == child).order_by(PersonRow.person))
+    ]  # fmt: skip
+    agencies = [
+        {"agency": a.agency, "aware_since": format_time(a.aware_since), "via": a.via}
+        for a in session.scalars(
+            select(AgencyRow).where(AgencyRow.child == child).order_by(AgencyRow.aware_since)
+        )
+    ]
+    chronology = [
+        {
+            "time": format_time(e.time),
+            "recordedtime": format_time(e.recordedtime),
+            "source": e.source,
+            "type": e.type,
+            "id": e.event_id,
+            "data": json.loads(e.envelope)["data"],
+        }
+        for e in session.scalars(
+            select(AcceptedEvent)
+            .where(AcceptedEvent.subject == child, AcceptedEvent.type.not_in(CHILD_EXCLUDED_TYPES))
+            .order_by(AcceptedEvent.time, AcceptedEvent.recordedtime, AcceptedEvent.event_id)
+        )
+    ]
+    flags = [
+        json.loads(f.payload)
+        for f in session.scalars(
+            select(FlagRow).where(FlagRow.child == child, FlagRow.status == "open")
+            .order_by(FlagRow.due, FlagRow.rule)
+        )
+    ]  # fmt: skip
+    return {
+        "child": child,
+        "dob": row.dob,
+        "gp_practices": json.loads(row.gp_practices),
+        "schools": json.loads(row.schools),
+        "people": people,
+        "agencies": agencies,
+        "chronology": chronology,
+        "open_flags": flags,
+        "evaluated_at": format_time(row.evaluated_at) if row.evaluated_at else None,
+    }
+
+
+def child_ids(session: Session) -> list[str]:
+    return list(session.scalars(select(ChildRow.child).order_by(ChildRow.child)))
+
+
+def view_from_ledger(ledger: Ledger, session: Session, child: str, root: RootKey) -> ChildView:
+    registry = ledger.key_registry(session, root)
+    events = [
+        Event.from_envelope(e)
+        for e in ledger.events_about(session, child)
+        if e["type"] not in CHILD_EXCLUDED_TYPES
+    ]
+    return ChildView.build(child, events, registry.registered_agencies())
+
+
+def flags_as_of(
+    ledger: Ledger,
+    root: RootKey,
+    as_of: datetime,
+    *,
+    child: str | None = None,
+    policies: Sequence[Policy] = ALL_POLICIES,
+    include_integrity: bool = True,
+) -> list[Flag]:
+    """Every flag raised by ``as_of`` (open, resolved or dismissed), recomputed from the ledger.
+
+    Pure evaluation over events recorded by ``as_of``: the same ledger and the same time give
+    the same flags, byte for byte, on any database.
+    """
+    flags: list[Flag] = []
+    with ledger.read() as session:
+        children = [child] if child else child_ids(session)
+        for child_id in children:
+            view = view_from_ledger(ledger, session, child_id, root)
+            if view.events:
+                flags.extend(evaluate(view, as_of, policies).flags)
+        if include_integrity and child is None:
+            flags.extend(_integrity_as_of(session, as_of))
+    return flags
+
+
+def _integrity_as_of(session: Session, as_of: datetime) -> list[Flag]:
+    holes = [
+        SequenceHole(
+            source=h.source, missing=(h.first_missing, h.last_missing), noticed_at=h.noticed_at,
+            later_event=h.later_event,
+            filled_at=h.filled_at if h.filled_at and h.filled_at <= as_of else None,
+            filled_by=h.filled_by if h.filled_at and h.filled_at <= as_of else None,
+        )
+        for h in session.scalars(select(SequenceHoleRow).where(SequenceHoleRow.noticed_at <= as_of))
+    ]  # fmt: skip
+    equivocations = [
+        Equivocation(
+            source=q.source, sequence=q.sequence, accepted_event=q.accepted_event,
+            conflicting_event=q.conflicting_event, detected_at=q.detected_at,
+        )
+        for q in session.scalars(select(EquivocationRow).where(EquivocationRow.detected_at <= as_of))
+    ]  # fmt: skip
+    if not holes and not equivocations:
+        return []
+    return list(integrity_flags(holes, equivocations, as_of).flags)
