@@ -12,8 +12,14 @@ from ledger.vocabulary import PARTNERSHIP_TYPES, family
 
 DEFAULT_PREFIX = "safeguarding"
 FAMILIES = (
-    "incident", "referral", "closure", "marac", "contact", "notification", "registration",
-)  # fmt: skip
+    "incident",
+    "referral",
+    "closure",
+    "marac",
+    "contact",
+    "notification",
+    "registration",
+)
 
 _BY_FAMILY = {
     "incident": "incident",

@@ -52,12 +52,12 @@ def validate_event(event: Any) -> list[Problem]:
 @cache
 def _validator(name: str) -> Draft202012Validator:
     schema = envelope_schema() if name == "envelope" else data_schema(name)
+    if schema is None:
+        raise KeyError(f"no schema for {name}")
     return Draft202012Validator(schema, format_checker=FormatChecker())
 
 
-def _problems(
-    validator: Draft202012Validator, instance: Any, prefix: str
-) -> Iterable[Problem]:
+def _problems(validator: Draft202012Validator, instance: Any, prefix: str) -> Iterable[Problem]:
     for error in validator.iter_errors(instance):
         for leaf in _leaves(error):
             path = prefix + "".join(f"/{part}" for part in leaf.absolute_path)
@@ -74,7 +74,7 @@ def _leaves(error: ValidationError) -> Iterable[ValidationError]:
 
 
 def _expected(error: ValidationError) -> str:
-    v = error.validator_value
+    v: Any = error.validator_value
     match error.validator:
         case "required":
             missing = [k for k in v if isinstance(error.instance, Mapping) and k not in error.instance]
@@ -109,7 +109,8 @@ def _got(error: ValidationError) -> str:
     if error.validator == "required":
         return "nothing"
     if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
-        allowed = set(error.schema.get("properties", {}))
+        schema: Any = error.schema
+        allowed = set(schema.get("properties", {}))
         extra = sorted(k for k in error.instance if k not in allowed)
         return "unexpected " + ", ".join(repr(k) for k in extra)
     return _show(error.instance)

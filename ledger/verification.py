@@ -108,8 +108,7 @@ def check_event(event: Mapping[str, Any], keys: KeyRegistry) -> Rejection | None
             )
             return Rejection(
                 Reason.KEY_NOT_VALID,
-                f"key {kid} of {source} was not valid at recordedtime "
-                f"{event['recordedtime']} ({why})",
+                f"key {kid} of {source} was not valid at recordedtime {event['recordedtime']} ({why})",
             )
         public_key = record.public_key
     if not signature_valid(event, public_key):
@@ -146,8 +145,7 @@ def check_chain(event: Mapping[str, Any], facts: ChainFacts) -> Rejection | str 
             return DUPLICATE
         return Rejection(
             Reason.REPLAYED_ID,
-            f"id {event['id']} was already accepted with different content; "
-            "every event needs a fresh id",
+            f"id {event['id']} was already accepted with different content; every event needs a fresh id",
         )
     sequence = event["sequence"]
     if facts.same_sequence_digest is not None:

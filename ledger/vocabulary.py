@@ -23,9 +23,20 @@ PARTNERSHIP_TYPES = frozenset(
     }
 )
 AGENCY_KINDS = (
-    "police", "csc", "phn", "gp", "school", "midwifery", "amhs", "idva", "housing", "marac",
-    "leaving-care", "probation", "partnership",
-)  # fmt: skip
+    "police",
+    "csc",
+    "phn",
+    "gp",
+    "school",
+    "midwifery",
+    "amhs",
+    "idva",
+    "housing",
+    "marac",
+    "leaving-care",
+    "probation",
+    "partnership",
+)
 
 
 @cache

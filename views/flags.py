@@ -35,9 +35,7 @@ def sync_flags(
     ``rules`` limits which stored flags the evaluation speaks for (integrity flags and child
     rules are evaluated separately); ``trigger`` is the event that caused the evaluation.
     """
-    query = select(FlagRow).where(
-        FlagRow.child.is_(None) if child is None else FlagRow.child == child
-    )
+    query = select(FlagRow).where(FlagRow.child.is_(None) if child is None else FlagRow.child == child)
     if rules is not None:
         query = query.where(FlagRow.rule.in_(rules))
     stored = {row.id: row for row in session.scalars(query)}
@@ -47,10 +45,18 @@ def sync_flags(
         row = stored.pop(flag.id, None)
         if row is None:
             row = FlagRow(
-                id=flag.id, rule=flag.rule, version=flag.version, child=child,
-                severity=str(flag.severity), status=flag.status, due=flag.due,
-                payload=json.dumps(payload), raised_at=now, updated_at=now, changes=0,
-            )  # fmt: skip
+                id=flag.id,
+                rule=flag.rule,
+                version=flag.version,
+                child=child,
+                severity=str(flag.severity),
+                status=flag.status,
+                due=flag.due,
+                payload=json.dumps(payload),
+                raised_at=now,
+                updated_at=now,
+                changes=0,
+            )
             session.add(row)
             first = {"open": "raised", "resolved": "resolved", "dismissed": "dismissed"}
             changes.append(_change(row, first[flag.status], payload, now, evidence_detail))
@@ -95,11 +101,13 @@ def _change(
         "change": change,
         "changed_at": format_time(now),
         "flag": dict(payload),
-        "evidence_detail": [
-            dict(evidence_detail[i]) for i in payload["evidence"] if i in evidence_detail
-        ],
+        "evidence_detail": [dict(evidence_detail[i]) for i in payload["evidence"] if i in evidence_detail],
     }
     return FlagChangeRow(
-        change_id=change_id, flag_id=row.id, change=change, changed_at=now,
-        message=json.dumps(message, sort_keys=True), published=False,
-    )  # fmt: skip
+        change_id=change_id,
+        flag_id=row.id,
+        change=change,
+        changed_at=now,
+        message=json.dumps(message, sort_keys=True),
+        published=False,
+    )

@@ -22,8 +22,9 @@ from views.models import AgencyRow, ChildRow, PersonRow
 _STATUS_FIELDS = ("care_leaver", "substance_misuse", "mental_health", "age")
 
 
-def rebuild_child(session: Session, view: ChildView, next_due: datetime | None,
-                  evaluated_at: datetime) -> None:
+def rebuild_child(
+    session: Session, view: ChildView, next_due: datetime | None, evaluated_at: datetime
+) -> None:
     child = view.child
     effective = view.effective()
     session.execute(delete(PersonRow).where(PersonRow.child == child))

@@ -26,8 +26,7 @@ from policies.registry import ALL_POLICIES
 from policies.view import ChildView, Event
 from views.models import AgencyRow, ChildRow, FlagRow, PersonRow
 
-CHILD_EXCLUDED_TYPES = ("agency.key.registered", "agency.key.revoked", "ledger.tree-head",
-                        "access.recorded")  # fmt: skip
+CHILD_EXCLUDED_TYPES = ("agency.key.registered", "agency.key.revoked", "ledger.tree-head", "access.recorded")
 
 
 def list_children(session: Session) -> list[dict[str, Any]]:
@@ -66,7 +65,7 @@ def child_view(session: Session, child: str) -> dict[str, Any] | None:
             "gp_practices": json.loads(p.gp_practices),
         }
         for p in session.scalars(select(PersonRow).where(PersonRow.child == child).order_by(PersonRow.person))
-    ]  # fmt: skip
+    ]
     agencies = [
         {"agency": a.agency, "aware_since": format_time(a.aware_since), "via": a.via}
         for a in session.scalars(
@@ -91,10 +90,11 @@ def child_view(session: Session, child: str) -> dict[str, Any] | None:
     flags = [
         json.loads(f.payload)
         for f in session.scalars(
-            select(FlagRow).where(FlagRow.child == child, FlagRow.status == "open")
+            select(FlagRow)
+            .where(FlagRow.child == child, FlagRow.status == "open")
             .order_by(FlagRow.due, FlagRow.rule)
         )
-    ]  # fmt: skip
+    ]
     return {
         "child": child,
         "dob": row.dob,
@@ -151,20 +151,25 @@ def flags_as_of(
 def _integrity_as_of(session: Session, as_of: datetime) -> list[Flag]:
     holes = [
         SequenceHole(
-            source=h.source, missing=(h.first_missing, h.last_missing), noticed_at=h.noticed_at,
+            source=h.source,
+            missing=(h.first_missing, h.last_missing),
+            noticed_at=h.noticed_at,
             later_event=h.later_event,
             filled_at=h.filled_at if h.filled_at and h.filled_at <= as_of else None,
             filled_by=h.filled_by if h.filled_at and h.filled_at <= as_of else None,
         )
         for h in session.scalars(select(SequenceHoleRow).where(SequenceHoleRow.noticed_at <= as_of))
-    ]  # fmt: skip
+    ]
     equivocations = [
         Equivocation(
-            source=q.source, sequence=q.sequence, accepted_event=q.accepted_event,
-            conflicting_event=q.conflicting_event, detected_at=q.detected_at,
+            source=q.source,
+            sequence=q.sequence,
+            accepted_event=q.accepted_event,
+            conflicting_event=q.conflicting_event,
+            detected_at=q.detected_at,
         )
         for q in session.scalars(select(EquivocationRow).where(EquivocationRow.detected_at <= as_of))
-    ]  # fmt: skip
+    ]
     if not holes and not equivocations:
         return []
     return list(integrity_flags(holes, equivocations, as_of).flags)

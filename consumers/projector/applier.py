@@ -96,9 +96,7 @@ class Applier:
         self.hole_grace = hole_grace
 
     # -- entry points ---------------------------------------------------------------------
-    def apply(
-        self, messages: Sequence[Message], track: Mapping[str, int] | None = None
-    ) -> ApplyStats:
+    def apply(self, messages: Sequence[Message], track: Mapping[str, int] | None = None) -> ApplyStats:
         """Apply a batch; ``track`` maps tracking names to the positions the batch reaches."""
         with self.ledger.read() as session:
             registry = self.ledger.key_registry(session, self.root)
@@ -135,9 +133,7 @@ class Applier:
             ).all()
             for entry in overdue:
                 self._retry(session, registry, entry, now, stats, triggers, over_hole=True)
-            for child in session.scalars(
-                select(ChildRow.child).where(ChildRow.next_due <= now)
-            ):
+            for child in session.scalars(select(ChildRow.child).where(ChildRow.next_due <= now)):
                 triggers.setdefault(child, "")
             self._evaluate(session, registry, now, triggers, stats)
         return stats
@@ -205,9 +201,7 @@ class Applier:
         if outcome == DUPLICATE:
             stats.duplicates += 1
             return outcome
-        if isinstance(outcome, Rejection) and not (
-            over_hole and outcome.reason == Reason.SEQUENCE_GAP
-        ):
+        if isinstance(outcome, Rejection) and not (over_hole and outcome.reason == Reason.SEQUENCE_GAP):
             self._quarantine(session, raw, origin, outcome, now, stats, event, entry)
             return outcome
         successor_mismatch = self._successor_mismatch(session, event)
@@ -261,8 +255,7 @@ class Applier:
         ]
         if event["type"] == "agency.key.registered":
             conditions.append(
-                (QuarantineEntry.reason == Reason.UNKNOWN_KEY)
-                & (QuarantineEntry.kid == event["data"]["kid"])
+                (QuarantineEntry.reason == Reason.UNKNOWN_KEY) & (QuarantineEntry.kid == event["data"]["kid"])
             )
         for condition in conditions:
             waiting = session.scalars(
@@ -290,16 +283,26 @@ class Applier:
             return
         entry.status = "readmitting"  # keeps a recursive release from picking it up again
         outcome = self._admit(
-            session, registry, pre, entry.raw, entry.origin, now, stats, triggers,
-            over_hole=over_hole, entry=entry,
-        )  # fmt: skip
+            session,
+            registry,
+            pre,
+            entry.raw,
+            entry.origin,
+            now,
+            stats,
+            triggers,
+            over_hole=over_hole,
+            entry=entry,
+        )
         if outcome is None or outcome == DUPLICATE:
             entry.status, entry.resolved_at = "readmitted", now
             entry.resolution = (
-                "already in the ledger" if outcome == DUPLICATE
-                else "accepted over a sequence hole after the grace period" if over_hole
+                "already in the ledger"
+                if outcome == DUPLICATE
+                else "accepted over a sequence hole after the grace period"
+                if over_hole
                 else "accepted on re-verification"
-            )  # fmt: skip
+            )
             stats.readmitted += outcome is None
 
     def _quarantine(
@@ -319,9 +322,14 @@ class Applier:
             return
         fields = _identity(raw) if event is None else _fields(event)
         entry = QuarantineEntry(
-            received_at=now, reason=rejection.reason, detail=rejection.detail, status=status,
-            raw=raw, origin=origin, **fields,
-        )  # fmt: skip
+            received_at=now,
+            reason=rejection.reason,
+            detail=rejection.detail,
+            status=status,
+            raw=raw,
+            origin=origin,
+            **fields,
+        )
         session.add(entry)
         session.flush()
         if status == "held":
@@ -337,11 +345,13 @@ class Applier:
             )
             session.add(
                 EquivocationRow(
-                    source=event["source"], sequence=event["sequence"],
-                    accepted_event=accepted or "", conflicting_event=str(event["id"]),
+                    source=event["source"],
+                    sequence=event["sequence"],
+                    accepted_event=accepted or "",
+                    conflicting_event=str(event["id"]),
                     detected_at=now,
                 )
-            )  # fmt: skip
+            )
         if rejection.reason == Reason.SEQUENCE_GAP and event is not None:
             self._notice_hole(session, event, now)
 
@@ -360,10 +370,13 @@ class Applier:
         highest = self.ledger.chain_facts(session, event).highest_sequence
         session.add(
             SequenceHoleRow(
-                source=source, first_missing=highest + 1, last_missing=sequence - 1,
-                noticed_at=now, later_event=str(event["id"]),
+                source=source,
+                first_missing=highest + 1,
+                last_missing=sequence - 1,
+                noticed_at=now,
+                later_event=str(event["id"]),
             )
-        )  # fmt: skip
+        )
 
     def _fill_holes(self, session: Session, event: Mapping[str, Any], now: datetime) -> None:
         for hole in session.scalars(
@@ -403,27 +416,40 @@ class Applier:
             evaluation = evaluate(view, now, self.policies)
             rebuild_child(session, view, evaluation.next_due, now)
             detail = {e.id: _evidence(e) for e in view.events}
-            sync_flags(session, child, evaluation.flags, now, trigger or None, detail,
-                       rules=[p.id for p in self.policies])  # fmt: skip
+            sync_flags(
+                session,
+                child,
+                evaluation.flags,
+                now,
+                trigger or None,
+                detail,
+                rules=[p.id for p in self.policies],
+            )
             stats.children.add(child)
         self._evaluate_integrity(session, now)
 
     def _evaluate_integrity(self, session: Session, now: datetime) -> None:
         holes = [
             SequenceHole(
-                source=h.source, missing=(h.first_missing, h.last_missing),
-                noticed_at=h.noticed_at, later_event=h.later_event,
-                filled_at=h.filled_at, filled_by=h.filled_by,
+                source=h.source,
+                missing=(h.first_missing, h.last_missing),
+                noticed_at=h.noticed_at,
+                later_event=h.later_event,
+                filled_at=h.filled_at,
+                filled_by=h.filled_by,
             )
             for h in session.scalars(select(SequenceHoleRow))
-        ]  # fmt: skip
+        ]
         equivocations = [
             Equivocation(
-                source=q.source, sequence=q.sequence, accepted_event=q.accepted_event,
-                conflicting_event=q.conflicting_event, detected_at=q.detected_at,
+                source=q.source,
+                sequence=q.sequence,
+                accepted_event=q.accepted_event,
+                conflicting_event=q.conflicting_event,
+                detected_at=q.detected_at,
             )
             for q in session.scalars(select(EquivocationRow))
-        ]  # fmt: skip
+        ]
         if not holes and not equivocations:
             return
         evaluation = integrity_flags(holes, equivocations, now)

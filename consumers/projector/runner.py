@@ -44,7 +44,7 @@ class Progress:
     stats: ApplyStats | None = None
 
 
-class _SeekToTracked(ConsumerRebalanceListener):  # type: ignore[misc]
+class _SeekToTracked(ConsumerRebalanceListener):
     def __init__(self, projector: Projector) -> None:
         self.projector = projector
 
@@ -61,7 +61,7 @@ class Projector:
         applier: Applier,
         settings: KafkaSettings,
         *,
-        group_id: str = GROUP_ID,
+        group_id: str | None = GROUP_ID,
         max_batch: int = 500,
         sweep_every_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
@@ -76,7 +76,18 @@ class Projector:
         ensure_topics(settings, self.topics.all())
         self.cluster = cluster_id(settings)
         self.consumer: KafkaConsumer = make_consumer(settings, group_id, [])
-        self.consumer.subscribe(self.topics.events(), listener=_SeekToTracked(self))
+        if group_id is None:
+            # A lone in-process projector (scenario runs, the demo): take every partition
+            # directly instead of waiting for a group join.
+            partitions = [
+                TopicPartition(topic, p)
+                for topic in self.topics.events()
+                for p in sorted(self.consumer.partitions_for_topic(topic) or ())
+            ]
+            self.consumer.assign(partitions)
+            self.seek_assigned(partitions)
+        else:
+            self.consumer.subscribe(self.topics.events(), listener=_SeekToTracked(self))
         self.producer: KafkaProducer = make_producer(settings)
         self.progress = Progress(stats=ApplyStats())
         self._last_sweep = float("-inf")
@@ -119,11 +130,11 @@ class Projector:
         return stats
 
     def _commit(self, offsets: Mapping[TopicPartition, Any]) -> None:
+        if self.group_id is None:
+            return
         try:
-            self.consumer.commit(
-                {tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()}
-            )
-        except Exception as exc:  # noqa: BLE001 - the database holds the true position
+            self.consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
+        except Exception as exc:  # the database holds the true position
             log.warning("Kafka offset commit failed (%s); positions are safe in the database", exc)
 
     def publish_outbox(self) -> int:
@@ -131,16 +142,20 @@ class Projector:
         ledger = self.applier.ledger
         with ledger.read() as session:
             changes = session.scalars(
-                select(FlagChangeRow).where(FlagChangeRow.published.is_(False))
-                .order_by(FlagChangeRow.id).limit(1000)
-            ).all()  # fmt: skip
+                select(FlagChangeRow)
+                .where(FlagChangeRow.published.is_(False))
+                .order_by(FlagChangeRow.id)
+                .limit(1000)
+            ).all()
             notices = session.scalars(
-                select(QuarantineEntry).where(QuarantineEntry.published.is_(False))
-                .order_by(QuarantineEntry.id).limit(1000)
-            ).all()  # fmt: skip
-            sends = [
-                (self.topics.gap_flags, _flag_key(c.message), c.message.encode()) for c in changes
-            ] + [(self.topics.quarantine, (q.subject or "").encode(), _notice(q)) for q in notices]
+                select(QuarantineEntry)
+                .where(QuarantineEntry.published.is_(False))
+                .order_by(QuarantineEntry.id)
+                .limit(1000)
+            ).all()
+            sends = [(self.topics.gap_flags, _flag_key(c.message), c.message.encode()) for c in changes] + [
+                (self.topics.quarantine, (q.subject or "").encode(), _notice(q)) for q in notices
+            ]
             change_ids = [c.id for c in changes]
             notice_ids = [q.id for q in notices]
         if not sends:

@@ -79,9 +79,7 @@ class Ledger:
         )
         self.recorder = cast(SQLAlchemyApplicationRecorder, self.app.recorder)
         self.datastore: SQLAlchemyDatastore = self.recorder.datastore
-        self.tracking = SQLAlchemyTrackingRecorder(
-            self.datastore, tracking_table_name="ledger_tracking"
-        )
+        self.tracking = SQLAlchemyTrackingRecorder(self.datastore, tracking_table_name="ledger_tracking")
         self.tracking.create_table()
         Base.metadata.create_all(self.engine)
         with self.session() as session:
@@ -122,9 +120,7 @@ class Ledger:
                 session.execute(text("SELECT pg_advisory_xact_lock(724153)"))
             else:
                 session.execute(
-                    update(WriterLock)
-                    .where(WriterLock.id == 1)
-                    .values(generation=WriterLock.generation + 1)
+                    update(WriterLock).where(WriterLock.id == 1).values(generation=WriterLock.generation + 1)
                 )
             yield session
 
@@ -132,13 +128,13 @@ class Ledger:
     def chain_facts(self, session: Session, event: Mapping[str, Any]) -> ChainFacts:
         same_id = session.get(AcceptedEvent, event["id"])
         source, sequence = event["source"], event["sequence"]
-        rows = dict(
+        rows: dict[int, str] = dict(
             session.execute(
                 select(AcceptedEvent.sequence, AcceptedEvent.digest).where(
                     AcceptedEvent.source == source,
                     AcceptedEvent.sequence.in_([sequence, sequence - 1]),
                 )
-            ).all()
+            ).tuples()
         )
         highest = session.scalar(
             select(func.max(AcceptedEvent.sequence)).where(AcceptedEvent.source == source)

@@ -42,10 +42,17 @@ class Chain:
     ) -> dict[str, Any]:
         self.sequence += 1
         event = build_event(
-            key=self.key, source=self.source, event_type=event_type, subject=subject,
-            data=data, time=at, recordedtime=recorded or at, sequence=self.sequence,
-            prevhash=self.prevhash, event_id=event_id,
-        )  # fmt: skip
+            key=self.key,
+            source=self.source,
+            event_type=event_type,
+            subject=subject,
+            data=data,
+            time=at,
+            recordedtime=recorded or at,
+            sequence=self.sequence,
+            prevhash=self.prevhash,
+            event_id=event_id,
+        )
         self.prevhash = event_digest(event)
         return event
 
@@ -58,16 +65,21 @@ class Partnership:
     def register(self, agency: Chain, at: datetime = T0 - timedelta(days=1)) -> dict[str, Any]:
         return self.root.event(
             "agency.key.registered",
-            {"agency": agency.source, "kid": agency.kid,
-             "public_key": public_key_text(agency.key.public_key())},
-            subject=agency.source, at=at,
-        )  # fmt: skip
+            {
+                "agency": agency.source,
+                "kid": agency.kid,
+                "public_key": public_key_text(agency.key.public_key()),
+            },
+            subject=agency.source,
+            at=at,
+        )
 
     def revoke(self, agency: Chain, at: datetime) -> dict[str, Any]:
         return self.root.event(
             "agency.key.revoked",
             {"agency": agency.source, "kid": agency.kid, "reason": "laptop stolen"},
-            subject=agency.source, at=at,
+            subject=agency.source,
+            at=at,
         )
 
     def registry(self, *key_events: Mapping[str, Any]) -> KeyRegistry:

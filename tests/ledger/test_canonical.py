@@ -62,10 +62,14 @@ def test_rfc_number_vectors(bits: str, expected: str) -> None:
 def test_properties_sort_by_utf16_code_units() -> None:
     # RFC 8785 section 3.2.3: the sorting example.
     value = {
-        "€": "Euro Sign", "\r": "Carriage Return", "\ufb33": "Hebrew Letter Dalet With Dagesh",
-        "1": "One", "😀": "Emoji: Grinning Face", "\u0080": "Control",
+        "€": "Euro Sign",
+        "\r": "Carriage Return",
+        "\ufb33": "Hebrew Letter Dalet With Dagesh",
+        "1": "One",
+        "😀": "Emoji: Grinning Face",
+        "\u0080": "Control",
         "ö": "Latin Small Letter O With Diaeresis",
-    }  # fmt: skip
+    }
     keys = list(json.loads(canonical_json(value)))
     assert keys == ["\r", "1", "\u0080", "ö", "€", "😀", "\ufb33"]
 

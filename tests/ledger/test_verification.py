@@ -55,7 +55,10 @@ def test_unknown_type(partnership: Partnership) -> None:
 
 def test_unknown_key(partnership: Partnership) -> None:
     police = Chain("police/avon-somerset")
-    assert reason(check_event(police.event("incident.reported", INCIDENT), partnership.registry())) == Reason.UNKNOWN_KEY
+    assert (
+        reason(check_event(police.event("incident.reported", INCIDENT), partnership.registry()))
+        == Reason.UNKNOWN_KEY
+    )
 
 
 def test_key_of_another_agency(partnership: Partnership) -> None:
@@ -95,7 +98,9 @@ def test_signature_by_other_key_fails(partnership: Partnership) -> None:
 def test_partnership_events_need_the_root_key(partnership: Partnership) -> None:
     rogue = Chain("police/avon-somerset")
     registry = partnership.registry(partnership.register(rogue))
-    forged = rogue.event("agency.key.registered", {"agency": "police/x", "kid": "0" * 32, "public_key": "A" * 43})
+    forged = rogue.event(
+        "agency.key.registered", {"agency": "police/x", "kid": "0" * 32, "public_key": "A" * 43}
+    )
     assert reason(check_event(forged, registry)) == Reason.NOT_ROOT_SIGNED
 
 
@@ -107,7 +112,12 @@ def test_oversized_and_non_json_messages() -> None:
 
 
 def facts(**kw: object) -> ChainFacts:
-    base = {"same_id_digest": None, "same_sequence_digest": None, "predecessor_digest": None, "highest_sequence": 0}
+    base = {
+        "same_id_digest": None,
+        "same_sequence_digest": None,
+        "predecessor_digest": None,
+        "highest_sequence": 0,
+    }
     return ChainFacts(**{**base, **kw})  # type: ignore[arg-type]
 
 

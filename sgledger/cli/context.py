@@ -1,0 +1,65 @@
+"""What every command needs, opened lazily: settings, key store, ledger, output helpers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+from rich.console import Console
+
+from ledger.keyregistry import RootKey
+from ledger.keystore import Keystore, KeystoreError
+from ledger.store.ledger import Ledger
+from ledger.timeutil import TimeFormatError, parse_time
+from sgledger.settings import Settings
+
+
+class UserError(Exception):
+    """Something the person running the command can fix; printed as one line."""
+
+    exit_code = 2
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    debug: bool = False
+    _ledger: Ledger | None = field(default=None, init=False)
+
+    @property
+    def keystore(self) -> Keystore:
+        return Keystore(self.settings.keys_dir)
+
+    def root_key(self) -> RootKey:
+        try:
+            return self.keystore.root_info().root_key()
+        except KeystoreError as exc:
+            raise UserError(str(exc)) from exc
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            self.settings.ensure_data_dir()
+            self._ledger = Ledger(self.settings.database_url)
+        return self._ledger
+
+
+pass_app = click.make_pass_decorator(AppContext)
+console = Console(highlight=False, soft_wrap=True)
+
+
+def parse_as_of(value: str | None) -> datetime:
+    """`--as-of` accepts RFC 3339 with an offset; absent means now."""
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        return parse_time(value)
+    except TimeFormatError as exc:
+        raise UserError(f"--as-of: {exc}") from exc
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))

@@ -1,0 +1,139 @@
+"""`sgledger flags list|explain|ack|dismiss`: gap flags, and people's decisions about them.
+
+Acknowledging and dismissing are signed partnership events in the ledger, not edits to a table:
+an auditor can see who decided what, and a replay reaches the same flag states.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+from sqlalchemy import select
+
+from ledger.store.models import AcceptedEvent
+from sgledger.cli.context import AppContext, UserError, console, parse_as_of, pass_app, print_json
+from sgledger.cli.publishing import publish_partnership_event
+from sgledger.render import render_flags
+from views.models import FlagChangeRow, FlagRow
+from views.queries import flags_as_of
+
+
+@click.group()
+def flags() -> None:
+    """Gap flags: list, explain, acknowledge, dismiss."""
+
+
+@flags.command("list")
+@click.option("--child", "child_id", help="Only this child.")
+@click.option("--agency", help="Only flags for this agency (e.g. police/avon-somerset).")
+@click.option("--rule", help="Only this rule id (e.g. gp-not-notified).")
+@click.option("--as-of", help="RFC 3339 time; flags open then, from what was recorded by then. Default: now.")
+@click.option("--all", "include_closed", is_flag=True, help="Also resolved and dismissed flags.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@pass_app
+def list_(
+    app: AppContext,
+    child_id: str | None,
+    agency: str | None,
+    rule: str | None,
+    as_of: str | None,
+    include_closed: bool,
+    as_json: bool,
+) -> None:
+    """Flags open as of a time (recomputed from the ledger, so any past date is exact)."""
+    when = parse_as_of(as_of)
+    found = [
+        f.to_json()
+        for f in flags_as_of(app.ledger, app.root_key(), when, child=child_id)
+        if (include_closed or f.is_open)
+        and (rule is None or f.rule == rule)
+        and (agency is None or agency in f.concerns)
+    ]
+    if as_json:
+        print_json({"as_of": when.isoformat(), "flags": found})
+    else:
+        render_flags(
+            console, found, title=f"Flags {'raised' if include_closed else 'open'} as of {when.isoformat()}"
+        )
+
+
+@flags.command("explain")
+@click.argument("flag_id")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def explain(app: AppContext, flag_id: str, as_json: bool) -> None:
+    """Why FLAG_ID was raised: the lesson, the evidence events and its lifecycle."""
+    with app.ledger.read() as session:
+        row = session.get(FlagRow, flag_id)
+        if row is None:
+            raise UserError(f"no flag {flag_id}")
+        flag = json.loads(row.payload)
+        evidence = [
+            {
+                "id": e.event_id,
+                "source": e.source,
+                "type": e.type,
+                "time": e.time.isoformat(),
+                "recordedtime": e.recordedtime.isoformat(),
+            }
+            for e in session.scalars(
+                select(AcceptedEvent).where(AcceptedEvent.event_id.in_(flag["evidence"]))
+            )
+        ]
+        history = [
+            {"change": c.change, "at": c.changed_at.isoformat()}
+            for c in session.scalars(
+                select(FlagChangeRow).where(FlagChangeRow.flag_id == flag_id).order_by(FlagChangeRow.id)
+            )
+        ]
+    if as_json:
+        print_json({"flag": flag, "evidence": evidence, "history": history})
+        return
+    console.rule(f"[bold]{flag['title']}[/bold] ({flag['rule']} v{flag['version']}, {flag['severity']})")
+    console.print(
+        f"Child: {flag['child'] or '(partnership-wide)'}    Status: {flag['status']}    Due: {flag['due']}"
+    )
+    console.print(f"\n[bold]Why[/bold] ({flag['source']}): {flag['explanation']}")
+    console.print(f"\n[bold]Expected[/bold]: {flag['action']}")
+    if flag.get("detail"):
+        console.print(f"\n[bold]Here[/bold]: {flag['detail']}")
+    console.print("\n[bold]Evidence[/bold]")
+    for e in sorted(evidence, key=lambda e: e["time"]):
+        console.print(f"  {e['time']}  {e['source']:<28} {e['type']:<24} {e['id']}")
+    console.print("\n[bold]History[/bold]")
+    for h in history:
+        console.print(f"  {h['at']}  {h['change']}")
+
+
+def _decide(app: AppContext, flag_id: str, event_type: str, data: dict[str, object]) -> None:
+    with app.ledger.read() as session:
+        row = session.get(FlagRow, flag_id)
+        if row is None:
+            raise UserError(f"no flag {flag_id}")
+        child = row.child or app.root_key().partnership
+        evidence = json.loads(row.payload)["evidence"]
+    if event_type == "flag.dismissed":
+        data = {**data, "evidence": evidence}
+    result = publish_partnership_event(app, event_type, child, {"flag": flag_id, **data})
+    click.echo(f"{event_type} {flag_id} by {data['by']}: {result}")
+
+
+@flags.command("ack")
+@click.argument("flag_id")
+@click.option("--by", required=True, help="Name of the person acknowledging.")
+@click.option("--reason", help="Optional note.")
+@pass_app
+def ack(app: AppContext, flag_id: str, by: str, reason: str | None) -> None:
+    """Acknowledge FLAG_ID (it stays open until resolved): a signed partnership event."""
+    _decide(app, flag_id, "flag.acknowledged", {"by": by, **({"reason": reason} if reason else {})})
+
+
+@flags.command("dismiss")
+@click.argument("flag_id")
+@click.option("--by", required=True, help="Name of the person dismissing.")
+@click.option("--reason", required=True, help="Why the flag does not need action.")
+@pass_app
+def dismiss(app: AppContext, flag_id: str, by: str, reason: str) -> None:
+    """Dismiss FLAG_ID with a reason; it reopens if new evidence arrives."""
+    _decide(app, flag_id, "flag.dismissed", {"by": by, "reason": reason})

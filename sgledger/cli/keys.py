@@ -1,0 +1,92 @@
+"""`sgledger keys init` and `sgledger agency add|revoke|list`: who may sign what.
+
+Agency keys are registered by root-signed `agency.key.registered` events in the ledger, so an
+auditor can check every signature from the partnership root public key alone.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ledger.keystore import KeystoreError
+from ledger.signing import key_id, public_key_text
+from ledger.vocabulary import AGENCY_KINDS
+from sgledger.cli.context import AppContext, UserError, console, pass_app
+from sgledger.cli.publishing import publish_partnership_event
+
+
+@click.group()
+def keys() -> None:
+    """The partnership root key."""
+
+
+@keys.command("init")
+@click.option(
+    "--partnership",
+    default="partnership/local",
+    show_default=True,
+    help="The partnership's agency id; its events are signed by the root key.",
+)
+@pass_app
+def init(app: AppContext, partnership: str) -> None:
+    """Create the partnership root key (private key 0600 in the key store)."""
+    if not partnership.startswith("partnership/"):
+        raise UserError("--partnership must look like partnership/<name>")
+    try:
+        info = app.keystore.init_root(partnership)
+    except KeystoreError as exc:
+        raise UserError(str(exc)) from exc
+    console.print(f"root key {info.kid} for {partnership} created in {app.settings.keys_dir}")
+    console.print(f"auditors verify from: {app.settings.keys_dir / 'root.pub.json'}")
+
+
+@click.group()
+def agency() -> None:
+    """Agency signing keys."""
+
+
+@agency.command("add")
+@click.argument("agency_id")
+@pass_app
+def add(app: AppContext, agency_id: str) -> None:
+    """Create AGENCY_ID's signing key and register it with a root-signed ledger event."""
+    kind = agency_id.split("/", 1)[0]
+    if "/" not in agency_id or kind not in AGENCY_KINDS or kind == "partnership":
+        raise UserError(f"agency id must be kind/local-id with kind one of {', '.join(AGENCY_KINDS[:-1])}")
+    try:
+        key = app.keystore.create_agency_key(agency_id)
+    except KeystoreError as exc:
+        raise UserError(str(exc)) from exc
+    public = key.public_key()
+    result = publish_partnership_event(
+        app,
+        "agency.key.registered",
+        agency_id,
+        {"agency": agency_id, "kid": key_id(public), "public_key": public_key_text(public)},
+    )
+    console.print(f"{agency_id}: key {key_id(public)} registered ({result})")
+
+
+@agency.command("revoke")
+@click.argument("agency_id")
+@click.option("--reason", required=True, help="Why (e.g. key compromised).")
+@pass_app
+def revoke(app: AppContext, agency_id: str, reason: str) -> None:
+    """Revoke AGENCY_ID's current key from now on; its later events will be quarantined."""
+    try:
+        key = app.keystore.agency_private_key(agency_id)
+    except KeystoreError as exc:
+        raise UserError(str(exc)) from exc
+    kid = key_id(key.public_key())
+    result = publish_partnership_event(
+        app, "agency.key.revoked", agency_id, {"agency": agency_id, "kid": kid, "reason": reason}
+    )
+    console.print(f"{agency_id}: key {kid} revoked ({result})")
+
+
+@agency.command("list")
+@pass_app
+def list_(app: AppContext) -> None:
+    """Agencies with a signing key in this key store."""
+    for agency_id in app.keystore.agencies():
+        console.print(agency_id)

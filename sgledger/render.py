@@ -1,0 +1,63 @@
+"""Human-readable output (rich). JSON output is the same data, printed by the commands."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+SEVERITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan"}
+
+
+def render_child(console: Console, view: Mapping[str, Any]) -> None:
+    console.rule(f"[bold]Child {view['child']}[/bold]")
+    console.print(
+        f"Date of birth: {view['dob'] or 'unknown'}    "
+        f"GP practice(s): {', '.join(view['gp_practices']) or 'none recorded'}    "
+        f"School(s): {', '.join(view['schools']) or 'none recorded'}"
+    )
+    people = Table("person", "roles", "lives with child", "PR", "GP practice(s)", "status", title="People")
+    for p in view["people"]:
+        status = [k for k in ("care_leaver", "substance_misuse", "mental_health") if p[k]]
+        people.add_row(
+            p["person"],
+            ", ".join(p["roles"]),
+            _yn(p["lives_with_child"]),
+            _yn(p["parental_responsibility"]),
+            ", ".join(p["gp_practices"]),
+            ", ".join(status),
+        )
+    console.print(people)
+    agencies = Table("agency", "aware since", "via", title="Agencies involved")
+    for a in view["agencies"]:
+        agencies.add_row(a["agency"], a["aware_since"], a["via"])
+    console.print(agencies)
+    chronology = Table("time", "recorded", "source", "event", title="Chronology (all agencies)")
+    for e in view["chronology"]:
+        chronology.add_row(e["time"], e["recordedtime"], e["source"], e["type"])
+    console.print(chronology)
+    render_flags(console, view["open_flags"], title="Open flags")
+
+
+def render_flags(console: Console, flags: Sequence[Mapping[str, Any]], title: str) -> None:
+    if not flags:
+        console.print(f"[green]{title}: none[/green]")
+        return
+    table = Table("severity", "rule", "child", "due", "what is expected", "cites", title=title)
+    for f in flags:
+        style = SEVERITY_STYLE.get(f["severity"], "")
+        table.add_row(
+            f"[{style}]{f['severity']}[/{style}]",
+            f["rule"],
+            f["child"] or "(partnership)",
+            f["due"],
+            f["action"],
+            f["source"],
+        )
+    console.print(table)
+
+
+def _yn(value: bool | None) -> str:
+    return "" if value is None else ("yes" if value else "no")

@@ -1,0 +1,156 @@
+"""Driving the projector against the real broker: signed traffic in, database state out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+
+from ledger.keystore import Keystore
+from ledger.signing import key_id, public_key_text
+from tests.ledger.factory import INCIDENT, T0, Chain
+from transport.kafka import KafkaSettings, ensure_topics, make_producer
+
+AGENCIES = ("police/avon-somerset", "csc/somerset", "gp/L85001", "phn/somerset")
+
+
+def story(keystore: Keystore, children: int, incidents_per_child: int) -> list[dict[str, Any]]:
+    """Key registrations, then per child: registration, GP link and incidents, interleaved
+    across agencies so every chain spans many partitions."""
+    root = Chain(keystore.root_info().partnership, keystore.root_private_key())
+    chains = {a: Chain(a) for a in AGENCIES}
+    events = [
+        root.event(
+            "agency.key.registered",
+            {
+                "agency": a,
+                "kid": key_id(c.key.public_key()),
+                "public_key": public_key_text(c.key.public_key()),
+            },
+            subject=a,
+            at=T0 - timedelta(days=1),
+        )
+        for a, c in chains.items()
+    ]
+    for n in range(children):
+        child = f"C-{n:04d}"
+        at = T0 + timedelta(hours=n)
+        events.append(
+            chains["csc/somerset"].event(
+                "child.registered", {"dob": "2023-11-01", "father": f"P-{n}-f"}, subject=child, at=at
+            )
+        )
+        events.append(
+            chains["gp/L85001"].event(
+                "gp.registered", {"person": child, "practice": "L85001"}, subject=child, at=at
+            )
+        )
+        for i in range(incidents_per_child):
+            events.append(
+                chains["police/avon-somerset"].event(
+                    "incident.reported",
+                    {**INCIDENT, "incident_ref": f"INC-{n}-{i}"},
+                    subject=child,
+                    at=at + timedelta(days=i * 3),
+                )
+            )
+    return events
+
+
+def send_raw(settings: KafkaSettings, messages: Iterable[tuple[str, bytes, bytes]]) -> None:
+    """(topic, key, value) straight onto the topics, as a misbehaving client might."""
+    ensure_topics(settings, settings.topics.all())
+    producer = make_producer(settings)
+    for topic, key, value in messages:
+        producer.send(topic, key=key, value=value)
+    producer.flush(timeout=30)
+    producer.close()
+
+
+def send_events(settings: KafkaSettings, events: Iterable[Mapping[str, Any]]) -> None:
+    topics = settings.topics
+    send_raw(
+        settings,
+        ((topics.for_type(e["type"]), e["subject"].encode(), json.dumps(e).encode()) for e in events),
+    )
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def count(url: str, sql: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text(sql)).scalar() or 0)
+    except Exception:  # tables may not exist yet while the projector starts
+        return 0
+    finally:
+        engine.dispose()
+
+
+def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Everything the projector derives, minus wall-clock columns: equal for equal histories."""
+    queries = {
+        "accepted": "SELECT event_id, source, sequence, subject, digest FROM ledger_accepted"
+        " ORDER BY event_id",
+        "children": "SELECT child, dob, event_count, gp_practices, schools FROM view_children"
+        " ORDER BY child",
+        "people": "SELECT child, person, roles, gp_practices FROM view_people ORDER BY child, person",
+        "agencies": "SELECT child, agency, via FROM view_agencies ORDER BY child, agency",
+        "flags": "SELECT id, rule, child, status, changes FROM flags ORDER BY id",
+        "events": "SELECT count(*) FROM ledger_events",
+    }
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        result = {name: [tuple(r) for r in conn.execute(text(q))] for name, q in queries.items()}
+    engine.dispose()
+    return result
+
+
+def start_projector(
+    settings: KafkaSettings, database_url: str, keys_dir: Path, group: str
+) -> subprocess.Popen[bytes]:
+    """`sgledger project` as its own process, exactly as an operator runs it."""
+    env = {
+        **os.environ,
+        "SGLEDGER_KAFKA_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
+        "SGLEDGER_KAFKA_HEARTBEAT_INTERVAL_MS": str(settings.heartbeat_interval_ms),
+        "SGLEDGER_KAFKA_MAX_POLL_INTERVAL_MS": str(settings.max_poll_interval_ms),
+        "SGLEDGER_KAFKA_PARTITIONS": str(settings.partitions),
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sgledger",
+            "--bootstrap-servers",
+            settings.bootstrap_servers,
+            "--topic-prefix",
+            settings.topic_prefix,
+            "--database-url",
+            database_url,
+            "--keys-dir",
+            str(keys_dir),
+            "project",
+            "--group",
+            group,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )

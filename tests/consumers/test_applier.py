@@ -1,0 +1,196 @@
+"""The projector's apply step against a real SQLite file: bad input is quarantined with a reason,
+never applied; chains, holes and equivocation behave as DESIGN.md invariant 2 says."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from consumers.projector.applier import Applier, Message
+from ledger.store.ledger import Ledger
+from ledger.store.models import AcceptedEvent, QuarantineEntry
+from tests.ledger.factory import INCIDENT, T0, Chain, Partnership
+from views.models import FlagRow
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def partnership() -> Partnership:
+    return Partnership()
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    yield ledger
+    ledger.engine.dispose()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(T0 + timedelta(days=30))
+
+
+@pytest.fixture
+def applier(ledger: Ledger, partnership: Partnership, clock: Clock) -> Applier:
+    return Applier(ledger, partnership.root_key, clock=clock)
+
+
+def send(applier: Applier, *events: dict[str, object] | bytes) -> None:
+    applier.apply([Message(e if isinstance(e, bytes) else json.dumps(e).encode()) for e in events])
+
+
+def quarantined(ledger: Ledger) -> list[tuple[str, str]]:
+    with ledger.read() as session:
+        return [
+            (q.status, q.reason)
+            for q in session.scalars(select(QuarantineEntry).order_by(QuarantineEntry.id))
+        ]
+
+
+def accepted_ids(ledger: Ledger) -> set[str]:
+    with ledger.read() as session:
+        return set(session.scalars(select(AcceptedEvent.event_id)))
+
+
+def test_valid_events_are_recorded_once(applier: Applier, ledger: Ledger, partnership: Partnership) -> None:
+    police = Chain("police/avon-somerset")
+    registration = partnership.register(police)
+    incident = police.event("incident.reported", INCIDENT)
+    send(applier, registration, incident)
+    send(applier, incident, registration)  # redelivery: idempotent, not quarantined
+    assert accepted_ids(ledger) == {registration["id"], incident["id"]}
+    assert quarantined(ledger) == []
+    assert len(ledger.app.recorder.select_notifications(start=1, limit=100)) == 2
+
+
+def test_bad_inputs_are_quarantined_with_reasons_and_not_applied(
+    applier: Applier, ledger: Ledger, partnership: Partnership
+) -> None:
+    police = Chain("police/avon-somerset")
+    other = Chain("csc/somerset")
+    send(applier, partnership.register(police), partnership.register(other))
+    good = police.event("incident.reported", INCIDENT)
+    tampered = dict(police.event("incident.reported", INCIDENT))
+    tampered["data"] = {**tampered["data"], "domestic_abuse": False}
+    invalid = Chain("police/avon-somerset", key=police.key)
+    invalid.sequence, invalid.prevhash = police.sequence, police.prevhash
+    schema_bad = invalid.event("incident.reported", {"incident_ref": "X"})
+    forged = Chain("police/avon-somerset", key=other.key).event("incident.reported", INCIDENT)
+    replayed = dict(good, sequence=99)
+    send(applier, good, tampered, schema_bad, forged, b"not json at all", b"{" + b" " * (1024 * 1024) + b"}")
+    replay_copy = police.event("incident.reported", INCIDENT, event_id=good["id"])
+    send(applier, replay_copy)
+    reasons = [r for _, r in quarantined(ledger)]
+    assert reasons == [
+        "bad-signature",
+        "schema-invalid",
+        "key-of-other-agency",
+        "not-json",
+        "oversized",
+        "replayed-id",
+    ]
+    assert accepted_ids(ledger) >= {good["id"]}
+    assert tampered["id"] not in accepted_ids(ledger) and replayed["sequence"] == 99
+
+
+def test_unknown_key_is_held_then_admitted_when_the_key_is_registered(
+    applier: Applier, ledger: Ledger, partnership: Partnership
+) -> None:
+    police = Chain("police/avon-somerset")
+    incident = police.event("incident.reported", INCIDENT)
+    send(applier, incident)
+    assert quarantined(ledger) == [("held", "unknown-key")]
+    send(applier, partnership.register(police))
+    assert quarantined(ledger) == [("readmitted", "unknown-key")]
+    assert incident["id"] in accepted_ids(ledger)
+
+
+def test_out_of_order_sequence_is_held_until_its_predecessor(
+    applier: Applier, ledger: Ledger, partnership: Partnership
+) -> None:
+    police = Chain("police/avon-somerset")
+    send(applier, partnership.register(police))
+    first, second, third = (police.event("incident.reported", INCIDENT) for _ in range(3))
+    send(applier, third)
+    send(applier, second)
+    assert [s for s, _ in quarantined(ledger)] == ["held", "held"]
+    send(applier, first)
+    assert [s for s, _ in quarantined(ledger)] == ["readmitted", "readmitted"]
+    assert {first["id"], second["id"], third["id"]} <= accepted_ids(ledger)
+
+
+def test_lost_event_accepted_over_the_hole_after_grace_and_flagged(
+    applier: Applier, ledger: Ledger, partnership: Partnership, clock: Clock
+) -> None:
+    police = Chain("police/avon-somerset")
+    send(applier, partnership.register(police))
+    police.event("incident.reported", INCIDENT)  # sequence 1: never delivered
+    later = police.event("incident.reported", {**INCIDENT, "incident_ref": "INC-2"})
+    send(applier, later)
+    clock.now += timedelta(minutes=59)
+    applier.sweep()
+    assert later["id"] not in accepted_ids(ledger)
+    clock.now += timedelta(minutes=2)
+    applier.sweep()
+    assert later["id"] in accepted_ids(ledger)
+    with ledger.read() as session:
+        rules = set(session.scalars(select(FlagRow.rule).where(FlagRow.status == "open")))
+    assert "lost-event" in rules
+
+
+def test_equivocation_keeps_both_and_flags(
+    applier: Applier, ledger: Ledger, partnership: Partnership
+) -> None:
+    police = Chain("police/avon-somerset")
+    send(applier, partnership.register(police))
+    fork = Chain("police/avon-somerset", key=police.key)
+    original = police.event("incident.reported", INCIDENT)
+    conflicting = fork.event("incident.reported", {**INCIDENT, "incident_ref": "INC-9"})
+    send(applier, original, conflicting)
+    assert quarantined(ledger) == [("quarantined", "equivocation")]
+    with ledger.read() as session:
+        assert (
+            session.scalar(select(func.count()).select_from(FlagRow).where(FlagRow.rule == "equivocation"))
+            == 1
+        )
+
+
+def test_views_and_flags_follow_the_events(
+    applier: Applier, ledger: Ledger, partnership: Partnership
+) -> None:
+    police = Chain("police/avon-somerset")
+    gp = Chain("gp/L85001")
+    send(applier, partnership.register(police), partnership.register(gp))
+    send(
+        applier,
+        gp.event("gp.registered", {"person": "C-1", "practice": "L85001"}, at=T0 - timedelta(hours=1)),
+        police.event("incident.reported", INCIDENT),
+    )
+    with ledger.read() as session:
+        flags = {(f.rule, f.status) for f in session.scalars(select(FlagRow))}
+    assert ("gp-not-notified", "open") in flags
+
+
+def test_readmit_reverifies(applier: Applier, ledger: Ledger, partnership: Partnership) -> None:
+    police = Chain("police/avon-somerset")
+    send(applier, partnership.register(police))
+    bad = police.event("incident.reported", INCIDENT)
+    bad["data"]["location"] = "tampered"
+    send(applier, bad)
+    with ledger.read() as session:
+        entry_id = session.scalars(select(QuarantineEntry.id)).one()
+    entry = applier.readmit(entry_id)
+    assert entry.status == "quarantined" and entry.reason == "bad-signature"

@@ -1,0 +1,180 @@
+"""The projector against the real broker (tansu, or KAFKA_BOOTSTRAP) and real databases."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer
+from sqlalchemy import create_engine, text
+
+from consumers.projector.applier import Applier
+from consumers.projector.runner import Projector
+from ledger.keystore import Keystore
+from ledger.store.ledger import Ledger
+from tests.consumers.kafka_helpers import (
+    count,
+    send_events,
+    send_raw,
+    snapshot,
+    start_projector,
+    story,
+    wait_until,
+)
+from tests.ledger.factory import INCIDENT, Chain
+from transport.kafka import KafkaSettings
+
+pytestmark = pytest.mark.kafka
+
+
+def run_until(projector: Projector, condition: object, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "projector did not catch up"
+        projector.poll_once(timeout_ms=200)
+
+
+def consume_all(settings: KafkaSettings, topic: str, expected: int) -> list[dict[str, object]]:
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=3000,
+    )
+    values = [json.loads(m.value) for m in consumer]
+    consumer.close()
+    assert len(values) >= expected
+    return values
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_signed_events_and_bad_input_through_the_broker(
+    backend: str,
+    kafka_settings: KafkaSettings,
+    keystore: Keystore,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    url = (
+        request.getfixturevalue("postgres_db")
+        if backend == "postgres"
+        else f"sqlite:///{tmp_path / 'l.sqlite'}"
+    )
+    events = story(keystore, children=3, incidents_per_child=3)
+    send_events(kafka_settings, events)
+    topic = kafka_settings.topics.for_type("incident.reported")
+    police = Chain("police/avon-somerset")  # never registered
+    send_raw(
+        kafka_settings,
+        [
+            (topic, b"C-0000", b"\x00\x01 definitely not json"),
+            (topic, b"C-0000", json.dumps({"specversion": "1.0"}).encode()),
+            (topic, b"C-0000", b'{"pad": "' + b"x" * (1024 * 1024 + 10) + b'"}'),
+            (
+                topic,
+                b"C-0000",
+                json.dumps(police.event("incident.reported", INCIDENT, subject="C-0000")).encode(),
+            ),
+        ],
+    )
+    ledger = Ledger(url)
+    projector = Projector(
+        Applier(ledger, keystore.root_info().root_key()), kafka_settings, group_id=f"g-{uuid.uuid4().hex[:8]}"
+    )
+    try:
+        run_until(
+            projector,
+            lambda: (
+                ledger.count() == len(events) and count(url, "SELECT count(*) FROM ledger_quarantine") == 4
+            ),
+        )
+        projector.poll_once(timeout_ms=200)
+    finally:
+        projector.close()
+    reasons = {tuple(r) for r in _rows(url, "SELECT status, reason FROM ledger_quarantine")}
+    assert reasons == {
+        ("quarantined", "not-json"),
+        ("quarantined", "schema-invalid"),
+        ("quarantined", "oversized"),
+        ("held", "unknown-key"),
+    }
+    flags = consume_all(kafka_settings, kafka_settings.topics.gap_flags, expected=3)
+    assert {f["flag"]["rule"] for f in flags} >= {"gp-not-notified"}
+    notices = consume_all(kafka_settings, kafka_settings.topics.quarantine, expected=4)
+    assert {n["reason"] for n in notices} == {"not-json", "schema-invalid", "oversized", "unknown-key"}
+    ledger.engine.dispose()
+
+
+def _rows(url: str, sql: str) -> list[tuple[object, ...]]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(text(sql))]
+    engine.dispose()
+    return rows
+
+
+def test_sigkill_at_several_points_loses_and_doubles_nothing(
+    kafka_settings: KafkaSettings, keystore: Keystore, tmp_path: Path
+) -> None:
+    events = story(keystore, children=40, incidents_per_child=4)
+    send_events(kafka_settings, events)
+    total = len(events)
+    crashed = f"sqlite:///{tmp_path / 'crashed.sqlite'}"
+    for stop_at in (total // 5, total // 2, (4 * total) // 5):
+        process = start_projector(kafka_settings, crashed, keystore.directory, group="crashy")
+        wait_until(
+            lambda n=stop_at: count(crashed, "SELECT count(*) FROM ledger_accepted") >= n,
+            120,
+            f"{stop_at} events",
+        )
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    process = start_projector(kafka_settings, crashed, keystore.directory, group="crashy")
+    try:
+        wait_until(lambda: count(crashed, "SELECT count(*) FROM ledger_accepted") == total, 180, "all events")
+    finally:
+        _stop(process)
+    clean = f"sqlite:///{tmp_path / 'clean.sqlite'}"
+    process = start_projector(kafka_settings, clean, keystore.directory, group="uninterrupted")
+    try:
+        wait_until(lambda: count(clean, "SELECT count(*) FROM ledger_accepted") == total, 180, "clean run")
+    finally:
+        _stop(process)
+    after_crashes, uninterrupted = snapshot(crashed), snapshot(clean)
+    assert after_crashes["events"] == [(total,)]  # every event recorded exactly once
+    assert after_crashes == uninterrupted
+
+
+def test_two_projector_processes_share_the_partitions(
+    kafka_settings: KafkaSettings, keystore: Keystore, postgres_db: str
+) -> None:
+    events = story(keystore, children=30, incidents_per_child=3)
+    send_events(kafka_settings, events)
+    first = start_projector(kafka_settings, postgres_db, keystore.directory, group="shared")
+    second = start_projector(kafka_settings, postgres_db, keystore.directory, group="shared")
+    try:
+        wait_until(
+            lambda: count(postgres_db, "SELECT count(*) FROM ledger_accepted") == len(events),
+            180,
+            "all events",
+        )
+        assert first.poll() is None and second.poll() is None
+    finally:
+        _stop(first)
+        _stop(second)
+    assert count(postgres_db, "SELECT count(*) FROM ledger_events") == len(events)
+    assert count(postgres_db, "SELECT count(*) FROM ledger_quarantine") == 0
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
