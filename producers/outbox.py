@@ -1,0 +1,282 @@
+"""The durable local outbox: an agency's events are committed here before Kafka sees them.
+
+Why: publishing must succeed while Kafka is down and lose nothing, and an agency's chain
+(``sequence`` 1, 2, 3 ... and ``prevhash``) must never fork, even with several processes
+publishing for one agency. So the head of each chain and the signed event bytes are written in
+one transaction that holds a write lock: ``BEGIN IMMEDIATE`` on SQLite (WAL, synchronous=FULL so
+a committed publish survives power loss), a row lock on the head in PostgreSQL. Any SQLAlchemy URL
+works; the relay reads the same tables.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from ledger.canonical import canonical_json, event_digest
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ChainHead(Base):
+    """The last event an agency published: what the next one's sequence and prevhash follow."""
+
+    __tablename__ = "outbox_heads"
+
+    agency: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_sequence: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_digest: Mapped[str] = mapped_column(String(64), default="")
+
+
+class OutboxRow(Base):
+    """One signed event, exactly the bytes that go to Kafka; ``sent_at`` is set only after the
+    broker acknowledged it (with where it landed)."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (
+        UniqueConstraint("agency", "sequence", name="uq_outbox_agency_sequence"),
+        Index("ix_outbox_unsent", "sent_at", "agency", "sequence"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agency: Mapped[str] = mapped_column(String(200))
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    event_id: Mapped[str] = mapped_column(String(100), unique=True)
+    topic: Mapped[str] = mapped_column(String(249))
+    key: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    kafka_partition: Mapped[int | None] = mapped_column(Integer, default=None)
+    kafka_offset: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An unsent event, detached from any session so the relay can hold it across a send."""
+
+    id: int
+    agency: str
+    sequence: int
+    event_id: str
+    topic: str
+    key: str
+    payload: bytes
+
+
+class DuplicateEventId(ValueError):
+    """An event id already used for a different event: ids are the ledger's idempotency key."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One event to append. ``sign(sequence, prevhash)`` builds the signed event for the chain
+    position the outbox assigns; ``same(stored)`` says whether an event already stored under
+    ``event_id`` is this one (a retried publish) rather than a clash."""
+
+    topic: str
+    sign: Callable[[int, str], dict[str, Any]]
+    event_id: str | None = None
+    same: Callable[[Mapping[str, Any]], bool] = lambda stored: False  # unknown: a clash
+
+
+class Outbox:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _engine(url)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._heads: set[str] = set()  # agencies whose head row is known to exist
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    def append(self, agency: str, entries: Sequence[Entry]) -> list[dict[str, Any]]:
+        """Chain, sign and store the entries in one transaction: all or nothing, one commit
+        (fsync) per call; returns the signed events. An entry whose ``event_id`` is already
+        stored gets the stored event, so a retried publish never takes a second sequence."""
+        self._ensure_head(agency)
+        results: list[dict[str, Any]] = []
+        with self._transaction() as session:
+            head = session.scalars(
+                select(ChainHead).where(ChainHead.agency == agency).with_for_update()
+            ).one()
+            for entry in entries:
+                stored = entry.event_id and session.scalar(
+                    select(OutboxRow.payload).where(OutboxRow.event_id == entry.event_id)
+                )
+                if stored:
+                    results.append(self._existing(stored, entry))
+                    continue
+                sequence = head.last_sequence + 1
+                signed = entry.sign(sequence, head.last_digest)
+                head.last_sequence, head.last_digest = sequence, event_digest(signed)
+                session.add(
+                    OutboxRow(
+                        agency=agency, sequence=sequence, event_id=signed["id"],
+                        topic=entry.topic, key=signed["subject"], payload=canonical_json(signed),
+                        created_at=datetime.now(UTC),
+                    )
+                )  # fmt: skip
+                results.append(signed)
+        return results
+
+    def _existing(self, payload: bytes, entry: Entry) -> dict[str, Any]:
+        stored = self.decode(payload)
+        if not entry.same(stored):
+            raise DuplicateEventId(
+                f"event id {stored['id']} is already used, with other content, by "
+                f"{stored['source']} sequence {stored['sequence']} ({stored['type']})"
+            )
+        return stored
+
+    @staticmethod
+    def decode(payload: bytes) -> dict[str, Any]:
+        """The event in a stored (and sent) payload."""
+        event: dict[str, Any] = json.loads(payload)
+        return event
+
+    def _ensure_head(self, agency: str) -> None:
+        """Create the head row in its own transaction, tolerating a concurrent creator, so the
+        appending transaction always has an existing row to lock."""
+        if agency in self._heads:
+            return
+        try:
+            with self._transaction() as session:
+                if session.get(ChainHead, agency) is None:
+                    session.add(ChainHead(agency=agency, last_sequence=0, last_digest=""))
+        except IntegrityError:
+            pass  # another process created it first
+        self._heads.add(agency)
+
+    def head(self, agency: str) -> tuple[int, str]:
+        """(last sequence, digest of the last event); (0, "") before the first publish."""
+        with self._sessions() as session:
+            row = session.get(ChainHead, agency)
+            return (0, "") if row is None else (row.last_sequence, row.last_digest)
+
+    def pending(self, limit: int = 500) -> list[Pending]:
+        """Unsent events in (agency, sequence) order: each agency's chain leaves in order."""
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(OutboxRow).where(OutboxRow.sent_at.is_(None))
+                .order_by(OutboxRow.agency, OutboxRow.sequence).limit(limit)
+            )  # fmt: skip
+            return [Pending(r.id, r.agency, r.sequence, r.event_id, r.topic, r.key, r.payload) for r in rows]
+
+    def pending_count(self) -> int:
+        with self._sessions() as session:
+            return (
+                session.scalar(select(func.count()).select_from(OutboxRow).where(OutboxRow.sent_at.is_(None)))
+                or 0
+            )
+
+    def mark_sent(self, acks: list[tuple[int, int, int]]) -> None:
+        """Record broker acknowledgements: (row id, partition, offset)."""
+        if not acks:
+            return
+        now = datetime.now(UTC)
+        with self._transaction() as session:
+            session.execute(
+                update(OutboxRow),
+                [{"id": i, "sent_at": now, "kafka_partition": p, "kafka_offset": o} for i, p, o in acks],
+            )
+
+    def sent_event_ids(self) -> set[str]:
+        """Ids of every event the broker acknowledged (to find those a consumer never got)."""
+        with self._sessions() as session:
+            return set(session.scalars(select(OutboxRow.event_id).where(OutboxRow.sent_at.is_not(None))))
+
+    def mark_unsent(
+        self,
+        event_ids: Collection[str] | None = None,
+        *,
+        agency: str | None = None,
+        from_sequence: int = 1,
+    ) -> int:
+        """Queue sent events again: those named, or an agency's (or everyone's) from a sequence.
+        Needed because the embedded broker forgets everything on restart; consumers deduplicate
+        on event id. Returns how many rows were re-queued."""
+        conditions = [OutboxRow.sent_at.is_not(None), OutboxRow.sequence >= from_sequence]
+        if agency is not None:
+            conditions.append(OutboxRow.agency == agency)
+        selections = (
+            [conditions]
+            if event_ids is None
+            else [[*conditions, OutboxRow.event_id.in_(chunk)] for chunk in _chunks(sorted(event_ids), 500)]
+        )
+        requeued = 0
+        with self._transaction() as session:
+            for where in selections:
+                result = session.execute(
+                    update(OutboxRow).where(*where)
+                    .values(sent_at=None, kafka_partition=None, kafka_offset=None)
+                )  # fmt: skip
+                requeued += int(result.rowcount)  # type: ignore[attr-defined]
+        return requeued
+
+    def events(self, agency: str) -> list[OutboxRow]:
+        """An agency's outbox rows in chain order (for inspection and tests)."""
+        with self._sessions() as session:
+            return list(
+                session.scalars(
+                    select(OutboxRow).where(OutboxRow.agency == agency).order_by(OutboxRow.sequence)
+                )
+            )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    """Bounded IN lists (SQLite limits bound parameters)."""
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def _engine(url: str) -> Engine:
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"timeout": 60})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let the "begin" hook below issue BEGIN IMMEDIATE instead of pysqlite's deferred BEGIN,
+        # which takes the write lock only at the first write: two publishers would read the same
+        # head and one would then fail with "database is locked" instead of waiting its turn.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -1,0 +1,124 @@
+"""The relay: moves outbox rows to Kafka and marks them sent only after the broker acknowledged.
+
+Delivery is at-least-once by design: a row whose acknowledgement was lost is sent again, and the
+ledger deduplicates on the event id. What must never happen is a row marked sent that the broker
+does not have, so marking follows the acknowledgement (``acks=all``) and nothing else. Used
+in-process (scenario runner, demo, tests) and by ``sgledger relay``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from types import TracebackType
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError, KafkaTimeoutError
+
+from producers.outbox import Outbox, Pending
+from transport.kafka import BrokerUnavailable, KafkaSettings, ensure_topics, make_producer
+
+log = logging.getLogger(__name__)
+
+
+class Relay:
+    def __init__(self, outbox: Outbox, settings: KafkaSettings, *, batch_size: int = 500) -> None:
+        self.outbox = outbox
+        self.settings = settings
+        self.batch_size = batch_size
+        self._producer: KafkaProducer | None = None
+        self._known_topics: set[str] = set()
+
+    def send_pending(self, timeout_s: float = 30.0) -> list[str]:
+        """Send every unsent row, in (agency, sequence) order, keyed by child; returns the ids of
+        the events the broker acknowledged. Stops early (rows stay queued) once ``timeout_s`` has
+        passed. Raises BrokerUnavailable if the broker fails; acknowledged rows are marked first."""
+        deadline = time.monotonic() + timeout_s
+        sent: list[str] = []
+        while time.monotonic() < deadline:
+            batch = self.outbox.pending(self.batch_size)
+            if not batch:
+                break
+            sent += self._send(batch, deadline - time.monotonic())
+        return sent
+
+    def _send(self, batch: list[Pending], timeout_s: float) -> list[str]:
+        producer = self._connected([row.topic for row in batch])
+        futures = []
+        failure: Exception | None = None
+        try:
+            for row in batch:
+                futures.append((row, producer.send(row.topic, key=row.key.encode(), value=row.payload)))
+            producer.flush(timeout=max(timeout_s, 0.1))
+        except KafkaError as exc:
+            failure = exc
+        acks = []
+        sent = []
+        for row, future in futures:
+            if future.is_done and future.succeeded():
+                acks.append((row.id, future.value.partition, future.value.offset))
+                sent.append(row.event_id)
+            elif failure is None:
+                failure = future.exception or KafkaTimeoutError("no acknowledgement in time")
+        self.outbox.mark_sent(acks)
+        if failure is not None:
+            self._disconnect()  # a fresh producer re-bootstraps when the broker is back
+            raise BrokerUnavailable(
+                f"Kafka at {self.settings.bootstrap_servers} did not acknowledge "
+                f"{len(batch) - len(acks)} event(s) ({failure}); they stay in the outbox"
+            ) from failure
+        return sent
+
+    def _connected(self, topics: list[str]) -> KafkaProducer:
+        """The producer, created on first use; topics are created before the first send to them
+        (a send to a missing topic would block for ``max_block_ms``)."""
+        missing = set(topics) - self._known_topics
+        if self._producer is None:
+            missing |= set(self.settings.topics.all())
+        if missing:
+            ensure_topics(self.settings, missing)
+            self._known_topics |= missing
+        if self._producer is None:
+            self._producer = make_producer(self.settings)
+        return self._producer
+
+    def _disconnect(self) -> None:
+        producer, self._producer = self._producer, None
+        self._known_topics.clear()  # a restarted (memory-only) broker has lost its topics
+        if producer is not None:
+            producer.close(timeout=0)
+
+    def run(self, stop: threading.Event, poll_interval_s: float = 1.0, max_backoff_s: float = 30.0) -> None:
+        """Relay until ``stop`` is set, backing off (doubling up to ``max_backoff_s``) while the
+        broker is unavailable; publishing meanwhile keeps filling the outbox."""
+        backoff = poll_interval_s
+        while not stop.is_set():
+            try:
+                sent = self.send_pending()
+            except BrokerUnavailable as exc:
+                log.warning("relay: %s; retrying in %.1f s", exc, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, max_backoff_s)
+                continue
+            backoff = poll_interval_s
+            if not sent:
+                stop.wait(poll_interval_s)
+
+    def resend(self, agency: str | None = None, from_sequence: int = 1) -> int:
+        """Queue sent rows again, e.g. after the memory-only embedded broker restarted."""
+        return self.outbox.mark_unsent(agency=agency, from_sequence=from_sequence)
+
+    def close(self) -> None:
+        self._disconnect()
+
+    def __enter__(self) -> Relay:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

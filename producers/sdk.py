@@ -1,0 +1,129 @@
+"""The producer SDK an agency system calls: validate, chain, sign, and commit to the outbox.
+
+Validation happens here, before anything is stored, because an agency developer fixing a refused
+event needs the message at the call site (path, expected, got), not in a quarantine days later.
+Nothing here talks to Kafka: the relay does, so ``publish`` succeeds while the broker is down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ledger.canonical import canonical_json
+from ledger.envelope import build_event
+from ledger.keystore import Keystore
+from ledger.topics import Topics
+from ledger.validation import Problem, validate_event
+from ledger.verification import MAX_MESSAGE_BYTES
+from producers.outbox import Entry, Outbox
+
+
+class InvalidEvent(ValueError):
+    """The event breaks the contract; ``problems`` lists every issue, ``str`` is one line."""
+
+    def __init__(self, event_type: str, problems: list[Problem]) -> None:
+        self.event_type = event_type
+        self.problems = problems
+        shown = "; ".join(str(p) for p in problems[:3])
+        more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+        super().__init__(f"{event_type} refused: {shown}{more}")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An event to publish, before the outbox gives it a chain position and it is signed."""
+
+    event_type: str
+    child: str
+    data: Mapping[str, Any]
+    time: datetime | None = None
+    recorded: datetime | None = None
+    event_id: str | None = None
+
+
+class Producer:
+    """Publishes as one agency. The partnership id works too (signed with the root key), which
+    is how ``agency.key.registered`` and other governance events are published."""
+
+    def __init__(
+        self,
+        agency_id: str,
+        keystore: Keystore,
+        outbox_url: str | Outbox,
+        *,
+        topics: Topics | None = None,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.agency_id = agency_id
+        self._key = keystore.agency_private_key(agency_id)  # fail at start-up, not mid-publish
+        self.outbox = outbox_url if isinstance(outbox_url, Outbox) else Outbox(outbox_url)
+        self.topics = topics or Topics()
+        self.clock = clock
+
+    def publish(
+        self,
+        event_type: str,
+        child: str,
+        data: Mapping[str, Any],
+        *,
+        time: datetime | None = None,
+        recorded: datetime | None = None,
+        event_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Sign and store the next event of this agency; returns it as it will be sent.
+
+        ``recorded`` defaults to now (when the agency records it), ``time`` to ``recorded``.
+        Publishing again with the same ``event_id`` and content returns the stored event.
+        """
+        return self.publish_many([Draft(event_type, child, data, time, recorded, event_id)])[0]
+
+    def publish_many(self, drafts: Iterable[Draft]) -> list[dict[str, Any]]:
+        """Publish several events in one outbox transaction: all are stored or none (the first
+        invalid one raises InvalidEvent), with one commit instead of one per event."""
+        entries = [
+            Entry(
+                self.topics.for_type(d.event_type),
+                self._signer(d),
+                d.event_id,
+                _same_as(self.agency_id, d),
+            )
+            for d in drafts
+        ]
+        return self.outbox.append(self.agency_id, entries)
+
+    def _signer(self, draft: Draft) -> Callable[[int, str], dict[str, Any]]:
+        recorded_at = draft.recorded or self.clock()
+        happened_at = draft.time or recorded_at
+
+        def sign(sequence: int, prevhash: str) -> dict[str, Any]:
+            event = build_event(
+                key=self._key, source=self.agency_id, event_type=draft.event_type,
+                subject=draft.child, data=draft.data, time=happened_at, recordedtime=recorded_at,
+                sequence=sequence, prevhash=prevhash, event_id=draft.event_id,
+            )  # fmt: skip
+            problems = validate_event(event)
+            size = len(canonical_json(event))
+            if size > MAX_MESSAGE_BYTES:  # the ledger would quarantine it as oversized
+                problems.append(Problem("", f"at most {MAX_MESSAGE_BYTES} bytes", f"{size} bytes"))
+            if problems:
+                raise InvalidEvent(draft.event_type, problems)  # rolls the transaction back
+            return event
+
+        return sign
+
+
+def _same_as(source: str, draft: Draft) -> Callable[[Mapping[str, Any]], bool]:
+    asked = {
+        "source": source,
+        "type": draft.event_type,
+        "subject": draft.child,
+        "data": dict(draft.data),
+    }
+    return lambda stored: {k: stored.get(k) for k in asked} == asked

@@ -1,0 +1,104 @@
+"""The outbox keeps each agency's chain unforked, also with concurrent publishing processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+from multiprocessing.synchronize import Barrier as BarrierType
+from pathlib import Path
+
+from sqlalchemy import text
+
+from ledger.canonical import canonical_json, event_digest
+from ledger.keystore import Keystore
+from producers.outbox import Outbox
+from producers.sdk import Producer
+from tests.ledger.factory import INCIDENT
+from tests.producers.conftest import GP, POLICE
+
+
+def assert_chain(outbox: Outbox, agency: str, length: int) -> None:
+    """Sequences 1..length without gaps, each prevhash the digest of its predecessor, and the
+    head pointing at the last event."""
+    rows = outbox.events(agency)
+    assert [r.sequence for r in rows] == list(range(1, length + 1))
+    prevhash = ""
+    for row in rows:
+        event = Outbox.decode(row.payload)
+        assert row.payload == canonical_json(event)
+        assert (event["sequence"], event["prevhash"], event["source"]) == (
+            row.sequence, prevhash, agency,
+        )  # fmt: skip
+        prevhash = event_digest(event)
+    assert outbox.head(agency) == (length, prevhash)
+
+
+def test_chain_per_agency_across_producer_instances(agencies: Keystore, outbox_url: str) -> None:
+    outbox = Outbox(outbox_url)
+    first = Producer(POLICE, agencies, outbox)
+    second = Producer(POLICE, agencies, outbox_url)  # another engine on the same outbox
+    gp = Producer(GP, agencies, outbox)
+    for n in range(3):
+        first.publish("incident.reported", "C-1", {**INCIDENT, "incident_ref": f"INC-{n}a"})
+        second.publish("incident.reported", "C-2", {**INCIDENT, "incident_ref": f"INC-{n}b"})
+        gp.publish("gp.registered", "C-1", {"person": "C-1", "practice": "L85001"})
+    assert_chain(outbox, POLICE, 6)
+    assert_chain(outbox, GP, 3)
+    assert outbox.pending_count() == 9
+    pending = outbox.pending()
+    assert [(p.agency, p.sequence) for p in pending] == sorted((p.agency, p.sequence) for p in pending)
+    second.outbox.close()
+    outbox.close()
+
+
+def _publish_many(keys_dir: str, outbox_url: str, worker: int, count: int, start: BarrierType) -> None:
+    producer = Producer(POLICE, Keystore(Path(keys_dir)), outbox_url)
+    start.wait(60)  # all processes publish at the same moment
+    for n in range(count):
+        producer.publish("incident.reported", f"C-{worker}", {**INCIDENT, "incident_ref": f"{worker}-{n}"})
+    producer.outbox.close()
+
+
+def test_two_processes_publishing_for_one_agency_never_fork(agencies: Keystore, outbox_url: str) -> None:
+    Outbox(outbox_url).close()  # create the tables before the race
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(3)
+    workers = [
+        context.Process(target=_publish_many, args=(str(agencies.directory), outbox_url, w, 30, start))
+        for w in range(3)
+    ]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(120)
+        assert process.exitcode == 0
+    outbox = Outbox(outbox_url)
+    assert_chain(outbox, POLICE, 90)
+    outbox.close()
+
+
+def test_mark_sent_and_unsent(agencies: Keystore, outbox_url: str) -> None:
+    producer = Producer(POLICE, agencies, outbox_url)
+    for n in range(4):
+        producer.publish("incident.reported", "C-1", {**INCIDENT, "incident_ref": f"INC-{n}"})
+    outbox = producer.outbox
+    outbox.mark_sent([(p.id, 0, n) for n, p in enumerate(outbox.pending())])
+    assert outbox.pending_count() == 0
+    assert [(r.kafka_partition, r.kafka_offset) for r in outbox.events(POLICE)] == [(0, n) for n in range(4)]
+    assert all(r.sent_at is not None for r in outbox.events(POLICE))
+    ids = [r.event_id for r in outbox.events(POLICE)]
+    assert outbox.sent_event_ids() == set(ids)
+    assert outbox.mark_unsent(agency=POLICE, from_sequence=3) == 2
+    assert [p.sequence for p in outbox.pending()] == [3, 4]
+    assert outbox.mark_unsent(agency=GP) == 0
+    assert outbox.sent_event_ids() == set(ids[:2])
+    assert outbox.mark_unsent([ids[0], "not-in-the-outbox"]) == 1
+    assert [p.event_id for p in outbox.pending()] == [ids[0], ids[2], ids[3]]
+    outbox.close()
+
+
+def test_sqlite_outbox_is_durable(tmp_path: Path) -> None:
+    outbox = Outbox(f"sqlite:///{tmp_path / 'o.sqlite'}")
+    with outbox.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
+    outbox.close()

@@ -1,0 +1,203 @@
+"""The relay against real brokers: nothing lost while Kafka is down, rows marked sent only after
+the broker acknowledged them, and the exact signed bytes arrive, keyed by child, in order."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+
+from ledger.canonical import canonical_json
+from ledger.keystore import Keystore
+from ledger.signing import signature_valid
+from producers.outbox import Entry, Outbox
+from producers.relay import Relay
+from producers.sdk import Producer
+from tests.ledger.factory import INCIDENT
+from tests.producers.conftest import GP, POLICE
+from transport.broker import EmbeddedBroker, free_port
+from transport.kafka import BrokerUnavailable, KafkaSettings, make_consumer
+
+pytestmark = pytest.mark.kafka
+
+
+def consume(settings: KafkaSettings, topics: list[str], count: int) -> list[ConsumerRecord]:
+    """Read ``count`` records from the beginning of the topics (no group: no join delay)."""
+    consumer = make_consumer(settings, None, [])
+    try:
+        consumer.assign([TopicPartition(t, p) for t in topics for p in range(settings.partitions)])
+        consumer.seek_to_beginning()
+        records: list[ConsumerRecord] = []
+        deadline = time.monotonic() + 20
+        while len(records) < count and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=200).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def publish_story(keys: Keystore, outbox: Outbox, settings: KafkaSettings, n: int) -> list[dict[str, Any]]:
+    police = Producer(POLICE, keys, outbox, topics=settings.topics)
+    gp = Producer(GP, keys, outbox, topics=settings.topics)
+    events = []
+    for i in range(n):
+        child = f"C-{i % 3}"
+        events.append(police.publish("incident.reported", child, {**INCIDENT, "incident_ref": f"I{i}"}))
+        events.append(gp.publish("gp.registered", child, {"person": child, "practice": "L85001"}))
+    return events
+
+
+def chain_order(event: dict[str, Any]) -> tuple[str, int]:
+    return event["source"], event["sequence"]
+
+
+def down(settings: KafkaSettings) -> KafkaSettings:
+    """The same settings pointed at a port where no broker listens."""
+    return dataclasses.replace(
+        settings, bootstrap_servers=f"127.0.0.1:{free_port()}", bootstrap_timeout_ms=500,
+        request_timeout_ms=500, max_block_ms=500, delivery_timeout_ms=1000,
+    )  # fmt: skip
+
+
+def test_publish_while_down_then_relay_delivers_exact_bytes_in_order(
+    agencies: Keystore, outbox_url: str, kafka_settings: KafkaSettings
+) -> None:
+    outbox = Outbox(outbox_url)
+    events = publish_story(agencies, outbox, kafka_settings, 12)
+    with Relay(outbox, down(kafka_settings)) as offline, pytest.raises(BrokerUnavailable):
+        offline.send_pending(timeout_s=5)
+    assert outbox.pending_count() == len(events)  # nothing marked without an acknowledgement
+
+    with Relay(outbox, kafka_settings) as relay:
+        assert relay.send_pending() == [e["id"] for e in sorted(events, key=chain_order)]
+        assert relay.send_pending() == []
+    assert outbox.pending_count() == 0
+
+    topics = [kafka_settings.topics.for_type(t) for t in ("incident.reported", "gp.registered")]
+    records = consume(kafka_settings, topics, len(events))
+    assert len(records) == len(events)
+    by_id = {e["id"]: e for e in events}
+    keys = {POLICE: agencies.agency_private_key(POLICE), GP: agencies.agency_private_key(GP)}
+    for record in records:
+        event = Outbox.decode(record.value)
+        assert record.value == canonical_json(by_id[event["id"]])
+        assert record.key == event["subject"].encode()
+        assert signature_valid(event, keys[event["source"]].public_key())
+    # Within a partition each agency's events keep their sequence order.
+    seen: dict[tuple[str, int, str], int] = {}
+    for record in records:
+        event = Outbox.decode(record.value)
+        slot = (record.topic, record.partition, event["source"])
+        assert event["sequence"] > seen.get(slot, 0)
+        seen[slot] = event["sequence"]
+    # The outbox recorded where each event landed.
+    landed = {(r.topic, r.partition, r.offset) for r in records}
+    rows = outbox.events(POLICE) + outbox.events(GP)
+    assert {(r.topic, r.kafka_partition, r.kafka_offset) for r in rows} == landed
+    outbox.close()
+
+
+def test_resend_is_at_least_once_with_the_same_ids(
+    agencies: Keystore, tmp_path: Path, kafka_settings: KafkaSettings
+) -> None:
+    outbox = Outbox(f"sqlite:///{tmp_path / 'outbox.sqlite'}")
+    events = publish_story(agencies, outbox, kafka_settings, 2)
+    with Relay(outbox, kafka_settings) as relay:
+        relay.send_pending()
+        assert relay.resend(POLICE, from_sequence=2) == 1
+        assert len(relay.send_pending()) == 1
+        assert relay.resend() == len(events)
+        assert len(relay.send_pending()) == len(events)
+    topic = kafka_settings.topics.for_type("incident.reported")
+    ids = [Outbox.decode(r.value)["id"] for r in consume(kafka_settings, [topic], 5)]
+    police_ids = [e["id"] for e in events if e["source"] == POLICE]
+    assert sorted(ids) == sorted(police_ids * 2 + police_ids[1:])
+
+
+def test_oversized_event_reaches_the_broker(
+    agencies: Keystore, tmp_path: Path, kafka_settings: KafkaSettings
+) -> None:
+    """Events over 1 MiB must reach the projector, which quarantines them with a reason."""
+    outbox = Outbox(f"sqlite:///{tmp_path / 'outbox.sqlite'}")
+    topic = kafka_settings.topics.for_type("incident.reported")
+    big = {"id": "big-1", "subject": "C-1", "sequence": 1, "blob": "x" * (2 * 1024 * 1024)}
+    outbox.append(POLICE, [Entry(topic, lambda sequence, prevhash: big)])
+    with Relay(outbox, kafka_settings) as relay:
+        assert relay.send_pending() == ["big-1"]
+    [record] = consume(kafka_settings, [topic], 1)
+    assert len(record.value) > 2 * 1024 * 1024
+
+
+def test_run_loop_relays_in_the_background(
+    agencies: Keystore, tmp_path: Path, kafka_settings: KafkaSettings
+) -> None:
+    outbox = Outbox(f"sqlite:///{tmp_path / 'outbox.sqlite'}")
+    stop = threading.Event()
+    with Relay(outbox, kafka_settings) as relay:
+        worker = threading.Thread(target=relay.run, args=(stop, 0.05))
+        worker.start()
+        try:
+            publish_story(agencies, outbox, kafka_settings, 3)
+            deadline = time.monotonic() + 20
+            while outbox.pending_count() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert outbox.pending_count() == 0
+        finally:
+            stop.set()
+            worker.join(10)
+    assert not worker.is_alive()
+
+
+def test_run_loop_backs_off_while_the_broker_is_down(
+    agencies: Keystore, tmp_path: Path, kafka_settings: KafkaSettings
+) -> None:
+    outbox = Outbox(f"sqlite:///{tmp_path / 'outbox.sqlite'}")
+    events = publish_story(agencies, outbox, kafka_settings, 2)
+    stop = threading.Event()
+    with Relay(outbox, down(kafka_settings)) as relay:
+        worker = threading.Thread(target=relay.run, args=(stop, 0.05, 0.2))
+        worker.start()
+        time.sleep(1.5)  # several failed attempts
+        stop.set()
+        worker.join(10)
+    assert not worker.is_alive()
+    assert outbox.pending_count() == len(events)
+
+
+def test_broker_restart_loses_nothing(
+    agencies: Keystore, tmp_path: Path, kafka_settings: KafkaSettings
+) -> None:
+    """A private broker (the shared one is never restarted): it dies mid-stream, publishing goes
+    on, and after a new (empty, memory-only) broker starts, resend brings it everything."""
+    outbox = Outbox(f"sqlite:///{tmp_path / 'outbox.sqlite'}")
+    with EmbeddedBroker(tmp_path / "first") as first:
+        settings = dataclasses.replace(
+            kafka_settings, bootstrap_servers=first.bootstrap_servers,
+            request_timeout_ms=1000, max_block_ms=1000, delivery_timeout_ms=2000,
+            bootstrap_timeout_ms=1000,
+        )  # fmt: skip
+        relay = Relay(outbox, settings)
+        before = publish_story(agencies, outbox, settings, 3)
+        assert len(relay.send_pending()) == len(before)
+    after = publish_story(agencies, outbox, settings, 2)
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailable):
+        relay.send_pending(timeout_s=30)
+    assert time.monotonic() - started < 10  # bounded by delivery_timeout_ms, not by timeout_s
+    relay.close()
+    assert outbox.pending_count() == len(after)
+    with EmbeddedBroker(tmp_path / "second") as second:
+        settings = dataclasses.replace(settings, bootstrap_servers=second.bootstrap_servers)
+        with Relay(outbox, settings) as relay:
+            relay.resend()
+            assert len(relay.send_pending()) == len(before) + len(after)
+        topics = [settings.topics.for_type(t) for t in ("incident.reported", "gp.registered")]
+        received = {Outbox.decode(r.value)["id"] for r in consume(settings, topics, 10)}
+    assert received == {e["id"] for e in before + after}

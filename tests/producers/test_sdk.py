@@ -1,0 +1,116 @@
+"""The SDK validates before it stores, signs with the agency's key and never needs a broker."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ledger.canonical import canonical_json, event_digest
+from ledger.keystore import Keystore, KeystoreError
+from ledger.signing import key_id, public_key_text, signature_valid
+from ledger.topics import Topics
+from ledger.validation import Problem, validate_event
+from producers.outbox import DuplicateEventId, Outbox
+from producers.sdk import Draft, InvalidEvent, Producer
+from tests.ledger.factory import INCIDENT
+from tests.producers.conftest import POLICE
+
+AT = datetime(2024, 3, 5, 21, 40, tzinfo=UTC)
+
+
+def test_publish_signs_stores_and_needs_no_broker(agencies: Keystore, outbox_url: str) -> None:
+    """No broker is configured at all: publishing is a local, durable write."""
+    producer = Producer(POLICE, agencies, outbox_url, topics=Topics("t"), clock=lambda: AT)
+    event = producer.publish("incident.reported", "C-1", INCIDENT, time=AT - timedelta(hours=2))
+    key = agencies.agency_private_key(POLICE).public_key()
+    assert signature_valid(event, key)
+    assert event["kid"] == key_id(key)
+    assert validate_event(event) == []
+    assert (event["sequence"], event["prevhash"], event["subject"]) == (1, "", "C-1")
+    assert event["recordedtime"] == AT.isoformat()
+    assert event["time"] == (AT - timedelta(hours=2)).isoformat()
+    [row] = producer.outbox.events(POLICE)
+    assert (row.topic, row.key, row.event_id) == ("t.incident", "C-1", event["id"])
+    assert row.payload == canonical_json(event)
+    assert row.sent_at is None
+
+
+def test_topic_follows_the_type(agencies: Keystore, outbox_url: str) -> None:
+    producer = Producer(POLICE, agencies, outbox_url, topics=Topics("t"))
+    producer.publish(
+        "referral.closed", "C-1",
+        {"referral_ref": "R-1", "outcome": "nfa", "reason": "no concerns",
+         "persons_contacted": ["P-m"], "worked_by": "sw-1", "authorised_by": "tm-1"},
+    )  # fmt: skip
+    assert [r.topic for r in producer.outbox.events(POLICE)] == ["t.closure"]
+
+
+def test_invalid_event_is_refused_with_path_expected_got(agencies: Keystore, outbox_url: str) -> None:
+    producer = Producer(POLICE, agencies, outbox_url)
+    bad = {**INCIDENT, "dash_risk": "very-high"}
+    del bad["children_present"]
+    with pytest.raises(InvalidEvent) as refused:
+        producer.publish("incident.reported", "C-1", bad)
+    paths = {p.path for p in refused.value.problems}
+    assert paths == {"/data", "/data/dash_risk"}
+    dash = next(p for p in refused.value.problems if p.path == "/data/dash_risk")
+    assert isinstance(dash, Problem) and "high" in dash.expected and "very-high" in dash.got
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith("incident.reported refused: /data")
+    assert producer.outbox.head(POLICE) == (0, "")  # nothing stored, no sequence consumed
+    with pytest.raises(InvalidEvent, match="/type"):
+        producer.publish("incident.rumoured", "C-1", INCIDENT)
+    assert producer.publish("incident.reported", "C-1", INCIDENT)["sequence"] == 1
+
+
+def test_event_over_one_mebibyte_is_refused(agencies: Keystore, outbox_url: str) -> None:
+    producer = Producer(POLICE, agencies, outbox_url)
+    refs = [f"{n:04d}" + "x" * 1996 for n in range(600)]  # 600 x 2000 characters
+    data = {"referral_ref": "R-1", "to": "csc/somerset", "reason": "dv", "incident_refs": refs}
+    with pytest.raises(InvalidEvent, match="expected at most 1048576 bytes"):
+        producer.publish("referral.made", "C-1", data)
+    assert producer.outbox.head(POLICE) == (0, "")
+
+
+def test_partnership_publishes_with_the_root_key(keystore: Keystore, outbox_url: str) -> None:
+    agency_key = keystore.create_agency_key(POLICE).public_key()
+    producer = Producer("partnership/test", keystore, outbox_url)
+    event = producer.publish(
+        "agency.key.registered", POLICE,
+        {"agency": POLICE, "kid": key_id(agency_key), "public_key": public_key_text(agency_key)},
+    )  # fmt: skip
+    assert event["kid"] == keystore.root_info().kid
+    assert signature_valid(event, keystore.root_private_key().public_key())
+    assert producer.outbox.events("partnership/test")[0].topic == "safeguarding.registration"
+
+
+def test_same_event_id_is_idempotent_and_never_reused(agencies: Keystore, outbox_url: str) -> None:
+    producer = Producer(POLICE, agencies, outbox_url)
+    event_id = "4f6b1f0e-8a51-4cb4-9d4b-3f3cf1d6a001"
+    first = producer.publish("incident.reported", "C-1", INCIDENT, event_id=event_id)
+    again = producer.publish("incident.reported", "C-1", INCIDENT, event_id=event_id)
+    assert again == first
+    with pytest.raises(DuplicateEventId, match="sequence 1"):
+        producer.publish("incident.reported", "C-2", INCIDENT, event_id=event_id)
+    assert producer.outbox.head(POLICE)[0] == 1
+
+
+def test_publish_many_is_one_all_or_nothing_transaction(agencies: Keystore, outbox_url: str) -> None:
+    producer = Producer(POLICE, agencies, outbox_url)
+    drafts = [Draft("incident.reported", f"C-{n}", {**INCIDENT, "incident_ref": f"I{n}"}) for n in range(5)]
+    with pytest.raises(InvalidEvent, match="/data/children_present"):
+        producer.publish_many(
+            [*drafts, Draft("incident.reported", "C-9", {**INCIDENT, "children_present": "yes"})]
+        )
+    assert producer.outbox.head(POLICE) == (0, "")
+    events = producer.publish_many(drafts)
+    assert [e["sequence"] for e in events] == [1, 2, 3, 4, 5]
+    assert [e["prevhash"] for e in events[1:]] == [event_digest(e) for e in events[:-1]]
+    assert producer.outbox.head(POLICE) == (5, event_digest(events[-1]))
+
+
+def test_missing_agency_key_fails_at_construction(keystore: Keystore, tmp_path: Path) -> None:
+    with pytest.raises(KeystoreError, match="school/100001"):
+        Producer("school/100001", keystore, Outbox(f"sqlite:///{tmp_path / 'o.sqlite'}"))

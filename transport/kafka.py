@@ -1,0 +1,251 @@
+"""Kafka clients built from one settings object, and the admin calls the services need.
+
+Why a wrapper at all: kafka-python's defaults suit neither side of this system. Its constructors
+block 30 s on an unreachable broker, ``send`` futures fail only after 120 s, the default message
+size (1 MiB) would stop an oversized event in the producer instead of letting the projector
+quarantine it, and auto-commit would acknowledge messages before they are in the database. The
+embedded tansu broker also gets ``end_offsets`` wrong, so lag is computed from the highwater mark.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from ledger.topics import DEFAULT_PREFIX, Topics
+
+MESSAGE_MAX_BYTES = 8 * 1024 * 1024  # client-side ceiling; the broker's own limit still applies
+
+
+class BrokerUnavailable(RuntimeError):
+    """The Kafka broker could not be reached (or refused a request) in the configured time."""
+
+
+class TopicMismatch(RuntimeError):
+    """An existing topic's partition count differs from the configured one.
+
+    One child's events must meet in one consumer, which holds only if every topic has the same
+    partition count (keys hash to the same partition number everywhere).
+    """
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """Client configuration for every service. Defaults suit a real Kafka cluster; tests shorten
+    the timeouts (tansu holds a group join for half of ``session_timeout_ms``)."""
+
+    bootstrap_servers: str
+    topic_prefix: str = DEFAULT_PREFIX
+    partitions: int = 6
+    replication_factor: int = 1
+    session_timeout_ms: int = 10_000  # Apache Kafka rejects < 6000
+    heartbeat_interval_ms: int = 3_000
+    max_poll_interval_ms: int = 300_000
+    request_timeout_ms: int = 30_000
+    max_block_ms: int = 10_000
+    delivery_timeout_ms: int = 60_000  # must cover linger + request timeout + retries
+    bootstrap_timeout_ms: int = 10_000
+    linger_ms: int = 5
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_plain_username: str | None = None
+    sasl_plain_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+
+    @classmethod
+    def from_env(
+        cls,
+        prefix: str = "SGLEDGER_KAFKA_",
+        environ: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> KafkaSettings:
+        """Settings from ``{prefix}{FIELD}`` variables (e.g. SGLEDGER_KAFKA_SESSION_TIMEOUT_MS);
+        keyword overrides win, so a CLI option or the embedded broker's address takes precedence."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for spec in dataclasses.fields(cls):
+            name = prefix + spec.name.upper()
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            if spec.type != "int":
+                values[spec.name] = raw
+            elif raw.isdigit():
+                values[spec.name] = int(raw)
+            else:
+                raise ValueError(f"{name} must be a whole number, got {raw!r}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "bootstrap_servers" not in values:
+            raise ValueError(
+                f"no Kafka bootstrap servers: set {prefix}BOOTSTRAP_SERVERS or --bootstrap-servers"
+            )
+        return cls(**values)
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+    def client_config(self) -> dict[str, Any]:
+        """Settings every kafka-python client (admin, producer, consumer) accepts."""
+        config: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers.split(","),
+            "request_timeout_ms": self.request_timeout_ms,
+            "bootstrap_timeout_ms": self.bootstrap_timeout_ms,
+            "security_protocol": self.security_protocol,
+        }
+        optional = {
+            "sasl_mechanism": self.sasl_mechanism,
+            "sasl_plain_username": self.sasl_plain_username,
+            "sasl_plain_password": self.sasl_plain_password,
+            "ssl_cafile": self.ssl_cafile,
+        }
+        config.update({k: v for k, v in optional.items() if v is not None})
+        return config
+
+
+def _unavailable(settings: KafkaSettings, exc: Exception) -> BrokerUnavailable:
+    return BrokerUnavailable(
+        f"Kafka at {settings.bootstrap_servers} is not reachable or failed a request ({exc}); "
+        "start the broker, or check --bootstrap-servers / SGLEDGER_KAFKA_BOOTSTRAP_SERVERS"
+    )
+
+
+@contextmanager
+def admin_client(settings: KafkaSettings) -> Iterator[KafkaAdminClient]:
+    """An admin client that is always closed, with Kafka failures as BrokerUnavailable."""
+    try:
+        admin = KafkaAdminClient(**settings.client_config())
+    except KafkaError as exc:
+        raise _unavailable(settings, exc) from exc
+    try:
+        yield admin
+    except KafkaError as exc:
+        raise _unavailable(settings, exc) from exc
+    finally:
+        admin.close()
+
+
+def broker_reachable(settings: KafkaSettings, timeout_s: float = 2.0) -> bool:
+    """True when the broker answers a metadata request: tansu logs "listening" even when it then
+    fails, so readiness is a protocol round trip, not an open port."""
+    timeout_ms = max(1, int(timeout_s * 1000))
+    quick = dataclasses.replace(settings, bootstrap_timeout_ms=timeout_ms, request_timeout_ms=timeout_ms)
+    try:
+        with admin_client(quick) as admin:
+            admin.list_topics()
+    except BrokerUnavailable:
+        return False
+    return True
+
+
+def cluster_id(settings: KafkaSettings) -> str:
+    """The cluster's id. The embedded broker gets a fresh one per start (it keeps nothing across
+    a restart), so consumers can tell a new incarnation from the one their positions refer to."""
+    with admin_client(settings) as admin:
+        return str(admin.describe_cluster()["cluster_id"])
+
+
+def ensure_topics(settings: KafkaSettings, names: Iterable[str]) -> list[str]:
+    """Create the missing topics with the configured partition count; returns those created.
+
+    Idempotent and safe against a concurrent creator. Existing topics with another partition
+    count raise TopicMismatch instead of silently breaking per-child ordering.
+    """
+    wanted = sorted(set(names))
+    with admin_client(settings) as admin:
+        existing = set(admin.list_topics())
+        _check_partitions(settings, admin, [n for n in wanted if n in existing])
+        missing = [n for n in wanted if n not in existing]
+        if not missing:
+            return []
+        result = admin.create_topics(
+            [NewTopic(n, settings.partitions, settings.replication_factor) for n in missing],
+            raise_errors=False,
+            wait_for_metadata=True,
+        )
+    failures = [
+        f"{t['name']}: {t['error_message'] or t['error_code']}"
+        for t in result["topics"]
+        if t["error_code"] not in (0, TopicAlreadyExistsError.errno)
+    ]
+    if failures:
+        raise BrokerUnavailable("could not create topics: " + "; ".join(failures))
+    return missing
+
+
+def _check_partitions(settings: KafkaSettings, admin: KafkaAdminClient, names: list[str]) -> None:
+    if not names:
+        return
+    wrong = [
+        f"{t['name']} has {len(t['partitions'])}"
+        for t in admin.describe_topics(names)
+        if len(t["partitions"]) != settings.partitions
+    ]
+    if wrong:
+        raise TopicMismatch(
+            f"topics must all have {settings.partitions} partitions but "
+            + ", ".join(wrong)
+            + ": set SGLEDGER_KAFKA_PARTITIONS to the cluster's count or recreate the topics"
+        )
+
+
+def make_producer(settings: KafkaSettings) -> KafkaProducer:
+    """An idempotent, all-replica-acknowledged producer: a send counts only once it is durable."""
+    try:
+        return KafkaProducer(
+            **settings.client_config(),
+            acks="all",
+            enable_idempotence=True,
+            retries=2**31 - 1,  # bounded by delivery_timeout_ms, not by a count
+            max_in_flight_requests_per_connection=5,  # idempotence keeps order up to 5
+            linger_ms=settings.linger_ms,
+            batch_size=512 * 1024,
+            max_request_size=MESSAGE_MAX_BYTES,
+            compression_type=None,
+            max_block_ms=settings.max_block_ms,
+            delivery_timeout_ms=settings.delivery_timeout_ms,
+        )
+    except KafkaError as exc:
+        raise _unavailable(settings, exc) from exc
+
+
+def make_consumer(settings: KafkaSettings, group_id: str | None, topics: Iterable[str]) -> KafkaConsumer:
+    """A consumer that never commits on its own: offsets (and the database's tracking records)
+    move only after a batch is applied. Fetch sizes exceed 1 MiB so that an oversized event
+    reaches the projector (and quarantine) rather than stalling the partition."""
+    try:
+        consumer = KafkaConsumer(
+            **settings.client_config(),
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            max_poll_interval_ms=settings.max_poll_interval_ms,
+            max_partition_fetch_bytes=MESSAGE_MAX_BYTES,
+            fetch_max_bytes=4 * MESSAGE_MAX_BYTES,
+        )
+    except KafkaError as exc:
+        raise _unavailable(settings, exc) from exc
+    names = list(topics)
+    if names:
+        consumer.subscribe(names)
+    return consumer
+
+
+def partition_lag(consumer: KafkaConsumer) -> dict[TopicPartition, int | None]:
+    """Messages not yet consumed per assigned partition: highwater - position (tansu's
+    ``end_offsets`` is wrong). None until the first fetch has reported a highwater mark."""
+    lag: dict[TopicPartition, int | None] = {}
+    for tp in consumer.assignment():
+        highwater = consumer.highwater(tp)
+        lag[tp] = None if highwater is None else max(0, highwater - consumer.position(tp))
+    return lag
