@@ -100,7 +100,9 @@ class Applier:
         """Apply a batch; ``track`` maps tracking names to the positions the batch reaches."""
         with self.ledger.read() as session:
             registry = self.ledger.key_registry(session, self.root)
-        checked = [(m, self._check(m.raw, registry)) for m in messages]
+        checked = sorted(
+            ((m, self._check(m.raw, registry)) for m in messages), key=lambda pair: _chain_order(pair[1])
+        )
         stats = ApplyStats()
         with self.ledger.writer() as session:
             registry = self.ledger.key_registry(session, self.root)
@@ -328,6 +330,8 @@ class Applier:
             status=status,
             raw=raw,
             origin=origin,
+            # A chain hole is announced by the lost-event flag if it lasts, not per held message.
+            published=rejection.reason == Reason.SEQUENCE_GAP,
             **fields,
         )
         session.add(entry)
@@ -454,6 +458,15 @@ class Applier:
             return
         evaluation = integrity_flags(holes, equivocations, now)
         sync_flags(session, None, evaluation.flags, now, None, {}, rules=INTEGRITY_RULES)
+
+
+def _chain_order(checked: dict[str, Any] | Rejection) -> tuple[int, str, int]:
+    """Apply a batch in chain order, key registrations first: a poll interleaves partitions
+    arbitrarily, and applying in arrival order would hold most events for their predecessor."""
+    if isinstance(checked, Rejection):
+        return (2, "", 0)
+    first = 0 if checked["type"] in KEY_EVENT_TYPES else 1
+    return (first, checked["source"], checked["sequence"])
 
 
 def _evidence(event: Event) -> dict[str, Any]:

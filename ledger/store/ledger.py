@@ -74,17 +74,33 @@ class Ledger:
             env={
                 "PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
                 "SQLALCHEMY_URL": self.url,
-                "CREATE_TABLE": "y",
+                "CREATE_TABLE": "n",
             }
         )
         self.recorder = cast(SQLAlchemyApplicationRecorder, self.app.recorder)
         self.datastore: SQLAlchemyDatastore = self.recorder.datastore
         self.tracking = SQLAlchemyTrackingRecorder(self.datastore, tracking_table_name="ledger_tracking")
-        self.tracking.create_table()
-        Base.metadata.create_all(self.engine)
-        with self.session() as session:
-            if session.get(WriterLock, 1) is None:
-                session.add(WriterLock(id=1, generation=0))
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        """Create missing tables once, even when several services start at the same moment
+        (PostgreSQL: under an advisory lock; SQLite: inside one exclusive transaction)."""
+        with self.engine.connect() as connection:
+            if self.is_postgres:
+                connection.execute(text("SELECT pg_advisory_lock(724152)"))
+            else:
+                connection.exec_driver_sql("BEGIN EXCLUSIVE")
+            try:
+                for table in [*self.recorder.tables, self.tracking.tracking_table]:
+                    table.create(connection, checkfirst=True)
+                Base.metadata.create_all(connection)
+                if connection.execute(select(WriterLock.id)).first() is None:
+                    connection.execute(WriterLock.__table__.insert().values(id=1, generation=0))
+                connection.commit()
+            finally:
+                if self.is_postgres:
+                    connection.execute(text("SELECT pg_advisory_unlock(724152)"))
+                    connection.commit()
 
     @property
     def engine(self) -> Engine:
@@ -128,14 +144,15 @@ class Ledger:
     def chain_facts(self, session: Session, event: Mapping[str, Any]) -> ChainFacts:
         same_id = session.get(AcceptedEvent, event["id"])
         source, sequence = event["source"], event["sequence"]
-        rows: dict[int, str] = dict(
-            session.execute(
+        rows: dict[int, str] = {
+            seq: digest
+            for seq, digest in session.execute(
                 select(AcceptedEvent.sequence, AcceptedEvent.digest).where(
                     AcceptedEvent.source == source,
                     AcceptedEvent.sequence.in_([sequence, sequence - 1]),
                 )
-            ).tuples()
-        )
+            )
+        }
         highest = session.scalar(
             select(func.max(AcceptedEvent.sequence)).where(AcceptedEvent.source == source)
         )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -83,14 +84,6 @@ def send_events(settings: KafkaSettings, events: Iterable[Mapping[str, Any]]) ->
     )
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def count(url: str, sql: str) -> int:
     engine = create_engine(url)
     try:
@@ -121,36 +114,58 @@ def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
     return result
 
 
-def start_projector(
-    settings: KafkaSettings, database_url: str, keys_dir: Path, group: str
-) -> subprocess.Popen[bytes]:
-    """`sgledger project` as its own process, exactly as an operator runs it."""
-    env = {
-        **os.environ,
-        "SGLEDGER_KAFKA_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
-        "SGLEDGER_KAFKA_HEARTBEAT_INTERVAL_MS": str(settings.heartbeat_interval_ms),
-        "SGLEDGER_KAFKA_MAX_POLL_INTERVAL_MS": str(settings.max_poll_interval_ms),
-        "SGLEDGER_KAFKA_PARTITIONS": str(settings.partitions),
-    }
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sgledger",
-            "--bootstrap-servers",
-            settings.bootstrap_servers,
-            "--topic-prefix",
-            settings.topic_prefix,
-            "--database-url",
-            database_url,
-            "--keys-dir",
-            str(keys_dir),
-            "project",
-            "--group",
-            group,
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+class ProjectorProcess:
+    """`sgledger project` as its own process, exactly as an operator runs it; its stderr goes to
+    a file so a test that fails can say why the process died."""
+
+    def __init__(
+        self, settings: KafkaSettings, database_url: str, keys_dir: Path, group: str, log: Path
+    ) -> None:
+        env = {
+            **os.environ,
+            "SGLEDGER_KAFKA_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
+            "SGLEDGER_KAFKA_HEARTBEAT_INTERVAL_MS": str(settings.heartbeat_interval_ms),
+            "SGLEDGER_KAFKA_MAX_POLL_INTERVAL_MS": str(settings.max_poll_interval_ms),
+            "SGLEDGER_KAFKA_PARTITIONS": str(settings.partitions),
+        }
+        self.log = log
+        with log.open("ab") as stderr:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable, "-m", "sgledger", "--bootstrap-servers", settings.bootstrap_servers,
+                    "--topic-prefix", settings.topic_prefix, "--database-url", database_url,
+                    "--keys-dir", str(keys_dir), "project", "--group", group,
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,
+            )
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            tail = self.log.read_text()[-2000:]
+            raise AssertionError(f"projector exited {self.process.returncode}: {tail}")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def wait_for_count(url: str, expected: int, timeout_s: float, *processes: ProjectorProcess) -> None:
+    """Until ledger_accepted holds ``expected`` rows; fails at once if a projector died."""
+    deadline = time.monotonic() + timeout_s
+    while count(url, "SELECT count(*) FROM ledger_accepted") < expected:
+        for process in processes:
+            process.check_alive()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {expected} accepted events")
+        time.sleep(0.1)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -18,13 +16,13 @@ from consumers.projector.runner import Projector
 from ledger.keystore import Keystore
 from ledger.store.ledger import Ledger
 from tests.consumers.kafka_helpers import (
+    ProjectorProcess,
     count,
     send_events,
     send_raw,
     snapshot,
-    start_projector,
     story,
-    wait_until,
+    wait_for_count,
 )
 from tests.ledger.factory import INCIDENT, Chain
 from transport.kafka import KafkaSettings
@@ -90,13 +88,17 @@ def test_signed_events_and_bad_input_through_the_broker(
         run_until(
             projector,
             lambda: (
-                ledger.count() == len(events) and count(url, "SELECT count(*) FROM ledger_quarantine") == 4
+                ledger.count() == len(events)
+                and count(url, "SELECT count(*) FROM ledger_quarantine WHERE status <> 'readmitted'") == 4
             ),
         )
         projector.poll_once(timeout_ms=200)
     finally:
         projector.close()
-    reasons = {tuple(r) for r in _rows(url, "SELECT status, reason FROM ledger_quarantine")}
+    reasons = {
+        tuple(r)
+        for r in _rows(url, "SELECT status, reason FROM ledger_quarantine WHERE status <> 'readmitted'")
+    }
     assert reasons == {
         ("quarantined", "not-json"),
         ("quarantined", "schema-invalid"),
@@ -125,56 +127,38 @@ def test_sigkill_at_several_points_loses_and_doubles_nothing(
     send_events(kafka_settings, events)
     total = len(events)
     crashed = f"sqlite:///{tmp_path / 'crashed.sqlite'}"
+    log = tmp_path / "projector.log"
     for stop_at in (total // 5, total // 2, (4 * total) // 5):
-        process = start_projector(kafka_settings, crashed, keystore.directory, group="crashy")
-        wait_until(
-            lambda n=stop_at: count(crashed, "SELECT count(*) FROM ledger_accepted") >= n,
-            120,
-            f"{stop_at} events",
-        )
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
-    process = start_projector(kafka_settings, crashed, keystore.directory, group="crashy")
+        process = ProjectorProcess(kafka_settings, crashed, keystore.directory, "crashy", log)
+        wait_for_count(crashed, stop_at, 120, process)
+        process.kill()
+    process = ProjectorProcess(kafka_settings, crashed, keystore.directory, "crashy", log)
     try:
-        wait_until(lambda: count(crashed, "SELECT count(*) FROM ledger_accepted") == total, 180, "all events")
+        wait_for_count(crashed, total, 180, process)
     finally:
-        _stop(process)
+        process.stop()
     clean = f"sqlite:///{tmp_path / 'clean.sqlite'}"
-    process = start_projector(kafka_settings, clean, keystore.directory, group="uninterrupted")
+    process = ProjectorProcess(kafka_settings, clean, keystore.directory, "uninterrupted", log)
     try:
-        wait_until(lambda: count(clean, "SELECT count(*) FROM ledger_accepted") == total, 180, "clean run")
+        wait_for_count(clean, total, 180, process)
     finally:
-        _stop(process)
+        process.stop()
     after_crashes, uninterrupted = snapshot(crashed), snapshot(clean)
     assert after_crashes["events"] == [(total,)]  # every event recorded exactly once
     assert after_crashes == uninterrupted
 
 
 def test_two_projector_processes_share_the_partitions(
-    kafka_settings: KafkaSettings, keystore: Keystore, postgres_db: str
+    kafka_settings: KafkaSettings, keystore: Keystore, postgres_db: str, tmp_path: Path
 ) -> None:
     events = story(keystore, children=30, incidents_per_child=3)
     send_events(kafka_settings, events)
-    first = start_projector(kafka_settings, postgres_db, keystore.directory, group="shared")
-    second = start_projector(kafka_settings, postgres_db, keystore.directory, group="shared")
+    first = ProjectorProcess(kafka_settings, postgres_db, keystore.directory, "shared", tmp_path / "1.log")
+    second = ProjectorProcess(kafka_settings, postgres_db, keystore.directory, "shared", tmp_path / "2.log")
     try:
-        wait_until(
-            lambda: count(postgres_db, "SELECT count(*) FROM ledger_accepted") == len(events),
-            180,
-            "all events",
-        )
-        assert first.poll() is None and second.poll() is None
+        wait_for_count(postgres_db, len(events), 180, first, second)
     finally:
-        _stop(first)
-        _stop(second)
+        first.stop()
+        second.stop()
     assert count(postgres_db, "SELECT count(*) FROM ledger_events") == len(events)
-    assert count(postgres_db, "SELECT count(*) FROM ledger_quarantine") == 0
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    assert count(postgres_db, "SELECT count(*) FROM ledger_quarantine WHERE status <> 'readmitted'") == 0
