@@ -26,7 +26,7 @@ from eventsourcing_sqlalchemy.recorders import (
     SQLAlchemyApplicationRecorder,
     SQLAlchemyTrackingRecorder,
 )
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -95,7 +95,7 @@ class Ledger:
                     table.create(connection, checkfirst=True)
                 Base.metadata.create_all(connection)
                 if connection.execute(select(WriterLock.id)).first() is None:
-                    connection.execute(WriterLock.__table__.insert().values(id=1, generation=0))
+                    connection.execute(insert(WriterLock).values(id=1, generation=0))
                 connection.commit()
             finally:
                 if self.is_postgres:
