@@ -10,9 +10,10 @@ aggregate API may not.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,11 +31,10 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from ledger.canonical import canonical_json, event_digest
+from ledger.canonical import canonical_json
 from ledger.keyregistry import KeyRegistry, RootKey
 from ledger.store.models import AcceptedEvent, Base, WriterLock
 from ledger.timeutil import parse_time
-from ledger.verification import ChainFacts
 
 STREAM_NAMESPACE = uuid.UUID("0b6c7f4c-3c55-4f3a-9d0e-5a1f3c2b9e77")
 KEY_EVENT_TYPES = ("agency.key.registered", "agency.key.revoked")
@@ -50,6 +50,23 @@ class EventAccepted(DomainEvent):
     """What the ledger stores per accepted event: the envelope exactly as signed."""
 
     envelope: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """An event the projector accepted, with its canonical bytes computed once."""
+
+    event: Mapping[str, Any]
+    canonical: bytes  # RFC 8785 form of the whole event; its SHA-256 is the chain digest
+    over_hole: bool = False
+
+    @classmethod
+    def of(cls, event: Mapping[str, Any], *, over_hole: bool = False) -> Acceptance:
+        return cls(event, canonical_json(dict(event)), over_hole)
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.canonical).hexdigest()
 
 
 class LedgerApplication(Application[uuid.UUID]):
@@ -140,28 +157,32 @@ class Ledger:
                 )
             yield session
 
-    # -- facts for verification -----------------------------------------------------------
-    def chain_facts(self, session: Session, event: Mapping[str, Any]) -> ChainFacts:
-        same_id = session.get(AcceptedEvent, event["id"])
-        source, sequence = event["source"], event["sequence"]
-        rows: dict[int, str] = {
-            seq: digest
-            for seq, digest in session.execute(
-                select(AcceptedEvent.sequence, AcceptedEvent.digest).where(
-                    AcceptedEvent.source == source,
-                    AcceptedEvent.sequence.in_([sequence, sequence - 1]),
-                )
+    # -- facts for verification (one query per question per batch, not per event) --------
+    def digests_by_id(self, session: Session, event_ids: Iterable[str]) -> dict[str, str]:
+        ids = sorted(set(event_ids))
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            query = select(AcceptedEvent.event_id, AcceptedEvent.digest).where(
+                AcceptedEvent.event_id.in_(chunk)
             )
-        }
-        highest = session.scalar(
-            select(func.max(AcceptedEvent.sequence)).where(AcceptedEvent.source == source)
+            found.update({event_id: digest for event_id, digest in session.execute(query)})
+        return found
+
+    def chain_digests(self, session: Session, source: str, low: int, high: int) -> dict[int, str]:
+        """Digests of ``source``'s accepted events with ``low <= sequence <= high``."""
+        query = select(AcceptedEvent.sequence, AcceptedEvent.digest).where(
+            AcceptedEvent.source == source, AcceptedEvent.sequence.between(low, high)
         )
-        return ChainFacts(
-            same_id_digest=same_id.digest if same_id is not None else None,
-            same_sequence_digest=rows.get(sequence),
-            predecessor_digest=rows.get(sequence - 1),
-            highest_sequence=highest or 0,
+        return {sequence: digest for sequence, digest in session.execute(query)}
+
+    def highest_sequences(self, session: Session, sources: Iterable[str]) -> dict[str, int]:
+        query = (
+            select(AcceptedEvent.source, func.max(AcceptedEvent.sequence))
+            .where(AcceptedEvent.source.in_(sorted(set(sources))))
+            .group_by(AcceptedEvent.source)
         )
+        return {source: highest for source, highest in session.execute(query)}
 
     def key_registry(self, session: Session, root: RootKey) -> KeyRegistry:
         registry = KeyRegistry(root)
@@ -174,42 +195,42 @@ class Ledger:
         return registry
 
     # -- recording ------------------------------------------------------------------------
-    def record(
-        self,
-        session: Session,
-        event: Mapping[str, Any],
-        accepted_at: datetime,
-        *,
-        over_hole: bool = False,
-    ) -> AcceptedEvent:
-        """Append an accepted event to its agency's stream and index it, in ``session``."""
-        envelope = dict(event)
-        domain_event = EventAccepted(
-            originator_id=stream_id(envelope["source"]),
-            originator_version=envelope["sequence"],
-            timestamp=accepted_at,
-            envelope=envelope,
-        )
-        stored = self.app.mapper.to_stored_event(domain_event)
-        positions = self.recorder.insert_events([stored], session=session)
+    def record(self, session: Session, accepted: Sequence[Acceptance], accepted_at: datetime) -> None:
+        """Append accepted events to their agencies' streams and index them, in ``session``:
+        one ``insert_events`` call for the whole batch."""
+        if not accepted:
+            return
+        stored = [
+            self.app.mapper.to_stored_event(
+                EventAccepted(
+                    originator_id=stream_id(a.event["source"]),
+                    originator_version=a.event["sequence"],
+                    timestamp=accepted_at,
+                    envelope=dict(a.event),
+                )
+            )
+            for a in accepted
+        ]
+        positions = self.recorder.insert_events(stored, session=session)
         assert positions is not None
-        row = AcceptedEvent(
-            event_id=envelope["id"],
-            position=positions[0],
-            source=envelope["source"],
-            sequence=envelope["sequence"],
-            subject=envelope["subject"],
-            type=envelope["type"],
-            time=parse_time(envelope["time"]),
-            recordedtime=parse_time(envelope["recordedtime"]),
-            accepted_at=accepted_at,
-            digest=event_digest(envelope),
-            envelope=canonical_json(envelope).decode("utf-8"),
-            over_hole=over_hole,
+        session.add_all(
+            AcceptedEvent(
+                event_id=a.event["id"],
+                position=position,
+                source=a.event["source"],
+                sequence=a.event["sequence"],
+                subject=a.event["subject"],
+                type=a.event["type"],
+                time=parse_time(a.event["time"]),
+                recordedtime=parse_time(a.event["recordedtime"]),
+                accepted_at=accepted_at,
+                digest=a.digest,
+                envelope=a.canonical.decode("utf-8"),
+                over_hole=a.over_hole,
+            )
+            for a, position in zip(accepted, positions, strict=True)
         )
-        session.add(row)
         session.flush()
-        return row
 
     # -- Kafka positions ------------------------------------------------------------------
     def tracked_position(self, name: str) -> int | None:
