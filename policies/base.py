@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from policies.view import ChildView
 
@@ -32,6 +32,25 @@ class Finding:
     detail: str = ""  # one specific sentence; ids and refs only, never names or free text
     resolved_by: str | None = None  # id of the event that closed the gap after it was due
     resolved_at: datetime | None = None  # that event's recordedtime
+
+
+class RuleDescription(Protocol):
+    """What every flag says about the rule that raised it (child rules and integrity rules)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def severity(self) -> Severity: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def explanation(self) -> str: ...
+    @property
+    def action(self) -> str: ...
 
 
 class Policy(ABC):

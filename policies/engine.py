@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from ledger.timeutil import format_time
-from policies.base import Finding, Policy, Severity
+from policies.base import Finding, Policy, RuleDescription, Severity
 from policies.view import ChildView
 
 FLAG_NAMESPACE = uuid.UUID("6f1f8f4e-5d7a-4c1e-9a8e-2b1f0d0c5a11")
@@ -100,7 +100,7 @@ def evaluate(view: ChildView, as_of: datetime, policies: Sequence[Policy]) -> Ev
 
 
 def make_flag(
-    policy: Policy | type[Policy],
+    policy: RuleDescription,
     child: str | None,
     finding: Finding,
     lifecycle: Mapping[str, Mapping[str, Any]],

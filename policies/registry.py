@@ -7,22 +7,22 @@ order of the policies issue. Rule ids are part of the contract with safeguarding
 from __future__ import annotations
 
 from policies.base import Policy
+from policies.care_leaver_parent_unsupported import CareLeaverParentUnsupported
 from policies.closure_without_father_contact import ClosureWithoutFatherContact
+from policies.closure_without_step_down_plan import ClosureWithoutStepDownPlan
+from policies.father_not_in_assessment import FatherNotInAssessment
 from policies.gp_not_notified import GpNotNotified
+from policies.incident_not_triaged import IncidentNotTriaged
+from policies.marac_plan_not_shared import MaracPlanNotShared
+from policies.mutual_allegations_unassessed import MutualAllegationsUnassessed
+from policies.notification_not_followed_up import NotificationNotFollowedUp
+from policies.overnight_contact_unexplored import OvernightContactUnexplored
 from policies.parent_gp_unaware import ParentGpUnaware
 from policies.repeat_incidents import RepeatIncidents
-from policies.incident_not_triaged import IncidentNotTriaged
-from policies.vague_referral_destination import VagueReferralDestination
-from policies.marac_plan_not_shared import MaracPlanNotShared
-from policies.closure_without_step_down_plan import ClosureWithoutStepDownPlan
-from policies.self_authorised_closure import SelfAuthorisedClosure
-from policies.overnight_contact_unexplored import OvernightContactUnexplored
 from policies.safety_plan_breached import SafetyPlanBreached
-from policies.notification_not_followed_up import NotificationNotFollowedUp
-from policies.father_not_in_assessment import FatherNotInAssessment
-from policies.mutual_allegations_unassessed import MutualAllegationsUnassessed
-from policies.care_leaver_parent_unsupported import CareLeaverParentUnsupported
 from policies.school_not_notified import SchoolNotNotified
+from policies.self_authorised_closure import SelfAuthorisedClosure
+from policies.vague_referral_destination import VagueReferralDestination
 
 ALL_POLICIES: tuple[Policy, ...] = (
     ClosureWithoutFatherContact(),

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from datetime import datetime
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -70,9 +70,7 @@ class ChildView:
         return ChildView(
             self.child,
             tuple(e for e in self.events if e.recordedtime <= as_of),
-            MappingProxyType(
-                {a: t for a, t in self.registered_agencies.items() if t <= as_of}
-            ),
+            MappingProxyType({a: t for a, t in self.registered_agencies.items() if t <= as_of}),
         )
 
     def effective(self) -> tuple[Event, ...]:
@@ -87,9 +85,7 @@ class ChildView:
         recorded order; later fields win.
         """
         by_id = {e.id: e for e in self.events if not is_amendment(e.type)}
-        amendments = sorted(
-            (e for e in self.events if is_amendment(e.type)), key=lambda e: e.recordedtime
-        )
+        amendments = sorted((e for e in self.events if is_amendment(e.type)), key=lambda e: e.recordedtime)
         withdrawn: set[str] = set()
         for amendment in amendments:
             original = by_id.get(str(amendment.data.get("original")))
@@ -106,9 +102,7 @@ class ChildView:
                 data=MappingProxyType({**original.data, **fields}),
                 corrected_by=(*original.corrected_by, amendment.id),
             )
-        return tuple(
-            sorted((e for i, e in by_id.items() if i not in withdrawn), key=lambda e: e.sort_key)
-        )
+        return tuple(sorted((e for i, e in by_id.items() if i not in withdrawn), key=lambda e: e.sort_key))
 
     def of_type(self, *types: str) -> list[Event]:
         """Effective events of the given types, in time order."""

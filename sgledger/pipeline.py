@@ -61,6 +61,7 @@ class Pipeline:
             )
             self.outbox = Outbox(self.settings.outbox_url)
             self.relay = Relay(self.outbox, self.kafka)
+            self._stack.callback(self.relay.close)
             self.applier = Applier(self.ledger, self.root, clock=self.clock)
             # No consumer group in-process: assigning every partition avoids the group join
             # wait; the `project` service uses the group so several processes share the work.

@@ -60,6 +60,9 @@ def cli(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not debug:
+        # kafka-python logs every dropped connection as an error; our own errors say what matters.
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
     settings = Settings.resolve(data_dir, database_url, outbox_url, keys_dir, bootstrap_servers, topic_prefix)
     ctx.obj = AppContext(settings=settings, debug=debug)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -48,7 +49,8 @@ class AppContext:
 
 
 pass_app = click.make_pass_decorator(AppContext)
-console = Console(highlight=False, soft_wrap=True)
+# Wide enough for the flag tables when output goes to a file or a pipe (rich assumes 80).
+console = Console(highlight=False, width=shutil.get_terminal_size((160, 40)).columns)
 
 
 def parse_as_of(value: str | None) -> datetime:

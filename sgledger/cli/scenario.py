@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def _prefix(app: AppContext, name: str) -> str:
     return f"scenario-{name}-{uuid.uuid4().hex[:8]}"
 
 
-def _progress(quiet: bool) -> object:
+def _progress(quiet: bool) -> Callable[[str], None]:
     def report(message: str) -> None:
         if not quiet:
             console.print(f"[dim]… {message}[/dim]")

@@ -1,0 +1,69 @@
+"""closure-without-father-contact: a referral closed without contact with a father figure or the
+person of concern.
+
+Child Charlie 2.10: "No contact was made by CSC with father, extended family members or other
+agencies ... A decision was made by the EDT worker to close the case". 6.1: "Managers in the
+First Response Team routinely pass back cases to social workers if the non-resident parent or
+perpetrator has not been contacted". Family A: "Fathers need to be fully considered in
+assessments and plans".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from policies.base import Finding, Policy, Severity
+from policies.facts import first_after, male_parent_figures, persons_of_concern
+from policies.view import ChildView
+
+
+class ClosureWithoutFatherContact(Policy):
+    id = "closure-without-father-contact"
+    version = 1
+    severity = Severity.HIGH
+    title = "Referral closed without contact with father or person of concern"
+    source = "CSPR Child Charlie 2.10, 6.1; CSPR Family A: working with fathers"
+    explanation = (
+        "Charlie's case was closed after speaking only to his mother; the person who needed to "
+        "change was his father, and nobody contacted him. A closure must show contact with every "
+        "male parent figure and every person of concern in the child's incidents, or say why not."
+    )
+    action = (
+        "Contact the person named (or record why contact would increase risk) before the closure "
+        "stands; the closing agency's lead should pass the case back."
+    )
+
+    def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
+        events = view.effective()
+        referrals = {e.data["referral_ref"]: e for e in events if e.type == "referral.made"}
+        concern = male_parent_figures(events) | persons_of_concern(events)
+        for closure in (e for e in events if e.type == "referral.closed"):
+            referral = referrals.get(closure.data["referral_ref"])
+            since = referral.recordedtime if referral else None
+            accounted = set(closure.data.get("persons_contacted", ())) | set(
+                closure.data.get("not_contacted_reasons", {})
+            )
+            for person in sorted(concern - accounted):
+                contacts = [
+                    e
+                    for e in events
+                    if e.type == "contact.recorded"
+                    and e.source == closure.source
+                    and e.data["person"] == person
+                ]
+                if any(
+                    (since is None or c.recordedtime >= since) and c.recordedtime <= closure.recordedtime
+                    for c in contacts
+                ):
+                    continue
+                later = first_after(contacts, closure.recordedtime)
+                yield Finding(
+                    key=f"{closure.id}|{person}",
+                    due=closure.recordedtime,
+                    evidence=(closure.id, *((referral.id,) if referral else ())),
+                    concerns=(closure.source,),
+                    detail=f"referral {closure.data['referral_ref']} closed with no contact with {person}",
+                    resolved_by=later.id if later else None,
+                    resolved_at=later.recordedtime if later else None,
+                )

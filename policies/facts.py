@@ -1,0 +1,92 @@
+"""Facts several rules ask about a child's effective events, defined once as the issue defines them.
+
+"Parent figure": linked with role mother, father, step-parent or parent's-partner ("male": not
+mother). "Person of concern": an incident party with role perpetrator, alleged-perpetrator or
+counter-allegation. "Aware of the child": source of any event about the child, or the ``to`` of
+a notification about the child.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+from policies.calendar import working_days_deadline
+from policies.view import CONCERN_ROLES, MALE_PARENT_ROLES, PARENT_ROLES, Event
+
+# A gap "within N working days" begins the instant after the deadline's last millisecond.
+AFTER = timedelta(milliseconds=1)
+
+
+def due_after_working_days(t: datetime, n: int) -> datetime:
+    return working_days_deadline(t, n) + AFTER
+
+
+def roles(events: Iterable[Event]) -> dict[str, set[str]]:
+    """Person -> linked roles (person.linked, and mother/father named at child.registered)."""
+    found: dict[str, set[str]] = {}
+    for event in events:
+        if event.type == "person.linked":
+            found.setdefault(event.data["person"], set()).add(event.data["role"])
+        elif event.type == "child.registered":
+            for role in ("mother", "father"):
+                if event.data.get(role):
+                    found.setdefault(event.data[role], set()).add(role)
+    return found
+
+
+def parent_figures(events: Iterable[Event]) -> set[str]:
+    return {p for p, r in roles(events).items() if r & PARENT_ROLES}
+
+
+def male_parent_figures(events: Iterable[Event]) -> set[str]:
+    return {p for p, r in roles(events).items() if r & MALE_PARENT_ROLES}
+
+
+def domestic_abuse_incidents(events: Iterable[Event]) -> list[Event]:
+    return [e for e in events if e.type == "incident.reported" and e.data.get("domestic_abuse") is True]
+
+
+def persons_of_concern(incidents: Iterable[Event]) -> set[str]:
+    return {
+        party["person"]
+        for incident in incidents
+        if incident.type == "incident.reported"
+        for party in incident.data.get("parties", ())
+        if party["role"] in CONCERN_ROLES
+    }
+
+
+def parties(incident: Event) -> set[str]:
+    return {party["person"] for party in incident.data.get("parties", ())}
+
+
+def gp_links(events: Iterable[Event]) -> list[tuple[str, str, Event]]:
+    """(person, practice agency id, the gp.registered event) in recorded order."""
+    return [
+        (e.data["person"], f"gp/{e.data['practice']}", e)
+        for e in sorted(events, key=lambda e: e.recordedtime)
+        if e.type == "gp.registered"
+    ]
+
+
+def aware_since(events: Iterable[Event]) -> dict[str, datetime]:
+    """Agency -> when it became aware of the child (recorded time of the first such event)."""
+    aware: dict[str, datetime] = {}
+    for event in sorted(events, key=lambda e: e.recordedtime):
+        aware.setdefault(event.source, event.recordedtime)
+        if event.type == "notification.sent":
+            aware.setdefault(event.data["to"], event.recordedtime)
+    return aware
+
+
+def names_incident(notification: Event, incident: Event) -> bool:
+    """A notification is about an incident if ``about`` names its event id or incident_ref."""
+    about = notification.data.get("about", ())
+    return incident.id in about or incident.data.get("incident_ref") in about
+
+
+def first_after(events: Sequence[Event], since: datetime) -> Event | None:
+    """The earliest-recorded event recorded at or after ``since``."""
+    later = [e for e in events if e.recordedtime >= since]
+    return min(later, key=lambda e: (e.recordedtime, e.id)) if later else None

@@ -1,0 +1,67 @@
+"""notification-not-followed-up: public health nursing told of an incident, nobody spoke to the family.
+
+Child Charlie 2.7: "There was no follow up to the first incident of domestic abuse they were made
+aware of until a few weeks later". 2.8: "The health visitor made contact by text with mother
+seven days after PHN received this notification". 6.1: PHN "updated record keeping guidelines to
+specify that text messages should not be used for the purpose of assessment or clinical
+contact".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from ledger.vocabulary import agency_kind
+from policies.base import Finding, Policy, Severity
+from policies.facts import due_after_working_days, first_after, names_incident, parent_figures
+from policies.view import ChildView
+
+REAL_CONTACT = frozenset({"in-person", "phone", "video"})
+
+
+class NotificationNotFollowedUp(Policy):
+    id = "notification-not-followed-up"
+    version = 1
+    severity = Severity.MEDIUM
+    title = "Health visiting told of an incident, no contact with the family within five working days"
+    source = "CSPR Child Charlie 2.7, 6.1"
+    explanation = (
+        "Public health nursing received police reports of Charlie's incidents but followed one up "
+        "only weeks later and another by text message. A notification about an incident needs a "
+        "real contact (in person, by phone or video) with the child or a parent figure within "
+        "five working days; a text or letter does not count."
+    )
+    action = "Contact the child or a parent figure in person, by phone or by video, and record it."
+
+    def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
+        events = view.effective()
+        incidents = [e for e in events if e.type == "incident.reported"]
+        family = parent_figures(events) | {view.child}
+        for notification in (e for e in events if e.type == "notification.sent"):
+            phn = str(notification.data["to"])
+            if agency_kind(phn) != "phn" or not any(names_incident(notification, i) for i in incidents):
+                continue
+            due = due_after_working_days(notification.recordedtime, 5)
+            contacts = [
+                e
+                for e in events
+                if e.type == "contact.recorded"
+                and e.source == phn
+                and e.data["person"] in family
+                and e.data["mode"] in REAL_CONTACT
+                and e.recordedtime >= notification.recordedtime
+            ]
+            if any(c.recordedtime < due for c in contacts):
+                continue
+            late = first_after(contacts, due)
+            yield Finding(
+                key=notification.id,
+                due=due,
+                evidence=(notification.id,),
+                concerns=(phn,),
+                detail=f"{phn} told of {', '.join(map(str, notification.data['about']))}; "
+                "no contact within 5 working days",
+                resolved_by=late.id if late else None,
+                resolved_at=late.recordedtime if late else None,
+            )

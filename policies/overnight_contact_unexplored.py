@@ -1,0 +1,93 @@
+"""overnight-contact-unexplored: a baby's contact with a risky non-resident parent not explored.
+
+Child Charlie 1.6: risk factors "co-sleeping with a heavily intoxicated adult"; 2.13: "Charlie
+stayed overnight with father two nights per week and every other weekend"; section 5 practice
+learning 3: "the importance of practitioners explicitly exploring overnight contact arrangements
+for children under two years of age".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime
+
+from policies.base import Finding, Policy, Severity
+from policies.facts import domestic_abuse_incidents, due_after_working_days, first_after, parent_figures
+from policies.view import CONCERN_ROLES, ChildView, Event
+
+
+class OvernightContactUnexplored(Policy):
+    id = "overnight-contact-unexplored"
+    version = 1
+    severity = Severity.HIGH
+    title = "Contact arrangements with a non-resident parent of concern not explored (child under 2)"
+    source = "CSPR Child Charlie 1.6, 5 (practice learning 3)"
+    explanation = (
+        "Nobody asked where Charlie slept when he was with his father, who drank heavily; he "
+        "stayed overnight twice a week. For a child under two, contact with a parent figure who "
+        "lives elsewhere and is a person of concern or misuses substances must be explored and "
+        "recorded within ten working days."
+    )
+    action = (
+        "Explore and record the contact arrangements, including overnight stays "
+        "(contact-arrangement.recorded)."
+    )
+
+    def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
+        events = view.effective()
+        dob = _dob(events)
+        if dob is None:
+            return
+        arrangements = [e for e in events if e.type == "contact-arrangement.recorded"]
+        for person in sorted(parent_figures(events)):
+            link = _latest_link(events, person)
+            if link is None or link.data.get("lives_with_child") is not False:
+                continue
+            concern = _first_concern(events, person)
+            if concern is None:
+                continue
+            start = max(link, concern, key=lambda e: e.recordedtime)
+            if _age_years(dob, start.recordedtime.date()) >= 2:
+                continue
+            due = due_after_working_days(start.recordedtime, 10)
+            recorded = [a for a in arrangements if a.data["person"] == person]
+            if any(a.recordedtime < due for a in recorded):
+                continue
+            late = first_after(recorded, due)
+            yield Finding(
+                key=person,
+                due=due,
+                evidence=(link.id, concern.id),
+                concerns=tuple(sorted({link.source, concern.source})),
+                detail=f"no contact arrangement recorded for {person}, who does not live with the child",
+                resolved_by=late.id if late else None,
+                resolved_at=late.recordedtime if late else None,
+            )
+
+
+def _dob(events: tuple[Event, ...]) -> date | None:
+    registered = [e for e in events if e.type == "child.registered"]
+    return date.fromisoformat(registered[-1].data["dob"]) if registered else None
+
+
+def _age_years(dob: date, on: date) -> int:
+    return on.year - dob.year - ((on.month, on.day) < (dob.month, dob.day))
+
+
+def _latest_link(events: tuple[Event, ...], person: str) -> Event | None:
+    links = [e for e in events if e.type == "person.linked" and e.data["person"] == person]
+    return max(links, key=lambda e: (e.recordedtime, e.id)) if links else None
+
+
+def _first_concern(events: tuple[Event, ...], person: str) -> Event | None:
+    """The first domestic-abuse incident naming the person of concern, or substance misuse."""
+    facts = [
+        e
+        for e in domestic_abuse_incidents(events)
+        if any(p["person"] == person and p["role"] in CONCERN_ROLES for p in e.data.get("parties", ()))
+    ] + [
+        e
+        for e in events
+        if e.type == "person.status" and e.data["person"] == person and e.data.get("substance_misuse") is True
+    ]
+    return min(facts, key=lambda e: (e.recordedtime, e.id)) if facts else None

@@ -1,0 +1,58 @@
+"""school-not-notified: the child's school not told of an incident before the next school day.
+
+Operation Encompass: police tell a child's school of a domestic-abuse incident before the start of
+the next school day, so the child is met by someone who knows. Child Charlie section 5: "Schools
+raised issues of consent and whether they could legitimately respond to notifications".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from policies.base import Finding, Policy, Severity
+from policies.calendar import next_school_day_start
+from policies.facts import first_after, names_incident
+from policies.view import ChildView
+
+
+class SchoolNotNotified(Policy):
+    id = "school-not-notified"
+    version = 1
+    severity = Severity.MEDIUM
+    title = "School not told of an incident before the next school day"
+    source = "Operation Encompass; CSPR Child Charlie 5 (schools)"
+    explanation = (
+        "A child who witnessed an incident at night arrives at school the next morning; Operation "
+        "Encompass exists so that a trusted adult there already knows. The child's school must be "
+        "told before 09:00 on the next school day."
+    )
+    action = "Notify the school (notification.sent naming the incident) through Operation Encompass."
+
+    def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
+        events = view.effective()
+        schools = {
+            f"school/{e.data['school']}": e.recordedtime for e in events if e.type == "school.enrolled"
+        }
+        notifications = [e for e in events if e.type == "notification.sent"]
+        for incident in (
+            e for e in events if e.type == "incident.reported" and e.data.get("children_present")
+        ):
+            for school, enrolled in sorted(schools.items()):
+                due = max(next_school_day_start(incident.recordedtime), enrolled)
+                told = [n for n in notifications if n.data["to"] == school and names_incident(n, incident)]
+                if any(n.recordedtime < due for n in told):
+                    continue
+                late = first_after(told, due)
+                yield Finding(
+                    key=f"{incident.id}|{school}",
+                    due=due,
+                    evidence=(incident.id,),
+                    concerns=(incident.source,),
+                    detail=(
+                        f"{school} not told of incident {incident.data.get('incident_ref')} "
+                        "before the school day"
+                    ),
+                    resolved_by=late.id if late else None,
+                    resolved_at=late.recordedtime if late else None,
+                )

@@ -1,0 +1,60 @@
+"""self-authorised-closure: a closure signed off by the person who did the work, or by someone who
+signed off another closure for the same child within 90 days.
+
+Child Charlie 2.10: "this decision was made independent of management oversight as EDT
+practitioners ... signed off their own work". 6.1: "EDT social workers now reassign contact
+records to Team Managers to authorise ... Team Managers ... will reassign the authorising of a
+contact to another Team Manager if they have signed it off in the previous three-month period."
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+from policies.base import Finding, Policy, Severity
+from policies.view import ChildView
+
+WINDOW = timedelta(days=90)
+
+
+class SelfAuthorisedClosure(Policy):
+    id = "self-authorised-closure"
+    version = 1
+    severity = Severity.MEDIUM
+    title = "Closure authorised by the worker, or by a recent authoriser of this child's closures"
+    source = "CSPR Child Charlie 2.10, 6.1"
+    explanation = (
+        "Charlie's case was closed by the worker who did the work, with no manager's oversight. "
+        "A closure needs an authoriser other than the worker, and not the person who authorised "
+        "another closure for the same child in the last 90 days."
+    )
+    action = "Have another manager review and authorise the closure (referral.corrected naming them)."
+
+    def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
+        closures = [e for e in view.effective() if e.type == "referral.closed"]
+        for closure in closures:
+            authoriser = closure.data["authorised_by"]
+            earlier = [
+                c
+                for c in closures
+                if c.data["referral_ref"] != closure.data["referral_ref"]
+                and c.data["authorised_by"] == authoriser
+                and closure.recordedtime - WINDOW <= c.recordedtime < closure.recordedtime
+            ]
+            if authoriser == closure.data["worked_by"]:
+                detail = f"referral {closure.data['referral_ref']} closed and authorised by the same person"
+            elif earlier:
+                detail = (
+                    f"referral {closure.data['referral_ref']} authorised by the authoriser of "
+                    f"referral {earlier[0].data['referral_ref']} within 90 days"
+                )
+            else:
+                continue
+            yield Finding(
+                key=closure.id,
+                due=closure.recordedtime,
+                evidence=(closure.id, *(c.id for c in earlier)),
+                concerns=(closure.source,),
+                detail=detail,
+            )

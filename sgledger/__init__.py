@@ -1,0 +1,1 @@
+"""The `sgledger` application: command line, scenario runner and the in-process pipeline."""
