@@ -1,0 +1,65 @@
+"""What the benchmark ran on and the machine's raw limits, printed beside every figure.
+
+Ed25519 verification is the ingest ceiling (every event is verified once), canonical JSON the
+next; the benchmarks print both so a reader can see how close the pipeline gets to them.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger.canonical import canonical_json
+
+
+def describe() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (
+        f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def verify_rate(seconds: float = 1.0) -> float:
+    """Raw Ed25519 verifications per second on one core (cryptography), over 300-byte messages."""
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key()
+    message = b"x" * 300
+    signature = key.sign(message)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(200):
+            public.verify(signature, message)
+        count += 200
+    return count / (time.perf_counter() - start)
+
+
+def verify_rate_all_cores(seconds: float = 1.0) -> float:
+    cores = os.cpu_count() or 1
+    with ProcessPoolExecutor(cores) as pool:
+        return sum(pool.map(verify_rate, [seconds] * cores))
+
+
+def canonical_rate(sample: Any, seconds: float = 1.0) -> float:
+    """RFC 8785 serialisations per second of a representative event (pure Python)."""
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(100):
+            canonical_json(sample)
+        count += 100
+    return count / (time.perf_counter() - start)
+
+
+def peak_memory_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
