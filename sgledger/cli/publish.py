@@ -44,7 +44,7 @@ def _time(name: str, value: str | None) -> Any:
 @click.option("--child", required=True, help="The child's pseudonymous id (the subject).")
 @click.option("--data", "data_text", required=True, help="JSON object, or @file.json.")
 @click.option("--time", "at", help="When it happened (RFC 3339). Default: now.")
-@click.option("--recorded", help="When the agency recorded it (RFC 3339). Default: --time.")
+@click.option("--recorded", help="When the agency recorded it (RFC 3339). Default: now.")
 @click.option("--id", "event_id", help="Event id (UUID). Default: a new one.")
 @click.option("--json", "as_json", is_flag=True, help="Print the signed event.")
 @pass_app
@@ -71,7 +71,7 @@ def publish(
         child,
         _data(data_text),
         time=when,
-        recorded=_time("--recorded", recorded) or when,
+        recorded=_time("--recorded", recorded),
         event_id=event_id,
     )
     if as_json:
