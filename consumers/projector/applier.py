@@ -93,6 +93,7 @@ class Batch:
         self.stats = ApplyStats()
         self.triggers: dict[str, str] = {}  # child -> the event that changed it
         self.accepted: list[Acceptance] = []
+        self.unblocked: list[Mapping[str, Any]] = []  # accepted events whose waiters to retry
         known = list(events)
         self._ids_looked_up = {e["id"] for e in known}
         self.by_id = ledger.digests_by_id(session, self._ids_looked_up)
@@ -195,6 +196,7 @@ class Applier:
                     self._quarantine(batch, message.raw, message.origin, pre)
                 else:
                     self._admit(batch, pre, message.raw, message.origin)
+                self._release_waiting(batch)
             self._finish(batch)
             for name, offset in (track or {}).items():
                 self.ledger.track(session, name, offset)
@@ -219,6 +221,7 @@ class Applier:
             for entry in overdue:
                 if entry.status == "held":
                     self._retry(batch, entry, over_hole=True)
+                    self._release_waiting(batch)
             for child in session.scalars(select(ChildRow.child).where(ChildRow.next_due <= batch.now)):
                 batch.triggers.setdefault(child, "")
             self._finish(batch)
@@ -237,6 +240,7 @@ class Applier:
                 self.ledger, session, self.ledger.key_registry(session, self.root), self.clock(), []
             )
             self._retry(batch, entry, over_hole=False)
+            self._release_waiting(batch)
             self._finish(batch)
             session.flush()
             session.expunge(entry)
@@ -279,7 +283,7 @@ class Applier:
             batch.registry.apply(event)
         if event["type"] not in NOT_CHILD_EVENTS:
             batch.triggers[event["subject"]] = event["id"]
-        self._release_waiting(batch, event)
+        batch.unblocked.append(event)
         return None
 
     @staticmethod
@@ -302,9 +306,13 @@ class Applier:
             )
         return None
 
-    def _release_waiting(self, batch: Batch, event: Mapping[str, Any]) -> None:
-        """Held messages this event may unblock: its successor, or events signed by the key it
-        registers."""
+    def _release_waiting(self, batch: Batch) -> None:
+        """Retry held messages that accepted events may unblock (a successor, or events signed
+        by a key just registered), iteratively: a long held chain releases link by link."""
+        while batch.unblocked:
+            self._release_one(batch, batch.unblocked.pop(0))
+
+    def _release_one(self, batch: Batch, event: Mapping[str, Any]) -> None:
         kid = event["data"].get("kid") if event["type"] == "agency.key.registered" else None
         waiting = [
             e

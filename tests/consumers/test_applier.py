@@ -194,3 +194,17 @@ def test_readmit_reverifies(applier: Applier, ledger: Ledger, partnership: Partn
         entry_id = session.scalars(select(QuarantineEntry.id)).one()
     entry = applier.readmit(entry_id)
     assert entry.status == "quarantined" and entry.reason == "bad-signature"
+
+
+def test_a_long_held_chain_is_released_by_its_first_link(
+    applier: Applier, ledger: Ledger, partnership: Partnership
+) -> None:
+    police = Chain("police/avon-somerset")
+    send(applier, partnership.register(police))
+    # Long enough that releasing link by link recursively would exhaust Python's stack.
+    events = [police.event("incident.reported", {**INCIDENT, "incident_ref": f"INC-{n}"}) for n in range(600)]
+    send(applier, *events[1:])
+    assert {s for s, _ in quarantined(ledger)} == {"held"}
+    send(applier, events[0])
+    assert {s for s, _ in quarantined(ledger)} == {"readmitted"}
+    assert {e["id"] for e in events} <= accepted_ids(ledger)
