@@ -100,8 +100,7 @@ def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
     queries = {
         "accepted": "SELECT event_id, source, sequence, subject, digest FROM ledger_accepted"
         " ORDER BY event_id",
-        "children": "SELECT child, dob, event_count, gp_practices, schools FROM view_children"
-        " ORDER BY child",
+        "children": "SELECT child, dob, event_count, gp_practices, schools FROM view_children ORDER BY child",
         "people": "SELECT child, person, roles, gp_practices FROM view_people ORDER BY child, person",
         "agencies": "SELECT child, agency, via FROM view_agencies ORDER BY child, agency",
         "flags": "SELECT id, rule, child, status, changes FROM flags ORDER BY id",
@@ -132,9 +131,20 @@ class ProjectorProcess:
         with log.open("ab") as stderr:
             self.process = subprocess.Popen(
                 [
-                    sys.executable, "-m", "sgledger", "--bootstrap-servers", settings.bootstrap_servers,
-                    "--topic-prefix", settings.topic_prefix, "--database-url", database_url,
-                    "--keys-dir", str(keys_dir), "project", "--group", group,
+                    sys.executable,
+                    "-m",
+                    "sgledger",
+                    "--bootstrap-servers",
+                    settings.bootstrap_servers,
+                    "--topic-prefix",
+                    settings.topic_prefix,
+                    "--database-url",
+                    database_url,
+                    "--keys-dir",
+                    str(keys_dir),
+                    "project",
+                    "--group",
+                    group,
                 ],
                 env=env,
                 stdout=subprocess.DEVNULL,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from sqlalchemy import create_engine, text
 from consumers.projector.applier import Applier
 from consumers.projector.runner import Projector
 from ledger.keystore import Keystore
+from ledger.signing import public_key_text
 from ledger.store.ledger import Ledger
 from tests.consumers.kafka_helpers import (
     ProjectorProcess,
@@ -24,7 +28,7 @@ from tests.consumers.kafka_helpers import (
     story,
     wait_for_count,
 )
-from tests.ledger.factory import INCIDENT, Chain
+from tests.ledger.factory import INCIDENT, T0, Chain
 from transport.kafka import KafkaSettings
 
 pytestmark = pytest.mark.kafka
@@ -162,3 +166,93 @@ def test_two_projector_processes_share_the_partitions(
         second.stop()
     assert count(postgres_db, "SELECT count(*) FROM ledger_events") == len(events)
     assert count(postgres_db, "SELECT count(*) FROM ledger_quarantine WHERE status <> 'readmitted'") == 0
+
+
+def test_every_kind_of_bad_input_is_quarantined_with_its_reason(
+    kafka_settings: KafkaSettings, keystore: Keystore, tmp_path: Path
+) -> None:
+    """Issue 2's list, through the real broker; the projector keeps running and
+    `sgledger quarantine list` shows each with a reason a person can act on."""
+    root = Chain(keystore.root_info().partnership, keystore.root_private_key())
+    police, csc, revoked = Chain("police/avon-somerset"), Chain("csc/somerset"), Chain("idva/somerset")
+    registrations = [
+        root.event("agency.key.registered", _registration(c), subject=c.source, at=T0 - timedelta(days=2))
+        for c in (police, csc, revoked)
+    ]
+    revocation = root.event(
+        "agency.key.revoked",
+        {"agency": revoked.source, "kid": revoked.kid, "reason": "key compromised"},
+        subject=revoked.source,
+        at=T0 - timedelta(days=1),
+    )
+    good = police.event("incident.reported", INCIDENT)
+    tampered = police.event("incident.reported", {**INCIDENT, "incident_ref": "INC-2"})
+    tampered["data"] = {**tampered["data"], "domestic_abuse": False}
+    bad_signature = police.event("incident.reported", {**INCIDENT, "incident_ref": "INC-3"})
+    bad_signature["signature"] = csc.event("referral.made", {"referral_ref": "R", "to": "x", "reason": "y"})[
+        "signature"
+    ]
+    schema_bad = police.event("incident.reported", {"incident_ref": "INC-4"})
+    unknown_type = police.event("incident.imagined", {"what": "nothing"})
+    other_agency = Chain("csc/somerset", key=police.key).event(
+        "referral.made", {"referral_ref": "R-1", "to": "csc/somerset", "reason": "DA"}
+    )
+    by_revoked = revoked.event("referral.made", {"referral_ref": "R-2", "to": "csc/somerset", "reason": "DA"})
+    unknown_key = Chain("police/avon-somerset").event("incident.reported", INCIDENT)
+    replayed = police.event("incident.reported", INCIDENT, event_id=good["id"])
+    fork = Chain("police/avon-somerset", key=police.key)
+    equivocation = fork.event("incident.reported", {**INCIDENT, "incident_ref": "INC-FORK"})
+    police.event("incident.reported", INCIDENT)  # signed but never sent: the next one has a gap
+    after_gap = police.event("incident.reported", {**INCIDENT, "incident_ref": "INC-9"})
+    topic = kafka_settings.topics.for_type("incident.reported")
+    send_events(kafka_settings, [*registrations, revocation, good])
+    send_events(
+        kafka_settings,
+        [tampered, bad_signature, schema_bad, other_agency, by_revoked, unknown_key, replayed, equivocation],
+    )
+    send_raw(kafka_settings, [(topic, b"C-1", json.dumps(unknown_type).encode())])
+    send_events(kafka_settings, [after_gap])
+    send_raw(
+        kafka_settings, [(topic, b"C-1", b"\xff not json"), (topic, b"C-1", b'"' + b"x" * 1_100_000 + b'"')]
+    )
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    ledger = Ledger(url)
+    projector = Projector(
+        Applier(ledger, keystore.root_info().root_key()), kafka_settings, group_id=f"g-{uuid.uuid4().hex[:8]}"
+    )
+    try:
+        run_until(projector, lambda: count(url, "SELECT count(*) FROM ledger_quarantine") >= 12)
+    finally:
+        projector.close()
+    listed = subprocess.run(
+        [sys.executable, "-m", "sgledger", "--database-url", url, "--keys-dir", str(keystore.directory),
+         "quarantine", "list", "--json"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    reasons = sorted(entry["reason"] for entry in json.loads(listed.stdout))
+    assert reasons == sorted(
+        [
+            "bad-signature",  # tampered payload
+            "bad-signature",  # signed by another key
+            "schema-invalid",
+            "unknown-type",
+            "key-of-other-agency",
+            "key-not-valid-at-recordedtime",  # revoked
+            "unknown-key",
+            "replayed-id",
+            "equivocation",
+            "sequence-gap",
+            "not-json",
+            "oversized",
+        ]
+    )
+    assert all(entry["detail"] for entry in json.loads(listed.stdout))
+    accepted = {row[0] for row in _rows(url, "SELECT event_id FROM ledger_accepted")}
+    assert good["id"] in accepted
+    assert not accepted & {e["id"] for e in (tampered, bad_signature, schema_bad, other_agency, by_revoked)}
+    ledger.engine.dispose()
+
+
+def _registration(chain: Chain) -> dict[str, str]:
+    public = chain.key.public_key()
+    return {"agency": chain.source, "kid": chain.kid, "public_key": public_key_text(public)}
