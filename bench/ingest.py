@@ -117,14 +117,16 @@ def main() -> None:
         publisher = threading.Thread(target=publish_all, args=(plan, keystore, outbox, kafka))
         publisher.start()
         relay_thread.start()
-        while ledger.count() < total:
-            projector.poll_once(timeout_ms=100)
-        streamed = time.perf_counter()
-        publisher.join()
-        stop.set()
-        relay_thread.join()
-        projector.close()
-        relay.close()
+        try:
+            while ledger.count() < total:
+                projector.poll_once(timeout_ms=100)
+            streamed = time.perf_counter()
+            publisher.join()
+        finally:  # a failure must not leave the relay thread (and the process) running
+            stop.set()
+            relay_thread.join()
+            projector.close()
+            relay.close()
         # Projection alone: a second projector replays the same topics into an empty ledger.
         replay_ledger = Ledger(f"sqlite:///{work / 'replay.sqlite'}")
         replayer = Projector(Applier(replay_ledger, root.root_key()), kafka, group_id=None)
