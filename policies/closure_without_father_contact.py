@@ -37,8 +37,11 @@ class ClosureWithoutFatherContact(Policy):
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
         events = view.effective()
         referrals = {e.data["referral_ref"]: e for e in events if e.type == "referral.made"}
-        concern = male_parent_figures(events) | persons_of_concern(events)
         for closure in (e for e in events if e.type == "referral.closed"):
+            # "while" a person is a father figure or of concern: as known when the closure was
+            # recorded; a perpetrator named months later does not make an old closure wrong.
+            known = [e for e in events if e.recordedtime <= closure.recordedtime]
+            concern = male_parent_figures(known) | persons_of_concern(known)
             referral = referrals.get(closure.data["referral_ref"])
             since = referral.recordedtime if referral else None
             accounted = set(closure.data.get("persons_contacted", ())) | set(

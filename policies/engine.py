@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ledger.timeutil import format_time
+from ledger.timeutil import format_time, utc
 from policies.base import Finding, Policy, RuleDescription, Severity
 from policies.view import ChildView
 
@@ -59,7 +59,7 @@ class Flag:
             "severity": str(self.severity),
             "title": self.title,
             "status": self.status,
-            "due": format_time(self.due),
+            "due": format_time(utc(self.due)),
             "evidence": list(self.evidence),
             "concerns": list(self.concerns),
             "source": self.source,
@@ -68,7 +68,7 @@ class Flag:
             "detail": self.detail,
             "acknowledged_by": self.acknowledged_by,
             "resolved_by": self.resolved_by,
-            "resolved_at": format_time(self.resolved_at) if self.resolved_at else None,
+            "resolved_at": format_time(utc(self.resolved_at)) if self.resolved_at else None,
             "dismissed_by": self.dismissed_by,
             "dismissed_reason": self.dismissed_reason,
         }

@@ -62,12 +62,19 @@ def parties(incident: Event) -> set[str]:
 
 
 def gp_links(events: Iterable[Event]) -> list[tuple[str, str, Event]]:
-    """(person, practice agency id, the gp.registered event) in recorded order."""
-    return [
-        (e.data["person"], f"gp/{e.data['practice']}", e)
-        for e in sorted(events, key=lambda e: e.recordedtime)
-        if e.type == "gp.registered"
-    ]
+    """(person, practice agency id, the gp.registered event): each person's current practice.
+
+    In England a patient is registered with one practice at a time, so a later registration
+    replaces the earlier one; a practice the person has left is no longer theirs to tell.
+    """
+    current: dict[str, Event] = {}
+    for event in sorted(events, key=lambda e: (e.recordedtime, e.id)):
+        if event.type == "gp.registered":
+            current[event.data["person"]] = event
+    return sorted(
+        ((person, f"gp/{e.data['practice']}", e) for person, e in current.items()),
+        key=lambda link: (link[2].recordedtime, link[0]),
+    )
 
 
 def aware_since(events: Iterable[Event]) -> dict[str, datetime]:

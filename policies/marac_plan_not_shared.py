@@ -50,8 +50,9 @@ class MaracPlanNotShared(Policy):
             for school, since in schools.items():
                 expected.setdefault(school, since)
             shares = [e for e in events if e.type == "marac.plan.shared" and e.data["plan_ref"] == ref]
-            for agency, since in sorted(expected.items()):
-                agency_due = max(due, since)
+            # The rule looks one working day after the plan: the agencies involved by then.
+            for agency in sorted(a for a, since in expected.items() if since < due):
+                agency_due = due
                 to_agency = [s for s in shares if agency in s.data["to"]]
                 if any(s.recordedtime < agency_due for s in to_agency):
                     continue

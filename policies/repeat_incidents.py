@@ -42,14 +42,16 @@ class RepeatIncidents(Policy):
                 continue
             if third.time - first.time > WINDOW:
                 continue
-            since = min(first.recordedtime, third.recordedtime)
-            if any(since <= r.recordedtime <= third.recordedtime for r in responses):
-                continue
-            response = first_after(responses, third.recordedtime)
             window = incidents[third_index - 2 : third_index + 1]
+            # The pattern is known once all three are recorded (one may be recorded late).
+            since = min(e.recordedtime for e in window)
+            known = max(e.recordedtime for e in window)
+            if any(since <= r.recordedtime <= known for r in responses):
+                continue
+            response = first_after(responses, known)
             yield Finding(
                 key=third.id,
-                due=third.recordedtime,
+                due=known,
                 evidence=tuple(e.id for e in window),
                 concerns=tuple(sorted({e.source for e in window})),
                 detail="incidents "

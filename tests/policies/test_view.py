@@ -1,0 +1,242 @@
+"""policies.view: the per-child view; ``known_at`` and ``effective`` (corrections, withdrawals,
+amendments that do not count)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from policies.view import ChildView, Event
+from tests.policies.helpers import REGISTERED, correct, ev, t, view, withdraw
+
+POLICE = "police/avon-somerset"
+CSC = "csc/somerset"
+
+
+def referral(at: str = "2020-03-02T10:00:00Z", **data: object) -> Event:
+    return ev(
+        "referral.made", {"referral_ref": "R-1", "to": "health", "reason": "DA", **data}, at, source=POLICE
+    )
+
+
+def test_build_sorts_by_time_then_recorded_then_id() -> None:
+    a = ev(
+        "contact.recorded",
+        {"person": "F-1"},
+        "2020-03-02T10:00:00Z",
+        source=CSC,
+        recorded="2020-03-05T00:00:00Z",
+    )
+    b = ev(
+        "contact.recorded",
+        {"person": "F-1"},
+        "2020-03-02T10:00:00Z",
+        source=CSC,
+        recorded="2020-03-03T00:00:00Z",
+    )
+    c = ev(
+        "contact.recorded",
+        {"person": "F-1"},
+        "2020-03-01T10:00:00Z",
+        source=CSC,
+        recorded="2020-03-09T00:00:00Z",
+    )
+    v = view(a, b, c)
+    assert v.events == (c, b, a)
+    assert view(c, a, b).events == v.events
+
+
+def test_known_at_cuts_by_recorded_time_inclusive() -> None:
+    a = ev(
+        "contact.recorded",
+        {"person": "F-1"},
+        "2020-03-01T10:00:00Z",
+        source=CSC,
+        recorded="2020-03-05T00:00:00Z",
+    )
+    b = ev("contact.recorded", {"person": "F-1"}, "2020-03-04T10:00:00Z", source=CSC)
+    v = view(a, b)
+    assert v.known_at(t("2020-03-04T23:59:59Z")).events == (b,)
+    assert v.known_at(t("2020-03-05T00:00:00Z")).events == (a, b)
+    assert v.known_at(t("2020-03-01T00:00:00Z")).events == ()
+
+
+def test_known_at_cuts_registered_agencies() -> None:
+    v = ChildView.build("C-1", [], {CSC: t("2020-01-01T00:00:00Z"), "idva/x": t("2020-03-01T00:00:00Z")})
+    assert v.known_at(t("2020-02-01T00:00:00Z")).is_registered_agency(CSC)
+    assert not v.known_at(t("2020-02-01T00:00:00Z")).is_registered_agency("idva/x")
+    assert v.known_at(t("2020-03-01T00:00:00Z")).is_registered_agency("idva/x")
+
+
+def test_is_registered_agency() -> None:
+    v = view()
+    assert all(v.is_registered_agency(a) for a in REGISTERED)
+    assert not v.is_registered_agency("health")
+
+
+def test_correction_replaces_fields_and_keeps_the_rest() -> None:
+    r = referral()
+    fix = correct(r, {"to": "gp/L85001"}, "2020-03-04T10:00:00Z")
+    (effective,) = view(r, fix).effective()
+    assert effective.id == r.id
+    assert effective.data["to"] == "gp/L85001"
+    assert effective.data["reason"] == "DA"
+    assert effective.data["referral_ref"] == "R-1"
+    assert "original" not in effective.data and "reason" in effective.data
+    assert effective.corrected_by == (fix.id,)
+    assert (effective.time, effective.recordedtime, effective.source) == (r.time, r.recordedtime, r.source)
+
+
+def test_correction_reason_does_not_overwrite_the_original_reason() -> None:
+    r = referral()
+    (effective,) = view(r, correct(r, {"to": "gp/L85001"}, "2020-03-04T10:00:00Z")).effective()
+    assert effective.data["reason"] == "DA"
+
+
+def test_correction_counts_only_from_the_moment_it_was_recorded() -> None:
+    r = referral()
+    v = view(r, correct(r, {"to": "gp/L85001"}, "2020-03-04T10:00:00Z"))
+    assert v.known_at(t("2020-03-04T09:59:59Z")).effective()[0].data["to"] == "health"
+    assert v.known_at(t("2020-03-04T10:00:00Z")).effective()[0].data["to"] == "gp/L85001"
+
+
+def test_corrections_apply_in_recorded_order_later_wins() -> None:
+    r = referral()
+    first = correct(r, {"to": "gp/A"}, "2020-03-04T10:00:00Z")
+    # Second correction claims an earlier time but was recorded later: it wins.
+    second = correct(r, {"to": "gp/B"}, "2020-03-03T10:00:00Z", recorded="2020-03-05T10:00:00Z")
+    (effective,) = view(second, r, first).effective()
+    assert effective.data["to"] == "gp/B"
+    assert effective.corrected_by == (first.id, second.id)
+
+
+def test_corrections_accumulate_fields() -> None:
+    r = referral()
+    (effective,) = view(
+        r,
+        correct(r, {"to": "gp/A"}, "2020-03-04T10:00:00Z"),
+        correct(r, {"incident_refs": ["INC-1"]}, "2020-03-05T10:00:00Z"),
+    ).effective()
+    assert (effective.data["to"], effective.data["incident_refs"]) == ("gp/A", ["INC-1"])
+
+
+def test_withdrawal_removes_the_event_from_then() -> None:
+    r, other = referral(), referral("2020-03-03T10:00:00Z")
+    v = view(r, other, withdraw(r, "2020-03-04T10:00:00Z"))
+    assert v.effective() == (other,)
+    assert v.known_at(t("2020-03-04T09:59:59Z")).effective() == (r, other)
+    assert len(v.events) == 3  # the original and the withdrawal stay in the chronology
+
+
+def test_withdrawal_after_a_correction_still_removes() -> None:
+    r = referral()
+    v = view(r, correct(r, {"to": "gp/A"}, "2020-03-04T10:00:00Z"), withdraw(r, "2020-03-05T10:00:00Z"))
+    assert v.effective() == ()
+
+
+def test_amendments_are_not_effective_events() -> None:
+    r = referral()
+    v = view(r, correct(r, {"to": "gp/A"}, "2020-03-04T10:00:00Z"))
+    assert [e.type for e in v.effective()] == ["referral.made"]
+
+
+@pytest.mark.parametrize("amend", ["correct", "withdraw"])
+def test_amendment_from_another_source_is_ignored(amend: str) -> None:
+    r = referral()
+    a = (
+        correct(r, {"to": "gp/A"}, "2020-03-04T10:00:00Z", source=CSC)
+        if amend == "correct"
+        else withdraw(r, "2020-03-04T10:00:00Z", source=CSC)
+    )
+    assert view(r, a).effective() == (r,)
+
+
+def test_amendment_of_another_family_is_ignored() -> None:
+    r = referral()
+    wrong = ev("contact.withdrawn", {"original": r.id, "reason": "x"}, "2020-03-04T10:00:00Z", source=POLICE)
+    wrong_fix = ev(
+        "incident.corrected",
+        {"original": r.id, "reason": "x", "to": "gp/A"},
+        "2020-03-04T10:00:00Z",
+        source=POLICE,
+    )
+    assert view(r, wrong, wrong_fix).effective() == (r,)
+
+
+def test_amendment_of_an_unknown_original_is_ignored() -> None:
+    r = referral()
+    stray = ev(
+        "referral.withdrawn",
+        {"original": "no-such-event", "reason": "x"},
+        "2020-03-04T10:00:00Z",
+        source=POLICE,
+    )
+    assert view(r, stray).effective() == (r,)
+
+
+def test_amendment_may_name_any_type_of_its_family() -> None:
+    closed = ev(
+        "referral.closed", {"referral_ref": "R-1", "outcome": "nfa"}, "2020-03-04T10:00:00Z", source=CSC
+    )
+    fix = ev(
+        "referral.corrected",
+        {"original": closed.id, "reason": "x", "outcome": "step-down"},
+        "2020-03-05T10:00:00Z",
+        source=CSC,
+    )
+    (effective,) = view(closed, fix).effective()
+    assert effective.data["outcome"] == "step-down"
+
+
+def test_an_amendment_cannot_be_amended() -> None:
+    r = referral()
+    fix = correct(r, {"to": "gp/A"}, "2020-03-04T10:00:00Z")
+    undo = ev(
+        "referral.withdrawn", {"original": fix.id, "reason": "x"}, "2020-03-05T10:00:00Z", source=POLICE
+    )
+    (effective,) = view(r, fix, undo).effective()
+    assert effective.data["to"] == "gp/A"
+
+
+def test_effective_does_not_change_the_original_events() -> None:
+    r = referral()
+    v = view(r, correct(r, {"to": "gp/A"}, "2020-03-04T10:00:00Z"))
+    v.effective()
+    assert r.data["to"] == "health"
+    assert v.events[0].data["to"] == "health"
+    with pytest.raises(TypeError):
+        v.effective()[0].data["to"] = "x"  # type: ignore[index]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.type = "x"  # type: ignore[misc]
+
+
+def test_of_type_returns_effective_events_in_time_order() -> None:
+    late, early = referral("2020-03-05T10:00:00Z"), referral("2020-03-01T10:00:00Z")
+    gone = referral("2020-03-03T10:00:00Z")
+    c = ev("contact.recorded", {"person": "F-1"}, "2020-03-02T10:00:00Z", source=CSC)
+    v = view(late, c, early, gone, withdraw(gone, "2020-03-06T10:00:00Z"))
+    assert v.of_type("referral.made") == [early, late]
+    assert v.of_type("referral.made", "contact.recorded") == [early, c, late]
+
+
+def test_from_envelope() -> None:
+    e = Event.from_envelope(
+        {
+            "id": "e-1",
+            "type": "referral.made",
+            "source": POLICE,
+            "subject": "C-1",
+            "time": "2020-03-02T10:00:00+00:00",
+            "recordedtime": "2020-03-02T11:00:00+01:00",
+            "data": {"referral_ref": "R-1", "to": "health", "reason": "DA"},
+            "sequence": 1,
+        }
+    )
+    assert (e.id, e.subject, e.time, e.recordedtime) == (
+        "e-1",
+        "C-1",
+        t("2020-03-02T10:00:00Z"),
+        t("2020-03-02T10:00:00Z"),
+    )
+    assert e.data["to"] == "health"
