@@ -55,11 +55,10 @@ def test_a_closure_is_judged_by_who_was_known_when_it_was_recorded() -> None:
         ev("incident.reported", INCIDENT, "2024-07-01T21:00:00+00:00", source=POLICE),
     ]  # fmt: skip
     assert open_flags(ClosureWithoutFatherContact(), view(*events), "2024-08-01T00:00:00+00:00") == []
-    already_known = [
-        events[2].__class__(**{**events[2].__dict__, "recordedtime": events[0].recordedtime}),
-        *events,
-    ]
-    flagged = open_flags(ClosureWithoutFatherContact(), view(*already_known[:3]), "2024-08-01T00:00:00+00:00")
+    known_before = replace(events[2], recordedtime=events[0].recordedtime)  # known in time
+    flagged = open_flags(
+        ClosureWithoutFatherContact(), view(known_before, *events[:2]), "2024-08-01T00:00:00+00:00"
+    )
     assert [f.detail for f in flagged] == ["referral R-1 closed with no contact with P-f"]
 
 
