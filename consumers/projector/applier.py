@@ -104,11 +104,12 @@ class Batch:
         for source in sources:
             sequences = [e["sequence"] for e in known if e["source"] == source]
             self._load(source, min(sequences) - 1, max(sequences) + 1)
-        self.held = list(
-            session.scalars(
-                select(QuarantineEntry).where(QuarantineEntry.status == "held").order_by(QuarantineEntry.id)
-            )
-        )
+        self.held: list[QuarantineEntry] = []
+        self._waiting: dict[tuple[str, Any], list[QuarantineEntry]] = {}
+        for entry in session.scalars(
+            select(QuarantineEntry).where(QuarantineEntry.status == "held").order_by(QuarantineEntry.id)
+        ):
+            self.hold(entry)
         self.open_holes = list(
             session.scalars(select(SequenceHoleRow).where(SequenceHoleRow.filled_at.is_(None)))
         )
@@ -118,6 +119,24 @@ class Batch:
                 select(AcceptedEvent.source, AcceptedEvent.sequence).where(AcceptedEvent.over_hole.is_(True))
             )
         }
+
+    def hold(self, entry: QuarantineEntry) -> None:
+        """Index a held message by what would release it: its chain position, or its key."""
+        self.held.append(entry)
+        key = (
+            ("seq", (entry.source, entry.sequence))
+            if entry.reason == Reason.SEQUENCE_GAP
+            else ("kid", entry.kid)
+        )
+        self._waiting.setdefault(key, []).append(entry)
+
+    def waiting_for(self, event: Mapping[str, Any]) -> list[QuarantineEntry]:
+        """Held messages an accepted event may release: its successor in the chain, and events
+        signed by the key it registers."""
+        found = list(self._waiting.get(("seq", (event["source"], event["sequence"] + 1)), ()))
+        if event["type"] == "agency.key.registered":
+            found += self._waiting.get(("kid", event["data"]["kid"]), ())
+        return [e for e in found if e.status == "held"]
 
     def _load(self, source: str, low: int, high: int) -> None:
         wanted = {(source, s) for s in range(max(low, 1), high + 1)} - self._loaded
@@ -313,21 +332,7 @@ class Applier:
             self._release_one(batch, batch.unblocked.pop(0))
 
     def _release_one(self, batch: Batch, event: Mapping[str, Any]) -> None:
-        kid = event["data"].get("kid") if event["type"] == "agency.key.registered" else None
-        waiting = [
-            e
-            for e in batch.held
-            if e.status == "held"
-            and (
-                (
-                    e.reason == Reason.SEQUENCE_GAP
-                    and e.source == event["source"]
-                    and e.sequence == event["sequence"] + 1
-                )
-                or (kid is not None and e.reason == Reason.UNKNOWN_KEY and e.kid == kid)
-            )
-        ]
-        for entry in sorted(waiting, key=lambda e: (e.sequence or 0, e.id)):
+        for entry in sorted(batch.waiting_for(event), key=lambda e: (e.sequence or 0, e.id)):
             self._retry(batch, entry, over_hole=False)
 
     def _retry(self, batch: Batch, entry: QuarantineEntry, *, over_hole: bool) -> None:
@@ -359,7 +364,10 @@ class Applier:
     ) -> None:
         status = "held" if rejection.reason in SELF_CLEARING else "quarantined"
         if entry is not None:  # re-verified and still refused: one entry per message
+            reindex = status == "held" and entry.reason != rejection.reason
             entry.reason, entry.detail, entry.status = rejection.reason, rejection.detail, status
+            if reindex:  # e.g. its key arrived, and now it waits for its predecessor instead
+                batch.hold(entry)
             return
         entry = QuarantineEntry(
             received_at=batch.now,
@@ -374,7 +382,7 @@ class Applier:
         )
         batch.session.add(entry)
         if status == "held":
-            batch.held.append(entry)
+            batch.hold(entry)
             batch.stats.held += 1
         else:
             batch.stats.quarantined += 1

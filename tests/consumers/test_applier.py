@@ -208,3 +208,18 @@ def test_a_long_held_chain_is_released_by_its_first_link(
     send(applier, events[0])
     assert {s for s, _ in quarantined(ledger)} == {"readmitted"}
     assert {e["id"] for e in events} <= accepted_ids(ledger)
+
+
+def test_an_event_waiting_for_its_key_then_for_its_predecessor_is_released(
+    applier: Applier, ledger: Ledger, partnership: Partnership
+) -> None:
+    police = Chain("police/avon-somerset")
+    first = police.event("incident.reported", INCIDENT)
+    second = police.event("incident.reported", {**INCIDENT, "incident_ref": "INC-2"})
+    send(applier, second)
+    assert quarantined(ledger) == [("held", "unknown-key")]
+    send(applier, partnership.register(police))
+    assert quarantined(ledger) == [("held", "sequence-gap")]
+    send(applier, first)
+    assert quarantined(ledger) == [("readmitted", "sequence-gap")]
+    assert {first["id"], second["id"]} <= accepted_ids(ledger)
