@@ -27,8 +27,10 @@ def rebuild_child(
 ) -> None:
     child = view.child
     effective = view.effective()
-    session.execute(delete(PersonRow).where(PersonRow.child == child))
-    session.execute(delete(AgencyRow).where(AgencyRow.child == child))
+    # The rows are rebuilt right below; matching them against the whole session is wasted work.
+    no_sync = {"synchronize_session": False}
+    session.execute(delete(PersonRow).where(PersonRow.child == child), execution_options=no_sync)
+    session.execute(delete(AgencyRow).where(AgencyRow.child == child), execution_options=no_sync)
     people: dict[str, dict[str, Any]] = {}
     child_practices: list[str] = []
     schools: list[str] = []

@@ -25,6 +25,7 @@ from ledger.canonical import event_digest
 from ledger.keyregistry import KeyRegistry, RootKey
 from ledger.store.ledger import KEY_EVENT_TYPES, Acceptance, Ledger
 from ledger.store.models import AcceptedEvent, EquivocationRow, QuarantineEntry, SequenceHoleRow
+from ledger.timeutil import parse_time
 from ledger.verification import (
     DUPLICATE,
     SELF_CLEARING,
@@ -94,22 +95,25 @@ class Batch:
         self.triggers: dict[str, str] = {}  # child -> the event that changed it
         self.accepted: list[Acceptance] = []
         self.unblocked: list[Mapping[str, Any]] = []  # accepted events whose waiters to retry
-        known = list(events)
-        self._ids_looked_up = {e["id"] for e in known}
-        self.by_id = ledger.digests_by_id(session, self._ids_looked_up)
-        sources = {e["source"] for e in known}
-        self.highest = ledger.highest_sequences(session, sources)
-        self.at: dict[tuple[str, int], str] = {}
-        self._loaded: set[tuple[str, int]] = set()
-        for source in sources:
-            sequences = [e["sequence"] for e in known if e["source"] == source]
-            self._load(source, min(sequences) - 1, max(sequences) + 1)
         self.held: list[QuarantineEntry] = []
         self._waiting: dict[tuple[str, Any], list[QuarantineEntry]] = {}
         for entry in session.scalars(
             select(QuarantineEntry).where(QuarantineEntry.status == "held").order_by(QuarantineEntry.id)
         ):
             self.hold(entry)
+        # Everything this batch may ask about, in a few queries: its events and the held ones
+        # they may release.
+        chain = [(e["id"], e["source"], e["sequence"]) for e in events]
+        chain += [(h.event_id, h.source, h.sequence) for h in self.held if h.source and h.sequence]
+        self._ids_looked_up = {event_id for event_id, _, _ in chain if event_id}
+        self.by_id = ledger.digests_by_id(session, self._ids_looked_up)
+        sources = {source for _, source, _ in chain}
+        self.highest = ledger.highest_sequences(session, sources)
+        self.at: dict[tuple[str, int], str] = {}
+        self._loaded: set[tuple[str, int]] = set()
+        for source in sources:
+            sequences = [sequence for _, s, sequence in chain if s == source]
+            self._load(source, min(sequences) - 1, max(sequences) + 1)
         self.open_holes = list(
             session.scalars(select(SequenceHoleRow).where(SequenceHoleRow.filled_at.is_(None)))
         )
@@ -210,7 +214,7 @@ class Applier:
             batch = Batch(self.ledger, session, registry, self.clock(), events)
             for message, pre in checked:
                 if isinstance(pre, Rejection) and pre.reason == Reason.UNKNOWN_KEY:
-                    pre = self._check(message.raw, registry)  # a key may have arrived in this batch
+                    pre = self._recheck_key(message.raw, registry, pre)
                 if isinstance(pre, Rejection):
                     self._quarantine(batch, message.raw, message.origin, pre)
                 else:
@@ -272,6 +276,23 @@ class Applier:
         if isinstance(parsed, Rejection):
             return parsed
         return check_event(parsed, registry) or parsed
+
+    @classmethod
+    def _recheck_held(cls, entry: QuarantineEntry, registry: KeyRegistry) -> dict[str, Any] | Rejection:
+        """A message held only for its place in the chain already passed schema and signature
+        checks; releasing it re-checks only that its key is still valid at its recorded time
+        (a revocation may have arrived). Everything else is verified in full."""
+        if entry.status != "held" or entry.reason != Reason.SEQUENCE_GAP:
+            return cls._check(entry.raw, registry)
+        parsed = parse_message(entry.raw)
+        if isinstance(parsed, Rejection):
+            return parsed
+        record = registry.get(parsed["kid"])
+        if parsed["source"] == registry.root.partnership or (
+            record is not None and record.valid_at(parse_time(parsed["recordedtime"]))
+        ):
+            return parsed
+        return cls._check(entry.raw, registry)
 
     def _admit(
         self,
@@ -335,8 +356,19 @@ class Applier:
         for entry in sorted(batch.waiting_for(event), key=lambda e: (e.sequence or 0, e.id)):
             self._retry(batch, entry, over_hole=False)
 
+    @classmethod
+    def _recheck_key(
+        cls, raw: bytes, registry: KeyRegistry, rejection: Rejection
+    ) -> dict[str, Any] | Rejection:
+        """An unknown-key refusal is worth checking again only if that key is now registered
+        (e.g. by an earlier message of the same batch)."""
+        parsed = parse_message(raw)
+        if isinstance(parsed, Rejection) or registry.get(str(parsed.get("kid"))) is None:
+            return rejection
+        return cls._check(raw, registry)
+
     def _retry(self, batch: Batch, entry: QuarantineEntry, *, over_hole: bool) -> None:
-        pre = self._check(entry.raw, batch.registry)
+        pre = self._recheck_held(entry, batch.registry)
         if isinstance(pre, Rejection):
             self._quarantine(batch, entry.raw, entry.origin, pre, None, entry)
             return
@@ -459,6 +491,7 @@ class Applier:
     @staticmethod
     def _evaluate_integrity(batch: Batch) -> None:
         session = batch.session
+        session.flush()  # holes and equivocations noticed in this batch
         holes = [
             SequenceHole(
                 source=h.source,

@@ -62,7 +62,7 @@ class Projector:
         settings: KafkaSettings,
         *,
         group_id: str | None = GROUP_ID,
-        max_batch: int = 500,
+        max_batch: int = 2000,
         sweep_every_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -104,7 +104,7 @@ class Projector:
 
     def poll_once(self, timeout_ms: int = 500) -> ApplyStats:
         """One poll -> one transaction -> offsets committed -> outbox published."""
-        records = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.max_batch)
+        records = self._poll_batch(timeout_ms)
         stats = ApplyStats()
         if records:
             messages: list[Message] = []
@@ -128,6 +128,25 @@ class Projector:
         assert self.progress.stats is not None
         self.progress.stats.add(stats)
         return stats
+
+    def _poll_batch(self, timeout_ms: int) -> dict[TopicPartition, list[Any]]:
+        """Up to ``max_batch`` records, polling again while records are ready.
+
+        One poll returns records from a few partitions only; an agency's chain spans all of
+        them (partitions are keyed by child), so a larger batch across partitions lets most
+        events meet their predecessor in the same transaction instead of being held.
+        """
+        records: dict[TopicPartition, list[Any]] = {}
+        collected, wait = 0, timeout_ms
+        while collected < self.max_batch:
+            polled = self.consumer.poll(timeout_ms=wait, max_records=self.max_batch - collected)
+            if not polled:
+                break
+            for tp, batch in polled.items():
+                records.setdefault(tp, []).extend(batch)
+                collected += len(batch)
+            wait = 0
+        return records
 
     def _commit(self, offsets: Mapping[TopicPartition, Any]) -> None:
         if self.group_id is None:

@@ -147,8 +147,10 @@ class Ledger:
         Acceptance reads chain facts and then writes; two writers interleaving could both see
         sequence n-1 missing, or both accept sequence n. One writer at a time makes every
         decision see every earlier one. Verification (the CPU cost) happens before this.
+        Autoflush is off: the writer flushes when it needs to read what it wrote, instead of
+        before every query (each flush also runs SQLAlchemy-Utils' session-wide listener).
         """
-        with self.session() as session:
+        with self.session() as session, session.no_autoflush:
             if self.is_postgres:
                 session.execute(text("SELECT pg_advisory_xact_lock(724153)"))
             else:
