@@ -2,6 +2,12 @@
 
 Family A, theme "Working with Fathers": "Fathers need to be fully considered in assessments and
 plans". Child Charlie section 5, practice learning 2: "there was little or no focus on father".
+
+Raised at the assessment's recorded time, for each male parent figure known by then (as
+closure-without-father-contact judges a closure: a partner who appears months later does not make
+an old assessment wrong; the next assessment must include him). A correction that adds him (seen
+or with a reason) removes the gap; a later child and family assessment that includes him
+resolves it. Concerns: the assessing agency.
 """
 
 from __future__ import annotations
@@ -31,9 +37,10 @@ class FatherNotInAssessment(Policy):
         assessments = [
             e for e in events if e.type == "assessment.completed" and e.data["kind"] == "child-and-family"
         ]
-        fathers = male_parent_figures(events)
+        fathers = _male_parent_figures_since(events)
         for assessment in assessments:
-            for person in sorted(fathers - _included(assessment)):
+            known = {person for person, since in fathers.items() if since <= assessment.recordedtime}
+            for person in sorted(known - _included(assessment)):
                 later = first_after(
                     [a for a in assessments if a.id != assessment.id and person in _included(a)],
                     assessment.recordedtime,
@@ -47,6 +54,15 @@ class FatherNotInAssessment(Policy):
                     resolved_by=later.id if later else None,
                     resolved_at=later.recordedtime if later else None,
                 )
+
+
+def _male_parent_figures_since(events: tuple[Event, ...]) -> dict[str, datetime]:
+    """Male parent figure -> when first recorded as one (child.registered father, person.linked)."""
+    since: dict[str, datetime] = {}
+    for event in sorted(events, key=lambda e: e.recordedtime):
+        for person in male_parent_figures((event,)):
+            since.setdefault(person, event.recordedtime)
+    return since
 
 
 def _included(assessment: Event) -> set[str]:

@@ -3,6 +3,13 @@
 DESIGN.md invariant 2: a missing sequence number that stays missing past a grace period is a
 lost-event flag for that agency; two different events at one (source, sequence) are an
 equivocation. Pure, like the child rules: the projector supplies what it observed.
+
+The projector holds an event whose predecessor is missing for up to an hour, then accepts it over
+the hole, so ``lost-event`` is due at ``noticed_at`` + 1 h: a hole filled before then was only
+reordering and raises nothing; one filled later is resolved by the event that filled it (from
+its acceptance). ``equivocation`` is due when detected and stays open until a named person
+dismisses it: no later event can make two signed claims to one sequence number consistent. Both
+concern the agency whose chain it is (the flag has no child).
 """
 
 from __future__ import annotations

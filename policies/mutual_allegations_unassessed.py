@@ -4,6 +4,13 @@ Family A, theme "Domestic Abuse": "Making assumptions about who is the victim an
 perpetrator in a family can lead to ineffective plans. When there are claims and counter claims
 it is vital to unpick 'who does what to who'". Child Charlie 1.4: in one incident "both parents
 made allegations against each other".
+
+One gap per incident that completes a picture of counter-claims: an incident recording a
+counter-allegation, or one where the same two people appear with victim and person of concern
+the other way round from an earlier domestic-abuse incident. A DASH or child and family
+assessment recorded at or after that incident must follow; due at the first instant after the
+10th working day (1 ms after ``working_days_deadline``). Concerns: the agencies that recorded the
+incidents.
 """
 
 from __future__ import annotations
@@ -34,53 +41,61 @@ class MutualAllegationsUnassessed(Policy):
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
         events = view.effective()
-        trigger = _first_trigger(domestic_abuse_incidents(events))
-        if trigger is None:
-            return
-        later, earlier = trigger
-        due = due_after_working_days(later.recordedtime, 10)
         assessments = [
-            e
-            for e in events
-            if e.type == "assessment.completed"
-            and e.data["kind"] in ASSESSMENTS
-            and e.recordedtime >= later.recordedtime
+            e for e in events if e.type == "assessment.completed" and e.data["kind"] in ASSESSMENTS
         ]
-        if any(a.recordedtime < due for a in assessments):
-            return
-        late = first_after(assessments, due)
-        refs = ", ".join(str(e.data.get("incident_ref")) for e in (earlier, later) if e is not None)
-        yield Finding(
-            key=later.id,
-            due=due,
-            evidence=tuple(e.id for e in (earlier, later) if e is not None),
-            concerns=tuple(sorted({e.source for e in (earlier, later) if e is not None})),
-            detail=f"counter-allegations in incident(s) {refs} not assessed",
-            resolved_by=late.id if late else None,
-            resolved_at=late.recordedtime if late else None,
-        )
+        for later, earlier in _triggers(domestic_abuse_incidents(events)):
+            # One gap per incident that completes the picture; the assessment must follow it.
+            due = due_after_working_days(later.recordedtime, 10)
+            following = [a for a in assessments if a.recordedtime >= later.recordedtime]
+            if any(a.recordedtime < due for a in following):
+                continue
+            late = first_after(following, due)
+            incidents = (later,) if earlier is None else (earlier, later)
+            yield Finding(
+                key=later.id,
+                due=due,
+                evidence=tuple(e.id for e in incidents),
+                concerns=tuple(sorted({e.source for e in incidents})),
+                detail="counter-allegations in incident(s) "
+                + ", ".join(str(e.data["incident_ref"]) for e in incidents)
+                + " not assessed",
+                resolved_by=late.id if late else None,
+                resolved_at=late.recordedtime if late else None,
+            )
 
 
-def _roles(incident: Event) -> dict[str, str]:
-    return {p["person"]: p["role"] for p in incident.data.get("parties", ())}
+def _roles(incident: Event) -> dict[str, set[str]]:
+    """Person -> roles in the incident (one person may be both victim and counter-alleged)."""
+    roles: dict[str, set[str]] = {}
+    for party in incident.data.get("parties", ()):
+        roles.setdefault(party["person"], set()).add(party["role"])
+    return roles
 
 
-def _first_trigger(incidents: list[Event]) -> tuple[Event, Event | None] | None:
-    """(the incident that completes the picture, the earlier one it mirrors or None)."""
+def _triggers(incidents: list[Event]) -> Iterator[tuple[Event, Event | None]]:
+    """Each incident that records a counter-allegation (with None), or that mirrors an earlier one
+    (the same two people, victim and person of concern the other way round; with the earliest
+    such incident). An incident is judged when it is recorded, so ordering is by recorded time."""
     ordered = sorted(incidents, key=lambda e: (e.recordedtime, e.id))
     for index, incident in enumerate(ordered):
         roles = _roles(incident)
-        if "counter-allegation" in roles.values():
-            return incident, None
-        for earlier in ordered[:index]:
-            before = _roles(earlier)
-            for a, role_a in roles.items():
-                for b, role_b in roles.items():
-                    if (
-                        role_a == "victim"
-                        and role_b in CONCERN_ROLES
-                        and before.get(b) == "victim"
-                        and before.get(a) in CONCERN_ROLES
-                    ):
-                        return incident, earlier
-    return None
+        if any("counter-allegation" in r for r in roles.values()):
+            yield incident, None
+            continue
+        mirrored = next((earlier for earlier in ordered[:index] if _mirrors(roles, _roles(earlier))), None)
+        if mirrored is not None:
+            yield incident, mirrored
+
+
+def _mirrors(roles: dict[str, set[str]], before: dict[str, set[str]]) -> bool:
+    """Someone is the victim now and was a person of concern before, against the same other."""
+    return any(
+        "victim" in roles_a
+        and roles_b & CONCERN_ROLES
+        and "victim" in before.get(b, set())
+        and before.get(a, set()) & CONCERN_ROLES
+        for a, roles_a in roles.items()
+        for b, roles_b in roles.items()
+        if a != b
+    )

@@ -5,6 +5,12 @@ aware of until a few weeks later". 2.8: "The health visitor made contact by text
 seven days after PHN received this notification". 6.1: PHN "updated record keeping guidelines to
 specify that text messages should not be used for the purpose of assessment or clinical
 contact".
+
+Only notifications whose ``about`` names an incident in the child's view count. Due at the first
+instant after the 5th working day from the notification's recorded time (1 ms after
+``working_days_deadline``). A follow-up is a ``contact.recorded`` by the notified PHN agency,
+recorded at or after the notification, with the child or a parent figure, in person, by phone or
+by video. Concerns: the notified PHN agency.
 """
 
 from __future__ import annotations
@@ -38,19 +44,18 @@ class NotificationNotFollowedUp(Policy):
         events = view.effective()
         incidents = [e for e in events if e.type == "incident.reported"]
         family = parent_figures(events) | {view.child}
+        real_contacts = [
+            e
+            for e in events
+            if e.type == "contact.recorded" and e.data["person"] in family and e.data["mode"] in REAL_CONTACT
+        ]
         for notification in (e for e in events if e.type == "notification.sent"):
             phn = str(notification.data["to"])
             if agency_kind(phn) != "phn" or not any(names_incident(notification, i) for i in incidents):
                 continue
             due = due_after_working_days(notification.recordedtime, 5)
             contacts = [
-                e
-                for e in events
-                if e.type == "contact.recorded"
-                and e.source == phn
-                and e.data["person"] in family
-                and e.data["mode"] in REAL_CONTACT
-                and e.recordedtime >= notification.recordedtime
+                c for c in real_contacts if c.source == phn and c.recordedtime >= notification.recordedtime
             ]
             if any(c.recordedtime < due for c in contacts):
                 continue

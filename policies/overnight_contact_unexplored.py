@@ -4,6 +4,14 @@ Child Charlie 1.6: risk factors "co-sleeping with a heavily intoxicated adult"; 
 stayed overnight with father two nights per week and every other weekend"; section 5 practice
 learning 3: "the importance of practitioners explicitly exploring overnight contact arrangements
 for children under two years of age".
+
+The clock starts at the later of two recorded facts: the parent figure's latest ``person.linked``
+saying they do not live with the child, and the first sign of concern (a domestic-abuse incident
+naming them as a person of concern, or the status from which they are known to misuse
+substances). "Under 2" is the child's age (``child.registered`` dob) on the London calendar day
+of that later fact. Due at the first instant after the 10th working day (1 ms after
+``working_days_deadline``); an arrangement recorded after that resolves the flag. Concerns: the
+agencies whose records make up the risk (the link and the concern).
 """
 
 from __future__ import annotations
@@ -12,7 +20,9 @@ from collections.abc import Iterator
 from datetime import date, datetime
 
 from policies.base import Finding, Policy, Severity
+from policies.calendar import london_day
 from policies.facts import domestic_abuse_incidents, due_after_working_days, first_after, parent_figures
+from policies.person_status import person_statuses
 from policies.view import CONCERN_ROLES, ChildView, Event
 
 
@@ -47,7 +57,7 @@ class OvernightContactUnexplored(Policy):
             if concern is None:
                 continue
             start = max(link, concern, key=lambda e: e.recordedtime)
-            if _age_years(dob, start.recordedtime.date()) >= 2:
+            if _age_years(dob, london_day(start.recordedtime)) >= 2:
                 continue
             due = due_after_working_days(start.recordedtime, 10)
             recorded = [a for a in arrangements if a.data["person"] == person]
@@ -80,14 +90,20 @@ def _latest_link(events: tuple[Event, ...], person: str) -> Event | None:
 
 
 def _first_concern(events: tuple[Event, ...], person: str) -> Event | None:
-    """The first domestic-abuse incident naming the person of concern, or substance misuse."""
+    """The first domestic-abuse incident naming the person of concern, or the status from which
+    the person is known to misuse substances (if no later status says they no longer do)."""
     facts = [
         e
         for e in domestic_abuse_incidents(events)
         if any(p["person"] == person and p["role"] in CONCERN_ROLES for p in e.data.get("parties", ()))
-    ] + [
-        e
-        for e in events
-        if e.type == "person.status" and e.data["person"] == person and e.data.get("substance_misuse") is True
     ]
+    misuse_since: Event | None = None
+    for status in person_statuses(events, person):
+        misuse = status.data.get("substance_misuse")
+        if misuse is True and misuse_since is None:
+            misuse_since = status
+        elif misuse is False:
+            misuse_since = None
+    if misuse_since is not None:
+        facts.append(misuse_since)
     return min(facts, key=lambda e: (e.recordedtime, e.id)) if facts else None

@@ -4,12 +4,20 @@ Child Charlie 2.8: mother said "her intention was not to allow Charlie to have c
 father" while a further incident had happened the day before; 2.11: "the health visitor advised
 mother that Charlie should have no contact with father until a safety plan was implemented";
 2.12-2.13: contact continued, including overnight stays.
+
+A breach is judged against the version of each plan (by ``plan_ref``) in force when the incident
+or contact happened (event time); it is due when both plan and breach are recorded. It is
+resolved by a newer ``safety-plan.recorded`` with the same ``plan_ref`` made after the breach
+(the plan revisited, whatever it now says); a revision recorded before the breach was known means
+there was never a gap. Concerns: the plan's author and the agency that recorded the breach.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from bisect import bisect_right
+from collections.abc import Iterator, Mapping
 from datetime import datetime
+from typing import Any
 
 from policies.base import Finding, Policy, Severity
 from policies.facts import first_after, parties
@@ -32,55 +40,57 @@ class SafetyPlanBreached(Policy):
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
         events = view.effective()
-        plans = sorted((e for e in events if e.type == "safety-plan.recorded"), key=lambda e: e.recordedtime)
+        versions: dict[str, list[Event]] = {}  # plan_ref -> its versions in time order
+        for plan in (e for e in events if e.type == "safety-plan.recorded"):
+            versions.setdefault(plan.data["plan_ref"], []).append(plan)
         breaches = [
             e
             for e in events
-            if (e.type == "incident.reported" and e.data.get("children_present"))
+            if (e.type == "incident.reported" and e.data.get("children_present") is True)
             or e.type == "contact-arrangement.recorded"
         ]
-        for breach in sorted(breaches, key=lambda e: (e.recordedtime, e.id)):
-            current = _current_plans(plans, breach.recordedtime)
-            for plan in current:
+        for breach in breaches:
+            for ref in sorted(versions):
+                # The plan as it stood when the incident or contact happened; versions made after
+                # it are the plan being revisited.
+                made = bisect_right([p.time for p in versions[ref]], breach.time)
+                if made == 0:
+                    continue
+                plan, revised = versions[ref][made - 1], versions[ref][made:]
                 for term in plan.data["terms"]:
                     if not _breaches(term, breach):
                         continue
-                    revised = first_after(
-                        [p for p in plans if p.data["plan_ref"] == plan.data["plan_ref"] and p.id != plan.id],
-                        breach.recordedtime,
-                    )
+                    # Known (due) once both the plan and the breach are recorded.
+                    due = max(plan.recordedtime, breach.recordedtime)
+                    if any(p.recordedtime <= due for p in revised):
+                        continue
+                    late = first_after(revised, due)
                     yield Finding(
                         key=f"{plan.id}|{breach.id}|{term['person']}",
-                        due=breach.recordedtime,
+                        due=due,
                         evidence=(plan.id, breach.id),
                         concerns=tuple(sorted({plan.source, breach.source})),
                         detail=(
-                            f"plan {plan.data['plan_ref']} ({term['contact']} for {term['person']}) breached"
+                            f"plan {ref} ({term['contact']} for {term['person']}) "
+                            f"breached by {breach.type} {breach.id}"
                         ),
-                        resolved_by=revised.id if revised else None,
-                        resolved_at=revised.recordedtime if revised else None,
+                        resolved_by=late.id if late else None,
+                        resolved_at=late.recordedtime if late else None,
                     )
 
 
-def _current_plans(plans: list[Event], when: datetime) -> list[Event]:
-    """The latest version of each plan recorded before ``when``."""
-    latest: dict[str, Event] = {}
-    for plan in plans:
-        if plan.recordedtime < when:
-            latest[plan.data["plan_ref"]] = plan
-    return list(latest.values())
-
-
-def _breaches(term: dict[str, str], event: Event) -> bool:
+def _breaches(term: Mapping[str, Any], event: Event) -> bool:
+    """``contact: none``: any incident naming the person, any arrangement with them;
+    ``daytime-only``: an arrangement with them that includes overnight stays."""
     person, contact = term["person"], term["contact"]
     if contact == "none":
         if event.type == "incident.reported":
             return person in parties(event)
-        return event.data["person"] == person
+        return bool(event.data["person"] == person)
     if contact == "daytime-only":
         return (
             event.type == "contact-arrangement.recorded"
             and event.data["person"] == person
-            and bool(event.data.get("overnight"))
+            and event.data.get("overnight") is True
         )
     return False

@@ -3,6 +3,13 @@
 Operation Encompass: police tell a child's school of a domestic-abuse incident before the start of
 the next school day, so the child is met by someone who knows. Child Charlie section 5: "Schools
 raised issues of consent and whether they could legitimately respond to notifications".
+
+Schools are those the child was enrolled at (``school.enrolled`` time) by the incident's time.
+Due at 09:00 London time on the first working day after the calendar day the incident was
+recorded (``next_school_day_start``), or when the enrolment was recorded if the partnership
+learned of the school only later; a notification recorded before then is in time, one after it
+resolves the flag. One flag per (incident, school). Concerns: the police force that recorded
+the incident (Operation Encompass is its duty).
 """
 
 from __future__ import annotations
@@ -31,13 +38,18 @@ class SchoolNotNotified(Policy):
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
         events = view.effective()
-        schools = {
-            f"school/{e.data['school']}": e.recordedtime for e in events if e.type == "school.enrolled"
-        }
+        enrolments = [e for e in events if e.type == "school.enrolled"]
         notifications = [e for e in events if e.type == "notification.sent"]
         for incident in (
-            e for e in events if e.type == "incident.reported" and e.data.get("children_present")
+            e for e in events if e.type == "incident.reported" and e.data.get("children_present") is True
         ):
+            # Schools the child was enrolled at when the incident happened; an enrolment the
+            # partnership learned of only later still counts, from when it was recorded.
+            schools: dict[str, datetime] = {}
+            for enrolment in enrolments:
+                if enrolment.time <= incident.time:
+                    school = f"school/{enrolment.data['school']}"
+                    schools[school] = min(schools.get(school, enrolment.recordedtime), enrolment.recordedtime)
             for school, enrolled in sorted(schools.items()):
                 due = max(next_school_day_start(incident.recordedtime), enrolled)
                 told = [n for n in notifications if n.data["to"] == school and names_incident(n, incident)]

@@ -5,6 +5,12 @@ Child Charlie 2.10: "this decision was made independent of management oversight 
 practitioners ... signed off their own work". 6.1: "EDT social workers now reassign contact
 records to Team Managers to authorise ... Team Managers ... will reassign the authorising of a
 contact to another Team Manager if they have signed it off in the previous three-month period."
+
+Raised at the closure's recorded time. "Within 90 days" is 90 x 24 hours of elapsed time before
+it (the earlier closure recorded strictly earlier, for another referral_ref). A correction naming
+another authoriser changes the data, so the gap is gone from the correction on (the issue's
+"resolved by the data changing"); the chronology keeps both. Concerns: the closing agency, whose
+manager must re-authorise.
 """
 
 from __future__ import annotations
