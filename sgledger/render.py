@@ -34,7 +34,9 @@ def render_child(console: Console, view: Mapping[str, Any]) -> None:
     for a in view["agencies"]:
         agencies.add_row(a["agency"], a["aware_since"], a["via"])
     console.print(agencies)
-    chronology = Table("time", "recorded", "source", "event", title="Chronology (all agencies)")
+    chronology = Table(title="Chronology (all agencies)")
+    for name in ("time", "recorded", "source", "event"):
+        chronology.add_column(name, no_wrap=True)
     for e in view["chronology"]:
         chronology.add_row(e["time"], e["recordedtime"], e["source"], e["type"])
     console.print(chronology)
@@ -45,7 +47,11 @@ def render_flags(console: Console, flags: Sequence[Mapping[str, Any]], title: st
     if not flags:
         console.print(f"[green]{title}: none[/green]")
         return
-    table = Table("severity", "rule", "child", "due", "what is expected", "cites", title=title)
+    table = Table(title=title)
+    for name in ("severity", "rule", "child", "due"):  # identifiers: never truncated or wrapped
+        table.add_column(name, no_wrap=True)
+    table.add_column("what is expected", ratio=2)
+    table.add_column("cites", ratio=1)
     for f in flags:
         style = SEVERITY_STYLE.get(f["severity"], "")
         table.add_row(

@@ -96,9 +96,8 @@ def _print(result: ScenarioResult, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--print-emails", is_flag=True, help="Print the emails the alerter would send.")
 @pass_app
-def demo(app: AppContext, print_emails: bool) -> None:
+def demo(app: AppContext) -> None:
     """Run the bundled Child Charlie story end to end on this machine: embedded broker, SQLite,
     signed events, projector, per-child view and flags. State is kept in DATA_DIR/demo
     (recreated on each run) so you can explore it afterwards."""
