@@ -10,12 +10,13 @@ assessments and plans".
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from policies.base import Finding, Policy, Severity
+from policies.corrections import gap_history
 from policies.facts import first_after, male_parent_figures, persons_of_concern
-from policies.view import ChildView
+from policies.view import ChildView, Event
 
 
 class ClosureWithoutFatherContact(Policy):
@@ -27,7 +28,8 @@ class ClosureWithoutFatherContact(Policy):
     explanation = (
         "Charlie's case was closed after speaking only to his mother; the person who needed to "
         "change was his father, and nobody contacted him. A closure must show contact with every "
-        "male parent figure and every person of concern in the child's incidents, or say why not."
+        "male parent figure and every person of concern in the child's incidents, or say why not. "
+        "High: the case is closed, so no agency is watching while the risk he poses is unassessed."
     )
     action = (
         "Contact the person named (or record why contact would increase risk) before the closure "
@@ -44,10 +46,11 @@ class ClosureWithoutFatherContact(Policy):
             concern = male_parent_figures(known) | persons_of_concern(known)
             referral = referrals.get(closure.data["referral_ref"])
             since = referral.recordedtime if referral else None
-            accounted = set(closure.data.get("persons_contacted", ())) | set(
-                closure.data.get("not_contacted_reasons", {})
-            )
-            for person in sorted(concern - accounted):
+            for person in sorted(concern):
+                # Unaccounted for in the closure as recorded (or as a correction left it).
+                history = gap_history(view, closure, _unaccounted(person))
+                if history is None:
+                    continue
                 contacts = [
                     e
                     for e in events
@@ -60,13 +63,25 @@ class ClosureWithoutFatherContact(Policy):
                     for c in contacts
                 ):
                     continue
-                later = first_after(contacts, closure.recordedtime)
+                # Resolved by a later contact with him, or by a correction that adds him.
+                endings = [e for e in (first_after(contacts, closure.recordedtime), history.resolved_by) if e]
+                ended = min(endings, key=lambda e: (e.recordedtime, e.id)) if endings else None
                 yield Finding(
                     key=f"{closure.id}|{person}",
-                    due=closure.recordedtime,
+                    due=history.began,
                     evidence=(closure.id, *((referral.id,) if referral else ())),
-                    concerns=(closure.source,),
+                    concerns=(closure.source,),  # the closing agency's lead passes the case back
                     detail=f"referral {closure.data['referral_ref']} closed with no contact with {person}",
-                    resolved_by=later.id if later else None,
-                    resolved_at=later.recordedtime if later else None,
+                    resolved_by=ended.id if ended else None,
+                    resolved_at=ended.recordedtime if ended else None,
                 )
+
+
+def _unaccounted(person: str) -> Callable[[Event], bool]:
+    """Whether a version of the closure neither lists ``person`` as contacted nor says why not."""
+
+    def check(closure: Event) -> bool:
+        contacted = closure.data.get("persons_contacted", ())
+        return person not in contacted and person not in closure.data.get("not_contacted_reasons", {})
+
+    return check

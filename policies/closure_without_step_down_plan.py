@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from policies.base import Finding, Policy, Severity
-from policies.view import ChildView
+from policies.corrections import gap_history, versions
+from policies.view import ChildView, Event
 
 
 class ClosureWithoutStepDownPlan(Policy):
@@ -23,7 +24,8 @@ class ClosureWithoutStepDownPlan(Policy):
     explanation = (
         "Charlie's case was closed on the strength of the health visitor's involvement, without a "
         "plan saying who would do what. A step-down must name the registered agency taking over, "
-        "the plan, and at least one action."
+        "the plan, and at least one action. Medium: the child is not yet unsupported, but nobody is "
+        "accountable for the support."
     )
     action = (
         "Correct the closure (referral.corrected) with step_down.to, step_down.plan and step_down.actions."
@@ -31,27 +33,31 @@ class ClosureWithoutStepDownPlan(Policy):
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
         for closure in (e for e in view.effective() if e.type == "referral.closed"):
-            if closure.data["outcome"] != "step-down":
+            # A correction supplying what was missing resolves the flag (and says which one did).
+            history = gap_history(view, closure, lambda v: bool(self._missing(view, v)))
+            if history is None:
                 continue
-            step_down = closure.data.get("step_down") or {}
-            missing = [
-                name
-                for name, ok in (
-                    (
-                        "a registered receiving agency",
-                        view.is_registered_agency(str(step_down.get("to", ""))),
-                    ),
-                    ("a plan", bool(step_down.get("plan"))),
-                    ("actions", bool(step_down.get("actions"))),
-                )
-                if not ok
-            ]
-            if not missing:
-                continue
+            missing = [gap for v, _ in versions(view, closure) if (gap := self._missing(view, v))][-1]
+            fixed = history.resolved_by
             yield Finding(
                 key=closure.id,
-                due=closure.recordedtime,
+                due=history.began,
                 evidence=(closure.id,),
-                concerns=(closure.source,),
+                concerns=(closure.source,),  # the closing agency writes the step-down plan
                 detail=f"step-down of referral {closure.data['referral_ref']} lacks " + ", ".join(missing),
+                resolved_by=fixed.id if fixed else None,
+                resolved_at=fixed.recordedtime if fixed else None,
             )
+
+    @staticmethod
+    def _missing(view: ChildView, closure: Event) -> list[str]:
+        """What a step-down closure lacks; nothing for other outcomes."""
+        if closure.data["outcome"] != "step-down":
+            return []
+        step_down = closure.data.get("step_down") or {}
+        checks = (
+            ("a registered receiving agency", view.is_registered_agency(str(step_down.get("to", "")))),
+            ("a plan", bool(step_down.get("plan"))),
+            ("actions", bool(step_down.get("actions"))),
+        )
+        return [name for name, ok in checks if not ok]

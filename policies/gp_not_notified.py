@@ -33,7 +33,8 @@ class GpNotNotified(Policy):
         "GPs are the professionals victims most trust to disclose to, yet in Child Charlie neither "
         "family GP practice knew of any of the five domestic-abuse incidents. Every practice "
         "where the child, a parent figure or a party to the incident is registered should hear of "
-        "it within one working day."
+        "it within one working day. High: a victim may disclose at the next appointment, and a GP who "
+        "does not know of the abuse cannot recognise the disclosure or act on it."
     )
     action = "Send the incident (by id or incident reference) to the GP practice named in this flag."
 
@@ -48,8 +49,9 @@ class GpNotNotified(Policy):
                 if person in people:
                     practices.setdefault(practice, link.recordedtime)
             for practice, linked_at in sorted(practices.items()):
-                # A practice recorded only later could not have been told earlier.
-                due = max(due_after_working_days(incident.recordedtime, 1), linked_at)
+                # A practice recorded only later could not have been told earlier: it is owed
+                # the same working day from when the link was recorded (as parent-gp-unaware).
+                due = due_after_working_days(max(incident.recordedtime, linked_at), 1)
                 told = sorted(
                     (n for n in notifications if n.data["to"] == practice and names_incident(n, incident)),
                     key=lambda n: n.recordedtime,
@@ -61,7 +63,9 @@ class GpNotNotified(Policy):
                     key=f"{incident.id}|{practice}",
                     due=due,
                     evidence=(incident.id,),
-                    concerns=(incident.source,),
+                    # The force that must send it, and the practice that should know (its lead can
+                    # ask for it: the victim may disclose there first).
+                    concerns=(incident.source, practice),
                     detail=f"{practice} not told of incident {incident.data.get('incident_ref')}",
                     resolved_by=late.id if late else None,
                     resolved_at=late.recordedtime if late else None,

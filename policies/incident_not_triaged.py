@@ -26,7 +26,8 @@ class IncidentNotTriaged(Policy):
         "The daily triage meeting was the only place Charlie's incidents were shared with other "
         "agencies; when it was suspended, or did not meet over Christmas, incidents were not "
         "considered at all. Every incident with children present needs a triage decision within "
-        "one working day, bank holidays notwithstanding."
+        "one working day, bank holidays notwithstanding. Medium: the incident is known to police, but "
+        "no agency has yet weighed what it means for the child."
     )
     action = "Triage the incident (DAT, MASH or equivalent) and record the outcome."
 
@@ -45,7 +46,7 @@ class IncidentNotTriaged(Policy):
                 key=incident.id,
                 due=due,
                 evidence=(incident.id,),
-                concerns=(incident.source,),
+                concerns=(incident.source,),  # the reporting force owns getting it triaged
                 detail=f"incident {ref} not triaged within one working day",
                 resolved_by=late.id if late else None,
                 resolved_at=late.recordedtime if late else None,

@@ -25,7 +25,9 @@ class MaracPlanNotShared(Policy):
         "In Family A the MARAC plan was not known to all the professionals working with the "
         "children, so the plans for the children and the adults could not reflect each other. "
         "One working day after a plan is agreed, every agency aware of the child, the GP practice "
-        "of the child and of every person in the plan, and the child's school should have it."
+        "of the child and of every person in the plan, and the child's school should have it. High: "
+        "MARAC plans are made for the highest-risk domestic abuse; an agency that does not know the "
+        "plan can undo it."
     )
     action = "Share the plan (marac.plan.shared) with the agency named in this flag."
 
@@ -61,6 +63,8 @@ class MaracPlanNotShared(Policy):
                     key=f"{plan.id}|{agency}",
                     due=agency_due,
                     evidence=(plan.id,),
+                    # MARAC decides who may see its plans: the flag goes to MARAC, not to the agency
+                    # left out (named in detail), so that routing a flag never discloses the plan.
                     concerns=(plan.source,),
                     detail=f"MARAC plan {ref} not shared with {agency}",
                     resolved_by=late.id if late else None,

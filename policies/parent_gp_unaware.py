@@ -24,7 +24,8 @@ class ParentGpUnaware(Policy):
     explanation = (
         "Charlie's father's GP held his history of addiction but did not know he was a parent, so "
         "could not weigh the risk to a baby. Once an incident or referral concerns a child, the GP "
-        "practice of every parent figure should know of the child within five working days."
+        "practice of every parent figure should know of the child within five working days. Medium: "
+        "the risk is real but slower-moving than an unshared incident, which gp-not-notified covers."
     )
     action = "Tell the parent figure's GP practice about the child (notification.sent to the practice)."
 
@@ -51,6 +52,8 @@ class ParentGpUnaware(Policy):
                 key=practice,
                 due=due,
                 evidence=(first.id, link.id),
+                # The agency that first brought the child to attention holds what the practice
+                # needs; the practice itself cannot be routed to: it does not know the child.
                 concerns=(first.source,),
                 detail=f"{practice} (a parent figure's practice) has not been told of the child",
                 resolved_by=made_aware.id if made_aware else None,

@@ -27,7 +27,8 @@ class RepeatIncidents(Policy):
     explanation = (
         "Treating each incident on its own hid the pattern in Charlie's family: five incidents in "
         "sixteen weeks. From the third incident within 365 days, the child needs a referral to "
-        "children's social care or MARAC, or a child and family assessment."
+        "children's social care or MARAC, or a child and family assessment. High: a rising "
+        "pattern of abuse is the risk the review found no single agency could see."
     )
     action = "Refer to children's social care or MARAC, or complete a child and family assessment."
 
@@ -53,7 +54,7 @@ class RepeatIncidents(Policy):
                 key=third.id,
                 due=known,
                 evidence=tuple(e.id for e in window),
-                concerns=tuple(sorted({e.source for e in window})),
+                concerns=tuple(sorted({e.source for e in window})),  # the forces that saw the pattern
                 detail="incidents "
                 + ", ".join(str(e.data.get("incident_ref")) for e in window)
                 + " within 365 days",

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from policies.base import Finding, Policy, Severity
-from policies.view import ChildView
+from policies.corrections import gap_history, versions
+from policies.view import ChildView, Event
 
 
 class VagueReferralDestination(Policy):
@@ -24,19 +25,27 @@ class VagueReferralDestination(Policy):
     explanation = (
         "'Referred to health' in Charlie's case meant a report sent to public health nursing and "
         "to nobody else in the health system, while others assumed the GP knew. A referral must "
-        "name the agency that receives it."
+        "name the agency that receives it. Medium: the referral exists, but may have reached no one."
     )
     action = "Correct the referral (referral.corrected) to name the receiving agency's id."
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
+        def vague(referral: Event) -> bool:
+            return not view.is_registered_agency(str(referral.data["to"]))
+
         for referral in (e for e in view.effective() if e.type == "referral.made"):
-            destination = str(referral.data["to"])
-            if view.is_registered_agency(destination):
+            # A correction naming a registered agency resolves the flag (and says which one did).
+            history = gap_history(view, referral, vague)
+            if history is None:
                 continue
+            named = [str(v.data["to"]) for v, _ in versions(view, referral) if vague(v)][-1]
+            fixed = history.resolved_by
             yield Finding(
                 key=referral.id,
-                due=referral.recordedtime,
+                due=history.began,
                 evidence=(referral.id,),
-                concerns=(referral.source,),
-                detail=f"referral {referral.data['referral_ref']} is addressed to {destination!r}",
+                concerns=(referral.source,),  # only the referrer can say where it went
+                detail=f"referral {referral.data['referral_ref']} is addressed to {named!r}",
+                resolved_by=fixed.id if fixed else None,
+                resolved_at=fixed.recordedtime if fixed else None,
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ def test_the_bundled_story_is_the_project_scenario() -> None:
 def test_demo_prints_the_child_view_and_flags(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "sgledger", "--data-dir", str(tmp_path), "demo"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     out = result.stdout

@@ -100,3 +100,8 @@ def open_flags(rule: Policy, v: ChildView, as_of: str | datetime) -> list[Flag]:
 
 def statuses(rule: Policy, v: ChildView, as_of: str | datetime) -> list[str]:
     return [f.status for f in flags(rule, v, as_of)]
+
+
+def flags_of(rule_cls: type[Policy], v: ChildView, as_of: str | datetime) -> list[Flag]:
+    """Every flag raised by ``as_of`` by a rule given as its class (the brief's spelling)."""
+    return flags(rule_cls(), v, as_of)

@@ -10,6 +10,7 @@ from policies.closure_without_father_contact import ClosureWithoutFatherContact
 from policies.engine import Flag
 from policies.view import Event
 from tests.policies.helpers import correct, ev, flags, t, view, withdraw
+from tests.policies.ordering import assert_order_independent
 
 RULE = ClosureWithoutFatherContact()
 POLICE = "police/avon-somerset"
@@ -149,12 +150,29 @@ def test_closure_without_a_known_referral_still_fires() -> None:
     assert flag.evidence == (close.id,)
 
 
-def test_correction_adding_him_removes_the_gap_from_then() -> None:
+def test_correction_adding_him_resolves_from_then() -> None:
     close = closure()
     fix = correct(close, {"persons_contacted": ["M-1", "F-1"]}, "2020-03-09T10:00:00Z")
     v = view(*family(), referral(), close, fix)
     assert only(flags(RULE, v, "2020-03-09T09:59:59Z")).status == "open"
-    assert flags(RULE, v, "2020-03-09T10:00:00Z") == []
+    flag = only(flags(RULE, v, "2020-03-09T10:00:00Z"))
+    assert (flag.status, flag.resolved_by, flag.resolved_at) == ("resolved", fix.id, fix.recordedtime)
+    assert flag.due == close.recordedtime
+
+
+def test_correction_giving_a_reason_for_him_resolves() -> None:
+    close = closure()
+    reasons = {"not_contacted_reasons": {"F-1": "contact would raise risk"}}
+    fix = correct(close, reasons, "2020-03-09T10:00:00Z")
+    assert only(flags(RULE, view(*family(), referral(), close, fix), LATER)).resolved_by == fix.id
+
+
+def test_correction_removing_him_is_due_from_the_correction() -> None:
+    close = closure(persons_contacted=["M-1", "F-1"])
+    removed = correct(close, {"persons_contacted": ["M-1"]}, "2020-03-09T10:00:00Z")
+    assert flags(RULE, view(*family(), referral(), close), LATER) == []
+    flag = only(flags(RULE, view(*family(), referral(), close, removed), LATER))
+    assert (flag.status, flag.due) == ("open", removed.recordedtime)
 
 
 def test_correction_by_another_agency_is_ignored() -> None:
@@ -190,3 +208,19 @@ def test_one_flag_per_closure_and_person() -> None:
     found = flags(RULE, v, LATER)
     assert len(found) == 4
     assert len({f.id for f in found}) == 4
+
+
+def test_flags_do_not_depend_on_delivery_order() -> None:
+    closure = {
+        "referral_ref": "R-1", "outcome": "nfa", "reason": "mother protective", "persons_contacted": ["M-1"],
+        "worked_by": "W-1", "authorised_by": "M-9",
+    }  # fmt: skip
+    events = [
+        ev("person.linked", {"person": "F-1", "role": "father"}, EARLY, source=CSC),
+        ev("person.linked", {"person": "S-1", "role": "step-parent"}, EARLY, source=CSC),
+        ev("referral.made", {"referral_ref": "R-1", "to": CSC, "reason": "DA"}, REFERRED, source=POLICE),
+        ev("referral.closed", closure, CLOSED, source=CSC),
+        ev("contact.recorded", {"person": "F-1", "practitioner": "SW-1", "mode": "phone"},
+           "2020-03-09T10:00:00Z", source=CSC),
+    ]  # fmt: skip
+    assert_order_independent(RULE, events, LATER)

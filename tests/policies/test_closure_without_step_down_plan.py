@@ -3,6 +3,7 @@ agency), ``step_down.plan`` and non-empty ``step_down.actions`` (issue 3; Child 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from policies.closure_without_step_down_plan import ClosureWithoutStepDownPlan
 from policies.engine import Flag
 from policies.view import Event
 from tests.policies.helpers import correct, ev, flags, t, view, withdraw
+from tests.policies.ordering import assert_order_independent
 
 RULE = ClosureWithoutStepDownPlan()
 CSC = "csc/somerset"
@@ -75,11 +77,28 @@ def test_other_outcomes_are_quiet(outcome: str) -> None:
     assert flags(RULE, view(closure(None, outcome=outcome)), LATER) == []
 
 
-def test_correction_supplying_the_plan_removes_the_gap_from_then() -> None:
+def test_correction_supplying_the_plan_resolves_from_then() -> None:
     c = closure({"to": "phn/somerset"})
-    v = view(c, correct(c, {"step_down": FULL}, "2020-03-09T10:00:00Z"))
+    fix = correct(c, {"step_down": FULL}, "2020-03-09T10:00:00Z")
+    v = view(c, fix)
     assert only(flags(RULE, v, "2020-03-09T09:59:59Z")).status == "open"
-    assert flags(RULE, v, "2020-03-09T10:00:00Z") == []
+    flag = only(flags(RULE, v, "2020-03-09T10:00:00Z"))
+    assert (flag.status, flag.resolved_by, flag.resolved_at) == ("resolved", fix.id, fix.recordedtime)
+    assert flag.due == c.recordedtime
+    assert flag.detail.endswith("lacks a plan, actions")  # what it lacked, not the fixed version
+
+
+def test_correction_that_removes_the_plan_again_reopens() -> None:
+    c = closure(FULL)
+    broken = correct(c, {"step_down": {**FULL, "plan": ""}}, "2020-03-09T10:00:00Z")
+    fixed = correct(c, {"step_down": FULL}, "2020-03-10T10:00:00Z")
+    broken_again = correct(c, {"step_down": {**FULL, "actions": []}}, "2020-03-11T10:00:00Z")
+    assert flags(RULE, view(c), LATER) == []
+    flag = only(flags(RULE, view(c, broken, fixed), LATER))
+    assert (flag.status, flag.due, flag.resolved_by) == ("resolved", broken.recordedtime, fixed.id)
+    flag = only(flags(RULE, view(c, broken, fixed, broken_again), LATER))
+    assert (flag.status, flag.due) == ("open", broken.recordedtime)
+    assert flag.detail.endswith("lacks actions")
 
 
 def test_partial_correction_still_fires() -> None:
@@ -90,9 +109,10 @@ def test_partial_correction_still_fires() -> None:
     assert only(flags(RULE, v, LATER)).detail.endswith("lacks actions")
 
 
-def test_correction_to_another_outcome_removes_the_gap() -> None:
+def test_correction_to_another_outcome_resolves() -> None:
     c = closure(None)
-    assert flags(RULE, view(c, correct(c, {"outcome": "nfa"}, "2020-03-09T10:00:00Z")), LATER) == []
+    fix = correct(c, {"outcome": "nfa"}, "2020-03-09T10:00:00Z")
+    assert only(flags(RULE, view(c, fix), LATER)).resolved_by == fix.id
 
 
 def test_correction_by_another_agency_is_ignored() -> None:
@@ -106,3 +126,15 @@ def test_withdrawn_closure_no_longer_counts() -> None:
     v = view(c, withdraw(c, "2020-03-09T10:00:00Z"))
     assert only(flags(RULE, v, "2020-03-09T09:59:59Z")).status == "open"
     assert flags(RULE, v, "2020-03-09T10:00:00Z") == []
+
+
+def test_flags_do_not_depend_on_delivery_order() -> None:
+    def closure(ref: str, step_down: Mapping[str, object]) -> Event:
+        data = {
+            "referral_ref": ref, "outcome": "step-down", "reason": "HV involved", "persons_contacted": [],
+            "worked_by": "W-1", "authorised_by": "M-1", "step_down": step_down,
+        }  # fmt: skip
+        return ev("referral.closed", data, CLOSED, source=CSC)
+
+    events = [closure("R-1", {"to": "health"}), closure("R-2", {**FULL, "actions": []}), closure("R-3", FULL)]
+    assert_order_independent(RULE, events, LATER)

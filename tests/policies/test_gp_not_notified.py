@@ -7,6 +7,7 @@ from policies.engine import Flag
 from policies.gp_not_notified import GpNotNotified
 from policies.view import Event
 from tests.policies.helpers import correct, ev, evaluation, flags, t, view, withdraw
+from tests.policies.ordering import assert_order_independent
 
 RULE = GpNotNotified()
 POLICE = "police/avon-somerset"
@@ -62,7 +63,7 @@ def test_fires_one_working_day_after_the_incident() -> None:
     assert flag.rule == "gp-not-notified"
     assert flag.due == t(DUE)
     assert flag.evidence == (inc.id,)
-    assert flag.concerns == (POLICE,)
+    assert flag.concerns == (FATHER_GP, POLICE)
     assert FATHER_GP in flag.detail
 
 
@@ -134,13 +135,15 @@ def test_not_domestic_abuse_is_quiet() -> None:
     assert flags(RULE, v, "2020-03-20T00:00:00Z") == []
 
 
-def test_no_gp_known_is_quiet_and_a_late_gp_link_raises_it_once_recorded() -> None:
+def test_no_gp_known_is_quiet_and_a_late_gp_link_gives_a_working_day_from_the_link() -> None:
     inc = incident(MONDAY)
     parents = family()[:2]
     link = ev("gp.registered", {"person": "F-1", "practice": "Y00001"}, "2020-03-10T10:00:00Z", source=CSC)
     v = view(*parents, inc, link)
-    assert flags(RULE, v, "2020-03-10T09:59:59Z") == []
-    assert only(flags(RULE, v, "2020-03-10T10:00:01Z")).status == "open"
+    assert flags(RULE, v, "2020-03-09T23:59:59Z") == []
+    assert evaluation(RULE, v, "2020-03-10T10:00:00Z").next_due == t("2020-03-12T00:00:00Z")
+    assert flags(RULE, v, "2020-03-11T23:59:59Z") == []
+    assert only(flags(RULE, v, "2020-03-12T00:00:01Z")).status == "open"
 
 
 def test_christmas_2019_bank_holidays_extend_the_window() -> None:
@@ -227,3 +230,9 @@ def test_correction_of_the_notification_to_the_right_practice_counts() -> None:
     n = notify(CHILD_GP, inc.id, "2020-03-02T12:00:00Z")
     v = view(*family(), inc, n, correct(n, {"to": FATHER_GP}, "2020-03-03T10:00:00Z"))
     assert flags(RULE, v, "2020-03-10T00:00:00Z") == []
+
+
+def test_flags_do_not_depend_on_delivery_order() -> None:
+    first, second = incident(MONDAY), incident("2020-03-09T10:00:00Z")
+    events = [*family(), first, second, notify(FATHER_GP, first.id, "2020-03-05T09:00:00Z")]
+    assert_order_independent(RULE, events, "2020-03-20T00:00:00Z")

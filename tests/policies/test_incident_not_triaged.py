@@ -7,6 +7,7 @@ from policies.engine import Flag
 from policies.incident_not_triaged import IncidentNotTriaged
 from policies.view import Event
 from tests.policies.helpers import correct, ev, evaluation, flags, t, view, withdraw
+from tests.policies.ordering import assert_order_independent
 
 RULE = IncidentNotTriaged()
 POLICE = "police/avon-somerset"
@@ -155,3 +156,17 @@ def test_amendment_from_another_agency_is_ignored() -> None:
     inc = incident(MONDAY)
     v = view(inc, correct(inc, {"children_present": False}, "2020-03-03T10:00:00Z", source=CSC))
     assert only(flags(RULE, v, LATER)).status == "open"
+
+
+def test_flags_do_not_depend_on_delivery_order() -> None:
+    events = [
+        ev("incident.reported", {"incident_ref": ref, "children_present": True, "domestic_abuse": True,
+                                 "parties": []}, MONDAY, source=POLICE)
+        for ref in ("INC-1", "INC-2", "INC-3")
+    ] + [
+        ev("incident.triaged", {"incident_ref": "INC-1", "forum": "DAT", "outcome": "refer"},
+           "2020-03-03T10:00:00Z", source=POLICE),
+        ev("incident.triaged", {"incident_ref": "INC-2", "forum": "DAT", "outcome": "refer"},
+           "2020-03-06T10:00:00Z", source=POLICE),
+    ]  # fmt: skip
+    assert_order_independent(RULE, events, LATER)

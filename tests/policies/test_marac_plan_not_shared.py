@@ -9,6 +9,7 @@ from policies.engine import Flag
 from policies.marac_plan_not_shared import MaracPlanNotShared
 from policies.view import Event
 from tests.policies.helpers import correct, ev, evaluation, flags, t, view, withdraw
+from tests.policies.ordering import assert_order_independent
 
 RULE = MaracPlanNotShared()
 POLICE = "police/avon-somerset"
@@ -181,3 +182,20 @@ def test_correction_of_the_plan_persons_changes_the_expected_gps() -> None:
     v = view(*background(), p, s, correct(p, {"persons": ["M-1"]}, "2020-03-10T10:00:00Z"))
     assert missing(flags(RULE, v, "2020-03-10T09:59:59Z")) == ["gp/Y00001"]
     assert flags(RULE, v, "2020-03-10T10:00:00Z") == []
+
+
+def test_flags_do_not_depend_on_delivery_order() -> None:
+    plan = {
+        "plan_ref": "M-1", "meeting_date": "2020-03-02", "persons": ["M-1"],
+        "actions": [{"agency": POLICE, "action": "flag address"}],
+    }  # fmt: skip
+    events = [
+        ev("incident.reported", {"incident_ref": "INC-1", "children_present": True, "domestic_abuse": True,
+                                 "parties": []}, EARLY, source=POLICE),
+        ev("gp.registered", {"person": "M-1", "practice": "Y00001"}, EARLY, source=CSC),
+        ev("school.enrolled", {"school": "100001"}, EARLY, source="school/100001"),
+        ev("marac.plan.agreed", plan, MONDAY, source=MARAC),
+        ev("marac.plan.shared", {"plan_ref": "M-1", "to": [POLICE]}, MONDAY, source=MARAC),
+        ev("marac.plan.shared", {"plan_ref": "M-1", "to": [CSC]}, "2020-03-10T10:00:00Z", source=MARAC),
+    ]  # fmt: skip
+    assert_order_independent(RULE, events, LATER)

@@ -7,6 +7,7 @@ from policies.engine import Flag
 from policies.parent_gp_unaware import ParentGpUnaware
 from policies.view import Event
 from tests.policies.helpers import correct, ev, evaluation, flags, t, view, withdraw
+from tests.policies.ordering import assert_order_independent
 
 RULE = ParentGpUnaware()
 POLICE = "police/avon-somerset"
@@ -190,3 +191,15 @@ def test_correction_by_another_agency_is_ignored() -> None:
     link = father()
     fix = correct(link, {"role": "other"}, "2020-03-04T10:00:00Z", source=POLICE)
     assert only(flags(RULE, view(link, gp_link(), incident(), fix), LATER)).status == "open"
+
+
+def test_flags_do_not_depend_on_delivery_order() -> None:
+    events = [
+        ev("person.linked", {"person": "F-1", "role": "father"}, EARLY, source=CSC),
+        ev("person.linked", {"person": "M-1", "role": "mother"}, EARLY, source=CSC),
+        ev("gp.registered", {"person": "F-1", "practice": "Y00001"}, EARLY, source=CSC),
+        ev("gp.registered", {"person": "M-1", "practice": "Y00002"}, EARLY, source=CSC),
+        ev("referral.made", {"referral_ref": "R-1", "to": CSC, "reason": "DA"}, MONDAY, source=POLICE),
+        ev("notification.sent", {"to": "gp/Y00002", "about": ["R-1"]}, "2020-03-20T10:00:00Z", source=CSC),
+    ]
+    assert_order_independent(RULE, events, LATER)

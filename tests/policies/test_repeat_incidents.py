@@ -8,6 +8,7 @@ from policies.engine import Flag
 from policies.repeat_incidents import RepeatIncidents
 from policies.view import Event
 from tests.policies.helpers import correct, ev, flags, t, view, withdraw
+from tests.policies.ordering import assert_order_independent
 
 RULE = RepeatIncidents()
 POLICE = "police/avon-somerset"
@@ -162,3 +163,13 @@ def test_response_recorded_before_the_pattern_was_known_prevents_the_flag() -> N
     late = "2021-01-20T10:00:00Z"
     incs = [incident(FIRST, "INC-1"), incident(SECOND, "INC-2", recorded=late), incident(THIRD, "INC-3")]
     assert flags(RULE, view(*incs, referral("csc/somerset", "2020-12-15T10:00:00Z")), LATER) == []
+
+
+def test_flags_do_not_depend_on_delivery_order() -> None:
+    events = [
+        ev("incident.reported", {"incident_ref": f"INC-{n}", "children_present": True, "domestic_abuse": True,
+                                 "parties": []}, f"2020-0{n}-02T22:00:00Z", source=POLICE)
+        for n in range(1, 5)
+    ] + [ev("referral.made", {"referral_ref": "R-1", "to": "csc/somerset", "reason": "pattern"},
+            "2020-03-20T10:00:00Z", source=POLICE)]  # fmt: skip
+    assert_order_independent(RULE, events, LATER)

@@ -7,6 +7,7 @@ from policies.engine import Flag
 from policies.vague_referral_destination import VagueReferralDestination
 from policies.view import ChildView, Event
 from tests.policies.helpers import REGISTERED, correct, ev, flags, t, view, withdraw
+from tests.policies.ordering import assert_order_independent
 
 RULE = VagueReferralDestination()
 POLICE = "police/avon-somerset"
@@ -49,11 +50,22 @@ def test_agency_counts_only_once_registered() -> None:
     assert flags(RULE, v, "2020-03-10T00:00:00Z") == []
 
 
-def test_correction_naming_a_registered_agency_removes_the_gap_from_then() -> None:
+def test_correction_naming_a_registered_agency_resolves_from_then() -> None:
     r = referral("health")
-    v = view(r, correct(r, {"to": "gp/L85001"}, "2020-03-04T10:00:00Z"))
+    fix = correct(r, {"to": "gp/L85001"}, "2020-03-04T10:00:00Z")
+    v = view(r, fix)
     assert only(flags(RULE, v, "2020-03-04T09:59:59Z")).status == "open"
-    assert flags(RULE, v, "2020-03-04T10:00:00Z") == []
+    flag = only(flags(RULE, v, "2020-03-04T10:00:00Z"))
+    assert (flag.status, flag.resolved_by, flag.resolved_at) == ("resolved", fix.id, fix.recordedtime)
+    assert flag.due == r.recordedtime
+    assert "'health'" in flag.detail  # the vague value it had, not the corrected one
+
+
+def test_correction_making_a_good_referral_vague_is_due_from_the_correction() -> None:
+    r = referral("csc/somerset")
+    bad = correct(r, {"to": "social care"}, "2020-03-04T10:00:00Z")
+    flag = only(flags(RULE, view(r, bad), LATER))
+    assert (flag.status, flag.due) == ("open", bad.recordedtime)
 
 
 def test_correction_to_another_vague_value_still_fires() -> None:
@@ -92,3 +104,11 @@ def test_each_vague_referral_is_its_own_flag() -> None:
         (a.id,),
         (b.id,),
     ]
+
+
+def test_flags_do_not_depend_on_delivery_order() -> None:
+    events = [
+        ev("referral.made", {"referral_ref": f"R-{n}", "to": to, "reason": "DA"}, REFERRED, source=POLICE)
+        for n, to in enumerate(("health", "school", "csc/somerset"))
+    ]
+    assert_order_independent(RULE, events, LATER)
