@@ -177,6 +177,10 @@ def test_check_expectation_reports_each_unmet_entry(tmp_path: Path) -> None:
     assert check_expectation(wrong, []) == ['expected open: {"child": "C-2", "rule": "incident-not-triaged"}']
 
 
+@pytest.mark.skipif(
+    not PUBLIC_EXAMPLE.exists(),
+    reason=f"the partnership's shared/ folder is not beside this checkout ({SHARED})",
+)
 def test_public_example_runs_offline() -> None:
     scenario = load_scenario(PUBLIC_EXAMPLE)
     views = offline_views(scenario)
