@@ -144,11 +144,12 @@ def flags_as_of(
             if view.events:
                 flags.extend(evaluate(view, as_of, policies).flags)
         if include_integrity and child is None:
-            flags.extend(_integrity_as_of(session, as_of))
+            flags.extend(integrity_flags_as_of(session, as_of))
     return flags
 
 
-def _integrity_as_of(session: Session, as_of: datetime) -> list[Flag]:
+def integrity_flags_as_of(session: Session, as_of: datetime) -> list[Flag]:
+    """The partnership-wide flags (lost events, equivocation) from what the ledger noticed."""
     holes = [
         SequenceHole(
             source=h.source,

@@ -38,12 +38,12 @@ from ledger.verification import (
 )
 from policies.base import Policy
 from policies.engine import evaluate
-from policies.integrity import Equivocation, SequenceHole, integrity_flags
 from policies.registry import ALL_POLICIES
 from policies.view import ChildView, Event
 from views.flags import sync_flags
 from views.models import ChildRow
 from views.projection import rebuild_child
+from views.queries import integrity_flags_as_of
 
 LOST_EVENT_GRACE = timedelta(hours=1)
 # Events about the partnership's own bookkeeping, not about the child's life.
@@ -490,34 +490,10 @@ class Applier:
 
     @staticmethod
     def _evaluate_integrity(batch: Batch) -> None:
-        session = batch.session
-        session.flush()  # holes and equivocations noticed in this batch
-        holes = [
-            SequenceHole(
-                source=h.source,
-                missing=(h.first_missing, h.last_missing),
-                noticed_at=h.noticed_at,
-                later_event=h.later_event,
-                filled_at=h.filled_at,
-                filled_by=h.filled_by,
-            )
-            for h in session.scalars(select(SequenceHoleRow))
-        ]
-        equivocations = [
-            Equivocation(
-                source=q.source,
-                sequence=q.sequence,
-                accepted_event=q.accepted_event,
-                conflicting_event=q.conflicting_event,
-                detected_at=q.detected_at,
-            )
-            for q in session.scalars(select(EquivocationRow))
-        ]
-        if not holes and not equivocations:
-            return
-        evaluation = integrity_flags(holes, equivocations, batch.now)
-        sync_flags(session, None, evaluation.flags, batch.now, None, {}, rules=INTEGRITY_RULES)
-
+        batch.session.flush()  # holes and equivocations noticed in this batch
+        flags = integrity_flags_as_of(batch.session, batch.now)
+        if flags:
+            sync_flags(batch.session, None, flags, batch.now, None, {}, rules=INTEGRITY_RULES)
 
 def _chain_order(checked: dict[str, Any] | Rejection) -> tuple[int, str, int]:
     """Apply a batch in chain order, key registrations first: a poll interleaves partitions

@@ -1,0 +1,118 @@
+"""Per-event checks in worker processes: canonical JSON and Ed25519 are the audit's CPU cost.
+
+A worker receives a chunk of stored events (with their index rows) plus the key registrations
+accepted before them (already checked against the root in the parent), folds a registry in
+ledger order so every event is judged with exactly the keys the ledger held at its position, and
+returns findings plus, per event, the chain digest and Merkle leaf hash the parent needs (in
+order). Keys travel as event dicts because ``cryptography`` key objects do not pickle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from consumers.auditor.findings import Finding
+from consumers.auditor.stored import StoredEvent
+from ledger.canonical import canonical_json
+from ledger.keyregistry import KeyRegistry, RootKey
+from ledger.merkle import leaf_hash
+from ledger.store.ledger import KEY_EVENT_TYPES
+from ledger.verification import check_event
+
+Positioned = tuple[int, dict[str, Any]]
+RootArgs = tuple[str, bytes]  # partnership, raw public key
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    findings: list[Finding]
+    digests: list[str]  # chain digest of each event, in chunk order
+    leaves: bytes  # concatenated 32-byte Merkle leaf hashes, in chunk order
+
+
+def root_args(root: RootKey) -> RootArgs:
+    return root.partnership, root.public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def check_chunk(root: RootArgs, keys: Sequence[Positioned], events: Sequence[StoredEvent]) -> ChunkResult:
+    """Index agreement and signature of every event; key events' signatures were checked by the
+    parent (they must be, before anything they sign)."""
+    registry = KeyRegistry(RootKey(root[0], Ed25519PublicKey.from_public_bytes(root[1])))
+    findings: list[Finding] = []
+    digests: list[str] = []
+    leaves = bytearray()
+    next_key = 0
+    for stored in events:
+        event, position = stored.envelope, stored.position
+        canonical = canonical_json(event)
+        digests.append(hashlib.sha256(canonical).hexdigest())
+        leaves += leaf_hash(canonical)
+        findings.extend(_index_findings(stored, canonical, digests[-1]))
+        while next_key < len(keys) and keys[next_key][0] < position:
+            registry.apply(keys[next_key][1])
+            next_key += 1
+        if event.get("type") in KEY_EVENT_TYPES:
+            continue
+        rejection = check_event(event, registry)
+        if rejection is not None:
+            findings.append(
+                Finding.about("signature", f"{rejection.reason}: {rejection.detail}", event, position)
+            )
+    return ChunkResult(findings, digests, bytes(leaves))
+
+
+def _index_findings(stored: StoredEvent, canonical: bytes, digest: str) -> list[Finding]:
+    indexed, event = stored.indexed, stored.envelope
+    if indexed is None:
+        return []  # reported by the reader
+    if indexed.event_id != event.get("id"):
+        detail = (
+            f"row holds this event but the index puts event {indexed.event_id} "
+            f"({indexed.source} #{indexed.sequence}) here: rows moved or swapped"
+        )
+        return [Finding.about("index", detail, event, stored.position)]
+    if indexed.digest != digest or indexed.envelope.encode("utf-8") != canonical:
+        detail = "row's content differs from the index copy: one of them was altered"
+        return [Finding.about("index", detail, event, stored.position)]
+    return []
+
+
+class CheckPool:
+    """Chunks are submitted as the ledger is read and their results handed back in submission
+    (ledger) order; at most ``AHEAD`` chunks wait in flight, so reading never runs far ahead of
+    the workers (flat memory on a million events)."""
+
+    AHEAD = 8
+
+    def __init__(self, root: RootKey, workers: int, on_result: Callable[[ChunkResult, Any], None]) -> None:
+        self.root = root_args(root)
+        self.executor = ProcessPoolExecutor(max_workers=workers)
+        self.on_result = on_result
+        self.pending: list[tuple[Future[ChunkResult], Any]] = []
+
+    def __enter__(self) -> CheckPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.executor.shutdown(cancel_futures=True)
+
+    def submit(self, keys: Sequence[Positioned], events: Sequence[StoredEvent], context: Any) -> None:
+        """``context`` is handed back with the result: what the parent kept about the chunk."""
+        self.pending.append((self.executor.submit(check_chunk, self.root, list(keys), list(events)), context))
+        while len(self.pending) > self.AHEAD:
+            self._collect()
+
+    def finish(self) -> None:
+        while self.pending:
+            self._collect()
+
+    def _collect(self) -> None:
+        future, context = self.pending.pop(0)
+        self.on_result(future.result(), context)

@@ -1,0 +1,53 @@
+"""Compare the derived tables of two databases (a replay and the live views, or two replays).
+
+Wall-clock columns (when a row was written or evaluated, how many times a flag changed) differ
+between any two runs and say nothing about what the partnership knew; everything else must be
+equal for equal histories and equal as-of times (DESIGN.md invariant 4).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import create_engine, text
+
+from ledger.store.ledger import normalise_url
+
+QUERIES = {
+    "ledger_accepted": "SELECT event_id, source, sequence, subject, type, digest FROM ledger_accepted",
+    "view_children": "SELECT child, dob, event_count, gp_practices, schools, next_due FROM view_children",
+    "view_people": "SELECT child, person, roles, lives_with_child, parental_responsibility, care_leaver, "
+    "substance_misuse, mental_health, age, gp_practices FROM view_people",
+    "view_agencies": "SELECT child, agency, aware_since, via FROM view_agencies",
+    "flags": "SELECT id, rule, version, child, severity, status, due FROM flags",
+}
+KEYS = {"ledger_accepted": 1, "view_children": 1, "view_people": 2, "view_agencies": 2, "flags": 1}
+
+
+def snapshot(url: str) -> dict[str, dict[tuple[Any, ...], tuple[Any, ...]]]:
+    """Each table's rows keyed by primary key, with values as strings (dialect-neutral)."""
+    engine = create_engine(normalise_url(url))
+    try:
+        with engine.connect() as connection:
+            tables = {}
+            for table, query in QUERIES.items():
+                rows = [
+                    tuple(None if v is None else str(v) for v in row)
+                    for row in connection.execute(text(query))
+                ]
+                tables[table] = {row[: KEYS[table]]: row for row in rows}
+            return tables
+    finally:
+        engine.dispose()
+
+
+def diff(a_url: str, b_url: str) -> list[dict[str, Any]]:
+    """Rows only in A, only in B, or different in the two; empty when the views agree."""
+    a, b = snapshot(a_url), snapshot(b_url)
+    differences: list[dict[str, Any]] = []
+    for table in QUERIES:
+        for key in sorted(set(a[table]) | set(b[table]), key=str):
+            left, right = a[table].get(key), b[table].get(key)
+            if left != right:
+                differences.append({"table": table, "key": list(key), "a": left, "b": right})
+    return differences

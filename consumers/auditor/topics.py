@@ -1,0 +1,55 @@
+"""Read every event topic from offset 0 with a fresh consumer that belongs to no group.
+
+No group means no committed offsets are touched and no running projector is rebalanced: the
+audit is a pure reader. tansu's ``end_offsets`` is wrong, so the end is each partition's
+highwater mark as reported by fetches.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer, TopicPartition
+
+from transport.kafka import KafkaSettings, make_consumer
+
+
+@dataclass(frozen=True)
+class TopicMessage:
+    origin: str  # topic/partition/offset
+    value: bytes
+
+
+def read_topics(settings: KafkaSettings, idle_timeout_s: float = 5.0) -> list[TopicMessage]:
+    """All messages of the event topics, in partition order."""
+    consumer = make_consumer(settings, None, [])
+    try:
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in settings.topics.events()
+            for partition in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        messages: list[TopicMessage] = []
+        last_progress = time.monotonic()
+        while time.monotonic() - last_progress < idle_timeout_s:
+            batch = consumer.poll(timeout_ms=500, max_records=5000)
+            for records in batch.values():
+                messages.extend(TopicMessage(f"{r.topic}/{r.partition}/{r.offset}", r.value) for r in records)
+            if batch:
+                last_progress = time.monotonic()
+            if _caught_up(consumer, partitions):
+                break
+        return messages
+    finally:
+        consumer.close()
+
+
+def _caught_up(consumer: KafkaConsumer, partitions: list[TopicPartition]) -> bool:
+    for tp in partitions:
+        highwater = consumer.highwater(tp)
+        if highwater is None or consumer.position(tp) < highwater:
+            return False
+    return True

@@ -1,0 +1,221 @@
+"""`audit verify`: check the whole history from the partnership root public key alone.
+
+One pass over the ledger in position order: storage against the index (stored.py), key
+registrations against the root (here, sequentially: few, and every later signature depends on
+them), every other signature in worker processes (signatures.py), chains and equivocation
+(chains.py), the Merkle tree every published tree head must match, and, when the topics are
+read too, that the topics and the ledger hold the same accepted events.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from consumers.auditor.chains import ChainChecker
+from consumers.auditor.checks import CheckPool, ChunkResult, Positioned
+from consumers.auditor.findings import Finding
+from consumers.auditor.stored import last_position, read_pages
+from consumers.auditor.topics import read_topics
+from ledger.canonical import event_digest
+from ledger.keyregistry import KeyRegistry, RootKey
+from ledger.merkle import HASH_SIZE, MerkleTree
+from ledger.store.ledger import KEY_EVENT_TYPES, Ledger
+from ledger.verification import check_event, parse_message
+from transport.kafka import KafkaSettings
+
+CHUNK = 1000
+LINK_FIELDS = ("id", "source", "sequence", "prevhash")  # what the chain check keeps per event
+Progress = Callable[[int, int], None]  # events verified so far, total expected
+
+
+@dataclass
+class AuditReport:
+    events: int = 0
+    sources: int = 0
+    key_events: int = 0
+    tree_heads: int = 0
+    topic_messages: int | None = None
+    topic_rejected: int = 0  # messages on the topics the projector rightly refused
+    seconds: float = 0.0
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "events": self.events,
+            "sources": self.sources,
+            "key_events": self.key_events,
+            "tree_heads": self.tree_heads,
+            "topic_messages": self.topic_messages,
+            "topic_rejected": self.topic_rejected,
+            "findings": len(self.findings),
+            "seconds": round(self.seconds, 3),
+            "events_per_second": round(self.events / self.seconds) if self.seconds else None,
+        }
+
+
+def verify(
+    ledger: Ledger,
+    root: RootKey,
+    *,
+    kafka: KafkaSettings | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> AuditReport:
+    started = time.perf_counter()
+    report = AuditReport()
+    total = last_position(ledger)
+    registry = KeyRegistry(root)
+    keys: list[Positioned] = []  # valid key events, in ledger order
+    chains = ChainChecker()
+    tree = MerkleTree()
+    heads: list[tuple[dict[str, Any], int]] = []
+    ledger_digests: dict[str, tuple[str, int]] = {}  # event id -> digest, position (topics check)
+    stored_findings: list[Finding] = []
+
+    def on_result(result: ChunkResult, links: list[tuple[dict[str, Any], int]]) -> None:
+        """Results arrive in ledger order: extend the tree and the chains with them."""
+        report.findings.extend(result.findings)
+        for i, ((link, position), digest) in enumerate(zip(links, result.digests, strict=True)):
+            tree.append_hash(result.leaves[i * HASH_SIZE : (i + 1) * HASH_SIZE])
+            chains.add(link, position, digest)
+            if kafka is not None:
+                ledger_digests[str(link.get("id"))] = (digest, position)
+        report.events += len(links)
+        if progress is not None:
+            progress(report.events, total)
+
+    with CheckPool(root, workers or os.cpu_count() or 1, on_result) as pool:
+        for page in read_pages(ledger, stored_findings):
+            for stored in page:
+                event_type = stored.envelope.get("type")
+                if event_type in KEY_EVENT_TYPES:
+                    report.key_events += 1
+                    _check_key_event(stored.envelope, stored.position, registry, keys, report)
+                elif event_type == "ledger.tree-head":
+                    heads.append((stored.envelope, stored.position))
+            for chunk_start in range(0, len(page), CHUNK):
+                chunk = page[chunk_start : chunk_start + CHUNK]
+                links = [({k: s.envelope.get(k) for k in LINK_FIELDS}, s.position) for s in chunk]
+                pool.submit(keys, chunk, links)
+        pool.finish()
+    report.findings[:0] = stored_findings
+    report.findings.extend(chains.finish())
+    report.sources = chains.sources
+    report.tree_heads = len(heads)
+    report.findings.extend(_check_heads(heads, tree))
+    if kafka is not None:
+        _compare_topics(kafka, ledger_digests, registry, report)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _check_key_event(
+    event: dict[str, Any], position: int, registry: KeyRegistry, keys: list[Positioned], report: AuditReport
+) -> None:
+    """Key events are judged against the root alone, in ledger order, before anything they sign."""
+    rejection = check_event(event, registry)
+    if rejection is not None:
+        report.findings.append(
+            Finding.about("key-registration", f"{rejection.reason}: {rejection.detail}", event, position)
+        )
+        return
+    try:
+        registry.apply(event)
+    except ValueError as exc:
+        report.findings.append(Finding.about("key-registration", str(exc), event, position))
+        return
+    keys.append((position, event))
+
+
+def _check_heads(heads: list[tuple[dict[str, Any], int]], tree: MerkleTree) -> list[Finding]:
+    findings: list[Finding] = []
+    for event, position in heads:
+        data = event.get("data") or {}
+        size, claimed = data.get("tree_size"), data.get("root_hash")
+        if not isinstance(size, int) or size > len(tree):
+            findings.append(
+                Finding.about(
+                    "tree-head",
+                    f"tree_size {size} exceeds the {len(tree)} events in the ledger",
+                    event,
+                    position,
+                )
+            )
+        elif tree.root(size).hex() != claimed:
+            findings.append(
+                Finding.about(
+                    "tree-head",
+                    f"signed root of the first {size} events does not match the ledger's "
+                    "events: an earlier row was altered, deleted or reordered",
+                    event,
+                    position,
+                )
+            )
+    return findings
+
+
+def _compare_topics(
+    kafka: KafkaSettings,
+    ledger_digests: dict[str, tuple[str, int]],
+    registry: KeyRegistry,
+    report: AuditReport,
+) -> None:
+    """Every accepted event must be on the topics, and every acceptable event on the topics in
+    the ledger; a different event under one id or one (source, sequence) is reported."""
+    messages = read_topics(kafka)
+    report.topic_messages = len(messages)
+    on_topics: dict[str, str] = {}
+    by_place: dict[tuple[str, int], str] = {}
+    for message in messages:
+        event = parse_message(message.value)
+        if not isinstance(event, dict) or check_event(event, registry) is not None:
+            report.topic_rejected += 1
+            continue
+        event_id, digest = str(event.get("id")), event_digest(event)
+        if on_topics.get(event_id) == digest:
+            continue  # a redelivery: the same event sent again
+        place = (str(event.get("source")), int(event.get("sequence") or 0))
+        if by_place.setdefault(place, digest) != digest:
+            report.findings.append(
+                Finding.about(
+                    "equivocation",
+                    f"two different signed events at {place[0]} sequence {place[1]} "
+                    f"on the topics ({message.origin})",
+                    event,
+                    None,
+                )
+            )
+        previous = on_topics.setdefault(event_id, digest)
+        in_ledger = ledger_digests.get(event_id)
+        if previous != digest or (in_ledger is not None and in_ledger[0] != digest):
+            report.findings.append(
+                Finding.about(
+                    "topics",
+                    f"event on the topics ({message.origin}) differs from the one accepted under the same id",
+                    event,
+                    in_ledger[1] if in_ledger else None,
+                )
+            )
+        elif in_ledger is None and previous == digest and by_place[place] == digest:
+            report.findings.append(
+                Finding.about(
+                    "topics",
+                    f"valid event on the topics ({message.origin}) is not in the ledger",
+                    event,
+                    None,
+                )
+            )
+    for event_id, (_, position) in sorted(ledger_digests.items(), key=lambda item: item[1][1]):
+        if event_id not in on_topics:
+            report.findings.append(
+                Finding("topics", "accepted event is on no topic", event_id=event_id, position=position)
+            )
