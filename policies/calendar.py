@@ -60,22 +60,3 @@ def next_school_day_start(t: datetime) -> datetime:
     """09:00 London time on the first working day after the calendar day of ``t``."""
     day = nth_working_day_after(london_day(t), 1)
     return datetime.combine(day, SCHOOL_DAY_START, tzinfo=LONDON)
-
-
-def add_working_hours(t: datetime, hours: float) -> datetime:
-    """``t`` plus a number of working hours, counting only working days (whole days of 24 h
-    are not assumed: each working day contributes the hours between 09:00 and 17:00 London).
-    Used for escalation of unacknowledged flags."""
-    remaining = timedelta(hours=hours)
-    current = t.astimezone(LONDON)
-    while True:
-        day = current.date()
-        start = datetime.combine(day, time(9, 0), tzinfo=LONDON)
-        end = datetime.combine(day, time(17, 0), tzinfo=LONDON)
-        if is_working_day(day) and current < end:
-            begin = max(current, start)
-            available = end - begin
-            if remaining <= available:
-                return begin + remaining
-            remaining -= available
-        current = datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=LONDON)

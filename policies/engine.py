@@ -7,7 +7,7 @@ whatever order the events arrived in (flags are sorted; findings depend only on 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -150,7 +150,3 @@ def _lifecycle(view: ChildView) -> dict[str, dict[str, Any]]:
             entry["dismissed_reason"] = event.data["reason"]
             entry["dismissed_evidence"] = tuple(event.data.get("evidence", ()))
     return state
-
-
-def open_flags(evaluations: Iterable[Evaluation]) -> list[Flag]:
-    return [f for e in evaluations for f in e.open]

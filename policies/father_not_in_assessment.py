@@ -6,16 +6,17 @@ plans". Child Charlie section 5, practice learning 2: "there was little or no fo
 Raised at the assessment's recorded time, for each male parent figure known by then (as
 closure-without-father-contact judges a closure: a partner who appears months later does not make
 an old assessment wrong; the next assessment must include him). A correction that adds him (seen
-or with a reason) removes the gap; a later child and family assessment that includes him
-resolves it. Concerns: the assessing agency.
+or with a reason) resolves the flag, naming the correction, as does a later child and family
+assessment that includes him (whichever is recorded first). Concerns: the assessing agency.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from policies.base import Finding, Policy, Severity
+from policies.corrections import gap_history
 from policies.facts import first_after, male_parent_figures
 from policies.view import ChildView, Event
 
@@ -40,19 +41,25 @@ class FatherNotInAssessment(Policy):
         fathers = _male_parent_figures_since(events)
         for assessment in assessments:
             known = {person for person, since in fathers.items() if since <= assessment.recordedtime}
-            for person in sorted(known - _included(assessment)):
+            for person in sorted(known):
+                # A correction that adds him resolves the flag (and says which one did).
+                history = gap_history(view, assessment, _leaves_out(person))
+                if history is None:
+                    continue
                 later = first_after(
                     [a for a in assessments if a.id != assessment.id and person in _included(a)],
                     assessment.recordedtime,
                 )
+                endings = [e for e in (later, history.resolved_by) if e]
+                ended = min(endings, key=lambda e: (e.recordedtime, e.id)) if endings else None
                 yield Finding(
                     key=f"{assessment.id}|{person}",
-                    due=assessment.recordedtime,
+                    due=history.began,
                     evidence=(assessment.id,),
                     concerns=(assessment.source,),
                     detail=f"assessment neither saw {person} nor recorded why not",
-                    resolved_by=later.id if later else None,
-                    resolved_at=later.recordedtime if later else None,
+                    resolved_by=ended.id if ended else None,
+                    resolved_at=ended.recordedtime if ended else None,
                 )
 
 
@@ -63,6 +70,10 @@ def _male_parent_figures_since(events: tuple[Event, ...]) -> dict[str, datetime]
         for person in male_parent_figures((event,)):
             since.setdefault(person, event.recordedtime)
     return since
+
+
+def _leaves_out(person: str) -> Callable[[Event], bool]:
+    return lambda assessment: person not in _included(assessment)
 
 
 def _included(assessment: Event) -> set[str]:

@@ -8,9 +8,9 @@ contact to another Team Manager if they have signed it off in the previous three
 
 Raised at the closure's recorded time. "Within 90 days" is 90 x 24 hours of elapsed time before
 it (the earlier closure recorded strictly earlier, for another referral_ref). A correction naming
-another authoriser changes the data, so the gap is gone from the correction on (the issue's
-"resolved by the data changing"); the chronology keeps both. Concerns: the closing agency, whose
-manager must re-authorise.
+another authoriser resolves the flag from the correction on, naming it (the issue's "resolved by a
+correction naming another authoriser"); the chronology keeps both. Concerns: the closing agency,
+whose manager must re-authorise.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from policies.base import Finding, Policy, Severity
-from policies.view import ChildView
+from policies.corrections import gap_history, versions
+from policies.view import ChildView, Event
 
 WINDOW = timedelta(days=90)
 
@@ -40,27 +41,42 @@ class SelfAuthorisedClosure(Policy):
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
         closures = [e for e in view.effective() if e.type == "referral.closed"]
         for closure in closures:
-            authoriser = closure.data["authorised_by"]
-            earlier = [
-                c
-                for c in closures
-                if c.data["referral_ref"] != closure.data["referral_ref"]
-                and c.data["authorised_by"] == authoriser
-                and closure.recordedtime - WINDOW <= c.recordedtime < closure.recordedtime
-            ]
-            if authoriser == closure.data["worked_by"]:
-                detail = f"referral {closure.data['referral_ref']} closed and authorised by the same person"
-            elif earlier:
-                detail = (
-                    f"referral {closure.data['referral_ref']} authorised by the authoriser of "
-                    f"referral {earlier[0].data['referral_ref']} within 90 days"
-                )
-            else:
+            # A correction naming another authoriser resolves the flag (and says which one did).
+            history = gap_history(view, closure, lambda v: self._gap(v, closures) is not None)
+            if history is None:
                 continue
+            detail, earlier = [g for v, _ in versions(view, closure) if (g := self._gap(v, closures))][-1]
+            fixed = history.resolved_by
             yield Finding(
                 key=closure.id,
-                due=closure.recordedtime,
+                due=history.began,
                 evidence=(closure.id, *(c.id for c in earlier)),
                 concerns=(closure.source,),
                 detail=detail,
+                resolved_by=fixed.id if fixed else None,
+                resolved_at=fixed.recordedtime if fixed else None,
             )
+
+    @staticmethod
+    def _gap(closure: Event, closures: list[Event]) -> tuple[str, list[Event]] | None:
+        """(detail, earlier closures by the same authoriser) if this version is self-authorised."""
+        authoriser = closure.data["authorised_by"]
+        earlier = [
+            c
+            for c in closures
+            if c.id != closure.id
+            and c.data["referral_ref"] != closure.data["referral_ref"]
+            and c.data["authorised_by"] == authoriser
+            and closure.recordedtime - WINDOW <= c.recordedtime < closure.recordedtime
+        ]
+        if authoriser == closure.data["worked_by"]:
+            return (
+                f"referral {closure.data['referral_ref']} closed and authorised by the same person",
+                earlier,
+            )
+        if earlier:
+            return (
+                f"referral {closure.data['referral_ref']} authorised by the authoriser of "
+                f"referral {earlier[0].data['referral_ref']} within 90 days"
+            ), earlier
+        return None

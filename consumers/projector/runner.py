@@ -14,7 +14,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -35,13 +34,6 @@ def tracking_name(cluster: str, topic: str, partition: int) -> str:
     """<= 32 characters (the tracking table's limit), unique per cluster incarnation + topic."""
     digest = hashlib.sha256(f"{cluster}|{topic}".encode()).hexdigest()[:24]
     return f"{digest}:{partition}"
-
-
-@dataclass
-class Progress:
-    polled: int = 0
-    batches: int = 0
-    stats: ApplyStats | None = None
 
 
 class _SeekToTracked(ConsumerRebalanceListener):
@@ -89,7 +81,6 @@ class Projector:
         else:
             self.consumer.subscribe(self.topics.events(), listener=_SeekToTracked(self))
         self.producer: KafkaProducer = make_producer(settings)
-        self.progress = Progress(stats=ApplyStats())
         self._last_sweep = float("-inf")
 
     def seek_assigned(self, assigned: Any) -> None:
@@ -119,14 +110,10 @@ class Projector:
                 offsets[tp] = batch[-1].offset + 1
             stats = self.applier.apply(messages, track)
             self._commit(offsets)
-            self.progress.polled += len(messages)
-            self.progress.batches += 1
         if self.clock() - self._last_sweep >= self.sweep_every_s:
             stats.add(self.applier.sweep())
             self._last_sweep = self.clock()
         self.publish_outbox()
-        assert self.progress.stats is not None
-        self.progress.stats.add(stats)
         return stats
 
     def _poll_batch(self, timeout_ms: int) -> dict[TopicPartition, list[Any]]:

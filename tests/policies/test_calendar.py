@@ -8,7 +8,6 @@ import pytest
 
 from policies.calendar import (
     LONDON,
-    add_working_hours,
     is_working_day,
     london_day,
     next_school_day_start,
@@ -126,17 +125,6 @@ def test_next_school_day_start() -> None:
     assert next_school_day_start(t("2020-03-27T18:00:00Z")) == t("2020-03-30T08:00:00Z")
     # Early morning: still the next working day, not the same one.
     assert next_school_day_start(t("2020-03-03T06:00:00Z")) == t("2020-03-04T09:00:00Z")
-
-
-def test_add_working_hours() -> None:
-    assert add_working_hours(t("2020-03-02T10:00:00Z"), 2) == t("2020-03-02T12:00:00Z")
-    assert add_working_hours(t("2020-03-02T07:00:00Z"), 2) == t("2020-03-02T11:00:00Z")  # before 09:00
-    assert add_working_hours(t("2020-03-06T16:00:00Z"), 2) == t("2020-03-09T10:00:00Z")  # over a weekend
-    assert add_working_hours(t("2020-03-02T18:00:00Z"), 1) == t("2020-03-03T10:00:00Z")  # after 17:00
-    assert add_working_hours(t("2019-12-24T16:00:00Z"), 4) == t("2019-12-27T12:00:00Z")
-    assert add_working_hours(t("2020-03-27T16:00:00Z"), 2) == t("2020-03-30T09:00:00Z")  # into BST
-    assert add_working_hours(t("2020-03-02T09:00:00Z"), 8) == t("2020-03-02T17:00:00Z")
-    assert add_working_hours(t("2020-03-02T09:00:00Z"), 16) == t("2020-03-03T17:00:00Z")
 
 
 def test_results_are_instants_independent_of_the_input_offset() -> None:

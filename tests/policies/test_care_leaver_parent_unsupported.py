@@ -123,3 +123,15 @@ def test_delivery_order_does_not_change_flags() -> None:
         notified("2024-04-20T10:00:00+01:00"),
     ]
     assert_order_independent(RULE, events, "2024-05-01T00:00:00+01:00")
+
+
+def test_calendar_day_is_london_not_utc() -> None:
+    """First incident at 23:30 UTC Wed 1 May 2024 = Thu 2 May in London; with the May bank
+    holiday the tenth working day is Fri 17 May (counting from Wed 1 May it would be Thu 16)."""
+    inc = ev("incident.reported", dict(incident().data), "2024-05-01T23:30:00+00:00", source=POLICE)
+    base = [registered(), status("2023-01-10T10:00:00+00:00", care_leaver=True, age=22), inc]
+    v = view(*base)
+    assert flags(RULE, v, "2024-05-17T22:59:59+00:00") == []
+    (flag,) = flags(RULE, v, "2024-05-17T23:00:01+00:00")
+    assert flag.due == t("2024-05-18T00:00:00+01:00")
+    assert flags(RULE, view(*base, notified("2024-05-17T23:59:00+01:00")), "2024-06-01T00:00:00+01:00") == []

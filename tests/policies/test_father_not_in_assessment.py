@@ -81,7 +81,9 @@ def test_correction_adding_him_closes_the_gap_from_the_correction() -> None:
     fixed = correct(a, {"persons_seen": ["P-mum", "C-1", "P-dad"]}, "2022-03-03T10:00:00+00:00")
     v = view(registered(father="P-dad"), a, fixed)
     assert len(open_flags(RULE, v, "2022-03-03T09:59:59+00:00")) == 1
-    assert flags(RULE, v, "2022-03-03T10:00:00+00:00") == []
+    (flag,) = flags(RULE, v, "2022-03-03T10:00:00+00:00")
+    assert flag.status == "resolved" and flag.resolved_by == fixed.id
+    assert flag.resolved_at == t("2022-03-03T10:00:00+00:00")
 
 
 def test_later_assessment_including_him_resolves() -> None:

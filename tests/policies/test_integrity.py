@@ -96,3 +96,14 @@ def test_input_order_does_not_change_flags() -> None:
         [f.to_json() for f in backward.flags]
     )
     assert len(forward.flags) == 4
+
+
+def test_hole_filled_one_second_after_the_hour_is_raised_and_resolved() -> None:
+    late = hole(timedelta(hours=1, seconds=1))
+    (flag,) = integrity_flags([late], [], DUE).flags
+    assert flag.is_open
+    (flag,) = integrity_flags([late], [], DUE + SECOND).flags
+    assert flag.status == "resolved" and flag.resolved_by == "ev-9" and flag.resolved_at == DUE + SECOND
+    early = hole(timedelta(minutes=59, seconds=59))
+    assert integrity_flags([early], [], DUE - SECOND).flags == ()
+    assert integrity_flags([early], [], DUE - SECOND).next_due is None

@@ -133,3 +133,27 @@ def test_a_person_with_two_roles_in_one_incident_keeps_both() -> None:
     )
     (flag,) = flags(RULE, view(first, both), AFTER)
     assert flag.evidence == tuple(sorted((first.id, both.id)))
+
+
+def test_calendar_day_is_london_not_utc() -> None:
+    """Later incident at 23:30 UTC Wed 1 May 2024 = Thu 2 May in London; with the May bank
+    holiday the tenth working day is Fri 17 May (counting from Wed 1 May it would be Thu 16)."""
+    first = incident("INC-1", "2024-04-20T22:00:00+01:00", "P-mum", "P-dad")
+    later = incident("INC-2", "2024-05-01T23:30:00+00:00", "P-dad", "P-mum", role="alleged-perpetrator")
+    v = view(first, later)
+    assert flags(RULE, v, "2024-05-17T22:59:59+00:00") == []
+    (flag,) = flags(RULE, v, "2024-05-17T23:00:01+00:00")
+    assert flag.due == t("2024-05-18T00:00:00+01:00")
+    assert (
+        flags(RULE, view(first, later, assessment("2024-05-17T23:59:00+01:00")), "2024-06-01T00:00:00+01:00")
+        == []
+    )
+
+
+def test_due_across_the_october_clock_change() -> None:
+    first = incident("INC-1", "2024-10-01T22:00:00+01:00", "P-mum", "P-dad")
+    later = incident("INC-2", "2024-10-25T10:00:00+01:00", "P-dad", "P-mum", role="alleged-perpetrator")
+    v = view(first, later)
+    assert flags(RULE, v, "2024-11-08T23:59:59+00:00") == []
+    (flag,) = flags(RULE, v, "2024-11-09T00:00:01+00:00")
+    assert flag.due == t("2024-11-09T00:00:00+00:00")  # end of Fri 8 Nov, GMT

@@ -117,3 +117,28 @@ def test_withdrawn_notification_and_corrected_recipient() -> None:
 def test_delivery_order_does_not_change_flags() -> None:
     events = [*story(), notification(at="2019-12-30T10:00:00+00:00"), contact("2020-01-08T10:00:00+00:00")]
     assert_order_independent(RULE, events, "2020-02-01T00:00:00+00:00")
+
+
+def test_calendar_day_is_london_not_utc() -> None:
+    """Sent 23:30 UTC Wed 1 May 2024 = 00:30 BST Thu 2 May; Mon 6 May is a bank holiday, so the
+    fifth working day is Fri 10 May (counting from Wed 1 May it would be Thu 9 May)."""
+    v = view(registered(), incident(), notification(at="2024-05-01T23:30:00+00:00"))
+    assert flags(RULE, v, "2024-05-10T22:59:59+00:00") == []
+    (flag,) = flags(RULE, v, "2024-05-10T23:00:01+00:00")
+    assert flag.due == t("2024-05-11T00:00:00+01:00")
+    in_time = contact("2024-05-10T23:30:00+01:00")
+    assert (
+        flags(
+            RULE,
+            view(registered(), incident(), notification(at="2024-05-01T23:30:00+00:00"), in_time),
+            "2024-06-01T00:00:00+01:00",
+        )
+        == []
+    )
+
+
+def test_due_across_the_october_clock_change() -> None:
+    v = view(registered(), incident(), notification(at="2024-10-25T10:00:00+01:00"))
+    assert flags(RULE, v, "2024-11-01T23:59:59+00:00") == []
+    (flag,) = flags(RULE, v, "2024-11-02T00:00:01+00:00")
+    assert flag.due == t("2024-11-02T00:00:00+00:00")  # end of Fri 1 Nov, GMT

@@ -13,7 +13,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from ledger.vocabulary import data_schema
-from policies.engine import evaluate, open_flags
+from policies.engine import evaluate
 from policies.registry import ALL_POLICIES
 from sgledger.scenariofile import check_expectation, load_scenario, offline_views
 
@@ -28,7 +28,7 @@ def test_scenario_expectations_hold_offline(path: Path) -> None:
     views = offline_views(scenario)
     failures = []
     for index, expectation in enumerate(scenario.expect):
-        flags = open_flags(evaluate(v, expectation.as_of, ALL_POLICIES) for v in views.values())
+        flags = [f for v in views.values() for f in evaluate(v, expectation.as_of, ALL_POLICIES).open]
         failures += [f"expect[{index}]: {failure}" for failure in check_expectation(expectation, flags)]
     assert failures == []
 

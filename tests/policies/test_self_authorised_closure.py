@@ -78,7 +78,19 @@ def test_correction_naming_another_authoriser_closes_the_gap_from_the_correction
     fixed = correct(closed, {"authorised_by": "TM-2"}, "2020-01-22T09:00:00+00:00")
     v = view(closed, fixed)
     assert len(open_flags(RULE, v, "2020-01-22T08:59:59+00:00")) == 1
-    assert flags(RULE, v, "2020-01-22T09:00:00+00:00") == []
+    (flag,) = flags(RULE, v, "2020-01-22T09:00:00+00:00")
+    assert flag.status == "resolved" and flag.resolved_by == fixed.id
+    assert flag.resolved_at == t("2020-01-22T09:00:00+00:00")
+    assert flag.due == t("2020-01-20T16:00:00+00:00")
+
+
+def test_correction_making_the_worker_the_authoriser_raises_from_the_correction() -> None:
+    closed = closure("REF-5", "2020-01-20T16:00:00+00:00", "W-edt", "TM-2")
+    broke = correct(closed, {"authorised_by": "W-edt"}, "2020-01-22T09:00:00+00:00")
+    v = view(closed, broke)
+    assert flags(RULE, v, "2020-01-22T08:59:59+00:00") == []
+    (flag,) = open_flags(RULE, v, "2020-01-22T09:00:00+00:00")
+    assert flag.due == t("2020-01-22T09:00:00+00:00")
 
 
 def test_correction_by_another_agency_is_ignored() -> None:
