@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ledger.timeutil import parse_time
-from policies.engine import evaluate
+from policies.engine import Evaluation, Flag, evaluate
 from policies.gp_not_notified import GpNotNotified
 from policies.incident_not_triaged import IncidentNotTriaged
 from policies.registry import ALL_POLICIES
@@ -34,6 +35,10 @@ INCIDENT = {
     "domestic_abuse": True,
     "parties": [{"person": "P-m", "role": "victim"}],
 }
+
+
+def _open(evaluations: Iterable[Evaluation]) -> list[Flag]:
+    return [f for e in evaluations for f in e.open]
 
 
 def document(**overrides: Any) -> dict[str, Any]:
@@ -161,7 +166,7 @@ def test_check_expectation_reports_each_unmet_entry(tmp_path: Path) -> None:
     scenario = load_scenario(write(tmp_path, document()))
     views = offline_views(scenario)
     as_of = parse_time("2024-03-07T12:00:00+00:00")
-    flags = open_flags(evaluate(v, as_of, [IncidentNotTriaged(), GpNotNotified()]) for v in views.values())
+    flags = _open(evaluate(v, as_of, [IncidentNotTriaged(), GpNotNotified()]) for v in views.values())
     assert [f.rule for f in flags] == ["incident-not-triaged"]
     assert check_expectation(scenario.expect[0], flags) == []
     wrong = Expectation(
@@ -188,5 +193,5 @@ def test_public_example_runs_offline() -> None:
         flags = [f for v in views.values() for f in evaluate(v, expectation.as_of, ALL_POLICIES).open]
         assert check_expectation(expectation, flags) == []
     # The story's own point: only the school was told late.
-    first = open_flags(evaluate(v, scenario.expect[0].as_of, ALL_POLICIES) for v in views.values())
+    first = _open(evaluate(v, scenario.expect[0].as_of, ALL_POLICIES) for v in views.values())
     assert [f.rule for f in first] == ["school-not-notified"]
