@@ -60,6 +60,12 @@ def test_publish_to_flag_through_the_cli(tmp_path: Path) -> None:
     assert json.loads(sgledger(tmp_path, "flags", "list", "--json").stdout)["flags"] == []
     children = json.loads(sgledger(tmp_path, "child", "list", "--json").stdout)
     assert [c["child"] for c in children] == ["C-1"]
+    sgledger(tmp_path, "child", "show", "C-1", "--reason", "strategy meeting")
+    accesses = json.loads(sgledger(tmp_path, "audit", "access", "C-1", "--json").stdout)
+    assert [(a["action"], a.get("reason")) for a in accesses] == [
+        ("child show", None),
+        ("child show", "strategy meeting"),
+    ]
 
 
 def test_backdated_event_needs_a_key_valid_then(tmp_path: Path) -> None:

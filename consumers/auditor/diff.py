@@ -24,17 +24,22 @@ QUERIES = {
 KEYS = {"ledger_accepted": 1, "view_children": 1, "view_people": 2, "view_agencies": 2, "flags": 1}
 
 
+def _neutral(value: Any) -> str | None:
+    """Values as text, booleans as 0/1: SQLite and PostgreSQL then compare equal (times are
+    already fixed-width UTC text on both, see ledger.store.types.UTCTime)."""
+    if value is None:
+        return None
+    return str(int(value)) if isinstance(value, bool) else str(value)
+
+
 def snapshot(url: str) -> dict[str, dict[tuple[Any, ...], tuple[Any, ...]]]:
-    """Each table's rows keyed by primary key, with values as strings (dialect-neutral)."""
+    """Each table's rows keyed by primary key, with dialect-neutral values."""
     engine = create_engine(normalise_url(url))
     try:
         with engine.connect() as connection:
             tables = {}
             for table, query in QUERIES.items():
-                rows = [
-                    tuple(None if v is None else str(v) for v in row)
-                    for row in connection.execute(text(query))
-                ]
+                rows = [tuple(_neutral(v) for v in row) for row in connection.execute(text(query))]
                 tables[table] = {row[: KEYS[table]]: row for row in rows}
             return tables
     finally:

@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from consumers.auditor.stored import pages_of_envelopes
 from consumers.projector.applier import Applier, ApplyStats, Message
 from ledger.keyregistry import RootKey
 from ledger.store.ledger import KEY_EVENT_TYPES, Ledger
 from ledger.timeutil import parse_time
-
-PAGE = 1000
 
 
 @dataclass(frozen=True)
@@ -38,19 +37,14 @@ class ReplayResult:
 
 def recorded_by(ledger: Ledger, as_of: datetime) -> Iterator[list[dict[str, Any]]]:
     """Pages of stored envelopes recorded by ``as_of`` (key events always), in position order."""
-    start = 1
-    while True:
-        notifications = ledger.recorder.select_notifications(start, PAGE)
-        page = []
-        for notification in notifications:
-            envelope = ledger.app.mapper.to_domain_event(notification).envelope  # type: ignore[attr-defined]
-            if envelope["type"] in KEY_EVENT_TYPES or parse_time(envelope["recordedtime"]) <= as_of:
-                page.append(envelope)
-        if page:
-            yield page
-        if len(notifications) < PAGE:
-            return
-        start = notifications[-1].id + 1
+    for page in pages_of_envelopes(ledger):
+        kept = [
+            envelope
+            for _, envelope in page
+            if envelope["type"] in KEY_EVENT_TYPES or parse_time(envelope["recordedtime"]) <= as_of
+        ]
+        if kept:
+            yield kept
 
 
 def replay(

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+from eventsourcing.persistence import Notification
 from sqlalchemy import func, select
 
 from consumers.auditor.findings import Finding
-from ledger.store.ledger import Ledger, stream_id
+from ledger.store.ledger import EventAccepted, Ledger, stream_id
 from ledger.store.models import AcceptedEvent
 
 PAGE = 2000
@@ -39,6 +40,23 @@ class StoredEvent:
     position: int
     envelope: dict[str, Any]
     indexed: IndexRow | None
+
+
+def envelope_of(ledger: Ledger, notification: Notification) -> dict[str, Any]:
+    """The event exactly as signed, from one ``ledger_events`` row."""
+    return cast(EventAccepted, ledger.app.mapper.to_domain_event(notification)).envelope
+
+
+def pages_of_envelopes(ledger: Ledger) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+    """Every stored event as (position, envelope), page by page: for readers that trust the rows
+    (proofs, replay); `audit verify` reads with ``read_pages`` and trusts nothing."""
+    start = 1
+    while True:
+        notifications = ledger.recorder.select_notifications(start, PAGE)
+        yield [(n.id, envelope_of(ledger, n)) for n in notifications]
+        if len(notifications) < PAGE:
+            return
+        start = notifications[-1].id + 1
 
 
 def last_position(ledger: Ledger) -> int:
@@ -93,11 +111,11 @@ def read_pages(ledger: Ledger, findings: list[Finding]) -> Iterator[list[StoredE
 
 
 def _decode(
-    ledger: Ledger, notification: Any, indexed: IndexRow | None, findings: list[Finding]
+    ledger: Ledger, notification: Notification, indexed: IndexRow | None, findings: list[Finding]
 ) -> dict[str, Any] | None:
     position = notification.id
     try:
-        envelope = ledger.app.mapper.to_domain_event(notification).envelope  # type: ignore[attr-defined]
+        envelope = envelope_of(ledger, notification)
         if not isinstance(envelope, dict):
             raise TypeError("envelope is not an object")
     except Exception as exc:  # any decoding failure is the finding itself

@@ -17,12 +17,12 @@ from typing import Any
 
 from sqlalchemy import select
 
+from consumers.auditor.stored import pages_of_envelopes
 from ledger.canonical import canonical_json
 from ledger.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
 from ledger.store.ledger import Ledger
 from ledger.store.models import AcceptedEvent
 
-PAGE = 2000
 TREE_HEAD = "ledger.tree-head"
 
 
@@ -43,18 +43,13 @@ class LedgerTree:
 
 
 def build_tree(ledger: Ledger) -> LedgerTree:
-    """Leaves = RFC 8785 bytes of each stored envelope, read page by page."""
+    """Leaves = RFC 8785 bytes of each stored envelope, in position order."""
     tree, positions = MerkleTree(), array("q")
-    start = 1
-    while True:
-        notifications = ledger.recorder.select_notifications(start, PAGE)
-        for notification in notifications:
-            envelope = ledger.app.mapper.to_domain_event(notification).envelope  # type: ignore[attr-defined]
+    for page in pages_of_envelopes(ledger):
+        for position, envelope in page:
             tree.append(canonical_json(envelope))
-            positions.append(notification.id)
-        if len(notifications) < PAGE:
-            return LedgerTree(tree, positions)
-        start = notifications[-1].id + 1
+            positions.append(position)
+    return LedgerTree(tree, positions)
 
 
 def current_head(ledger: Ledger) -> dict[str, Any]:

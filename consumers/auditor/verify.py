@@ -1,10 +1,13 @@
 """`audit verify`: check the whole history from the partnership root public key alone.
 
-One pass over the ledger in position order: storage against the index (stored.py), key
+One pass over the ledger in position order: rows missing or undecodable (stored.py); key
 registrations against the root (here, sequentially: few, and every later signature depends on
-them), every other signature in worker processes (signatures.py), chains and equivocation
-(chains.py), the Merkle tree every published tree head must match, and, when the topics are
-read too, that the topics and the ledger hold the same accepted events.
+them); canonical form, index agreement and every other signature in worker processes
+(checks.py), whose results come back in ledger order to extend the chains (chains.py:
+sequences, prevhash links, equivocation) and the Merkle tree every published tree head must
+match; and, when the topics are read too, that the topics and the ledger hold the same accepted
+events. Per-event signatures alone cannot show a deleted or reordered row; the index and the
+signed tree heads can.
 """
 
 from __future__ import annotations

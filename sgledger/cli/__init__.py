@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from sgledger.cli.audit import audit
 from sgledger.cli.child import child
 from sgledger.cli.context import AppContext, UserError
 from sgledger.cli.flags import flags
@@ -67,7 +68,7 @@ def cli(
     ctx.obj = AppContext(settings=settings, debug=debug)
 
 
-for command in (keys, agency, publish, relay, project, child, flags, quarantine, scenario, demo):
+for command in (keys, agency, publish, relay, project, child, flags, quarantine, scenario, demo, audit):
     cli.add_command(command)
 
 

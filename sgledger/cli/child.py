@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
+from sgledger.cli.access import child_target, record_access
 from sgledger.cli.context import AppContext, UserError, console, pass_app, print_json
 from sgledger.render import render_child
 from views.queries import child_view, list_children
@@ -18,14 +19,18 @@ def child() -> None:
 @child.command("show")
 @click.argument("child_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the view as one JSON object.")
+@click.option("--reason", help="Why you are looking (recorded with your name in the ledger).")
 @pass_app
-def show(app: AppContext, child_id: str, as_json: bool) -> None:
+def show(app: AppContext, child_id: str, as_json: bool, reason: str | None) -> None:
     """Show CHILD_ID: people and roles, GP practices and school, agencies involved, the
-    chronology across agencies (by event time, with recorded time and source) and open flags."""
+    chronology across agencies (by event time, with recorded time and source) and open flags.
+
+    Every look is recorded as a signed access event in the ledger (`sgledger audit access`)."""
     with app.ledger.read() as session:
         view = child_view(session, child_id)
     if view is None:
         raise UserError(f"no events about child {child_id!r} in {app.settings.database_url}")
+    record_access(app, "child show", child_target(child_id), reason)
     if as_json:
         print_json(view)
     else:

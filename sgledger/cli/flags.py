@@ -12,6 +12,7 @@ import click
 from sqlalchemy import select
 
 from ledger.store.models import AcceptedEvent
+from sgledger.cli.access import child_target, record_access
 from sgledger.cli.context import AppContext, UserError, console, parse_as_of, pass_app, print_json
 from sgledger.cli.publishing import publish_partnership_event
 from sgledger.render import render_flags
@@ -31,6 +32,7 @@ def flags() -> None:
 @click.option("--as-of", help="RFC 3339 time; flags open then, from what was recorded by then. Default: now.")
 @click.option("--all", "include_closed", is_flag=True, help="Also resolved and dismissed flags.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.option("--reason", help="Why you are looking (recorded with your name in the ledger).")
 @pass_app
 def list_(
     app: AppContext,
@@ -40,9 +42,15 @@ def list_(
     as_of: str | None,
     include_closed: bool,
     as_json: bool,
+    reason: str | None,
 ) -> None:
-    """Flags open as of a time (recomputed from the ledger, so any past date is exact)."""
+    """Flags open as of a time (recomputed from the ledger, so any past date is exact).
+
+    The look is recorded as a signed access event: against the child with --child, else
+    against the partnership."""
     when = parse_as_of(as_of)
+    target = child_target(child_id) if child_id else f"flags:{agency or rule or 'all'}"
+    record_access(app, "flags list", target, reason)
     found = [
         f.to_json()
         for f in flags_as_of(app.ledger, app.root_key(), when, child=child_id)

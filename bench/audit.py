@@ -1,0 +1,186 @@
+"""Audit rates: `audit verify` and `audit replay` in events/s on large generated histories.
+
+    python bench/audit.py [--sizes 100000 1000000] [--replay-limit 20000] [--keep DIR]
+
+Histories are signed and written straight into a SQLite ledger with ``Ledger.record`` in large
+batches inside ``ledger.writer()``: the projector's path through Kafka would make generating a
+million events take longer than auditing them, and the audit reads only the ledger. Replay
+re-runs the projector's whole logic (views, policies, flags) and is timed on the first
+``--replay-limit`` events of each history (labelled as such). Beside the figures: the machine's
+raw Ed25519 verify rate on one core and on all cores, and the machine description. Generated
+data goes to a temporary directory, never into the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bench.machine import describe, verify_rate, verify_rate_all_cores
+from consumers.auditor.replay import replay
+from consumers.auditor.verify import verify
+from ledger.canonical import event_digest
+from ledger.envelope import build_event
+from ledger.keyregistry import RootKey
+from ledger.merkle import MerkleTree
+from ledger.signing import key_id, public_key_text
+from ledger.store.ledger import Acceptance, Ledger
+
+AGENCIES = ("police/avon-somerset", "csc/somerset", "gp/L85001", "phn/somerset")
+T0 = datetime(2024, 1, 8, 9, 0, tzinfo=UTC)
+BATCH = 5000
+
+
+class Signer:
+    """One agency's key and chain position."""
+
+    def __init__(self, source: str, key: Ed25519PrivateKey) -> None:
+        self.source, self.key, self.sequence, self.prevhash = source, key, 0, ""
+
+    def sign(self, event_type: str, subject: str, data: dict[str, Any], at: datetime) -> dict[str, Any]:
+        self.sequence += 1
+        event = build_event(
+            key=self.key,
+            source=self.source,
+            event_type=event_type,
+            subject=subject,
+            data=data,
+            time=at,
+            recordedtime=at,
+            sequence=self.sequence,
+            prevhash=self.prevhash,
+        )
+        self.prevhash = event_digest(event)
+        return event
+
+
+def _story(root: Signer, events: int, children: int, head_every: int) -> Iterator[Acceptance]:
+    """Key registrations, then per child a registration, a GP link and incidents; a signed tree
+    head every ``head_every`` events (computed over what precedes it, as the operator would)."""
+    agencies = {a: Signer(a, Ed25519PrivateKey.generate()) for a in AGENCIES}
+    tree = MerkleTree()
+
+    def emit(event: dict[str, Any]) -> Acceptance:
+        accepted = Acceptance.of(event)
+        tree.append(accepted.canonical)
+        return accepted
+
+    for agency, signer in agencies.items():
+        public = signer.key.public_key()
+        data: dict[str, Any] = {"agency": agency, "kid": key_id(public)}
+        data["public_key"] = public_key_text(public)
+        yield emit(root.sign("agency.key.registered", agency, data, T0 - timedelta(days=1)))
+    n = len(agencies)
+    while n < events:
+        child = f"C-{n % children:06d}"
+        at = T0 + timedelta(minutes=n)
+        round_ = n // children
+        if head_every and n % head_every == 0:
+            head = {"tree_size": len(tree), "root_hash": tree.root().hex()}
+            event = root.sign("ledger.tree-head", root.source, head, at)
+        elif round_ == 0:
+            event = agencies["csc/somerset"].sign("child.registered", child, {"dob": "2023-11-01"}, at)
+        elif round_ == 1:
+            data = {"person": child, "practice": "L85001"}
+            event = agencies["gp/L85001"].sign("gp.registered", child, data, at)
+        else:
+            data = {
+                "incident_ref": f"INC-{n}",
+                "children_present": True,
+                "domestic_abuse": True,
+                "parties": [{"person": f"P-{child}-m", "role": "victim"}],
+            }
+            event = agencies["police/avon-somerset"].sign("incident.reported", child, data, at)
+        yield emit(event)
+        n += 1
+
+
+def generate_history(
+    ledger: Ledger,
+    root_key: Ed25519PrivateKey,
+    partnership: str,
+    events: int,
+    *,
+    children: int = 1000,
+    head_every: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Write ``events`` signed, chained events (key registrations first) into ``ledger``."""
+    batch: list[Acceptance] = []
+    written = 0
+    for accepted in _story(Signer(partnership, root_key), events, children, head_every):
+        batch.append(accepted)
+        if len(batch) == BATCH:
+            written += _write(ledger, batch)
+            if progress is not None:
+                progress(written)
+    written += _write(ledger, batch)
+    if progress is not None:
+        progress(written)
+
+
+def _write(ledger: Ledger, batch: list[Acceptance]) -> int:
+    if batch:
+        with ledger.writer() as session:
+            ledger.record(session, batch, T0)
+    count = len(batch)
+    batch.clear()
+    return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--replay-limit", type=int, default=20_000)
+    parser.add_argument("--keep", type=Path, help="write the ledgers here instead of a temp dir")
+    args = parser.parse_args()
+    print(f"machine: {describe()}")
+    one, all_cores = verify_rate(), verify_rate_all_cores()
+    print(f"raw Ed25519 verify: {one:,.0f}/s on one core, {all_cores:,.0f}/s on all cores")
+    with tempfile.TemporaryDirectory(prefix="sgledger-audit-bench-") as tmp:
+        directory = args.keep or Path(tmp)
+        for size in args.sizes:
+            run(directory, size, args.replay_limit, one, all_cores)
+
+
+def run(directory: Path, size: int, replay_limit: int, one: float, all_cores: float) -> None:
+    root = Ed25519PrivateKey.generate()
+    root_key = RootKey("partnership/bench", root.public_key())
+    ledger = Ledger(f"sqlite:///{directory / f'ledger-{size}.db'}")
+    started = time.perf_counter()
+    generate_history(
+        ledger, root, root_key.partnership, size, children=max(100, size // 50), head_every=10_000
+    )
+    generated = time.perf_counter() - started
+    print(f"\n{size:,} events: generated in {generated:,.1f} s ({size / generated:,.0f} events/s)")
+    report = verify(ledger, root_key)
+    verdict = "clean" if report.ok else f"{len(report.findings)} findings"
+    rate = report.events / report.seconds
+    print(
+        f"  audit verify: {report.events:,} events in {report.seconds:,.1f} s = {rate:,.0f} events/s "
+        f"({verdict}); {rate / all_cores:.0%} of the raw all-core Ed25519 rate, {rate / one:.0%} of one core"
+    )
+    as_of = T0 + timedelta(minutes=min(size, replay_limit))
+    started = time.perf_counter()
+    replayed = replay(ledger, root_key, as_of, f"sqlite:///{directory / f'replay-{size}.db'}").events
+    seconds = time.perf_counter() - started
+    print(
+        f"  audit replay: first {replayed:,} events (as of {as_of.isoformat()}) in {seconds:,.1f} s = "
+        f"{replayed / seconds:,.0f} events/s through the full projector logic"
+    )
+
+
+if __name__ == "__main__":
+    main()

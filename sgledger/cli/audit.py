@@ -1,0 +1,218 @@
+"""`sgledger audit ...`: verify the history, prove inclusion and consistency, publish tree heads,
+replay views as of a time, compare databases, export the chronology, list who looked.
+
+Commands that show a child's record or rebuild the partnership's views record the access first
+(`access.recorded`, signed by the partnership), so that the look is on record even if the
+command then fails.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from sqlalchemy.engine import make_url
+
+from consumers.auditor.chronology import build_chronology
+from consumers.auditor.chronology_formats import FORMATS, render
+from consumers.auditor.diff import diff
+from consumers.auditor.replay import replay
+from consumers.auditor.tree_heads import (
+    TREE_HEAD,
+    UnknownEvent,
+    consistency,
+    current_head,
+    latest_head,
+    prove,
+)
+from consumers.auditor.verify import verify
+from ledger.merkle import ProofError
+from ledger.timeutil import format_time
+from sgledger.cli.access import child_target, list_access, record_access
+from sgledger.cli.context import AppContext, UserError, console, parse_as_of, pass_app, print_json
+from sgledger.cli.publishing import publish_partnership_event
+from transport.kafka import KafkaSettings
+
+# Below this many events a progress bar would only flicker.
+PROGRESS_FROM = 20_000
+REASON = click.option("--reason", help="Why you are looking (recorded with the access).")
+
+
+@click.group()
+def audit() -> None:
+    """Verify the ledger from the root key alone, prove, replay, and export chronologies."""
+
+
+@audit.command("verify")
+@click.option("--from-kafka", is_flag=True, help="Also read the topics from offset 0 and compare.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary and every finding as JSON.")
+@click.option("--workers", type=int, help="Worker processes (default: all cores).")
+@pass_app
+def verify_(app: AppContext, from_kafka: bool, as_json: bool, workers: int | None) -> None:
+    """Check every key registration, signature, chain, tree head and stored row; exit 1 on any finding."""
+    kafka = None
+    if from_kafka:
+        if app.settings.embedded:
+            raise UserError(
+                "--from-kafka needs a Kafka cluster (--bootstrap-servers): "
+                "the embedded broker keeps no history"
+            )
+        kafka = KafkaSettings.from_env(
+            bootstrap_servers=app.settings.bootstrap_servers, topic_prefix=app.settings.topic_prefix
+        )
+    with Progress(
+        TextColumn("verifying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=as_json,
+    ) as bar:
+        task = bar.add_task("verify", total=None)
+
+        def progress(done: int, total: int) -> None:
+            if total >= PROGRESS_FROM:
+                bar.update(task, completed=done, total=total)
+
+        report = verify(app.ledger, app.root_key(), kafka=kafka, workers=workers, progress=progress)
+    if as_json:
+        print_json({**report.summary(), "findings": [f.to_json() for f in report.findings]})
+    else:
+        summary = report.summary()
+        console.print(
+            f"{summary['events']:,} events from {summary['sources']} sources, "
+            f"{summary['key_events']} key events, {summary['tree_heads']} tree heads"
+            + (f", {summary['topic_messages']:,} topic messages" if report.topic_messages is not None else "")
+            + f" in {summary['seconds']} s"
+        )
+        for finding in report.findings[:50]:
+            console.print(f"[red]{finding}[/red]", markup=True, highlight=False)
+        if len(report.findings) > 50:
+            console.print(f"... and {len(report.findings) - 50} more (use --json for all)")
+        console.print("[green]clean[/green]" if report.ok else f"[red]{len(report.findings)} findings[/red]")
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@audit.command("tree-head")
+@click.option("--every", type=float, help="Keep publishing every SECONDS (an operator's service).")
+@pass_app
+def tree_head(app: AppContext, every: float | None) -> None:
+    """Publish the current Merkle tree head as a partnership-signed ledger.tree-head event."""
+    while True:
+        head = current_head(app.ledger)
+        latest = latest_head(app.ledger)
+        if latest is not None and head["tree_size"] <= latest["tree_size"] + 1:
+            click.echo(f"nothing new since the head at size {latest['tree_size']}")
+        else:
+            outcome = publish_partnership_event(app, TREE_HEAD, app.root_key().partnership, head)
+            click.echo(f"tree head size {head['tree_size']} root {head['root_hash']}: {outcome}")
+        if every is None:
+            return
+        time.sleep(every)
+
+
+@audit.command("prove")
+@click.argument("event_id")
+@pass_app
+def prove_(app: AppContext, event_id: str) -> None:
+    """Inclusion proof of EVENT_ID against the latest published tree head (RFC 9162)."""
+    try:
+        print_json(prove(app.ledger, event_id))
+    except UnknownEvent as exc:
+        raise UserError(str(exc)) from exc
+
+
+@audit.command("consistency")
+@click.argument("old_size", type=int)
+@click.argument("new_size", type=int)
+@pass_app
+def consistency_(app: AppContext, old_size: int, new_size: int) -> None:
+    """Proof that the first NEW_SIZE events extend the first OLD_SIZE unchanged (RFC 9162)."""
+    try:
+        print_json(consistency(app.ledger, old_size, new_size))
+    except ProofError as exc:
+        raise UserError(str(exc)) from exc
+
+
+@audit.command("replay")
+@click.option("--as-of", "as_of", required=True, help="RFC 3339 time: rebuild views as they stood then.")
+@click.option("--into", "into_url", required=True, help="Empty database (SQLAlchemy URL) to rebuild into.")
+@REASON
+@pass_app
+def replay_(app: AppContext, as_of: str, into_url: str, reason: str | None) -> None:
+    """Rebuild per-child views and flags from the events recorded by --as-of, into another database."""
+    when = parse_as_of(as_of)
+    shown = make_url(into_url).render_as_string(hide_password=True)  # never a password in the ledger
+    record_access(app, "audit replay", f"ledger as of {format_time(when)} into {shown}", reason)
+    ledger, root = app.ledger, app.root_key()
+    try:
+        result = replay(ledger, root, when, into_url)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    click.echo(
+        f"replayed {result.events} events as of {format_time(when)}: {result.accepted} accepted, "
+        f"{result.quarantined} not accepted, {result.children} children, into {result.into_url}"
+    )
+
+
+@audit.command("diff")
+@click.argument("url_a")
+@click.argument("url_b", required=False)
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def diff_(app: AppContext, url_a: str, url_b: str | None, as_json: bool) -> None:
+    """Compare derived views and flags of URL_A and URL_B (default: the live database).
+
+    Exit status 1 when they differ."""
+    differences = diff(url_a, url_b or app.settings.database_url)
+    if as_json:
+        print_json(differences)
+    else:
+        for d in differences:
+            click.echo(f"{d['table']} {d['key']}: A={d['a']} B={d['b']}")
+        click.echo("identical" if not differences else f"{len(differences)} differences")
+    if differences:
+        raise SystemExit(1)
+
+
+@audit.command("chronology")
+@click.argument("child")
+@click.option("--as-of", "as_of", help="RFC 3339 time (default: now).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True)
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout)."
+)
+@REASON
+@pass_app
+def chronology_(
+    app: AppContext, child: str, as_of: str | None, fmt: str, output: Path | None, reason: str | None
+) -> None:
+    """The multi-agency chronology of CHILD: events, who knew and when, flags, notifications."""
+    when = parse_as_of(as_of)
+    record_access(app, f"audit chronology --format {fmt}", child_target(child), reason)
+    text = render(build_chronology(app.ledger, app.root_key(), child, when), fmt)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+
+
+@audit.command("access")
+@click.argument("child")
+@click.option("--json", "as_json", is_flag=True)
+@pass_app
+def access(app: AppContext, child: str, as_json: bool) -> None:
+    """Who looked at CHILD's record: when, what, and why."""
+    rows = list_access(app.ledger, child)
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['when']}  {row['who']}  {row['action']}  {row.get('reason', '(no reason given)')}")
+    if not rows:
+        click.echo(f"no recorded access to {child}")
