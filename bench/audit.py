@@ -29,8 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bench.machine import describe, verify_rate, verify_rate_all_cores
 from consumers.auditor.replay import replay
 from consumers.auditor.verify import verify
-from ledger.canonical import event_digest
-from ledger.envelope import build_event
+from ledger.envelope import ChainSigner
 from ledger.keyregistry import RootKey
 from ledger.merkle import MerkleTree
 from ledger.signing import key_id, public_key_text
@@ -41,33 +40,10 @@ T0 = datetime(2024, 1, 8, 9, 0, tzinfo=UTC)
 BATCH = 5000
 
 
-class Signer:
-    """One agency's key and chain position."""
-
-    def __init__(self, source: str, key: Ed25519PrivateKey) -> None:
-        self.source, self.key, self.sequence, self.prevhash = source, key, 0, ""
-
-    def sign(self, event_type: str, subject: str, data: dict[str, Any], at: datetime) -> dict[str, Any]:
-        self.sequence += 1
-        event = build_event(
-            key=self.key,
-            source=self.source,
-            event_type=event_type,
-            subject=subject,
-            data=data,
-            time=at,
-            recordedtime=at,
-            sequence=self.sequence,
-            prevhash=self.prevhash,
-        )
-        self.prevhash = event_digest(event)
-        return event
-
-
-def _story(root: Signer, events: int, children: int, head_every: int) -> Iterator[Acceptance]:
+def _story(root: ChainSigner, events: int, children: int, head_every: int) -> Iterator[Acceptance]:
     """Key registrations, then per child a registration, a GP link and incidents; a signed tree
     head every ``head_every`` events (computed over what precedes it, as the operator would)."""
-    agencies = {a: Signer(a, Ed25519PrivateKey.generate()) for a in AGENCIES}
+    agencies = {a: ChainSigner(a, Ed25519PrivateKey.generate()) for a in AGENCIES}
     tree = MerkleTree()
 
     def emit(event: dict[str, Any]) -> Acceptance:
@@ -79,7 +55,7 @@ def _story(root: Signer, events: int, children: int, head_every: int) -> Iterato
         public = signer.key.public_key()
         data: dict[str, Any] = {"agency": agency, "kid": key_id(public)}
         data["public_key"] = public_key_text(public)
-        yield emit(root.sign("agency.key.registered", agency, data, T0 - timedelta(days=1)))
+        yield emit(root.sign("agency.key.registered", data, subject=agency, at=T0 - timedelta(days=1)))
     n = len(agencies)
     while n < events:
         child = f"C-{n % children:06d}"
@@ -87,12 +63,14 @@ def _story(root: Signer, events: int, children: int, head_every: int) -> Iterato
         round_ = n // children
         if head_every and n % head_every == 0:
             head = {"tree_size": len(tree), "root_hash": tree.root().hex()}
-            event = root.sign("ledger.tree-head", root.source, head, at)
+            event = root.sign("ledger.tree-head", head, subject=root.source, at=at)
         elif round_ == 0:
-            event = agencies["csc/somerset"].sign("child.registered", child, {"dob": "2023-11-01"}, at)
+            event = agencies["csc/somerset"].sign(
+                "child.registered", {"dob": "2023-11-01"}, subject=child, at=at
+            )
         elif round_ == 1:
             data = {"person": child, "practice": "L85001"}
-            event = agencies["gp/L85001"].sign("gp.registered", child, data, at)
+            event = agencies["gp/L85001"].sign("gp.registered", data, subject=child, at=at)
         else:
             data = {
                 "incident_ref": f"INC-{n}",
@@ -100,7 +78,7 @@ def _story(root: Signer, events: int, children: int, head_every: int) -> Iterato
                 "domestic_abuse": True,
                 "parties": [{"person": f"P-{child}-m", "role": "victim"}],
             }
-            event = agencies["police/avon-somerset"].sign("incident.reported", child, data, at)
+            event = agencies["police/avon-somerset"].sign("incident.reported", data, subject=child, at=at)
         yield emit(event)
         n += 1
 
@@ -118,7 +96,7 @@ def generate_history(
     """Write ``events`` signed, chained events (key registrations first) into ``ledger``."""
     batch: list[Acceptance] = []
     written = 0
-    for accepted in _story(Signer(partnership, root_key), events, children, head_every):
+    for accepted in _story(ChainSigner(partnership, root_key), events, children, head_every):
         batch.append(accepted)
         if len(batch) == BATCH:
             written += _write(ledger, batch)

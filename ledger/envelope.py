@@ -9,6 +9,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ledger.canonical import event_digest
 from ledger.signing import key_id, sign_event
 from ledger.timeutil import format_time
 
@@ -42,3 +43,45 @@ def build_event(
     }
     event["signature"] = sign_event(event, key)
     return event
+
+
+class ChainSigner:
+    """An agency's key and chain position held in memory: signs events in sequence, each
+    naming its predecessor's digest. The producer SDK keeps this state in its durable outbox;
+    this is for tools that generate histories (tests, benchmarks, migrations)."""
+
+    def __init__(self, source: str, key: Ed25519PrivateKey | None = None) -> None:
+        self.source = source
+        self.key = key or Ed25519PrivateKey.generate()
+        self.sequence = 0
+        self.prevhash = ""
+
+    @property
+    def kid(self) -> str:
+        return key_id(self.key.public_key())
+
+    def sign(
+        self,
+        event_type: str,
+        data: Mapping[str, Any],
+        *,
+        subject: str,
+        at: datetime,
+        recorded: datetime | None = None,
+        event_id: str | None = None,
+    ) -> dict[str, Any]:
+        self.sequence += 1
+        event = build_event(
+            key=self.key,
+            source=self.source,
+            event_type=event_type,
+            subject=subject,
+            data=data,
+            time=at,
+            recordedtime=recorded or at,
+            sequence=self.sequence,
+            prevhash=self.prevhash,
+            event_id=event_id,
+        )
+        self.prevhash = event_digest(event)
+        return event

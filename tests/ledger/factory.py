@@ -6,29 +6,16 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from ledger.canonical import event_digest
-from ledger.envelope import build_event
+from ledger.envelope import ChainSigner
 from ledger.keyregistry import KeyRegistry, RootKey
-from ledger.signing import key_id, public_key_text
+from ledger.signing import public_key_text
 
 T0 = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)
 PARTNERSHIP = "partnership/test"
 
 
-class Chain:
-    """One agency's signing key and its next sequence/prevhash, like an agency system."""
-
-    def __init__(self, source: str, key: Ed25519PrivateKey | None = None) -> None:
-        self.source = source
-        self.key = key or Ed25519PrivateKey.generate()
-        self.sequence = 0
-        self.prevhash = ""
-
-    @property
-    def kid(self) -> str:
-        return key_id(self.key.public_key())
+class Chain(ChainSigner):
+    """An agency's chain with the defaults tests want (child C-1, time T0)."""
 
     def event(
         self,
@@ -40,21 +27,7 @@ class Chain:
         recorded: datetime | None = None,
         event_id: str | None = None,
     ) -> dict[str, Any]:
-        self.sequence += 1
-        event = build_event(
-            key=self.key,
-            source=self.source,
-            event_type=event_type,
-            subject=subject,
-            data=data,
-            time=at,
-            recordedtime=recorded or at,
-            sequence=self.sequence,
-            prevhash=self.prevhash,
-            event_id=event_id,
-        )
-        self.prevhash = event_digest(event)
-        return event
+        return self.sign(event_type, data, subject=subject, at=at, recorded=recorded, event_id=event_id)
 
 
 class Partnership:
