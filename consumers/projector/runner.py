@@ -108,7 +108,13 @@ class Projector:
                     )
                 track[tracking_name(self.cluster, tp.topic, tp.partition)] = batch[-1].offset
                 offsets[tp] = batch[-1].offset + 1
-            stats = self.applier.apply(messages, track)
+            try:
+                stats = self.applier.apply(messages, track)
+            except Exception:
+                # The consumer's position already moved past these records; without rewinding
+                # to what the database holds, the next poll would skip them until a restart.
+                self.seek_assigned(self.consumer.assignment())
+                raise
             self._commit(offsets)
         if self.clock() - self._last_sweep >= self.sweep_every_s:
             stats.add(self.applier.sweep())

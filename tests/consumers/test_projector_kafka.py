@@ -7,14 +7,16 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
-from consumers.projector.applier import Applier
+from consumers.projector.applier import Applier, ApplyStats, Message
 from consumers.projector.runner import Projector
 from ledger.keystore import Keystore
 from ledger.signing import public_key_text
@@ -256,3 +258,32 @@ def test_every_kind_of_bad_input_is_quarantined_with_its_reason(
 def _registration(chain: Chain) -> dict[str, str]:
     public = chain.key.public_key()
     return {"agency": chain.source, "kid": chain.kid, "public_key": public_key_text(public)}
+
+
+class _FailsOnce(Applier):
+    """The database refusing one transaction (an outage), then coming back."""
+
+    failed = False
+
+    def apply(self, messages: Sequence[Message], track: Mapping[str, int] | None = None) -> ApplyStats:
+        if not self.failed:
+            self.failed = True
+            raise OperationalError("SELECT 1", {}, Exception("database is unavailable"))
+        return super().apply(messages, track)
+
+
+def test_a_failed_batch_is_polled_again_not_skipped(
+    kafka_settings: KafkaSettings, keystore: Keystore, tmp_path: Path
+) -> None:
+    events = story(keystore, children=5, incidents_per_child=2)
+    send_events(kafka_settings, events)
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    projector = Projector(_FailsOnce(ledger, keystore.root_info().root_key()), kafka_settings, group_id=None)
+    try:
+        with pytest.raises(OperationalError):
+            while True:
+                projector.poll_once(timeout_ms=200)
+        run_until(projector, lambda: ledger.count() == len(events))
+    finally:
+        projector.close()
+    ledger.engine.dispose()
