@@ -31,7 +31,7 @@ def scenario() -> None:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object: as_of, flags, children, expectations."
 )
-@click.option("--keep", is_flag=True, help="Keep the scenario's state (default: a temporary directory).")
+@click.option("--keep", is_flag=True, help="Keep the fresh state directory afterwards (its path is printed).")
 @click.pass_context
 def run(ctx: click.Context, file: Path, as_of: str | None, as_json: bool, keep: bool) -> None:
     """Register the agencies, sign and publish FILE's events in order, wait for the projector,
@@ -44,7 +44,7 @@ def run(ctx: click.Context, file: Path, as_of: str | None, as_json: bool, keep: 
         raise UserError(str(exc)) from exc
     when = parse_as_of(as_of) if as_of else None
     given = ctx.find_root().params.get("data_dir") is not None
-    workdir = None if given or keep else Path(tempfile.mkdtemp(prefix="sgledger-scenario-"))
+    workdir = None if given else Path(tempfile.mkdtemp(prefix="sgledger-scenario-"))
     settings = (
         app.settings
         if workdir is None
@@ -55,9 +55,11 @@ def run(ctx: click.Context, file: Path, as_of: str | None, as_json: bool, keep: 
     try:
         result = run_scenario(story, settings, as_of=when, progress=_progress(as_json))
     finally:
-        if workdir is not None:
+        if workdir is not None and not keep:
             shutil.rmtree(workdir, ignore_errors=True)
     _print(result, as_json)
+    if keep and workdir is not None:
+        click.echo(f"state kept in {workdir} (sgledger --data-dir {workdir} child list)", err=True)
     if not result.passed:
         raise SystemExit(1)
 
