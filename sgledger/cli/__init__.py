@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from sgledger.cli.alerts import alerts
 from sgledger.cli.audit import audit
 from sgledger.cli.child import child
 from sgledger.cli.context import AppContext, UserError
@@ -68,7 +69,20 @@ def cli(
     ctx.obj = AppContext(settings=settings, debug=debug)
 
 
-for command in (keys, agency, publish, relay, project, child, flags, quarantine, scenario, demo, audit):
+for command in (
+    keys,
+    agency,
+    publish,
+    relay,
+    project,
+    child,
+    flags,
+    quarantine,
+    scenario,
+    demo,
+    audit,
+    alerts,
+):
     cli.add_command(command)
 
 

@@ -1,0 +1,171 @@
+"""Partnership routing file (TOML): SMTP server, agency leads, partnership leads, quiet rules.
+
+Validated on load; every error names the file and the key. The SMTP password is never in the file:
+``password_env`` names the environment variable that holds it.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SEVERITIES = ("low", "medium", "high")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class ConfigError(ValueError):
+    """The routing file is missing, unreadable or invalid."""
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int = 25
+    starttls: bool = False
+    username: str | None = None
+    password_env: str | None = None
+    sender: str = "sgledger@localhost"
+
+
+@dataclass(frozen=True)
+class PartnershipConfig:
+    smtp: SmtpConfig
+    view_link: str = "sgledger child show {child}"
+    agency_leads: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    leads_by_severity: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    leads_by_rule: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    quiet_rules: frozenset[str] = frozenset()
+    digest_time: str | None = None  # None: no daily digest
+    escalate_after_working_hours: int = 4
+
+
+class _Checker:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {key}: {problem}")
+
+    def table(self, data: dict[str, Any], key: str, path: str) -> dict[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, dict):
+            raise self.fail(path, "must be a table")
+        return value
+
+    def string(self, data: dict[str, Any], key: str, path: str, default: str | None = None) -> str | None:
+        value = data.get(key, default)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise self.fail(path, "must be a non-empty string")
+        return value
+
+    def addresses(self, value: Any, path: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(path, "must be a list of email addresses")
+        for address in value:
+            if not _EMAIL.match(address):
+                raise self.fail(path, f"{address!r} is not an email address")
+        return tuple(value)
+
+    def unknown(self, data: dict[str, Any], allowed: set[str], path: str) -> None:
+        extra = sorted(set(data) - allowed)
+        if extra:
+            where = f"{path}." if path else ""
+            expected = ", ".join(sorted(allowed))
+            raise self.fail(f"{where}{extra[0]}", f"unknown key (expected one of {expected})")
+
+
+def parse_config(data: dict[str, Any], source: str = "<config>") -> PartnershipConfig:
+    c = _Checker(source)
+    c.unknown(
+        data,
+        {"smtp", "view_link", "agencies", "partnership", "quiet_rules", "digest_time",
+         "escalate_after_working_hours"},
+        "",
+    )  # fmt: skip
+    if "smtp" not in data:
+        raise c.fail("smtp", "missing table")
+    smtp_data = c.table(data, "smtp", "smtp")
+    c.unknown(smtp_data, {"host", "port", "starttls", "username", "password_env", "from"}, "smtp")
+    host = c.string(smtp_data, "host", "smtp.host")
+    if host is None:
+        raise c.fail("smtp.host", "missing")
+    port = smtp_data.get("port", 25)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        raise c.fail("smtp.port", "must be a whole number 1-65535")
+    starttls = smtp_data.get("starttls", False)
+    if not isinstance(starttls, bool):
+        raise c.fail("smtp.starttls", "must be true or false")
+    username = c.string(smtp_data, "username", "smtp.username")
+    password_env = c.string(smtp_data, "password_env", "smtp.password_env")
+    if password_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", password_env):
+        raise c.fail("smtp.password_env", "must be the NAME of an environment variable, not a password")
+    if username is not None and password_env is None:
+        raise c.fail("smtp.password_env", "required when smtp.username is set")
+    sender = c.string(smtp_data, "from", "smtp.from", "sgledger@localhost") or "sgledger@localhost"
+    c.addresses([sender], "smtp.from")
+
+    view_link = c.string(data, "view_link", "view_link", "sgledger child show {child}") or ""
+    if "{child}" not in view_link:
+        raise c.fail("view_link", "must contain {child}")
+
+    agencies = c.table(data, "agencies", "agencies")
+    agency_leads: dict[str, tuple[str, ...]] = {}
+    for agency, body in agencies.items():
+        path = f'agencies."{agency}"'
+        if not isinstance(body, dict):
+            raise c.fail(path, "must be a table")
+        c.unknown(body, {"leads"}, path)
+        if "leads" not in body:
+            raise c.fail(f"{path}.leads", "missing")
+        agency_leads[agency] = c.addresses(body["leads"], f"{path}.leads")
+
+    partnership = c.table(data, "partnership", "partnership")
+    c.unknown(partnership, {"leads_by_severity", "leads_by_rule"}, "partnership")
+    by_severity: dict[str, tuple[str, ...]] = {}
+    for sev, leads in c.table(partnership, "leads_by_severity", "partnership.leads_by_severity").items():
+        if sev not in SEVERITIES:
+            known = ", ".join(SEVERITIES)
+            raise c.fail(f"partnership.leads_by_severity.{sev}", f"unknown severity (use {known})")
+        by_severity[sev] = c.addresses(leads, f"partnership.leads_by_severity.{sev}")
+    by_rule = {
+        rule: c.addresses(leads, f"partnership.leads_by_rule.{rule}")
+        for rule, leads in c.table(partnership, "leads_by_rule", "partnership.leads_by_rule").items()
+    }
+
+    quiet = data.get("quiet_rules", [])
+    if not isinstance(quiet, list) or not all(isinstance(r, str) for r in quiet):
+        raise c.fail("quiet_rules", "must be a list of rule ids")
+    digest_time = data.get("digest_time")
+    if digest_time is not None and (not isinstance(digest_time, str) or not _HHMM.match(digest_time)):
+        raise c.fail("digest_time", 'must be "HH:MM" (24-hour, London time)')
+    hours = data.get("escalate_after_working_hours", 4)
+    if not isinstance(hours, int) or isinstance(hours, bool) or hours < 1:
+        raise c.fail("escalate_after_working_hours", "must be a whole number of hours >= 1")
+
+    return PartnershipConfig(
+        smtp=SmtpConfig(host, port, starttls, username, password_env, sender),
+        view_link=view_link,
+        agency_leads=agency_leads,
+        leads_by_severity=by_severity,
+        leads_by_rule=by_rule,
+        quiet_rules=frozenset(quiet),
+        digest_time=digest_time,
+        escalate_after_working_hours=hours,
+    )
+
+
+def load_config(path: str | Path) -> PartnershipConfig:
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read ({exc.strerror})") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML ({exc})") from exc
+    return parse_config(data, str(p))

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from consumers.alerter.config import PartnershipConfig, parse_config
+
+SECRET_NAME = "Jane Secretname"
+SECRET_ADDRESS = "14 Hidden Lane"
+SECRET_NOTE = "mother disclosed something private"
+
+
+def config(port: int = 25, **extra: Any) -> PartnershipConfig:
+    data: dict[str, Any] = {
+        "smtp": {"host": "127.0.0.1", "port": port, "from": "alerts@partnership.test"},
+        "view_link": "sgledger child show {child}",
+        "agencies": {
+            "police/avon": {"leads": ["police-lead@police.test"]},
+            "gp/Y001": {"leads": ["gp-lead@nhs.test", "gp-deputy@nhs.test"]},
+            "la/children": {"leads": ["la-lead@la.test"]},
+        },
+        "partnership": {
+            "leads_by_severity": {"high": ["partnership-high@partnership.test"]},
+            "leads_by_rule": {"gp-not-notified": ["gp-rule@partnership.test"]},
+        },
+        "quiet_rules": ["school-absence"],
+    }
+    data.update(extra)
+    return parse_config(data, "test.toml")
+
+
+def flag_change(
+    *,
+    child: str = "child-7f3a",
+    rule: str = "gp-not-notified",
+    severity: str = "medium",
+    concerns: list[str] | None = None,
+    change: str = "raised",
+    change_id: str | None = None,
+    flag_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "change_id": change_id or str(uuid.uuid4()),
+        "change": change,
+        "changed_at": "2026-11-20T10:00:00Z",
+        "flag": {
+            "id": flag_id or str(uuid.uuid4()),
+            "rule": rule,
+            "version": 1,
+            "child": child,
+            "severity": severity,
+            "title": f"Title of {rule}",
+            "status": "open",
+            "due": "2026-11-21T17:00:00Z",
+            "evidence": ["ev-1"],
+            "concerns": concerns if concerns is not None else ["police/avon"],
+            "source": "Review of Child X (2021), para 4.2",
+            "explanation": "explained",
+            "action": "Notify the GP practice",
+            "detail": {"note": SECRET_NOTE, "name": SECRET_NAME},
+            "acknowledged_by": None,
+            "resolved_by": None,
+            "resolved_at": None,
+            "dismissed_by": None,
+            "dismissed_reason": None,
+        },
+        "evidence_detail": [
+            {"id": "ev-1", "source": "police/avon", "type": "domestic-abuse-incident",
+             "time": "2026-11-19T22:10:00Z", "recordedtime": "2026-11-19T23:00:00Z",
+             "data": {"name": SECRET_NAME, "address": SECRET_ADDRESS, "notes": SECRET_NOTE}},
+        ],
+    }  # fmt: skip
+
+
+def encode(change: dict[str, Any]) -> bytes:
+    return json.dumps(change).encode()
