@@ -6,7 +6,9 @@ Validated on load; every error names the file and the key. The SMTP password is 
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import ssl
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,23 @@ class SmtpConfig:
     username: str | None = None
     password_env: str | None = None
     sender: str = "sgledger@localhost"
+    # PEM bundle of the CA(s) that signed the relay's certificate; when set it is the ONLY trust
+    # anchor (the system store is not consulted). None: the system's default CAs.
+    ca_file: str | None = None
+
+
+def is_loopback(host: str) -> bool:
+    """True for a host name or address that never leaves this machine.
+
+    Used to allow SMTP login without STARTTLS to a local relay (a test server or a local MTA
+    that forwards over TLS itself): a password sent over loopback cannot be read on the network.
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -78,7 +97,12 @@ class _Checker:
             raise self.fail(f"{where}{extra[0]}", f"unknown key (expected one of {expected})")
 
 
-def parse_config(data: dict[str, Any], source: str = "<config>") -> PartnershipConfig:
+def parse_config(
+    data: dict[str, Any], source: str = "<config>", base_dir: Path | None = None
+) -> PartnershipConfig:
+    """Validate ``data`` (a parsed routing file). ``base_dir``: the directory a relative
+    ``smtp.ca_file`` is taken from (the routing file's own directory, so that the file and its CA
+    bundle can be deployed together); None means the current directory."""
     c = _Checker(source)
     c.unknown(
         data,
@@ -89,7 +113,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> PartnershipC
     if "smtp" not in data:
         raise c.fail("smtp", "missing table")
     smtp_data = c.table(data, "smtp", "smtp")
-    c.unknown(smtp_data, {"host", "port", "starttls", "username", "password_env", "from"}, "smtp")
+    c.unknown(smtp_data, {"host", "port", "starttls", "username", "password_env", "from", "ca_file"}, "smtp")
     host = c.string(smtp_data, "host", "smtp.host")
     if host is None:
         raise c.fail("smtp.host", "missing")
@@ -105,6 +129,16 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> PartnershipC
         raise c.fail("smtp.password_env", "must be the NAME of an environment variable, not a password")
     if username is not None and password_env is None:
         raise c.fail("smtp.password_env", "required when smtp.username is set")
+    if username is not None and not starttls and not is_loopback(host):
+        # Without STARTTLS, AUTH sends the password over the network in clear text (base64 is not
+        # encryption): anyone on the path could read it and then send mail as the partnership.
+        # A loopback relay is exempt, since nothing leaves the machine.
+        raise c.fail(
+            "smtp.username",
+            "login without smtp.starttls = true would send the password in clear text "
+            "(only allowed for a loopback host: 127.0.0.1, ::1, localhost)",
+        )
+    ca_file = _ca_file(c, smtp_data, starttls, base_dir)
     sender = c.string(smtp_data, "from", "smtp.from", "sgledger@localhost") or "sgledger@localhost"
     c.addresses([sender], "smtp.from")
 
@@ -147,7 +181,7 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> PartnershipC
         raise c.fail("escalate_after_working_hours", "must be a whole number of hours >= 1")
 
     return PartnershipConfig(
-        smtp=SmtpConfig(host, port, starttls, username, password_env, sender),
+        smtp=SmtpConfig(host, port, starttls, username, password_env, sender, ca_file),
         view_link=view_link,
         agency_leads=agency_leads,
         leads_by_severity=by_severity,
@@ -156,6 +190,28 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> PartnershipC
         digest_time=digest_time,
         escalate_after_working_hours=hours,
     )
+
+
+def _ca_file(c: _Checker, smtp_data: dict[str, Any], starttls: bool, base_dir: Path | None) -> str | None:
+    """Check ``smtp.ca_file`` now, so that a missing or unreadable bundle is a config error on
+    start rather than every mail deferred later with a TLS error. Returns an absolute path."""
+    value = c.string(smtp_data, "ca_file", "smtp.ca_file")
+    if value is None:
+        return None
+    if not starttls:
+        # the CA bundle is only used to verify the STARTTLS handshake: without it the setting
+        # would silently do nothing, and the operator probably meant to turn TLS on
+        raise c.fail("smtp.ca_file", "only used with smtp.starttls = true")
+    path = Path(value).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    if not path.is_file():
+        raise c.fail("smtp.ca_file", f"{path}: no such file")
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except (OSError, ssl.SSLError) as exc:
+        raise c.fail("smtp.ca_file", f"{path}: not a readable PEM CA bundle ({exc})") from exc
+    return str(path.resolve())
 
 
 def load_config(path: str | Path) -> PartnershipConfig:
@@ -168,4 +224,4 @@ def load_config(path: str | Path) -> PartnershipConfig:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: not valid TOML ({exc})") from exc
-    return parse_config(data, str(p))
+    return parse_config(data, str(p), base_dir=p.parent)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import smtplib
+import ssl
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -33,11 +34,24 @@ def backoff(attempts: int, base: timedelta = BACKOFF_BASE, cap: timedelta = BACK
     return min(cap, base * (2 ** max(0, attempts - 1)))
 
 
+def tls_context(config: SmtpConfig) -> ssl.SSLContext:
+    """The client context for STARTTLS: certificate and host name verified (never turned off).
+
+    With ``ca_file`` only that bundle is trusted (``create_default_context(cafile=...)`` does not
+    load the system CAs then), for a relay whose certificate comes from the partnership's own CA;
+    otherwise the system's default CAs.
+    """
+    return ssl.create_default_context(cafile=config.ca_file)
+
+
 def open_smtp(config: SmtpConfig, password: str | None, timeout: float = 10.0) -> smtplib.SMTP:
+    """Connect, STARTTLS and log in. A refused certificate (ssl.SSLCertVerificationError, an
+    OSError) or a refused login (SMTPAuthenticationError) is raised like a connection error, so
+    that ``send_due`` keeps the mail pending until the relay or the configuration is fixed."""
     smtp = smtplib.SMTP(config.host, config.port, timeout=timeout)
     try:
         if config.starttls:
-            smtp.starttls()
+            smtp.starttls(context=tls_context(config))
         if config.username:
             if password is None:
                 raise smtplib.SMTPException(f"no password in ${config.password_env}")

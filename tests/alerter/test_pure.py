@@ -10,6 +10,7 @@ from consumers.alerter.config import ConfigError, load_config, parse_config
 from consumers.alerter.message import build_message, message_id
 from consumers.alerter.routing import route
 from tests.alerter.helpers import SECRET_ADDRESS, SECRET_NAME, SECRET_NOTE, config, flag_change
+from tests.alerter.test_tls_login import LOCAL_NAMES, self_signed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,12 +35,72 @@ def test_example_config_loads() -> None:
         ({"smtp": {"host": "h"}, "digest_time": "8am"}, "digest_time"),
         ({"smtp": {"host": "h"}, "view_link": "no placeholder"}, "view_link"),
         ({"smtp": {"host": "h"}, "surprise": 1}, "surprise"),
+        ({"smtp": {"host": "smtp.example", "username": "u", "password_env": "P"}}, "smtp.username"),
+        ({"smtp": {"host": "10.0.0.5", "username": "u", "password_env": "P", "starttls": False}},
+         "smtp.username"),
+        ({"smtp": {"host": "h", "starttls": True, "ca_file": ""}}, "smtp.ca_file"),
+        ({"smtp": {"host": "h", "starttls": True, "ca_file": 7}}, "smtp.ca_file"),
+        ({"smtp": {"host": "h", "starttls": True, "ca_file": "/nonexistent/ca.pem"}}, "smtp.ca_file"),
+        ({"smtp": {"host": "h", "ca_file": "/nonexistent/ca.pem"}}, "smtp.ca_file"),
     ],
 )  # fmt: skip
 def test_config_errors_name_file_and_key(data: dict[str, object], key: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_config(data, "p.toml")
     assert str(err.value).startswith(f"p.toml: {key}:")
+
+
+def test_login_without_starttls_refused_as_clear_text() -> None:
+    with pytest.raises(ConfigError, match="clear text"):
+        parse_config({"smtp": {"host": "smtp.example", "username": "u", "password_env": "P"}}, "p.toml")
+    starttls = parse_config(
+        {"smtp": {"host": "smtp.example", "starttls": True, "username": "u", "password_env": "P"}}
+    )
+    assert starttls.smtp.username == "u"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost", "LocalHost"])
+def test_login_without_starttls_allowed_on_loopback(host: str) -> None:
+    cfg = parse_config({"smtp": {"host": host, "username": "u", "password_env": "P"}})
+    assert cfg.smtp.username == "u" and not cfg.smtp.starttls
+
+
+def test_ca_file_without_starttls_refused(tmp_path: Path) -> None:
+    ca = self_signed(tmp_path, LOCAL_NAMES).cert
+    with pytest.raises(ConfigError, match=r"p\.toml: smtp\.ca_file: only used with smtp\.starttls = true"):
+        parse_config({"smtp": {"host": "h", "ca_file": str(ca)}}, "p.toml")
+
+
+def test_ca_file_missing_names_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "routing.toml"
+    path.write_text('[smtp]\nhost = "h"\nstarttls = true\nca_file = "private-ca.pem"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: smtp.ca_file:")
+    assert str(tmp_path / "private-ca.pem") in message and "no such file" in message
+
+
+def test_ca_file_not_pem_refused(tmp_path: Path) -> None:
+    junk = tmp_path / "ca.pem"
+    junk.write_text("not a certificate\n")
+    with pytest.raises(ConfigError, match=r"smtp\.ca_file: .*not a readable PEM CA bundle"):
+        parse_config({"smtp": {"host": "h", "starttls": True, "ca_file": str(junk)}}, "p.toml")
+    with pytest.raises(ConfigError, match=r"smtp\.ca_file: .*no such file"):  # a directory
+        parse_config({"smtp": {"host": "h", "starttls": True, "ca_file": str(tmp_path)}}, "p.toml")
+
+
+def test_ca_file_relative_to_the_routing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative ca_file is looked up beside the routing file, not in the working directory, so
+    the service finds it whatever directory it is started from."""
+    deploy = tmp_path / "deploy"
+    ca = self_signed(deploy / "tls", LOCAL_NAMES).cert
+    path = deploy / "routing.toml"
+    path.write_text('[smtp]\nhost = "relay"\nstarttls = true\nca_file = "tls/relay.pem"\n')
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(path)
+    assert cfg.smtp.ca_file == str(ca.resolve())
+    assert parse_config({"smtp": {"host": "h"}}).smtp.ca_file is None
 
 
 def test_bad_toml_names_file(tmp_path: Path) -> None:
