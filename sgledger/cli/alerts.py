@@ -6,6 +6,7 @@ partnership file, never from the command line.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import smtplib
@@ -55,7 +56,8 @@ def alerts() -> None:
 @CONFIG
 @pass_app
 def run(app: AppContext, config_path: str) -> None:
-    """Consume flag changes and send mail until Ctrl-C / SIGTERM."""
+    """Consume flag changes and send mail until Ctrl-C / SIGTERM. Each batch of mail sent,
+    deferred or refused is logged with a timestamp on stderr."""
     config = _config(config_path)
     if app.settings.embedded:
         raise UserError("alerts run needs a Kafka cluster: give --bootstrap-servers")
@@ -63,6 +65,8 @@ def run(app: AppContext, config_path: str) -> None:
         bootstrap_servers=app.settings.bootstrap_servers, topic_prefix=app.settings.topic_prefix
     )
     alerter = Alerter(kafka, config, app.settings.database_url, smtp_password=_password(config))
+    if not app.debug:  # a service's log: what it mailed, not only what went wrong
+        logging.getLogger("consumers.alerter").setLevel(logging.INFO)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

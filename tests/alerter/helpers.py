@@ -5,6 +5,7 @@ import uuid
 from typing import Any
 
 from consumers.alerter.config import PartnershipConfig, parse_config
+from transport.kafka import KafkaSettings, ensure_topics, make_producer
 
 SECRET_NAME = "Jane Secretname"
 SECRET_ADDRESS = "14 Hidden Lane"
@@ -75,3 +76,14 @@ def flag_change(
 
 def encode(change: dict[str, Any]) -> bytes:
     return json.dumps(change).encode()
+
+
+def publish(settings: KafkaSettings, changes: list[dict[str, Any]]) -> None:
+    """Put flag changes on the gap-flags topic the way the projector does (keyed by child)."""
+    ensure_topics(settings, [settings.topics.gap_flags])
+    producer = make_producer(settings)
+    for change in changes:
+        key = (change["flag"]["child"] or "partnership").encode()
+        producer.send(settings.topics.gap_flags, key=key, value=encode(change))
+    producer.flush()
+    producer.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -12,8 +11,8 @@ from consumers.alerter.alerter import Alerter
 from consumers.alerter.config import PartnershipConfig
 from consumers.alerter.store import AlertStore
 from tests.alerter.conftest import SmtpServer
-from tests.alerter.helpers import SECRET_ADDRESS, SECRET_NAME, SECRET_NOTE, config, encode, flag_change
-from transport.kafka import KafkaSettings, ensure_topics, make_producer
+from tests.alerter.helpers import SECRET_ADDRESS, SECRET_NAME, SECRET_NOTE, config, flag_change, publish
+from transport.kafka import KafkaSettings
 
 
 class Clock:
@@ -22,16 +21,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-def publish(settings: KafkaSettings, changes: list[dict[str, Any]]) -> None:
-    ensure_topics(settings, [settings.topics.gap_flags])
-    producer = make_producer(settings)
-    for change in changes:
-        key = (change["flag"]["child"] or "partnership").encode()
-        producer.send(settings.topics.gap_flags, key=key, value=encode(change))
-    producer.flush()
-    producer.close()
 
 
 def drain(alerter: Alerter, expected_rows: int, timeout: float = 20.0) -> None:

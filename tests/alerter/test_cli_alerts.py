@@ -1,11 +1,17 @@
-"""`sgledger alerts test-send|pending` (the group is invoked directly; the lead registers it)."""
+"""`sgledger alerts run|test-send|pending`: `run` as a real process against the broker and SMTP."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from consumers.alerter.store import AlertStore, Record
@@ -13,7 +19,8 @@ from sgledger.cli.alerts import alerts
 from sgledger.cli.context import AppContext, UserError
 from sgledger.settings import Settings
 from tests.alerter.conftest import SmtpServer
-from tests.alerter.helpers import config, encode, flag_change
+from tests.alerter.helpers import config, encode, flag_change, publish
+from transport.kafka import KafkaSettings
 
 
 def write_config(tmp_path: Path, port: int) -> Path:
@@ -66,3 +73,63 @@ def test_pending_lists_waiting_mail(tmp_path: Path) -> None:
     text = CliRunner().invoke(alerts, ["pending"], obj=context)
     shown = " ".join(text.output.split())  # the table wraps with the terminal's width
     assert "police-lead@police.test" in shown and "not yet attempted" in shown
+
+
+def run_alerter(tmp_path: Path, settings: KafkaSettings, config_path: Path) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "SGLEDGER_KAFKA_PARTITIONS": str(settings.partitions),
+        "SGLEDGER_KAFKA_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
+        "SGLEDGER_KAFKA_HEARTBEAT_INTERVAL_MS": str(settings.heartbeat_interval_ms),
+    }
+    args = [
+        "--data-dir", str(tmp_path), "--bootstrap-servers", settings.bootstrap_servers,
+        "--topic-prefix", settings.topic_prefix, "alerts", "run", "--config", str(config_path),
+    ]  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "sgledger", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(smtp: SmtpServer, count: int, proc: subprocess.Popen[str], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(smtp.received) < count:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            _, err = proc.communicate()
+            raise AssertionError(f"{len(smtp.received)}/{count} received; alerter: {err[-2000:]}")
+        time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    return err
+
+
+@pytest.mark.kafka
+def test_alerts_run_mails_each_change_once_across_a_restart(
+    tmp_path: Path, kafka_settings: KafkaSettings, smtp_server: SmtpServer
+) -> None:
+    path = write_config(tmp_path, smtp_server.port)
+    first, second = flag_change(concerns=["police/avon"]), flag_change(concerns=["police/avon"])
+    publish(kafka_settings, [first, second])
+    proc = run_alerter(tmp_path, kafka_settings, path)
+    wait_for(smtp_server, 2, proc)
+    log = stop(proc)
+    assert "mail: 2 sent, 0 deferred, 0 failed" in log
+
+    third = flag_change(concerns=["police/avon"])
+    publish(kafka_settings, [third, second])  # a new change and a redelivered one
+    proc = run_alerter(tmp_path, kafka_settings, path)
+    wait_for(smtp_server, 3, proc)
+    time.sleep(2)  # room for a duplicate to arrive, were one to be sent
+    stop(proc)
+    ids = [r.message["Message-ID"] for r in smtp_server.received]
+    assert len(ids) == 3 and len(set(ids)) == 3
+    assert {r.recipients[0] for r in smtp_server.received} == {"police-lead@police.test"}
