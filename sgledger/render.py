@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+if TYPE_CHECKING:  # the demo's mail path (Kafka, SMTP) is not needed to render anything else
+    from sgledger.demo_mail import DemoMail
 
 SEVERITY_STYLE = {"high": "bold red", "medium": "yellow", "low": "cyan"}
 
@@ -63,6 +67,33 @@ def render_flags(console: Console, flags: Sequence[Mapping[str, Any]], title: st
             f["source"],
         )
     console.print(table)
+
+
+def render_mail(console: Console, mail: DemoMail, *, full: bool) -> None:
+    report = mail.report
+    console.rule(f"[bold]Emails to safeguarding leads ({len(mail.received)})[/bold]")
+    console.print(
+        f"{mail.changes} flag change(s) on the gap-flags topic; {report.sent} message(s) sent to the "
+        f"local SMTP server {mail.sink}, {report.deferred} deferred, {report.failed} failed."
+    )
+    table = Table(title="Received by the local SMTP server")
+    table.add_column("to", no_wrap=True)
+    table.add_column("subject", ratio=1)
+    for received in mail.received:
+        message = received.message
+        table.add_row(", ".join(received.recipients), escape(str(message["Subject"])))
+    console.print(table)
+    if not full:
+        console.print("[dim]sgledger demo --print-emails shows every message in full.[/dim]")
+        return
+    for received in mail.received:
+        message = received.message
+        console.rule(str(message["Message-ID"]))
+        for header in ("From", "To", "Date", "Subject"):
+            console.print(f"{header}: {message[header]}", markup=False, highlight=False)
+        console.print(f"Content-Type: {message.get_content_type()} (text and HTML)", markup=False)
+        console.print()
+        console.print(received.text(), markup=False, highlight=False)
 
 
 def _yn(value: bool | None) -> str:

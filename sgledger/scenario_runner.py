@@ -68,7 +68,10 @@ def run_scenario(
     *,
     as_of: datetime | None = None,
     progress: Callable[[str], None] = lambda _: None,
+    while_up: Callable[[Pipeline], None] | None = None,
 ) -> ScenarioResult:
+    """``while_up`` runs after the last event is projected, while the pipeline (and so an
+    embedded broker and its topics) is still up: the demo's alerter reads the flags topic there."""
     settings.ensure_data_dir()
     keystore = Keystore(settings.keys_dir)
     if not keystore.has_root():
@@ -115,6 +118,8 @@ def run_scenario(
                 event_id=event.id,
             )
         stats.add(pipeline.sync())
+        if while_up is not None:
+            while_up(pipeline)
     last = max(max(e.at, e.recorded) for e in scenario.events) if scenario.events else registered_at
     when = as_of or last + timedelta(seconds=1)
     root_key = root.root_key()

@@ -53,7 +53,7 @@ class Alerter:
         database_url: str,
         *,
         clock: Clock = utc_now,
-        group_id: str = GROUP_ID,
+        group_id: str | None = GROUP_ID,
         smtp_password: str | None = None,
         backoff_base: timedelta = BACKOFF_BASE,
     ) -> None:
@@ -81,8 +81,18 @@ class Alerter:
         if self._consumer is None:
             ensure_topics(self.settings, [self.topic])
             consumer = make_consumer(self.settings, self.group_id, [])
-            consumer.subscribe([self.topic], listener=_SeekToStored(self))
             self._consumer = consumer
+            if self.group_id is None:
+                # A lone in-process alerter (the demo): take every partition directly instead of
+                # waiting for a group join; the positions in the database say where to start.
+                partitions = [
+                    TopicPartition(self.topic, p)
+                    for p in sorted(consumer.partitions_for_topic(self.topic) or ())
+                ]
+                consumer.assign(partitions)
+                self.seek_to_stored(partitions)
+            else:
+                consumer.subscribe([self.topic], listener=_SeekToStored(self))
         return self._consumer
 
     def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
@@ -101,6 +111,8 @@ class Alerter:
         if not records:
             return 0
         created = self.store.apply_batch(records, self.config, self.clock(), self.cluster)
+        if self.group_id is None:
+            return created
         try:
             self.consumer.commit()
         except Exception as exc:  # the DB holds the truth; a lost commit only costs a re-read

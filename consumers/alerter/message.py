@@ -39,6 +39,8 @@ def summary_fields(change: dict[str, Any], config: PartnershipConfig) -> list[tu
         ("Change", str(change.get("change", ""))),
         ("Rule", str(flag.get("title") or flag.get("rule", ""))),
         ("Severity", str(flag.get("severity", ""))),
+        # agency ids, not people: which practice or service the expected action is for
+        ("Agencies concerned", ", ".join(str(a) for a in flag.get("concerns") or []) or "(partnership)"),
         ("Due", str(flag.get("due", ""))),
         ("Expected action", str(flag.get("action", ""))),
         ("Source", str(flag.get("source", ""))),

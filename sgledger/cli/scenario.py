@@ -12,7 +12,9 @@ from pathlib import Path
 import click
 
 from sgledger.cli.context import AppContext, UserError, console, parse_as_of, pass_app, print_json
-from sgledger.render import render_child, render_flags
+from sgledger.demo_mail import DemoMail, send_demo_mail
+from sgledger.pipeline import Pipeline
+from sgledger.render import render_child, render_flags, render_mail
 from sgledger.scenario_runner import ScenarioResult, run_scenario
 from sgledger.scenariofile import ScenarioError, load_scenario
 from sgledger.settings import Settings
@@ -98,25 +100,38 @@ def _print(result: ScenarioResult, as_json: bool) -> None:
 
 
 @click.command()
+@click.option("--print-emails", is_flag=True, help="Also print every email in full (headers and text part).")
 @pass_app
-def demo(app: AppContext) -> None:
+def demo(app: AppContext, print_emails: bool) -> None:
     """Run the bundled Child Charlie story end to end on this machine: embedded broker, SQLite,
-    signed events, projector, per-child view and flags. State is kept in DATA_DIR/demo
-    (recreated on each run) so you can explore it afterwards."""
+    signed events, projector, per-child view and flags, then the alerter, which emails each flag
+    change to the agencies' safeguarding leads through a local SMTP server the demo starts
+    (nothing leaves the machine). State is kept in DATA_DIR/demo (recreated on each run) so you
+    can explore it afterwards."""
     demo_dir = app.settings.data_dir / "demo"
     if demo_dir.exists():
         shutil.rmtree(demo_dir)
     settings = Settings.resolve(
-        demo_dir, bootstrap_servers=app.settings.bootstrap_servers, topic_prefix=app.settings.topic_prefix
+        demo_dir, bootstrap_servers=app.settings.bootstrap_servers, topic_prefix=_prefix(app, "demo")
     )
     with resources.as_file(resources.files("sgledger") / "scenarios" / DEMO_SCENARIO) as path:
         story = load_scenario(path)
-    result = run_scenario(story, settings, progress=_progress(False))
+    sent: list[DemoMail] = []
+
+    def alert(pipeline: Pipeline) -> None:
+        _progress(False)("emailing the flag changes to the safeguarding leads (local SMTP sink)")
+        sent.append(
+            send_demo_mail(pipeline, view_link=f"sgledger --data-dir {demo_dir} child show {{child}}")
+        )
+
+    result = run_scenario(story, settings, progress=_progress(False), while_up=alert)
     _print(result, as_json=False)
+    render_mail(console, sent[0], full=print_emails)
     console.print(
         f"\nState kept in {demo_dir}. Explore it with:\n"
         f"  sgledger --data-dir {demo_dir} child list\n"
-        f"  sgledger --data-dir {demo_dir} flags list --all"
+        f"  sgledger --data-dir {demo_dir} flags list --all\n"
+        f"  sgledger --data-dir {demo_dir} alerts pending --all"
     )
-    if not result.passed:
+    if not result.passed or sent[0].report.failed:
         raise SystemExit(1)
