@@ -128,6 +128,7 @@ def pending(app: AppContext, as_json: bool, include_sent: bool) -> None:
         {
             "change_id": m.change_id, "recipient": m.recipient, "flag_id": m.flag_id, "status": m.status,
             "attempts": m.attempts, "next_attempt_at": m.next_attempt_at.isoformat(),
+            "sent_at": m.sent_at.isoformat() if m.sent_at else None,
             "last_error": m.last_error, "subject": m.subject, "message_id": m.message_id,
         }
         for m in rows
@@ -138,10 +139,12 @@ def pending(app: AppContext, as_json: bool, include_sent: bool) -> None:
     if not listed:
         console.print("no mail waiting")
         return
-    for row in listed:
-        why = row["last_error"] or "not yet attempted"
-        console.print(
-            f"{row['status']:8} {row['recipient']}  next {row['next_attempt_at']}  "
-            f"attempts {row['attempts']}  {row['subject']}  ({why})",
-            markup=False,
-        )
+    for row in listed:  # one line per mail: readable in a narrow terminal and by grep
+        if row["status"] == "sent":
+            when, why = f"sent {row['sent_at']}", ""
+        elif row["status"] == "failed":
+            when, why = "not retried", f"  ({row['last_error']})"
+        else:
+            when, why = f"next {row['next_attempt_at']}", f"  ({row['last_error'] or 'not yet attempted'})"
+        line = f"{row['status']:8} {row['recipient']}  {when}  attempts {row['attempts']}  {row['subject']}"
+        console.print(line + why, markup=False, highlight=False)
