@@ -50,6 +50,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+LOW_SEVERITY_MODES = ("also-immediate", "digest-only")
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    """One recipient's daily digest of their open flags."""
+
+    time: str  # "HH:MM", London local time
+    # "digest-only": their low-severity flags come only in the digest (instead of at once);
+    # "also-immediate": mailed at once as well (the default: a digest never delays anything)
+    low_severity: str = "also-immediate"
+
+
 @dataclass(frozen=True)
 class PartnershipConfig:
     smtp: SmtpConfig
@@ -58,7 +71,7 @@ class PartnershipConfig:
     leads_by_severity: dict[str, tuple[str, ...]] = field(default_factory=dict)
     leads_by_rule: dict[str, tuple[str, ...]] = field(default_factory=dict)
     quiet_rules: frozenset[str] = frozenset()
-    digest_time: str | None = None  # None: no daily digest
+    digests: dict[str, DigestConfig] = field(default_factory=dict)  # by recipient address
     escalate_after_working_hours: int = 4
 
 
@@ -106,7 +119,7 @@ def parse_config(
     c = _Checker(source)
     c.unknown(
         data,
-        {"smtp", "view_link", "agencies", "partnership", "quiet_rules", "digest_time",
+        {"smtp", "view_link", "agencies", "partnership", "quiet_rules", "digests",
          "escalate_after_working_hours"},
         "",
     )  # fmt: skip
@@ -173,9 +186,10 @@ def parse_config(
     quiet = data.get("quiet_rules", [])
     if not isinstance(quiet, list) or not all(isinstance(r, str) for r in quiet):
         raise c.fail("quiet_rules", "must be a list of rule ids")
-    digest_time = data.get("digest_time")
-    if digest_time is not None and (not isinstance(digest_time, str) or not _HHMM.match(digest_time)):
-        raise c.fail("digest_time", 'must be "HH:MM" (24-hour, London time)')
+    digests = {
+        recipient: _digest(c, recipient, body)
+        for recipient, body in c.table(data, "digests", "digests").items()
+    }
     hours = data.get("escalate_after_working_hours", 4)
     if not isinstance(hours, int) or isinstance(hours, bool) or hours < 1:
         raise c.fail("escalate_after_working_hours", "must be a whole number of hours >= 1")
@@ -187,9 +201,24 @@ def parse_config(
         leads_by_severity=by_severity,
         leads_by_rule=by_rule,
         quiet_rules=frozenset(quiet),
-        digest_time=digest_time,
+        digests=digests,
         escalate_after_working_hours=hours,
     )
+
+
+def _digest(c: _Checker, recipient: str, body: Any) -> DigestConfig:
+    path = f'digests."{recipient}"'
+    c.addresses([recipient], path)
+    if not isinstance(body, dict):
+        raise c.fail(path, "must be a table")
+    c.unknown(body, {"time", "low_severity"}, path)
+    time = body.get("time")
+    if not isinstance(time, str) or not _HHMM.match(time):
+        raise c.fail(f"{path}.time", 'must be "HH:MM" (24-hour, London time)')
+    mode = body.get("low_severity", "also-immediate")
+    if mode not in LOW_SEVERITY_MODES:
+        raise c.fail(f"{path}.low_severity", f"must be one of {', '.join(LOW_SEVERITY_MODES)}")
+    return DigestConfig(time, mode)
 
 
 def _ca_file(c: _Checker, smtp_data: dict[str, Any], starttls: bool, base_dir: Path | None) -> str | None:

@@ -2,8 +2,10 @@
 
 - Escalation: a high-severity flag still open (not acknowledged) after N working hours (09:00-17:00
   London on England working days) is re-sent once to the partnership's high-severity leads.
-- Digest: at ``digest_time`` London each day, every recipient with open flags gets one message
-  listing them. Both use the mail table's unique (key, recipient), so each happens once.
+- Digest: each recipient with a ``[digests."address"]`` entry gets, at their London time each
+  day, one message listing their open flags (if they have any).
+
+Both use the mail table's unique (key, recipient), so each happens once.
 """
 
 from __future__ import annotations
@@ -66,11 +68,15 @@ def escalate_due(store: AlertStore, config: PartnershipConfig, now: datetime) ->
 
 
 def digest_due(store: AlertStore, config: PartnershipConfig, now: datetime) -> int:
-    if config.digest_time is None:
-        return 0
+    """Today's digest for each recipient whose digest time (London) has passed and who has open
+    flags; at most one per recipient per day (the mail key is the London date)."""
     local = now.astimezone(LONDON)
-    hour, minute = (int(part) for part in config.digest_time.split(":"))
-    if local.time() < time(hour, minute):
+    due = {
+        recipient
+        for recipient, digest in config.digests.items()
+        if local.time() >= time.fromisoformat(digest.time)
+    }
+    if not due:
         return 0
     key = f"digest:{local.date().isoformat()}"
     created = 0
@@ -78,7 +84,7 @@ def digest_due(store: AlertStore, config: PartnershipConfig, now: datetime) -> i
         by_recipient: dict[str, list[dict[str, Any]]] = {}
         for row in session.scalars(select(FlagState).where(FlagState.state != "closed")):
             change = json.loads(row.last_change)
-            for recipient in route(change, config).recipients:
+            for recipient in due.intersection(route(change, config).recipients):
                 by_recipient.setdefault(recipient, []).append(change)
         for recipient, changes in sorted(by_recipient.items()):
             msg = digest_message(changes, recipient, config, key)

@@ -172,11 +172,8 @@ class AlertStore:
             raise ValueError("not a flag change message")
         change_id = str(change["change_id"])
         self._track_flag(session, change)
-        routed = route(change, config)
-        if not routed.immediate:
-            return 0
         created = 0
-        for recipient in routed.recipients:
+        for recipient in route(change, config).immediate:
             msg = build_message(change, recipient, config)
             created += self.add_mail(session, change_id, recipient, str(change["flag"]["id"]), msg, now)
         return created

@@ -46,7 +46,7 @@ def group(kafka_settings: KafkaSettings) -> str:
 def test_routes_and_sends_once_across_restart_and_replay(
     kafka_settings: KafkaSettings, postgres_db: str, smtp_server: SmtpServer, group: str
 ) -> None:
-    cfg = config(smtp_server.port)
+    cfg = config(smtp_server.port, digests={"la-lead@la.test": {"time": "08:00"}})
     clock = Clock()
     a = flag_change(child="child-a", concerns=["police/avon"], severity="high")
     b = flag_change(child="child-b", rule="other", concerns=["gp/Y001"], severity="low")
@@ -62,7 +62,7 @@ def test_routes_and_sends_once_across_restart_and_replay(
         "police-lead@police.test", "gp-rule@partnership.test", "partnership-high@partnership.test",
         "gp-lead@nhs.test", "gp-deputy@nhs.test",
     ])  # fmt: skip
-    assert "la-lead@la.test" not in got  # quiet rule: digest only
+    assert "la-lead@la.test" not in got  # a quiet rule, and la-lead has a digest: only there
 
     # Restart, then a replay of the whole topic (the same records republished from offset 0 by a
     # fresh consumer group with no stored Kafka offsets): nothing new is mailed.
@@ -137,7 +137,7 @@ def test_run_loop_in_a_thread_catches_up_and_stops(
     """Changes published while the alerter is down are mailed when it starts (it catches up)."""
     import threading
 
-    cfg = config(smtp_server.port, digest_time="08:00")
+    cfg = config(smtp_server.port, digests={"la-lead@la.test": {"time": "08:00"}})
     publish(kafka_settings, [flag_change(rule="other", child=f"child-{i}", concerns=["la/children"])
                              for i in range(3)])  # fmt: skip
     alerter = make(kafka_settings, cfg, postgres_db, Clock(), group)
@@ -156,7 +156,7 @@ def test_run_loop_in_a_thread_catches_up_and_stops(
     subjects = [r.message["Subject"] for r in smtp_server.received]
     flags = sorted(s.split()[-1] for s in subjects if not s.startswith("Daily digest"))
     assert flags == ["child-0", "child-1", "child-2"]
-    # the clock says 10:00 London, past digest_time 08:00: today's digest went out, at most once
+    # the clock says 10:00 London, past la-lead's digest time 08:00: today's digest went out, at most once
     assert len([s for s in subjects if s.startswith("Daily digest 2026-11-23")]) == 1
 
 

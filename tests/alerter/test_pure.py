@@ -32,7 +32,11 @@ def test_example_config_loads() -> None:
         ({"smtp": {"host": "h"}, "agencies": {"a": {"leads": ["not-an-address"]}}}, 'agencies."a".leads'),
         ({"smtp": {"host": "h"}, "partnership": {"leads_by_severity": {"urgent": []}}},
          "partnership.leads_by_severity.urgent"),
-        ({"smtp": {"host": "h"}, "digest_time": "8am"}, "digest_time"),
+        ({"smtp": {"host": "h"}, "digests": {"a@x.test": {"time": "8am"}}}, 'digests."a@x.test".time'),
+        ({"smtp": {"host": "h"}, "digests": {"a@x.test": {}}}, 'digests."a@x.test".time'),
+        ({"smtp": {"host": "h"}, "digests": {"a@x.test": {"time": "08:00", "low_severity": "never"}}},
+         'digests."a@x.test".low_severity'),
+        ({"smtp": {"host": "h"}, "digests": {"lead": {"time": "08:00"}}}, 'digests."lead"'),
         ({"smtp": {"host": "h"}, "view_link": "no placeholder"}, "view_link"),
         ({"smtp": {"host": "h"}, "surprise": 1}, "surprise"),
         ({"smtp": {"host": "smtp.example", "username": "u", "password_env": "P"}}, "smtp.username"),
@@ -113,15 +117,31 @@ def test_bad_toml_names_file(tmp_path: Path) -> None:
 def test_routing_agency_severity_rule_and_quiet() -> None:
     cfg = config()
     r = route(flag_change(concerns=["police/avon", "gp/Y001"], severity="high"), cfg)
-    assert r.immediate
-    assert r.recipients == (
+    assert r.recipients == r.immediate == (
         "gp-deputy@nhs.test", "gp-lead@nhs.test", "gp-rule@partnership.test",
         "partnership-high@partnership.test", "police-lead@police.test",
     )  # fmt: skip
     low = route(flag_change(rule="other", concerns=["la/children"], severity="low"), cfg)
     assert low.recipients == ("la-lead@la.test",)
-    assert not route(flag_change(rule="school-absence"), cfg).immediate
+    # Nobody has a digest here, so a quiet rule is still mailed at once: never routed and lost.
+    assert route(flag_change(rule="school-absence"), cfg).immediate == ("police-lead@police.test",)
     assert route(flag_change(rule="other", concerns=["unknown/agency"]), cfg).recipients == ()
+
+
+def test_digest_recipients_get_quiet_rules_and_chosen_low_severities_only_in_the_digest() -> None:
+    cfg = config(digests={
+        "la-lead@la.test": {"time": "08:00", "low_severity": "digest-only"},
+        "police-lead@police.test": {"time": "12:30"},  # low severities also at once (the default)
+    })  # fmt: skip
+    quiet = route(flag_change(rule="school-absence", concerns=["la/children", "police/avon", "gp/Y001"]), cfg)
+    assert quiet.recipients == ("gp-deputy@nhs.test", "gp-lead@nhs.test", "la-lead@la.test",
+                                "police-lead@police.test")  # fmt: skip
+    assert quiet.immediate == ("gp-deputy@nhs.test", "gp-lead@nhs.test")  # they have no digest
+    low = route(flag_change(rule="other", concerns=["la/children", "police/avon"], severity="low"), cfg)
+    assert low.recipients == ("la-lead@la.test", "police-lead@police.test")
+    assert low.immediate == ("police-lead@police.test",)
+    medium = route(flag_change(rule="other", concerns=["la/children"], severity="medium"), cfg)
+    assert medium.immediate == ("la-lead@la.test",)
 
 
 def test_message_minimal_and_stable() -> None:

@@ -54,30 +54,41 @@ def test_escalation_once_and_not_after_ack(postgres_db: str, smtp_server: SmtpSe
     store.close()
 
 
-def test_digest_at_its_london_time(postgres_db: str, smtp_server: SmtpServer) -> None:
-    cfg = config(smtp_server.port, digest_time="08:00")
+def test_digest_at_each_recipients_london_time(postgres_db: str, smtp_server: SmtpServer) -> None:
+    digests = {"la-lead@la.test": {"time": "08:00"}, "police-lead@police.test": {"time": "12:30"}}
+    cfg = config(smtp_server.port, digests=digests)
     store = AlertStore(postgres_db)
     quiet = flag_change(rule="school-absence", child="child-q", concerns=["la/children"], severity="low")
     closed = flag_change(rule="other", child="child-c", concerns=["la/children"], severity="low")
     resolved = dict(closed, change_id="res-1", change="resolved", changed_at="2026-11-20T12:00:00Z")
-    records = [Record("t", 0, i, encode(c)) for i, c in enumerate([quiet, closed, resolved])]
-    store.apply_batch(records, cfg, at("2026-11-20T12:00"))
+    police = flag_change(rule="other", child="child-p", concerns=["police/avon"], severity="medium")
+    gp = flag_change(rule="other", child="child-g", concerns=["gp/Y001"], severity="medium")  # no digest
+    changes = [quiet, closed, resolved, police, gp]
+    store.apply_batch(
+        [Record("t", 0, i, encode(c)) for i, c in enumerate(changes)], cfg, at("2026-11-20T12:00")
+    )
     send_due(store, cfg.smtp, None, at("2026-11-20T12:00"))
+    assert "child-q" not in " ".join(r.message["Subject"] for r in smtp_server.received)  # quiet: digest only
     smtp_server.received.clear()
 
     # London is BST in summer: 08:00 London = 07:00 UTC; in November (GMT) = 08:00 UTC.
     assert digest_due(store, cfg, at("2026-11-21T07:59")) == 0
-    assert digest_due(store, cfg, at("2026-11-21T08:00")) == 1
+    assert digest_due(store, cfg, at("2026-11-21T08:00")) == 1  # la-lead's time; police-lead's is later
     assert digest_due(store, cfg, at("2026-11-21T09:00")) == 0  # once a day
     assert send_due(store, cfg.smtp, None, at("2026-11-21T09:00")).sent == 1
     [digest] = smtp_server.received
     assert digest.recipients == ["la-lead@la.test"]
     body = digest.data.decode()
-    assert "child-q" in body and "child-c" not in body  # only open flags
+    assert "child-q" in body and "child-c" not in body and "child-p" not in body  # only their open flags
     for secret in (SECRET_NAME, SECRET_ADDRESS, SECRET_NOTE):
         assert secret not in body
+    assert digest_due(store, cfg, at("2026-11-21T12:30")) == 1
+    send_due(store, cfg.smtp, None, at("2026-11-21T12:30"))
+    assert smtp_server.received[-1].recipients == ["police-lead@police.test"]
+    assert "child-p" in smtp_server.received[-1].data.decode()
+    assert len(smtp_server.received) == 2  # the GP leads have no digest: none sent to them
     assert digest_due(store, cfg, at("2026-11-22T08:00")) == 1  # next day
-    assert digest_due(store, config(smtp_server.port), at("2026-11-23T09:00")) == 0  # digest not configured
+    assert digest_due(store, config(smtp_server.port), at("2026-11-23T09:00")) == 0  # no digests configured
     store.close()
 
 
