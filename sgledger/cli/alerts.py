@@ -49,7 +49,13 @@ def _password(config: PartnershipConfig) -> str | None:
 
 @click.group()
 def alerts() -> None:
-    """Email gap flags to safeguarding leads (consumer group sgledger-alerter)."""
+    """Email gap flags to safeguarding leads.
+
+    `run` is the service: consumer group sgledger-alerter on the gap-flags topic of a Kafka
+    cluster (--bootstrap-servers), routing by a partnership file (README "Alerts",
+    deploy/partnership.example.toml). `pending` shows what waits and why; `test-send` checks the
+    SMTP route. `sgledger demo` shows the mail for the Child Charlie story on this machine.
+    """
 
 
 @alerts.command()
