@@ -14,6 +14,7 @@ import html
 import json
 from datetime import date, datetime, time, timedelta
 from email.message import EmailMessage
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -60,9 +61,9 @@ def escalate_due(store: AlertStore, config: PartnershipConfig, now: datetime) ->
                 continue
             change = json.loads(row.last_change)
             for recipient in leads:
-                msg = build_message(change, recipient, config, escalation=True)
+                build = partial(build_message, change, recipient, config, escalation=True)
                 key = f"{change['change_id']}:escalation"
-                created += store.add_mail(session, key, recipient, row.flag_id, msg, now)
+                created += store.add_mail(session, key, recipient, row.flag_id, build, now)
             row.escalated = True
     return created
 
@@ -87,8 +88,8 @@ def digest_due(store: AlertStore, config: PartnershipConfig, now: datetime) -> i
             for recipient in due.intersection(route(change, config).recipients):
                 by_recipient.setdefault(recipient, []).append(change)
         for recipient, changes in sorted(by_recipient.items()):
-            msg = digest_message(changes, recipient, config, key)
-            created += store.add_mail(session, key, recipient, "digest", msg, now)
+            build = partial(digest_message, changes, recipient, config, key)
+            created += store.add_mail(session, key, recipient, "digest", build, now)
     return created
 
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from email.message import EmailMessage
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Integer, String, Text, UniqueConstraint, create_engine, select
@@ -174,8 +176,9 @@ class AlertStore:
         self._track_flag(session, change)
         created = 0
         for recipient in route(change, config).immediate:
-            msg = build_message(change, recipient, config)
-            created += self.add_mail(session, change_id, recipient, str(change["flag"]["id"]), msg, now)
+            flag_id = str(change["flag"]["id"])
+            build = partial(build_message, change, recipient, config)
+            created += self.add_mail(session, change_id, recipient, flag_id, build, now)
         return created
 
     @staticmethod
@@ -197,14 +200,22 @@ class AlertStore:
             row.last_change = json.dumps(minimal(change))
 
     def add_mail(
-        self, session: Session, key: str, recipient: str, flag_id: str, msg: Any, now: datetime
+        self,
+        session: Session,
+        key: str,
+        recipient: str,
+        flag_id: str,
+        build: Callable[[], EmailMessage],
+        now: datetime,
     ) -> bool:
-        """A pending mail row unless (key, recipient) exists already."""
+        """A pending mail row unless (key, recipient) exists already. The message is built only
+        for a new row: on a replay, where every row exists, rendering was half the work."""
         exists = session.scalar(
             select(OutgoingMail.id).where(OutgoingMail.change_id == key, OutgoingMail.recipient == recipient)
         )
         if exists is not None:
             return False
+        msg = build()
         session.add(
             OutgoingMail(
                 change_id=key, recipient=recipient, flag_id=flag_id, message_id=str(msg["Message-ID"]),
