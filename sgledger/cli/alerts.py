@@ -66,7 +66,10 @@ def run(app: AppContext, config_path: str) -> None:
     deferred or refused is logged with a timestamp on stderr."""
     config = _config(config_path)
     if app.settings.embedded:
-        raise UserError("alerts run needs a Kafka cluster: give --bootstrap-servers")
+        raise UserError(
+            "alerts run needs a Kafka cluster: give --bootstrap-servers (the embedded broker lives "
+            "only as long as each command; `sgledger demo` shows the mail on this machine)"
+        )
     kafka = KafkaSettings.from_env(
         bootstrap_servers=app.settings.bootstrap_servers, topic_prefix=app.settings.topic_prefix
     )

@@ -134,3 +134,11 @@ def test_alerts_run_mails_each_change_once_across_a_restart(
     ids = [r.message["Message-ID"] for r in smtp_server.received]
     assert len(ids) == 3 and len(set(ids)) == 3
     assert {r.recipients[0] for r in smtp_server.received} == {"police-lead@police.test"}
+
+
+def test_alerts_run_on_the_embedded_default_explains_what_it_needs(tmp_path: Path) -> None:
+    path = write_config(tmp_path, 25)
+    embedded = AppContext(settings=Settings.resolve(data_dir=tmp_path))
+    result = CliRunner().invoke(alerts, ["run", "--config", str(path)], obj=embedded)
+    assert isinstance(result.exception, UserError)
+    assert "--bootstrap-servers" in str(result.exception) and "sgledger demo" in str(result.exception)
