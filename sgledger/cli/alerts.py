@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import smtplib
-import threading
 import uuid
 from datetime import UTC, datetime
 
@@ -21,8 +19,7 @@ from consumers.alerter.config import ConfigError, PartnershipConfig, load_config
 from consumers.alerter.message import build_message
 from consumers.alerter.sender import open_smtp, send_one
 from consumers.alerter.store import AlertStore
-from sgledger.cli.context import AppContext, UserError, console, pass_app, print_json
-from transport.kafka import KafkaSettings
+from sgledger.cli.context import AppContext, UserError, console, pass_app, print_json, stop_on_signals
 
 CONFIG = click.option(
     "--config", "config_path", required=True, type=click.Path(dir_okay=False),
@@ -65,20 +62,14 @@ def run(app: AppContext, config_path: str) -> None:
     """Consume flag changes and send mail until Ctrl-C / SIGTERM. Each batch of mail sent,
     deferred or refused is logged with a timestamp on stderr."""
     config = _config(config_path)
-    if app.settings.embedded:
-        raise UserError(
-            "alerts run needs a Kafka cluster: give --bootstrap-servers (the embedded broker lives "
-            "only as long as each command; `sgledger demo` shows the mail on this machine)"
-        )
-    kafka = KafkaSettings.from_env(
-        bootstrap_servers=app.settings.bootstrap_servers, topic_prefix=app.settings.topic_prefix
+    kafka = app.cluster(
+        "alerts run needs a Kafka cluster: give --bootstrap-servers (the embedded broker lives "
+        "only as long as each command; `sgledger demo` shows the mail on this machine)"
     )
     alerter = Alerter(kafka, config, app.settings.database_url, smtp_password=_password(config))
     if not app.debug:  # a service's log: what it mailed, not only what went wrong
         logging.getLogger("consumers.alerter").setLevel(logging.INFO)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     server = f"{config.smtp.host}:{config.smtp.port}"
     console.print(f"alerting from {kafka.topics.gap_flags} via {server} (Ctrl-C to stop)")
     try:

@@ -33,7 +33,6 @@ from ledger.timeutil import format_time
 from sgledger.cli.access import child_target, list_access, record_access
 from sgledger.cli.context import AppContext, UserError, console, parse_as_of, pass_app, print_json
 from sgledger.cli.publishing import publish_partnership_event
-from transport.kafka import KafkaSettings
 
 # Below this many events a progress bar would only flicker.
 PROGRESS_FROM = 20_000
@@ -54,13 +53,8 @@ def verify_(app: AppContext, from_kafka: bool, as_json: bool, workers: int | Non
     """Check every key registration, signature, chain, tree head and stored row; exit 1 on any finding."""
     kafka = None
     if from_kafka:
-        if app.settings.embedded:
-            raise UserError(
-                "--from-kafka needs a Kafka cluster (--bootstrap-servers): "
-                "the embedded broker keeps no history"
-            )
-        kafka = KafkaSettings.from_env(
-            bootstrap_servers=app.settings.bootstrap_servers, topic_prefix=app.settings.topic_prefix
+        kafka = app.cluster(
+            "--from-kafka needs a Kafka cluster (--bootstrap-servers): the embedded broker keeps no history"
         )
     with Progress(
         TextColumn("verifying"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +18,7 @@ from ledger.keystore import Keystore, KeystoreError
 from ledger.store.ledger import Ledger
 from ledger.timeutil import TimeFormatError, parse_time
 from sgledger.settings import Settings
+from transport.kafka import KafkaSettings
 
 
 class UserError(Exception):
@@ -46,6 +49,23 @@ class AppContext:
             self.settings.ensure_data_dir()
             self._ledger = Ledger(self.settings.database_url)
         return self._ledger
+
+    def cluster(self, refusal: str) -> KafkaSettings:
+        """The configured Kafka cluster, for work the embedded broker cannot do (it lives only as
+        long as one command); ``refusal`` says why, on the embedded default."""
+        if self.settings.embedded:
+            raise UserError(refusal)
+        return KafkaSettings.from_env(
+            bootstrap_servers=self.settings.bootstrap_servers, topic_prefix=self.settings.topic_prefix
+        )
+
+
+def stop_on_signals() -> threading.Event:
+    """Set on Ctrl-C or SIGTERM: services finish their current batch and close cleanly."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
 
 
 pass_app = click.make_pass_decorator(AppContext)

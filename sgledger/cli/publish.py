@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +13,8 @@ from consumers.projector.runner import GROUP_ID, Projector
 from ledger.timeutil import TimeFormatError, parse_time
 from producers.outbox import Outbox
 from producers.relay import Relay
-from sgledger.cli.context import AppContext, UserError, console, pass_app, print_json
+from sgledger.cli.context import AppContext, UserError, console, pass_app, print_json, stop_on_signals
 from sgledger.cli.publishing import publish_event
-from transport.kafka import KafkaSettings
 
 
 def _data(value: str) -> dict[str, Any]:
@@ -80,22 +77,10 @@ def publish(
         console.print(f"{event['type']} {event['id']} ({agency} #{event['sequence']}): {result}")
 
 
-def _kafka(app: AppContext) -> KafkaSettings:
-    if app.settings.embedded:
-        raise UserError(
-            "this command runs against a Kafka cluster: give --bootstrap-servers "
-            "(with the embedded broker, publish/scenario/demo deliver by themselves)"
-        )
-    return KafkaSettings.from_env(
-        bootstrap_servers=app.settings.bootstrap_servers, topic_prefix=app.settings.topic_prefix
-    )
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
+CLUSTER_ONLY = (
+    "this command runs against a Kafka cluster: give --bootstrap-servers "
+    "(with the embedded broker, publish/scenario/demo deliver by themselves)"
+)
 
 
 @click.command()
@@ -109,7 +94,7 @@ def _stop_on_signals() -> threading.Event:
 @pass_app
 def relay(app: AppContext, once: bool, resend_from: int | None, agency: str | None) -> None:
     """Send the outbox to Kafka; rows are marked sent only once the broker acknowledged them."""
-    kafka = _kafka(app)
+    kafka = app.cluster(CLUSTER_ONLY)
     outbox = Outbox(app.settings.outbox_url)
     the_relay = Relay(outbox, kafka)
     if resend_from is not None:
@@ -118,7 +103,7 @@ def relay(app: AppContext, once: bool, resend_from: int | None, agency: str | No
         console.print(f"sent {len(the_relay.send_pending(timeout_s=60))} event(s)")
         return
     console.print(f"relaying {app.settings.outbox_url} to {kafka.bootstrap_servers} (Ctrl-C to stop)")
-    the_relay.run(_stop_on_signals())
+    the_relay.run(stop_on_signals())
 
 
 @click.command()
@@ -129,10 +114,10 @@ def project(app: AppContext, group: str) -> None:
 
     Start several with the same group to share the partitions.
     """
-    kafka = _kafka(app)
+    kafka = app.cluster(CLUSTER_ONLY)
     projector = Projector(Applier(app.ledger, app.root_key()), kafka, group_id=group)
     console.print(f"projecting {kafka.bootstrap_servers} into {app.settings.database_url} (Ctrl-C to stop)")
     try:
-        projector.run(_stop_on_signals())
+        projector.run(stop_on_signals())
     finally:
         projector.close()
