@@ -241,6 +241,18 @@ def make_consumer(settings: KafkaSettings, group_id: str | None, topics: Iterabl
     return consumer
 
 
+def assign_all(consumer: KafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+    """Assign every partition of ``topics`` to a consumer without a group: for a lone reader
+    (the in-process projector and alerter, the auditor) a group join would only add its wait."""
+    partitions = [
+        TopicPartition(topic, partition)
+        for topic in topics
+        for partition in sorted(consumer.partitions_for_topic(topic) or ())
+    ]
+    consumer.assign(partitions)
+    return partitions
+
+
 def partition_lag(consumer: KafkaConsumer) -> dict[TopicPartition, int | None]:
     """Messages not yet consumed per assigned partition: highwater - position (tansu's
     ``end_offsets`` is wrong). None until the first fetch has reported a highwater mark."""

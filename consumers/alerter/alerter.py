@@ -22,7 +22,7 @@ from consumers.alerter.config import PartnershipConfig
 from consumers.alerter.escalation import digest_due, escalate_due
 from consumers.alerter.sender import BACKOFF_BASE, SendReport, send_due
 from consumers.alerter.store import AlertStore, Record
-from transport.kafka import KafkaSettings, cluster_id, ensure_topics, make_consumer
+from transport.kafka import KafkaSettings, assign_all, cluster_id, ensure_topics, make_consumer
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +85,7 @@ class Alerter:
             if self.group_id is None:
                 # A lone in-process alerter (the demo): take every partition directly instead of
                 # waiting for a group join; the positions in the database say where to start.
-                partitions = [
-                    TopicPartition(self.topic, p)
-                    for p in sorted(consumer.partitions_for_topic(self.topic) or ())
-                ]
-                consumer.assign(partitions)
-                self.seek_to_stored(partitions)
+                self.seek_to_stored(assign_all(consumer, [self.topic]))
             else:
                 consumer.subscribe([self.topic], listener=_SeekToStored(self))
         return self._consumer

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from kafka import KafkaConsumer, TopicPartition
 
-from transport.kafka import KafkaSettings, make_consumer
+from transport.kafka import KafkaSettings, assign_all, make_consumer
 
 
 @dataclass(frozen=True)
@@ -25,12 +25,7 @@ def read_topics(settings: KafkaSettings, idle_timeout_s: float = 5.0) -> list[To
     """All messages of the event topics, in partition order."""
     consumer = make_consumer(settings, None, [])
     try:
-        partitions = [
-            TopicPartition(topic, partition)
-            for topic in settings.topics.events()
-            for partition in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        consumer.assign(partitions)
+        partitions = assign_all(consumer, settings.topics.events())
         consumer.seek_to_beginning(*partitions)
         messages: list[TopicMessage] = []
         last_progress = time.monotonic()

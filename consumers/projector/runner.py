@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from consumers.projector.applier import Applier, ApplyStats, Message
 from ledger.store.models import QuarantineEntry
-from transport.kafka import KafkaSettings, cluster_id, ensure_topics, make_consumer, make_producer
+from transport.kafka import KafkaSettings, assign_all, cluster_id, ensure_topics, make_consumer, make_producer
 from views.models import FlagChangeRow
 
 log = logging.getLogger(__name__)
@@ -71,13 +71,7 @@ class Projector:
         if group_id is None:
             # A lone in-process projector (scenario runs, the demo): take every partition
             # directly instead of waiting for a group join.
-            partitions = [
-                TopicPartition(topic, p)
-                for topic in self.topics.events()
-                for p in sorted(self.consumer.partitions_for_topic(topic) or ())
-            ]
-            self.consumer.assign(partitions)
-            self.seek_assigned(partitions)
+            self.seek_assigned(assign_all(self.consumer, self.topics.events()))
         else:
             self.consumer.subscribe(self.topics.events(), listener=_SeekToTracked(self))
         self.producer: KafkaProducer = make_producer(settings)
