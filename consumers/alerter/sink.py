@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from functools import cached_property
 from types import TracebackType
 from typing import Any, cast
 
@@ -30,8 +31,9 @@ class ReceivedMail:
     recipients: list[str]
     data: bytes
 
-    @property
+    @cached_property
     def message(self) -> EmailMessage:
+        """Parsed once: the demo's table, its full print and the tests all read it again."""
         return cast(EmailMessage, message_from_bytes(self.data, policy=policy.default))
 
     def text(self) -> str:

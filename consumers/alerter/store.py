@@ -175,8 +175,8 @@ class AlertStore:
         change_id = str(change["change_id"])
         self._track_flag(session, change)
         created = 0
+        flag_id = str(change["flag"]["id"])
         for recipient in route(change, config).immediate:
-            flag_id = str(change["flag"]["id"])
             build = partial(build_message, change, recipient, config)
             created += self.add_mail(session, change_id, recipient, flag_id, build, now)
         return created
