@@ -21,6 +21,8 @@ from sgledger.cli.keys import agency, keys
 from sgledger.cli.publish import project, publish, relay
 from sgledger.cli.quarantine import quarantine
 from sgledger.cli.scenario import demo, scenario
+from sgledger.cli.serve import serve
+from sgledger.cli.users import users
 from sgledger.settings import Settings
 
 
@@ -82,6 +84,8 @@ for command in (
     demo,
     audit,
     alerts,
+    serve,
+    users,
 ):
     cli.add_command(command)
 

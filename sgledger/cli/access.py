@@ -9,36 +9,12 @@ the operating-system account the command runs as (``os:<account>``), never a set
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
-from sqlalchemy import select
-
-from ledger.store.ledger import Ledger
-from ledger.store.models import AcceptedEvent
-from ledger.timeutil import format_time
 from producers.service import Actor
 from sgledger.cli.context import AppContext
 from sgledger.cli.publishing import deliver, service_producer
-
-ACCESS_RECORDED = "access.recorded"
 
 
 def record_access(app: AppContext, action: str, target: str, reason: str | None) -> None:
     """Publish that the command-line user did ``action`` on ``target`` and why."""
     service_producer(app).record_access(Actor.operating_system_user(), action, target, reason)
     deliver(app)
-
-
-def list_access(ledger: Ledger, child: str) -> list[dict[str, Any]]:
-    """Who looked at ``child``'s record: every access event about the child, oldest first."""
-    with ledger.read() as session:
-        rows = session.execute(
-            select(AcceptedEvent.event_id, AcceptedEvent.recordedtime, AcceptedEvent.envelope)
-            .where(AcceptedEvent.subject == child, AcceptedEvent.type == ACCESS_RECORDED)
-            .order_by(AcceptedEvent.position)
-        ).all()
-    return [
-        {"when": format_time(recorded), "event_id": event_id, **json.loads(envelope)["data"]}
-        for event_id, recorded, envelope in rows
-    ]

@@ -30,9 +30,10 @@ from consumers.auditor.verify import verify
 from ledger.merkle import ProofError
 from ledger.timeutil import format_time
 from producers.service import child_target
-from sgledger.cli.access import list_access, record_access
+from sgledger.cli.access import record_access
 from sgledger.cli.context import AppContext, UserError, console, parse_as_of, pass_app, print_json
 from sgledger.cli.publishing import deliver, service_producer
+from views.access_log import list_access
 
 # Below this many events a progress bar would only flicker.
 PROGRESS_FROM = 20_000

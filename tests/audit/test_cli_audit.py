@@ -19,11 +19,11 @@ from consumers.auditor.tree_heads import leaf_of
 from ledger.merkle import verify_consistency, verify_inclusion
 from ledger.store.ledger import Ledger
 from ledger.store.models import AcceptedEvent
-from sgledger.cli.access import list_access
 from sgledger.cli.audit import audit
 from sgledger.cli.context import AppContext, UserError
 from sgledger.settings import Settings
 from tests.audit.conftest import Story
+from views.access_log import list_access
 
 CHILD = "C-CH-1"
 

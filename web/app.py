@@ -1,0 +1,602 @@
+"""The leads' web workspace: FastAPI routes over the view tables, every read audited.
+
+Pages are rendered on the server (Jinja2, GOV.UK Design System markup) and work without
+JavaScript; the one script only adds GOV.UK Frontend's progressive enhancements. Who may see
+what (``web.policy``) is decided here, before any child data is read for the page; every page
+that shows a child records an ``access.recorded`` event through the service key first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from consumers.auditor.chronology import build_chronology
+from consumers.auditor.chronology_formats import render
+from ledger.store.models import AcceptedEvent
+from ledger.timeutil import TimeFormatError
+from producers.service import Actor, child_target
+from views.access_log import break_glass_reads, list_access
+from views.flag_ids import FlagIdError, resolve_flag_id, short_flag_id
+from views.models import FlagChangeRow, FlagRow
+from views.queries import child_view, flags_as_of
+from views.relationship import has_relationship
+from views.summaries import agency_name, summarise
+from web import pages
+from web.accounts import LoginRefused, SignedIn
+from web.oidc import ClaimsRefused
+from web.services import WebServices
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+SIGNIN_COOKIE = "sgl_signin"  # the sign-in form's CSRF token, before there is a session
+MAX_REASON = 500
+
+
+class NeedsSignIn(Exception):
+    def __init__(self, expired: bool) -> None:
+        self.expired = expired
+
+
+class PageError(Exception):
+    """Shown as a GOV.UK error page with ``status``; ``message`` is safe to show."""
+
+    def __init__(self, status: int, title: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.title, self.message, self.extra = status, title, message, extra
+
+
+def signed_in(request: Request) -> SignedIn:
+    """The person behind the session cookie; else off to the sign-in page (saying the session
+    ended when there was a cookie whose session is gone)."""
+    token = request.cookies.get(request.app.state.cookie_name)
+    if not token:
+        raise NeedsSignIn(expired=False)
+    user = request.app.state.services.accounts.session(token)
+    if user is None:
+        raise NeedsSignIn(expired=True)
+    request.state.user = user
+    return user
+
+
+User = Annotated[SignedIn, Depends(signed_in)]
+
+
+async def checked_form(request: Request, user: User) -> dict[str, str]:
+    """The POSTed form, after its CSRF token matched the session's; else a 403 page."""
+    form = await request.form()
+    given = form.get("csrf_token")
+    if not isinstance(given, str) or not secrets.compare_digest(given, user.csrf):
+        raise PageError(
+            403,
+            "This form cannot be accepted",
+            "The form did not come from this service's own page (its security token is missing or "
+            "wrong). Nothing was changed. Go back, reload the page and try again.",
+        )
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+CheckedForm = Annotated[dict[str, str], Depends(checked_form)]
+
+
+def create_app(services: WebServices) -> FastAPI:
+    config = services.config
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        services.start()
+        try:
+            yield
+        finally:
+            services.close()
+
+    app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.services = services
+    templates = Jinja2Templates(directory=HERE / "templates")
+    pages.install_filters(templates.env)
+    templates.env.globals.update(partnership=config.partnership_name, oidc=config.oidc)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    cookie_name = "__Host-sgl_session" if config.secure else "sgl_session"
+    app.state.cookie_name = cookie_name
+    if config.oidc is not None:
+        # Only Authlib's OIDC handshake (state, nonce) lives in this signed cookie, for the few
+        # minutes between leaving for the provider and coming back; the session is server-side.
+        app.add_middleware(
+            SessionMiddleware,
+            secret_key=secrets.token_urlsafe(32),
+            session_cookie="sgl_oidc",
+            max_age=600,
+            same_site="lax",
+            https_only=config.secure,
+        )
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        h = response.headers
+        h["Content-Security-Policy"] = (
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+            "form-action 'self'; frame-ancestors 'none'"
+        )
+        h["X-Content-Type-Options"] = "nosniff"
+        h["X-Frame-Options"] = "DENY"
+        h["Referrer-Policy"] = "no-referrer"
+        h["Cross-Origin-Opener-Policy"] = "same-origin"
+        if config.secure:
+            h["Strict-Transport-Security"] = "max-age=31536000"
+        if not request.url.path.startswith("/static/"):
+            # Every page may show a child or a flag: nothing is kept by the browser or a proxy.
+            h["Cache-Control"] = "no-store"
+        return response
+
+    def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        return templates.TemplateResponse(request, template, context, status_code=status)
+
+    @app.exception_handler(NeedsSignIn)
+    async def _needs_sign_in(request: Request, exc: NeedsSignIn) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        query = f"?next={quote(target, safe='')}" + ("&expired=1" if exc.expired else "")
+        response = RedirectResponse(f"/sign-in{query}", status_code=303)
+        if exc.expired:
+            response.delete_cookie(cookie_name, path="/")
+        return response
+
+    @app.exception_handler(PageError)
+    async def _page_error(request: Request, exc: PageError) -> Response:
+        user = getattr(request.state, "user", None)
+        return page(
+            request, "error.html", exc.status, title=exc.title, message=exc.message, user=user, **exc.extra
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        titles = {404: "Page not found", 405: "Not allowed"}
+        return page(
+            request,
+            "error.html",
+            exc.status_code,
+            title=titles.get(exc.status_code, "Error"),
+            message=str(exc.detail),
+            user=getattr(request.state, "user", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("error on %s", request.url.path)
+        return page(
+            request,
+            "error.html",
+            500,
+            title="Sorry, there is a problem with the service",
+            message="The error has been logged. Try again later.",
+            user=None,
+        )
+
+    def may_read_child(user: SignedIn, child: str) -> bool:
+        if user.role == "designated-lead" or child in user.glass:
+            return True
+        if user.role != "lead" or user.actor.agency is None:
+            return False
+        with services.ledger.read() as session:
+            return has_relationship(session, user.actor.agency, child)
+
+    def child_exists(child: str) -> bool:
+        with services.ledger.read() as session:
+            return (
+                session.scalar(select(AcceptedEvent.event_id).where(AcceptedEvent.subject == child).limit(1))
+                is not None
+            )
+
+    def require_auditor(user: SignedIn) -> None:
+        if user.role not in ("designated-lead", "auditor"):
+            raise PageError(
+                403,
+                "You cannot see this page",
+                "Audit pages are for the partnership's designated leads and auditors.",
+                user=user,
+            )
+
+    # --- sign in and out ----------------------------------------------------------------------
+
+    @app.get("/sign-in", response_class=HTMLResponse)
+    def sign_in_page(request: Request, next: str = "/flags", expired: int = 0) -> Response:
+        token = secrets.token_urlsafe(32)
+        response = page(
+            request,
+            "sign_in.html",
+            csrf=token,
+            next=_safe_next(next),
+            expired=bool(expired),
+            errors=[],
+            email="",
+        )
+        _set_signin_cookie(response, token)
+        return response
+
+    @app.post("/sign-in", response_class=HTMLResponse)
+    async def sign_in(request: Request) -> Response:
+        form = await request.form()
+        email, password = str(form.get("email", "")), str(form.get("password", ""))
+        next_url = _safe_next(str(form.get("next", "/flags")))
+        expected = request.cookies.get(SIGNIN_COOKIE)
+        given = str(form.get("csrf_token", ""))
+        if not expected or not secrets.compare_digest(given, expected):
+            raise PageError(
+                403,
+                "This form cannot be accepted",
+                "The sign-in form did not come from this service's own page. Nothing was "
+                "changed. Go back, reload the page and try again.",
+            )
+        try:
+            actor = services.accounts.authenticate(email, password)
+        except LoginRefused as exc:
+            token = secrets.token_urlsafe(32)
+            response = page(
+                request,
+                "sign_in.html",
+                401,
+                csrf=token,
+                next=next_url,
+                expired=False,
+                errors=[{"text": str(exc), "href": "#email"}],
+                email=email,
+            )
+            _set_signin_cookie(response, token)
+            return response
+        return _start(actor, email.strip().lower(), next_url)
+
+    def _start(actor: Actor, display: str, next_url: str) -> Response:
+        user = services.accounts.start_session(actor, display)
+        response = RedirectResponse(next_url, status_code=303)
+        response.set_cookie(
+            cookie_name,
+            user.token,
+            max_age=int(config.session_absolute.total_seconds()),
+            path="/",
+            secure=config.secure,
+            httponly=True,
+            samesite="lax",
+        )
+        response.delete_cookie(SIGNIN_COOKIE, path="/")
+        return response
+
+    def _set_signin_cookie(response: Response, token: str) -> None:
+        response.set_cookie(
+            SIGNIN_COOKIE,
+            token,
+            max_age=1800,
+            path="/",
+            secure=config.secure,
+            httponly=True,
+            samesite="strict",
+        )
+
+    @app.post("/sign-out")
+    def sign_out(user: User, form: CheckedForm) -> Response:
+        services.accounts.end_session(user.token)
+        response = RedirectResponse("/sign-in", status_code=303)
+        response.delete_cookie(cookie_name, path="/")
+        return response
+
+    if config.oidc is not None:
+        from authlib.integrations.starlette_client import OAuth, OAuthError
+
+        oidc = config.oidc
+        oauth = OAuth()
+        oauth.register(
+            "partnership",
+            client_id=oidc.client_id,
+            client_secret=oidc.client_secret,
+            server_metadata_url=oidc.metadata_url,
+            client_kwargs={"scope": oidc.scope},
+        )
+
+        @app.get("/sign-in/oidc")
+        async def oidc_start(request: Request, next: str = "/flags") -> Response:
+            request.session["next"] = _safe_next(next)
+            client = oauth.create_client("partnership")
+            redirect: Response = await client.authorize_redirect(
+                request, config.base_url.rstrip("/") + "/sign-in/oidc/callback"
+            )
+            return redirect
+
+        @app.get("/sign-in/oidc/callback")
+        async def oidc_callback(request: Request) -> Response:
+            client = oauth.create_client("partnership")
+            try:
+                token = await client.authorize_access_token(request)
+                actor, display = oidc.actor(token.get("userinfo") or {})
+            except (OAuthError, ClaimsRefused) as exc:
+                message = exc.description if isinstance(exc, OAuthError) else str(exc)
+                raise PageError(403, "You could not be signed in", f"Sign-in was refused: {message}") from exc
+            return _start(actor, display, _safe_next(request.session.pop("next", "/flags")))
+
+    # --- pages ---------------------------------------------------------------------------------
+
+    @app.get("/")
+    def home(user: User) -> Response:
+        return RedirectResponse("/audit" if user.role == "auditor" else "/flags", status_code=303)
+
+    @app.get("/flags", response_class=HTMLResponse)
+    def my_flags(request: Request, user: User, tab: str = "open") -> Response:
+        if tab not in pages.FLAG_TABS:
+            raise PageError(400, "There is no such list", "Choose open, acknowledged or resolved.", user=user)
+        scope = "all" if user.role == "designated-lead" else (user.actor.agency or "none")
+        services.record_access(user.actor, f"web flags {tab}", f"flags:{scope}")
+        rows: list[dict[str, Any]] = []
+        if user.role in ("lead", "designated-lead"):
+            with services.ledger.read() as session:
+                query = select(FlagRow)
+                if user.role == "lead":
+                    query = query.where(FlagRow.payload.contains(f'"{user.actor.agency}"'))
+                for row in session.scalars(query):
+                    flag = json.loads(row.payload)
+                    if user.role == "lead" and user.actor.agency not in flag["concerns"]:
+                        continue
+                    if pages.flag_tab(flag) == tab:
+                        rows.append(flag)
+        rows.sort(key=pages.flag_order)
+        return page(request, "flags.html", user=user, flags=rows, tab=tab, tabs=pages.FLAG_TABS)
+
+    @app.get("/flags/{flag_ref}", response_class=HTMLResponse)
+    def flag_page(request: Request, user: User, flag_ref: str, done: str | None = None) -> Response:
+        flag, evidence, history = load_flag(user, flag_ref)
+        return page(
+            request,
+            "flag.html",
+            user=user,
+            flag=flag,
+            evidence=evidence,
+            history=history,
+            done=done,
+            may_open_child=flag["child"] and may_read_child(user, flag["child"]),
+        )
+
+    def load_flag(
+        user: SignedIn, flag_ref: str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+        with services.ledger.read() as session:
+            try:
+                flag_id = resolve_flag_id(session, flag_ref)
+            except FlagIdError as exc:
+                raise PageError(404, "Flag not found", str(exc), user=user) from exc
+            row = session.get(FlagRow, flag_id)
+            assert row is not None  # resolved just now, in this transaction
+            flag = json.loads(row.payload)
+            allowed = user.role == "designated-lead" or (
+                user.role == "lead" and user.actor.agency in flag["concerns"]
+            )
+            if not allowed and not (flag["child"] and may_read_child(user, flag["child"])):
+                raise PageError(
+                    403, "You cannot see this flag", "This flag does not concern your agency.", user=user
+                )
+            evidence_rows = session.scalars(
+                select(AcceptedEvent)
+                .where(AcceptedEvent.event_id.in_(flag["evidence"]))
+                .order_by(AcceptedEvent.time)
+            )
+            evidence = [
+                {
+                    "id": e.event_id,
+                    "source": e.source,
+                    "type": e.type,
+                    "time": e.time,
+                    "summary": summarise(e.type, e.source, json.loads(e.envelope)["data"]),
+                }
+                for e in evidence_rows
+            ]
+            changes = session.scalars(
+                select(FlagChangeRow).where(FlagChangeRow.flag_id == flag_id).order_by(FlagChangeRow.id)
+            )
+            history = [{"change": c.change, "at": c.changed_at} for c in changes]
+        target = child_target(flag["child"]) if flag["child"] else f"flag:{flag_id}"
+        services.record_access(user.actor, f"web flag {short_flag_id(flag_id)}", target)
+        return flag, evidence, history
+
+    @app.post("/flags/{flag_ref}/acknowledge")
+    def acknowledge(user: User, form: CheckedForm, flag_ref: str) -> Response:
+        return decide(user, flag_ref, "flag.acknowledged", form.get("reason", "").strip() or None)
+
+    @app.post("/flags/{flag_ref}/dismiss", response_class=HTMLResponse)
+    def dismiss(request: Request, user: User, form: CheckedForm, flag_ref: str) -> Response:
+        reason = form.get("reason", "").strip()
+        if not reason:
+            flag, evidence, history = load_flag(user, flag_ref)
+            return page(
+                request,
+                "flag.html",
+                400,
+                user=user,
+                flag=flag,
+                evidence=evidence,
+                history=history,
+                done=None,
+                may_open_child=flag["child"] and may_read_child(user, flag["child"]),
+                errors=[{"text": "Enter why this flag needs no action", "href": "#dismiss-reason"}],
+            )
+        return decide(user, flag_ref, "flag.dismissed", reason)
+
+    def decide(
+        user: SignedIn,
+        flag_ref: str,
+        decision: Literal["flag.acknowledged", "flag.dismissed"],
+        reason: str | None,
+    ) -> Response:
+        if user.role not in ("lead", "designated-lead"):
+            raise PageError(
+                403,
+                "You cannot decide on flags",
+                "Only safeguarding leads acknowledge or dismiss flags.",
+                user=user,
+            )
+        if reason is not None and len(reason) > MAX_REASON:
+            raise PageError(
+                400, "Reason too long", f"Give a reason of at most {MAX_REASON} characters.", user=user
+            )
+        flag, _, _ = load_flag(user, flag_ref)
+        if flag["status"] != "open":
+            raise PageError(
+                409,
+                "This flag is closed",
+                f"The flag is {flag['status']}: there is nothing to decide.",
+                user=user,
+            )
+        shown = services.decide_flag(
+            user.actor, decision, flag["id"], flag["child"], reason, flag["evidence"]
+        )
+        done = ("acknowledged" if decision == "flag.acknowledged" else "dismissed") + (
+            "" if shown else "-pending"
+        )
+        return RedirectResponse(f"/flags/{short_flag_id(flag['id'])}?done={done}", status_code=303)
+
+    @app.get("/search", response_class=HTMLResponse)
+    def search(request: Request, user: User, child: str | None = None) -> Response:
+        if child is None:
+            return page(request, "search.html", user=user, query="", errors=[])
+        query = child.strip()
+        if query and len(query) <= 128 and child_exists(query):
+            return RedirectResponse(f"/children/{quote(query, safe='')}", status_code=303)
+        return page(
+            request,
+            "search.html",
+            404,
+            user=user,
+            query=child,
+            errors=[{"text": "No child has that id. Check the id and try again.", "href": "#child"}],
+        )
+
+    @app.get("/children/{child}", response_class=HTMLResponse)
+    def child_page(request: Request, user: User, child: str, as_of: str | None = None) -> Response:
+        when = None
+        if as_of:
+            try:
+                when = pages.parse_as_of(as_of)
+            except TimeFormatError as exc:
+                raise PageError(
+                    400,
+                    "There is a problem with the date",
+                    str(exc),
+                    user=user,
+                    errors=[{"text": str(exc), "href": "#as-of"}],
+                    child=child,
+                ) from exc
+        if not child_exists(child):
+            raise PageError(
+                404, "Child not found", "No events about a child with this id are in the ledger.", user=user
+            )
+        if not may_read_child(user, child):
+            return page(request, "refused.html", 403, user=user, child=child, errors=[])
+        services.record_access(
+            user.actor, "web child" + (f" as of {when.isoformat()}" if when else ""), child_target(child)
+        )
+        with services.ledger.read() as session:
+            view = child_view(session, child)
+        assert view is not None  # it has events
+        if when is not None:
+            view = pages.view_as_of(
+                view, flags_as_of(services.ledger, services.root, when, child=child), when
+            )
+        return page(request, "child.html", user=user, view=pages.child_page(view, when), as_of=as_of or "")
+
+    @app.post("/children/{child}/break-glass", response_class=HTMLResponse)
+    def break_glass(request: Request, user: User, form: CheckedForm, child: str) -> Response:
+        reason = form.get("reason", "").strip()
+        if not reason or len(reason) > MAX_REASON:
+            text = (
+                "Enter why you need to open this record"
+                if not reason
+                else f"Give at most {MAX_REASON} characters"
+            )
+            return page(
+                request,
+                "refused.html",
+                400,
+                user=user,
+                child=child,
+                errors=[{"text": text, "href": "#reason"}],
+            )
+        if not child_exists(child):
+            raise PageError(
+                404, "Child not found", "No events about a child with this id are in the ledger.", user=user
+            )
+        services.record_access(user.actor, "break glass", child_target(child), reason)
+        services.accounts.grant_glass(user.token, child)
+        if services.mailer is not None:
+            services.mailer.send(user.actor, child, reason, datetime.now(UTC).isoformat(timespec="seconds"))
+        return RedirectResponse(f"/children/{quote(child, safe='')}", status_code=303)
+
+    @app.get("/children/{child}/chronology.{fmt}")
+    def chronology(user: User, child: str, fmt: str) -> Response:
+        media = {"html": "text/html; charset=utf-8", "csv": "text/csv; charset=utf-8"}
+        if fmt not in media:
+            raise PageError(404, "Page not found", "The chronology is available as HTML or CSV.", user=user)
+        if not child_exists(child):
+            raise PageError(
+                404, "Child not found", "No events about a child with this id are in the ledger.", user=user
+            )
+        if not may_read_child(user, child):
+            raise PageError(
+                403, "You cannot see this record", "Open the child's page to ask for access.", user=user
+            )
+        services.record_access(user.actor, f"web chronology {fmt}", child_target(child))
+        text = render(build_chronology(services.ledger, services.root, child, datetime.now(UTC)), fmt)
+        headers = (
+            {"Content-Disposition": f'attachment; filename="chronology-{child}.{fmt}"'}
+            if fmt == "csv"
+            else {}
+        )
+        return Response(text, media_type=media[fmt], headers=headers)
+
+    @app.get("/audit", response_class=HTMLResponse)
+    def audit(request: Request, user: User) -> Response:
+        require_auditor(user)
+        services.record_access(user.actor, "web audit break-glass", "audit:break-glass")
+        with services.ledger.read() as session:
+            reads = break_glass_reads(session)
+        return page(request, "audit.html", user=user, reads=reads)
+
+    @app.get("/audit/children/{child}", response_class=HTMLResponse)
+    def audit_child(request: Request, user: User, child: str) -> Response:
+        if user.role not in ("designated-lead", "auditor") and not may_read_child(user, child):
+            raise PageError(
+                403,
+                "You cannot see this page",
+                "You can see who looked at the records of children your agency works with.",
+                user=user,
+            )
+        if not child_exists(child):
+            raise PageError(
+                404, "Child not found", "No events about a child with this id are in the ledger.", user=user
+            )
+        services.record_access(user.actor, "web audit child", child_target(child))
+        return page(
+            request, "audit_child.html", user=user, child=child, reads=list_access(services.ledger, child)
+        )
+
+    templates.env.globals.update(agency_name=agency_name, short_flag_id=short_flag_id)
+    return app
+
+
+def _safe_next(target: str) -> str:
+    """Only a path on this site: an open redirect would let a phishing link borrow our sign-in."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/flags"
+    return target

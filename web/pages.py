@@ -1,0 +1,115 @@
+"""What the templates show, shaped from the read-side views (pure: no database, no HTTP).
+
+Times are shown in London time, the way a lead reads them ("Tue 10 Dec 2019 21:40"); the
+machine form stays in ``datetime`` attributes of ``<time>`` elements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment
+
+from ledger.timeutil import TimeFormatError, parse_time
+from policies.engine import Flag
+from views.summaries import agency_name, summarise
+
+LONDON = ZoneInfo("Europe/London")
+FLAG_TABS = ("open", "acknowledged", "resolved")
+SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
+
+
+def flag_tab(flag: Mapping[str, Any]) -> str:
+    """An acknowledged flag is still open (it is closed by a later event or a dismissal); the
+    tabs separate the ones nobody has answered yet from those a lead has."""
+    if flag["status"] != "open":
+        return "resolved"
+    return "acknowledged" if flag.get("acknowledged_by") else "open"
+
+
+def flag_order(flag: Mapping[str, Any]) -> tuple[str, int, str]:
+    """Soonest due first, then the most severe."""
+    return (flag["due"], SEVERITY_ORDER.get(flag["severity"], 9), flag["rule"])
+
+
+def parse_as_of(text: str) -> datetime:
+    """A date (``2019-12-10``, what an ``<input type=date>`` sends) means the end of that day in
+    London: "what did the partnership know on this date". A full RFC 3339 time is taken as is."""
+    text = text.strip()
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        if "T" not in text:
+            raise TimeFormatError(
+                f"Enter the date as year-month-day, for example 2019-12-10 (not {text[:40]!r})"
+            ) from None
+        return parse_time(text)
+    return datetime.combine(day + timedelta(days=1), time(), LONDON) - timedelta(microseconds=1)
+
+
+def when(value: datetime | str | None) -> str:
+    if value is None:
+        return ""
+    moment = parse_time(value) if isinstance(value, str) else value
+    return f"{moment.astimezone(LONDON):%a %d %b %Y %H:%M}"
+
+
+def iso(value: datetime | str | None) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else value.astimezone(UTC).isoformat()
+
+
+def age(dob: str | None, on: datetime) -> str:
+    """ "1 year 3 months", "7 months", "12 days": how practitioners say a young child's age."""
+    if not dob:
+        return "not known"
+    born = date.fromisoformat(dob)
+    today = on.astimezone(LONDON).date()
+    if today < born:
+        return "not yet born"
+    months = (today.year - born.year) * 12 + today.month - born.month - (today.day < born.day)
+    if months == 0:
+        days = (today - born).days
+        return f"{days} day{'s' * (days != 1)}"
+    years, months = divmod(months, 12)
+    parts = ([f"{years} year{'s' * (years != 1)}"] if years else []) + (
+        [f"{months} month{'s' * (months != 1)}"] if months else []
+    )
+    return " ".join(parts)
+
+
+def view_as_of(view: dict[str, Any], flags: Sequence[Flag], as_of: datetime) -> dict[str, Any]:
+    """The child view cut at ``as_of``: the chronology and agencies as recorded by then and the
+    flags open then (recomputed from the ledger). People, GP and school stay as known now."""
+    return {
+        **view,
+        "chronology": [e for e in view["chronology"] if parse_time(e["recordedtime"]) <= as_of],
+        "agencies": [a for a in view["agencies"] if parse_time(a["aware_since"]) <= as_of],
+        "open_flags": sorted((f.to_json() for f in flags if f.is_open), key=flag_order),
+    }
+
+
+def child_page(view: Mapping[str, Any], as_of: datetime | None) -> dict[str, Any]:
+    on = as_of or datetime.now(UTC)
+    timeline = [
+        {
+            **e,
+            "summary": summarise(e["type"], e["source"], e["data"]),
+            "late": parse_time(e["recordedtime"]) - parse_time(e["time"]) > timedelta(hours=24),
+        }
+        for e in view["chronology"]
+    ]
+    return {
+        **view,
+        "age": age(view["dob"], on),
+        "timeline": timeline,
+        "event_ids": {e["id"] for e in view["chronology"]},
+    }
+
+
+def install_filters(env: Environment) -> None:
+    env.filters.update(when=when, iso=iso, agency=agency_name)
