@@ -189,17 +189,16 @@ class Accounts:
                     "Too many failed attempts: this account is locked until "
                     f"{row.locked_until:%H:%M} UTC. Try again later or ask your administrator"
                 )
-            if not _verify(row.password_hash, password):
-                row.failed_logins += 1
-                if row.failed_logins >= LOCK_AFTER:
-                    row.locked_until = now + min(
-                        FIRST_LOCK * 2 ** (row.failed_logins - LOCK_AFTER), LONGEST_LOCK
-                    )
-                raise refused
-            row.failed_logins, row.locked_until = 0, None
-            if _hasher.check_needs_rehash(row.password_hash):
-                row.password_hash = _hasher.hash(password)
-            return Actor(local_actor_id(email), cast(WebRole, row.role), row.agency)
+            if _verify(row.password_hash, password):
+                row.failed_logins, row.locked_until = 0, None
+                if _hasher.check_needs_rehash(row.password_hash):
+                    row.password_hash = _hasher.hash(password)
+                return Actor(local_actor_id(email), cast(WebRole, row.role), row.agency)
+            # Counted in this transaction, which must commit: raising inside it would roll back.
+            row.failed_logins += 1
+            if row.failed_logins >= LOCK_AFTER:
+                row.locked_until = now + min(FIRST_LOCK * 2 ** (row.failed_logins - LOCK_AFTER), LONGEST_LOCK)
+        raise refused
 
     # --- sessions ----------------------------------------------------------------------------
 

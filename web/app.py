@@ -148,6 +148,9 @@ def create_app(services: WebServices) -> FastAPI:
         return response
 
     def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        """Render ``template``; the signed-in person (set on the request by ``signed_in``) is
+        always in the context, for the header and the forms' CSRF token."""
+        context.setdefault("user", getattr(request.state, "user", None))
         return templates.TemplateResponse(request, template, context, status_code=status)
 
     @app.exception_handler(NeedsSignIn)
@@ -161,10 +164,7 @@ def create_app(services: WebServices) -> FastAPI:
 
     @app.exception_handler(PageError)
     async def _page_error(request: Request, exc: PageError) -> Response:
-        user = getattr(request.state, "user", None)
-        return page(
-            request, "error.html", exc.status, title=exc.title, message=exc.message, user=user, **exc.extra
-        )
+        return page(request, "error.html", exc.status, title=exc.title, message=exc.message, **exc.extra)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -211,7 +211,6 @@ def create_app(services: WebServices) -> FastAPI:
                 403,
                 "You cannot see this page",
                 "Audit pages are for the partnership's designated leads and auditors.",
-                user=user,
             )
 
     # --- sign in and out ----------------------------------------------------------------------
@@ -338,7 +337,7 @@ def create_app(services: WebServices) -> FastAPI:
     @app.get("/flags", response_class=HTMLResponse)
     def my_flags(request: Request, user: User, tab: str = "open") -> Response:
         if tab not in pages.FLAG_TABS:
-            raise PageError(400, "There is no such list", "Choose open, acknowledged or resolved.", user=user)
+            raise PageError(400, "There is no such list", "Choose open, acknowledged or resolved.")
         scope = "all" if user.role == "designated-lead" else (user.actor.agency or "none")
         services.record_access(user.actor, f"web flags {tab}", f"flags:{scope}")
         rows: list[dict[str, Any]] = []
@@ -354,7 +353,7 @@ def create_app(services: WebServices) -> FastAPI:
                     if pages.flag_tab(flag) == tab:
                         rows.append(flag)
         rows.sort(key=pages.flag_order)
-        return page(request, "flags.html", user=user, flags=rows, tab=tab, tabs=pages.FLAG_TABS)
+        return page(request, "flags.html", flags=rows, tab=tab, tabs=pages.FLAG_TABS)
 
     @app.get("/flags/{flag_ref}", response_class=HTMLResponse)
     def flag_page(request: Request, user: User, flag_ref: str, done: str | None = None) -> Response:
@@ -362,7 +361,6 @@ def create_app(services: WebServices) -> FastAPI:
         return page(
             request,
             "flag.html",
-            user=user,
             flag=flag,
             evidence=evidence,
             history=history,
@@ -377,7 +375,7 @@ def create_app(services: WebServices) -> FastAPI:
             try:
                 flag_id = resolve_flag_id(session, flag_ref)
             except FlagIdError as exc:
-                raise PageError(404, "Flag not found", str(exc), user=user) from exc
+                raise PageError(404, "Flag not found", str(exc)) from exc
             row = session.get(FlagRow, flag_id)
             assert row is not None  # resolved just now, in this transaction
             flag = json.loads(row.payload)
@@ -385,9 +383,7 @@ def create_app(services: WebServices) -> FastAPI:
                 user.role == "lead" and user.actor.agency in flag["concerns"]
             )
             if not allowed and not (flag["child"] and may_read_child(user, flag["child"])):
-                raise PageError(
-                    403, "You cannot see this flag", "This flag does not concern your agency.", user=user
-                )
+                raise PageError(403, "You cannot see this flag", "This flag does not concern your agency.")
             evidence_rows = session.scalars(
                 select(AcceptedEvent)
                 .where(AcceptedEvent.event_id.in_(flag["evidence"]))
@@ -424,7 +420,6 @@ def create_app(services: WebServices) -> FastAPI:
                 request,
                 "flag.html",
                 400,
-                user=user,
                 flag=flag,
                 evidence=evidence,
                 history=history,
@@ -445,19 +440,15 @@ def create_app(services: WebServices) -> FastAPI:
                 403,
                 "You cannot decide on flags",
                 "Only safeguarding leads acknowledge or dismiss flags.",
-                user=user,
             )
         if reason is not None and len(reason) > MAX_REASON:
-            raise PageError(
-                400, "Reason too long", f"Give a reason of at most {MAX_REASON} characters.", user=user
-            )
+            raise PageError(400, "Reason too long", f"Give a reason of at most {MAX_REASON} characters.")
         flag, _, _ = load_flag(user, flag_ref)
         if flag["status"] != "open":
             raise PageError(
                 409,
                 "This flag is closed",
                 f"The flag is {flag['status']}: there is nothing to decide.",
-                user=user,
             )
         shown = services.decide_flag(
             user.actor, decision, flag["id"], flag["child"], reason, flag["evidence"]
@@ -470,7 +461,7 @@ def create_app(services: WebServices) -> FastAPI:
     @app.get("/search", response_class=HTMLResponse)
     def search(request: Request, user: User, child: str | None = None) -> Response:
         if child is None:
-            return page(request, "search.html", user=user, query="", errors=[])
+            return page(request, "search.html", query="", errors=[])
         query = child.strip()
         if query and len(query) <= 128 and child_exists(query):
             return RedirectResponse(f"/children/{quote(query, safe='')}", status_code=303)
@@ -478,7 +469,6 @@ def create_app(services: WebServices) -> FastAPI:
             request,
             "search.html",
             404,
-            user=user,
             query=child,
             errors=[{"text": "No child has that id. Check the id and try again.", "href": "#child"}],
         )
@@ -494,16 +484,13 @@ def create_app(services: WebServices) -> FastAPI:
                     400,
                     "There is a problem with the date",
                     str(exc),
-                    user=user,
                     errors=[{"text": str(exc), "href": "#as-of"}],
                     child=child,
                 ) from exc
         if not child_exists(child):
-            raise PageError(
-                404, "Child not found", "No events about a child with this id are in the ledger.", user=user
-            )
+            raise PageError(404, "Child not found", "No events about a child with this id are in the ledger.")
         if not may_read_child(user, child):
-            return page(request, "refused.html", 403, user=user, child=child, errors=[])
+            return page(request, "refused.html", 403, child=child, errors=[])
         services.record_access(
             user.actor, "web child" + (f" as of {when.isoformat()}" if when else ""), child_target(child)
         )
@@ -514,7 +501,7 @@ def create_app(services: WebServices) -> FastAPI:
             view = pages.view_as_of(
                 view, flags_as_of(services.ledger, services.root, when, child=child), when
             )
-        return page(request, "child.html", user=user, view=pages.child_page(view, when), as_of=as_of or "")
+        return page(request, "child.html", view=pages.child_page(view, when), as_of=as_of or "")
 
     @app.post("/children/{child}/break-glass", response_class=HTMLResponse)
     def break_glass(request: Request, user: User, form: CheckedForm, child: str) -> Response:
@@ -529,14 +516,11 @@ def create_app(services: WebServices) -> FastAPI:
                 request,
                 "refused.html",
                 400,
-                user=user,
                 child=child,
                 errors=[{"text": text, "href": "#reason"}],
             )
         if not child_exists(child):
-            raise PageError(
-                404, "Child not found", "No events about a child with this id are in the ledger.", user=user
-            )
+            raise PageError(404, "Child not found", "No events about a child with this id are in the ledger.")
         services.record_access(user.actor, "break glass", child_target(child), reason)
         services.accounts.grant_glass(user.token, child)
         if services.mailer is not None:
@@ -547,15 +531,11 @@ def create_app(services: WebServices) -> FastAPI:
     def chronology(user: User, child: str, fmt: str) -> Response:
         media = {"html": "text/html; charset=utf-8", "csv": "text/csv; charset=utf-8"}
         if fmt not in media:
-            raise PageError(404, "Page not found", "The chronology is available as HTML or CSV.", user=user)
+            raise PageError(404, "Page not found", "The chronology is available as HTML or CSV.")
         if not child_exists(child):
-            raise PageError(
-                404, "Child not found", "No events about a child with this id are in the ledger.", user=user
-            )
+            raise PageError(404, "Child not found", "No events about a child with this id are in the ledger.")
         if not may_read_child(user, child):
-            raise PageError(
-                403, "You cannot see this record", "Open the child's page to ask for access.", user=user
-            )
+            raise PageError(403, "You cannot see this record", "Open the child's page to ask for access.")
         services.record_access(user.actor, f"web chronology {fmt}", child_target(child))
         text = render(build_chronology(services.ledger, services.root, child, datetime.now(UTC)), fmt)
         headers = (
@@ -571,7 +551,7 @@ def create_app(services: WebServices) -> FastAPI:
         services.record_access(user.actor, "web audit break-glass", "audit:break-glass")
         with services.ledger.read() as session:
             reads = break_glass_reads(session)
-        return page(request, "audit.html", user=user, reads=reads)
+        return page(request, "audit.html", reads=reads)
 
     @app.get("/audit/children/{child}", response_class=HTMLResponse)
     def audit_child(request: Request, user: User, child: str) -> Response:
@@ -580,16 +560,11 @@ def create_app(services: WebServices) -> FastAPI:
                 403,
                 "You cannot see this page",
                 "You can see who looked at the records of children your agency works with.",
-                user=user,
             )
         if not child_exists(child):
-            raise PageError(
-                404, "Child not found", "No events about a child with this id are in the ledger.", user=user
-            )
+            raise PageError(404, "Child not found", "No events about a child with this id are in the ledger.")
         services.record_access(user.actor, "web audit child", child_target(child))
-        return page(
-            request, "audit_child.html", user=user, child=child, reads=list_access(services.ledger, child)
-        )
+        return page(request, "audit_child.html", child=child, reads=list_access(services.ledger, child))
 
     templates.env.globals.update(agency_name=agency_name, short_flag_id=short_flag_id)
     return app

@@ -36,7 +36,13 @@ from web.services import WebConfig, WebServices
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="OpenID Connect provider and claim mapping (see web/oidc.py); without it, local accounts only.",
 )
-@click.option("--session-minutes", default=30, show_default=True, help="Idle time that ends a session.")
+@click.option(
+    "--session-minutes",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Idle time that ends a session (sessions also end 8 hours after sign-in).",
+)
 @click.option("--partnership-name", default="Safeguarding partnership", show_default=True)
 @pass_app
 def serve(
@@ -47,7 +53,7 @@ def serve(
     demo: bool,
     routing: Path | None,
     oidc_config: Path | None,
-    session_minutes: int,
+    session_minutes: float,
     partnership_name: str,
 ) -> None:
     """Serve the web workspace: sign in, My flags, child records, break glass, audit.
