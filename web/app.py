@@ -305,7 +305,7 @@ def create_app(services: WebServices) -> FastAPI:
             client_id=oidc.client_id,
             client_secret=oidc.client_secret,
             server_metadata_url=oidc.metadata_url,
-            client_kwargs={"scope": oidc.scope},
+            client_kwargs={"scope": oidc.scope, "code_challenge_method": "S256"},
         )
 
         @app.get("/sign-in/oidc")
@@ -322,7 +322,13 @@ def create_app(services: WebServices) -> FastAPI:
             client = oauth.create_client("partnership")
             try:
                 token = await client.authorize_access_token(request)
-                actor, display = oidc.actor(token.get("userinfo") or {})
+                # The ID token is verified by Authlib (signature, issuer, audience, nonce); many
+                # providers put the claims of extra scopes only in the userinfo response.
+                claims = dict(token.get("userinfo") or {})
+                extra = await client.userinfo(token=token)
+                if extra.get("sub") == claims.get("sub"):
+                    claims = {**extra, **claims}
+                actor, display = oidc.actor(claims)
             except (OAuthError, ClaimsRefused) as exc:
                 message = exc.description if isinstance(exc, OAuthError) else str(exc)
                 raise PageError(403, "You could not be signed in", f"Sign-in was refused: {message}") from exc

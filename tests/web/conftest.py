@@ -97,8 +97,8 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
-def start_server(data_dir: Path, mail: MailSink, *extra: str) -> WebServer:
-    port = free_port()
+def start_server(data_dir: Path, mail: MailSink, *extra: str, port: int | None = None) -> WebServer:
+    port = port or free_port()
     routing = data_dir / "routing.toml"
     routing.write_text(
         f'[smtp]\nhost = "127.0.0.1"\nport = {mail.port}\nfrom = "sgledger@partnership.example"\n\n'

@@ -1,0 +1,44 @@
+"""npm packages the browser tests need (axe-core, oidc-provider), fetched once into a cache
+outside the repository with the ordinary npm client. `scripts/services web` fetches them ahead
+of time; a test whose package cannot be had is skipped with the reason, never run half-way."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+AXE_CORE = "axe-core@4.14.1"
+OIDC_PROVIDER = "oidc-provider@9.13.3"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SGLEDGER_NPM_CACHE", Path.home() / ".cache" / "sgledger-tests" / "npm"))
+
+
+def installed(spec: str) -> Path:
+    """The package's folder (``node_modules/<name>``), installed with its dependencies into its
+    own prefix under the cache on first use."""
+    name = spec.rpartition("@")[0]
+    prefix = cache_dir() / spec.replace("/", "+")
+    package = prefix / "node_modules" / name
+    if (package / "package.json").exists():
+        return package
+    if shutil.which("npm") is None:
+        pytest.skip(f"{spec} is not in {prefix} and npm is not installed (run scripts/services web)")
+    prefix.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix), spec],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    if result.returncode != 0 or not (package / "package.json").exists():
+        pytest.skip(f"npm could not install {spec}: {result.stderr.strip()[-300:]}")
+    return package
+
+
+if __name__ == "__main__":  # `python -m tests.web.npm`: what scripts/services web runs
+    for spec in (AXE_CORE, OIDC_PROVIDER):
+        print(installed(spec))

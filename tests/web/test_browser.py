@@ -1,0 +1,242 @@
+"""The web workspace in a real browser: Playwright drives Debian's Chromium against a real
+`sgledger serve` process on the demo partnership, and against a real OpenID Connect provider
+(npm `oidc-provider`) for single sign-on. axe-core, injected into each page, must find no
+serious or critical accessibility violation.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from consumers.alerter.sink import MailSink, free_port
+from tests.web.conftest import CHILD, DSL, GP2, PASSWORD, POLICE, WebServer, start_server, stop_server
+from tests.web.npm import AXE_CORE, OIDC_PROVIDER, installed
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+# From /work/shared/notes/web-stack.md: without the background-networking flags Chromium keeps
+# trying hosts this machine cannot reach.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync",
+]  # fmt: skip
+CLIENT_ID, CLIENT_SECRET = "sgledger-web", "test-client-secret-not-for-production"
+
+if not Path(CHROMIUM).exists():
+    pytest.skip("no Chromium at /usr/bin/chromium (scripts/services chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def oidc_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """The provider on a free port; yields its issuer URL and the port the web server must use
+    (the provider only redirects to the registered redirect URI)."""
+    package = installed(OIDC_PROVIDER)
+    script = package.parent.parent / "oidc_provider.mjs"  # beside node_modules: ESM resolves from here
+    shutil.copy(Path(__file__).with_name("oidc_provider.mjs"), script)
+    port, web_port = free_port(), free_port()
+    redirect = f"http://127.0.0.1:{web_port}/sign-in/oidc/callback"
+    process = subprocess.Popen(
+        ["node", str(script), str(port), CLIENT_ID, CLIENT_SECRET, redirect],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    issuer = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{issuer}/.well-known/openid-configuration", timeout=2).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"oidc-provider did not start: {process.stdout and process.stdout.read()}"
+                    )
+                time.sleep(0.2)
+        yield issuer, web_port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(
+    demo_state: Path, tmp_path_factory: pytest.TempPathFactory, oidc_issuer: tuple[str, int]
+) -> Iterator[WebServer]:
+    issuer, port = oidc_issuer
+    data_dir = tmp_path_factory.mktemp("web-browser")
+    shutil.copytree(demo_state / "demo", data_dir / "demo")
+    oidc_config = data_dir / "oidc.toml"
+    oidc_config.write_text(
+        f'issuer = "{issuer}"\nclient_id = "{CLIENT_ID}"\nclient_secret_env = "SGLEDGER_TEST_OIDC_SECRET"\n'
+        'scope = "openid email sgledger"\nlabel = "Sign in with your partnership account"\n'
+        '[roles]\n"safeguarding-lead" = "lead"\n"dsl" = "designated-lead"\n',
+        encoding="utf-8",
+    )
+    os.environ["SGLEDGER_TEST_OIDC_SECRET"] = CLIENT_SECRET
+    with MailSink() as mail:
+        web = start_server(data_dir, mail, "--oidc-config", str(oidc_config), port=port)
+        try:
+            yield web
+        finally:
+            stop_server(web)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: object) -> Iterator[object]:
+    # bypass_csp: axe-core is injected as an inline script, which the pages' own CSP forbids
+    # (test_pages_run_under_their_own_csp checks the pages themselves with the CSP in force).
+    context = browser.new_context(viewport={"width": 1100, "height": 900}, bypass_csp=True)  # type: ignore[attr-defined]
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def accessible(page: object) -> None:
+    """axe-core's serious and critical violations on the page as shown: none allowed."""
+    page.add_script_tag(path=str(installed(AXE_CORE) / "axe.min.js"))  # type: ignore[attr-defined]
+    violations = page.evaluate("async () => (await axe.run()).violations")  # type: ignore[attr-defined]
+    bad = [
+        (v["id"], v["impact"], len(v["nodes"])) for v in violations if v["impact"] in ("serious", "critical")
+    ]
+    assert not bad, f"{page.url}: {bad}"  # type: ignore[attr-defined]
+
+
+def sign_in(page: object, server: WebServer, email: str) -> None:
+    page.goto(f"{server.base_url}/sign-in")  # type: ignore[attr-defined]
+    accessible(page)
+    page.fill("#email", email)  # type: ignore[attr-defined]
+    page.fill("#password", PASSWORD)  # type: ignore[attr-defined]
+    page.click("button:has-text('Sign in')")  # type: ignore[attr-defined]
+
+
+def test_a_lead_signs_in_sees_their_flags_opens_a_child_and_decides(page: object, server: WebServer) -> None:
+    p = page  # type: ignore[assignment]
+    sign_in(p, server, POLICE)
+    assert p.url.endswith("/flags")  # type: ignore[attr-defined]
+    assert p.locator("h1").inner_text() == "My flags"  # type: ignore[attr-defined]
+    accessible(p)
+    rows = p.locator("tbody tr")  # type: ignore[attr-defined]
+    assert rows.count() > 2
+    rows.nth(0).locator("a").click()
+    assert "/flags/" in p.url  # type: ignore[attr-defined]
+    accessible(p)
+    p.fill("#ack-reason", "Called the GP practice")  # type: ignore[attr-defined]
+    p.click("button:has-text('Acknowledge flag')")  # type: ignore[attr-defined]
+    assert "You acknowledged this flag" in p.locator(".govuk-notification-banner").inner_text()  # type: ignore[attr-defined]
+    assert f"acknowledged by local:{POLICE}" in p.content()  # type: ignore[attr-defined]
+    p.goto(f"{server.base_url}/flags")  # type: ignore[attr-defined]
+    p.locator("tbody tr").nth(0).locator("a").click()  # type: ignore[attr-defined]
+    p.click("button:has-text('Dismiss flag')")  # type: ignore[attr-defined]
+    assert "Enter why this flag needs no action" in p.locator(".govuk-error-summary").inner_text()  # type: ignore[attr-defined]
+    accessible(p)
+    p.fill("#dismiss-reason", "Incident was shared by phone on the day")  # type: ignore[attr-defined]
+    p.click("button:has-text('Dismiss flag')")  # type: ignore[attr-defined]
+    assert "You dismissed this flag" in p.content()  # type: ignore[attr-defined]
+    p.goto(f"{server.base_url}/flags?tab=resolved")  # type: ignore[attr-defined]
+    accessible(p)
+    p.click("text=Find a child")  # type: ignore[attr-defined]
+    accessible(p)
+    p.fill("#child", CHILD)  # type: ignore[attr-defined]
+    p.click("button:has-text('Search')")  # type: ignore[attr-defined]
+    assert p.locator("h1").inner_text() == CHILD  # type: ignore[attr-defined]
+    assert "Police recorded a domestic-abuse incident INC-CH-1" in p.content()  # type: ignore[attr-defined]
+    accessible(p)
+    p.fill("#as-of", "not a date")  # type: ignore[attr-defined]
+    p.click("button:has-text('Show')")  # type: ignore[attr-defined]
+    assert "There is a problem" in p.locator(".govuk-error-summary").inner_text()  # type: ignore[attr-defined]
+    accessible(p)
+
+
+def test_outside_the_relationship_the_glass_is_broken_with_a_reason_and_audited(
+    page: object, server: WebServer
+) -> None:
+    p = page  # type: ignore[assignment]
+    sign_in(p, server, GP2)
+    p.goto(f"{server.base_url}/children/{CHILD}")  # type: ignore[attr-defined]
+    assert p.locator("h1").inner_text() == "You need a reason to open this record"  # type: ignore[attr-defined]
+    accessible(p)
+    reason = "The father disclosed abuse at his appointment this morning"
+    p.fill("#reason", reason)  # type: ignore[attr-defined]
+    p.click("button:has-text('Open the record')")  # type: ignore[attr-defined]
+    assert p.locator("h1").inner_text() == CHILD  # type: ignore[attr-defined]
+    p.click("button:has-text('Sign out')")  # type: ignore[attr-defined]
+    sign_in(p, server, DSL)
+    deadline = time.monotonic() + 30
+    while True:
+        p.goto(f"{server.base_url}/audit")  # type: ignore[attr-defined]
+        if reason in p.content() or time.monotonic() > deadline:  # type: ignore[attr-defined]
+            break
+        time.sleep(0.5)
+    assert reason in p.locator("table").inner_text()  # type: ignore[attr-defined]
+    accessible(p)
+    p.click(f"table >> text={CHILD}")  # type: ignore[attr-defined]
+    assert "break glass" in p.content()  # type: ignore[attr-defined]
+    accessible(p)
+
+
+def idp_sign_in(p: object, server: WebServer, account: str) -> None:
+    p.goto(f"{server.base_url}/sign-in")  # type: ignore[attr-defined]
+    p.click("text=Sign in with your partnership account")  # type: ignore[attr-defined]
+    p.fill("input[name=login]", account)  # type: ignore[attr-defined]
+    p.fill("input[name=password]", "anything")  # type: ignore[attr-defined]
+    p.click("button[type=submit]")  # type: ignore[attr-defined]
+    p.click("button[type=submit]")  # type: ignore[attr-defined]  # the provider's consent page
+
+
+def test_a_lead_signs_in_with_the_partnerships_identity_provider(page: object, server: WebServer) -> None:
+    p = page  # type: ignore[assignment]
+    idp_sign_in(p, server, "idp-police-lead")
+    assert p.url.endswith("/flags")  # type: ignore[attr-defined]
+    header = p.locator(".app-account").inner_text()  # type: ignore[attr-defined]
+    assert "oidc.police@police.example" in header and "Police (avon-somerset)" in header
+    p.goto(f"{server.base_url}/children/{CHILD}")  # type: ignore[attr-defined]
+    assert p.locator("h1").inner_text() == CHILD  # type: ignore[attr-defined]
+
+
+def test_an_identity_without_a_known_role_is_refused(page: object, server: WebServer) -> None:
+    p = page  # type: ignore[assignment]
+    idp_sign_in(p, server, "idp-nobody")
+    assert p.locator("h1").inner_text() == "You could not be signed in"  # type: ignore[attr-defined]
+    assert "no role this service knows" in p.content()  # type: ignore[attr-defined]
+
+
+def test_pages_run_under_their_own_csp(browser: object, server: WebServer) -> None:
+    """With the Content-Security-Policy in force, GOV.UK Frontend's script runs (it marks the
+    body) and nothing on the pages is blocked."""
+    context = browser.new_context()  # type: ignore[attr-defined]
+    try:
+        p = context.new_page()
+        errors: list[str] = []
+        p.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        p.on("pageerror", lambda e: errors.append(str(e)))
+        sign_in_without_axe = [("#email", POLICE), ("#password", PASSWORD)]
+        p.goto(f"{server.base_url}/sign-in")
+        for selector, value in sign_in_without_axe:
+            p.fill(selector, value)
+        p.click("button:has-text('Sign in')")
+        p.goto(f"{server.base_url}/children/{CHILD}")
+        assert p.evaluate("document.body.classList.contains('govuk-frontend-supported')")
+        assert errors == []
+    finally:
+        context.close()
