@@ -56,11 +56,11 @@ def oidc_issuer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
             try:
                 httpx.get(f"{issuer}/.well-known/openid-configuration", timeout=2).raise_for_status()
                 break
-            except httpx.HTTPError:
+            except httpx.HTTPError as exc:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(
                         f"oidc-provider did not start: {process.stdout and process.stdout.read()}"
-                    )
+                    ) from exc
                 time.sleep(0.2)
         yield issuer, web_port
     finally:
