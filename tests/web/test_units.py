@@ -1,0 +1,178 @@
+"""Pure parts of the web workspace and its accounts, without a server."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ledger.timeutil import TimeFormatError
+from views.summaries import agency_name, summarise
+from web.accounts import AccountError, Accounts, LoginRefused
+from web.oidc import ClaimsRefused, OidcConfig, OidcConfigError, load_oidc_config
+from web.pages import age, flag_tab, parse_as_of, when
+
+
+def test_an_incident_reads_as_a_sentence() -> None:
+    data = {
+        "incident_ref": "INC-2",
+        "children_present": True,
+        "domestic_abuse": True,
+        "dash_risk": "medium",
+        "brag": "none",
+        "reported_by": "neighbour",
+        "parties": [{"person": "P-m", "role": "victim"}],
+    }
+    assert summarise("incident.reported", "police/avon-somerset", data) == (
+        "Police recorded a domestic-abuse incident INC-2: children present, DASH medium, "
+        "reported by a neighbour, parties P-m (victim)"
+    )
+
+
+def test_vague_destinations_and_closures_say_what_is_missing() -> None:
+    referral = {"referral_ref": "R-1", "to": "health", "reason": "DAT outcome"}
+    assert summarise("referral.made", "police/x", referral) == (
+        'Police referred the child (R-1) to "health" (no agency named): reason "DAT outcome"'
+    )
+    closure = {"referral_ref": "R-1", "outcome": "nfa", "reason": "r", "persons_contacted": [],
+               "worked_by": "W-1", "authorised_by": "W-1"}  # fmt: skip
+    assert "spoke to nobody" in summarise("referral.closed", "csc/somerset", closure)
+
+
+def test_unknown_types_and_odd_shapes_still_give_a_sentence() -> None:
+    assert summarise("housing.allocated", "housing/x", {}) == "Housing recorded housing.allocated"
+    assert summarise("safety-plan.recorded", "phn/x", {"plan_ref": "SP-1", "terms": 5}) == (
+        "Health visiting recorded safety-plan.recorded"
+    )
+    assert summarise("referral.corrected", "csc/x", {"reason": "typo"}).startswith(
+        "Children's social care corrected an earlier referral event"
+    )
+
+
+def test_agency_names() -> None:
+    assert agency_name("gp/L85001") == "GP practice L85001"
+    assert agency_name("police/avon-somerset") == "Police (avon-somerset)"
+    assert agency_name("unknown/kind") == "unknown/kind"
+
+
+def test_an_as_of_date_is_the_end_of_that_london_day() -> None:
+    assert parse_as_of("2019-12-10") == datetime(2019, 12, 10, 23, 59, 59, 999999, tzinfo=UTC)
+    summer = parse_as_of("2020-07-01")
+    assert summer.astimezone(UTC) == datetime(2020, 7, 1, 22, 59, 59, 999999, tzinfo=UTC)
+    assert parse_as_of("2019-12-10T12:00:00+00:00") == datetime(2019, 12, 10, 12, tzinfo=UTC)
+    for bad in ("10/12/2019", "2019-13-01", "<script>", "2019-12-10T12:00"):
+        with pytest.raises(TimeFormatError):
+            parse_as_of(bad)
+
+
+def test_age_and_times_as_a_lead_says_them() -> None:
+    on = datetime(2020, 2, 24, tzinfo=UTC)
+    assert age("2019-11-08", on) == "3 months"
+    assert age("2018-11-08", on) == "1 year 3 months"
+    assert age("2020-02-20", on) == "4 days"
+    assert age(None, on) == "not known"
+    assert when("2019-12-10T21:40:00+00:00") == "Tue 10 Dec 2019 21:40"
+    assert when(datetime(2020, 7, 1, 12, tzinfo=UTC)) == "Wed 01 Jul 2020 13:00"  # BST
+
+
+def test_flag_tabs() -> None:
+    assert flag_tab({"status": "open", "acknowledged_by": None}) == "open"
+    assert flag_tab({"status": "open", "acknowledged_by": "local:a@b.example"}) == "acknowledged"
+    assert flag_tab({"status": "dismissed"}) == flag_tab({"status": "resolved"}) == "resolved"
+
+
+@pytest.fixture
+def accounts(tmp_path: Path) -> Accounts:
+    return Accounts(f"sqlite:///{tmp_path / 'ledger.sqlite'}", idle=timedelta(minutes=30))
+
+
+def test_accounts_refuse_bad_input(accounts: Accounts) -> None:
+    with pytest.raises(AccountError, match="not an email"):
+        accounts.add_user("nobody", "gp/L1", "lead", "long enough password")
+    with pytest.raises(AccountError, match="needs --agency"):
+        accounts.add_user("a@b.example", None, "lead", "long enough password")
+    with pytest.raises(AccountError, match="too short"):
+        accounts.add_user("a@b.example", "gp/L1", "lead", "short")
+    accounts.add_user("a@b.example", "gp/L1", "lead", "long enough password")
+    with pytest.raises(AccountError, match="already"):
+        accounts.add_user("A@b.example", "gp/L1", "lead", "long enough password")
+
+
+def test_passwords_are_argon2_and_a_disabled_account_cannot_sign_in(accounts: Accounts) -> None:
+    row = accounts.add_user("a@b.example", "gp/L1", "lead", "long enough password")
+    assert row.password_hash.startswith("$argon2id$") and "long enough" not in row.password_hash
+    actor = accounts.authenticate("A@B.example ", "long enough password")
+    assert (actor.id, actor.role, actor.agency) == ("local:a@b.example", "lead", "gp/L1")
+    session = accounts.start_session(actor, "a@b.example")
+    accounts.disable("a@b.example")
+    assert accounts.session(session.token) is None
+    with pytest.raises(LoginRefused, match="Enter a correct"):
+        accounts.authenticate("a@b.example", "long enough password")
+
+
+def test_the_lock_doubles_and_expires(accounts: Accounts) -> None:
+    accounts.add_user("a@b.example", "gp/L1", "lead", "long enough password")
+    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    for _ in range(5):
+        with pytest.raises(LoginRefused, match="Enter a correct"):
+            accounts.authenticate("a@b.example", "wrong", now)
+    with pytest.raises(LoginRefused, match="locked until 12:01"):
+        accounts.authenticate("a@b.example", "long enough password", now)
+    later = now + timedelta(minutes=2)
+    with pytest.raises(LoginRefused, match="Enter a correct"):
+        accounts.authenticate("a@b.example", "wrong", later)
+    with pytest.raises(LoginRefused, match="locked until 12:04"):  # two minutes this time
+        accounts.authenticate("a@b.example", "long enough password", later)
+    assert accounts.authenticate("a@b.example", "long enough password", later + timedelta(minutes=3))
+
+
+def test_sessions_expire_when_idle(accounts: Accounts) -> None:
+    accounts.add_user("a@b.example", None, "auditor", "long enough password")
+    session = accounts.start_session(accounts.authenticate("a@b.example", "long enough password"), "a")
+    now = datetime.now(UTC)
+    assert accounts.session(session.token, now + timedelta(minutes=29)) is not None
+    assert accounts.session(session.token, now + timedelta(minutes=29 + 31)) is None
+    assert accounts.session("made-up-token") is None
+
+
+CONFIG = OidcConfig(
+    issuer="https://idp.example",
+    client_id="c",
+    client_secret="s",
+    roles={"safeguarding-lead": "lead", "dsl": "designated-lead"},
+)
+
+
+def test_oidc_claims_map_to_an_actor() -> None:
+    actor, display = CONFIG.actor({"sub": "u1", "agency": "gp/L85001", "role": "safeguarding-lead",
+                                   "email": "x@gp.example"})  # fmt: skip
+    assert (actor.id, actor.role, actor.agency, display) == (
+        "oidc:https://idp.example|u1",
+        "lead",
+        "gp/L85001",
+        "x@gp.example",
+    )
+    assert CONFIG.actor({"sub": "u2", "role": ["safeguarding-lead", "dsl"]})[0].role == "designated-lead"
+    with pytest.raises(ClaimsRefused, match="no role"):
+        CONFIG.actor({"sub": "u3", "role": "receptionist", "agency": "gp/L1"})
+    with pytest.raises(ClaimsRefused, match="needs an agency"):
+        CONFIG.actor({"sub": "u4", "role": "safeguarding-lead"})
+    with pytest.raises(ClaimsRefused, match="not an agency id"):
+        CONFIG.actor({"sub": "u5", "role": "safeguarding-lead", "agency": "<b>"})
+
+
+def test_oidc_config_keeps_the_secret_out_of_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "oidc.toml"
+    path.write_text('issuer = "https://idp.example"\nclient_id = "c"\nclient_secret_env = "OIDC_SECRET"\n'
+                    '[roles]\n"dsl" = "designated-lead"\n')  # fmt: skip
+    monkeypatch.delenv("OIDC_SECRET", raising=False)
+    with pytest.raises(OidcConfigError, match="OIDC_SECRET is not set"):
+        load_oidc_config(path)
+    monkeypatch.setenv("OIDC_SECRET", "s3cret")
+    assert load_oidc_config(path).client_secret == "s3cret"
+    path.write_text('issuer = "http://idp.example"\nclient_id = "c"\nclient_secret_env = "OIDC_SECRET"\n')
+    with pytest.raises(OidcConfigError, match="must be https"):
+        load_oidc_config(path)
