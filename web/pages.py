@@ -107,7 +107,8 @@ def child_page(view: Mapping[str, Any], as_of: datetime | None) -> dict[str, Any
         **view,
         "age": age(view["dob"], on),
         "timeline": timeline,
-        "event_ids": {e["id"] for e in view["chronology"]},
+        # Evidence links name the event as the timeline does: who recorded it and when.
+        "events": {e["id"]: f"{agency_name(e['source'])}, {when(e['time'])}" for e in view["chronology"]},
     }
 
 
