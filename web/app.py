@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
@@ -34,6 +34,7 @@ from producers.service import Actor, child_target
 from views.access_log import break_glass_reads, list_access
 from views.flag_ids import FlagIdError, resolve_flag_id, short_flag_id
 from views.models import FlagChangeRow, FlagRow
+from views.my_flags import TABS, Tab, flags_page
 from views.queries import child_view, flags_as_of
 from views.relationship import has_relationship
 from views.summaries import agency_name, summarise
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 SIGNIN_COOKIE = "sgl_signin"  # the sign-in form's CSRF token, before there is a session
 MAX_REASON = 500
+FLAGS_PER_PAGE = 50
 
 
 class NeedsSignIn(Exception):
@@ -341,25 +343,24 @@ def create_app(services: WebServices) -> FastAPI:
         return RedirectResponse("/audit" if user.role == "auditor" else "/flags", status_code=303)
 
     @app.get("/flags", response_class=HTMLResponse)
-    def my_flags(request: Request, user: User, tab: str = "open") -> Response:
-        if tab not in pages.FLAG_TABS:
+    def my_flags(request: Request, user: User, tab: str = "open", page_no: int = 1) -> Response:
+        if tab not in TABS or page_no < 1:
             raise PageError(400, "There is no such list", "Choose open, acknowledged or resolved.")
         scope = "all" if user.role == "designated-lead" else (user.actor.agency or "none")
         services.record_access(user.actor, f"web flags {tab}", f"flags:{scope}")
         rows: list[dict[str, Any]] = []
+        more = False
         if user.role in ("lead", "designated-lead"):
+            agency = None if user.role == "designated-lead" else user.actor.agency
             with services.ledger.read() as session:
-                query = select(FlagRow)
-                if user.role == "lead":
-                    query = query.where(FlagRow.payload.contains(f'"{user.actor.agency}"'))
-                for row in session.scalars(query):
-                    flag = json.loads(row.payload)
-                    if user.role == "lead" and user.actor.agency not in flag["concerns"]:
-                        continue
-                    if pages.flag_tab(flag) == tab:
-                        rows.append(flag)
-        rows.sort(key=pages.flag_order)
-        return page(request, "flags.html", flags=rows, tab=tab, tabs=pages.FLAG_TABS)
+                rows, more = flags_page(
+                    session,
+                    agency,
+                    cast(Tab, tab),
+                    offset=(page_no - 1) * FLAGS_PER_PAGE,
+                    limit=FLAGS_PER_PAGE,
+                )
+        return page(request, "flags.html", flags=rows, tab=tab, tabs=TABS, page_no=page_no, more=more)
 
     @app.get("/flags/{flag_ref}", response_class=HTMLResponse)
     def flag_page(request: Request, user: User, flag_ref: str, done: str | None = None) -> Response:

@@ -18,16 +18,7 @@ from policies.engine import Flag
 from views.summaries import agency_name, summarise
 
 LONDON = ZoneInfo("Europe/London")
-FLAG_TABS = ("open", "acknowledged", "resolved")
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
-
-
-def flag_tab(flag: Mapping[str, Any]) -> str:
-    """An acknowledged flag is still open (it is closed by a later event or a dismissal); the
-    tabs separate the ones nobody has answered yet from those a lead has."""
-    if flag["status"] != "open":
-        return "resolved"
-    return "acknowledged" if flag.get("acknowledged_by") else "open"
 
 
 def flag_order(flag: Mapping[str, Any]) -> tuple[str, int, str]:

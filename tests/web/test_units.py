@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from ledger.store.ledger import Ledger
 from ledger.timeutil import TimeFormatError
+from views.models import FlagRow
+from views.my_flags import flag_tab, flags_page
 from views.summaries import agency_name, summarise
 from web.accounts import AccountError, Accounts, LoginRefused
 from web.oidc import ClaimsRefused, OidcConfig, OidcConfigError, load_oidc_config
-from web.pages import age, flag_tab, parse_as_of, when
+from web.pages import age, parse_as_of, when
 
 
 def test_an_incident_reads_as_a_sentence() -> None:
@@ -35,8 +39,14 @@ def test_vague_destinations_and_closures_say_what_is_missing() -> None:
     assert summarise("referral.made", "police/x", referral) == (
         'Police referred the child (R-1) to "health" (no agency named): reason "DAT outcome"'
     )
-    closure = {"referral_ref": "R-1", "outcome": "nfa", "reason": "r", "persons_contacted": [],
-               "worked_by": "W-1", "authorised_by": "W-1"}  # fmt: skip
+    closure = {
+        "referral_ref": "R-1",
+        "outcome": "nfa",
+        "reason": "r",
+        "persons_contacted": [],
+        "worked_by": "W-1",
+        "authorised_by": "W-1",
+    }
     assert "spoke to nobody" in summarise("referral.closed", "csc/somerset", closure)
 
 
@@ -145,8 +155,9 @@ CONFIG = OidcConfig(
 
 
 def test_oidc_claims_map_to_an_actor() -> None:
-    actor, display = CONFIG.actor({"sub": "u1", "agency": "gp/L85001", "role": "safeguarding-lead",
-                                   "email": "x@gp.example"})  # fmt: skip
+    actor, display = CONFIG.actor(
+        {"sub": "u1", "agency": "gp/L85001", "role": "safeguarding-lead", "email": "x@gp.example"}
+    )
     assert (actor.id, actor.role, actor.agency, display) == (
         "oidc:https://idp.example|u1",
         "lead",
@@ -166,8 +177,10 @@ def test_oidc_config_keeps_the_secret_out_of_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "oidc.toml"
-    path.write_text('issuer = "https://idp.example"\nclient_id = "c"\nclient_secret_env = "OIDC_SECRET"\n'
-                    '[roles]\n"dsl" = "designated-lead"\n')  # fmt: skip
+    path.write_text(
+        'issuer = "https://idp.example"\nclient_id = "c"\nclient_secret_env = "OIDC_SECRET"\n'
+        '[roles]\n"dsl" = "designated-lead"\n'
+    )
     monkeypatch.delenv("OIDC_SECRET", raising=False)
     with pytest.raises(OidcConfigError, match="OIDC_SECRET is not set"):
         load_oidc_config(path)
@@ -176,3 +189,51 @@ def test_oidc_config_keeps_the_secret_out_of_the_file(
     path.write_text('issuer = "http://idp.example"\nclient_id = "c"\nclient_secret_env = "OIDC_SECRET"\n')
     with pytest.raises(OidcConfigError, match="must be https"):
         load_oidc_config(path)
+
+
+def _flag(n: int, concerns: list[str], status: str = "open", acknowledged_by: str | None = None) -> FlagRow:
+    due = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(hours=n)
+    payload = {
+        "id": f"{n:08d}-0000",
+        "rule": "r",
+        "status": status,
+        "severity": "high",
+        "due": due.isoformat(),
+        "concerns": concerns,
+        "acknowledged_by": acknowledged_by,
+    }
+    return FlagRow(
+        id=payload["id"],
+        rule="r",
+        version=1,
+        child=f"C-{n}",
+        severity="high",
+        status=status,
+        due=due,
+        payload=json.dumps(payload),
+        raised_at=due,
+        updated_at=due,
+        changes=1,
+    )
+
+
+def test_my_flags_pages_and_matches_the_agency_exactly(tmp_path: Path) -> None:
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    with ledger.writer() as session:
+        session.add_all(_flag(n, ["gp/L1", "police/x"]) for n in range(7))
+        session.add_all(
+            [
+                _flag(7, ["gp/L10"]),
+                _flag(8, ["gp/L1"], acknowledged_by="local:a@b.example"),
+                _flag(9, ["gp/L1"], status="dismissed"),
+            ]
+        )
+    with ledger.read() as session:
+        first, more = flags_page(session, "gp/L1", "open", limit=5)
+        assert [f["id"][:8] for f in first] == [f"{n:08d}" for n in range(5)] and more
+        rest, more = flags_page(session, "gp/L1", "open", offset=5, limit=5)
+        assert [f["id"][:8] for f in rest] == ["00000005", "00000006"] and not more
+        assert [f["id"][:8] for f in flags_page(session, "gp/L1", "acknowledged")[0]] == ["00000008"]
+        assert [f["id"][:8] for f in flags_page(session, "gp/L1", "resolved")[0]] == ["00000009"]
+        assert [f["id"][:8] for f in flags_page(session, "gp/L10", "open")[0]] == ["00000007"]
+        assert len(flags_page(session, None, "open")[0]) == 8
