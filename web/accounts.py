@@ -40,6 +40,7 @@ ROLES: tuple[WebRole, ...] = ("lead", "designated-lead", "auditor")
 LOCK_AFTER = 5
 FIRST_LOCK = timedelta(minutes=1)
 LONGEST_LOCK = timedelta(hours=1)
+SEEN_RESOLUTION = timedelta(minutes=1)  # the idle clock restarts at most this often
 _hasher = PasswordHasher()
 # Verified against when the email is unknown, so that refusal takes as long as a wrong password.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
@@ -233,7 +234,8 @@ class Accounts:
             if now - row.seen_at > self.idle or now - row.created_at > self.absolute:
                 s.delete(row)
                 return None
-            row.seen_at = now
+            if now - row.seen_at > SEEN_RESOLUTION:  # one write a minute per session, not per page
+                row.seen_at = now
             actor = Actor(row.actor_id, cast(WebRole, row.role), row.agency)
             return SignedIn(token, actor, row.display, row.csrf, frozenset(json.loads(row.glass)))
 
