@@ -30,9 +30,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-# Replace (not prepend to) the script's own folder on the path: this file is named web.py and
-# would otherwise hide the `web` package it benchmarks.
-sys.path[0] = str(Path(__file__).resolve().parents[1])
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 import uvicorn

@@ -1,0 +1,1 @@
+"""The safeguarding leads' web workspace (`sgledger serve`): FastAPI, Jinja2, GOV.UK Frontend."""
