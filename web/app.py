@@ -33,7 +33,7 @@ from ledger.timeutil import TimeFormatError
 from producers.service import Actor, child_target
 from views.access_log import break_glass_reads, list_access
 from views.flag_ids import FlagIdError, resolve_flag_id, short_flag_id
-from views.models import FlagChangeRow, FlagRow
+from views.models import ChildRow, FlagChangeRow, FlagRow
 from views.my_flags import TABS, Tab, flags_page
 from views.queries import child_view, flags_as_of
 from views.relationship import has_relationship
@@ -201,11 +201,10 @@ def create_app(services: WebServices) -> FastAPI:
             return has_relationship(session, user.actor.agency, child)
 
     def child_exists(child: str) -> bool:
+        """A child is someone the projector keeps a view of (not any event subject: access
+        events about the partnership are filed under its id)."""
         with services.ledger.read() as session:
-            return (
-                session.scalar(select(AcceptedEvent.event_id).where(AcceptedEvent.subject == child).limit(1))
-                is not None
-            )
+            return session.get(ChildRow, child) is not None
 
     def require_auditor(user: SignedIn) -> None:
         if user.role not in ("designated-lead", "auditor"):

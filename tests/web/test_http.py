@@ -257,6 +257,8 @@ def test_sql_and_html_in_search_are_shown_as_text_and_change_nothing(web_server:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in response.text
     with ledger(web_server).read() as session:
         assert session.scalar(select(func.count()).select_from(FlagRow)) == flags_before
+    # Access events about the partnership are filed under its id: it is not a child.
+    assert client.get("/search", params={"child": partnership(web_server)}).status_code == 404
     found = client.get("/search", params={"child": CHILD})
     assert found.status_code == 303 and found.headers["location"] == f"/children/{CHILD}"
 
