@@ -177,16 +177,6 @@ class Projector:
                 entry.published = True
         return len(sends)
 
-    def lag(self) -> dict[tuple[str, int], int]:
-        """Records not yet consumed per assigned partition (high watermark - position; tansu's
-        ``end_offsets`` is unreliable, the fetched high watermark is not)."""
-        lag: dict[tuple[str, int], int] = {}
-        for tp in self.consumer.assignment():
-            highwater = self.consumer.highwater(tp)
-            if highwater is not None:
-                lag[(tp.topic, tp.partition)] = max(0, highwater - self.consumer.position(tp))
-        return lag
-
     def run(self, stop: threading.Event, on_batch: Callable[[ApplyStats, float], None] | None = None) -> None:
         """Poll until ``stop``; ``on_batch`` hears each completed batch and how long it took
         (metrics and logs), failures are logged and retried after a pause."""

@@ -26,6 +26,7 @@ from sgledger.cli.context import (
     stop_on_signals,
 )
 from sgledger.cli.publishing import publish_event
+from transport.kafka import partition_lag
 
 
 def _data(value: str) -> dict[str, Any]:
@@ -188,7 +189,8 @@ def project(
             {("accepted", ""): stats.accepted, ("duplicate", ""): stats.duplicates, **stats.refused}
         )
         metrics.count_flag_changes(stats.flag_changes)
-        metrics.set_lag(projector.lag())
+        lag = partition_lag(projector.consumer)
+        metrics.set_lag({(tp.topic, tp.partition): n for tp, n in lag.items() if n is not None})
         if stats.accepted or stats.duplicates or stats.refused or stats.flag_changes:
             log.info(
                 "batch: %d accepted, %d duplicate, %d held, %d quarantined, %d flag changes in %.3f s",
