@@ -15,6 +15,7 @@ from sgledger.cli.alerts import alerts
 from sgledger.cli.audit import audit
 from sgledger.cli.child import child
 from sgledger.cli.context import AppContext, UserError
+from sgledger.cli.doctor import doctor
 from sgledger.cli.flags import flags
 from sgledger.cli.keys import agency, keys
 from sgledger.cli.publish import project, publish, relay
@@ -84,6 +85,7 @@ for command in (
     demo,
     audit,
     alerts,
+    doctor,
 ):
     cli.add_command(command)
 
