@@ -43,7 +43,12 @@ def deployment(tmp_path: Path) -> Path:
 
 @pytest.mark.kafka
 def test_a_healthy_deployment_passes_every_check(deployment: Path, kafka_settings: KafkaSettings) -> None:
-    ensure_topics(kafka_settings, kafka_settings.topics.all())
+    code, checks = doctor(deployment, kafka_settings)
+    assert code == 1 and checks["topics"]["status"] == "fail"  # a new cluster: no topics yet
+    code, checks = doctor(deployment, kafka_settings, "--create-topics")
+    assert code == 0, checks
+    created = checks.pop("create topics")["detail"]
+    assert created == f"created {len(kafka_settings.topics.all())} missing topic(s)"
     code, checks = doctor(deployment, kafka_settings)
     assert code == 0, checks
     assert {name: c["status"] for name, c in checks.items()} == {
