@@ -22,7 +22,9 @@ def users() -> None:
 
 
 def _accounts(app: AppContext) -> Accounts:
-    app.settings.ensure_data_dir()
+    """The ledger's schema first: on a fresh database, tables created by the accounts alone
+    would make the ledger take it for an unversioned old release and skip creating its own."""
+    app.ledger  # noqa: B018  (opening the ledger creates or checks its schema)
     return Accounts(app.settings.database_url)
 
 

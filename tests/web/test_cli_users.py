@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
+from ledger.store.ledger import Ledger
+from views.models import ChildRow
 from web.accounts import Accounts
 
 
@@ -66,3 +69,6 @@ def test_add_list_disable(tmp_path: Path) -> None:
         }
     ]
     assert "password" not in users(tmp_path, "add", "--help").stdout.split("Options")[1]  # never an option
+    # Accounts made first on a fresh database leave the ledger's own tables in place.
+    with Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}").read() as session:
+        assert session.scalar(select(func.count()).select_from(ChildRow)) == 0
