@@ -121,6 +121,7 @@ def test_passwords_are_argon2_and_a_disabled_account_cannot_sign_in(accounts: Ac
         accounts.authenticate("a@b.example", "long enough password")
 
 
+@pytest.mark.slow  # nine argon2 verifications: ~1 s on a quiet machine, 15 s on a busy one
 def test_the_lock_doubles_and_expires(accounts: Accounts) -> None:
     accounts.add_user("a@b.example", "gp/L1", "lead", "long enough password")
     now = datetime(2026, 1, 1, 12, tzinfo=UTC)
