@@ -19,12 +19,13 @@ Decisions (the issue leaves them open):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal, cast
+from typing import cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -34,16 +35,21 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 from ledger.store.ledger import normalise_url
 from ledger.store.types import UTCTime
 from producers.service import Actor
+from web.roles import ROLES, WebRole
 
-WebRole = Literal["lead", "designated-lead", "auditor"]
-ROLES: tuple[WebRole, ...] = ("lead", "designated-lead", "auditor")
 LOCK_AFTER = 5
 FIRST_LOCK = timedelta(minutes=1)
 LONGEST_LOCK = timedelta(hours=1)
 SEEN_RESOLUTION = timedelta(minutes=1)  # the idle clock restarts at most this often
 _hasher = PasswordHasher()
-# Verified against when the email is unknown, so that refusal takes as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the email is unknown, so that refusal takes as long as a wrong
+    password. Made on first use: an argon2 hash costs a noticeable moment, which every `sgledger`
+    command would otherwise pay on import."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 class AccountsBase(DeclarativeBase):
@@ -183,7 +189,7 @@ class Accounts:
         with self._sessions.begin() as s:
             row = s.get(UserRow, email)
             if row is None or row.disabled:
-                _verify(_DUMMY_HASH, password)
+                _verify(_dummy_hash(), password)
                 raise refused
             if row.locked_until is not None and row.locked_until > now:
                 raise LoginRefused(

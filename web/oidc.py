@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from producers.service import Actor
-from web.accounts import ROLES, WebRole
+from web.roles import ROLES, WebRole
 
 _AGENCY = re.compile(r"[a-z][a-z-]*/[A-Za-z0-9._-]+")
 

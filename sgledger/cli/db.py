@@ -9,7 +9,6 @@ from consumers.alerter.store import AlertBase
 from ledger.store import schema
 from ledger.store.ledger import Ledger, normalise_url
 from sgledger.cli.context import AppContext, console, pass_app
-from web.accounts import AccountsBase
 
 
 @click.group()
@@ -43,6 +42,8 @@ def upgrade(app: AppContext) -> None:
     finally:
         engine.dispose()
     if found is not None and found != schema.head_revision():
+        from web.accounts import AccountsBase  # the web workspace's tables share the database
+
         ledger = Ledger(app.settings.database_url, check_schema=False)
         before, after = ledger.upgrade_schema([AlertBase.metadata, AccountsBase.metadata])
         console.print(f"upgraded {before} -> {after}")

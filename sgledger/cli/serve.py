@@ -12,8 +12,6 @@ from ledger.keystore import KeystoreError
 from producers.service import ServiceKeyMissing
 from sgledger.cli.context import AppContext, UserError, pass_app
 from sgledger.settings import Settings
-from web.oidc import OidcConfigError, load_oidc_config
-from web.services import WebConfig, WebServices
 
 
 @click.command()
@@ -63,9 +61,12 @@ def serve(
     them to Kafka (run `sgledger project` beside it). Needs the service key and root.pub.json,
     never root.key. Accounts: `sgledger users add`, or --oidc-config.
     """
+    # Imported here, not with the command line: every `sgledger` command would pay for them.
     import uvicorn
 
     from web.app import create_app
+    from web.oidc import OidcConfigError, load_oidc_config
+    from web.services import WebConfig, WebServices
 
     settings = app.settings
     if demo:

@@ -8,12 +8,15 @@ from the command line, where other users of the server could see it in the proce
 from __future__ import annotations
 
 import sys
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import click
 
 from sgledger.cli.context import AppContext, UserError, pass_app, print_json
-from web.accounts import ROLES, AccountError, Accounts, WebRole
+from web.roles import ROLES, WebRole
+
+if TYPE_CHECKING:
+    from web.accounts import Accounts
 
 
 @click.group()
@@ -24,6 +27,8 @@ def users() -> None:
 def _accounts(app: AppContext) -> Accounts:
     """The ledger's schema first: on a fresh database, tables created by the accounts alone
     would make the ledger take it for an unversioned old release and skip creating its own."""
+    from web.accounts import Accounts  # here, not at import: every `sgledger` command imports this
+
     app.ledger  # noqa: B018  (opening the ledger creates or checks its schema)
     return Accounts(app.settings.database_url)
 
@@ -39,6 +44,8 @@ def add(app: AppContext, email: str, agency: str | None, role: str) -> None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
         password = sys.stdin.readline().rstrip("\r\n")
+    from web.accounts import AccountError
+
     accounts = _accounts(app)
     try:
         row = accounts.add_user(email, agency, cast(WebRole, role), password)
@@ -87,6 +94,8 @@ def list_(app: AppContext, as_json: bool) -> None:
 @pass_app
 def disable(app: AppContext, email: str) -> None:
     """Disable EMAIL's account and end its sessions at once."""
+    from web.accounts import AccountError
+
     accounts = _accounts(app)
     try:
         accounts.disable(email)
