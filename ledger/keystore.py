@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from ledger.identifiers import InvalidIdentifier, agency_kind
 from ledger.keyregistry import RootKey
 from ledger.signing import key_id, load_public_key, public_key_text
 
@@ -46,6 +47,8 @@ class Keystore:
 
     # -- partnership root -------------------------------------------------------------------
     def init_root(self, partnership: str) -> RootInfo:
+        if _kind(partnership) != "partnership":
+            raise KeystoreError(f"{partnership!r} is not a partnership id: expected partnership/<name>")
         if (self.directory / self.ROOT_FILE).exists():
             raise KeystoreError(f"a root key already exists in {self.directory}")
         key = Ed25519PrivateKey.generate()
@@ -70,6 +73,10 @@ class Keystore:
 
     # -- agencies ---------------------------------------------------------------------------
     def agency_key_path(self, agency: str) -> Path:
+        """Where ``agency``'s key lives; refused (KeystoreError) unless ``agency`` is a valid
+        agency id, so no file is ever named after something the ledger would refuse (a newline,
+        ``..``): the name is checked before anything is written."""
+        _kind(agency)
         return self.directory / "agencies" / (agency.replace("/", "~") + ".key")
 
     def has_agency(self, agency: str) -> bool:
@@ -114,3 +121,10 @@ class Keystore:
         if not isinstance(key, Ed25519PrivateKey):
             raise KeystoreError(f"{path} does not hold an Ed25519 key")
         return key
+
+
+def _kind(agency: str) -> str:
+    try:
+        return agency_kind(agency)
+    except InvalidIdentifier as exc:
+        raise KeystoreError(str(exc)) from exc

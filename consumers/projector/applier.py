@@ -94,6 +94,12 @@ class Message:
 
 @dataclass
 class ApplyStats:
+    """What a batch did. Every message given to ``apply`` is counted exactly once, as accepted
+    directly, a duplicate (of an accepted or a held message), held or quarantined:
+    ``len(messages) == accepted - readmitted + duplicates + held + quarantined``. Held messages
+    released later count in ``accepted`` and ``readmitted``; one found already in the ledger
+    is resolved but counted nowhere (it was counted when it arrived)."""
+
     accepted: int = 0
     duplicates: int = 0
     quarantined: int = 0
@@ -423,7 +429,8 @@ class Applier:
         ``entry`` (a message being re-verified) instead of quarantining it a second time."""
         outcome = check_chain(event, batch.facts(event))
         if outcome == DUPLICATE:
-            batch.stats.duplicates += 1
+            if entry is None:  # a held message found in the ledger was counted on arrival
+                batch.stats.duplicates += 1
             return outcome
         if isinstance(outcome, Rejection) and not (over_hole and outcome.reason == Reason.SEQUENCE_GAP):
             self._quarantine(batch, raw, origin, outcome, event, entry)

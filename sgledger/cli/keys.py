@@ -30,8 +30,6 @@ def keys() -> None:
 @pass_app
 def init(app: AppContext, partnership: str) -> None:
     """Create the partnership root key (private key 0600 in the key store)."""
-    if not partnership.startswith("partnership/"):
-        raise UserError("--partnership must look like partnership/<name>")
     try:
         info = app.keystore.init_root(partnership)
     except KeystoreError as exc:
@@ -50,9 +48,12 @@ def agency() -> None:
 @pass_app
 def add(app: AppContext, agency_id: str) -> None:
     """Create AGENCY_ID's signing key and register it with a root-signed ledger event."""
-    kind = agency_id.split("/", 1)[0]
-    if "/" not in agency_id or kind not in AGENCY_KINDS or kind == "partnership":
-        raise UserError(f"agency id must be kind/local-id with kind one of {', '.join(AGENCY_KINDS[:-1])}")
+    if agency_id.startswith("partnership/"):
+        raise UserError(
+            f"{agency_id} is the partnership: its key is the root key (`sgledger keys init`); "
+            f"agencies are one of {', '.join(AGENCY_KINDS[:-1])}"
+        )
+    # The key store refuses a malformed id before it writes anything: no key file is left behind.
     try:
         key = app.keystore.create_agency_key(agency_id)
     except KeystoreError as exc:

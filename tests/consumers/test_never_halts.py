@@ -144,6 +144,7 @@ def test_duplicate_deliveries_of_a_held_event_are_released_together(
     assert {first["id"], second["id"], third["id"]} <= accepted(ledger)
     assert [(s, r) for s, r, _ in entries(ledger)] == [("readmitted", "sequence-gap")]
     assert (stats.accepted, stats.readmitted, stats.duplicates) == (4, 1, 1)  # 4: with the key
+    assert len(batch) == stats.accepted - stats.readmitted + stats.duplicates + stats.held + stats.quarantined
 
 
 def test_an_unexpected_failure_quarantines_that_message_only(
