@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from ledger.canonical import canonical_json, event_digest
+from ledger.store.private import private_sqlite
 
 
 class Base(DeclarativeBase):
@@ -107,6 +108,7 @@ class Entry:
 class Outbox:
     def __init__(self, url: str) -> None:
         self.url = url
+        private_sqlite(url)
         self.engine = _engine(url)
         Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from ledger.private_files import NotPrivate
 from sgledger.cli.alerts import alerts
 from sgledger.cli.audit import audit
 from sgledger.cli.child import child
@@ -98,6 +99,9 @@ def main() -> None:
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except NotPrivate as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(UserError.exit_code)
     except Exception as exc:
         if "--debug" in sys.argv:
             raise
