@@ -151,8 +151,7 @@ class Batch:
         self.at: dict[tuple[str, int], str] = {}
         self._loaded: set[tuple[str, int]] = set()
         for source in sources:
-            sequences = [sequence for _, s, sequence in chain if s == source]
-            self._load(source, min(sequences) - 1, max(sequences) + 1)
+            self._load(source, (n + d for _, s, n in chain if s == source for d in (-1, 0, 1)))
         self.open_holes = list(
             session.scalars(select(SequenceHoleRow).where(SequenceHoleRow.filled_at.is_(None)))
         )
@@ -187,13 +186,15 @@ class Batch:
             found += self._waiting.get(("kid", event["data"]["kid"]), ())
         return [e for e in found if e.status == "held"]
 
-    def _load(self, source: str, low: int, high: int) -> None:
-        wanted = {(source, s) for s in range(max(low, 1), high + 1)} - self._loaded
-        if not wanted:
-            return
-        found = self.ledger.chain_digests(self.session, source, max(low, 1), high)
-        self.at.update({(source, s): d for s, d in found.items()})
-        self._loaded |= wanted
+    def _load(self, source: str, positions: Iterable[int]) -> None:
+        """Digests at these chain positions, in a few range queries. Only the positions asked
+        about are remembered, never a whole range: sequences 1 and 2**53 - 1 in one batch made
+        a set of 2**53 positions (the projector hung), and a hole may be as wide."""
+        wanted = sorted({n for n in positions if n >= 1 and (source, n) not in self._loaded})
+        for low, high in _spans(wanted):
+            found = self.ledger.chain_digests(self.session, source, low, high)
+            self.at.update({(source, n): d for n, d in found.items()})
+        self._loaded.update((source, n) for n in wanted)
 
     def facts(self, event: Mapping[str, Any]) -> ChainFacts:
         source, sequence = event["source"], event["sequence"]
@@ -202,7 +203,7 @@ class Batch:
             self.by_id.update(self.ledger.digests_by_id(self.session, [event["id"]]))
         if source not in self.highest:
             self.highest.update(self.ledger.highest_sequences(self.session, [source]))
-        self._load(source, sequence - 1, sequence + 1)
+        self._load(source, (sequence - 1, sequence, sequence + 1))
         return ChainFacts(
             same_id_digest=self.by_id.get(event["id"]),
             same_sequence_digest=self.at.get((source, sequence)),
@@ -592,9 +593,9 @@ class Applier:
         for hole in [h for h in batch.open_holes if h.source == source]:
             if not hole.first_missing <= event["sequence"] <= hole.last_missing:
                 continue
-            batch._load(source, hole.first_missing, hole.last_missing)
-            present = {s for (src, s) in batch.at if src == source}
-            if all(s in present for s in range(hole.first_missing, hole.last_missing + 1)):
+            batch.flush()  # counted in the database: a hole may span up to 2**53 positions
+            present = batch.ledger.chain_digests(batch.session, source, hole.first_missing, hole.last_missing)
+            if len(present) == hole.last_missing - hole.first_missing + 1:
                 hole.filled_at, hole.filled_by = batch.now, str(event["id"])
                 batch.open_holes.remove(hole)
 
@@ -671,6 +672,18 @@ def internal_error(error: BaseException) -> Rejection:
         f"{type(error).__name__}: {message} (a fault in the projector, not necessarily in the "
         "message; `sgledger quarantine readmit` once it is fixed)",
     )
+
+
+def _spans(positions: Sequence[int], gap: int = 1000) -> list[tuple[int, int]]:
+    """Sorted positions as (low, high) ranges, split where they are more than ``gap`` apart, so
+    one range query per cluster fetches no more than the chain holds near what was asked."""
+    spans: list[tuple[int, int]] = []
+    for n in positions:
+        if spans and n - spans[-1][1] <= gap:
+            spans[-1] = (spans[-1][0], n)
+        else:
+            spans.append((n, n))
+    return spans
 
 
 def _chain_order(checked: dict[str, Any] | Rejection) -> tuple[int, str, int]:

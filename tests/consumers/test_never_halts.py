@@ -173,3 +173,48 @@ def test_an_unexpected_failure_quarantines_that_message_only(
     # the successor waits for the quarantined one, as it would after any refusal
     assert later["id"] not in accepted(ledger)
     assert stats.accepted == 1 and stats.quarantined == 1 and stats.held == 1
+
+
+@pytest.mark.postgres
+def test_the_largest_exact_sequence_fits_postgresql(postgres_db: str, partnership: Partnership) -> None:
+    """PostgreSQL's INTEGER stops at 2**31 - 1: a sequence beyond it aborted the transaction.
+    The sequence columns are BIGINT now, and the batch around it is applied."""
+    ledger = Ledger(postgres_db)
+    try:
+        applier = Applier(ledger, partnership.root_key, clock=Clock(T0 + timedelta(days=30)))
+        police = Chain("police/avon-somerset")
+        first = police.event("incident.reported", INCIDENT)
+        top = resigned(police, police.event("incident.reported", INCIDENT), sequence=2**53 - 1)
+        applier.apply([Message(raw(partnership.register(police))), Message(raw(top)), Message(raw(first))])
+        assert first["id"] in accepted(ledger)
+        assert [(s, r) for s, r, _ in entries(ledger)] == [("held", "sequence-gap")]
+    finally:
+        ledger.engine.dispose()
+
+
+def test_a_sweep_sets_aside_a_child_whose_evaluation_raises(
+    applier: Applier, ledger: Ledger, police: Chain, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deadlines fall due with no message to blame: a child whose re-evaluation raises is logged
+    and skipped, and the sweep still re-evaluates the others (it used to raise, every sweep)."""
+    from policies.registry import ALL_POLICIES
+
+    class Broken(type(ALL_POLICIES[0])):  # type: ignore[misc]
+        def findings(self, view: ChildView, as_of: datetime) -> Iterable[Finding]:
+            if view.child == "C-bad" and as_of > T0 + timedelta(days=40):
+                raise ZeroDivisionError("division by zero")
+            return super().findings(view, as_of)
+
+    at = T0 + timedelta(days=35)
+    clock = Clock(at)  # deadlines (a working day to triage, ...) still ahead
+    broken = Applier(ledger, applier.root, policies=[*ALL_POLICIES[1:], Broken()], clock=clock)
+    broken.apply(
+        [
+            Message(raw(police.event("incident.reported", INCIDENT, subject="C-bad", recorded=at))),
+            Message(raw(police.event("incident.reported", INCIDENT, subject="C-2", recorded=at))),
+        ]
+    )
+    clock.now = T0 + timedelta(days=60)
+    stats = broken.sweep()
+    assert stats.children == {"C-2"}
+    assert "re-evaluating child C-bad failed: " in caplog.text

@@ -6,7 +6,7 @@ minute on a loaded 2-core machine). For a longer search on a developer machine:
     SGLEDGER_FUZZ_EXAMPLES=5000 SGLEDGER_FUZZ_RANDOM=1 .venv/bin/python -m pytest tests/fuzz -q --timeout=0
 
 A failure prints the smallest batches Hypothesis found; keep it as a corpus case
-(tests/fuzz/corpus/README.md) so every later run replays it.
+(the format is in tests/fuzz/corpus.py) so every later run replays it.
 """
 
 from __future__ import annotations
