@@ -84,8 +84,14 @@ def publish_event(
         raise
     except Exception as exc:  # the outbox transaction rolled back
         raise NotStored(f"nothing was stored: {type(exc).__name__}: {exc}") from exc
+    return event, deliver_stored(app, event)
+
+
+def deliver_stored(app: AppContext, event: Mapping[str, Any]) -> str:
+    """``deliver`` for an event already committed to the outbox: a failure says so, with the
+    event's id (exit code 3), rather than reading like nothing happened."""
     try:
-        return event, deliver(app)
+        return deliver(app)
     except Exception as exc:
         raise StoredNotDelivered(event, exc) from exc
 
