@@ -21,8 +21,16 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from ledger.topics import DEFAULT_PREFIX, Topics
+from ledger.verification import MAX_MESSAGE_BYTES as MAX_EVENT_BYTES
 
 MESSAGE_MAX_BYTES = 8 * 1024 * 1024  # client-side ceiling; the broker's own limit still applies
+# Twice the ledger's own limit: a message a little over it must reach the projector, which
+# quarantines it as ``oversized`` with its reason, rather than be refused by the broker where
+# nobody in the partnership sees it. Apache Kafka's default (1 MiB + 12 bytes) would refuse it.
+TOPIC_MAX_MESSAGE_BYTES = 2 * MAX_EVENT_BYTES
+# The variable the CLI reads for --bootstrap-servers (click's SGLEDGER_ auto prefix); from_env
+# reads it too, so there is one name for "which cluster" whichever way the settings are built.
+BOOTSTRAP_ENV = "SGLEDGER_BOOTSTRAP_SERVERS"
 
 
 class BrokerUnavailable(RuntimeError):
@@ -67,12 +75,13 @@ class KafkaSettings:
         environ: Mapping[str, str] | None = None,
         **overrides: Any,
     ) -> KafkaSettings:
-        """Settings from ``{prefix}{FIELD}`` variables (e.g. SGLEDGER_KAFKA_SESSION_TIMEOUT_MS);
-        keyword overrides win, so a CLI option or the embedded broker's address takes precedence."""
+        """Settings from ``{prefix}{FIELD}`` variables (e.g. SGLEDGER_KAFKA_SESSION_TIMEOUT_MS)
+        and the servers from SGLEDGER_BOOTSTRAP_SERVERS; keyword overrides win, so a CLI option
+        or the embedded broker's address takes precedence."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for spec in dataclasses.fields(cls):
-            name = prefix + spec.name.upper()
+            name = BOOTSTRAP_ENV if spec.name == "bootstrap_servers" else prefix + spec.name.upper()
             raw = env.get(name)
             if raw is None or raw == "":
                 continue
@@ -85,13 +94,28 @@ class KafkaSettings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "bootstrap_servers" not in values:
             raise ValueError(
-                f"no Kafka bootstrap servers: set {prefix}BOOTSTRAP_SERVERS or --bootstrap-servers"
+                f"no Kafka bootstrap servers: give --bootstrap-servers or set {BOOTSTRAP_ENV}"
             )
         return cls(**values)
 
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
+
+    def topic_configs(self) -> dict[str, str]:
+        """The settings every topic is created with, here and by `deploy/topics.sh` (which runs
+        `sgledger topics ensure`): the one definition, next to the partition count.
+
+        - ``retention.ms=-1``: the topics are a replayable history (``audit verify --from-kafka``);
+        - ``max.message.bytes``: see TOPIC_MAX_MESSAGE_BYTES;
+        - ``min.insync.replicas``: 2 once there are 3 replicas (an ``acks=all`` write survives one
+          broker's loss and still needs two copies), else 1 so that a smaller cluster can write.
+        """
+        return {
+            "retention.ms": "-1",
+            "max.message.bytes": str(TOPIC_MAX_MESSAGE_BYTES),
+            "min.insync.replicas": str(max(1, min(2, self.replication_factor - 1))),
+        }
 
     def client_config(self) -> dict[str, Any]:
         """Settings every kafka-python client (admin, producer, consumer) accepts."""
@@ -114,7 +138,7 @@ class KafkaSettings:
 def _unavailable(settings: KafkaSettings, exc: Exception) -> BrokerUnavailable:
     return BrokerUnavailable(
         f"Kafka at {settings.bootstrap_servers} is not reachable or failed a request ({exc}); "
-        "start the broker, or check --bootstrap-servers / SGLEDGER_KAFKA_BOOTSTRAP_SERVERS"
+        f"start the broker, or check --bootstrap-servers / {BOOTSTRAP_ENV}"
     )
 
 
@@ -166,8 +190,9 @@ def ensure_topics(settings: KafkaSettings, names: Iterable[str]) -> list[str]:
         missing = [n for n in wanted if n not in existing]
         if not missing:
             return []
+        configs, replicas = settings.topic_configs(), settings.replication_factor
         result = admin.create_topics(
-            [NewTopic(n, settings.partitions, settings.replication_factor) for n in missing],
+            [NewTopic(n, settings.partitions, replicas, topic_configs=configs) for n in missing],
             raise_errors=False,
             wait_for_metadata=True,
         )
@@ -179,6 +204,16 @@ def ensure_topics(settings: KafkaSettings, names: Iterable[str]) -> list[str]:
     if failures:
         raise BrokerUnavailable("could not create topics: " + "; ".join(failures))
     return missing
+
+
+def delete_topics(settings: KafkaSettings, prefix: str) -> list[str]:
+    """Delete every topic whose name starts with ``prefix``; returns their names. For tests and
+    tools that made topics of their own: the services never delete."""
+    with admin_client(settings) as admin:
+        names = sorted(t for t in admin.list_topics() if t.startswith(prefix))
+        if names:
+            admin.delete_topics(names)
+    return names
 
 
 def _check_partitions(settings: KafkaSettings, admin: KafkaAdminClient, names: list[str]) -> None:
