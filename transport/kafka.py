@@ -21,13 +21,13 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from ledger.topics import DEFAULT_PREFIX, Topics
-from ledger.verification import MAX_MESSAGE_BYTES as MAX_EVENT_BYTES
 
 MESSAGE_MAX_BYTES = 8 * 1024 * 1024  # client-side ceiling; the broker's own limit still applies
-# Twice the ledger's own limit: a message a little over it must reach the projector, which
-# quarantines it as ``oversized`` with its reason, rather than be refused by the broker where
-# nobody in the partnership sees it. Apache Kafka's default (1 MiB + 12 bytes) would refuse it.
-TOPIC_MAX_MESSAGE_BYTES = 2 * MAX_EVENT_BYTES
+# The topics accept whatever the clients may send: a message over the ledger's own limit (1 MiB)
+# must reach the projector, which quarantines it as ``oversized`` with its reason. Refused by the
+# broker instead (Apache Kafka's default is 1 MiB + 12 bytes), it would stay at the head of its
+# agency's outbox and the relay would retry it forever, holding back every later event.
+TOPIC_MAX_MESSAGE_BYTES = MESSAGE_MAX_BYTES
 # The variable the CLI reads for --bootstrap-servers (click's SGLEDGER_ auto prefix); from_env
 # reads it too, so there is one name for "which cluster" whichever way the settings are built.
 BOOTSTRAP_ENV = "SGLEDGER_BOOTSTRAP_SERVERS"
