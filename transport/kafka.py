@@ -247,6 +247,7 @@ def make_producer(settings: KafkaSettings) -> KafkaProducer:
             compression_type=None,
             max_block_ms=settings.max_block_ms,
             delivery_timeout_ms=settings.delivery_timeout_ms,
+            allow_auto_create_topics=False,  # topics come only from ensure_topics, with our settings
         )
     except KafkaError as exc:
         raise _unavailable(settings, exc) from exc
@@ -267,6 +268,9 @@ def make_consumer(settings: KafkaSettings, group_id: str | None, topics: Iterabl
             max_poll_interval_ms=settings.max_poll_interval_ms,
             max_partition_fetch_bytes=MESSAGE_MAX_BYTES,
             fetch_max_bytes=4 * MESSAGE_MAX_BYTES,
+            # A metadata request for a missing topic must not create it: tansu would, with one
+            # partition, after a restart, and every later ensure_topics would be a TopicMismatch.
+            allow_auto_create_topics=False,
         )
     except KafkaError as exc:
         raise _unavailable(settings, exc) from exc
