@@ -1,15 +1,9 @@
 #!/usr/bin/env bash
-# Create the partnership's topics on Apache Kafka. Every event topic has the same partition
-# count and is keyed by the child's id, so one child's events meet in one projector (DESIGN.md).
-# The services also create missing topics on start; this script is for clusters where clients
-# may not create topics.
+# Create the partnership's topics on Apache Kafka, for clusters where clients may not create
+# topics. The partition count, replication factor and topic settings are the services' own
+# (transport/kafka.py: KafkaSettings.partitions, .replication_factor, .topic_configs()), set
+# with the same variables the services read, so the two can never disagree:
+#   SGLEDGER_BOOTSTRAP_SERVERS=kafka:9092 SGLEDGER_KAFKA_REPLICATION_FACTOR=3 deploy/topics.sh
+# An existing topic with another partition count is refused (exit 1), never changed.
 set -euo pipefail
-BOOTSTRAP=${BOOTSTRAP:-kafka:9092}
-PREFIX=${PREFIX:-safeguarding}
-PARTITIONS=${PARTITIONS:-12}
-REPLICATION=${REPLICATION:-3}
-for family in incident referral closure marac contact notification registration gap-flags quarantine; do
-  kafka-topics.sh --bootstrap-server "$BOOTSTRAP" --create --if-not-exists \
-    --topic "$PREFIX.$family" --partitions "$PARTITIONS" --replication-factor "$REPLICATION" \
-    --config min.insync.replicas=2 --config retention.ms=-1 --config max.message.bytes=2097152
-done
+exec sgledger topics ensure "$@"

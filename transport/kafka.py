@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -271,13 +272,32 @@ def make_consumer(settings: KafkaSettings, group_id: str | None, topics: Iterabl
             # A metadata request for a missing topic must not create it: tansu would, with one
             # partition, after a restart, and every later ensure_topics would be a TopicMismatch.
             allow_auto_create_topics=False,
+            metadata_max_age_ms=5000,  # pattern subscriptions find (re)created topics this soon
         )
     except KafkaError as exc:
         raise _unavailable(settings, exc) from exc
     names = list(topics)
     if names:
-        consumer.subscribe(names)
+        subscribe(consumer, names)
     return consumer
+
+
+def subscribe(consumer: KafkaConsumer, topics: Iterable[str], listener: Any = None) -> None:
+    """Join the group for exactly these topics, by a pattern that names them.
+
+    Why a pattern: subscribing by name makes the client ask for those topics' metadata, and
+    tansu then creates any that are missing, with 4 partitions, whatever the request's
+    ``allow_auto_topic_creation`` says. After tansu restarts (empty), a waiting consumer would
+    so create every topic with the wrong count before the relay could create them right, and
+    every later ensure_topics would fail with TopicMismatch. A pattern subscription asks for
+    all topics' metadata and creates nothing; topics created later are found at the next
+    metadata refresh (``metadata_max_age_ms`` is short for that reason).
+    """
+    pattern = "^(" + "|".join(re.escape(t) for t in sorted(set(topics))) + ")$"
+    if listener is None:
+        consumer.subscribe(pattern=pattern)
+    else:
+        consumer.subscribe(pattern=pattern, listener=listener)
 
 
 def assign_all(consumer: KafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:

@@ -23,7 +23,15 @@ from sqlalchemy import select
 
 from consumers.projector.applier import Applier, ApplyStats, Message
 from ledger.store.models import QuarantineEntry
-from transport.kafka import KafkaSettings, assign_all, cluster_id, ensure_topics, make_consumer, make_producer
+from transport.kafka import (
+    KafkaSettings,
+    assign_all,
+    cluster_id,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    subscribe,
+)
 from views.models import FlagChangeRow
 
 log = logging.getLogger(__name__)
@@ -77,7 +85,7 @@ class Projector:
             # directly instead of waiting for a group join.
             self.seek_assigned(assign_all(self.consumer, self.topics.events()))
         else:
-            self.consumer.subscribe(self.topics.events(), listener=_SeekToTracked(self))
+            subscribe(self.consumer, self.topics.events(), listener=_SeekToTracked(self))
         self.producer: KafkaProducer = make_producer(settings)
         self._last_sweep = float("-inf")
         # True when the consumer's positions may not match the database's (a batch failed, or

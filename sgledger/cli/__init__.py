@@ -21,6 +21,7 @@ from sgledger.cli.keys import agency, keys
 from sgledger.cli.publish import project, publish, relay
 from sgledger.cli.quarantine import quarantine
 from sgledger.cli.scenario import demo, scenario
+from sgledger.cli.topics import topics
 from sgledger.settings import Settings
 
 
@@ -82,6 +83,7 @@ for command in (
     demo,
     audit,
     alerts,
+    topics,
 ):
     cli.add_command(command)
 
