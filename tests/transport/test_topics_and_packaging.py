@@ -84,21 +84,18 @@ main()
 @pytest.mark.parametrize(
     ("args", "needs"),
     [
-        (["publish", "--agency", "gp/L85001", "--type", "gp.registered", "--child", "C-1",
-          "--data", '{"person": "C-1", "practice": "L85001"}'], "embedded broker (tansu)"),
+        # keys init publishes the partnership service key's registration: it needs a broker
+        (["keys", "init", "--partnership", "partnership/t"], "embedded broker (tansu)"),
         (["demo"], "aiosmtpd"),
     ],
-)  # fmt: skip
+)
 def test_without_the_embedded_extra_the_default_says_how_to_get_it(
     tmp_path: Path, args: list[str], needs: str
 ) -> None:
-    base = [sys.executable, "-c", WITHOUT_EXTRA, "--data-dir", str(tmp_path)]
-    setup = [["keys", "init", "--partnership", "partnership/t"]]
-    for step in setup:
-        subprocess.run([*base, *step], capture_output=True, text=True, timeout=60, check=True)
-    if args[0] == "publish":  # the key exists; only the delivery needs the broker
-        subprocess.run([*base, "agency", "add", "gp/L85001"], capture_output=True, text=True, timeout=60)
-    result = subprocess.run([*base, *args], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_EXTRA, "--data-dir", str(tmp_path), *args],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
     assert result.returncode != 0
     assert needs in result.stderr
     assert "pip install 'safeguarding-ledger[embedded]'" in result.stderr
@@ -113,3 +110,27 @@ def test_embedded_broker_and_smtp_sink_are_an_optional_extra() -> None:
         assert 'extra == "embedded"' in by_name[name], by_name[name]
     dockerfile = (REPO / "deploy" / "Dockerfile").read_text()
     assert "embedded" not in dockerfile and "'.[postgres]'" in dockerfile
+
+
+@pytest.mark.kafka
+def test_deploy_topics_sh_takes_the_partition_count_from_topics_env(kafka_settings: KafkaSettings) -> None:
+    """deploy/topics.sh once made 12 partitions while the services expected 6; now the count
+    comes from deploy/topics.env, which the services read too."""
+    env_file = (REPO / "deploy" / "topics.env").read_text()
+    partitions = int(env_file.split("SGLEDGER_KAFKA_PARTITIONS=")[1].split()[0])
+    result = subprocess.run(
+        ["bash", str(REPO / "deploy" / "topics.sh"), "--json"],
+        capture_output=True, text=True, timeout=120,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("SGLEDGER_")},
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "SGLEDGER_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+            "SGLEDGER_TOPIC_PREFIX": kafka_settings.topic_prefix,
+            "SGLEDGER_KAFKA_REPLICATION_FACTOR": "1",  # one test broker; topics.env says 3
+        },
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["partitions"] == partitions
+    with admin_client(kafka_settings) as admin:
+        described = admin.describe_topics(kafka_settings.topics.all())
+    assert {len(t["partitions"]) for t in described} == {partitions}
