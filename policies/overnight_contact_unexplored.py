@@ -17,11 +17,19 @@ agencies whose records make up the risk (the link and the concern).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import datetime
 
 from policies.base import Finding, Policy, Severity
 from policies.calendar import london_day
-from policies.facts import domestic_abuse_incidents, due_after_working_days, first_after, parent_figures
+from policies.facts import (
+    age_on,
+    child_dob,
+    domestic_abuse_incidents,
+    due_after_working_days,
+    first_after,
+    latest_links,
+    parent_figures,
+)
 from policies.person_status import person_statuses
 from policies.view import CONCERN_ROLES, ChildView, Event
 
@@ -45,19 +53,20 @@ class OvernightContactUnexplored(Policy):
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
         events = view.effective()
-        dob = _dob(events)
+        dob = child_dob(view.of_type("child.registered"))
         if dob is None:
             return
-        arrangements = [e for e in events if e.type == "contact-arrangement.recorded"]
+        arrangements = view.of_type("contact-arrangement.recorded")
+        links = latest_links(view.of_type("person.linked"))
         for person in sorted(parent_figures(events)):
-            link = _latest_link(events, person)
+            link = links.get(person)
             if link is None or link.data.get("lives_with_child") is not False:
                 continue
             concern = _first_concern(events, person)
             if concern is None:
                 continue
             start = max(link, concern, key=lambda e: e.recordedtime)
-            if _age_years(dob, london_day(start.recordedtime)) >= 2:
+            if age_on(dob, london_day(start.recordedtime)) >= 2:
                 continue
             due = due_after_working_days(start.recordedtime, 10)
             recorded = [a for a in arrangements if a.data["person"] == person]
@@ -73,20 +82,6 @@ class OvernightContactUnexplored(Policy):
                 resolved_by=late.id if late else None,
                 resolved_at=late.recordedtime if late else None,
             )
-
-
-def _dob(events: tuple[Event, ...]) -> date | None:
-    registered = [e for e in events if e.type == "child.registered"]
-    return date.fromisoformat(registered[-1].data["dob"]) if registered else None
-
-
-def _age_years(dob: date, on: date) -> int:
-    return on.year - dob.year - ((on.month, on.day) < (dob.month, dob.day))
-
-
-def _latest_link(events: tuple[Event, ...], person: str) -> Event | None:
-    links = [e for e in events if e.type == "person.linked" and e.data["person"] == person]
-    return max(links, key=lambda e: (e.recordedtime, e.id)) if links else None
 
 
 def _first_concern(events: tuple[Event, ...], person: str) -> Event | None:
