@@ -130,10 +130,12 @@ def aware_since(events: Iterable[Event]) -> dict[str, datetime]:
     return aware
 
 
-def names_incident(notification: Event, incident: Event) -> bool:
-    """A notification is about an incident if ``about`` names its event id or incident_ref."""
-    about = notification.data.get("about", ())
-    return incident.id in about or incident.data.get("incident_ref") in about
+def incident_names(incidents: Iterable[Event]) -> frozenset[str]:
+    """Every name a notification's ``about`` may use for these incidents (ids and refs), so that
+    "is this notification about an incident?" is one set lookup, not a scan of the incidents."""
+    return frozenset(
+        name for i in incidents for name in (i.id, i.data.get("incident_ref")) if isinstance(name, str)
+    )
 
 
 def first_after(events: Sequence[Event], since: datetime) -> Event | None:
