@@ -11,7 +11,8 @@ starts (version 2: "until the age of 25" ends on the 25th birthday; version 1 al
 25-year-old, and read a once-recorded ``age`` that never moved on). Age is computed for that day:
 from the person's ``dob`` where recorded, else from the latest recorded ``age`` plus the whole
 years since it was recorded. That is the youngest the person can be (their birthday may fall just
-after the age was recorded): when the partnership is unsure, support is not cut off on a guess; due at the first instant after the 10th working day (1 ms
+after the age was recorded): when the partnership is unsure, support is not cut off on a guess.
+Due at the first instant after the 10th working day (1 ms
 after ``working_days_deadline``). Any notification to a ``leaving-care/`` agency about the child
 before then counts. Concerns: the agency that first brought the child to the partnership's
 attention (it holds the relationship with the family).
