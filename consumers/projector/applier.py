@@ -43,7 +43,7 @@ from policies.view import ChildView, Event
 from views.flags import sync_flags
 from views.models import ChildRow
 from views.projection import rebuild_child
-from views.queries import integrity_flags_as_of
+from views.queries import child_events, households_in, integrity_flags_as_of
 
 LOST_EVENT_GRACE = timedelta(hours=1)
 # Events about the partnership's own bookkeeping, not about the child's life.
@@ -469,16 +469,32 @@ class Applier:
 
     # -- views and flags ------------------------------------------------------------------
     def _finish(self, batch: Batch) -> None:
-        """Record what was accepted, then rebuild every touched child and its flags."""
+        """Record what was accepted, then rebuild every touched child and its flags.
+
+        A child's view carries its household (the events of children who may share a parent
+        figure: issue 14, sibling rules), so a change to one child changes its siblings' views
+        too: they are re-evaluated in the same transaction, one step out (their own households
+        are read, not re-evaluated)."""
         batch.flush()
         registered = batch.registry.registered_agencies()
         rules = [p.id for p in self.policies]
+        loaded: dict[str, list[Event]] = {}
+
+        def events_of(child: str) -> list[Event]:
+            if child not in loaded:
+                loaded[child] = child_events(self.ledger, batch.session, child)
+            return loaded[child]
+
+        for siblings in households_in(batch.session, sorted(batch.triggers), events_of).values():
+            for sibling in siblings:
+                batch.triggers.setdefault(sibling, "")
+        households = households_in(batch.session, sorted(batch.triggers), events_of)
         for child, trigger in sorted(batch.triggers.items()):
-            envelopes = self.ledger.events_about(batch.session, child)
-            events = [Event.from_envelope(e) for e in envelopes if e["type"] not in NOT_CHILD_EVENTS]
+            events = events_of(child)
             if not events:
                 continue
-            view = ChildView.build(child, events, registered)
+            household = {other: events_of(other) for other in sorted(households[child])}
+            view = ChildView.build(child, events, registered, household)
             evaluation = evaluate(view, batch.now, self.policies)
             rebuild_child(batch.session, view, evaluation.next_due, batch.now)
             detail = {e.id: _evidence(e) for e in view.events}
