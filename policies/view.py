@@ -147,6 +147,14 @@ class ChildView:
             )
         return tuple(sorted((e for i, e in by_id.items() if i not in withdrawn), key=lambda e: e.sort_key))
 
+    def event(self, event_id: str) -> Event:
+        """An event of the view as recorded (not amended), by id."""
+        return self._by_id[event_id]
+
+    @cached_property
+    def _by_id(self) -> dict[str, Event]:
+        return {e.id: e for e in self.events}
+
     def of_type(self, *types: str) -> list[Event]:
         """Effective events of the given types, in time order (from the index: no scan)."""
         if len(types) == 1:
