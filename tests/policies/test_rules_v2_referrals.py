@@ -82,7 +82,7 @@ def test_referral_answered_in_time_by_acknowledgement_closure_or_decision_is_qui
             {"discussion_ref": "SD-1", "decision": "no-further-action"},
             "2024-03-05T16:00:00Z",
             source=CSC,
-        ),  # fmt: skip
+        ),
     ]
     for answer in answers:
         assert flags(ReferralNotAcknowledged(), view(r, answer), LATER) == [], answer.type
