@@ -13,7 +13,9 @@ parent figure with it (a person an agency last linked to *both* children with
 ``lives_with_child: true``) must have an event of its own naming the incident or referral (its
 id, ``incident_ref`` or ``referral_ref``: the incident recorded for the sibling, a notification
 ``about`` it, a referral listing it in ``incident_refs``) within one working day of its
-recording. A later such event resolves the flag. One flag per (incident or referral, sibling).
+recording; for a referral, the sibling's own referral to the same agency made from the same London
+day on also counts (agencies give each child's referral its own reference, as in the Family A
+scenario). A later such event resolves the flag. One flag per (incident or referral, sibling).
 Concerns: the agency that recorded the incident or referral.
 """
 
@@ -24,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from policies.base import Finding, Policy, Severity
+from policies.calendar import london_day
 from policies.facts import co_resident_parent_figures, domestic_abuse_incidents, due_after_working_days
 from policies.view import ChildView, Event
 
@@ -67,12 +70,15 @@ class SiblingNotConsidered(Policy):
                 theirs = sibling.of_type("child.registered", "person.linked")
                 if ours.isdisjoint(co_resident_parent_figures([e for e in theirs if e.recordedtime <= at])):
                     continue
-                about = sorted(
-                    {
-                        e.id: e for name in _names(trigger) for e in named[sibling.child].get(name, ())
-                    }.values(),
-                    key=lambda e: (e.recordedtime, e.id),
-                )
+                found = {e.id: e for name in _names(trigger) for e in named[sibling.child].get(name, ())}
+                if trigger.type == "referral.made":
+                    day = london_day(at)
+                    found.update(
+                        (r.id, r)
+                        for r in named[sibling.child].get(_referred_to(trigger.data["to"]), ())
+                        if london_day(r.recordedtime) >= day
+                    )
+                about = sorted(found.values(), key=lambda e: (e.recordedtime, e.id))
                 if any(e.recordedtime < due for e in about):
                     continue
                 late = about[0] if about else None
@@ -100,6 +106,13 @@ def _by_name(sibling: ChildView) -> dict[str, list[Event]]:
         data: Any = event.data
         values = [data[f] for f in NAMING_FIELDS if f in data]
         values += [v for f in NAMING_LISTS for v in data.get(f, ())]
+        if event.type == "referral.made":
+            values.append(_referred_to(event.data["to"]))
         for value in {str(v) for v in values}:
             found.setdefault(value, []).append(event)
     return found
+
+
+def _referred_to(agency: Any) -> str:
+    """The index key of "a referral to this agency" (not a name any event could use)."""
+    return f"referral to {agency}"

@@ -70,6 +70,19 @@ def test_referrals_count_and_a_sibling_linked_later_is_not_owed_an_old_incident(
     referral = ev("referral.made", {"referral_ref": "R-1", "to": CSC, "reason": "DA"}, MONDAY, source=POLICE)
     (flag,) = flags(SiblingNotConsidered(), household_view(link("C-1"), link("C-2"), referral), LATER)
     assert "R-1" in flag.detail
+    own = ev("referral.made", {"referral_ref": "R-2", "to": CSC, "reason": "DA"}, "2024-03-04T09:00:00Z",
+             source=POLICE, child="C-2")  # fmt: skip
+    assert flags(SiblingNotConsidered(), household_view(link("C-1"), link("C-2"), referral, own), LATER) == []
+    elsewhere = ev("referral.made", {"referral_ref": "R-2", "to": "idva/somerset", "reason": "DA"},
+                   "2024-03-04T09:00:00Z", source=POLICE, child="C-2")  # fmt: skip
+    assert (
+        len(
+            flags(
+                SiblingNotConsidered(), household_view(link("C-1"), link("C-2"), referral, elsewhere), LATER
+            )
+        )
+        == 1
+    )
     late_link = link("C-2", at="2024-04-01T10:00:00Z")
     assert flags(SiblingNotConsidered(), household_view(link("C-1"), late_link, incident()), LATER) == []
     # Without a household (a view built without candidates) the rule has nothing to say.
