@@ -20,7 +20,7 @@ attention (it holds the relationship with the family).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -60,12 +60,13 @@ class CareLeaverParentUnsupported(Policy):
             for e in events
             if e.type == "notification.sent" and agency_kind(str(e.data["to"])) == "leaving-care"
         ]
-        for person in sorted(parent_figures(events)):
-            status = _qualifying_status(events, person)
+        statuses = view.of_type("person.status")
+        for person in sorted(parent_figures(view.of_type("child.registered", "person.linked"))):
+            status = _qualifying_status(statuses, person)
             if status is None:
                 continue
             start = max(triggers[0], status, key=lambda e: e.recordedtime)
-            age = _age(events, person, london_day(start.recordedtime))
+            age = _age(statuses, person, london_day(start.recordedtime))
             if age is None or age >= SUPPORT_AGE_LIMIT:
                 continue
             due = due_after_working_days(start.recordedtime, 10)
@@ -83,7 +84,7 @@ class CareLeaverParentUnsupported(Policy):
             )
 
 
-def _qualifying_status(events: tuple[Event, ...], person: str) -> Event | None:
+def _qualifying_status(events: Sequence[Event], person: str) -> Event | None:
     """The status event from which the person is known to be a care leaver of known age, if they
     still are (a later status saying they are not a care leaver ends the rule)."""
     fields: dict[str, Any] = {}
@@ -101,7 +102,7 @@ def _qualifies(fields: dict[str, Any]) -> bool:
     return fields.get("care_leaver") is True and ("dob" in fields or isinstance(fields.get("age"), int))
 
 
-def _age(events: tuple[Event, ...], person: str, on: date) -> int | None:
+def _age(events: Sequence[Event], person: str, on: date) -> int | None:
     """The person's age on ``on``: from the latest recorded ``dob``, else from the latest recorded
     ``age`` plus whole years since (the youngest they can be); None if neither is known."""
     dob: date | None = None

@@ -16,7 +16,7 @@ agencies whose records make up the risk (the link and the concern).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from policies.base import Finding, Policy, Severity
@@ -58,11 +58,13 @@ class OvernightContactUnexplored(Policy):
             return
         arrangements = view.of_type("contact-arrangement.recorded")
         links = latest_links(view.of_type("person.linked"))
+        incidents = domestic_abuse_incidents(view.of_type("incident.reported"))
+        statuses = view.of_type("person.status")
         for person in sorted(parent_figures(events)):
             link = links.get(person)
             if link is None or link.data.get("lives_with_child") is not False:
                 continue
-            concern = _first_concern(events, person)
+            concern = _first_concern(incidents, statuses, person)
             if concern is None:
                 continue
             start = max(link, concern, key=lambda e: e.recordedtime)
@@ -84,16 +86,16 @@ class OvernightContactUnexplored(Policy):
             )
 
 
-def _first_concern(events: tuple[Event, ...], person: str) -> Event | None:
+def _first_concern(incidents: Sequence[Event], statuses: Sequence[Event], person: str) -> Event | None:
     """The first domestic-abuse incident naming the person of concern, or the status from which
     the person is known to misuse substances (if no later status says they no longer do)."""
     facts = [
         e
-        for e in domestic_abuse_incidents(events)
+        for e in incidents
         if any(p["person"] == person and p["role"] in CONCERN_ROLES for p in e.data.get("parties", ()))
     ]
     misuse_since: Event | None = None
-    for status in person_statuses(events, person):
+    for status in person_statuses(statuses, person):
         misuse = status.data.get("substance_misuse")
         if misuse is True and misuse_since is None:
             misuse_since = status
