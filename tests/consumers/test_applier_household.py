@@ -1,5 +1,6 @@
-"""Household facts through the real projector (SQLite file): a child's events change its
-siblings' flags in the same batch or a later one, and a replay as of a time gives the same."""
+"""Issue 14 through the real projector (SQLite file): a child's events change its siblings'
+flags in the same batch or a later one, a replay as of a time gives the same, and the view
+shows the child's current school."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from consumers.projector.applier import Applier, Message
 from ledger.store.ledger import Ledger
 from tests.ledger.factory import T0, Chain, Partnership
 from views.models import FlagRow
-from views.queries import flags_as_of
+from views.queries import child_view, flags_as_of
 
 INCIDENT = {
     "incident_ref": "INC-H1",
@@ -87,3 +88,19 @@ def test_a_child_without_a_shared_co_resident_parent_figure_is_not_a_sibling(led
         police.event("incident.reported", INCIDENT, subject="C-1"),
     )
     assert sibling_flags(ledger) == []
+
+
+def test_the_view_lists_the_current_school_only(ledger: Ledger) -> None:
+    partnership = Partnership()
+    school = Chain("school/100001")
+    applier = Applier(ledger, partnership.root_key, clock=lambda: T0 + timedelta(days=7))
+    send(
+        applier,
+        partnership.register(school),
+        school.event("school.enrolled", {"school": "100001"}),
+        school.event("school.enrolled", {"school": "100002"}, at=T0 + timedelta(days=1)),
+        school.event("school.left", {"school": "100001", "reason": "moved"}, at=T0 + timedelta(days=2)),
+    )
+    with ledger.read() as session:
+        shown = child_view(session, "C-1")
+    assert shown is not None and shown["schools"] == ["100002"]
