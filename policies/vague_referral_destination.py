@@ -60,8 +60,8 @@ class VagueReferralDestination(Policy):
                     view,
                     triage,
                     f"{triage.id}|{entry}",
-                    lambda v, entry=entry: entry in _referred_to(v),  # type: ignore[misc]
-                    lambda _v, entry=entry: entry,  # type: ignore[misc]
+                    _lists(entry),
+                    _always(entry),
                     f"triage of incident {triage.data['incident_ref']}",
                 )
 
@@ -88,6 +88,15 @@ class VagueReferralDestination(Policy):
             resolved_by=fixed.id if fixed else None,
             resolved_at=fixed.recordedtime if fixed else None,
         )
+
+
+def _lists(entry: str) -> Callable[[Event], bool]:
+    """Whether a version of the triage still refers to ``entry``."""
+    return lambda triage: entry in _referred_to(triage)
+
+
+def _always(entry: str) -> Callable[[Event], str]:
+    return lambda _triage: entry
 
 
 def _referred_to(triage: Event) -> list[str]:
