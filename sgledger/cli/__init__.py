@@ -15,6 +15,7 @@ from sgledger.cli.alerts import alerts
 from sgledger.cli.audit import audit
 from sgledger.cli.child import child
 from sgledger.cli.context import AppContext, UserError
+from sgledger.cli.db import db
 from sgledger.cli.doctor import doctor
 from sgledger.cli.flags import flags
 from sgledger.cli.keys import agency, keys
@@ -86,6 +87,7 @@ for command in (
     audit,
     alerts,
     doctor,
+    db,
 ):
     cli.add_command(command)
 
