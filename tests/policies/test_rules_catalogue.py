@@ -35,10 +35,16 @@ def test_every_rule_says_what_it_is_why_and_what_to_do() -> None:
     assert len({r.id for r in ALL_POLICIES}) == len(ALL_POLICIES) == 28
 
 
-def test_the_readme_rule_table_lists_every_rule() -> None:
+def test_the_readme_rule_table_lists_every_rule_with_its_severity_and_citation() -> None:
     readme = (ROOT / "README.md").read_text("utf-8")
-    listed = set(re.findall(r"^\| `([a-z0-9-]+)` \| (?:low|medium|high) \|", readme, flags=re.MULTILINE))
-    assert {r.id for r in ALL_POLICIES} <= listed
+    rows = {
+        rule: (severity, cites)
+        for rule, severity, cites in re.findall(
+            r"^\| `([a-z0-9-]+)` \| (low|medium|high) \| .* \| (.*) \|$", readme, flags=re.MULTILINE
+        )
+    }
+    for rule in ALL_POLICIES:
+        assert rows.get(rule.id) == (str(rule.severity), rule.source), rule.id
 
 
 @pytest.mark.parametrize("event_type", NEW_TYPES)
