@@ -2,16 +2,16 @@
 which other children's views name one of its parent figures (views.queries.households_in), once
 per touched child per batch; without the index that is a scan of every child's people.
 
-Revision ID: 0002_household
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0002_household"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
