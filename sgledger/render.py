@@ -56,6 +56,7 @@ def render_flags(console: Console, flags: Sequence[Mapping[str, Any]], title: st
     table = Table(title=title)
     for name in ("flag", "severity", "rule", "child", "due"):  # identifiers: never truncated or wrapped
         table.add_column(name, no_wrap=True)
+    table.add_column("which", ratio=2)  # the incident, agency or plan: tells rows of one rule apart
     table.add_column("what is expected", ratio=2)
     table.add_column("cites", ratio=1)
     for f in flags:
@@ -66,6 +67,7 @@ def render_flags(console: Console, flags: Sequence[Mapping[str, Any]], title: st
             f["rule"],
             f["child"] or "(partnership)",
             f["due"],
+            escape(str(f.get("detail") or "")),
             f["action"],
             f["source"],
         )

@@ -132,3 +132,38 @@ def test_replay_and_diff_commands(app: AppContext, tmp_path: Path) -> None:
             select(AcceptedEvent.envelope).where(AcceptedEvent.type == "access.recorded")
         ).all()
     assert [json.loads(a)["data"]["action"] for a in access] == ["audit replay"]
+
+
+def test_reads_outside_audit_are_audited_too_and_flags_can_be_told_apart(app: AppContext) -> None:
+    """flags explain (by short id), child list and quarantine list/show are reads of records about
+    children: each writes a signed access.recorded; flags list shows which incident and agency."""
+    from sgledger.cli import cli
+
+    def top(*args: str) -> Result:
+        result = CliRunner().invoke(
+            cli, ["--data-dir", str(app.settings.data_dir), *args], catch_exceptions=False
+        )
+        assert result.exit_code == 0, result.output
+        return result
+
+    listed = json.loads(top("flags", "list", "--json").output)
+    gp = [f for f in listed["flags"] if f["rule"] == "gp-not-notified"]
+    assert len(gp) > 2
+    table = top("flags", "list", "--rule", "gp-not-notified").output
+    for flag in gp:  # each row says which practice and which incident
+        assert flag["detail"].split(" not told")[0] in table
+    assert len({f["detail"] for f in gp}) == len(gp)
+    short = gp[0]["id"][:8]
+    assert "Evidence" in top("flags", "explain", short, "--reason", "triage call").output
+    top("child", "list")
+    top("quarantine", "list")
+    accesses = list_access(app.ledger, CHILD)
+    assert ("flags explain", "triage call") in [(a["action"], a.get("reason")) for a in accesses]
+    with app.ledger.read() as session:
+        actions = [
+            json.loads(e)["data"]["action"]
+            for e in session.scalars(
+                select(AcceptedEvent.envelope).where(AcceptedEvent.type == "access.recorded")
+            )
+        ]
+    assert {"child list", "quarantine list", "flags explain"} <= set(actions)
