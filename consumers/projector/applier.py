@@ -44,6 +44,7 @@ from views.flags import sync_flags
 from views.models import ChildRow
 from views.projection import rebuild_child
 from views.queries import integrity_flags_as_of
+from views.summaries import event_refs
 
 LOST_EVENT_GRACE = timedelta(hours=1)
 # Events about the partnership's own bookkeeping, not about the child's life.
@@ -511,6 +512,9 @@ def _evidence(event: Event) -> dict[str, Any]:
         "type": event.type,
         "time": event.time.isoformat(),
         "recordedtime": event.recordedtime.isoformat(),
+        # the agency references (incident_ref...) that tell one flag of a rule from another in
+        # an email, which never carries the event's data itself
+        "refs": event_refs(event.data),
     }
 
 
