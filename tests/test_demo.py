@@ -64,6 +64,10 @@ def test_demo_prints_the_child_view_flags_and_the_emails_it_sent(tmp_path: Path)
         for line in text.splitlines():
             if line.startswith("Rule: "):
                 to.setdefault(line.removeprefix("Rule: "), set()).add(m.recipient)
+    # Each flag says which it is: the incident's reference (from the projector's evidence detail)
+    assert "Which: INC-CH-1; concerns gp/L85001, police/avon-somerset" in "\n".join(
+        ReceivedMail("", [m.recipient], m.message.encode()).text() for m in mail
+    )
     # The closing agency and the partnership lead (high severity) hear of the closure ...
     assert to["Referral closed without contact with father or person of concern"] == {
         "mash.lead@csc.example", "designated.lead@partnership.example",
