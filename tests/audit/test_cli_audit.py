@@ -9,6 +9,7 @@ import os
 import pwd
 import shutil
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from sgledger.cli.audit import audit
 from sgledger.cli.context import AppContext, UserError
 from sgledger.settings import Settings
 from tests.audit.conftest import Story
+from views.models import FlagRow
 
 CHILD = "C-CH-1"
 
@@ -167,3 +169,38 @@ def test_reads_outside_audit_are_audited_too_and_flags_can_be_told_apart(app: Ap
             )
         ]
     assert {"child list", "quarantine list", "flags explain"} <= set(actions)
+
+
+def test_a_dismissed_flag_is_a_span_closed_by_the_decision_listed_with_the_records_governance(
+    app: AppContext,
+) -> None:
+    from consumers.auditor.chronology import build_chronology
+    from sgledger.cli import cli
+
+    with app.ledger.read() as session:
+        flag_id = session.scalar(
+            select(FlagRow.id).where(FlagRow.rule == "vague-referral-destination", FlagRow.status == "open")
+        )
+    assert flag_id is not None
+    args = [
+        "--data-dir",
+        str(app.settings.data_dir),
+        "flags",
+        "dismiss",
+        flag_id[:8],
+        "--reason",
+        "health = PHN",
+    ]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    chronology = build_chronology(app.ledger, app.root_key(), CHILD, datetime.now(UTC))
+    [span] = [f for f in chronology.flags if f.id == flag_id]
+    assert span.status == "dismissed" and span.closed is not None
+    assert span.closed_how.endswith(": health = PHN")
+    [decision] = [g for g in chronology.governance if g.type == "flag.dismissed"]
+    assert decision.recordedtime == span.closed
+    assert decision.summary.endswith(
+        f"dismissed flag {flag_id[:8]} (vague-referral-destination): health = PHN"
+    )
+    assert not any(e.type == "flag.dismissed" for e in chronology.entries)
+    assert not any(span.open_at(e.recordedtime) for e in chronology.entries if e.recordedtime >= span.closed)
