@@ -135,7 +135,8 @@ def build_chronology(ledger: Ledger, root: RootKey, child: str, as_of: datetime)
             named = by_name.get(name)
             if named is not None and all(k.agency != note.to for k in named.known_by):
                 named.known_by.append(Knowledge(note.to, note.sent, "notified"))
-    periods = _flag_periods(ledger, root, child, as_of, record, names)
+    said = {entry.id: entry.summary for entry in entries}
+    periods = _flag_periods(ledger, root, child, as_of, record, said)
     for entry in entries:
         entry.open_flags = sorted(p.rule for p in periods if p.open_at(entry.recordedtime))
     flag_names = {p.id: f"{p.id[:8]} ({p.rule})" for p in periods}
@@ -190,10 +191,11 @@ def _flag_periods(
     child: str,
     as_of: datetime,
     record: list[dict[str, Any]],
-    names: Mapping[str, str],
+    said: Mapping[str, str],
 ) -> list[FlagPeriod]:
-    """Every flag raised by ``as_of`` as one span. A dismissal closes the span when the latest
-    ``flag.dismissed`` about it was recorded (the flag itself carries who and why, not when)."""
+    """Every flag raised by ``as_of`` as one span. A resolved span names what resolved it (that
+    event's sentence, ``said``); a dismissal closes the span when the latest ``flag.dismissed``
+    about it was recorded (the flag itself carries who and why, not when)."""
     dismissed_at: dict[str, datetime] = {}
     for event in record:
         if event["type"] == "flag.dismissed":
@@ -206,7 +208,7 @@ def _flag_periods(
         how = ""
         if flag.status == "resolved":
             closed = flag.resolved_at
-            how = f"resolved by {names.get(flag.resolved_by or '', flag.resolved_by or 'a later event')}"
+            how = f"resolved: {said.get(flag.resolved_by or '', 'by a later event')}"
         elif flag.status == "dismissed":
             closed = dismissed_at.get(flag.id, as_of)
             how = f"dismissed by {flag.dismissed_by}: {flag.dismissed_reason}"
