@@ -37,6 +37,11 @@ class SmtpConfig:
     ca_file: str | None = None
 
 
+def is_email(address: str) -> bool:
+    """The same check the routing file's addresses get (one @, no spaces), for command lines."""
+    return _EMAIL.match(address) is not None
+
+
 def is_loopback(host: str) -> bool:
     """True for a host name or address that never leaves this machine.
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import click
 
 from consumers.alerter.alerter import Alerter, utc_now
-from consumers.alerter.config import ConfigError, PartnershipConfig, load_config
+from consumers.alerter.config import ConfigError, PartnershipConfig, is_email, load_config
 from consumers.alerter.message import build_message
 from consumers.alerter.routing import route
 from consumers.alerter.sender import open_smtp, send_due, send_one
@@ -140,6 +140,8 @@ def pending(
     app: AppContext, as_json: bool, include_sent: bool, unrouted: bool, config_path: str | None
 ) -> None:
     """Mail waiting to be sent (and failed), with why; or, with --unrouted, what no lead got."""
+    if config_path and not unrouted:
+        raise UserError("--config is only used with --unrouted (to show who would get each change now)")
     if unrouted:
         _pending_unrouted(app, as_json, _config(config_path) if config_path else None)
         return
@@ -233,6 +235,8 @@ def resend(app: AppContext, recipient: str, since: str, agency: str | None, conf
     For a lead added to the routing file after their agency's flags were raised; see
     `alerts pending --unrouted --config FILE` for who would get what now."""
     config = _config(config_path)
+    if not is_email(recipient):
+        raise UserError(f"--to: {recipient!r} is not an email address")
     when = parse_as_of(since)
     store = AlertStore(app.settings.database_url)
     try:
