@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from consumers.alerter.store import AlertStore, Record
 from sgledger.cli.alerts import alerts
-from sgledger.cli.context import AppContext
+from sgledger.cli.context import AppContext, UserError
 from sgledger.settings import Settings
 from tests.alerter.conftest import SmtpServer
 from tests.alerter.helpers import REQUIRED_TOML, config, encode, flag_change
@@ -106,3 +106,14 @@ def test_an_unrouted_change_goes_to_the_fallback_and_is_listed_then_resent_to_a_
     again = CliRunner().invoke(alerts, args, obj=context)  # each change once per recipient
     assert "0 new message(s)" in again.output
     assert len([r for r in smtp_server.received if r.recipients == ["gp.lead@l85003.test"]]) == 1
+
+
+def test_unrouted_options_misused_are_one_clear_line(tmp_path: Path) -> None:
+    context = AppContext(settings=Settings.resolve(data_dir=tmp_path, bootstrap_servers="127.0.0.1:1"))
+    routing = tmp_path / "partnership.toml"
+    routing.write_text(REQUIRED_TOML + '[smtp]\nhost = "127.0.0.1"\n')
+    misused = CliRunner().invoke(alerts, ["pending", "--config", str(routing)], obj=context)
+    assert isinstance(misused.exception, UserError) and "only used with --unrouted" in str(misused.exception)
+    args = ["resend", "--to", "not an address", "--since", "2026-01-01T00:00:00Z", "--config", str(routing)]
+    bad = CliRunner().invoke(alerts, args, obj=context)
+    assert isinstance(bad.exception, UserError) and "not an email address" in str(bad.exception)
