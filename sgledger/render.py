@@ -9,7 +9,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ledger.timeutil import parse_time
 from views.flag_ids import short_flag_id
+from views.summaries import readable_time
 
 if TYPE_CHECKING:  # the demo's mail path (Kafka, SMTP) is not needed to render anything else
     from sgledger.demo_mail import DemoMail
@@ -50,26 +52,36 @@ def render_child(console: Console, view: Mapping[str, Any]) -> None:
 
 
 def render_flags(console: Console, flags: Sequence[Mapping[str, Any]], title: str) -> None:
+    """One row per flag that tells it apart from the others of its rule ("which": the incident,
+    agency or plan, from the flag's detail); the lesson, expected action and evidence are one
+    `flags explain` away, so that the list stays readable in an 80-column terminal (for the same
+    reason one child is named once, in the title, rather than on every row)."""
     if not flags:
         console.print(f"[green]{title}: none[/green]")
         return
-    table = Table(title=title)
-    for name in ("flag", "severity", "rule", "child", "due"):  # identifiers: never truncated or wrapped
+    children = {f["child"] or "(partnership)" for f in flags}
+    one_child = children.pop() if len(children) == 1 else None  # then named once, in the title
+    table = Table(
+        title=title + (f", child {one_child}" if one_child else ""),
+        caption="sgledger flags explain FLAG: the lesson, what is expected, the evidence",
+    )
+    for name in ("flag", "severity"):  # identifiers: never truncated or wrapped
         table.add_column(name, no_wrap=True)
-    table.add_column("which", ratio=2)  # the incident, agency or plan: tells rows of one rule apart
-    table.add_column("what is expected", ratio=2)
-    table.add_column("cites", ratio=1)
+    table.add_column("rule", overflow="fold")
+    if one_child is None:
+        table.add_column("child", no_wrap=True)
+    table.add_column("due (London)")
+    table.add_column("which", ratio=1)
     for f in flags:
         style = SEVERITY_STYLE.get(f["severity"], "")
+        child = [] if one_child else [f["child"] or "(partnership)"]
         table.add_row(
             short_flag_id(f["id"]),
             f"[{style}]{f['severity']}[/{style}]",
             f["rule"],
-            f["child"] or "(partnership)",
-            f["due"],
+            *child,
+            readable_time(parse_time(f["due"])),
             escape(str(f.get("detail") or "")),
-            f["action"],
-            f["source"],
         )
     console.print(table)
 

@@ -22,6 +22,7 @@ from sgledger.render import render_flags
 from views.flag_ids import FlagIdError, resolve_flag_id
 from views.models import FlagChangeRow, FlagRow
 from views.queries import flags_as_of
+from views.summaries import readable_time
 
 
 @click.group()
@@ -66,7 +67,9 @@ def list_(
         print_json({"as_of": when.isoformat(), "flags": found})
     else:
         render_flags(
-            console, found, title=f"Flags {'raised' if include_closed else 'open'} as of {when.isoformat()}"
+            console,
+            found,
+            title=f"Flags {'raised' if include_closed else 'open'} as of {readable_time(when)} London",
         )
 
 
