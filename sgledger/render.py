@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ledger.timeutil import parse_time
 from views.flag_ids import short_flag_id
-from views.summaries import readable_time
+from views.summaries import readable_time, summarise
 
 if TYPE_CHECKING:  # the demo's mail path (Kafka, SMTP) is not needed to render anything else
     from sgledger.demo_mail import DemoMail
@@ -38,15 +38,22 @@ def render_child(console: Console, view: Mapping[str, Any]) -> None:
             ", ".join(status),
         )
     console.print(people)
-    agencies = Table("agency", "aware since", "via", title="Agencies involved")
+    agencies = Table("agency", "aware since (London)", "via", title="Agencies involved")
     for a in view["agencies"]:
-        agencies.add_row(a["agency"], a["aware_since"], a["via"])
+        agencies.add_row(a["agency"], readable_time(parse_time(a["aware_since"])), a["via"])
     console.print(agencies)
-    chronology = Table(title="Chronology (all agencies)")
-    for name in ("time", "recorded", "source", "event"):
-        chronology.add_column(name, no_wrap=True)
+    # the same sentences as the chronology export and the web timeline (views.summaries)
+    chronology = Table(title="Chronology (all agencies), London time")
+    chronology.add_column("when", no_wrap=True)
+    chronology.add_column("agency", no_wrap=True)
+    chronology.add_column("what happened", ratio=1)
     for e in view["chronology"]:
-        chronology.add_row(e["time"], e["recordedtime"], e["source"], e["type"])
+        when = readable_time(parse_time(e["time"]))
+        recorded = readable_time(parse_time(e["recordedtime"]))
+        said = summarise(e["type"], e["source"], e["data"], subject=view["child"])
+        chronology.add_row(
+            when + (f"\n(recorded {recorded})" if recorded != when else ""), e["source"], escape(said)
+        )
     console.print(chronology)
     render_flags(console, view["open_flags"], title="Open flags")
 

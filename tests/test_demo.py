@@ -42,6 +42,7 @@ def test_demo_prints_the_child_view_flags_and_the_emails_it_sent(tmp_path: Path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "Chronology (all agencies)" in out and "People" in out and "Agencies involved" in out
+    assert "Police recorded a domestic-abuse incident" in out  # plain language, views.summaries
     assert "closure-without-father-contact" in out and "self-authorised-closure" in out
     assert "FAIL" not in out and out.count("PASS") >= 1
     assert (tmp_path / "demo" / "ledger.sqlite").exists()
