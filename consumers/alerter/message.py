@@ -5,6 +5,12 @@ references (incident, referral or plan refs) of its evidence: never names, addre
 or free text. The flag's own ``detail`` sentence is NOT used, because rules build it from event
 data that may hold free text (e.g. a referral "to" value); the link leads to the full flag after
 sign-in.
+
+Headers are built only from validated values (issue 9): a flag change comes from a Kafka topic,
+and a child id ``C-1\n`` once ended the headers early. The child id must be a CHILD_ID, the
+severity one of the rule severities, the change a plain word; the title is printable text; a flag
+id in a link is hex digits and dashes. Anything else is shown as unreadable rather than refused,
+so the lead still gets the alert.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import html
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from email.message import EmailMessage
@@ -19,10 +26,34 @@ from email.utils import format_datetime
 from typing import Any
 
 from consumers.alerter.config import PartnershipConfig
+from ledger.identifiers import CHILD_ID
+from policies.base import Severity
 from views.flag_ids import short_flag_id
 from views.summaries import readable_time
 
 DOMAIN = "sgledger.alerts"
+_CHANGE = re.compile(r"[a-z][a-z-]{0,15}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_FLAG_ID = re.compile(r"[0-9a-f-]{8,36}")
+_SEVERITIES = ("high", "medium", "low")  # most severe first
+
+
+def child_label(value: object) -> str:
+    """The child's id as mails show it: a valid CHILD_ID, or the partnership, or unreadable."""
+    if value is None or value == "":
+        return "partnership"
+    return value if isinstance(value, str) and CHILD_ID.matches(value) else "(unreadable child id)"
+
+
+def _severity(flag: dict[str, Any]) -> str:
+    severity = flag.get("severity")
+    return severity if severity in {s.value for s in Severity} else "unknown severity"
+
+
+def _subject(flag: dict[str, Any], change: object, prefix: str) -> str:
+    change = change if isinstance(change, str) and _CHANGE.fullmatch(change) else "changed"
+    title = _CONTROL.sub(" ", str(flag.get("title") or flag.get("rule") or "flag")).strip()[:120]
+    return f"{prefix}[{_severity(flag)}] {title} ({change}) - child {child_label(flag.get('child'))}"
 
 
 def message_id(change_id: str, recipient: str) -> str:
@@ -30,9 +61,16 @@ def message_id(change_id: str, recipient: str) -> str:
     return f"<{digest}@{DOMAIN}>"
 
 
-def flag_link(config: PartnershipConfig, flag_id: str) -> str:
+def short_id(flag_id: object) -> str:
+    """The flag's short id, or "unreadable" for anything that is not a flag id (never in a link)."""
+    text = str(flag_id)
+    return short_flag_id(text) if _FLAG_ID.fullmatch(text) else "(unreadable flag id)"
+
+
+def flag_link(config: PartnershipConfig, flag_id: object) -> str:
     """The flag's page in the web workspace (the lead signs in there to see the child)."""
-    return f"{config.web_base_url}/flags/{short_flag_id(flag_id)}"
+    short = short_id(flag_id)
+    return f"{config.web_base_url}/flags/{short}" if not short.startswith("(") else config.web_base_url
 
 
 def _time(value: Any) -> str:
@@ -69,11 +107,10 @@ def which(change: dict[str, Any]) -> str:
 
 def summary_fields(change: dict[str, Any], config: PartnershipConfig) -> list[tuple[str, str]]:
     flag = change["flag"]
-    child = str(flag.get("child") or "partnership")
-    flag_id = str(flag.get("id", ""))
+    flag_id = flag.get("id", "")
     return [
-        ("Child (pseudonymous id)", child),
-        ("Flag", short_flag_id(flag_id)),
+        ("Child (pseudonymous id)", child_label(flag.get("child"))),
+        ("Flag", short_id(flag_id)),
         ("Change", str(change.get("change", ""))),
         ("Rule", str(flag.get("title") or flag.get("rule", ""))),
         ("Which", which(change)),
@@ -85,12 +122,8 @@ def summary_fields(change: dict[str, Any], config: PartnershipConfig) -> list[tu
     ]
 
 
-def _subject_line(change: dict[str, Any]) -> str:
-    flag = change["flag"]
-    return (
-        f"[{flag.get('severity', '')}] {flag.get('title') or flag.get('rule')} "
-        f"({change.get('change')}) - child {flag.get('child') or 'partnership'}"
-    )
+def _subject_line(change: dict[str, Any], prefix: str = "") -> str:
+    return _subject(change["flag"], change.get("change"), prefix)
 
 
 def _envelope(
@@ -128,8 +161,7 @@ def _flag_html(change: dict[str, Any], config: PartnershipConfig) -> str:
 def build_message(
     change: dict[str, Any], recipient: str, config: PartnershipConfig, *, escalation: bool = False
 ) -> EmailMessage:
-    prefix = "ESCALATION: " if escalation else ""
-    subject = prefix + _subject_line(change)
+    subject = _subject_line(change, "ESCALATION: " if escalation else "")
     key = f"{change['change_id']}:escalation" if escalation else str(change["change_id"])
     msg = _envelope(subject, recipient, key, change.get("changed_at"), config)
     msg.set_content("\n".join(_flag_text(change, config)) + "\n")
@@ -146,9 +178,9 @@ def build_batch_message(
     """One message for several changes about one child that arrived together (e.g. the five flags
     one incident raises): a lead reads one email about the child, not one per flag row."""
     ordered = sorted(changes, key=lambda c: (str(c["flag"].get("due")), str(c["flag"].get("id"))))
-    child = ordered[0]["flag"].get("child") or "partnership"
-    severities = {str(c["flag"].get("severity")) for c in ordered}
-    top = next((s for s in ("high", "medium", "low") if s in severities), "")
+    child = child_label(ordered[0]["flag"].get("child"))
+    severities = {_severity(c["flag"]) for c in ordered}
+    top = next((s for s in _SEVERITIES if s in severities), "unknown severity")
     subject = f"[{top}] {len(ordered)} gap flag changes - child {child}"
     msg = _envelope(subject, recipient, key, max(str(c.get("changed_at")) for c in ordered), config)
     blocks = [
