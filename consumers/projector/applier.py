@@ -65,6 +65,7 @@ from views.flags import sync_flags
 from views.models import ChildRow, FlagChangeRow
 from views.projection import rebuild_child
 from views.queries import child_events, households_in, integrity_flags_as_of
+from views.summaries import event_refs
 
 log = logging.getLogger(__name__)
 LOST_EVENT_GRACE = timedelta(hours=1)
@@ -740,6 +741,9 @@ def _evidence(event: Event) -> dict[str, Any]:
         "type": event.type,
         "time": event.time.isoformat(),
         "recordedtime": event.recordedtime.isoformat(),
+        # the agency references (incident_ref...) that tell one flag of a rule from another in
+        # an email, which never carries the event's data itself
+        "refs": event_refs(event.data),
     }
 
 
