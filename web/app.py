@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from consumers.auditor.chronology import build_chronology
-from consumers.auditor.chronology_formats import render
+from consumers.auditor.chronology_formats import PdfUnavailable, render
 from ledger.store.models import AcceptedEvent
 from ledger.timeutil import TimeFormatError
 from producers.service import Actor, child_target
@@ -535,21 +535,29 @@ def create_app(services: WebServices) -> FastAPI:
 
     @app.get("/children/{child}/chronology.{fmt}")
     def chronology(user: User, child: str, fmt: str) -> Response:
-        media = {"html": "text/html; charset=utf-8", "csv": "text/csv; charset=utf-8"}
+        media = {
+            "html": "text/html; charset=utf-8",
+            "pdf": "application/pdf",
+            "csv": "text/csv; charset=utf-8",
+        }
         if fmt not in media:
-            raise PageError(404, "Page not found", "The chronology is available as HTML or CSV.")
+            raise PageError(404, "Page not found", "The chronology is available as HTML, PDF or CSV.")
         if not child_exists(child):
             raise PageError(404, "Child not found", "No events about a child with this id are in the ledger.")
         if not may_read_child(user, child):
             raise PageError(403, "You cannot see this record", "Open the child's page to ask for access.")
         services.record_access(user.actor, f"web chronology {fmt}", child_target(child))
-        text = render(build_chronology(services.ledger, services.root, child, datetime.now(UTC)), fmt)
+        try:
+            body = render(build_chronology(services.ledger, services.root, child, datetime.now(UTC)), fmt)
+        except PdfUnavailable as exc:
+            raise PageError(503, "The PDF cannot be made on this server", str(exc)) from exc
+        # HTML opens in the browser, for printing; PDF and CSV are files to keep.
         headers = (
             {"Content-Disposition": f'attachment; filename="chronology-{child}.{fmt}"'}
-            if fmt == "csv"
+            if fmt != "html"
             else {}
         )
-        return Response(text, media_type=media[fmt], headers=headers)
+        return Response(body, media_type=media[fmt], headers=headers)
 
     @app.get("/audit", response_class=HTMLResponse)
     def audit(request: Request, user: User) -> Response:

@@ -15,7 +15,7 @@ from jinja2 import Environment
 
 from ledger.timeutil import TimeFormatError, parse_time
 from policies.engine import Flag
-from views.summaries import agency_name, summarise
+from views.summaries import agency_name, readable_time, summarise
 
 LONDON = ZoneInfo("Europe/London")
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
@@ -42,10 +42,10 @@ def parse_as_of(text: str) -> datetime:
 
 
 def when(value: datetime | str | None) -> str:
+    """``readable_time`` for templates, which also hand it the views' RFC 3339 strings."""
     if value is None:
         return ""
-    moment = parse_time(value) if isinstance(value, str) else value
-    return f"{moment.astimezone(LONDON):%a %d %b %Y %H:%M}"
+    return readable_time(parse_time(value) if isinstance(value, str) else value)
 
 
 def iso(value: datetime | str | None) -> str:
@@ -89,7 +89,7 @@ def child_page(view: Mapping[str, Any], as_of: datetime | None) -> dict[str, Any
     timeline = [
         {
             **e,
-            "summary": summarise(e["type"], e["source"], e["data"]),
+            "summary": summarise(e["type"], e["source"], e["data"], subject=view["child"]),
             "late": parse_time(e["recordedtime"]) - parse_time(e["time"]) > timedelta(hours=24),
         }
         for e in view["chronology"]

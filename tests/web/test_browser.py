@@ -209,7 +209,7 @@ def test_a_lead_signs_in_with_the_partnerships_identity_provider(page: object, s
     idp_sign_in(p, server, "idp-police-lead")
     assert p.url.endswith("/flags")  # type: ignore[attr-defined]
     header = p.locator(".app-account").inner_text()  # type: ignore[attr-defined]
-    assert "oidc.police@police.example" in header and "Police (avon-somerset)" in header
+    assert "oidc.police@police.example" in header and "police/avon-somerset" in header
     p.goto(f"{server.base_url}/children/{CHILD}")  # type: ignore[attr-defined]
     assert p.locator("h1").inner_text() == CHILD  # type: ignore[attr-defined]
 
