@@ -20,7 +20,8 @@ from sgledger.settings import Settings
 @click.option(
     "--base-url",
     help="The address people use, e.g. https://ledger.partnership.example (links in emails, the "
-    "OIDC redirect; https makes cookies Secure). Default: http://HOST:PORT.",
+    "OIDC redirect; https makes cookies Secure). Default: the routing file's web_base_url, else "
+    "http://HOST:PORT.",
 )
 @click.option("--demo", is_flag=True, help="Serve the state `sgledger demo` left in DATA_DIR/demo.")
 @click.option(
@@ -77,12 +78,13 @@ def serve(
             demo_dir, bootstrap_servers=settings.bootstrap_servers, topic_prefix=settings.topic_prefix
         )
     try:
+        routing_config = load_config(routing) if routing else None
         config = WebConfig(
-            base_url=base_url or f"http://{host}:{port}",
+            base_url=base_url or (routing_config.web_base_url if routing_config else f"http://{host}:{port}"),
             session_idle=timedelta(minutes=session_minutes),
             partnership_name=partnership_name,
             oidc=load_oidc_config(oidc_config) if oidc_config else None,
-            routing=load_config(routing) if routing else None,
+            routing=routing_config,
         )
         services = WebServices.open(settings, config)
     except (ConfigError, OidcConfigError, ServiceKeyMissing, KeystoreError) as exc:

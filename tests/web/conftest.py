@@ -101,6 +101,7 @@ def start_server(data_dir: Path, mail: MailSink, *extra: str, port: int | None =
     port = port or free_port()
     routing = data_dir / "routing.toml"
     routing.write_text(
+        f'web_base_url = "http://127.0.0.1:{port}"\n'
         f'[smtp]\nhost = "127.0.0.1"\nport = {mail.port}\nfrom = "sgledger@partnership.example"\n\n'
         f'[partnership]\nleads_by_severity = {{ high = ["{DSL}"] }}\n',
         encoding="utf-8",
