@@ -103,7 +103,7 @@ def start_server(data_dir: Path, mail: MailSink, *extra: str, port: int | None =
     routing.write_text(
         f'web_base_url = "http://127.0.0.1:{port}"\n'
         f'[smtp]\nhost = "127.0.0.1"\nport = {mail.port}\nfrom = "sgledger@partnership.example"\n\n'
-        f'[partnership]\nleads_by_severity = {{ high = ["{DSL}"] }}\n',
+        f'[partnership]\nleads_by_severity = {{ high = ["{DSL}"] }}\nfallback = "{DSL}"\n',
         encoding="utf-8",
     )
     process = subprocess.Popen(
