@@ -94,6 +94,7 @@ def test_altered_tables_a_missing_service_key_and_a_root_key_on_the_server(deplo
 
 
 def test_a_database_from_the_previous_release_is_named_with_the_upgrade_to_run(tmp_path: Path) -> None:
+    (tmp_path / "ledger.sqlite").touch(mode=0o600)  # state open to others is refused
     with sqlite3.connect(tmp_path / "ledger.sqlite") as db:
         db.executescript(OLD_SCHEMA.read_text())
     _code, checks = doctor(tmp_path, None)
