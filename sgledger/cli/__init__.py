@@ -23,6 +23,7 @@ from sgledger.cli.keys import agency, keys
 from sgledger.cli.publish import project, publish, relay
 from sgledger.cli.quarantine import quarantine
 from sgledger.cli.scenario import demo, scenario
+from sgledger.cli.topics import topics
 from sgledger.observe.logs import configure as configure_logging
 from sgledger.settings import Settings
 
@@ -87,6 +88,7 @@ for command in (
     demo,
     audit,
     alerts,
+    topics,
     doctor,
     db,
 ):

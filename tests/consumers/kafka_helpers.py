@@ -135,6 +135,7 @@ class ProjectorProcess:
             "SGLEDGER_KAFKA_HEARTBEAT_INTERVAL_MS": str(settings.heartbeat_interval_ms),
             "SGLEDGER_KAFKA_MAX_POLL_INTERVAL_MS": str(settings.max_poll_interval_ms),
             "SGLEDGER_KAFKA_PARTITIONS": str(settings.partitions),
+            "SGLEDGER_KAFKA_REPLICATION_FACTOR": str(settings.replication_factor),
         }
         self.log = log
         with log.open("ab") as stderr:
