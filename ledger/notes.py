@@ -36,14 +36,14 @@ def raw_public(key: Ed25519PublicKey) -> bytes:
     return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
-def _check_name(name: str) -> None:
+def check_key_name(name: str) -> None:
     if not name or any(c.isspace() or c == "+" for c in name) or any(ord(c) < 0x20 for c in name):
         raise NoteError(f"key name {name!r} must be non-empty with no spaces or '+'")
 
 
 def key_hash(name: str, sig_type: int, public_key: bytes) -> bytes:
     """The 4-byte key ID: SHA-256(name || 0x0A || type || public key)[:4]."""
-    _check_name(name)
+    check_key_name(name)
     return hashlib.sha256(name.encode() + b"\n" + bytes([sig_type]) + public_key).digest()[:4]
 
 
@@ -65,7 +65,7 @@ class VerifierKey:
 
     @classmethod
     def parse(cls, text: str) -> VerifierKey:
-        parts = text.strip().split("+")
+        parts = text.strip().split("+", 2)  # the base64 key material may itself hold a "+"
         if len(parts) != 3:
             raise NoteError(f"verifier key {text!r} is not name+hash+key")
         name, hex_id, material = parts
@@ -126,7 +126,7 @@ def parse_note(data: str | bytes) -> Note:
         if not line.startswith(DASH):
             raise NoteError(f"signature line {line[:40]!r} does not start with an em dash")
         name, _, encoded = line[len(DASH) :].partition(" ")
-        _check_name(name)
+        check_key_name(name)
         try:
             raw = base64.b64decode(encoded, validate=True)
         except binascii.Error as exc:

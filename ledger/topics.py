@@ -49,6 +49,17 @@ class Topics:
     def quarantine(self) -> str:
         return f"{self.prefix}.quarantine"
 
+    @property
+    def checkpoints(self) -> str:
+        """Signed checkpoints with their consistency proofs (tlog-witness add-checkpoint bodies),
+        for the agencies' witnesses; keyed by log origin."""
+        return f"{self.prefix}.checkpoints"
+
+    @property
+    def cosignatures(self) -> str:
+        """Checkpoints cosigned by the agencies' witnesses, back to the partnership."""
+        return f"{self.prefix}.cosignatures"
+
     def events(self) -> list[str]:
         """The topics agencies publish to (the projector subscribes to all of them)."""
         return [f"{self.prefix}.{name}" for name in FAMILIES]

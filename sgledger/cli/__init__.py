@@ -21,6 +21,7 @@ from sgledger.cli.keys import agency, keys
 from sgledger.cli.publish import project, publish, relay
 from sgledger.cli.quarantine import quarantine
 from sgledger.cli.scenario import demo, scenario
+from sgledger.cli.witness import witness
 from sgledger.settings import Settings
 
 
@@ -82,6 +83,7 @@ for command in (
     demo,
     audit,
     alerts,
+    witness,
 ):
     cli.add_command(command)
 

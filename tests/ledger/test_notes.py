@@ -46,6 +46,7 @@ GO_SIGNED = (
     GO_TEXT + "\n\u2014 PeterNeumann "
     "x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
 )
+FORMATS_ED25519_VKEY = "TEST+7997405c+AQcC+FTVKf0jlTdHDY3rbevmnKxxPjigCXlVtGe6RIr6"  # "+" in its base64
 REMORA_COSIG_VKEY = "remora.n621.de+da77ade7+BOvN63jn/bLvkieywe8R6UYAtVtNbZpXh34x7onlmtw2"
 FORMATS_COSIGNATURE = (
     "ZGhGuQAAAABm/qTPeyKXD+R2rzyQsxPiP8mXum7qq/iF0u4vanlqJyocWODBt97w9uL+8qT7S5gxEHWWOworDcFiEBYJXORmnFBOBA=="
@@ -80,6 +81,11 @@ def test_go_sumdb_signature_is_reproduced_byte_for_byte() -> None:
     assert str(vkey) == GO_VKEY  # the key hash c74f20a3 = SHA-256(name || 0x0A || 0x01 || pub)[:4]
     assert str(sign_note(Note(GO_TEXT), "PeterNeumann", key)) == GO_SIGNED
     verify_note(parse_note(GO_SIGNED), VerifierKey.parse(GO_VKEY))
+
+
+def test_a_verifier_key_whose_base64_holds_a_plus_parses() -> None:
+    vkey = VerifierKey.parse(FORMATS_ED25519_VKEY)
+    assert (vkey.name, vkey.sig_type, str(vkey)) == ("TEST", ED25519, FORMATS_ED25519_VKEY)
 
 
 def test_mangled_verifier_keys_are_refused() -> None:

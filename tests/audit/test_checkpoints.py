@@ -1,0 +1,263 @@
+"""Tamper evidence that survives the database administrator, end to end through the command line
+on a real SQLite ledger (a copy of the Child Charlie story): the partnership signs checkpoints of
+both logs, an agency's witness cosigns them and keeps its copy, then someone with write access to
+the database edits it the way issue 9 describes, and `audit verify --checkpoints` (or `--views`)
+run against the witness's copy names what was done.
+
+Each tamper test also runs plain `audit verify` first and asserts it does NOT see the tamper:
+that is the gap these checks close, and it keeps the tests honest about what they prove.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from consumers.projector.applier import Applier, Message
+from ledger.store.ledger import Ledger
+from sgledger.cli import cli
+from sgledger.cli.context import UserError
+from tests.audit.conftest import Story
+
+CHILD = "C-CH-1"
+
+
+@dataclass(frozen=True)
+class Sealed:
+    data: Path  # the partnership's data directory
+    witness: Path  # the agency's witness directory
+    witness_vkey: str
+
+    @property
+    def database(self) -> Path:
+        return self.data / "ledger.sqlite"
+
+    @property
+    def cosigned(self) -> Path:
+        return self.witness / "cosigned"
+
+
+def sg(data: Path, *args: str, stdin: str | None = None) -> Result:
+    return CliRunner().invoke(cli, ["--data-dir", str(data), *args], input=stdin, catch_exceptions=False)
+
+
+def cosign_latest(sealed: Sealed) -> None:
+    """Witness the latest kept checkpoint of both logs, from the size the witness last saw."""
+    logs = json.loads(sg(sealed.data, "witness", "show", "--dir", str(sealed.witness), "--json").output)
+    for log in ("accepted", "quarantine"):
+        old = next(v["size"] for k, v in logs["logs"].items() if k.endswith(f"/{log}"))
+        request = sg(sealed.data, "audit", "witness-request", log, "--old", str(old))
+        assert request.exit_code == 0, request.output
+        cosigned = sg(sealed.data, "witness", "cosign", "--dir", str(sealed.witness), stdin=request.output)
+        assert cosigned.exit_code == 0, cosigned.output
+
+
+@pytest.fixture
+def sealed(charlie: Story, tmp_path: Path) -> Sealed:
+    data = tmp_path / "partnership"
+    shutil.copytree(charlie.settings.data_dir, data)
+    # Two messages the projector refuses, so the quarantine log has entries to lose.
+    applier = Applier(
+        Ledger(charlie.settings.database_url.replace(str(charlie.settings.data_dir), str(data))), charlie.root
+    )
+    applier.apply(
+        [Message(b"not json", "safeguarding.incident/0/90"), Message(b"{}", "safeguarding.incident/0/91")]
+    )
+    assert sg(data, "agency", "add", "partnership/log").exit_code == 0
+    for _ in range(3):  # reads (access events) after the log key's registration, then a tree head
+        assert sg(data, "child", "show", CHILD).exit_code == 0
+    assert sg(data, "audit", "tree-head").exit_code == 0
+    signed = sg(data, "audit", "checkpoint", "--json")
+    assert signed.exit_code == 0, signed.output
+    assert {(s["origin"].rsplit("/", 1)[1], s["old_size"]) for s in json.loads(signed.output)["signed"]} == {
+        ("accepted", 0),
+        ("quarantine", 0),
+    }
+    witness = tmp_path / "gp-witness"
+    vkey = sg(data, "witness", "init", "--dir", str(witness), "--name", "gp.L85001.example/witness").output
+    log_keys = sg(data, "audit", "log-keys").output.split()
+    assert sg(data, "witness", "trust", "--dir", str(witness), *log_keys).exit_code == 0
+    result = Sealed(data, witness, vkey.strip())
+    cosign_latest(result)
+    return result
+
+
+def verify(sealed: Sealed, *extra: str) -> tuple[int, dict[str, object]]:
+    result = sg(sealed.data, "audit", "verify", "--json", "--workers", "1", *extra)
+    return result.exit_code, json.loads(result.output)
+
+
+def with_checkpoints(sealed: Sealed) -> tuple[int, dict[str, object]]:
+    return verify(sealed, "--checkpoints", str(sealed.cosigned), "--witness", sealed.witness_vkey)
+
+
+def details(report: dict[str, object]) -> list[str]:
+    findings = report["findings"]
+    assert isinstance(findings, list)
+    return [f"[{f['check']}] {f['detail']}" for f in findings]
+
+
+def test_a_clean_ledger_verifies_clean_against_the_witness_copy_and_keeps_its_cosignatures(
+    sealed: Sealed,
+) -> None:
+    code, report = with_checkpoints(sealed)
+    assert code == 0, details(report)
+    assert report["checkpoints"] == 2
+    kept = sorted(sealed.cosigned.rglob("*.checkpoint"))
+    assert [p.parent.name.rsplit("~", 1)[1] for p in kept] == ["accepted", "quarantine"]
+    # The agency sends its copies back; the partnership's kept files then carry the cosignature.
+    assert sg(sealed.data, "audit", "cosigned", *map(str, kept)).exit_code == 0
+    code, report = verify(
+        sealed, "--checkpoints", str(sealed.data / "checkpoints"), "--witness", sealed.witness_vkey
+    )
+    assert code == 0, details(report)
+    # The ledger grows (a read is an access event); a new checkpoint extends the old one and the
+    # witness follows it with a consistency proof from the size it cosigned.
+    assert sg(sealed.data, "child", "show", CHILD).exit_code == 0
+    assert sg(sealed.data, "audit", "checkpoint").exit_code == 0
+    cosign_latest(sealed)
+    code, report = with_checkpoints(sealed)
+    assert code == 0 and report["checkpoints"] == 3, details(report)
+
+
+def test_a_deleted_tree_head_is_detected(sealed: Sealed) -> None:
+    with sqlite3.connect(sealed.database) as db:
+        (position,) = db.execute(
+            "SELECT position FROM ledger_accepted WHERE type = 'ledger.tree-head'"
+        ).fetchone()
+        db.execute("DELETE FROM ledger_events WHERE id = ?", (position,))
+        db.execute("DELETE FROM ledger_accepted WHERE position = ?", (position,))
+    assert verify(sealed)[0] == 0  # the gap: without kept checkpoints nothing is wrong
+    code, report = with_checkpoints(sealed)
+    assert code == 1
+    assert any(
+        "/accepted size" in d and "entries were deleted" in d and d.startswith("[checkpoint]")
+        for d in details(report)
+    ), details(report)
+
+
+def test_a_truncated_tail_is_detected(sealed: Sealed) -> None:
+    with sqlite3.connect(sealed.database) as db:
+        (last,) = db.execute("SELECT max(position) FROM ledger_accepted").fetchone()
+        db.execute("DELETE FROM ledger_events WHERE id > ?", (last - 3,))
+        db.execute("DELETE FROM ledger_accepted WHERE position > ?", (last - 3,))
+    assert verify(sealed)[0] == 0
+    code, report = with_checkpoints(sealed)
+    assert code == 1
+    (finding,) = details(report)
+    assert f"size {last}" in finding and f"now holds {last - 3}" in finding, finding
+
+
+def test_a_truncation_that_takes_the_log_key_registration_still_fails_and_a_held_key_verifies(
+    sealed: Sealed,
+) -> None:
+    log_keys = sg(sealed.data, "audit", "log-keys").output.split()
+    with sqlite3.connect(sealed.database) as db:
+        (registration,) = db.execute(
+            "SELECT position FROM ledger_accepted WHERE type = 'agency.key.registered' "
+            "AND envelope LIKE '%partnership/log%'"
+        ).fetchone()
+        db.execute("DELETE FROM ledger_events WHERE id >= ?", (registration,))
+        db.execute("DELETE FROM ledger_accepted WHERE position >= ?", (registration,))
+    assert verify(sealed)[0] == 0
+    code, report = with_checkpoints(sealed)
+    assert code == 1
+    assert details(report) and all("registration deleted?" in d for d in details(report))
+    code, report = verify(
+        sealed,
+        "--checkpoints",
+        str(sealed.cosigned),
+        "--witness",
+        sealed.witness_vkey,
+        *(a for k in log_keys for a in ("--log-key", k)),
+    )
+    assert code == 1
+    assert any("/accepted size" in d and "entries were deleted" in d for d in details(report))
+
+
+def test_a_deleted_quarantine_entry_is_detected(sealed: Sealed) -> None:
+    with sqlite3.connect(sealed.database) as db:
+        assert db.execute("SELECT count(*) FROM ledger_quarantine").fetchone() == (2,)
+        db.execute("DELETE FROM ledger_quarantine WHERE id = (SELECT min(id) FROM ledger_quarantine)")
+    assert verify(sealed)[0] == 0
+    code, report = with_checkpoints(sealed)
+    assert code == 1
+    (finding,) = details(report)
+    assert "/quarantine size 2" in finding and "quarantine entries" in finding, finding
+
+
+def test_an_edited_quarantine_entry_is_a_rewritten_history(sealed: Sealed) -> None:
+    with sqlite3.connect(sealed.database) as db:
+        db.execute(
+            "UPDATE ledger_quarantine SET raw = CAST('{\"x\": 1}' AS BLOB) WHERE raw = CAST('{}' AS BLOB)"
+        )
+    (finding,) = details(with_checkpoints(sealed)[1])
+    assert "history was rewritten" in finding, finding
+
+
+def test_a_reordered_history_is_detected(sealed: Sealed) -> None:
+    """Swap two accepted events' positions in both tables: every row still verifies alone."""
+    with sqlite3.connect(sealed.database) as db:
+        a, b = db.execute(
+            "SELECT position FROM ledger_accepted WHERE type = 'access.recorded' OR source = "
+            "'partnership/scenario' ORDER BY position LIMIT 2"
+        ).fetchall()
+        for table, column in (("ledger_events", "id"), ("ledger_accepted", "position")):
+            db.execute(f"UPDATE {table} SET {column} = -1 WHERE {column} = ?", a)
+            db.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?", (a[0], b[0]))
+            db.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = -1", b)
+    code, report = with_checkpoints(sealed)
+    assert code == 1
+    assert any("history was rewritten" in d for d in details(report)), details(report)
+
+
+def test_the_log_refuses_to_sign_a_shorter_history(sealed: Sealed) -> None:
+    with sqlite3.connect(sealed.database) as db:
+        db.execute("DELETE FROM ledger_quarantine")
+    with pytest.raises(UserError, match="refusing to sign a different history"):
+        sg(sealed.data, "audit", "checkpoint")
+
+
+def test_checkpoints_need_the_witnesses_named(sealed: Sealed, tmp_path: Path) -> None:
+    other = sg(
+        sealed.data, "witness", "init", "--dir", str(tmp_path / "w2"), "--name", "school.example/w"
+    ).output
+    code, report = verify(sealed, "--checkpoints", str(sealed.cosigned), "--witness", other.strip())
+    assert code == 1
+    assert all("0 valid witness cosignature(s), 1 required" in d for d in details(report)), details(report)
+    # A copy whose cosignature was tampered with is reported, not silently counted.
+    path = next(sealed.cosigned.rglob("*.checkpoint"))
+    text = path.read_text()
+    last = text.rstrip("\n").rsplit(" ", 1)[1]
+    path.write_text(text.replace(last, last[:20] + ("A" if last[20] != "A" else "B") + last[21:]))
+    (finding,) = details(with_checkpoints(sealed)[1])
+    assert "cosignature of gp.L85001.example/witness does not verify" in finding, finding
+
+
+def test_an_edited_flag_row_and_a_deleted_view_row_are_reported_by_views(sealed: Sealed) -> None:
+    code, report = verify(sealed, "--views", "--reason", "test")
+    assert code == 0, details(report)  # no false difference, not even for its own access record
+    with sqlite3.connect(sealed.database) as db:
+        (flag,) = db.execute("SELECT id FROM flags WHERE status = 'open' ORDER BY id LIMIT 1").fetchone()
+        db.execute("UPDATE flags SET status = 'dismissed' WHERE id = ?", (flag,))
+        (child, person) = db.execute(
+            "SELECT child, person FROM view_people ORDER BY person LIMIT 1"
+        ).fetchone()
+        db.execute("DELETE FROM view_people WHERE child = ? AND person = ?", (child, person))
+    assert verify(sealed)[0] == 0
+    code, report = verify(sealed, "--views")
+    assert code == 1
+    assert sorted(details(report)) == sorted(
+        [
+            f"[views] flags {flag}: status is 'dismissed' where the ledger gives 'open': the row was edited",
+            next(
+                d for d in details(report) if d.startswith(f"[views] view_people {child}/{person}: missing")
+            ),
+        ]
+    )
