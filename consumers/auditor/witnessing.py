@@ -61,6 +61,7 @@ def collect_cosignatures(settings: KafkaSettings, store: CheckpointStore, idle_t
                         )
             if batch:
                 consumer.commit()
+            if batch or not consumer.assignment():  # idle time counts only once in the group
                 last = time.monotonic()
     finally:
         consumer.close()

@@ -5,6 +5,7 @@ signed with the real log key is refused by both and kept by each as evidence."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from ledger.merkle import MerkleTree
 from ledger.notes import ED25519, VerifierKey, parse_note, sign_note, verify_cosignature, verify_note
 from producers.witness import AddCheckpoint, Witness
 from producers.witness_service import run_witness
+from tests.audit.conftest import Story
+from tests.audit.test_checkpoints import sg
 from transport.kafka import KafkaSettings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]  # six witness runs, each a group join
@@ -71,3 +74,37 @@ def test_witnesses_cosign_over_kafka_and_refuse_a_fork(kafka_settings: KafkaSett
         (evidence,) = (witness.directory / "refused").iterdir()
         assert parse_note(evidence.read_text().split("\n\n", 1)[1]).text == forged.text
         assert witness.logs()[origin_of(PARTNERSHIP, "accepted")]["size"] == 9
+
+
+def test_the_commands_exchange_checkpoints_over_kafka(
+    charlie: Story, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """`audit checkpoint` publishes, `witness run --once` cosigns, the next `audit checkpoint`
+    collects: the partnership's kept file then carries the witness's cosignature."""
+    data = tmp_path / "partnership"
+    shutil.copytree(charlie.settings.data_dir, data)
+    kafka = [
+        "--bootstrap-servers",
+        kafka_settings.bootstrap_servers,
+        "--topic-prefix",
+        kafka_settings.topic_prefix,
+    ]
+    assert sg(data, "agency", "add", "partnership/log").exit_code == 0
+    witness = tmp_path / "witness"
+    vkey = sg(data, "witness", "init", "--dir", str(witness), "--name", "gp.example/w").output.strip()
+    assert (
+        sg(
+            data, "witness", "trust", "--dir", str(witness), *sg(data, "audit", "log-keys").output.split()
+        ).exit_code
+        == 0
+    )
+    first = sg(data, *kafka, "audit", "checkpoint")
+    assert first.exit_code == 0 and first.output.count("signed ") == 2, first.output
+    ran = sg(data, *kafka, "witness", "run", "--dir", str(witness), "--once")
+    assert ran.exit_code == 0 and ran.output.count("cosigned ") == 2, ran.output
+    collected = sg(data, *kafka, "audit", "checkpoint")
+    assert "no log grew" in collected.output and "added 2 witness cosignature(s)" in collected.output
+    result = sg(
+        data, "audit", "verify", "--json", "--checkpoints", str(data / "checkpoints"), "--witness", vkey
+    )
+    assert result.exit_code == 0, result.output
