@@ -18,12 +18,20 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import text
 
+from consumers.auditor.checkpoints import LOGS, CheckpointStore, checkpoint_files, log_trees, make_checkpoints
+from consumers.auditor.verify import KeptCheckpoints, verify
 from consumers.projector.applier import Applier, Message
+from ledger.checkpoint import origin_of
+from ledger.keystore import Keystore
+from ledger.notes import ED25519, VerifierKey
 from ledger.store.ledger import Ledger
 from sgledger.cli import cli
 from sgledger.cli.context import UserError
 from tests.audit.conftest import Story
+from tests.consumers.kafka_helpers import story
 
 CHILD = "C-CH-1"
 
@@ -58,8 +66,10 @@ def cosign_latest(sealed: Sealed) -> None:
         assert cosigned.exit_code == 0, cosigned.output
 
 
-@pytest.fixture
-def sealed(charlie: Story, tmp_path: Path) -> Sealed:
+@pytest.fixture(scope="module")
+def sealed_once(charlie: Story, tmp_path_factory: pytest.TempPathFactory) -> Sealed:
+    """Built once (a dozen commands, each starting the embedded broker); tests get copies."""
+    tmp_path = tmp_path_factory.mktemp("sealed")
     data = tmp_path / "partnership"
     shutil.copytree(charlie.settings.data_dir, data)
     # Two messages the projector refuses, so the quarantine log has entries to lose.
@@ -88,13 +98,21 @@ def sealed(charlie: Story, tmp_path: Path) -> Sealed:
     return result
 
 
-def verify(sealed: Sealed, *extra: str) -> tuple[int, dict[str, object]]:
+@pytest.fixture
+def sealed(sealed_once: Sealed, tmp_path: Path) -> Sealed:
+    """A private copy of the partnership's data and of the agency's witness: tests tamper."""
+    shutil.copytree(sealed_once.data, tmp_path / "partnership")
+    shutil.copytree(sealed_once.witness, tmp_path / "gp-witness")
+    return Sealed(tmp_path / "partnership", tmp_path / "gp-witness", sealed_once.witness_vkey)
+
+
+def run_verify(sealed: Sealed, *extra: str) -> tuple[int, dict[str, object]]:
     result = sg(sealed.data, "audit", "verify", "--json", "--workers", "1", *extra)
     return result.exit_code, json.loads(result.output)
 
 
 def with_checkpoints(sealed: Sealed) -> tuple[int, dict[str, object]]:
-    return verify(sealed, "--checkpoints", str(sealed.cosigned), "--witness", sealed.witness_vkey)
+    return run_verify(sealed, "--checkpoints", str(sealed.cosigned), "--witness", sealed.witness_vkey)
 
 
 def details(report: dict[str, object]) -> list[str]:
@@ -113,7 +131,7 @@ def test_a_clean_ledger_verifies_clean_against_the_witness_copy_and_keeps_its_co
     assert [p.parent.name.rsplit("~", 1)[1] for p in kept] == ["accepted", "quarantine"]
     # The agency sends its copies back; the partnership's kept files then carry the cosignature.
     assert sg(sealed.data, "audit", "cosigned", *map(str, kept)).exit_code == 0
-    code, report = verify(
+    code, report = run_verify(
         sealed, "--checkpoints", str(sealed.data / "checkpoints"), "--witness", sealed.witness_vkey
     )
     assert code == 0, details(report)
@@ -133,7 +151,7 @@ def test_a_deleted_tree_head_is_detected(sealed: Sealed) -> None:
         ).fetchone()
         db.execute("DELETE FROM ledger_events WHERE id = ?", (position,))
         db.execute("DELETE FROM ledger_accepted WHERE position = ?", (position,))
-    assert verify(sealed)[0] == 0  # the gap: without kept checkpoints nothing is wrong
+    assert run_verify(sealed)[0] == 0  # the gap: without kept checkpoints nothing is wrong
     code, report = with_checkpoints(sealed)
     assert code == 1
     assert any(
@@ -147,7 +165,7 @@ def test_a_truncated_tail_is_detected(sealed: Sealed) -> None:
         (last,) = db.execute("SELECT max(position) FROM ledger_accepted").fetchone()
         db.execute("DELETE FROM ledger_events WHERE id > ?", (last - 3,))
         db.execute("DELETE FROM ledger_accepted WHERE position > ?", (last - 3,))
-    assert verify(sealed)[0] == 0
+    assert run_verify(sealed)[0] == 0
     code, report = with_checkpoints(sealed)
     assert code == 1
     (finding,) = details(report)
@@ -165,11 +183,11 @@ def test_a_truncation_that_takes_the_log_key_registration_still_fails_and_a_held
         ).fetchone()
         db.execute("DELETE FROM ledger_events WHERE id >= ?", (registration,))
         db.execute("DELETE FROM ledger_accepted WHERE position >= ?", (registration,))
-    assert verify(sealed)[0] == 0
+    assert run_verify(sealed)[0] == 0
     code, report = with_checkpoints(sealed)
     assert code == 1
     assert details(report) and all("registration deleted?" in d for d in details(report))
-    code, report = verify(
+    code, report = run_verify(
         sealed,
         "--checkpoints",
         str(sealed.cosigned),
@@ -185,7 +203,7 @@ def test_a_deleted_quarantine_entry_is_detected(sealed: Sealed) -> None:
     with sqlite3.connect(sealed.database) as db:
         assert db.execute("SELECT count(*) FROM ledger_quarantine").fetchone() == (2,)
         db.execute("DELETE FROM ledger_quarantine WHERE id = (SELECT min(id) FROM ledger_quarantine)")
-    assert verify(sealed)[0] == 0
+    assert run_verify(sealed)[0] == 0
     code, report = with_checkpoints(sealed)
     assert code == 1
     (finding,) = details(report)
@@ -228,7 +246,7 @@ def test_checkpoints_need_the_witnesses_named(sealed: Sealed, tmp_path: Path) ->
     other = sg(
         sealed.data, "witness", "init", "--dir", str(tmp_path / "w2"), "--name", "school.example/w"
     ).output
-    code, report = verify(sealed, "--checkpoints", str(sealed.cosigned), "--witness", other.strip())
+    code, report = run_verify(sealed, "--checkpoints", str(sealed.cosigned), "--witness", other.strip())
     assert code == 1
     assert all("0 valid witness cosignature(s), 1 required" in d for d in details(report)), details(report)
     # A copy whose cosignature was tampered with is reported, not silently counted.
@@ -241,7 +259,7 @@ def test_checkpoints_need_the_witnesses_named(sealed: Sealed, tmp_path: Path) ->
 
 
 def test_an_edited_flag_row_and_a_deleted_view_row_are_reported_by_views(sealed: Sealed) -> None:
-    code, report = verify(sealed, "--views", "--reason", "test")
+    code, report = run_verify(sealed, "--views", "--reason", "test")
     assert code == 0, details(report)  # no false difference, not even for its own access record
     with sqlite3.connect(sealed.database) as db:
         (flag,) = db.execute("SELECT id FROM flags WHERE status = 'open' ORDER BY id LIMIT 1").fetchone()
@@ -250,8 +268,8 @@ def test_an_edited_flag_row_and_a_deleted_view_row_are_reported_by_views(sealed:
             "SELECT child, person FROM view_people ORDER BY person LIMIT 1"
         ).fetchone()
         db.execute("DELETE FROM view_people WHERE child = ? AND person = ?", (child, person))
-    assert verify(sealed)[0] == 0
-    code, report = verify(sealed, "--views")
+    assert run_verify(sealed)[0] == 0
+    code, report = run_verify(sealed, "--views")
     assert code == 1
     assert sorted(details(report)) == sorted(
         [
@@ -261,3 +279,28 @@ def test_an_edited_flag_row_and_a_deleted_view_row_are_reported_by_views(sealed:
             ),
         ]
     )
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_truncated_tail_and_a_deleted_quarantine_entry_are_found(
+    postgres_db: str, keystore: Keystore, tmp_path: Path
+) -> None:
+    """The same checks through the library on PostgreSQL, where positions come from a sequence."""
+    root = keystore.root_info().root_key()
+    ledger = Ledger(postgres_db)
+    messages = [Message(json.dumps(e).encode()) for e in story(keystore, children=2, incidents_per_child=2)]
+    Applier(ledger, root).apply([*messages, Message(b"garbage", "safeguarding.incident/0/7")])
+    log_key = Ed25519PrivateKey.generate()
+    store = CheckpointStore(tmp_path / "kept")
+    make_checkpoints(log_trees(ledger), root.partnership, log_key, store)
+    keys = [VerifierKey(origin_of(root.partnership, log), ED25519, log_key.public_key()) for log in LOGS]
+    kept = KeptCheckpoints(checkpoint_files(store.directory), log_keys=keys)
+    assert verify(ledger, root, workers=1, checkpoints=kept).ok
+    with ledger.engine.begin() as db:
+        last = db.execute(text("SELECT max(position) FROM ledger_accepted")).scalar_one()
+        db.execute(text("DELETE FROM ledger_events WHERE id = :p"), {"p": last})
+        db.execute(text("DELETE FROM ledger_accepted WHERE position = :p"), {"p": last})
+        db.execute(text("DELETE FROM ledger_quarantine"))
+    assert verify(ledger, root, workers=1).ok
+    findings = [f.detail for f in verify(ledger, root, workers=1, checkpoints=kept).findings]
+    assert len(findings) == 2 and all("entries were deleted" in f for f in findings), findings
