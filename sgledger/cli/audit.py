@@ -68,7 +68,13 @@ def audit() -> None:
     help="A witness's cosignature verifier key (repeatable): every checkpoint must then carry "
     "--quorum valid cosignatures among them.",
 )
-@click.option("--quorum", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--quorum",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="How many of the --witness keys must have cosigned each checkpoint.",
+)
 @click.option(
     "--log-key",
     "log_key_texts",

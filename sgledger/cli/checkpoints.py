@@ -51,7 +51,12 @@ def _kafka(app: AppContext) -> KafkaSettings | None:
 
 
 @click.command("checkpoint")
-@click.option("--every", type=click.FloatRange(min=0.1), help="Keep going every SECONDS (the service).")
+@click.option(
+    "--every",
+    type=click.FloatRange(min=0.1),
+    metavar="SECONDS",
+    help="Keep going every SECONDS (the service).",
+)
 @STORE
 @click.option("--json", "as_json", is_flag=True, help="Print what was signed as JSON.")
 @pass_app

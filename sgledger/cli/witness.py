@@ -35,7 +35,11 @@ def _open(app: AppContext, directory: Path | None) -> Witness:
 
 @click.group()
 def witness() -> None:
-    """Cosign the partnership's checkpoints after checking they extend what you saw before."""
+    """Cosign the partnership's checkpoints after checking they extend what you saw before.
+
+    Once: `init` (send the printed key to the partnership) and `trust` the partnership's log keys.
+    Then `run` against the partnership's Kafka, or `cosign` request files by hand. Your copies in
+    DIR/cosigned are what `sgledger audit verify --checkpoints` checks a ledger against."""
 
 
 @witness.command("init")
