@@ -8,11 +8,13 @@ someone who also controls the partnership's disk.
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import click
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from consumers.auditor.checkpoints import (
     LOG_AGENCY,
@@ -27,7 +29,15 @@ from ledger.keystore import KeystoreError
 from ledger.merkle import ProofError
 from ledger.notes import NoteError
 from producers.witness import AddCheckpoint
-from sgledger.cli.context import AppContext, UserError, pass_app, print_json
+from sgledger.cli.context import (
+    AppContext,
+    UserError,
+    health_options,
+    pass_app,
+    print_json,
+    start_health,
+    stop_on_signals,
+)
 from transport.kafka import BrokerUnavailable, KafkaSettings
 
 STORE = click.option(
@@ -59,54 +69,91 @@ def _kafka(app: AppContext) -> KafkaSettings | None:
 )
 @STORE
 @click.option("--json", "as_json", is_flag=True, help="Print what was signed as JSON.")
+@health_options
 @pass_app
-def checkpoint(app: AppContext, every: float | None, directory: Path | None, as_json: bool) -> None:
+def checkpoint(
+    app: AppContext,
+    every: float | None,
+    directory: Path | None,
+    as_json: bool,
+    metrics_port: int | None,
+    metrics_host: str,
+) -> None:
     """Sign C2SP checkpoints of the accepted-events log and the quarantine log with the
     partnership/log key and keep them.
 
     A log is signed again only when it grew. With --bootstrap-servers each new checkpoint goes,
     with a consistency proof from the previous one, to <prefix>.checkpoints for the agencies'
     witnesses (`sgledger witness run`), and their cosigned copies on <prefix>.cosignatures are
-    added to the kept files."""
+    added to the kept files. With --every it runs until Ctrl-C / SIGTERM; it stops (exit 2)
+    rather than sign a history that does not extend the last checkpoint it kept."""
     store = store_of(app, directory)
     try:
         key = app.keystore.agency_private_key(LOG_AGENCY)
     except KeystoreError as exc:
         raise UserError(f"{exc}: register the log key with `sgledger agency add {LOG_AGENCY}`") from exc
     partnership, kafka = app.root_key().partnership, _kafka(app)
-    while True:
+    last_round = [time.monotonic()]
+
+    def ready() -> tuple[bool, str]:
+        age = time.monotonic() - last_round[0]
+        return (every is None or age < 2 * every + 60, f"last round {age:.1f} s ago")
+
+    metrics, health = (
+        start_health("checkpoints", metrics_port, metrics_host, ready) if every else (None, None)
+    )
+    stop = stop_on_signals() if every else threading.Event()
+    try:
+        while True:
+            _round(app, store, partnership, key, kafka, as_json)
+            last_round[0] = time.monotonic()
+            if metrics is not None:
+                metrics.last_success.set_to_current_time()
+            if every is None or stop.wait(every):
+                return
+    finally:
+        if health is not None:
+            health.stop()
+
+
+def _round(
+    app: AppContext,
+    store: CheckpointStore,
+    partnership: str,
+    key: Ed25519PrivateKey,
+    kafka: KafkaSettings | None,
+    as_json: bool,
+) -> None:
+    """Sign what grew, send it to the witnesses and collect what they sent back; say what happened."""
+    try:
+        requests = make_checkpoints(log_trees(app.ledger), partnership, key, store)
+    except ProofError as exc:
+        raise UserError(str(exc)) from exc
+    signed: list[dict[str, Any]] = [
+        {
+            "origin": r.checkpoint.origin,
+            "size": r.checkpoint.size,
+            "old_size": r.old_size,
+            "file": str(store.path(r.checkpoint)),
+        }
+        for r in requests
+    ]
+    cosignatures = 0
+    if kafka is not None:
         try:
-            requests = make_checkpoints(log_trees(app.ledger), partnership, key, store)
-        except ProofError as exc:
-            raise UserError(str(exc)) from exc
-        signed: list[dict[str, Any]] = [
-            {
-                "origin": r.checkpoint.origin,
-                "size": r.checkpoint.size,
-                "old_size": r.old_size,
-                "file": str(store.path(r.checkpoint)),
-            }
-            for r in requests
-        ]
-        cosignatures = 0
-        if kafka is not None:
-            try:
-                publish_requests(kafka, requests)
-                cosignatures = collect_cosignatures(kafka, store)
-            except BrokerUnavailable as exc:
-                click.echo(f"kept, not sent: {exc}", err=True)
-        if as_json:
-            print_json({"signed": signed, "cosignatures_added": cosignatures})
-        else:
-            for item in signed:
-                click.echo(f"signed {item['origin']} size {item['size']}: {item['file']}")
-            if not signed:
-                click.echo("no log grew since the last checkpoint")
-            if cosignatures:
-                click.echo(f"added {cosignatures} witness cosignature(s)")
-        if every is None:
-            return
-        time.sleep(every)
+            publish_requests(kafka, requests)
+            cosignatures = collect_cosignatures(kafka, store)
+        except BrokerUnavailable as exc:
+            click.echo(f"kept, not sent: {exc}", err=True)
+    if as_json:
+        print_json({"signed": signed, "cosignatures_added": cosignatures})
+        return
+    for item in signed:
+        click.echo(f"signed {item['origin']} size {item['size']}: {item['file']}")
+    if not signed:
+        click.echo("no log grew since the last checkpoint")
+    if cosignatures:
+        click.echo(f"added {cosignatures} witness cosignature(s)")
 
 
 @click.command("log-keys")

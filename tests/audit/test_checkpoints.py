@@ -12,7 +12,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +37,10 @@ from sgledger.cli import cli
 from sgledger.cli.context import UserError
 from tests.audit.conftest import Story
 from tests.consumers.kafka_helpers import story
+from transport.broker import free_port
 
 CHILD = "C-CH-1"
+PARTNERSHIP_DIR = "partnership~scenario"  # the story's partnership id, as a checkpoint folder name
 
 
 @dataclass(frozen=True)
@@ -304,3 +311,51 @@ def test_on_postgresql_a_truncated_tail_and_a_deleted_quarantine_entry_are_found
     assert verify(ledger, root, workers=1).ok
     findings = [f.detail for f in verify(ledger, root, workers=1, checkpoints=kept).findings]
     assert len(findings) == 2 and all("entries were deleted" in f for f in findings), findings
+
+
+@pytest.mark.slow  # two real processes: ~16 s on this shared machine
+def test_the_checkpoint_service_signs_what_grows_serves_health_and_stops_on_a_shrunk_log(
+    sealed: Sealed,
+) -> None:
+    """`audit checkpoint --every` as a real process: a new quarantine entry gets a new signed
+    checkpoint within a round; SIGTERM ends it cleanly; started on a database that lost an entry
+    it refuses (exit 2) instead of signing the shorter history."""
+    port = free_port()
+    command = [sys.executable, "-m", "sgledger", "--data-dir", str(sealed.data), "audit", "checkpoint"]
+    service = subprocess.Popen(
+        [*command, "--every", "0.3", "--metrics-port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _ready(port):
+            assert service.poll() is None and time.monotonic() < deadline, "service did not become ready"
+            time.sleep(0.2)
+        ledger = Ledger(f"sqlite:///{sealed.database}")
+        Applier(ledger, Keystore(sealed.data / "keys").root_info().root_key()).apply(
+            [Message(b"[]", "safeguarding.incident/0/92")]
+        )
+        newest = sealed.data / "checkpoints" / f"{PARTNERSHIP_DIR}~quarantine" / "3.checkpoint"
+        while not newest.exists():
+            assert time.monotonic() < deadline, "no checkpoint of the grown quarantine log"
+            time.sleep(0.2)
+    finally:
+        service.send_signal(signal.SIGTERM)
+        output, _ = service.communicate(timeout=30)
+    assert service.returncode == 0, output
+    assert "signed partnership/scenario/quarantine size 3" in output
+    with sqlite3.connect(sealed.database) as db:
+        db.execute("DELETE FROM ledger_quarantine WHERE id = (SELECT max(id) FROM ledger_quarantine)")
+    refused = subprocess.run([*command, "--every", "0.3"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2
+    assert "refusing to sign a different history" in refused.stderr
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
