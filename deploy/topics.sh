@@ -8,7 +8,7 @@ BOOTSTRAP=${BOOTSTRAP:-kafka:9092}
 PREFIX=${PREFIX:-safeguarding}
 PARTITIONS=${PARTITIONS:-12}
 REPLICATION=${REPLICATION:-3}
-for family in incident referral closure marac contact notification registration gap-flags quarantine; do
+for family in incident referral closure marac contact notification registration gap-flags quarantine checkpoints cosignatures; do
   kafka-topics.sh --bootstrap-server "$BOOTSTRAP" --create --if-not-exists \
     --topic "$PREFIX.$family" --partitions "$PARTITIONS" --replication-factor "$REPLICATION" \
     --config min.insync.replicas=2 --config retention.ms=-1 --config max.message.bytes=2097152

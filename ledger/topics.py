@@ -65,7 +65,7 @@ class Topics:
         return [f"{self.prefix}.{name}" for name in FAMILIES]
 
     def all(self) -> list[str]:
-        return [*self.events(), self.gap_flags, self.quarantine]
+        return [*self.events(), self.gap_flags, self.quarantine, self.checkpoints, self.cosignatures]
 
     def for_type(self, event_type: str) -> str:
         """``referral.closed`` goes to ``.closure``; amendments follow the family they amend;
