@@ -142,10 +142,21 @@ def test_a_clean_ledger_verifies_clean_against_the_witness_copy_and_keeps_its_co
         sealed, "--checkpoints", str(sealed.data / "checkpoints"), "--witness", sealed.witness_vkey
     )
     assert code == 0, details(report)
+    # A "cosigned copy" of a different checkpoint text is not merged.
+    other = sealed.data.parent / "other.checkpoint"
+    lines = kept[0].read_text().split("\n")
+    lines[2] = ("B" if lines[2][0] == "A" else "A") + lines[2][1:]  # another root, same size
+    other.write_text("\n".join(lines))
+    refused = sg(sealed.data, "audit", "cosigned", str(other))
+    assert refused.exit_code == 1 and "cosigned text differs from ours" in refused.output
     # The ledger grows (a read is an access event); a new checkpoint extends the old one and the
     # witness follows it with a consistency proof from the size it cosigned.
     assert sg(sealed.data, "child", "show", CHILD).exit_code == 0
     assert sg(sealed.data, "audit", "checkpoint").exit_code == 0
+    stale = sg(sealed.data, "audit", "witness-request", "accepted", "--old", "0").output
+    again = sg(sealed.data, "witness", "cosign", "--dir", str(sealed.witness), stdin=stale)
+    assert again.exit_code == 1
+    assert "refused (409): proof is from size 0 but this witness last cosigned size" in again.output
     cosign_latest(sealed)
     code, report = with_checkpoints(sealed)
     assert code == 0 and report["checkpoints"] == 3, details(report)
