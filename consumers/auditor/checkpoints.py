@@ -198,8 +198,8 @@ def check_checkpoints(
         checked += 1
         try:
             checkpoint, note = Checkpoint.from_note(path.read_text("utf-8"))
-        except (NoteError, UnicodeDecodeError) as exc:
-            findings.append(Finding("checkpoint", f"{path}: not a checkpoint ({exc})"))
+        except (NoteError, UnicodeDecodeError, OSError) as exc:
+            findings.append(Finding("checkpoint", f"{path}: not a readable checkpoint ({exc})"))
             continue
         where = f"{path.name} ({checkpoint.origin} size {checkpoint.size})"
         problem = _signatures(note, checkpoint.origin, log_keys, witnesses, quorum)

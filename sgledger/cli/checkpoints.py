@@ -129,6 +129,8 @@ def _round(
         requests = make_checkpoints(log_trees(app.ledger), partnership, key, store)
     except ProofError as exc:
         raise UserError(str(exc)) from exc
+    except NoteError as exc:  # a kept file that no longer parses: someone edited it
+        raise UserError(f"a kept checkpoint in {store.directory} is damaged: {exc}") from exc
     signed: list[dict[str, Any]] = [
         {
             "origin": r.checkpoint.origin,
