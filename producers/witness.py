@@ -246,6 +246,20 @@ class Witness:
             _write_json(self.directory / self.STATE_FILE, state)
 
 
+def answer(witness: Witness, body: str | bytes) -> tuple[int, str, str]:
+    """The tlog-witness HTTP answer to an ``add-checkpoint`` body: (status, content type, body).
+
+    For the agency's gateway, so that it maps nothing itself: 200 with the cosignature line, 409
+    with the size last cosigned as ``text/x.tlog.size``, any other refusal with its sentence."""
+    try:
+        line = witness.add_checkpoint(body)
+    except WitnessRefusal as exc:
+        if exc.status == 409:
+            return 409, "text/x.tlog.size", exc.body
+        return exc.status, "text/plain; charset=utf-8", f"{exc}\n"
+    return 200, "text/plain; charset=utf-8", line.line()
+
+
 def _write_json(path: Path, value: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ledger.checkpoint import Checkpoint
 from ledger.merkle import MerkleTree
 from ledger.notes import ED25519, Note, VerifierKey, parse_note, sign_note, verify_cosignature
-from producers.witness import AddCheckpoint, Witness, WitnessError, WitnessRefusal
+from producers.witness import AddCheckpoint, Witness, WitnessError, WitnessRefusal, answer
 
 ORIGIN = "partnership/test/accepted"
 
@@ -135,3 +136,25 @@ def test_only_one_witness_per_directory_and_names_are_checked(witness: Witness, 
         Witness.create(tmp_path / "w2", "bad name")
     with pytest.raises(WitnessError, match="witness init"):
         Witness(tmp_path / "none")
+
+
+def test_the_http_answer_is_the_tlog_witness_one(witness: Witness) -> None:
+    log = Log(6)
+    witness.trust(log.vkey)
+    status, content_type, body = answer(witness, log.request(0))
+    assert (status, content_type) == (200, "text/plain; charset=utf-8")
+    assert body.startswith("\u2014 gp.L85001.example/witness ") and body.endswith("\n")
+    verify_cosignature(parse_note(str(log.note()) + body), witness.vkey)  # appended, it verifies
+    assert answer(witness, log.request(0)) == (409, "text/x.tlog.size", "6\n")
+    assert answer(witness, "nonsense")[0] == 400
+
+
+def test_concurrent_requests_from_the_same_size_advance_the_witness_once(witness: Witness) -> None:
+    """Checking the old size and recording the new one are one step (tlog-witness's race):
+    of eight requests from size 0, one is cosigned and seven get 409."""
+    log = Log(5)
+    witness.trust(log.vkey)
+    bodies = [log.request(0)] * 8
+    with ThreadPoolExecutor(8) as pool:
+        statuses = sorted(pool.map(lambda b: answer(Witness(witness.directory), b)[0], bodies))
+    assert statuses == [200] + [409] * 7
