@@ -17,6 +17,7 @@ from ledger.merkle import HASH_SIZE
 from ledger.notes import Note, NoteError, parse_note
 
 ACCEPTED_LOG = "accepted"
+MAX_PROOF_LINES = 63  # tlog-witness: a client MUST NOT send more
 QUARANTINE_LOG = "quarantine"
 
 
@@ -61,3 +62,44 @@ class Checkpoint:
     def from_note(cls, data: str | bytes) -> tuple[Checkpoint, Note]:
         note = parse_note(data)
         return cls.from_text(note.text), note
+
+
+@dataclass(frozen=True)
+class AddCheckpoint:
+    """A c2sp.org/tlog-witness ``add-checkpoint`` request: ``old <size>``, one base64 line per
+    consistency-proof hash, a blank line, the signed checkpoint. The partnership writes them, the
+    witnesses read them; a malformed one raises :class:`NoteError`."""
+
+    old_size: int
+    proof: tuple[bytes, ...]
+    checkpoint: Checkpoint
+    note: Note
+
+    def body(self) -> str:
+        proof = "".join(base64.b64encode(p).decode() + "\n" for p in self.proof)
+        return f"old {self.old_size}\n{proof}\n{self.note}"
+
+    @classmethod
+    def make(cls, old_size: int, proof: list[bytes], note: Note) -> AddCheckpoint:
+        return cls(old_size, tuple(proof), Checkpoint.from_text(note.text), note)
+
+    @classmethod
+    def parse(cls, body: str | bytes) -> AddCheckpoint:
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
+        head, sep, rest = text.partition("\n\n")
+        if not sep:
+            raise NoteError("request has no blank line between the proof and the checkpoint")
+        lines = head.split("\n")
+        size = lines[0].removeprefix("old ")
+        if not lines[0].startswith("old ") or not size.isdigit() or (size != "0" and size[0] == "0"):
+            raise NoteError("request does not start with 'old <size>'")
+        if len(lines) - 1 > MAX_PROOF_LINES:
+            raise NoteError(f"more than {MAX_PROOF_LINES} consistency proof lines")
+        try:
+            proof = tuple(base64.b64decode(line, validate=True) for line in lines[1:])
+        except binascii.Error as exc:
+            raise NoteError("a consistency proof line is not base64") from exc
+        if any(len(p) != HASH_SIZE for p in proof):
+            raise NoteError(f"a consistency proof line is not a {HASH_SIZE}-byte hash")
+        checkpoint, note = Checkpoint.from_note(rest)
+        return cls(int(size), proof, checkpoint, note)

@@ -18,14 +18,12 @@ so a gateway's concurrent requests cannot both advance from the same old size.
 from __future__ import annotations
 
 import base64
-import binascii
 import fcntl
 import json
 import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +35,9 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
-from ledger.checkpoint import Checkpoint
-from ledger.merkle import HASH_SIZE, empty_root, verify_consistency
+from ledger.checkpoint import AddCheckpoint
+from ledger.checkpoint_store import CheckpointStore
+from ledger.merkle import empty_root, verify_consistency
 from ledger.notes import (
     COSIGNATURE_V1,
     ED25519,
@@ -52,8 +51,6 @@ from ledger.notes import (
     verify_note,
 )
 
-MAX_PROOF_LINES = 63  # tlog-witness: a client MUST NOT send more
-
 
 class WitnessRefusal(Exception):
     """The witness will not cosign; ``status`` is the tlog-witness HTTP status for the reason."""
@@ -66,48 +63,6 @@ class WitnessRefusal(Exception):
 
 class WitnessError(Exception):
     """The witness directory is missing or unusable (not a refusal of a checkpoint)."""
-
-
-@dataclass(frozen=True)
-class AddCheckpoint:
-    """One ``add-checkpoint`` request body, parsed."""
-
-    old_size: int
-    proof: tuple[bytes, ...]
-    checkpoint: Checkpoint
-    note: Note
-
-    def body(self) -> str:
-        proof = "".join(base64.b64encode(p).decode() + "\n" for p in self.proof)
-        return f"old {self.old_size}\n{proof}\n{self.note}"
-
-    @classmethod
-    def make(cls, old_size: int, proof: list[bytes], note: Note) -> AddCheckpoint:
-        return cls(old_size, tuple(proof), Checkpoint.from_text(note.text), note)
-
-    @classmethod
-    def parse(cls, body: str | bytes) -> AddCheckpoint:
-        text = body.decode("utf-8") if isinstance(body, bytes) else body
-        head, sep, rest = text.partition("\n\n")
-        if not sep:
-            raise WitnessRefusal(400, "request has no blank line between the proof and the checkpoint")
-        lines = head.split("\n")
-        size = lines[0].removeprefix("old ")
-        if not lines[0].startswith("old ") or not size.isdigit() or (size != "0" and size[0] == "0"):
-            raise WitnessRefusal(400, "request does not start with 'old <size>'")
-        if len(lines) - 1 > MAX_PROOF_LINES:
-            raise WitnessRefusal(400, f"more than {MAX_PROOF_LINES} consistency proof lines")
-        try:
-            proof = tuple(base64.b64decode(line, validate=True) for line in lines[1:])
-        except binascii.Error as exc:
-            raise WitnessRefusal(400, "a consistency proof line is not base64") from exc
-        if any(len(p) != HASH_SIZE for p in proof):
-            raise WitnessRefusal(400, f"a consistency proof line is not a {HASH_SIZE}-byte hash")
-        try:
-            checkpoint, note = Checkpoint.from_note(rest)
-        except NoteError as exc:
-            raise WitnessRefusal(400, f"malformed checkpoint: {exc}") from exc
-        return cls(int(size), proof, checkpoint, note)
 
 
 class Witness:
@@ -163,7 +118,10 @@ class Witness:
 
     def add_checkpoint(self, body: str | bytes, now: int | None = None) -> Signature:
         """Check one ``add-checkpoint`` request as tlog-witness says and cosign it, or refuse."""
-        request = AddCheckpoint.parse(body)
+        try:
+            request = AddCheckpoint.parse(body)
+        except NoteError as exc:
+            raise WitnessRefusal(400, f"malformed request: {exc}") from exc
         checkpoint, note = request.checkpoint, request.note
         with self._locked() as state:
             log = state["logs"].get(checkpoint.origin)
@@ -196,7 +154,7 @@ class Witness:
                 )
             line = cosign(note, self.name, self._key, int(time.time()) if now is None else now)
             log["size"], log["root"] = checkpoint.size, base64.b64encode(checkpoint.root_hash).decode()
-            self._keep(note.with_signature(line), checkpoint)
+            CheckpointStore(self.directory / "cosigned").save(note.with_signature(line))
         return line
 
     @staticmethod
@@ -209,14 +167,6 @@ class Witness:
                 verify_note(note, key)
             except NoteError as exc:
                 raise WitnessRefusal(403, str(exc)) from exc
-
-    def _keep(self, note: Note, checkpoint: Checkpoint) -> None:
-        folder = self.directory / "cosigned" / checkpoint.origin.replace("/", "~")
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = folder / f"{checkpoint.size}.checkpoint"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(str(note), "utf-8")
-        os.replace(tmp, path)
 
     def keep_refused(self, body: bytes | str, why: str) -> Path:
         """Keep a refused request as evidence (a forked or forged checkpoint is worth showing)."""

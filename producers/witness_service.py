@@ -14,7 +14,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from producers.witness import AddCheckpoint, Witness, WitnessRefusal
+from ledger.checkpoint import AddCheckpoint
+from ledger.notes import NoteError
+from producers.witness import Witness, WitnessRefusal
 from transport.kafka import KafkaSettings, ensure_topics, make_consumer, make_producer
 
 log = logging.getLogger(__name__)
@@ -59,9 +61,9 @@ def _one(witness: Witness, body: bytes, stats: WitnessStats) -> str | None:
     """The cosigned checkpoint to send back, or None (refused or already cosigned)."""
     try:
         request = AddCheckpoint.parse(body)
-    except WitnessRefusal as exc:
-        stats.refused.append(f"unreadable request: {exc.status} {exc}")
-        witness.keep_refused(body, f"{exc.status} {exc}")
+    except (NoteError, UnicodeDecodeError) as exc:
+        stats.refused.append(f"unreadable request: 400 {exc}")
+        witness.keep_refused(body, f"400 {exc}")
         return None
     name = f"{request.checkpoint.origin} {request.checkpoint.size}"
     try:

@@ -14,9 +14,9 @@ import logging
 import time
 from collections.abc import Sequence
 
-from consumers.auditor.checkpoints import CheckpointStore
+from ledger.checkpoint import AddCheckpoint
+from ledger.checkpoint_store import CheckpointStore
 from ledger.notes import NoteError
-from producers.witness import AddCheckpoint
 from transport.kafka import KafkaSettings, ensure_topics, make_consumer, make_producer
 
 log = logging.getLogger(__name__)

@@ -18,17 +18,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from consumers.auditor.checkpoints import (
     LOG_AGENCY,
-    CheckpointStore,
     log_trees,
     log_verifier_keys,
     make_checkpoints,
 )
 from consumers.auditor.witnessing import collect_cosignatures, publish_requests
-from ledger.checkpoint import ACCEPTED_LOG, QUARANTINE_LOG, origin_of
+from ledger.checkpoint import ACCEPTED_LOG, QUARANTINE_LOG, AddCheckpoint, origin_of
+from ledger.checkpoint_store import CheckpointStore
 from ledger.keystore import KeystoreError
 from ledger.merkle import ProofError
 from ledger.notes import NoteError
-from producers.witness import AddCheckpoint
 from sgledger.cli.context import (
     AppContext,
     UserError,

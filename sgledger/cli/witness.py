@@ -13,8 +13,9 @@ from typing import BinaryIO
 
 import click
 
+from ledger.checkpoint import AddCheckpoint
 from ledger.notes import NoteError, VerifierKey
-from producers.witness import AddCheckpoint, Witness, WitnessError, WitnessRefusal
+from producers.witness import Witness, WitnessError, WitnessRefusal
 from producers.witness_service import run_witness
 from sgledger.cli.context import AppContext, UserError, pass_app, print_json, stop_on_signals
 

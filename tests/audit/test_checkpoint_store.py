@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from consumers.auditor.checkpoints import LOGS, CheckpointStore, check_checkpoints, make_checkpoints
+from consumers.auditor.checkpoints import LOGS, check_checkpoints, make_checkpoints
 from ledger.checkpoint import origin_of
+from ledger.checkpoint_store import CheckpointStore
 from ledger.merkle import MerkleTree
 from ledger.notes import COSIGNATURE_V1, ED25519, NoteError, VerifierKey, cosign, parse_note
 

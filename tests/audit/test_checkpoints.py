@@ -26,11 +26,12 @@ from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import text
 
-from consumers.auditor.checkpoints import LOGS, CheckpointStore, checkpoint_files, log_trees, make_checkpoints
+from consumers.auditor.checkpoints import LOGS, checkpoint_files, log_trees, make_checkpoints
 from consumers.auditor.verify import KeptCheckpoints, verify
 from consumers.auditor.views import check_views
 from consumers.projector.applier import Applier, Message
 from ledger.checkpoint import origin_of
+from ledger.checkpoint_store import CheckpointStore
 from ledger.keystore import Keystore
 from ledger.notes import ED25519, VerifierKey
 from ledger.store.ledger import Ledger

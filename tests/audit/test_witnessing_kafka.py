@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from consumers.auditor.checkpoints import CheckpointStore, make_checkpoints
+from consumers.auditor.checkpoints import make_checkpoints
 from consumers.auditor.witnessing import collect_cosignatures, publish_requests
-from ledger.checkpoint import Checkpoint, origin_of
+from ledger.checkpoint import AddCheckpoint, Checkpoint, origin_of
+from ledger.checkpoint_store import CheckpointStore
 from ledger.merkle import MerkleTree
 from ledger.notes import ED25519, VerifierKey, parse_note, sign_note, verify_cosignature, verify_note
-from producers.witness import AddCheckpoint, Witness
+from producers.witness import Witness
 from producers.witness_service import run_witness
 from tests.audit.conftest import Story
 from tests.audit.test_checkpoints import sg

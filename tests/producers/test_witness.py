@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.checkpoint import Checkpoint
+from ledger.checkpoint import AddCheckpoint, Checkpoint
 from ledger.merkle import MerkleTree
 from ledger.notes import ED25519, Note, VerifierKey, parse_note, sign_note, verify_cosignature
-from producers.witness import AddCheckpoint, Witness, WitnessError, WitnessRefusal, answer
+from producers.witness import Witness, WitnessError, WitnessRefusal, answer
 
 ORIGIN = "partnership/test/accepted"
 
