@@ -15,9 +15,12 @@ from kafka.admin import NewTopic
 
 from ledger.keystore import Keystore
 from ledger.store.ledger import Ledger
+from ledger.store.schema import BASELINE, head_revision
 from ledger.vocabulary import SERVICE_AGENCY
 from sgledger.cli import cli
 from transport.kafka import KafkaSettings, admin_client, ensure_topics
+
+OLD_SCHEMA = Path(__file__).parent / "fixtures" / "schema-0.1.0.sqlite.sql"
 
 
 def doctor(data: Path, kafka: KafkaSettings | None, *extra: str) -> tuple[int, dict[str, dict[str, str]]]:
@@ -74,7 +77,7 @@ def test_a_missing_topic_and_a_wrong_partition_count_are_named(
     assert "SGLEDGER_KAFKA_PARTITIONS" in checks["partitions"]["fix"]
 
 
-def test_an_old_schema_a_missing_service_key_and_a_root_key_on_the_server(deployment: Path) -> None:
+def test_altered_tables_a_missing_service_key_and_a_root_key_on_the_server(deployment: Path) -> None:
     with sqlite3.connect(deployment / "ledger.sqlite") as db:
         db.execute("DROP TABLE flag_changes")
         db.execute("DROP INDEX ix_view_children_next_due")
@@ -85,9 +88,20 @@ def test_an_old_schema_a_missing_service_key_and_a_root_key_on_the_server(deploy
     assert code == 1
     schema = checks["database schema"]
     assert schema["status"] == "fail"
-    assert "flag_changes" in schema["detail"] and "view_children.next_due" in schema["detail"]
+    assert "add_table flag_changes" in schema["detail"] and "view_children next_due" in schema["detail"]
     assert checks["service key"]["status"] == "fail" and "agency add" in checks["service key"]["fix"]
     assert checks["root key offline"]["status"] == "warn"
+
+
+def test_a_database_from_the_previous_release_is_named_with_the_upgrade_to_run(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "ledger.sqlite") as db:
+        db.executescript(OLD_SCHEMA.read_text())
+    _code, checks = doctor(tmp_path, None)
+    if head_revision() == BASELINE:  # nothing changed since 0.1.0: the old database is current
+        assert checks["database schema"]["status"] == "ok"
+    else:
+        assert checks["database schema"]["status"] == "fail"
+        assert "sgledger db upgrade" in checks["database schema"]["fix"]
 
 
 def test_an_unreachable_broker_fails_with_the_fix(deployment: Path) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 SEVERITIES = ("low", "medium", "high")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")  # fullmatch: "$" would allow a final newline
+_HHMM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 
 
 class ConfigError(ValueError):
@@ -98,7 +98,7 @@ class _Checker:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise self.fail(path, "must be a list of email addresses")
         for address in value:
-            if not _EMAIL.match(address):
+            if not _EMAIL.fullmatch(address):
                 raise self.fail(path, f"{address!r} is not an email address")
         return tuple(value)
 
@@ -213,7 +213,7 @@ def _digest(c: _Checker, recipient: str, body: Any) -> DigestConfig:
         raise c.fail(path, "must be a table")
     c.unknown(body, {"time", "low_severity"}, path)
     time = body.get("time")
-    if not isinstance(time, str) or not _HHMM.match(time):
+    if not isinstance(time, str) or not _HHMM.fullmatch(time):
         raise c.fail(f"{path}.time", 'must be "HH:MM" (24-hour, London time)')
     mode = body.get("low_severity", "also-immediate")
     if mode not in LOW_SEVERITY_MODES:

@@ -1,19 +1,45 @@
 """The email for one flag change (pure). Minimal by design: only the fields listed in
-``ALLOWED``-style code below ever reach a message; event payloads are never read."""
+``ALLOWED``-style code below ever reach a message; event payloads are never read.
+
+Headers are built only from validated values (issue 9): a flag change comes from a Kafka topic,
+and a child id ``C-1\n`` once ended the headers early. The child id must be a CHILD_ID, the
+severity one of the rule severities, the change a plain word; the title is printable text.
+Anything else is shown as unreadable rather than refused, so the lead still gets the alert.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import html
+import re
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
 
 from consumers.alerter.config import PartnershipConfig
+from ledger.identifiers import CHILD_ID
+from policies.base import Severity
 
 DOMAIN = "sgledger.alerts"
+_CHANGE = re.compile(r"[a-z][a-z-]{0,15}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def child_label(value: object) -> str:
+    """The child's id as mails show it: a valid CHILD_ID, or the partnership, or unreadable."""
+    if value is None or value == "":
+        return "partnership"
+    return value if isinstance(value, str) and CHILD_ID.matches(value) else "(unreadable child id)"
+
+
+def _subject(flag: dict[str, Any], change: object, prefix: str) -> str:
+    severity = flag.get("severity")
+    severity = severity if severity in {s.value for s in Severity} else "unknown severity"
+    change = change if isinstance(change, str) and _CHANGE.fullmatch(change) else "changed"
+    title = _CONTROL.sub(" ", str(flag.get("title") or flag.get("rule") or "flag")).strip()[:120]
+    return f"{prefix}[{severity}] {title} ({change}) - child {child_label(flag.get('child'))}"
 
 
 def message_id(change_id: str, recipient: str) -> str:
@@ -33,7 +59,7 @@ def _evidence_lines(change: dict[str, Any]) -> list[str]:
 
 def summary_fields(change: dict[str, Any], config: PartnershipConfig) -> list[tuple[str, str]]:
     flag = change["flag"]
-    child = str(flag.get("child") or "partnership")
+    child = child_label(flag.get("child"))
     return [
         ("Child (pseudonymous id)", child),
         ("Change", str(change.get("change", ""))),
@@ -55,10 +81,7 @@ def build_message(
     fields = summary_fields(change, config)
     evidence = _evidence_lines(change)
     prefix = "ESCALATION: " if escalation else ""
-    subject = (
-        f"{prefix}[{flag.get('severity', '')}] {flag.get('title') or flag.get('rule')} "
-        f"({change.get('change')}) - child {flag.get('child') or 'partnership'}"
-    )
+    subject = _subject(flag, change.get("change"), prefix)
     text = [f"{k}: {v}" for k, v in fields] + ["", "Evidence (agency, date, type):"]
     text += [f"  - {line}" for line in evidence] or ["  (none)"]
     rows = "".join(

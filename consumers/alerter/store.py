@@ -23,6 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from consumers.alerter.config import PartnershipConfig
 from consumers.alerter.message import build_message
 from consumers.alerter.routing import route
+from ledger.store.private import private_sqlite
 from ledger.store.types import UTCTime
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ class Record:
 
 class AlertStore:
     def __init__(self, database_url: str) -> None:
+        private_sqlite(database_url)
         self.engine: Engine = create_engine(database_url)
         AlertBase.metadata.create_all(self.engine)
 

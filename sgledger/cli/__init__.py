@@ -11,16 +11,19 @@ from pathlib import Path
 
 import click
 
+from ledger.private_files import NotPrivate
 from sgledger.cli.alerts import alerts
 from sgledger.cli.audit import audit
 from sgledger.cli.child import child
 from sgledger.cli.context import AppContext, UserError
+from sgledger.cli.db import db
 from sgledger.cli.doctor import doctor
 from sgledger.cli.flags import flags
 from sgledger.cli.keys import agency, keys
 from sgledger.cli.publish import project, publish, relay
 from sgledger.cli.quarantine import quarantine
 from sgledger.cli.scenario import demo, scenario
+from sgledger.cli.topics import topics
 from sgledger.cli.witness import witness
 from sgledger.observe.logs import configure as configure_logging
 from sgledger.settings import Settings
@@ -86,7 +89,9 @@ for command in (
     demo,
     audit,
     alerts,
+    topics,
     doctor,
+    db,
     witness,
 ):
     cli.add_command(command)
@@ -104,6 +109,9 @@ def main() -> None:
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except NotPrivate as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(UserError.exit_code)
     except Exception as exc:
         if "--debug" in sys.argv:
             raise

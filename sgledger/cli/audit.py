@@ -39,7 +39,7 @@ from producers.service import child_target
 from sgledger.cli.access import list_access, record_access
 from sgledger.cli.checkpoints import checkpoint, cosigned, log_keys, witness_request
 from sgledger.cli.context import AppContext, UserError, console, parse_as_of, pass_app, print_json
-from sgledger.cli.publishing import deliver, service_producer
+from sgledger.cli.publishing import deliver_stored, service_producer
 
 # Below this many events a progress bar would only flicker.
 PROGRESS_FROM = 20_000
@@ -183,8 +183,7 @@ def tree_head(app: AppContext, every: float | None) -> None:
         if latest is not None and head["tree_size"] <= latest["tree_size"] + 1:
             click.echo(f"nothing new since the head at size {latest['tree_size']}")
         else:
-            service_producer(app).tree_head(head)
-            outcome = deliver(app)
+            outcome = deliver_stored(app, service_producer(app).tree_head(head))
             click.echo(f"tree head size {head['tree_size']} root {head['root_hash']}: {outcome}")
         if every is None:
             return

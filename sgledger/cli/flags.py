@@ -17,7 +17,7 @@ from ledger.store.models import AcceptedEvent
 from producers.service import Actor, child_target
 from sgledger.cli.access import record_access
 from sgledger.cli.context import AppContext, UserError, console, parse_as_of, pass_app, print_json
-from sgledger.cli.publishing import deliver, service_producer
+from sgledger.cli.publishing import deliver_stored, service_producer
 from sgledger.render import render_flags
 from views.flag_ids import FlagIdError, resolve_flag_id
 from views.models import FlagChangeRow, FlagRow
@@ -141,8 +141,8 @@ def _decide(
         assert row is not None  # resolved just now, in this transaction
         child, evidence = row.child, json.loads(row.payload)["evidence"]
     actor = Actor.operating_system_user()
-    service_producer(app).decide_flag(actor, decision, flag_id, child, reason, evidence)
-    click.echo(f"{decision} {flag_id} by {actor.id}: {deliver(app)}")
+    event = service_producer(app).decide_flag(actor, decision, flag_id, child, reason, evidence)
+    click.echo(f"{decision} {flag_id} by {actor.id}: {deliver_stored(app, event)}")
 
 
 @flags.command("ack")
