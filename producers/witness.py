@@ -50,6 +50,7 @@ from ledger.notes import (
     signature_of,
     verify_note,
 )
+from ledger.private_files import private_directory, private_file
 
 
 class WitnessRefusal(Exception):
@@ -77,7 +78,9 @@ class Witness:
         self.directory = Path(directory)
         state = self._read_state()
         self.name: str = state["name"]
-        key = load_pem_private_key((self.directory / self.KEY_FILE).read_bytes(), password=None)
+        private_directory(self.directory)  # it holds a private key: refused if open to others
+        key_path = private_file(self.directory / self.KEY_FILE)
+        key = load_pem_private_key(key_path.read_bytes(), password=None)
         if not isinstance(key, Ed25519PrivateKey):
             raise WitnessError(f"{self.directory / self.KEY_FILE} does not hold an Ed25519 key")
         self._key = key
@@ -89,8 +92,7 @@ class Witness:
         if (directory / cls.KEY_FILE).exists():
             raise WitnessError(f"a witness already exists in {directory}")
         check_key_name(name)
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(directory, 0o700)
+        private_directory(directory)
         key = Ed25519PrivateKey.generate()
         fd = os.open(directory / cls.KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:

@@ -15,6 +15,7 @@ import click
 
 from ledger.checkpoint import AddCheckpoint
 from ledger.notes import NoteError, VerifierKey
+from ledger.private_files import NotPrivate
 from producers.witness import Witness, WitnessError, WitnessRefusal
 from producers.witness_service import run_witness
 from sgledger.cli.context import AppContext, UserError, pass_app, print_json, stop_on_signals
@@ -30,7 +31,7 @@ DIR = click.option(
 def _open(app: AppContext, directory: Path | None) -> Witness:
     try:
         return Witness(directory or app.settings.data_dir / "witness")
-    except (WitnessError, OSError) as exc:
+    except (WitnessError, NotPrivate, OSError) as exc:
         raise UserError(str(exc)) from exc
 
 
@@ -51,7 +52,7 @@ def init(app: AppContext, name: str, directory: Path | None) -> None:
     """Create this agency's witness key (0600) and print its verifier key for the partnership."""
     try:
         created = Witness.create(directory or app.settings.data_dir / "witness", name)
-    except (WitnessError, NoteError) as exc:
+    except (WitnessError, NoteError, NotPrivate) as exc:
         raise UserError(str(exc)) from exc
     click.echo(str(created.vkey))
 

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ledger.checkpoint import AddCheckpoint, Checkpoint
 from ledger.merkle import MerkleTree
 from ledger.notes import ED25519, Note, VerifierKey, parse_note, sign_note, verify_cosignature
+from ledger.private_files import NotPrivate
 from producers.witness import Witness, WitnessError, WitnessRefusal, answer
 
 ORIGIN = "partnership/test/accepted"
@@ -158,3 +159,9 @@ def test_concurrent_requests_from_the_same_size_advance_the_witness_once(witness
     with ThreadPoolExecutor(8) as pool:
         statuses = sorted(pool.map(lambda b: answer(Witness(witness.directory), b)[0], bodies))
     assert statuses == [200] + [409] * 7
+
+
+def test_a_witness_directory_open_to_others_is_refused(witness: Witness) -> None:
+    witness.directory.chmod(0o755)
+    with pytest.raises(NotPrivate, match="chmod 700"):
+        Witness(witness.directory)
