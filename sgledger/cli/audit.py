@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from consumers.auditor.checkpoints import checkpoint_files
 from consumers.auditor.chronology import build_chronology
-from consumers.auditor.chronology_formats import FORMATS, render
+from consumers.auditor.chronology_formats import BINARY_FORMATS, FORMATS, PdfUnavailable, render
 from consumers.auditor.diff import diff
 from consumers.auditor.findings import Finding
 from consumers.auditor.replay import replay
@@ -257,7 +257,11 @@ def diff_(app: AppContext, url_a: str, url_b: str | None, as_json: bool) -> None
 @audit.command("chronology")
 @click.argument("child")
 @click.option("--as-of", "as_of", help="RFC 3339 time (default: now).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), required=True,
+    help="html: one self-contained file to print (A4); pdf: the same laid out by WeasyPrint "
+    "(needs --output); csv: one row per event; md: Markdown for working papers.",
+)  # fmt: skip
 @click.option(
     "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout)."
 )
@@ -266,14 +270,23 @@ def diff_(app: AppContext, url_a: str, url_b: str | None, as_json: bool) -> None
 def chronology_(
     app: AppContext, child: str, as_of: str | None, fmt: str, output: Path | None, reason: str | None
 ) -> None:
-    """The multi-agency chronology of CHILD: events, who knew and when, flags, notifications."""
+    """The multi-agency chronology of CHILD for a review: each event in plain language with who
+    knew of it and when, gap flags as spans (raised, then resolved or still open), notifications,
+    and apart from them the record's own governance (keys, reads, flag decisions, tree head).
+
+    The export is itself a read of the child's record: it is recorded (`audit access CHILD`)."""
     when = parse_as_of(as_of)
+    if fmt in BINARY_FORMATS and output is None:
+        raise UserError(f"--format {fmt} writes a binary file: give --output FILE.{fmt}")
     record_access(app, f"audit chronology --format {fmt}", child_target(child), reason)
-    text = render(build_chronology(app.ledger, app.root_key(), child, when), fmt)
+    try:
+        data = render(build_chronology(app.ledger, app.root_key(), child, when), fmt)
+    except PdfUnavailable as exc:
+        raise UserError(str(exc)) from exc
     if output is None:
-        click.echo(text, nl=False)
+        click.echo(data.decode(), nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        output.write_bytes(data)
         click.echo(f"wrote {output}", err=True)
 
 
