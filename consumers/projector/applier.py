@@ -64,7 +64,8 @@ from policies.view import ChildView, Event
 from views.flags import sync_flags
 from views.models import ChildRow, FlagChangeRow
 from views.projection import rebuild_child
-from views.queries import integrity_flags_as_of
+from views.queries import child_events, households_in, integrity_flags_as_of
+from views.summaries import event_refs
 
 log = logging.getLogger(__name__)
 LOST_EVENT_GRACE = timedelta(hours=1)
@@ -613,13 +614,29 @@ class Applier:
 
     # -- views and flags ------------------------------------------------------------------
     def _finish(self, batch: Batch) -> None:
-        """Record what was accepted, then rebuild every touched child and its flags."""
+        """Record what was accepted, then rebuild every touched child and its flags.
+
+        A child's view carries its household (the events of children who may share a parent
+        figure: issue 14, sibling rules), so a change to one child changes its siblings' views
+        too: they are re-evaluated in the same transaction, one step out (their own households
+        are read, not re-evaluated)."""
         batch.flush()
         registered = batch.registry.registered_agencies()
         rules = [p.id for p in self.policies]
+        loaded: dict[str, list[Event]] = {}
+
+        def events_of(child: str) -> list[Event]:
+            if child not in loaded:
+                loaded[child] = child_events(self.ledger, batch.session, child)
+            return loaded[child]
+
+        for siblings in households_in(batch.session, sorted(batch.triggers), events_of).values():
+            for sibling in siblings:
+                batch.triggers.setdefault(sibling, "")
+        households = households_in(batch.session, sorted(batch.triggers), events_of)
         for child, trigger in sorted(batch.triggers.items()):
             try:
-                self._rebuild(batch, child, trigger, registered, rules)
+                self._rebuild(batch, child, trigger, registered, rules, events_of, households[child])
             except INFRASTRUCTURE_ERRORS:
                 raise
             except Exception as error:
@@ -629,13 +646,20 @@ class Applier:
         self._evaluate_integrity(batch)
 
     def _rebuild(
-        self, batch: Batch, child: str, trigger: str, registered: Mapping[str, datetime], rules: Sequence[str]
+        self,
+        batch: Batch,
+        child: str,
+        trigger: str,
+        registered: Mapping[str, datetime],
+        rules: Sequence[str],
+        events_of: Callable[[str], list[Event]],
+        household: Iterable[str],
     ) -> None:
-        envelopes = self.ledger.events_about(batch.session, child)
-        events = [Event.from_envelope(e) for e in envelopes if e["type"] not in NOT_CHILD_EVENTS]
+        events = events_of(child)
         if not events:
             return
-        view = ChildView.build(child, events, registered)
+        others = {other: events_of(other) for other in sorted(household)}
+        view = ChildView.build(child, events, registered, others)
         evaluation = evaluate(view, batch.now, self.policies)
         rebuild_child(batch.session, view, evaluation.next_due, batch.now)
         detail = {e.id: _evidence(e) for e in view.events}
@@ -718,6 +742,9 @@ def _evidence(event: Event) -> dict[str, Any]:
         "type": event.type,
         "time": event.time.isoformat(),
         "recordedtime": event.recordedtime.isoformat(),
+        # the agency references (incident_ref...) that tell one flag of a rule from another in
+        # an email, which never carries the event's data itself
+        "refs": event_refs(event.data),
     }
 
 

@@ -128,9 +128,7 @@ def demo(app: AppContext, print_emails: bool) -> None:
 
     def alert(pipeline: Pipeline) -> None:
         _progress(False)("emailing the flag changes to the safeguarding leads (local SMTP sink)")
-        sent.append(
-            send_demo_mail(pipeline, view_link=f"sgledger --data-dir {demo_dir} child show {{child}}")
-        )
+        sent.append(send_demo_mail(pipeline))
 
     result = run_scenario(story, settings, progress=_progress(False), while_up=alert)
     _print(result, as_json=False)
