@@ -26,6 +26,7 @@ from sgledger.cli.scenario import demo, scenario
 from sgledger.cli.serve import serve
 from sgledger.cli.topics import topics
 from sgledger.cli.users import users
+from sgledger.cli.witness import witness
 from sgledger.observe.logs import configure as configure_logging
 from sgledger.settings import Settings
 
@@ -95,6 +96,7 @@ for command in (
     topics,
     doctor,
     db,
+    witness,
 ):
     cli.add_command(command)
 
