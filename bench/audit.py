@@ -1,6 +1,6 @@
 """Audit rates: `audit verify` and `audit replay` in events/s on large generated histories.
 
-    python bench/audit.py [--sizes 100000 1000000] [--replay-limit 20000] [--keep DIR]
+    python bench/audit.py [--json] [--sizes 100000 1000000] [--replay-limit 20000] [--keep DIR]
 
 Histories are signed and written straight into a SQLite ledger with ``Ledger.record`` in large
 batches inside ``ledger.writer()``: the projector's path through Kafka would make generating a
@@ -14,6 +14,7 @@ data goes to a temporary directory, never into the repository.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bench.machine import describe, verify_rate, verify_rate_all_cores
+from bench.machine import describe, peak_memory_mb, verify_rate, verify_rate_all_cores
 from consumers.auditor.replay import replay
 from consumers.auditor.verify import verify
 from ledger.envelope import ChainSigner
@@ -99,18 +100,19 @@ def generate_history(
     for accepted in _story(ChainSigner(partnership, root_key), events, children, head_every):
         batch.append(accepted)
         if len(batch) == BATCH:
-            written += _write(ledger, batch)
+            written += write_batch(ledger, batch, T0)
             if progress is not None:
                 progress(written)
-    written += _write(ledger, batch)
+    written += write_batch(ledger, batch, T0)
     if progress is not None:
         progress(written)
 
 
-def _write(ledger: Ledger, batch: list[Acceptance]) -> int:
+def write_batch(ledger: Ledger, batch: list[Acceptance], accepted_at: datetime) -> int:
+    """Record ``batch`` in one writer transaction and empty it; returns how many were written."""
     if batch:
         with ledger.writer() as session:
-            ledger.record(session, batch, T0)
+            ledger.record(session, batch, accepted_at)
     count = len(batch)
     batch.clear()
     return count
@@ -123,17 +125,30 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--replay-limit", type=int, default=20_000)
     parser.add_argument("--keep", type=Path, help="write the ledgers here instead of a temp dir")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    print(f"machine: {describe()}")
+    say: Callable[[str], None] = (lambda _: None) if args.json else print
+    say(f"machine: {describe()}")
     one, all_cores = verify_rate(), verify_rate_all_cores()
-    print(f"raw Ed25519 verify: {one:,.0f}/s on one core, {all_cores:,.0f}/s on all cores")
+    say(f"raw Ed25519 verify: {one:,.0f}/s on one core, {all_cores:,.0f}/s on all cores")
+    result: dict[str, Any] = {
+        "machine": describe(),
+        "raw_verify_per_s_one_core": round(one),
+        "raw_verify_per_s_all_cores": round(all_cores),
+        "runs": [],
+    }
     with tempfile.TemporaryDirectory(prefix="sgledger-audit-bench-") as tmp:
         directory = args.keep or Path(tmp)
         for size in args.sizes:
-            run(directory, size, args.replay_limit, one, all_cores)
+            result["runs"].append(run(directory, size, args.replay_limit, one, all_cores, say))
+    result["peak_memory_mb"] = round(peak_memory_mb())
+    if args.json:
+        print(json.dumps(result, indent=2))
 
 
-def run(directory: Path, size: int, replay_limit: int, one: float, all_cores: float) -> None:
+def run(
+    directory: Path, size: int, replay_limit: int, one: float, all_cores: float, say: Callable[[str], None]
+) -> dict[str, Any]:
     root = Ed25519PrivateKey.generate()
     root_key = RootKey("partnership/bench", root.public_key())
     ledger = Ledger(f"sqlite:///{directory / f'ledger-{size}.db'}")
@@ -142,11 +157,11 @@ def run(directory: Path, size: int, replay_limit: int, one: float, all_cores: fl
         ledger, root, root_key.partnership, size, children=max(100, size // 50), head_every=10_000
     )
     generated = time.perf_counter() - started
-    print(f"\n{size:,} events: generated in {generated:,.1f} s ({size / generated:,.0f} events/s)")
+    say(f"\n{size:,} events: generated in {generated:,.1f} s ({size / generated:,.0f} events/s)")
     report = verify(ledger, root_key)
     verdict = "clean" if report.ok else f"{len(report.findings)} findings"
     rate = report.events / report.seconds
-    print(
+    say(
         f"  audit verify: {report.events:,} events in {report.seconds:,.1f} s = {rate:,.0f} events/s "
         f"({verdict}); {rate / all_cores:.0%} of the raw all-core Ed25519 rate, {rate / one:.0%} of one core"
     )
@@ -154,10 +169,23 @@ def run(directory: Path, size: int, replay_limit: int, one: float, all_cores: fl
     started = time.perf_counter()
     replayed = replay(ledger, root_key, as_of, f"sqlite:///{directory / f'replay-{size}.db'}").events
     seconds = time.perf_counter() - started
-    print(
+    say(
         f"  audit replay: first {replayed:,} events (as of {as_of.isoformat()}) in {seconds:,.1f} s = "
         f"{replayed / seconds:,.0f} events/s through the full projector logic"
     )
+    return {
+        "events": size,
+        "generate_s": round(generated, 1),
+        "verify_s": round(report.seconds, 1),
+        "verify_events_per_s": round(rate),
+        "verify_vs_raw_all_cores": round(rate / all_cores, 3),
+        "verify_vs_raw_one_core": round(rate / one, 3),
+        "verify_clean": report.ok,
+        "replay_events": replayed,
+        "replay_s": round(seconds, 1),
+        "replay_events_per_s": round(replayed / seconds),
+        "replay_vs_raw_one_core": round(replayed / seconds / one, 4),
+    }
 
 
 if __name__ == "__main__":
