@@ -276,9 +276,7 @@ def main() -> None:
         for size in args.ledger_sizes:
             run = ledger_run(args.cache, Path(tmp), size, args.batches, progress=not args.json)
             result["ledger"].append(run)
-            say(
-                f"ledger {run['ledger_events']:>9,}: {run['ms_per_batch']:8.1f} ms per batch"
-            )
+            say(f"ledger {run['ledger_events']:>9,}: {run['ms_per_batch']:8.1f} ms per batch")
     histories, ledgers = result["history"], result["ledger"]
     if len(histories) > 1:
         result["history_ratio_last_to_first"] = round(
