@@ -2,16 +2,27 @@
 
 Agency developers read these messages when their events are quarantined, so every problem names
 the JSON path, what the contract expects there and what was sent.
+
+Two validators over the same schema files, for two jobs. The verdict comes from validators
+compiled to Python by ``fastjsonschema`` (12-16x faster than ``jsonschema`` here: validation used
+to cost as much as the signature check, on every event). ``jsonschema`` runs only on an event
+the compiled validator refused, because it lists every problem with its path, which is what the
+quarantine shows. tests/ledger/test_compiled_validation.py runs both over every valid example
+and many mutations and requires the same verdicts. Formats are checked by ``jsonschema``'s own
+``FormatChecker`` in both (one definition of "uuid" and "date"). Patterns: ``fastjsonschema``
+anchors ``$`` at the very end of the string (as ECMA-262 does, and JSON Schema patterns are
+ECMA-262), where Python's ``re`` would also let ``$`` match before a trailing newline.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
+import fastjsonschema
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
@@ -33,6 +44,39 @@ def validate_event(event: Any) -> list[Problem]:
     """All schema problems of an event (envelope and ``data``); empty when it is valid."""
     if not isinstance(event, Mapping):
         return [Problem("", "a JSON object (CloudEvents structured mode)", _show(event))]
+    refusal = compiled_refusal(event)
+    if refusal is None:
+        return []
+    # Refused: now say precisely why. Should jsonschema find nothing (Python's `$` accepting a
+    # trailing newline the compiled pattern refuses), the compiled validator's reason stands.
+    return _explain(event) or [refusal]
+
+
+def compiled_refusal(event: Mapping[str, Any]) -> Problem | None:
+    """The compiled validators' verdict: None when the event is valid, else its first problem."""
+    try:
+        _compiled("envelope")(event)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        return _compiled_problem(exc, "")
+    if data_schema(event["type"]) is not None:
+        try:
+            _compiled(event["type"])(event["data"])
+        except fastjsonschema.JsonSchemaValueException as exc:
+            return _compiled_problem(exc, "/data")
+    for attribute in ("time", "recordedtime"):
+        try:
+            parse_time(event[attribute])
+        except TimeFormatError:
+            return Problem(f"/{attribute}", "an RFC 3339 time with offset", _show(event[attribute]))
+    return None
+
+
+def _compiled_problem(exc: fastjsonschema.JsonSchemaValueException, prefix: str) -> Problem:
+    path = prefix + "".join(f"/{part}" for part in (exc.path or [])[1:])  # [0] is "data", the root
+    return Problem(path, f"{exc.rule} {json.dumps(exc.rule_definition, default=str)[:80]}", _show(exc.value))
+
+
+def _explain(event: Mapping[str, Any]) -> list[Problem]:
     problems = list(_problems(_validator("envelope"), event, prefix=""))
     event_type = event.get("type")
     if isinstance(event_type, str) and data_schema(event_type) is not None:
@@ -47,6 +91,22 @@ def validate_event(event: Any) -> list[Problem]:
             except TimeFormatError:
                 problems.append(Problem(f"/{attribute}", "an RFC 3339 time with offset", _show(value)))
     return sorted(set(problems), key=lambda p: (p.path, p.expected))
+
+
+@cache
+def _compiled(name: str) -> Callable[[Any], Any]:
+    schema = envelope_schema() if name == "envelope" else data_schema(name)
+    if schema is None:
+        raise KeyError(f"no schema for {name}")
+    checker = FormatChecker()
+    formats = {f: partial(_conforms, checker, f) for f in ("uuid", "date")}
+    # use_default=False: the compiled code must never write schema defaults into the event.
+    compiled: Callable[[Any], Any] = fastjsonschema.compile(schema, formats=formats, use_default=False)
+    return compiled
+
+
+def _conforms(checker: FormatChecker, format_name: str, value: Any) -> bool:
+    return checker.conforms(value, format_name)
 
 
 @cache
