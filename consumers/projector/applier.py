@@ -110,6 +110,9 @@ class Batch:
         sources = {source for _, source, _ in chain}
         self.highest = ledger.highest_sequences(session, sources)
         self.at: dict[tuple[str, int], str] = {}
+        # Chain places accepted over a hole, among those loaded (a late predecessor must match
+        # its successor's prevhash): read with the chain window, never by scanning the ledger.
+        self.over_hole: set[tuple[str, int]] = set()
         self._loaded: set[tuple[str, int]] = set()
         for source in sources:
             sequences = [sequence for _, s, sequence in chain if s == source]
@@ -117,12 +120,6 @@ class Batch:
         self.open_holes = list(
             session.scalars(select(SequenceHoleRow).where(SequenceHoleRow.filled_at.is_(None)))
         )
-        self.over_hole = {
-            (source, sequence)
-            for source, sequence in session.execute(
-                select(AcceptedEvent.source, AcceptedEvent.sequence).where(AcceptedEvent.over_hole.is_(True))
-            )
-        }
 
     def hold(self, entry: QuarantineEntry) -> None:
         """Index a held message by what would release it: its chain position, or its key."""
@@ -147,7 +144,8 @@ class Batch:
         if not wanted:
             return
         found = self.ledger.chain_digests(self.session, source, max(low, 1), high)
-        self.at.update({(source, s): d for s, d in found.items()})
+        self.at.update({(source, s): digest for s, (digest, _) in found.items()})
+        self.over_hole.update((source, s) for s, (_, over_hole) in found.items() if over_hole)
         self._loaded |= wanted
 
     def facts(self, event: Mapping[str, Any]) -> ChainFacts:
@@ -329,7 +327,7 @@ class Applier:
     @staticmethod
     def _successor_mismatch(batch: Batch, event: Mapping[str, Any]) -> Rejection | None:
         """An event accepted over a hole names its predecessor's hash; a late predecessor must
-        match it, or the chain was forked."""
+        match it, or the chain was forked. (``batch.facts(event)`` loaded the successor's place.)"""
         successor = (event["source"], event["sequence"] + 1)
         if successor not in batch.over_hole:
             return None

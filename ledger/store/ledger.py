@@ -69,6 +69,15 @@ class Acceptance:
         return hashlib.sha256(self.canonical).hexdigest()
 
 
+@dataclass(frozen=True)
+class _FoldedKeys:
+    """A key registry and the (position, event id) of the key events folded into it."""
+
+    root: RootKey
+    ids: tuple[tuple[int, str], ...]
+    registry: KeyRegistry
+
+
 class LedgerApplication(Application[uuid.UUID]):
     """Named explicitly: table names derive from it (``ledger_events``, ``ledger_tracking``)."""
 
@@ -97,6 +106,7 @@ class Ledger:
         self.recorder = cast(SQLAlchemyApplicationRecorder, self.app.recorder)
         self.datastore: SQLAlchemyDatastore = self.recorder.datastore
         self.tracking = SQLAlchemyTrackingRecorder(self.datastore, tracking_table_name="ledger_tracking")
+        self._keys: _FoldedKeys | None = None
         self._create_schema()
 
     def _create_schema(self) -> None:
@@ -111,6 +121,11 @@ class Ledger:
                 for table in [*self.recorder.tables, self.tracking.tracking_table]:
                     table.create(connection, checkfirst=True)
                 Base.metadata.create_all(connection)
+                # create_all adds indexes only with their tables: a database made before an
+                # index was added to the models gets it here.
+                for table in Base.metadata.sorted_tables:
+                    for index in table.indexes:
+                        index.create(connection, checkfirst=True)
                 if connection.execute(select(WriterLock.id)).first() is None:
                     connection.execute(insert(WriterLock).values(id=1, generation=0))
                 connection.commit()
@@ -171,12 +186,15 @@ class Ledger:
             found.update({event_id: digest for event_id, digest in session.execute(query)})
         return found
 
-    def chain_digests(self, session: Session, source: str, low: int, high: int) -> dict[int, str]:
-        """Digests of ``source``'s accepted events with ``low <= sequence <= high``."""
-        query = select(AcceptedEvent.sequence, AcceptedEvent.digest).where(
+    def chain_digests(
+        self, session: Session, source: str, low: int, high: int
+    ) -> dict[int, tuple[str, bool]]:
+        """Digest and "accepted over a hole" of ``source``'s accepted events with
+        ``low <= sequence <= high`` (the unique chain index answers it)."""
+        query = select(AcceptedEvent.sequence, AcceptedEvent.digest, AcceptedEvent.over_hole).where(
             AcceptedEvent.source == source, AcceptedEvent.sequence.between(low, high)
         )
-        return {sequence: digest for sequence, digest in session.execute(query)}
+        return {sequence: (digest, over_hole) for sequence, digest, over_hole in session.execute(query)}
 
     def highest_sequences(self, session: Session, sources: Iterable[str]) -> dict[str, int]:
         query = (
@@ -187,14 +205,37 @@ class Ledger:
         return {source: highest for source, highest in session.execute(query)}
 
     def key_registry(self, session: Session, root: RootKey) -> KeyRegistry:
-        registry = KeyRegistry(root)
-        for envelope in session.scalars(
-            select(AcceptedEvent.envelope)
-            .where(AcceptedEvent.type.in_(KEY_EVENT_TYPES))
-            .order_by(AcceptedEvent.position)
-        ):
-            registry.apply(json.loads(envelope))
-        return registry
+        """The registry folded from every key event ``session`` can see, in ledger order.
+
+        Asked on every batch and every as-of query, so it must not cost a scan of the ledger:
+        the ids and positions of the key events come from a covering index (a few hundred rows
+        however large the ledger), and only key events not folded before are read and folded.
+        The fold is reused only while the key events it was made from are still, in order, the
+        first ones the ledger holds: a rolled-back transaction, or one that committed a key
+        event at a lower position later, makes it start again from the root. Only key events
+        are kept (a handful per agency), never the history.
+        """
+        ids = tuple(
+            session.execute(
+                select(AcceptedEvent.position, AcceptedEvent.event_id)
+                .where(AcceptedEvent.type.in_(KEY_EVENT_TYPES))
+                .order_by(AcceptedEvent.position)
+            ).tuples()
+        )
+        folded = self._keys
+        if folded is None or folded.root != root or ids[: len(folded.ids)] != folded.ids:
+            folded = _FoldedKeys(root, (), KeyRegistry(root))
+        new = [position for position, _ in ids[len(folded.ids) :]]
+        registry = folded.registry.copy()
+        for start in range(0, len(new), 500):
+            for envelope in session.scalars(
+                select(AcceptedEvent.envelope)
+                .where(AcceptedEvent.position.in_(new[start : start + 500]))
+                .order_by(AcceptedEvent.position)
+            ):
+                registry.apply(json.loads(envelope))
+        self._keys = _FoldedKeys(root, ids, registry)
+        return registry.copy()
 
     # -- recording ------------------------------------------------------------------------
     def record(self, session: Session, accepted: Sequence[Acceptance], accepted_at: datetime) -> None:

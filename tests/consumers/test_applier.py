@@ -223,3 +223,26 @@ def test_an_event_waiting_for_its_key_then_for_its_predecessor_is_released(
     send(applier, first)
     assert quarantined(ledger) == [("readmitted", "sequence-gap")]
     assert {first["id"], second["id"]} <= accepted_ids(ledger)
+
+
+def test_a_late_predecessor_must_match_the_event_accepted_over_its_hole(
+    applier: Applier, ledger: Ledger, partnership: Partnership, clock: Clock
+) -> None:
+    """The batch learns which places were accepted over a hole from the chain window it loads
+    (no scan of the ledger): a predecessor arriving in a later batch is still checked."""
+    police = Chain("police/avon-somerset")
+    send(applier, partnership.register(police))
+    first = police.event("incident.reported", INCIDENT)
+    second = police.event("incident.reported", {**INCIDENT, "incident_ref": "INC-2"})
+    send(applier, second)
+    clock.now += timedelta(hours=2)
+    applier.sweep()
+    assert second["id"] in accepted_ids(ledger)
+    forged = Chain("police/avon-somerset", key=police.key).event(
+        "incident.reported", {**INCIDENT, "incident_ref": "INC-forged"}
+    )
+    send(applier, forged)
+    assert forged["id"] not in accepted_ids(ledger)
+    assert quarantined(ledger)[-1] == ("quarantined", "chain-broken")
+    send(applier, first)
+    assert first["id"] in accepted_ids(ledger)
