@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from consumers.projector.applier import Applier, Message
 from ledger.store.ledger import Ledger
@@ -246,3 +246,32 @@ def test_a_late_predecessor_must_match_the_event_accepted_over_its_hole(
     assert quarantined(ledger)[-1] == ("quarantined", "chain-broken")
     send(applier, first)
     assert first["id"] in accepted_ids(ledger)
+
+
+def test_an_event_that_changes_no_view_row_or_flag_writes_none(
+    applier: Applier, ledger: Ledger, partnership: Partnership
+) -> None:
+    """Rows are written only when they change: rewriting every person, agency and flag row of
+    the child on each event made the cost per event grow with the child's history."""
+    police, phn = Chain("police/avon-somerset"), Chain("phn/somerset")
+    send(applier, partnership.register(police), partnership.register(phn))
+    send(applier, phn.event("contact.recorded", {"person": "P-m", "practitioner": "HV", "mode": "phone"}))
+    send(applier, police.event("incident.reported", INCIDENT))
+    with ledger.read() as session:
+        open_flags = set(session.scalars(select(FlagRow.id).where(FlagRow.status == "open")))
+    assert open_flags
+    written: list[str] = []
+
+    def watch(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            written.append(statement)
+
+    event.listen(ledger.engine, "before_cursor_execute", watch)
+    try:  # a second contact with the same person: same people, same agencies, same flags
+        send(applier, phn.event("contact.recorded", {"person": "P-m", "practitioner": "HV", "mode": "phone"}))
+    finally:
+        event.remove(ledger.engine, "before_cursor_execute", watch)
+    touched = " ".join(written)
+    assert "view_people" not in touched and "view_agencies" not in touched, written
+    assert "UPDATE flags" not in touched and "INSERT INTO flags" not in touched, written
+    assert "view_children" in touched  # its event count and evaluation time did change
