@@ -212,15 +212,15 @@ def ledger_run(cache: Path, work: Path, size: int, batches: int, progress: bool)
     cache.mkdir(parents=True, exist_ok=True)
     cached_db, cached_state = cache / f"ledger-{size}.db", cache / f"ledger-{size}.json"
     generated_s = None
-    if not (cached_db.exists() and cached_state.exists()):
+    if not _cache_complete(cached_db, cached_state, size):
         partial = cache / f"ledger-{size}.partial.db"
         partial.unlink(missing_ok=True)
         signers = Signers.fresh()
         padding = size - len(AGENCIES) - MEASURED_CHILDREN * LEDGER_HISTORY
         started = time.perf_counter()
-        at = generate(
-            Ledger(f"sqlite:///{partial}"), signers, MEASURED_CHILDREN, LEDGER_HISTORY, padding, progress
-        )
+        generating = Ledger(f"sqlite:///{partial}")
+        at = generate(generating, signers, MEASURED_CHILDREN, LEDGER_HISTORY, padding, progress)
+        generating.engine.dispose()  # closing the last connection folds the WAL into the file
         generated_s = round(time.perf_counter() - started, 1)
         partial.rename(cached_db)
         cached_state.write_text(json.dumps({"signers": signers.dump(), "at": at.isoformat()}))
@@ -237,6 +237,7 @@ def ledger_run(cache: Path, work: Path, size: int, batches: int, progress: bool)
         datetime.fromisoformat(state["at"]),
         batches,
     )
+    ledger.engine.dispose()
     copy.unlink()
     return {
         "ledger_events": events,
@@ -247,6 +248,23 @@ def ledger_run(cache: Path, work: Path, size: int, batches: int, progress: bool)
         "ms_per_event": round(1000 * sum(timings) / (len(timings) * MEASURED_CHILDREN), 2),
         "generated_s": generated_s,
     }
+
+
+def _cache_complete(db: Path, state_file: Path, size: int) -> bool:
+    """A cached ledger is used only if it holds ``size`` events and every chain ends where the
+    saved signers continue it (an interrupted or half-written cache is generated again)."""
+    if not (db.exists() and state_file.exists()):
+        return False
+    state = json.loads(state_file.read_text())["signers"]
+    expected = {a: s["sequence"] for a, s in state["agencies"].items()}
+    expected[PARTNERSHIP] = state["root"]["sequence"]
+    ledger = Ledger(f"sqlite:///{db}")
+    try:
+        with ledger.read() as session:
+            highest = ledger.highest_sequences(session, expected)
+        return ledger.count() == size and highest == expected
+    finally:
+        ledger.engine.dispose()
 
 
 def main() -> None:
