@@ -99,6 +99,7 @@ def life_event(signers: Signers, child: str, n: int, at: datetime) -> dict[str, 
     """The n-th event of a child's history: a varied mix so every kind of rule has work."""
     police, csc = signers.agencies["police/avon-somerset"], signers.agencies["csc/somerset"]
     gp, phn = signers.agencies["gp/L85001"], signers.agencies["phn/somerset"]
+    data: dict[str, Any]
     if n == 0:
         data = {"dob": "2023-11-01", "mother": f"P-{child}-m", "father": f"P-{child}-f"}
         return csc.sign("child.registered", data, subject=child, at=at)
