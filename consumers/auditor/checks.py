@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from consumers.auditor.findings import Finding
 from consumers.auditor.stored import StoredEvent
-from ledger.canonical import canonical_json
+from ledger.canonical import canonical_forms
 from ledger.keyregistry import KeyRegistry, RootKey
 from ledger.merkle import leaf_hash
 from ledger.store.ledger import KEY_EVENT_TYPES
@@ -51,7 +51,7 @@ def check_chunk(root: RootArgs, keys: Sequence[Positioned], events: Sequence[Sto
     next_key = 0
     for stored in events:
         event, position = stored.envelope, stored.position
-        canonical = canonical_json(event)
+        canonical, signed = canonical_forms(event)  # one serialisation for digest and signature
         digests.append(hashlib.sha256(canonical).hexdigest())
         leaves += leaf_hash(canonical)
         findings.extend(_index_findings(stored, canonical, digests[-1]))
@@ -60,7 +60,7 @@ def check_chunk(root: RootArgs, keys: Sequence[Positioned], events: Sequence[Sto
             next_key += 1
         if event.get("type") in KEY_EVENT_TYPES:
             continue
-        rejection = check_event(event, registry)
+        rejection = check_event(event, registry, signed)
         if rejection is not None:
             findings.append(
                 Finding.about("signature", f"{rejection.reason}: {rejection.detail}", event, position)

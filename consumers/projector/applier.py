@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from rfc8785 import CanonicalizationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger.canonical import event_digest
+from ledger.canonical import canonical_forms, event_digest
 from ledger.keyregistry import KeyRegistry, RootKey
 from ledger.store.ledger import KEY_EVENT_TYPES, Acceptance, Ledger
 from ledger.store.models import AcceptedEvent, EquivocationRow, QuarantineEntry, SequenceHoleRow
@@ -163,9 +164,8 @@ class Batch:
             highest_sequence=self.highest.get(source, 0),
         )
 
-    def accept(self, event: Mapping[str, Any], over_hole: bool) -> str:
-        acceptance = Acceptance.of(event, over_hole=over_hole)
-        digest = acceptance.digest
+    def accept(self, acceptance: Acceptance) -> str:
+        event, over_hole, digest = acceptance.event, acceptance.over_hole, acceptance.digest
         source, sequence = event["source"], event["sequence"]
         self.accepted.append(acceptance)
         self.by_id[event["id"]] = digest
@@ -273,7 +273,11 @@ class Applier:
         parsed = parse_message(raw)
         if isinstance(parsed, Rejection):
             return parsed
-        return check_event(parsed, registry) or parsed
+        try:
+            _, signed = canonical_forms(parsed)
+        except CanonicalizationError:
+            signed = None  # not serialisable (e.g. an integer beyond 2**53): judged as before
+        return check_event(parsed, registry, signed) or parsed
 
     @classmethod
     def _recheck_held(cls, entry: QuarantineEntry, registry: KeyRegistry) -> dict[str, Any] | Rejection:
@@ -304,7 +308,8 @@ class Applier:
     ) -> Rejection | str | None:
         """Chain checks, then accept. Returns what ``check_chain`` decided; a refusal updates
         ``entry`` (a message being re-verified) instead of quarantining it a second time."""
-        outcome = check_chain(event, batch.facts(event))
+        acceptance = Acceptance.of(event, over_hole=over_hole)  # canonical form, computed once here
+        outcome = check_chain(event, batch.facts(event), acceptance.digest)
         if outcome == DUPLICATE:
             batch.stats.duplicates += 1
             return outcome
@@ -315,7 +320,7 @@ class Applier:
         if mismatch is not None:
             self._quarantine(batch, raw, origin, mismatch, event, entry)
             return mismatch
-        batch.accept(event, over_hole)
+        batch.accept(acceptance)
         self._fill_holes(batch, event)
         if event["type"] in KEY_EVENT_TYPES:
             batch.registry.apply(event)
