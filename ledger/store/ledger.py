@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, cast
 
 from eventsourcing.application import Application
@@ -40,8 +41,10 @@ STREAM_NAMESPACE = uuid.UUID("0b6c7f4c-3c55-4f3a-9d0e-5a1f3c2b9e77")
 KEY_EVENT_TYPES = ("agency.key.registered", "agency.key.revoked")
 
 
+@lru_cache(maxsize=4096)
 def stream_id(agency: str) -> uuid.UUID:
-    """The eventsourcing stream of an agency's chain (uuid5: the extension rejects str ids)."""
+    """The eventsourcing stream of an agency's chain (uuid5: the extension rejects str ids).
+    Cached: asked for every event recorded or audited, of a few hundred agencies at most."""
     return uuid.uuid5(STREAM_NAMESPACE, agency)
 
 
