@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import tempfile
 import time
@@ -27,7 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bench.machine import describe, peak_memory_mb, verify_rate, verify_rate_all_cores
+from bench.machine import (
+    describe,
+    peak_memory_mb,
+    stage_costs_us,
+    verify_rate,
+    verify_rate_all_cores,
+    verify_rate_cpu,
+)
 from consumers.auditor.replay import replay
 from consumers.auditor.verify import verify
 from ledger.envelope import ChainSigner
@@ -118,6 +126,23 @@ def write_batch(ledger: Ledger, batch: list[Acceptance], accepted_at: datetime) 
     return count
 
 
+def _cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def sample_stage_costs() -> dict[str, float]:
+    signer = ChainSigner(AGENCIES[0], Ed25519PrivateKey.generate())
+    data = {
+        "incident_ref": "INC-1",
+        "children_present": True,
+        "domestic_abuse": True,
+        "parties": [{"person": "P-m", "role": "victim"}, {"person": "P-f", "role": "alleged-perpetrator"}],
+    }
+    event = signer.sign("incident.reported", data, subject="C-000001", at=T0)
+    return stage_costs_us(event, signer.key.public_key())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -131,10 +156,13 @@ def main() -> None:
     say(f"machine: {describe()}")
     one, all_cores = verify_rate(), verify_rate_all_cores()
     say(f"raw Ed25519 verify: {one:,.0f}/s on one core, {all_cores:,.0f}/s on all cores")
+    one_cpu = verify_rate_cpu()
     result: dict[str, Any] = {
         "machine": describe(),
         "raw_verify_per_s_one_core": round(one),
         "raw_verify_per_s_all_cores": round(all_cores),
+        "raw_verify_cpu_us": round(1e6 / one_cpu, 1),
+        "stage_cpu_us_per_event": sample_stage_costs(),
         "runs": [],
     }
     with tempfile.TemporaryDirectory(prefix="sgledger-audit-bench-") as tmp:
@@ -158,7 +186,9 @@ def run(
     )
     generated = time.perf_counter() - started
     say(f"\n{size:,} events: generated in {generated:,.1f} s ({size / generated:,.0f} events/s)")
+    cpu_before = _cpu_seconds()
     report = verify(ledger, root_key)
+    verify_cpu = _cpu_seconds() - cpu_before  # this process and its (finished) pool workers
     verdict = "clean" if report.ok else f"{len(report.findings)} findings"
     rate = report.events / report.seconds
     say(
@@ -181,6 +211,7 @@ def run(
         "verify_vs_raw_all_cores": round(rate / all_cores, 3),
         "verify_vs_raw_one_core": round(rate / one, 3),
         "verify_clean": report.ok,
+        "verify_cpu_us_per_event": round(1e6 * verify_cpu / report.events, 1),
         "replay_events": replayed,
         "replay_s": round(seconds, 1),
         "replay_events_per_s": round(replayed / seconds),
