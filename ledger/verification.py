@@ -17,7 +17,7 @@ from ledger.keyregistry import KeyRegistry
 from ledger.signing import signature_valid
 from ledger.timeutil import parse_time
 from ledger.validation import validate_event
-from ledger.vocabulary import PARTNERSHIP_TYPES, event_types
+from ledger.vocabulary import ROOT_TYPES, SERVICE_TYPES, agency_kind, event_types
 
 MAX_MESSAGE_BYTES = 1024 * 1024
 
@@ -31,6 +31,7 @@ class Reason(StrEnum):
     KEY_OF_OTHER_AGENCY = "key-of-other-agency"
     KEY_NOT_VALID = "key-not-valid-at-recordedtime"
     NOT_ROOT_SIGNED = "not-root-signed"
+    NOT_SERVICE_SIGNED = "not-service-signed"
     BAD_SIGNATURE = "bad-signature"
     REPLAYED_ID = "replayed-id"
     EQUIVOCATION = "equivocation"
@@ -67,8 +68,9 @@ def parse_message(raw: bytes) -> dict[str, Any] | Rejection:
 
 
 def check_event(event: Mapping[str, Any], keys: KeyRegistry, signed: bytes | None = None) -> Rejection | None:
-    """Schema, key ownership, key validity at ``recordedtime`` and signature (over ``signed``,
-    the signing input, when the caller computed it with ``canonical_forms``)."""
+    """Schema, who may sign this type (root, service or agency key), key ownership, key validity
+    at ``recordedtime`` and signature (over ``signed``, the signing input, when the caller
+    computed it with ``canonical_forms``)."""
     event_type = event.get("type")
     if isinstance(event_type, str) and event_type not in event_types():
         return Rejection(
@@ -79,12 +81,13 @@ def check_event(event: Mapping[str, Any], keys: KeyRegistry, signed: bytes | Non
     if problems:
         return Rejection(Reason.SCHEMA, "; ".join(str(p) for p in problems[:10]))
     source, kid = event["source"], event["kid"]
-    if event_type in PARTNERSHIP_TYPES or source == keys.root.partnership:
-        if kid != keys.root.kid or source != keys.root.partnership:
+    if event_type in ROOT_TYPES or source == keys.root.partnership:
+        if kid != keys.root.kid or source != keys.root.partnership or event_type not in ROOT_TYPES:
             return Rejection(
                 Reason.NOT_ROOT_SIGNED,
                 f"{event_type} must come from {keys.root.partnership} signed by the root key "
-                f"{keys.root.kid}; got source {source}, kid {kid}",
+                f"{keys.root.kid}, and the root key signs only key registrations and revocations; "
+                f"got source {source}, kid {kid}",
             )
         public_key = keys.root.public_key
     else:
@@ -99,6 +102,15 @@ def check_event(event: Mapping[str, Any], keys: KeyRegistry, signed: bytes | Non
             return Rejection(
                 Reason.KEY_OF_OTHER_AGENCY,
                 f"key {kid} belongs to {record.agency}, not to {source}",
+            )
+        is_service = agency_kind(source) == "partnership"
+        if is_service != (event_type in SERVICE_TYPES):
+            return Rejection(
+                Reason.NOT_SERVICE_SIGNED,
+                f"{event_type} must be signed by a partnership service key (e.g. partnership/service)"
+                if event_type in SERVICE_TYPES
+                else f"{source} is a partnership service: it signs only "
+                f"{', '.join(sorted(SERVICE_TYPES))}, not {event_type}",
             )
         recorded = parse_time(event["recordedtime"])
         if not record.valid_at(recorded):

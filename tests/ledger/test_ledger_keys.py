@@ -73,16 +73,3 @@ def test_key_events_are_found_through_an_index_not_a_scan(ledger: Ledger) -> Non
         )
     assert "USING COVERING INDEX ledger_accepted_type" in plan, plan
 
-
-def test_an_index_added_later_is_created_on_an_existing_database(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
-    Ledger(url).engine.dispose()
-    old = Ledger(url)
-    with old.engine.begin() as connection:
-        connection.execute(text("DROP INDEX ledger_accepted_type"))
-    old.engine.dispose()
-    reopened = Ledger(url)
-    with reopened.engine.connect() as connection:
-        names = {row[0] for row in connection.execute(text("SELECT name FROM sqlite_master"))}
-    reopened.engine.dispose()
-    assert "ledger_accepted_type" in names
