@@ -232,7 +232,7 @@ def ledger_run(cache: Path, work: Path, size: int, batches: int, progress: bool)
     state = json.loads(cached_state.read_text())
     copy = work / f"ledger-{size}.db"
     shutil.copyfile(cached_db, copy)
-    ledger = Ledger(f"sqlite:///{copy}")
+    ledger = opened(f"sqlite:///{copy}")
     events = ledger.count()
     timings, cpu = measure(
         ledger,
@@ -256,6 +256,14 @@ def ledger_run(cache: Path, work: Path, size: int, batches: int, progress: bool)
     }
 
 
+def opened(url: str) -> Ledger:
+    """A cached ledger, migrated first if an older release made it (as `sgledger db upgrade`)."""
+    older = Ledger(url, check_schema=False)
+    older.upgrade_schema()
+    older.engine.dispose()
+    return Ledger(url)
+
+
 def _cache_complete(db: Path, state_file: Path, size: int) -> bool:
     """A cached ledger is used only if it holds ``size`` events and every chain ends where the
     saved signers continue it (an interrupted or half-written cache is generated again)."""
@@ -264,7 +272,7 @@ def _cache_complete(db: Path, state_file: Path, size: int) -> bool:
     state = json.loads(state_file.read_text())["signers"]
     expected = {a: s["sequence"] for a, s in state["agencies"].items()}
     expected[PARTNERSHIP] = state["root"]["sequence"]
-    ledger = Ledger(f"sqlite:///{db}")
+    ledger = opened(f"sqlite:///{db}")
     try:
         with ledger.read() as session:
             highest = ledger.highest_sequences(session, expected)
