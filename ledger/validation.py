@@ -3,27 +3,39 @@
 Agency developers read these messages when their events are quarantined, so every problem names
 the JSON path, what the contract expects there and what was sent.
 
+The schemas are read with the semantics agencies in other languages get (issue 9): ``pattern`` is
+ECMA-262 (``$`` is the end of the string, never "before a final newline" as in Python's ``re``),
+an ``integer`` is a JSON integer (``2.0`` and ``true`` are not: RFC 8785 writes ``2.0`` as ``2``,
+so a signature made over ``2`` verifies on ``2.0``, and Python's ``range`` then refuses it), and
+every number is exact in an IEEE double (|n| <= 2**53 - 1): RFC 8785 cannot canonicalise a larger
+integer and the database cannot store it. These rules live here, in the validator, so that a
+compiled validator replacing ``jsonschema`` must keep them (the tests in
+tests/ledger/test_strict_validation.py say so).
+
 Two validators over the same schema files, for two jobs. The verdict comes from validators
 compiled to Python by ``fastjsonschema`` (12-16x faster than ``jsonschema`` here: validation used
-to cost as much as the signature check, on every event). ``jsonschema`` runs only on an event
-the compiled validator refused, because it lists every problem with its path, which is what the
-quarantine shows. tests/ledger/test_compiled_validation.py runs both over every valid example
-and many mutations and requires the same verdicts. Formats are checked by ``jsonschema``'s own
-``FormatChecker`` in both (one definition of "uuid" and "date"). Patterns: ``fastjsonschema``
-anchors ``$`` at the very end of the string (as ECMA-262 does, and JSON Schema patterns are
-ECMA-262), where Python's ``re`` would also let ``$`` match before a trailing newline.
+to cost as much as the signature check, on every event); ``jsonschema`` with the rules above runs
+on an event the compiled validator refused, because it lists every problem with its path, which
+is what the quarantine shows. The compiled validators anchor ``$`` at the end of the string as
+ECMA-262 does (none of the schemas has ``$`` inside a character class, where the two rewritings
+would differ), check formats with ``jsonschema``'s own ``FormatChecker``, but take ``2.0`` for an
+integer: an event holding any float, or any number beyond 2**53 - 1, is therefore judged by the
+strict ``jsonschema`` path alone (no schema has a fractional number, so that is never an honest
+event). tests/ledger/test_compiled_validation.py runs both over every valid example and
+thousands of mutations and requires the same verdicts.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache, partial
 from typing import Any
 
 import fastjsonschema
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import ValidationError
 
 from ledger.timeutil import TimeFormatError, parse_time
@@ -44,16 +56,17 @@ def validate_event(event: Any) -> list[Problem]:
     """All schema problems of an event (envelope and ``data``); empty when it is valid."""
     if not isinstance(event, Mapping):
         return [Problem("", "a JSON object (CloudEvents structured mode)", _show(event))]
+    if not _plain_numbers(event):
+        return _explain(event)  # floats or huge integers: the strict rules the compiler lacks
     refusal = compiled_refusal(event)
     if refusal is None:
         return []
-    # Refused: now say precisely why. Should jsonschema find nothing (Python's `$` accepting a
-    # trailing newline the compiled pattern refuses), the compiled validator's reason stands.
-    return _explain(event) or [refusal]
+    return _explain(event) or [refusal]  # refused: now say precisely why
 
 
 def compiled_refusal(event: Mapping[str, Any]) -> Problem | None:
-    """The compiled validators' verdict: None when the event is valid, else its first problem."""
+    """The compiled validators' verdict (for an event of ``_plain_numbers``): None when it is
+    valid, else its first problem."""
     try:
         _compiled("envelope")(event)
     except fastjsonschema.JsonSchemaValueException as exc:
@@ -76,8 +89,24 @@ def _compiled_problem(exc: fastjsonschema.JsonSchemaValueException, prefix: str)
     return Problem(path, f"{exc.rule} {json.dumps(exc.rule_definition, default=str)[:80]}", _show(exc.value))
 
 
+def _plain_numbers(value: Any) -> bool:
+    """No float and no integer beyond 2**53 - 1 anywhere: where the compiled verdict holds."""
+    if value is None or isinstance(value, bool | str):
+        return True
+    if isinstance(value, int):
+        return -MAX_EXACT_INTEGER <= value <= MAX_EXACT_INTEGER
+    if isinstance(value, Mapping):
+        return all(_plain_numbers(item) for item in value.values())
+    if isinstance(value, list):
+        return all(_plain_numbers(item) for item in value)
+    return False  # a float (or anything JSON does not produce)
+
+
 def _explain(event: Mapping[str, Any]) -> list[Problem]:
-    problems = list(_problems(_validator("envelope"), event, prefix=""))
+    """Every problem, by the strict ``jsonschema`` validators: the verdict for events with
+    floats or huge integers, the explanation for any other refused event."""
+    problems = list(_inexact_numbers(event, ""))
+    problems.extend(_problems(_validator("envelope"), event, prefix=""))
     event_type = event.get("type")
     if isinstance(event_type, str) and data_schema(event_type) is not None:
         data = event.get("data")
@@ -91,6 +120,61 @@ def _explain(event: Mapping[str, Any]) -> list[Problem]:
             except TimeFormatError:
                 problems.append(Problem(f"/{attribute}", "an RFC 3339 time with offset", _show(value)))
     return sorted(set(problems), key=lambda p: (p.path, p.expected))
+
+
+MAX_EXACT_INTEGER = 2**53 - 1
+
+
+def _inexact_numbers(value: Any, path: str) -> Iterator[Problem]:
+    """Numbers outside the exact range of an IEEE double, anywhere in the event."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int | float):
+        if not -MAX_EXACT_INTEGER <= value <= MAX_EXACT_INTEGER:
+            yield Problem(path, f"a number within +/-{MAX_EXACT_INTEGER} (2**53 - 1)", _show(value))
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _inexact_numbers(item, f"{path}/{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _inexact_numbers(item, f"{path}/{index}")
+
+
+@cache
+def _ecma_regex(pattern: str) -> re.Pattern[str]:
+    """A Python regex with ECMA-262's meaning of ``$``: every ``$`` outside a character class
+    and not escaped becomes ``\\Z`` (the true end of the string)."""
+    out: list[str] = []
+    escaped = in_class = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "$" and not in_class:
+            char = r"\Z"
+        out.append(char)
+    return re.compile("".join(out))
+
+
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _json_integer(checker: Any, instance: Any) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+StrictValidator = validators.extend(
+    Draft202012Validator,
+    validators={"pattern": _ecma_pattern},
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _json_integer),
+)
 
 
 @cache
@@ -110,14 +194,14 @@ def _conforms(checker: FormatChecker, format_name: str, value: Any) -> bool:
 
 
 @cache
-def _validator(name: str) -> Draft202012Validator:
+def _validator(name: str) -> Any:
     schema = envelope_schema() if name == "envelope" else data_schema(name)
     if schema is None:
         raise KeyError(f"no schema for {name}")
-    return Draft202012Validator(schema, format_checker=FormatChecker())
+    return StrictValidator(schema, format_checker=FormatChecker())
 
 
-def _problems(validator: Draft202012Validator, instance: Any, prefix: str) -> Iterable[Problem]:
+def _problems(validator: Any, instance: Any, prefix: str) -> Iterable[Problem]:
     for error in validator.iter_errors(instance):
         for leaf in _leaves(error):
             path = prefix + "".join(f"/{part}" for part in leaf.absolute_path)

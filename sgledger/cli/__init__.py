@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from ledger.private_files import NotPrivate
 from sgledger.cli.context import AppContext, UserError
 from sgledger.cli.lazy import LazyGroup
 from sgledger.observe.logs import configure as configure_logging
@@ -31,6 +32,7 @@ COMMANDS = {
     "demo": "sgledger.cli.scenario:demo",
     "audit": "sgledger.cli.audit:audit",
     "alerts": "sgledger.cli.alerts:alerts",
+    "topics": "sgledger.cli.topics:topics",
     "doctor": "sgledger.cli.doctor:doctor",
     "db": "sgledger.cli.db:db",
 }
@@ -100,6 +102,9 @@ def main() -> None:
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except NotPrivate as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(UserError.exit_code)
     except Exception as exc:
         if "--debug" in sys.argv:
             raise

@@ -12,7 +12,7 @@ import click
 
 from ledger.keystore import KeystoreError
 from ledger.signing import key_id, public_key_text
-from ledger.vocabulary import AGENCY_KINDS, SERVICE_AGENCY
+from ledger.vocabulary import SERVICE_AGENCY
 from sgledger.cli.context import AppContext, UserError, console, pass_app
 from sgledger.cli.publishing import publish_root_event
 
@@ -66,9 +66,8 @@ def add(app: AppContext, agency_id: str) -> None:
 
     AGENCY_ID is kind/local-id (e.g. police/avon-somerset, gp/L85001), or partnership/<name> for
     one of the partnership's own services (partnership/service signs reads and flag decisions)."""
-    kind = agency_id.split("/", 1)[0]
-    if "/" not in agency_id or kind not in AGENCY_KINDS:
-        raise UserError(f"agency id must be kind/local-id with kind one of {', '.join(AGENCY_KINDS)}")
+    # The key store refuses a malformed id (ledger.identifiers) before it writes anything, so a
+    # refused name leaves no key file behind.
     if agency_id == app.root_key().partnership:
         raise UserError(f"{agency_id} is the partnership itself: its root key exists already")
     _register(app, agency_id)

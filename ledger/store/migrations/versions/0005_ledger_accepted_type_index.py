@@ -4,16 +4,16 @@
 it scanned the whole events index each time (4 ms at 10k events, over a second at 1M).
 Covering (type, position, event_id): the registry reads only those columns first.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
