@@ -66,6 +66,12 @@ class KeyRegistry:
                 effective = parse_time(data.get("effective") or event["recordedtime"])
                 self._keys[data["kid"]] = replace(record, revoked_from=effective)
 
+    def copy(self) -> KeyRegistry:
+        """An independent registry with the same keys (records are immutable)."""
+        twin = KeyRegistry(self.root)
+        twin._keys = dict(self._keys)
+        return twin
+
     def get(self, kid: str) -> KeyRecord | None:
         return self._keys.get(kid)
 

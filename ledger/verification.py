@@ -111,9 +111,10 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def check_event(event: Mapping[str, Any], keys: KeyRegistry) -> Rejection | None:
+def check_event(event: Mapping[str, Any], keys: KeyRegistry, signed: bytes | None = None) -> Rejection | None:
     """Schema, who may sign this type (root, service or agency key), key ownership, key validity
-    at ``recordedtime`` and signature."""
+    at ``recordedtime`` and signature (over ``signed``, the signing input, when the caller
+    computed it with ``canonical_forms``)."""
     event_type = event.get("type")
     if isinstance(event_type, str) and event_type not in event_types():
         return Rejection(
@@ -167,7 +168,7 @@ def check_event(event: Mapping[str, Any], keys: KeyRegistry) -> Rejection | None
                 f"key {kid} of {source} was not valid at recordedtime {event['recordedtime']} ({why})",
             )
         public_key = record.public_key
-    if not signature_valid(event, public_key):
+    if not signature_valid(event, public_key, signed):
         return Rejection(
             Reason.BAD_SIGNATURE,
             f"signature does not verify with key {kid}: the event was altered after signing "
@@ -189,13 +190,16 @@ class ChainFacts:
 DUPLICATE = "duplicate"
 
 
-def check_chain(event: Mapping[str, Any], facts: ChainFacts) -> Rejection | str | None:
-    """Idempotency, equivocation and the per-agency hash chain.
+def check_chain(
+    event: Mapping[str, Any], facts: ChainFacts, digest: str | None = None
+) -> Rejection | str | None:
+    """Idempotency, equivocation and the per-agency hash chain (``digest``: the event's, when the
+    caller has it already).
 
     Returns None to accept, ``DUPLICATE`` for a redelivery of an event already accepted (applying
     it again would change nothing), or a Rejection.
     """
-    digest = event_digest(event)
+    digest = digest or event_digest(event)
     if facts.same_id_digest is not None:
         if facts.same_id_digest == digest:
             return DUPLICATE

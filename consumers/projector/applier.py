@@ -37,11 +37,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from rfc8785 import CanonicalizationError
 from sqlalchemy import exc as sql_errors
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger.canonical import event_digest
+from ledger.canonical import canonical_forms, event_digest
 from ledger.keyregistry import KeyRegistry, RootKey
 from ledger.store.ledger import KEY_EVENT_TYPES, Acceptance, Ledger
 from ledger.store.models import AcceptedEvent, EquivocationRow, QuarantineEntry, SequenceHoleRow
@@ -161,18 +162,15 @@ class Batch:
         sources = {source for _, source, _ in chain}
         self.highest = ledger.highest_sequences(session, sources)
         self.at: dict[tuple[str, int], str] = {}
+        # Chain places accepted over a hole, among those loaded (a late predecessor must match
+        # its successor's prevhash): read with the chain window, never by scanning the ledger.
+        self.over_hole: set[tuple[str, int]] = set()
         self._loaded: set[tuple[str, int]] = set()
         for source in sources:
             self._load(source, (n + d for _, s, n in chain if s == source for d in (-1, 0, 1)))
         self.open_holes = list(
             session.scalars(select(SequenceHoleRow).where(SequenceHoleRow.filled_at.is_(None)))
         )
-        self.over_hole = {
-            (source, sequence)
-            for source, sequence in session.execute(
-                select(AcceptedEvent.source, AcceptedEvent.sequence).where(AcceptedEvent.over_hole.is_(True))
-            )
-        }
 
     def hold(self, entry: QuarantineEntry) -> None:
         """Index a held message by what would release it: its chain position, or its key."""
@@ -199,13 +197,15 @@ class Batch:
         return [e for e in found if e.status == "held"]
 
     def _load(self, source: str, positions: Iterable[int]) -> None:
-        """Digests at these chain positions, in a few range queries. Only the positions asked
-        about are remembered, never a whole range: sequences 1 and 2**53 - 1 in one batch made
-        a set of 2**53 positions (the projector hung), and a hole may be as wide."""
+        """Digests (and which were accepted over a hole) at these chain positions, in a few range
+        queries. Only the positions asked about are remembered, never a whole range: sequences 1
+        and 2**53 - 1 in one batch made a set of 2**53 positions (the projector hung), and a hole
+        may be as wide."""
         wanted = sorted({n for n in positions if n >= 1 and (source, n) not in self._loaded})
         for low, high in _spans(wanted):
             found = self.ledger.chain_digests(self.session, source, low, high)
-            self.at.update({(source, n): d for n, d in found.items()})
+            self.at.update({(source, n): digest for n, (digest, _) in found.items()})
+            self.over_hole.update((source, n) for n, (_, over_hole) in found.items() if over_hole)
         self._loaded.update((source, n) for n in wanted)
 
     def facts(self, event: Mapping[str, Any]) -> ChainFacts:
@@ -223,9 +223,8 @@ class Batch:
             highest_sequence=self.highest.get(source, 0),
         )
 
-    def accept(self, event: Mapping[str, Any], over_hole: bool) -> str:
-        acceptance = Acceptance.of(event, over_hole=over_hole)
-        digest = acceptance.digest
+    def accept(self, acceptance: Acceptance) -> str:
+        event, over_hole, digest = acceptance.event, acceptance.over_hole, acceptance.digest
         source, sequence = event["source"], event["sequence"]
         self.accepted.append(acceptance)
         self.by_id[event["id"]] = digest
@@ -409,7 +408,11 @@ class Applier:
         parsed = parse_message(raw)
         if isinstance(parsed, Rejection):
             return parsed
-        return check_event(parsed, registry) or parsed
+        try:
+            _, signed = canonical_forms(parsed)
+        except CanonicalizationError:
+            signed = None  # not serialisable (e.g. an integer beyond 2**53): judged as before
+        return check_event(parsed, registry, signed) or parsed
 
     @classmethod
     def _recheck_held(cls, entry: QuarantineEntry, registry: KeyRegistry) -> dict[str, Any] | Rejection:
@@ -440,7 +443,8 @@ class Applier:
     ) -> Rejection | str | None:
         """Chain checks, then accept. Returns what ``check_chain`` decided; a refusal updates
         ``entry`` (a message being re-verified) instead of quarantining it a second time."""
-        outcome = check_chain(event, batch.facts(event))
+        acceptance = Acceptance.of(event, over_hole=over_hole)  # canonical form, computed once here
+        outcome = check_chain(event, batch.facts(event), acceptance.digest)
         if outcome == DUPLICATE:
             if entry is None:  # a held message found in the ledger was counted on arrival
                 batch.stats.duplicates += 1
@@ -452,7 +456,7 @@ class Applier:
         if mismatch is not None:
             self._quarantine(batch, raw, origin, mismatch, event, entry)
             return mismatch
-        batch.accept(event, over_hole)
+        batch.accept(acceptance)
         self._fill_holes(batch, event)
         if event["type"] in KEY_EVENT_TYPES:
             batch.registry.apply(event)
@@ -466,7 +470,7 @@ class Applier:
     @staticmethod
     def _successor_mismatch(batch: Batch, event: Mapping[str, Any]) -> Rejection | None:
         """An event accepted over a hole names its predecessor's hash; a late predecessor must
-        match it, or the chain was forked."""
+        match it, or the chain was forked. (``batch.facts(event)`` loaded the successor's place.)"""
         successor = (event["source"], event["sequence"] + 1)
         if successor not in batch.over_hole:
             return None
