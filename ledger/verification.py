@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -20,6 +21,9 @@ from ledger.validation import validate_event
 from ledger.vocabulary import PARTNERSHIP_TYPES, event_types
 
 MAX_MESSAGE_BYTES = 1024 * 1024
+# How far an event's recordedtime may be ahead of the partnership's receipt of it: clocks drift,
+# but an event recorded "in the future" is a claim about time nobody can check (docs/keys.md).
+RECEIPT_SKEW = timedelta(minutes=5)
 
 
 class Reason(StrEnum):

@@ -12,12 +12,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from ledger.canonical import canonical_json
-from ledger.envelope import build_event
+from ledger.envelope import build_event, unsigned_event
 from ledger.keystore import Keystore
+from ledger.signing import key_id
+from ledger.timeutil import format_time
 from ledger.topics import Topics
 from ledger.validation import Problem, validate_event
-from ledger.verification import MAX_MESSAGE_BYTES
+from ledger.verification import MAX_MESSAGE_BYTES, RECEIPT_SKEW
+from ledger.vocabulary import agency_kind, agency_types, did_you_mean, event_types
 from producers.outbox import Entry, Outbox
 
 
@@ -84,9 +89,45 @@ class Producer:
         """
         return self.publish_many([Draft(event_type, child, data, time, recorded, event_id)])[0]
 
-    def publish_many(self, drafts: Iterable[Draft]) -> list[dict[str, Any]]:
+    def check(self, draft: Draft) -> list[Problem]:
+        """Every problem of a draft, found without signing or storing anything: unknown type
+        (with a suggestion), schema, and a recorded time the partnership would refuse.
+
+        Callers that take many drafts (the gateway, ``publish --batch``) check them all first so
+        one answer lists every problem of every draft, instead of stopping at the first."""
+        known = event_types() if agency_kind(self.agency_id) == "partnership" else agency_types()
+        if draft.event_type not in known:
+            hint = did_you_mean(draft.event_type, known)
+            return [Problem("/type", f"an event type of the vocabulary{hint}", repr(draft.event_type))]
+        now = self.clock()
+        recorded = draft.recorded or now
+        event = unsigned_event(
+            kid=key_id(self._key.public_key()), source=self.agency_id, event_type=draft.event_type,
+            subject=draft.child, data=draft.data, time=draft.time or recorded, recordedtime=recorded,
+            sequence=1, prevhash="", event_id=draft.event_id,
+        )  # fmt: skip
+        event["signature"] = "A" * 86  # the shape of a signature; not checked here
+        problems = validate_event(event)
+        if recorded > now + RECEIPT_SKEW:
+            problems.append(
+                Problem(
+                    "/recordedtime",
+                    f"no later than now plus {RECEIPT_SKEW} ({format_time(now + RECEIPT_SKEW)}): "
+                    "the partnership quarantines events recorded in the future",
+                    format_time(recorded),
+                )
+            )
+        return problems
+
+    def publish_many(
+        self,
+        drafts: Iterable[Draft],
+        *,
+        also: Callable[[Session, list[dict[str, Any]]], None] | None = None,
+    ) -> list[dict[str, Any]]:
         """Publish several events in one outbox transaction: all are stored or none (the first
-        invalid one raises InvalidEvent), with one commit instead of one per event."""
+        invalid one raises InvalidEvent), with one commit instead of one per event. ``also``
+        writes more rows in that transaction (see ``Outbox.append``)."""
         entries = [
             Entry(
                 self.topics.for_type(d.event_type),
@@ -96,7 +137,7 @@ class Producer:
             )
             for d in drafts
         ]
-        return self.outbox.append(self.agency_id, entries)
+        return self.outbox.append(self.agency_id, entries, also=also)
 
     def _signer(self, draft: Draft) -> Callable[[int, str], dict[str, Any]]:
         recorded_at = draft.recorded or self.clock()

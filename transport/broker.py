@@ -38,10 +38,15 @@ class EmbeddedBroker:
     """Start with ``with EmbeddedBroker(log_dir) as broker:``; ``broker.bootstrap_servers`` is
     the address to give clients. Stopping is by PID (interrupt, then kill), never by name."""
 
-    def __init__(self, log_dir: Path, *, host: str = "127.0.0.1", startup_timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, log_dir: Path, *, host: str = "127.0.0.1", port: int = 0, startup_timeout_s: float = 30.0
+    ) -> None:
+        """``port`` 0 takes a free one; a fixed port lets a test bring "the same" broker back
+        where its clients already point (it is still a new, empty cluster)."""
         self.log_dir = Path(log_dir)
         self.host = host
         self.startup_timeout_s = startup_timeout_s
+        self._requested_port = port
         self.port = 0
         self.cluster_id = ""
         self._process: subprocess.Popen[bytes] | None = None
@@ -67,7 +72,7 @@ class EmbeddedBroker:
         if self._process is not None:
             raise RuntimeError("the embedded broker is already started")
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port(self.host)
+        self.port = self._requested_port or free_port(self.host)
         self.cluster_id = f"sgledger-{uuid.uuid4()}"
         url = f"tcp://{self.host}:{self.port}"
         with self.log_path.open("ab") as log:

@@ -17,6 +17,7 @@ from sgledger.cli.audit import audit
 from sgledger.cli.child import child
 from sgledger.cli.context import AppContext, UserError
 from sgledger.cli.flags import flags
+from sgledger.cli.gateway import gateway
 from sgledger.cli.keys import agency, keys
 from sgledger.cli.publish import project, publish, relay
 from sgledger.cli.quarantine import quarantine
@@ -82,6 +83,7 @@ for command in (
     demo,
     audit,
     alerts,
+    gateway,
 ):
     cli.add_command(command)
 
