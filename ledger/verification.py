@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from ledger.canonical import event_digest
-from ledger.keyregistry import KeyRegistry
+from ledger.keyregistry import KeyRecord, KeyRegistry
 from ledger.signing import signature_valid
 from ledger.timeutil import parse_time
 from ledger.validation import validate_event
@@ -34,6 +34,8 @@ class Reason(StrEnum):
     UNKNOWN_KEY = "unknown-key"
     KEY_OF_OTHER_AGENCY = "key-of-other-agency"
     KEY_NOT_VALID = "key-not-valid-at-recordedtime"
+    KEY_REVOKED_AT_RECEIPT = "key-revoked-at-receipt"
+    RECORDED_AFTER_RECEIPT = "recorded-after-receipt"
     NOT_ROOT_SIGNED = "not-root-signed"
     BAD_SIGNATURE = "bad-signature"
     REPLAYED_ID = "replayed-id"
@@ -70,8 +72,17 @@ def parse_message(raw: bytes) -> dict[str, Any] | Rejection:
     return value
 
 
-def check_event(event: Mapping[str, Any], keys: KeyRegistry) -> Rejection | None:
-    """Schema, key ownership, key validity at ``recordedtime`` and signature."""
+def check_event(
+    event: Mapping[str, Any], keys: KeyRegistry, received: datetime | None = None
+) -> Rejection | None:
+    """Schema, key ownership, key validity and signature.
+
+    ``received`` is when the partnership received the event (the Kafka record's time, bounded by
+    the projector's clock). An event's ``recordedtime`` is only the producer's claim, so with a
+    receipt time the key must also not have been revoked at receipt, and ``recordedtime`` may be
+    at most ``RECEIPT_SKEW`` after it (docs/keys.md). None (re-applying events the ledger already
+    accepted, e.g. an as-of replay) judges ``recordedtime`` alone: their receipt was judged once.
+    """
     event_type = event.get("type")
     if isinstance(event_type, str) and event_type not in event_types():
         return Rejection(
@@ -82,6 +93,13 @@ def check_event(event: Mapping[str, Any], keys: KeyRegistry) -> Rejection | None
     if problems:
         return Rejection(Reason.SCHEMA, "; ".join(str(p) for p in problems[:10]))
     source, kid = event["source"], event["kid"]
+    if received is not None and parse_time(event["recordedtime"]) > received + RECEIPT_SKEW:
+        return Rejection(
+            Reason.RECORDED_AFTER_RECEIPT,
+            f"recordedtime {event['recordedtime']} is more than {RECEIPT_SKEW} after the partnership "
+            f"received the event ({received.isoformat()}): an event cannot be recorded in the future; "
+            "check the sending system's clock",
+        )
     if event_type in PARTNERSHIP_TYPES or source == keys.root.partnership:
         if kid != keys.root.kid or source != keys.root.partnership:
             return Rejection(
@@ -103,23 +121,41 @@ def check_event(event: Mapping[str, Any], keys: KeyRegistry) -> Rejection | None
                 Reason.KEY_OF_OTHER_AGENCY,
                 f"key {kid} belongs to {record.agency}, not to {source}",
             )
-        recorded = parse_time(event["recordedtime"])
-        if not record.valid_at(recorded):
-            why = (
-                f"revoked from {record.revoked_from.isoformat()}"
-                if record.revoked_from is not None and recorded >= record.revoked_from
-                else f"valid only from {record.valid_from.isoformat()}"
-            )
-            return Rejection(
-                Reason.KEY_NOT_VALID,
-                f"key {kid} of {source} was not valid at recordedtime {event['recordedtime']} ({why})",
-            )
+        refusal = key_refusal(record, event, received)
+        if refusal is not None:
+            return refusal
         public_key = record.public_key
     if not signature_valid(event, public_key):
         return Rejection(
             Reason.BAD_SIGNATURE,
             f"signature does not verify with key {kid}: the event was altered after signing "
             "or signed with another key",
+        )
+    return None
+
+
+def key_refusal(record: KeyRecord, event: Mapping[str, Any], received: datetime | None) -> Rejection | None:
+    """Was the key usable for this event: valid at its ``recordedtime`` and, when the receipt
+    time is known, not revoked by then? The second closes back-dating: a stolen key revoked at R
+    cannot sign at R+1 an event dated R-1."""
+    kid, source = record.kid, event["source"]
+    recorded = parse_time(event["recordedtime"])
+    if not record.valid_at(recorded):
+        why = (
+            f"revoked from {record.revoked_from.isoformat()}"
+            if record.revoked_from is not None and recorded >= record.revoked_from
+            else f"valid only from {record.valid_from.isoformat()}"
+        )
+        return Rejection(
+            Reason.KEY_NOT_VALID,
+            f"key {kid} of {source} was not valid at recordedtime {event['recordedtime']} ({why})",
+        )
+    if received is not None and record.revoked_from is not None and received >= record.revoked_from:
+        return Rejection(
+            Reason.KEY_REVOKED_AT_RECEIPT,
+            f"key {kid} of {source} was revoked from {record.revoked_from.isoformat()}, before the "
+            f"partnership received this event ({received.isoformat()}); an event dated before a "
+            "revocation is accepted only if it arrived before it",
         )
     return None
 

@@ -25,7 +25,6 @@ from ledger.canonical import event_digest
 from ledger.keyregistry import KeyRegistry, RootKey
 from ledger.store.ledger import KEY_EVENT_TYPES, Acceptance, Ledger
 from ledger.store.models import AcceptedEvent, EquivocationRow, QuarantineEntry, SequenceHoleRow
-from ledger.timeutil import parse_time
 from ledger.verification import (
     DUPLICATE,
     SELF_CLEARING,
@@ -34,6 +33,7 @@ from ledger.verification import (
     Rejection,
     check_chain,
     check_event,
+    key_refusal,
     parse_message,
 )
 from policies.base import Policy
@@ -59,6 +59,9 @@ def utc_now() -> datetime:
 class Message:
     raw: bytes
     origin: str = ""  # "topic/partition/offset", for people reading the quarantine
+    # When the partnership received it (Kafka record time, bounded by the projector's clock);
+    # None for events the ledger already accepted once (replays): see ledger.verification.
+    received: datetime | None = None
 
 
 @dataclass
@@ -206,7 +209,8 @@ class Applier:
         with self.ledger.read() as session:
             registry = self.ledger.key_registry(session, self.root)
         checked = sorted(
-            ((m, self._check(m.raw, registry)) for m in messages), key=lambda pair: _chain_order(pair[1])
+            ((m, self._check(m.raw, registry, m.received)) for m in messages),
+            key=lambda pair: _chain_order(pair[1]),
         )
         with self.ledger.writer() as session:
             registry = self.ledger.key_registry(session, self.root)
@@ -214,11 +218,11 @@ class Applier:
             batch = Batch(self.ledger, session, registry, self.clock(), events)
             for message, pre in checked:
                 if isinstance(pre, Rejection) and pre.reason == Reason.UNKNOWN_KEY:
-                    pre = self._recheck_key(message.raw, registry, pre)
+                    pre = self._recheck_key(message.raw, registry, pre, message.received)
                 if isinstance(pre, Rejection):
-                    self._quarantine(batch, message.raw, message.origin, pre)
+                    self._quarantine(batch, message.raw, message.origin, pre, received=message.received)
                 else:
-                    self._admit(batch, pre, message.raw, message.origin)
+                    self._admit(batch, pre, message.raw, message.origin, received=message.received)
                 self._release_waiting(batch)
             self._finish(batch)
             for name, offset in (track or {}).items():
@@ -271,28 +275,30 @@ class Applier:
 
     # -- one message ----------------------------------------------------------------------
     @staticmethod
-    def _check(raw: bytes, registry: KeyRegistry) -> dict[str, Any] | Rejection:
+    def _check(raw: bytes, registry: KeyRegistry, received: datetime | None) -> dict[str, Any] | Rejection:
         parsed = parse_message(raw)
         if isinstance(parsed, Rejection):
             return parsed
-        return check_event(parsed, registry) or parsed
+        return check_event(parsed, registry, received) or parsed
 
     @classmethod
     def _recheck_held(cls, entry: QuarantineEntry, registry: KeyRegistry) -> dict[str, Any] | Rejection:
         """A message held only for its place in the chain already passed schema and signature
-        checks; releasing it re-checks only that its key is still valid at its recorded time
-        (a revocation may have arrived). Everything else is verified in full."""
+        checks; releasing it re-checks only that its key is still usable (a revocation may have
+        arrived), judged at its recorded time and when it was first received. Everything else
+        is verified in full."""
+        received = _aware(entry.received_at)
         if entry.status != "held" or entry.reason != Reason.SEQUENCE_GAP:
-            return cls._check(entry.raw, registry)
+            return cls._check(entry.raw, registry, received)
         parsed = parse_message(entry.raw)
         if isinstance(parsed, Rejection):
             return parsed
         record = registry.get(parsed["kid"])
         if parsed["source"] == registry.root.partnership or (
-            record is not None and record.valid_at(parse_time(parsed["recordedtime"]))
+            record is not None and key_refusal(record, parsed, received) is None
         ):
             return parsed
-        return cls._check(entry.raw, registry)
+        return cls._check(entry.raw, registry, received)
 
     def _admit(
         self,
@@ -303,6 +309,7 @@ class Applier:
         *,
         over_hole: bool = False,
         entry: QuarantineEntry | None = None,
+        received: datetime | None = None,
     ) -> Rejection | str | None:
         """Chain checks, then accept. Returns what ``check_chain`` decided; a refusal updates
         ``entry`` (a message being re-verified) instead of quarantining it a second time."""
@@ -311,11 +318,11 @@ class Applier:
             batch.stats.duplicates += 1
             return outcome
         if isinstance(outcome, Rejection) and not (over_hole and outcome.reason == Reason.SEQUENCE_GAP):
-            self._quarantine(batch, raw, origin, outcome, event, entry)
+            self._quarantine(batch, raw, origin, outcome, event, entry, received)
             return outcome
         mismatch = self._successor_mismatch(batch, event)
         if mismatch is not None:
-            self._quarantine(batch, raw, origin, mismatch, event, entry)
+            self._quarantine(batch, raw, origin, mismatch, event, entry, received)
             return mismatch
         batch.accept(event, over_hole)
         self._fill_holes(batch, event)
@@ -358,14 +365,14 @@ class Applier:
 
     @classmethod
     def _recheck_key(
-        cls, raw: bytes, registry: KeyRegistry, rejection: Rejection
+        cls, raw: bytes, registry: KeyRegistry, rejection: Rejection, received: datetime | None
     ) -> dict[str, Any] | Rejection:
         """An unknown-key refusal is worth checking again only if that key is now registered
         (e.g. by an earlier message of the same batch)."""
         parsed = parse_message(raw)
         if isinstance(parsed, Rejection) or registry.get(str(parsed.get("kid"))) is None:
             return rejection
-        return cls._check(raw, registry)
+        return cls._check(raw, registry, received)
 
     def _retry(self, batch: Batch, entry: QuarantineEntry, *, over_hole: bool) -> None:
         pre = self._recheck_held(entry, batch.registry)
@@ -393,7 +400,10 @@ class Applier:
         rejection: Rejection,
         event: Mapping[str, Any] | None = None,
         entry: QuarantineEntry | None = None,
+        received: datetime | None = None,
     ) -> None:
+        """``received``: when the partnership received the message (the key check of a held
+        message is judged at that time when it is released), default the batch's time."""
         status = "held" if rejection.reason in SELF_CLEARING else "quarantined"
         if entry is not None:  # re-verified and still refused: one entry per message
             reindex = status == "held" and entry.reason != rejection.reason
@@ -402,7 +412,7 @@ class Applier:
                 batch.hold(entry)
             return
         entry = QuarantineEntry(
-            received_at=batch.now,
+            received_at=received or batch.now,
             reason=rejection.reason,
             detail=rejection.detail,
             status=status,
@@ -502,6 +512,11 @@ def _chain_order(checked: dict[str, Any] | Rejection) -> tuple[int, str, int]:
         return (2, "", 0)
     first = 0 if checked["type"] in KEY_EVENT_TYPES else 1
     return (first, checked["source"], checked["sequence"])
+
+
+def _aware(value: datetime) -> datetime:
+    """Stored times are UTC; some backends return them without their zone."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _evidence(event: Event) -> dict[str, Any]:
