@@ -43,7 +43,12 @@ def test_a_closure_signed_after_revocation_and_dated_before_it_is_quarantined(
     revoked_from = datetime.now(UTC) + timedelta(milliseconds=200)  # after the referral arrived
     revocation = partnership.root.event(
         "agency.key.revoked",
-        {"agency": csc.source, "kid": csc.kid, "reason": "laptop stolen", "effective": revoked_from.isoformat()},
+        {
+            "agency": csc.source,
+            "kid": csc.kid,
+            "reason": "laptop stolen",
+            "effective": revoked_from.isoformat(),
+        },
         subject=csc.source,
         at=now,
     )
@@ -77,5 +82,3 @@ def _rows(url: str, sql: str) -> list[tuple[object, ...]]:
             return [tuple(r) for r in conn.execute(text(sql))]
     finally:
         engine.dispose()
-
-

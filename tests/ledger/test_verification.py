@@ -11,8 +11,8 @@ from ledger.canonical import event_digest
 from ledger.signing import sign_event
 from ledger.verification import (
     DUPLICATE,
-    RECEIPT_SKEW,
     MAX_MESSAGE_BYTES,
+    RECEIPT_SKEW,
     ChainFacts,
     Reason,
     Rejection,
