@@ -75,11 +75,13 @@ class Keystore:
     def has_agency(self, agency: str) -> bool:
         return self.agency_key_path(agency).exists()
 
-    def create_agency_key(self, agency: str) -> Ed25519PrivateKey:
+    def create_agency_key(self, agency: str, key: Ed25519PrivateKey | None = None) -> Ed25519PrivateKey:
+        """A new key for ``agency``, or ``key`` stored as its key (e.g. the documented test
+        vector key in interoperability tests)."""
         path = self.agency_key_path(agency)
         if path.exists():
             raise KeystoreError(f"{agency} already has a key in {self.directory}")
-        key = Ed25519PrivateKey.generate()
+        key = key or Ed25519PrivateKey.generate()
         self._write_private(path, key)
         return key
 

@@ -77,7 +77,9 @@ class GatewayProcess:
                 self.process.wait()
 
 
-def start_gateway(data_dir: Path, *options: str, port: int | None = None) -> GatewayProcess:
+def start_gateway(
+    data_dir: Path, *options: str, port: int | None = None, env: dict[str, str] | None = None
+) -> GatewayProcess:
     """Start `sgledger gateway run` and wait until it answers (fails with its log if it dies)."""
     port = port or free_port()
     log = data_dir / f"gateway-{port}.log"
@@ -89,7 +91,11 @@ def start_gateway(data_dir: Path, *options: str, port: int | None = None) -> Gat
     ]  # fmt: skip
     with log.open("ab") as out:
         process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ}, start_new_session=True
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
         )
     gateway = GatewayProcess(data_dir, port, process, log)
     deadline = time.monotonic() + 30
