@@ -51,3 +51,10 @@ def test_every_field_has_a_description_and_a_valid_example(name: str) -> None:
         invalid += [f"{path}: {example!r}" for example in sub["examples"] if not validator.is_valid(example)]
     assert not missing, f"{name}: fields without description or examples: {missing}"
     assert not invalid, f"{name}: examples that do not validate: {invalid}"
+
+
+def test_docs_vocabulary_names_every_type() -> None:
+    from pathlib import Path
+
+    page = (Path(__file__).parents[2] / "docs" / "vocabulary.md").read_text("utf-8")
+    assert not [t for t in event_types() if f"`{t}`" not in page]
