@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -19,8 +20,9 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
-from ledger.keyregistry import RootKey
+from ledger.keyregistry import RootKey, valid_between
 from ledger.signing import key_id, load_public_key, public_key_text
+from ledger.timeutil import parse_time
 
 
 class KeystoreError(Exception):
@@ -35,6 +37,32 @@ class RootInfo:
 
     def root_key(self) -> RootKey:
         return RootKey(self.partnership, load_public_key(self.public_key))
+
+
+@dataclass(frozen=True)
+class KeyValidity:
+    """An agency key's validity as registered (and revoked) by the root key."""
+
+    valid_from: datetime
+    revoked_from: datetime | None = None
+
+    def valid_at(self, when: datetime) -> bool:
+        return valid_between(self.valid_from, self.revoked_from, when)
+
+    def __str__(self) -> str:
+        until = f" until {self.revoked_from.isoformat()}" if self.revoked_from else ""
+        return f"from {self.valid_from.isoformat()}{until}"
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "valid_from": self.valid_from.isoformat(),
+            "revoked_from": self.revoked_from.isoformat() if self.revoked_from else None,
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, str | None]) -> KeyValidity:
+        revoked = value.get("revoked_from")
+        return cls(parse_time(str(value["valid_from"])), parse_time(revoked) if revoked else None)
 
 
 class Keystore:
@@ -84,6 +112,19 @@ class Keystore:
         key = key or Ed25519PrivateKey.generate()
         self._write_private(path, key)
         return key
+
+    def validity_path(self, agency: str) -> Path:
+        return self.agency_key_path(agency).with_suffix(".validity.json")
+
+    def record_validity(self, agency: str, validity: KeyValidity) -> None:
+        """What the root key attested for this agency's key (from its registration and any
+        revocation), kept beside it so the producer refuses events the partnership would refuse."""
+        self.validity_path(agency).write_text(json.dumps(validity.to_json()) + "\n", "utf-8")
+
+    def key_validity(self, agency: str) -> KeyValidity | None:
+        """None for keys registered before validity was recorded here (nothing to check)."""
+        path = self.validity_path(agency)
+        return KeyValidity.from_json(json.loads(path.read_text("utf-8"))) if path.exists() else None
 
     def agency_private_key(self, agency: str) -> Ed25519PrivateKey:
         if agency == self._partnership_or_none():

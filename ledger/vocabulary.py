@@ -67,8 +67,13 @@ def agency_types() -> frozenset[str]:
 
 
 def closest(word: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
-    """Candidates that look like a mistyped ``word``, best first ("did you mean ...?")."""
-    return difflib.get_close_matches(word, sorted(candidates), n=limit, cutoff=0.6)
+    """Candidates that look like a mistyped ``word``, best first ("did you mean ...?"): only
+    those nearly as close as the best, so one obvious typo gets one answer."""
+    found = difflib.get_close_matches(word, sorted(candidates), n=limit, cutoff=0.6)
+    if not found:
+        return []
+    best = difflib.SequenceMatcher(None, word, found[0]).ratio()
+    return [c for c in found if difflib.SequenceMatcher(None, word, c).ratio() >= best - 0.03]
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:

@@ -25,9 +25,10 @@ from ledger.canonical import event_digest
 from ledger.validation import Problem
 from ledger.vocabulary import envelope_schema
 from producers.gateway.problems import PROBLEM_JSON, ProblemError
-from producers.gateway.service import DRAFT_FIELDS, Gateway, Outcome, unavailable
+from producers.gateway.service import Gateway, Outcome, unavailable
 from producers.gateway.tokens import AuthError, Caller
 from producers.relay import Relay
+from producers.sdk import DRAFT_FIELDS
 from transport.kafka import KafkaSettings
 
 log = logging.getLogger(__name__)

@@ -25,18 +25,15 @@ from ledger.keystore import Keystore
 from ledger.signing import key_id, signature_valid
 from ledger.store.ledger import normalise_url
 from ledger.store.models import AcceptedEvent, QuarantineEntry
-from ledger.timeutil import TimeFormatError, format_time, parse_time
+from ledger.timeutil import format_time, parse_time
 from ledger.topics import DEFAULT_PREFIX, Topics
 from ledger.validation import Problem, validate_event
-from ledger.validation import _show as show
 from ledger.verification import MAX_MESSAGE_BYTES, RECEIPT_SKEW
 from ledger.vocabulary import agency_types, did_you_mean
 from producers.gateway.problems import ProblemError, invalid, prefixed
 from producers.gateway.tokens import Caller, IdempotencyRow, TokenStore
 from producers.outbox import DuplicateEventId, Entry, Outbox, OutboxRow
-from producers.sdk import Draft, Producer
-
-DRAFT_FIELDS = ("type", "subject", "time", "recordedtime", "id", "data")
+from producers.sdk import Draft, Producer, draft_from_json
 
 
 @dataclass(frozen=True)
@@ -122,7 +119,7 @@ class Gateway:
         drafts: list[Draft] = []
         problems: list[Problem] = []
         for index, item in enumerate(items):
-            draft, found = self._draft(item)
+            draft, found = draft_from_json(item)
             if draft is not None:
                 found += self.producer.check(draft)
             problems += prefixed(index, found) if batch else found
@@ -132,47 +129,13 @@ class Gateway:
             raise invalid(problems, "the batch" if batch else "the draft")
         return drafts
 
-    @staticmethod
-    def _draft(item: Any) -> tuple[Draft | None, list[Problem]]:
-        if not isinstance(item, Mapping):
-            return None, [Problem("", "a JSON object (an event draft)", show(item))]
-        problems = []
-        extra = sorted(set(item) - set(DRAFT_FIELDS))
-        if extra:
-            problems.append(
-                Problem(
-                    "", f"only the attributes {', '.join(DRAFT_FIELDS)}", "unexpected " + ", ".join(extra)
-                )
-            )
-        for name, kind in (("type", str), ("subject", str), ("data", Mapping)):
-            if name not in item:
-                problems.append(Problem(f"/{name}", f"required attribute {name!r}", "nothing"))
-            elif not isinstance(item[name], kind):
-                want = "a JSON object" if kind is Mapping else "a string"
-                problems.append(Problem(f"/{name}", want, show(item[name])))
-        if "id" in item and not isinstance(item["id"], str):
-            problems.append(Problem("/id", "a string (UUID)", show(item["id"])))
-        times: dict[str, datetime | None] = {}
-        for name in ("time", "recordedtime"):
-            value = item.get(name)
-            try:
-                times[name] = parse_time(value) if value is not None else None
-            except TimeFormatError:
-                problems.append(Problem(f"/{name}", "an RFC 3339 time with offset", show(value)))
-        if problems:
-            return None, problems
-        draft = Draft(
-            item["type"], item["subject"], item["data"], times["time"], times["recordedtime"], item.get("id")
-        )
-        return draft, []
-
     def publish_drafts(
         self, caller: Caller, idempotency_key: str | None, items: list[Any], batch: bool
     ) -> Outcome:
         self._check_count(items)
         return self._once(
             caller, idempotency_key, request_hash("drafts", items),
-            lambda also: self.producer.publish_many(self.drafts(items, batch), also=also),
+            lambda also: self.producer.publish_many(self.drafts(items, batch), also=also, checked=True),
         )  # fmt: skip
 
     # -- events the agency signed itself ---------------------------------------------------

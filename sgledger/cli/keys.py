@@ -6,13 +6,18 @@ auditor can check every signature from the partnership root public key alone.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from datetime import time as dt_time
+
 import click
 
-from ledger.keystore import KeystoreError
+from ledger.keystore import KeystoreError, KeyValidity
 from ledger.signing import key_id, public_key_text
-from ledger.vocabulary import AGENCY_KINDS
+from ledger.timeutil import format_time, parse_time
+from ledger.vocabulary import AGENCY_KINDS, did_you_mean
 from sgledger.cli.context import AppContext, UserError, console, pass_app
-from sgledger.cli.publishing import publish_partnership_event
+from sgledger.cli.publishing import publish_event
 
 
 @click.group()
@@ -47,24 +52,52 @@ def agency() -> None:
 
 @agency.command("add")
 @click.argument("agency_id")
+@click.option(
+    "--valid-from",
+    help="Make the key valid from this earlier date or time (RFC 3339, or YYYY-MM-DD = midnight UTC), "
+    "for loading historical records; the root key attests it. Default: from now.",
+)
 @pass_app
-def add(app: AppContext, agency_id: str) -> None:
+def add(app: AppContext, agency_id: str, valid_from: str | None) -> None:
     """Create AGENCY_ID's signing key and register it with a root-signed ledger event."""
     kind = agency_id.split("/", 1)[0]
     if "/" not in agency_id or kind not in AGENCY_KINDS or kind == "partnership":
-        raise UserError(f"agency id must be kind/local-id with kind one of {', '.join(AGENCY_KINDS[:-1])}")
+        hint = did_you_mean(kind, AGENCY_KINDS[:-1])
+        raise UserError(
+            f"agency id must be kind/local-id with kind one of {', '.join(AGENCY_KINDS[:-1])}{hint}"
+        )
+    since = _valid_from(valid_from)
     try:
         key = app.keystore.create_agency_key(agency_id)
     except KeystoreError as exc:
         raise UserError(str(exc)) from exc
     public = key.public_key()
-    result = publish_partnership_event(
-        app,
-        "agency.key.registered",
-        agency_id,
-        {"agency": agency_id, "kid": key_id(public), "public_key": public_key_text(public)},
+    data = {"agency": agency_id, "kid": key_id(public), "public_key": public_key_text(public)}
+    if since is not None:
+        data["valid_from"] = format_time(since)
+    event, result = publish_event(app, app.root_key().partnership, "agency.key.registered", agency_id, data)
+    app.keystore.record_validity(
+        agency_id, KeyValidity(parse_time(data.get("valid_from") or event["recordedtime"]))
     )
     console.print(f"{agency_id}: key {key_id(public)} registered ({result})")
+
+
+def _valid_from(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        since = (
+            datetime.combine(date.fromisoformat(value), dt_time(0), UTC)
+            if len(value) == 10
+            else parse_time(value)
+        )
+    except ValueError as exc:
+        raise UserError(f"--valid-from: not a date (YYYY-MM-DD) or an RFC 3339 time: {value!r}") from exc
+    if since > datetime.now(UTC):
+        raise UserError(
+            "--valid-from must not be in the future: a key is valid from its registration at the latest"
+        )
+    return since
 
 
 @agency.command("revoke")
@@ -78,9 +111,15 @@ def revoke(app: AppContext, agency_id: str, reason: str) -> None:
     except KeystoreError as exc:
         raise UserError(str(exc)) from exc
     kid = key_id(key.public_key())
-    result = publish_partnership_event(
-        app, "agency.key.revoked", agency_id, {"agency": agency_id, "kid": kid, "reason": reason}
-    )
+    event, result = publish_event(
+        app, app.root_key().partnership, "agency.key.revoked", agency_id,
+        {"agency": agency_id, "kid": kid, "reason": reason},
+    )  # fmt: skip
+    validity = app.keystore.key_validity(agency_id)
+    if validity is not None:
+        app.keystore.record_validity(
+            agency_id, replace(validity, revoked_from=parse_time(event["recordedtime"]))
+        )
     console.print(f"{agency_id}: key {kid} revoked ({result})")
 
 
