@@ -62,9 +62,7 @@ def create_app(service: Gateway | None, kafka: KafkaSettings | None = None) -> F
         thread = None
         if kafka is not None:
             relay = Relay(gateway.outbox, kafka)
-            thread = threading.Thread(
-                target=relay.run, args=(stop,), kwargs={"max_backoff_s": 5.0}, name="relay", daemon=True
-            )
+            thread = threading.Thread(target=_relay_forever, args=(relay, stop), name="relay", daemon=True)
             thread.start()
         try:
             yield
@@ -210,6 +208,18 @@ def create_app(service: Gateway | None, kafka: KafkaSettings | None = None) -> F
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _relay_forever(relay: Relay, stop: threading.Event) -> None:
+    """The relay loop backs off while Kafka is unavailable; anything else it raises (a topic
+    mismatch, a bug) is logged and retried too, so the gateway never stops delivering silently
+    while it keeps accepting events."""
+    while not stop.is_set():
+        try:
+            relay.run(stop, max_backoff_s=5.0)
+        except Exception:
+            log.exception("gateway relay failed; retrying in 5 s (events stay queued in the outbox)")
+            stop.wait(5.0)
 
 
 # -- request reading -----------------------------------------------------------------------------
