@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from ledger.canonical import canonical_json, event_digest
+from ledger.canonical import canonical_json, digest_of_canonical
 
 
 class Base(DeclarativeBase):
@@ -146,11 +146,12 @@ class Outbox:
                     continue
                 sequence = head.last_sequence + 1
                 signed = entry.sign(sequence, head.last_digest)
-                head.last_sequence, head.last_digest = sequence, event_digest(signed)
+                payload = canonical_json(signed)  # the bytes sent; their hash is the digest
+                head.last_sequence, head.last_digest = sequence, digest_of_canonical(payload)
                 session.add(
                     OutboxRow(
                         agency=agency, sequence=sequence, event_id=signed["id"],
-                        topic=entry.topic, key=signed["subject"], payload=canonical_json(signed),
+                        topic=entry.topic, key=signed["subject"], payload=payload,
                         created_at=datetime.now(UTC),
                     )
                 )  # fmt: skip

@@ -125,7 +125,7 @@ def create_app(service: Gateway | None, kafka: KafkaSettings | None = None) -> F
             outcome = await run_in_threadpool(gateway.publish_signed, caller, key, [body], False)
         else:
             outcome = await run_in_threadpool(gateway.publish_drafts, caller, key, [body], False)
-        receipt = _receipt(outcome.events[0])
+        receipt = _receipts(outcome.events)[0]
         return JSONResponse(
             receipt, status_code=202, headers={"Location": receipt["status_url"], **_replayed(outcome)}
         )
@@ -159,7 +159,7 @@ def create_app(service: Gateway | None, kafka: KafkaSettings | None = None) -> F
             outcome = await run_in_threadpool(gateway.publish_signed, caller, key, items, True)
         else:
             outcome = await run_in_threadpool(gateway.publish_drafts, caller, key, items, True)
-        events = [_receipt(e) for e in outcome.events]
+        events = _receipts(outcome.events)
         return JSONResponse(
             {"count": len(events), "events": events}, status_code=202, headers=_replayed(outcome)
         )
@@ -288,14 +288,22 @@ def _ndjson(raw: bytes) -> list[Any]:
 
 
 # -- responses -----------------------------------------------------------------------------------
-def _receipt(event: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": event["id"],
-        "sequence": event["sequence"],
-        "digest": event_digest(event),
-        "status": "queued",
-        "status_url": f"/v1/events/{event['id']}",
-    }
+def _receipts(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each event's digest is its successor's prevhash when the successor follows it in the
+    chain (as in any batch just appended); only the others are serialised again."""
+    receipts = []
+    for event, after in zip(events, [*events[1:], None], strict=True):
+        follows = after is not None and after["sequence"] == event["sequence"] + 1
+        receipts.append(
+            {
+                "id": event["id"],
+                "sequence": event["sequence"],
+                "digest": after["prevhash"] if follows and after else event_digest(event),
+                "status": "queued",
+                "status_url": f"/v1/events/{event['id']}",
+            }
+        )
+    return receipts
 
 
 def _replayed(outcome: Outcome) -> dict[str, str]:

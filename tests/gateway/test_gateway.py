@@ -160,6 +160,11 @@ def test_a_batch_is_all_or_nothing_in_json_and_ndjson(gateway: GatewayProcess) -
     assert [e["sequence"] for e in answer.json()["events"]] == list(range(1, 1501))
     assert lines.status_code == 202 and lines.json()["events"][0]["sequence"] == 1501
     assert gateway.outbox_rows() == 1510
+    stored = {
+        r.event_id: event_digest(Outbox.decode(r.payload)) for r in Outbox(gateway.outbox_url).events(AGENCY)
+    }
+    receipts = answer.json()["events"] + lines.json()["events"]
+    assert [r["digest"] for r in receipts] == [stored[r["id"]] for r in receipts]
 
 
 def test_a_locked_outbox_answers_503_and_the_retry_stores_once(gateway: GatewayProcess) -> None:
