@@ -34,6 +34,7 @@ from ledger.keyregistry import RootKey
 from ledger.merkle import MerkleTree
 from ledger.signing import key_id, public_key_text
 from ledger.store.ledger import Acceptance, Ledger
+from ledger.vocabulary import SERVICE_AGENCY
 
 AGENCIES = ("police/avon-somerset", "csc/somerset", "gp/L85001", "phn/somerset")
 T0 = datetime(2024, 1, 8, 9, 0, tzinfo=UTC)
@@ -43,7 +44,8 @@ BATCH = 5000
 def _story(root: ChainSigner, events: int, children: int, head_every: int) -> Iterator[Acceptance]:
     """Key registrations, then per child a registration, a GP link and incidents; a signed tree
     head every ``head_every`` events (computed over what precedes it, as the operator would)."""
-    agencies = {a: ChainSigner(a, Ed25519PrivateKey.generate()) for a in AGENCIES}
+    agencies = {a: ChainSigner(a, Ed25519PrivateKey.generate()) for a in (*AGENCIES, SERVICE_AGENCY)}
+    service = agencies[SERVICE_AGENCY]  # tree heads are signed by the service key, not the root
     tree = MerkleTree()
 
     def emit(event: dict[str, Any]) -> Acceptance:
@@ -63,7 +65,7 @@ def _story(root: ChainSigner, events: int, children: int, head_every: int) -> It
         round_ = n // children
         if head_every and n % head_every == 0:
             head = {"tree_size": len(tree), "root_hash": tree.root().hex()}
-            event = root.sign("ledger.tree-head", head, subject=root.source, at=at)
+            event = service.sign("ledger.tree-head", head, subject=root.source, at=at)
         elif round_ == 0:
             event = agencies["csc/somerset"].sign(
                 "child.registered", {"dob": "2023-11-01"}, subject=child, at=at

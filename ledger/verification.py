@@ -18,7 +18,7 @@ from ledger.keyregistry import KeyRecord, KeyRegistry
 from ledger.signing import signature_valid
 from ledger.timeutil import parse_time
 from ledger.validation import validate_event
-from ledger.vocabulary import PARTNERSHIP_TYPES, event_types
+from ledger.vocabulary import ROOT_TYPES, SERVICE_TYPES, agency_kind, event_types
 
 MAX_MESSAGE_BYTES = 1024 * 1024
 # How far an event's recordedtime may be ahead of the partnership's receipt of it: clocks drift,
@@ -37,6 +37,7 @@ class Reason(StrEnum):
     KEY_REVOKED_AT_RECEIPT = "key-revoked-at-receipt"
     RECORDED_AFTER_RECEIPT = "recorded-after-receipt"
     NOT_ROOT_SIGNED = "not-root-signed"
+    NOT_SERVICE_SIGNED = "not-service-signed"
     BAD_SIGNATURE = "bad-signature"
     REPLAYED_ID = "replayed-id"
     EQUIVOCATION = "equivocation"
@@ -75,7 +76,8 @@ def parse_message(raw: bytes) -> dict[str, Any] | Rejection:
 def check_event(
     event: Mapping[str, Any], keys: KeyRegistry, received: datetime | None = None
 ) -> Rejection | None:
-    """Schema, key ownership, key validity and signature.
+    """Schema, who may sign this type (root, service or agency key), key ownership, key validity
+    and signature.
 
     ``received`` is when the partnership received the event (the Kafka record's time, bounded by
     the projector's clock). An event's ``recordedtime`` is only the producer's claim, so with a
@@ -100,12 +102,13 @@ def check_event(
             f"received the event ({received.isoformat()}): an event cannot be recorded in the future; "
             "check the sending system's clock",
         )
-    if event_type in PARTNERSHIP_TYPES or source == keys.root.partnership:
-        if kid != keys.root.kid or source != keys.root.partnership:
+    if event_type in ROOT_TYPES or source == keys.root.partnership:
+        if kid != keys.root.kid or source != keys.root.partnership or event_type not in ROOT_TYPES:
             return Rejection(
                 Reason.NOT_ROOT_SIGNED,
                 f"{event_type} must come from {keys.root.partnership} signed by the root key "
-                f"{keys.root.kid}; got source {source}, kid {kid}",
+                f"{keys.root.kid}, and the root key signs only key registrations and revocations; "
+                f"got source {source}, kid {kid}",
             )
         public_key = keys.root.public_key
     else:
@@ -120,6 +123,15 @@ def check_event(
             return Rejection(
                 Reason.KEY_OF_OTHER_AGENCY,
                 f"key {kid} belongs to {record.agency}, not to {source}",
+            )
+        is_service = agency_kind(source) == "partnership"
+        if is_service != (event_type in SERVICE_TYPES):
+            return Rejection(
+                Reason.NOT_SERVICE_SIGNED,
+                f"{event_type} must be signed by a partnership service key (e.g. partnership/service)"
+                if event_type in SERVICE_TYPES
+                else f"{source} is a partnership service: it signs only "
+                f"{', '.join(sorted(SERVICE_TYPES))}, not {event_type}",
             )
         refusal = key_refusal(record, event, received)
         if refusal is not None:

@@ -14,16 +14,17 @@ from importlib import resources
 from typing import Any
 
 SCHEMA_PACKAGE = "ledger"
-PARTNERSHIP_TYPES = frozenset(
-    {
-        "agency.key.registered",
-        "agency.key.revoked",
-        "flag.acknowledged",
-        "flag.dismissed",
-        "access.recorded",
-        "ledger.tree-head",
-    }
-)
+# Signed by the partnership root key only: who may sign anything at all. The root key can then
+# stay offline, needed only when a key is registered or revoked.
+ROOT_TYPES = frozenset({"agency.key.registered", "agency.key.revoked"})
+# The partnership's own bookkeeping, signed by a registered *service* key (an agency id of kind
+# ``partnership``, e.g. ``partnership/service``) on behalf of an authenticated person or a
+# scheduled job: every read of a child's record, a lead's acknowledgement or dismissal of a flag,
+# and Merkle tree heads. A service key signs nothing else, and no agency key signs these.
+SERVICE_TYPES = frozenset({"flag.acknowledged", "flag.dismissed", "access.recorded", "ledger.tree-head"})
+PARTNERSHIP_TYPES = ROOT_TYPES | SERVICE_TYPES
+# The identity the partnership's services sign as (web workspace, CLI reads, tree heads).
+SERVICE_AGENCY = "partnership/service"
 AGENCY_KINDS = (
     "police",
     "csc",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 from kafka import KafkaProducer
@@ -89,9 +90,16 @@ class Relay:
         if producer is not None:
             producer.close(timeout=0)
 
-    def run(self, stop: threading.Event, poll_interval_s: float = 1.0, max_backoff_s: float = 30.0) -> None:
+    def run(
+        self,
+        stop: threading.Event,
+        poll_interval_s: float = 1.0,
+        max_backoff_s: float = 30.0,
+        on_sent: Callable[[list[str]], None] | None = None,
+    ) -> None:
         """Relay until ``stop`` is set, backing off (doubling up to ``max_backoff_s``) while the
-        broker is unavailable; publishing meanwhile keeps filling the outbox."""
+        broker is unavailable; publishing meanwhile keeps filling the outbox. ``on_sent`` hears
+        each round that reached the broker (the acknowledged event ids, maybe none)."""
         backoff = poll_interval_s
         while not stop.is_set():
             try:
@@ -102,6 +110,8 @@ class Relay:
                 backoff = min(backoff * 2, max_backoff_s)
                 continue
             backoff = poll_interval_s
+            if on_sent is not None:
+                on_sent(sent)
             if not sent:
                 stop.wait(poll_interval_s)
 

@@ -9,6 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from views.flag_ids import short_flag_id
+
 if TYPE_CHECKING:  # the demo's mail path (Kafka, SMTP) is not needed to render anything else
     from sgledger.demo_mail import DemoMail
 
@@ -52,13 +54,14 @@ def render_flags(console: Console, flags: Sequence[Mapping[str, Any]], title: st
         console.print(f"[green]{title}: none[/green]")
         return
     table = Table(title=title)
-    for name in ("severity", "rule", "child", "due"):  # identifiers: never truncated or wrapped
+    for name in ("flag", "severity", "rule", "child", "due"):  # identifiers: never truncated or wrapped
         table.add_column(name, no_wrap=True)
     table.add_column("what is expected", ratio=2)
     table.add_column("cites", ratio=1)
     for f in flags:
         style = SEVERITY_STYLE.get(f["severity"], "")
         table.add_row(
+            short_flag_id(f["id"]),
             f"[{style}]{f['severity']}[/{style}]",
             f["rule"],
             f["child"] or "(partnership)",

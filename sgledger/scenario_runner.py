@@ -17,6 +17,7 @@ from ledger.signing import key_id, public_key_text
 from ledger.store.ledger import Ledger
 from ledger.timeutil import format_time
 from ledger.topics import Topics
+from ledger.vocabulary import SERVICE_AGENCY
 from policies.engine import Flag
 from producers.sdk import Producer
 from sgledger.pipeline import Pipeline
@@ -88,7 +89,8 @@ def run_scenario(
 
     registered_at = registration_time(scenario)
     with Pipeline(settings, ledger, root.root_key(), progress=progress) as pipeline:
-        for agency in scenario.agencies:
+        # The service key too: reads of the story's children afterwards are signed with it.
+        for agency in [SERVICE_AGENCY, *scenario.agencies]:
             key = (
                 keystore.agency_private_key(agency)
                 if keystore.has_agency(agency)

@@ -127,11 +127,24 @@ class Alerter:
         self.schedule_once()
         return self.send_once()
 
-    def run(self, stop: threading.Event, timeout_ms: int = 1000) -> None:
+    def run(
+        self,
+        stop: threading.Event,
+        timeout_ms: int = 1000,
+        on_step: Callable[[SendReport], None] | None = None,
+    ) -> None:
+        """Consume, schedule and send until ``stop``; ``on_step`` hears each step's mail report
+        (metrics)."""
         while not stop.is_set():
             report = self.step(timeout_ms)
             if report.sent or report.failed:
-                log.info("mail: %d sent, %d deferred, %d failed", report.sent, report.deferred, report.failed)
+                log.info(
+                    "mail: %d sent, %d deferred, %d failed",
+                    report.sent, report.deferred, report.failed,
+                    extra={"sent": report.sent, "deferred": report.deferred, "failed": report.failed},
+                )  # fmt: skip
+            if on_step is not None:
+                on_step(report)
 
     def close(self) -> None:
         if self._consumer is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -41,7 +42,7 @@ from policies.engine import evaluate
 from policies.registry import ALL_POLICIES
 from policies.view import ChildView, Event
 from views.flags import sync_flags
-from views.models import ChildRow
+from views.models import ChildRow, FlagChangeRow
 from views.projection import rebuild_child
 from views.queries import integrity_flags_as_of
 
@@ -72,6 +73,10 @@ class ApplyStats:
     held: int = 0
     readmitted: int = 0
     children: set[str] = field(default_factory=set)
+    # (status, reason) of each held or quarantined message, and (rule, change) of each flag
+    # change: what an operator's metrics and logs count (no child or person ids in either).
+    refused: Counter[tuple[str, str]] = field(default_factory=Counter)
+    flag_changes: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def add(self, other: ApplyStats) -> None:
         self.accepted += other.accepted
@@ -80,6 +85,11 @@ class ApplyStats:
         self.held += other.held
         self.readmitted += other.readmitted
         self.children |= other.children
+        self.refused.update(other.refused)
+        self.flag_changes.update(other.flag_changes)
+
+    def count_changes(self, changes: Iterable[FlagChangeRow]) -> None:
+        self.flag_changes.update((json.loads(c.message)["flag"]["rule"], c.change) for c in changes)
 
 
 class Batch:
@@ -423,6 +433,7 @@ class Applier:
             **(_identity(raw) if event is None else _fields(event)),
         )
         batch.session.add(entry)
+        batch.stats.refused[(status, str(rejection.reason))] += 1
         if status == "held":
             batch.hold(entry)
             batch.stats.held += 1
@@ -492,9 +503,10 @@ class Applier:
             evaluation = evaluate(view, batch.now, self.policies)
             rebuild_child(batch.session, view, evaluation.next_due, batch.now)
             detail = {e.id: _evidence(e) for e in view.events}
-            sync_flags(
+            changes = sync_flags(
                 batch.session, child, evaluation.flags, batch.now, trigger or None, detail, rules=rules
             )
+            batch.stats.count_changes(changes)
             batch.stats.children.add(child)
         self._evaluate_integrity(batch)
 
@@ -503,7 +515,8 @@ class Applier:
         batch.session.flush()  # holes and equivocations noticed in this batch
         flags = integrity_flags_as_of(batch.session, batch.now)
         if flags:
-            sync_flags(batch.session, None, flags, batch.now, None, {}, rules=INTEGRITY_RULES)
+            changes = sync_flags(batch.session, None, flags, batch.now, None, {}, rules=INTEGRITY_RULES)
+            batch.stats.count_changes(changes)
 
 def _chain_order(checked: dict[str, Any] | Rejection) -> tuple[int, str, int]:
     """Apply a batch in chain order, key registrations first: a poll interleaves partitions

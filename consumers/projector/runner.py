@@ -182,13 +182,19 @@ class Projector:
                 entry.published = True
         return len(sends)
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, on_batch: Callable[[ApplyStats, float], None] | None = None) -> None:
+        """Poll until ``stop``; ``on_batch`` hears each completed batch and how long it took
+        (metrics and logs), failures are logged and retried after a pause."""
         while not stop.is_set():
+            started = self.clock()
             try:
-                self.poll_once()
+                stats = self.poll_once()
             except Exception:
                 log.exception("projector batch failed; retrying after a pause")
                 stop.wait(2.0)
+                continue
+            if on_batch is not None:
+                on_batch(stats, self.clock() - started)
 
     def close(self) -> None:
         self.consumer.close()

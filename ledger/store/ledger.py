@@ -27,12 +27,13 @@ from eventsourcing_sqlalchemy.recorders import (
     SQLAlchemyApplicationRecorder,
     SQLAlchemyTrackingRecorder,
 )
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import MetaData, func, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from ledger.canonical import canonical_json
 from ledger.keyregistry import KeyRegistry, RootKey
+from ledger.store import schema
 from ledger.store.models import AcceptedEvent, Base, WriterLock
 from ledger.timeutil import parse_time
 
@@ -85,7 +86,9 @@ def normalise_url(url: str) -> str:
 class Ledger:
     """Accepted events and the facts verification needs, in one SQL database."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, check_schema: bool = True) -> None:
+        """``check_schema=False`` only for `sgledger db` itself, which migrates what a service
+        would refuse."""
         self.url = normalise_url(url)
         self.app = LedgerApplication(
             env={
@@ -97,20 +100,24 @@ class Ledger:
         self.recorder = cast(SQLAlchemyApplicationRecorder, self.app.recorder)
         self.datastore: SQLAlchemyDatastore = self.recorder.datastore
         self.tracking = SQLAlchemyTrackingRecorder(self.datastore, tracking_table_name="ledger_tracking")
-        self._create_schema()
+        if check_schema:
+            self._create_schema()
 
     def _create_schema(self) -> None:
-        """Create missing tables once, even when several services start at the same moment
-        (PostgreSQL: under an advisory lock; SQLite: inside one exclusive transaction)."""
+        """Create a fresh database's tables once, even when several services start at the same
+        moment (PostgreSQL: under an advisory lock; SQLite: inside one exclusive transaction),
+        and stamp it current; refuse a database another release made (see ledger.store.schema)."""
         with self.engine.connect() as connection:
             if self.is_postgres:
                 connection.execute(text("SELECT pg_advisory_lock(724152)"))
             else:
                 connection.exec_driver_sql("BEGIN EXCLUSIVE")
             try:
-                for table in [*self.recorder.tables, self.tracking.tracking_table]:
-                    table.create(connection, checkfirst=True)
-                Base.metadata.create_all(connection)
+                if schema.current_revision(connection) is None:
+                    for meta in self.metadata():
+                        meta.create_all(connection)
+                    schema.stamp_head(connection)
+                schema.require_current(connection)
                 if connection.execute(select(WriterLock.id)).first() is None:
                     connection.execute(insert(WriterLock).values(id=1, generation=0))
                 connection.commit()
@@ -118,6 +125,19 @@ class Ledger:
                 if self.is_postgres:
                     connection.execute(text("SELECT pg_advisory_unlock(724152)"))
                     connection.commit()
+
+    def metadata(self) -> list[MetaData]:
+        """The tables the ledger creates: the eventsourcing recorder's, the ledger's index and
+        the views (``Base``)."""
+        import views.models  # noqa: F401  (registers the view and flag tables on Base)
+
+        return [self.recorder.tables[0].metadata, Base.metadata]
+
+    def upgrade_schema(self, shared: Sequence[MetaData] = ()) -> tuple[str | None, str]:
+        """`sgledger db upgrade`: migrate this database to the current revision; ``shared`` are
+        the tables of other components kept in the same database (the alerter's)."""
+        with self.engine.begin() as connection:
+            return schema.upgrade(connection, [*self.metadata(), *shared])
 
     @property
     def engine(self) -> Engine:

@@ -6,7 +6,6 @@ a non-zero exit, never a traceback; `--debug` shows the traceback for developers
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
@@ -16,12 +15,15 @@ from sgledger.cli.alerts import alerts
 from sgledger.cli.audit import audit
 from sgledger.cli.child import child
 from sgledger.cli.context import AppContext, UserError
+from sgledger.cli.db import db
+from sgledger.cli.doctor import doctor
 from sgledger.cli.flags import flags
 from sgledger.cli.gateway import gateway
 from sgledger.cli.keys import agency, keys
 from sgledger.cli.publish import project, publish, relay
 from sgledger.cli.quarantine import quarantine
 from sgledger.cli.scenario import demo, scenario
+from sgledger.observe.logs import configure as configure_logging
 from sgledger.settings import Settings
 
 
@@ -41,6 +43,13 @@ from sgledger.settings import Settings
 @click.option("--bootstrap-servers", help="Kafka bootstrap servers. Without it the embedded broker is used.")
 @click.option("--topic-prefix", help="Kafka topic prefix (default: safeguarding).")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON object per log line (for log collectors; services log each batch).",
+)
 @click.version_option(package_name="safeguarding-ledger")
 @click.pass_context
 def cli(
@@ -52,6 +61,7 @@ def cli(
     bootstrap_servers: str | None,
     topic_prefix: str | None,
     debug: bool,
+    log_format: str,
 ) -> None:
     """Safeguarding ledger: signed multi-agency events, per-child views and gap flags.
 
@@ -59,13 +69,7 @@ def cli(
     builds one view per child and raises gap flags from the lessons of safeguarding reviews.
     Try `sgledger demo` for a whole story end to end on this machine.
     """
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not debug:
-        # kafka-python logs every dropped connection as an error; our own errors say what matters.
-        logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    configure_logging(json_lines=log_format == "json", debug=debug)
     settings = Settings.resolve(data_dir, database_url, outbox_url, keys_dir, bootstrap_servers, topic_prefix)
     ctx.obj = AppContext(settings=settings, debug=debug)
 
@@ -84,6 +88,8 @@ for command in (
     audit,
     alerts,
     gateway,
+    doctor,
+    db,
 ):
     cli.add_command(command)
 

@@ -6,9 +6,9 @@ partnership file, never from the command line.
 
 from __future__ import annotations
 
-import logging
 import os
 import smtplib
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -17,9 +17,18 @@ import click
 from consumers.alerter.alerter import Alerter
 from consumers.alerter.config import ConfigError, PartnershipConfig, load_config
 from consumers.alerter.message import build_message
-from consumers.alerter.sender import open_smtp, send_one
+from consumers.alerter.sender import SendReport, open_smtp, send_one
 from consumers.alerter.store import AlertStore
-from sgledger.cli.context import AppContext, UserError, console, pass_app, print_json, stop_on_signals
+from sgledger.cli.context import (
+    AppContext,
+    UserError,
+    console,
+    health_options,
+    pass_app,
+    print_json,
+    start_health,
+    stop_on_signals,
+)
 
 CONFIG = click.option(
     "--config", "config_path", required=True, type=click.Path(dir_okay=False),
@@ -57,25 +66,41 @@ def alerts() -> None:
 
 @alerts.command()
 @CONFIG
+@health_options
 @pass_app
-def run(app: AppContext, config_path: str) -> None:
+def run(app: AppContext, config_path: str, metrics_port: int | None, metrics_host: str) -> None:
     """Consume flag changes and send mail until Ctrl-C / SIGTERM. Each batch of mail sent,
-    deferred or refused is logged with a timestamp on stderr."""
+    deferred or refused is logged with a timestamp on stderr and counted in /metrics."""
     config = _config(config_path)
     kafka = app.cluster(
         "alerts run needs a Kafka cluster: give --bootstrap-servers (the embedded broker lives "
         "only as long as each command; `sgledger demo` shows the mail on this machine)"
     )
     alerter = Alerter(kafka, config, app.settings.database_url, smtp_password=_password(config))
-    if not app.debug:  # a service's log: what it mailed, not only what went wrong
-        logging.getLogger("consumers.alerter").setLevel(logging.INFO)
+    last_step = [time.monotonic()]
+
+    def ready() -> tuple[bool, str]:
+        age = time.monotonic() - last_step[0]
+        return (age < 120, f"last step {age:.1f} s ago")
+
+    metrics, health = start_health("alerter", metrics_port, metrics_host, ready)
+
+    def on_step(report: SendReport) -> None:
+        last_step[0] = time.monotonic()
+        metrics.last_success.set_to_current_time()
+        for outcome in ("sent", "deferred", "failed"):
+            if getattr(report, outcome):
+                metrics.mail.labels(outcome).inc(getattr(report, outcome))
+
     stop = stop_on_signals()
     server = f"{config.smtp.host}:{config.smtp.port}"
     console.print(f"alerting from {kafka.topics.gap_flags} via {server} (Ctrl-C to stop)")
     try:
-        alerter.run(stop)
+        alerter.run(stop, on_step=on_step)
     finally:
         alerter.close()
+        if health is not None:
+            health.stop()
 
 
 def sample_change() -> dict[str, object]:

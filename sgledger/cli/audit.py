@@ -20,7 +20,6 @@ from consumers.auditor.chronology_formats import FORMATS, render
 from consumers.auditor.diff import diff
 from consumers.auditor.replay import replay
 from consumers.auditor.tree_heads import (
-    TREE_HEAD,
     UnknownEvent,
     consistency,
     current_head,
@@ -30,9 +29,10 @@ from consumers.auditor.tree_heads import (
 from consumers.auditor.verify import verify
 from ledger.merkle import ProofError
 from ledger.timeutil import format_time
-from sgledger.cli.access import child_target, list_access, record_access
+from producers.service import child_target
+from sgledger.cli.access import list_access, record_access
 from sgledger.cli.context import AppContext, UserError, console, parse_as_of, pass_app, print_json
-from sgledger.cli.publishing import publish_partnership_event
+from sgledger.cli.publishing import deliver, service_producer
 
 # Below this many events a progress bar would only flicker.
 PROGRESS_FROM = 20_000
@@ -95,14 +95,15 @@ def verify_(app: AppContext, from_kafka: bool, as_json: bool, workers: int | Non
 @click.option("--every", type=float, help="Keep publishing every SECONDS (an operator's service).")
 @pass_app
 def tree_head(app: AppContext, every: float | None) -> None:
-    """Publish the current Merkle tree head as a partnership-signed ledger.tree-head event."""
+    """Publish the current Merkle tree head as a ledger.tree-head event signed by the service key."""
     while True:
         head = current_head(app.ledger)
         latest = latest_head(app.ledger)
         if latest is not None and head["tree_size"] <= latest["tree_size"] + 1:
             click.echo(f"nothing new since the head at size {latest['tree_size']}")
         else:
-            outcome = publish_partnership_event(app, TREE_HEAD, app.root_key().partnership, head)
+            service_producer(app).tree_head(head)
+            outcome = deliver(app)
             click.echo(f"tree head size {head['tree_size']} root {head['root_hash']}: {outcome}")
         if every is None:
             return

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from sgledger.cli.access import child_target, record_access
+from producers.service import child_target
+from sgledger.cli.access import record_access
 from sgledger.cli.context import AppContext, UserError, console, pass_app, print_json
 from sgledger.render import render_child
 from views.queries import child_view, list_children

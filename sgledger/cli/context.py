@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import signal
 import threading
@@ -17,6 +18,8 @@ from ledger.keyregistry import RootKey
 from ledger.keystore import Keystore, KeystoreError
 from ledger.store.ledger import Ledger
 from ledger.timeutil import TimeFormatError, parse_time
+from sgledger.observe.metrics import ServiceMetrics
+from sgledger.observe.server import HealthServer, Readiness
 from sgledger.settings import Settings
 from transport.kafka import KafkaSettings
 
@@ -66,6 +69,40 @@ def stop_on_signals() -> threading.Event:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     return stop
+
+
+def health_options(function: Any) -> Any:
+    """``--metrics-port`` and ``--metrics-host`` for every long-running service."""
+    function = click.option(
+        "--metrics-host",
+        default="127.0.0.1",
+        show_default=True,
+        envvar="SGLEDGER_METRICS_HOST",
+        help="Address for the health and metrics endpoints (0.0.0.0 in a container).",
+    )(function)
+    return click.option(
+        "--metrics-port",
+        type=click.IntRange(0, 65535),
+        envvar="SGLEDGER_METRICS_PORT",
+        help="Serve /healthz, /readyz and Prometheus /metrics on this port (0: any free port). "
+        "Default: not served.",
+    )(function)
+
+
+def start_health(
+    service: str, port: int | None, host: str, ready: Readiness
+) -> tuple[ServiceMetrics, HealthServer | None]:
+    """Metrics for ``service``; served over HTTP only when a port was given. Services log at
+    INFO (each batch) unless --debug asked for more."""
+    root = logging.getLogger()
+    if root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+    metrics = ServiceMetrics(service)
+    if port is None:
+        return metrics, None
+    server = HealthServer(metrics, ready, host=host, port=port).start()
+    click.echo(f"{service}: health and metrics on http://{host}:{server.port}/metrics", err=True)
+    return metrics, server
 
 
 pass_app = click.make_pass_decorator(AppContext)

@@ -7,15 +7,19 @@ an auditor can see who decided what, and a replay reaches the same flag states.
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 import click
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ledger.store.models import AcceptedEvent
-from sgledger.cli.access import child_target, record_access
+from producers.service import Actor, child_target
+from sgledger.cli.access import record_access
 from sgledger.cli.context import AppContext, UserError, console, parse_as_of, pass_app, print_json
-from sgledger.cli.publishing import publish_partnership_event
+from sgledger.cli.publishing import deliver, service_producer
 from sgledger.render import render_flags
+from views.flag_ids import FlagIdError, resolve_flag_id
 from views.models import FlagChangeRow, FlagRow
 from views.queries import flags_as_of
 
@@ -71,11 +75,13 @@ def list_(
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def explain(app: AppContext, flag_id: str, as_json: bool) -> None:
-    """Why FLAG_ID was raised: the lesson, the evidence events and its lifecycle."""
+    """Why FLAG_ID was raised: the lesson, the evidence events and its lifecycle.
+
+    FLAG_ID may be abbreviated to its first digits (8 are shown by `flags list`), like git."""
     with app.ledger.read() as session:
+        flag_id = _resolve(session, flag_id)
         row = session.get(FlagRow, flag_id)
-        if row is None:
-            raise UserError(f"no flag {flag_id}")
+        assert row is not None  # resolved just now, in this transaction
         flag = json.loads(row.payload)
         evidence = [
             {
@@ -114,34 +120,44 @@ def explain(app: AppContext, flag_id: str, as_json: bool) -> None:
         console.print(f"  {h['at']}  {h['change']}")
 
 
-def _decide(app: AppContext, flag_id: str, event_type: str, data: dict[str, object]) -> None:
+def _resolve(session: Session, given: str) -> str:
+    try:
+        return resolve_flag_id(session, given)
+    except FlagIdError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def _decide(
+    app: AppContext,
+    flag_id: str,
+    decision: Literal["flag.acknowledged", "flag.dismissed"],
+    reason: str | None,
+) -> None:
+    """Signed by the service key on behalf of the operating-system account running the command:
+    the person deciding is who is signed in, not a name typed on the command line."""
     with app.ledger.read() as session:
+        flag_id = _resolve(session, flag_id)
         row = session.get(FlagRow, flag_id)
-        if row is None:
-            raise UserError(f"no flag {flag_id}")
-        child = row.child or app.root_key().partnership
-        evidence = json.loads(row.payload)["evidence"]
-    if event_type == "flag.dismissed":
-        data = {**data, "evidence": evidence}
-    result = publish_partnership_event(app, event_type, child, {"flag": flag_id, **data})
-    click.echo(f"{event_type} {flag_id} by {data['by']}: {result}")
+        assert row is not None  # resolved just now, in this transaction
+        child, evidence = row.child, json.loads(row.payload)["evidence"]
+    actor = Actor.operating_system_user()
+    service_producer(app).decide_flag(actor, decision, flag_id, child, reason, evidence)
+    click.echo(f"{decision} {flag_id} by {actor.id}: {deliver(app)}")
 
 
 @flags.command("ack")
 @click.argument("flag_id")
-@click.option("--by", required=True, help="Name of the person acknowledging.")
 @click.option("--reason", help="Optional note.")
 @pass_app
-def ack(app: AppContext, flag_id: str, by: str, reason: str | None) -> None:
-    """Acknowledge FLAG_ID (it stays open until resolved): a signed partnership event."""
-    _decide(app, flag_id, "flag.acknowledged", {"by": by, **({"reason": reason} if reason else {})})
+def ack(app: AppContext, flag_id: str, reason: str | None) -> None:
+    """Acknowledge FLAG_ID (it stays open until resolved): a signed partnership event naming you."""
+    _decide(app, flag_id, "flag.acknowledged", reason)
 
 
 @flags.command("dismiss")
 @click.argument("flag_id")
-@click.option("--by", required=True, help="Name of the person dismissing.")
 @click.option("--reason", required=True, help="Why the flag does not need action.")
 @pass_app
-def dismiss(app: AppContext, flag_id: str, by: str, reason: str) -> None:
+def dismiss(app: AppContext, flag_id: str, reason: str) -> None:
     """Dismiss FLAG_ID with a reason; it reopens if new evidence arrives."""
-    _decide(app, flag_id, "flag.dismissed", {"by": by, "reason": reason})
+    _decide(app, flag_id, "flag.dismissed", reason)

@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from consumers.projector.applier import Applier
+from consumers.projector.applier import Applier, ApplyStats
 from consumers.projector.runner import GROUP_ID, Projector
 from ledger.timeutil import TimeFormatError, parse_time
 from producers.outbox import Outbox
 from producers.relay import Relay
-from sgledger.cli.context import AppContext, UserError, console, pass_app, print_json, stop_on_signals
+from sgledger.cli.context import (
+    AppContext,
+    UserError,
+    console,
+    health_options,
+    pass_app,
+    print_json,
+    start_health,
+    stop_on_signals,
+)
 from sgledger.cli.publishing import publish_batch, publish_event
+from transport.kafka import partition_lag
 
 
 def _data(value: str) -> dict[str, Any]:
@@ -109,6 +121,8 @@ def publish(
         console.print(f"{event['type']} {event['id']} ({agency} #{event['sequence']}): {result}")
 
 
+log = logging.getLogger("sgledger.service")
+
 CLUSTER_ONLY = (
     "this command runs against a Kafka cluster: give --bootstrap-servers "
     "(with the embedded broker, publish/scenario/demo deliver by themselves)"
@@ -123,8 +137,16 @@ CLUSTER_ONLY = (
     help="Mark rows from this sequence unsent first (after a broker lost its data).",
 )
 @click.option("--agency", help="With --resend-from: only this agency.")
+@health_options
 @pass_app
-def relay(app: AppContext, once: bool, resend_from: int | None, agency: str | None) -> None:
+def relay(
+    app: AppContext,
+    once: bool,
+    resend_from: int | None,
+    agency: str | None,
+    metrics_port: int | None,
+    metrics_host: str,
+) -> None:
     """Send the outbox to Kafka; rows are marked sent only once the broker acknowledged them."""
     kafka = app.cluster(CLUSTER_ONLY)
     outbox = Outbox(app.settings.outbox_url)
@@ -134,22 +156,93 @@ def relay(app: AppContext, once: bool, resend_from: int | None, agency: str | No
     if once:
         console.print(f"sent {len(the_relay.send_pending(timeout_s=60))} event(s)")
         return
+    last_round = [time.monotonic()]
+
+    def ready() -> tuple[bool, str]:
+        age = time.monotonic() - last_round[0]
+        if age > 120:
+            return False, f"no round reached the broker for {age:.0f} s; events wait in the outbox"
+        return True, f"last round {age:.1f} s ago"
+
+    metrics, server = start_health("relay", metrics_port, metrics_host, ready)
+
+    def on_sent(sent: list[str]) -> None:
+        last_round[0] = time.monotonic()
+        metrics.last_success.set_to_current_time()
+        if sent:
+            metrics.relayed.inc(len(sent))
+            log.info("relayed", extra={"events": len(sent), "first": sent[0], "last": sent[-1]})
+
     console.print(f"relaying {app.settings.outbox_url} to {kafka.bootstrap_servers} (Ctrl-C to stop)")
-    the_relay.run(stop_on_signals())
+    try:
+        the_relay.run(stop_on_signals(), on_sent=on_sent)
+    finally:
+        the_relay.close()
+        if server is not None:
+            server.stop()
 
 
 @click.command()
 @click.option("--group", default=GROUP_ID, show_default=True, help="Kafka consumer group.")
+@click.option(
+    "--ready-within",
+    type=float,
+    default=120.0,
+    show_default=True,
+    help="/readyz fails when no batch has completed for this many seconds.",
+)
+@health_options
 @pass_app
-def project(app: AppContext, group: str) -> None:
+def project(
+    app: AppContext, group: str, ready_within: float, metrics_port: int | None, metrics_host: str
+) -> None:
     """Run the projector: verify -> ledger -> per-child views -> policies -> flags.
 
-    Start several with the same group to share the partitions.
+    Start several with the same group to share the partitions. Each batch is logged (counts and
+    refusal reasons; with --log-format json one object per line) and counted in /metrics.
     """
     kafka = app.cluster(CLUSTER_ONLY)
     projector = Projector(Applier(app.ledger, app.root_key()), kafka, group_id=group)
+    last_batch = [time.monotonic()]
+
+    def ready() -> tuple[bool, str]:
+        age = time.monotonic() - last_batch[0]
+        if age > ready_within:
+            return False, f"no batch completed for {age:.0f} s (database or broker trouble: see the log)"
+        return True, f"last batch {age:.1f} s ago"
+
+    metrics, server = start_health("projector", metrics_port, metrics_host, ready)
+
+    def on_batch(stats: ApplyStats, seconds: float) -> None:
+        last_batch[0] = time.monotonic()
+        metrics.batch_seconds.observe(seconds)
+        metrics.last_success.set_to_current_time()
+        metrics.count_messages(
+            {("accepted", ""): stats.accepted, ("duplicate", ""): stats.duplicates, **stats.refused}
+        )
+        metrics.count_flag_changes(stats.flag_changes)
+        lag = partition_lag(projector.consumer)
+        metrics.set_lag({(tp.topic, tp.partition): n for tp, n in lag.items() if n is not None})
+        if stats.accepted or stats.duplicates or stats.refused or stats.flag_changes:
+            log.info(
+                "batch: %d accepted, %d duplicate, %d held, %d quarantined, %d flag changes in %.3f s",
+                stats.accepted, stats.duplicates, stats.held, stats.quarantined,
+                sum(stats.flag_changes.values()), seconds,
+                extra={
+                    "accepted": stats.accepted,
+                    "duplicates": stats.duplicates,
+                    "held": stats.held,
+                    "quarantined": stats.quarantined,
+                    "refused": {f"{status}:{reason}": n for (status, reason), n in stats.refused.items()},
+                    "flag_changes": {f"{rule}:{what}": n for (rule, what), n in stats.flag_changes.items()},
+                    "seconds": round(seconds, 3),
+                },
+            )  # fmt: skip
+
     console.print(f"projecting {kafka.bootstrap_servers} into {app.settings.database_url} (Ctrl-C to stop)")
     try:
-        projector.run(stop_on_signals())
+        projector.run(stop_on_signals(), on_batch)
     finally:
         projector.close()
+        if server is not None:
+            server.stop()

@@ -20,6 +20,7 @@ from ledger.vocabulary import did_you_mean
 from producers.outbox import Outbox
 from producers.relay import Relay
 from producers.sdk import InvalidEvent, Producer, draft_from_json
+from producers.service import ServiceProducer
 from sgledger.cli.context import AppContext, UserError, console, err_console, print_json
 from sgledger.pipeline import Pipeline
 from transport.kafka import BrokerUnavailable, KafkaSettings
@@ -104,9 +105,23 @@ def publish_batch(app: AppContext, agency: str, text: str, as_json: bool) -> Non
         )
 
 
-def publish_partnership_event(app: AppContext, event_type: str, subject: str, data: Mapping[str, Any]) -> str:
-    partnership = app.root_key().partnership
-    return publish_event(app, partnership, event_type, subject, data)[1]
+def publish_root_event(
+    app: AppContext, event_type: str, subject: str, data: Mapping[str, Any]
+) -> tuple[dict[str, Any], str]:
+    """A key registration or revocation, signed with the partnership root key: the only use of
+    the root private key, which can otherwise stay offline. Returns the event and where it got."""
+    return publish_event(app, app.root_key().partnership, event_type, subject, data)
+
+
+def service_producer(app: AppContext) -> ServiceProducer:
+    """Signs what the partnership's services record (access, flag decisions, tree heads) with
+    the service key: no read or decision needs the root private key."""
+    app.settings.ensure_data_dir()
+    try:
+        topics = Topics(app.settings.topic_prefix)
+        return ServiceProducer(app.keystore, app.settings.outbox_url, topics=topics)
+    except KeystoreError as exc:
+        raise UserError(str(exc)) from exc
 
 
 def deliver(app: AppContext) -> str:

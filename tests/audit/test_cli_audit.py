@@ -5,6 +5,8 @@ and list who looked at the child's record."""
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import shutil
 import sqlite3
 from pathlib import Path
@@ -74,20 +76,27 @@ def test_tree_head_verify_prove_and_consistency(app: AppContext) -> None:
         run(app, "prove", "no-such-event")
 
 
-def test_chronology_export_records_the_access(
+def test_chronology_export_records_the_access_as_the_real_account_without_the_root_key(
     app: AppContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SGLEDGER_USER", "reviewer@example.org")
+    """Who read the record is the account the command runs as: an environment variable cannot
+    name someone else, and the root private key (moved offline here) is not needed to read."""
+    (app.settings.keys_dir / "root.key").rename(tmp_path / "root.key.offline")
+    monkeypatch.setenv("SGLEDGER_USER", "someone.else@example.org")
+    monkeypatch.setenv("USER", "someone.else")
+    monkeypatch.setenv("LOGNAME", "someone.else")
+    account = f"os:{pwd.getpwuid(os.getuid()).pw_name}"
     output = tmp_path / "charlie.html"
     result = run(app, "chronology", CHILD, "--format", "html", "--output", str(output), "--reason", "CSPR")
     assert result.exit_code == 0, result.output
     assert output.read_text().startswith("<!DOCTYPE html>")
     accesses = list_access(Ledger(app.settings.database_url), CHILD)
-    assert [(a["who"], a["action"], a["reason"], a["target"]) for a in accesses] == [
-        ("reviewer@example.org", "audit chronology --format html", "CSPR", f"child:{CHILD}")
+    assert [(a["who"], a["role"], a["action"], a["reason"], a["target"]) for a in accesses] == [
+        (account, "operator", "audit chronology --format html", "CSPR", f"child:{CHILD}")
     ]
     listed = run(app, "access", CHILD)
-    assert "reviewer@example.org" in listed.output and "CSPR" in listed.output
+    assert account in listed.output and "CSPR" in listed.output
+    assert "someone.else" not in listed.output
 
 
 def test_verify_exits_non_zero_and_names_the_event_when_a_row_was_altered(app: AppContext) -> None:

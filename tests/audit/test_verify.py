@@ -57,7 +57,7 @@ def test_a_generated_history_verifies_clean(ledger_copy: tuple[Path, Ledger, Roo
     assert report.ok, [str(f) for f in report.findings]
     assert report.events == 2000
     assert report.tree_heads == 3
-    assert report.key_events == 4
+    assert report.key_events == 5  # four agencies and the service key
     assert seen[-1] == (2000, 2000)
 
 

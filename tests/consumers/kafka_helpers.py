@@ -118,7 +118,13 @@ class ProjectorProcess:
     a file so a test that fails can say why the process died."""
 
     def __init__(
-        self, settings: KafkaSettings, database_url: str, keys_dir: Path, group: str, log: Path
+        self,
+        settings: KafkaSettings,
+        database_url: str,
+        keys_dir: Path,
+        group: str,
+        log: Path,
+        *options: str,
     ) -> None:
         env = {
             **os.environ,
@@ -142,9 +148,11 @@ class ProjectorProcess:
                     database_url,
                     "--keys-dir",
                     str(keys_dir),
+                    *(["--log-format", "json"] if options else []),
                     "project",
                     "--group",
                     group,
+                    *options,
                 ],
                 env=env,
                 stdout=subprocess.DEVNULL,

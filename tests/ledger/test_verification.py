@@ -105,6 +105,29 @@ def test_partnership_events_need_the_root_key(partnership: Partnership) -> None:
     assert reason(check_event(forged, registry)) == Reason.NOT_ROOT_SIGNED
 
 
+ACCESS = {"who": "local:lead@police.example", "role": "lead", "action": "child show", "target": "child:C-1"}
+
+
+def test_reads_and_decisions_are_signed_by_a_registered_service_key(partnership: Partnership) -> None:
+    """The root key signs only registrations and revocations (it can stay offline); a service
+    key signs only the partnership's bookkeeping; an agency key signs neither."""
+    service, police = Chain("partnership/service"), Chain("police/avon-somerset")
+    registry = partnership.registry(partnership.register(service), partnership.register(police))
+    assert check_event(service.event("access.recorded", ACCESS), registry) is None
+    by_root = partnership.root.event("access.recorded", ACCESS)
+    assert reason(check_event(by_root, registry)) == Reason.NOT_ROOT_SIGNED
+    by_agency = police.event("access.recorded", ACCESS)
+    assert reason(check_event(by_agency, registry)) == Reason.NOT_SERVICE_SIGNED
+    service_posing = service.event("incident.reported", INCIDENT)
+    assert reason(check_event(service_posing, registry)) == Reason.NOT_SERVICE_SIGNED
+    service_registering = service.event(
+        "agency.key.registered", {"agency": "police/x", "kid": "0" * 32, "public_key": "A" * 43}
+    )
+    assert reason(check_event(service_registering, registry)) == Reason.NOT_ROOT_SIGNED
+    unregistered = Chain("partnership/service").event("access.recorded", ACCESS)
+    assert reason(check_event(unregistered, registry)) == Reason.UNKNOWN_KEY
+
+
 def test_oversized_and_non_json_messages() -> None:
     assert reason(parse_message(b"{" + b" " * MAX_MESSAGE_BYTES + b"}")) == Reason.OVERSIZED
     assert reason(parse_message(b"\xff\xfe not json")) == Reason.NOT_JSON

@@ -1,0 +1,110 @@
+"""`sgledger doctor` against a healthy deployment and against each misconfiguration it must name:
+a missing topic, a wrong partition count, an old database schema, a missing service key, the
+root private key left on the server."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from kafka.admin import NewTopic
+
+from ledger.keystore import Keystore
+from ledger.store.ledger import Ledger
+from ledger.store.schema import BASELINE, head_revision
+from ledger.vocabulary import SERVICE_AGENCY
+from sgledger.cli import cli
+from transport.kafka import KafkaSettings, admin_client, ensure_topics
+
+OLD_SCHEMA = Path(__file__).parent / "fixtures" / "schema-0.1.0.sqlite.sql"
+
+
+def doctor(data: Path, kafka: KafkaSettings | None, *extra: str) -> tuple[int, dict[str, dict[str, str]]]:
+    broker = []
+    if kafka is not None:
+        broker = ["--bootstrap-servers", kafka.bootstrap_servers, "--topic-prefix", kafka.topic_prefix]
+    result = CliRunner().invoke(cli, ["--data-dir", str(data), *broker, "doctor", "--json", *extra])
+    assert result.output.startswith("["), (result.output, result.exception)
+    checks = json.loads(result.output)
+    return result.exit_code, {c["name"]: c for c in checks}
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Path:
+    """Keys (root public key, service key, no root private key on the server) and a database."""
+    store = Keystore(tmp_path / "keys")
+    store.init_root("partnership/test")
+    store.create_agency_key(SERVICE_AGENCY)
+    (tmp_path / "keys" / "root.key").unlink()  # moved offline, as the README asks
+    Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    return tmp_path
+
+
+@pytest.mark.kafka
+def test_a_healthy_deployment_passes_every_check(deployment: Path, kafka_settings: KafkaSettings) -> None:
+    code, checks = doctor(deployment, kafka_settings)
+    assert code == 1 and checks["topics"]["status"] == "fail"  # a new cluster: no topics yet
+    code, checks = doctor(deployment, kafka_settings, "--create-topics")
+    assert code == 0, checks
+    created = checks.pop("create topics")["detail"]
+    assert created == f"created {len(kafka_settings.topics.all())} missing topic(s)"
+    code, checks = doctor(deployment, kafka_settings)
+    assert code == 0, checks
+    assert {name: c["status"] for name, c in checks.items()} == {
+        "keys": "ok", "service key": "ok", "database schema": "ok", "broker": "ok",
+        "partitions": "ok", "replication": "ok",
+    }  # fmt: skip
+
+
+@pytest.mark.kafka
+def test_a_missing_topic_and_a_wrong_partition_count_are_named(
+    deployment: Path, kafka_settings: KafkaSettings
+) -> None:
+    topics = kafka_settings.topics.all()
+    wrong, absent = topics[0], topics[1]
+    with admin_client(kafka_settings) as admin:
+        admin.create_topics([NewTopic(wrong, kafka_settings.partitions - 3, 1)])
+    ensure_topics(kafka_settings, topics[2:])
+    code, checks = doctor(deployment, kafka_settings)
+    assert code == 1
+    assert checks["topics"]["status"] == "fail" and absent in checks["topics"]["detail"]
+    assert checks["partitions"]["status"] == "fail"
+    assert f"{wrong} has {kafka_settings.partitions - 3}" in checks["partitions"]["detail"]
+    assert "SGLEDGER_KAFKA_PARTITIONS" in checks["partitions"]["fix"]
+
+
+def test_altered_tables_a_missing_service_key_and_a_root_key_on_the_server(deployment: Path) -> None:
+    with sqlite3.connect(deployment / "ledger.sqlite") as db:
+        db.execute("DROP TABLE flag_changes")
+        db.execute("DROP INDEX ix_view_children_next_due")
+        db.execute("ALTER TABLE view_children DROP COLUMN next_due")
+    (deployment / "keys" / "agencies" / f"{SERVICE_AGENCY.replace('/', '~')}.key").unlink()
+    (deployment / "keys" / "root.key").write_text("stand-in: only its presence is checked")
+    code, checks = doctor(deployment, None)
+    assert code == 1
+    schema = checks["database schema"]
+    assert schema["status"] == "fail"
+    assert "add_table flag_changes" in schema["detail"] and "view_children next_due" in schema["detail"]
+    assert checks["service key"]["status"] == "fail" and "agency add" in checks["service key"]["fix"]
+    assert checks["root key offline"]["status"] == "warn"
+
+
+def test_a_database_from_the_previous_release_is_named_with_the_upgrade_to_run(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "ledger.sqlite") as db:
+        db.executescript(OLD_SCHEMA.read_text())
+    _code, checks = doctor(tmp_path, None)
+    if head_revision() == BASELINE:  # nothing changed since 0.1.0: the old database is current
+        assert checks["database schema"]["status"] == "ok"
+    else:
+        assert checks["database schema"]["status"] == "fail"
+        assert "sgledger db upgrade" in checks["database schema"]["fix"]
+
+
+def test_an_unreachable_broker_fails_with_the_fix(deployment: Path) -> None:
+    dead = KafkaSettings(bootstrap_servers="127.0.0.1:1", topic_prefix=f"t{uuid.uuid4().hex[:8]}")
+    code, checks = doctor(deployment, dead)
+    assert code == 1 and checks["broker"]["status"] == "fail"

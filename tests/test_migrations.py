@@ -1,0 +1,77 @@
+"""Schema migrations: a database made by the previous release (0.1.0, whose schema is kept in
+tests/fixtures as the DDL that release created) is refused by services until `sgledger db
+upgrade`, after which it matches this release's models exactly; downgrade and upgrade again on
+PostgreSQL too. A model change without a migration fails here."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine
+
+from consumers.alerter.store import AlertBase
+from ledger.store import schema
+from ledger.store.ledger import Ledger
+from sgledger.cli import cli
+
+OLD_SCHEMA = Path(__file__).parent / "fixtures" / "schema-0.1.0.sqlite.sql"
+
+
+def drift(url: str) -> list[str]:
+    ledger = Ledger(url, check_schema=False)
+    with ledger.engine.connect() as connection:
+        return schema.drift(connection, [*ledger.metadata(), AlertBase.metadata])
+
+
+def revision(url: str) -> str | None:
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        found = schema.current_revision(connection)
+    engine.dispose()
+    return found
+
+
+def test_a_fresh_database_is_created_current_and_without_drift(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+    AlertBase.metadata.create_all(Ledger(url).engine)  # as the alerter does in the same database
+    assert revision(url) == schema.head_revision()
+    assert drift(url) == []
+
+
+def test_a_previous_release_database_is_upgraded_to_exactly_this_schema(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(OLD_SCHEMA.read_text())
+        db.execute("INSERT INTO ledger_writer (id, generation) VALUES (1, 7)")
+    url = f"sqlite:///{path}"
+    assert revision(url) == schema.BASELINE
+    if schema.head_revision() != schema.BASELINE:
+        with pytest.raises(schema.SchemaOutdated, match="sgledger db upgrade"):
+            Ledger(url)
+    result = CliRunner().invoke(cli, ["--database-url", url, "--data-dir", str(tmp_path), "db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert revision(url) == schema.head_revision()
+    assert drift(url) == []
+    Ledger(url)  # services start again
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT generation FROM ledger_writer").fetchone() == (7,)  # data kept
+    shown = CliRunner().invoke(cli, ["--database-url", url, "--data-dir", str(tmp_path), "db", "current"])
+    assert f"database: {schema.head_revision()}" in shown.output
+
+
+@pytest.mark.postgres
+def test_downgrade_to_the_baseline_and_upgrade_again_on_postgresql(postgres_db: str) -> None:
+    ledger = Ledger(postgres_db)
+    AlertBase.metadata.create_all(ledger.engine)
+    metadata = [*ledger.metadata(), AlertBase.metadata]
+    with ledger.engine.begin() as connection:
+        assert schema.drift(connection, metadata) == []
+        schema.downgrade(connection, metadata, schema.BASELINE)
+        assert schema.current_revision(connection) == schema.BASELINE
+    with ledger.engine.begin() as connection:
+        before, after = schema.upgrade(connection, metadata)
+        assert (before, after) == (schema.BASELINE, schema.head_revision())
+        assert schema.drift(connection, metadata) == []
