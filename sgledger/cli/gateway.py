@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import click
 
-from ledger.keystore import KeystoreError
-from producers.gateway.tokens import TokenStore
 from sgledger.cli.context import AppContext, UserError, console, pass_app, print_json
-from transport.kafka import KafkaSettings
+
+if TYPE_CHECKING:
+    from producers.gateway.tokens import TokenStore
+
+# The service's own modules (FastAPI, uvicorn, SQLAlchemy, Kafka) are imported inside the
+# commands that need them, so `sgledger --help` does not pay for them.
 
 
 @click.group()
@@ -84,8 +88,10 @@ def run(
 
     import uvicorn
 
+    from ledger.keystore import KeystoreError
     from producers.gateway.app import create_app
     from producers.gateway.service import Gateway, GatewayConfig
+    from transport.kafka import KafkaSettings
 
     if bool(tls_cert) != bool(tls_key) or (client_ca and not tls_cert):
         raise UserError("--tls-cert and --tls-key go together, and --client-ca needs them")
@@ -134,6 +140,8 @@ def token() -> None:
 
 
 def _tokens(app: AppContext) -> TokenStore:
+    from producers.gateway.tokens import TokenStore
+
     app.settings.ensure_data_dir()
     return TokenStore(app.settings.outbox_url)
 
