@@ -7,8 +7,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -46,11 +46,11 @@ class GatewayProcess:
     process: subprocess.Popen[bytes]
     log: Path
     token: str = ""
-    extra: list[str] = field(default_factory=list)
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def outbox_url(self) -> str:
@@ -78,7 +78,11 @@ class GatewayProcess:
 
 
 def start_gateway(
-    data_dir: Path, *options: str, port: int | None = None, env: dict[str, str] | None = None
+    data_dir: Path,
+    *options: str,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    ready: Callable[[str], bool] | None = None,
 ) -> GatewayProcess:
     """Start `sgledger gateway run` and wait until it answers (fails with its log if it dies)."""
     port = port or free_port()
@@ -97,13 +101,15 @@ def start_gateway(
             env={**os.environ, **(env or {})},
             start_new_session=True,
         )
-    gateway = GatewayProcess(data_dir, port, process, log)
+    tls = any(o.startswith("--tls-cert") for o in options)
+    gateway = GatewayProcess(data_dir, port, process, log, scheme="https" if tls else "http")
+    answers = ready or (lambda url: httpx.get(f"{url}/openapi.json", timeout=1).status_code == 200)
     deadline = time.monotonic() + 30
     while True:
         if process.poll() is not None:
             raise AssertionError(f"gateway exited {process.returncode}: {log.read_text()[-2000:]}")
         try:
-            if httpx.get(f"{gateway.url}/openapi.json", timeout=1).status_code == 200:
+            if answers(gateway.url):
                 return gateway
         except httpx.TransportError:
             pass
