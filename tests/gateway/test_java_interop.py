@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).parents[2]
+VECTORS = REPO / "docs" / "test-vectors" / "chain.json"
 
 
 @pytest.mark.slow
@@ -25,7 +26,7 @@ def test_java_signs_the_vectors_byte_for_byte_and_verifies_pythons(tmp_path: Pat
     assert built.returncode == 0, built.stdout[-3000:]
     classpath = f"{project / 'target' / 'classes'}:{(project / 'target' / 'cp.txt').read_text().strip()}"
     result = subprocess.run(
-        ["java", "-cp", classpath, "sgledger.CheckVectors", str(REPO / "docs" / "test-vectors" / "chain.json")],
+        ["java", "-cp", classpath, "sgledger.CheckVectors", str(VECTORS)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
