@@ -33,7 +33,7 @@ from ledger.vocabulary import agency_types, did_you_mean
 from producers.gateway.problems import ProblemError, invalid, prefixed
 from producers.gateway.tokens import Caller, IdempotencyRow, TokenStore
 from producers.outbox import DuplicateEventId, Entry, Outbox, OutboxRow
-from producers.sdk import Draft, Producer, draft_from_json
+from producers.sdk import Draft, InvalidEvent, Producer, draft_from_json
 
 
 @dataclass(frozen=True)
@@ -229,6 +229,8 @@ class Gateway:
                 return earlier
         except DuplicateEventId as exc:
             raise ProblemError(409, "duplicate-id", "Event id already used", str(exc)) from exc
+        except InvalidEvent as exc:  # found only once signed: the event is over the size limit
+            raise invalid(exc.problems) from exc
         except ChainPositionError as exc:
             raise ProblemError(
                 409, "chain-position", "Not the next event of the chain", str(exc),

@@ -239,3 +239,18 @@ def test_the_committed_openapi_document_is_what_the_gateway_serves(gateway: Gate
     served = httpx.get(f"{gateway.url}/openapi.json").json()
     committed = json.loads((Path(__file__).parents[2] / "docs" / "openapi.json").read_text("utf-8"))
     assert served == committed, "regenerate: sgledger gateway openapi > docs/openapi.json"
+
+
+def test_a_draft_that_signs_to_more_than_the_message_limit_is_refused(gateway: GatewayProcess) -> None:
+    """The body fits the 1 MiB limit, the signed event (envelope added) would not."""
+    party = {"person": "P-m", "role": "victim"}
+    item = draft(data={**INCIDENT, "parties": []})
+    room = 1024 * 1024 - 100 - len(json.dumps(item, separators=(",", ":")))
+    item["data"]["parties"] = [party] * (room // (len(json.dumps(party, separators=(",", ":"))) + 1))
+    body = json.dumps(item, separators=(",", ":")).encode()
+    assert len(body) <= 1024 * 1024
+    with gateway.client() as http:
+        answer = http.post("/v1/events", content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["problems"][0]["expected"] == "at most 1048576 bytes"
+    assert gateway.outbox_rows() == 0
