@@ -15,7 +15,8 @@ from sqlalchemy import create_engine, text
 
 from producers.outbox import Outbox
 
-pytestmark = pytest.mark.kafka
+# Each runs several CLI processes through the embedded broker (the first, 1,000 events).
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 POLICE = "police/avon-somerset"
 INCIDENT = {"incident_ref": "INC-1", "children_present": True, "domestic_abuse": False, "parties": []}

@@ -33,6 +33,7 @@ def wait_for(condition: object, what: str, gateway: GatewayProcess, timeout_s: f
         time.sleep(0.2)
 
 
+@pytest.mark.slow  # waits out the relay's back-off while the broker is down
 def test_broker_down_answers_202_and_delivers_each_event_once_when_it_is_back(
     data_dir: Path, tmp_path: Path
 ) -> None:
