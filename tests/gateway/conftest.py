@@ -87,7 +87,7 @@ def start_gateway(
     """Start `sgledger gateway run` and wait until it answers (fails with its log if it dies)."""
     port = port or free_port()
     log = data_dir / f"gateway-{port}.log"
-    global_options = [o for o in options if o.startswith("--bootstrap") or o.startswith("--topic")]
+    global_options = [o for o in options if o.startswith(("--bootstrap", "--topic", "--outbox-url"))]
     run_options = [o for o in options if o not in global_options]
     command = [
         sys.executable, "-m", "sgledger", "--data-dir", str(data_dir), *_pairs(options, global_options),
