@@ -75,9 +75,12 @@ def partnership_config(sink: MailSink, names: list[str]) -> PartnershipConfig:
     every routed recipient is mailed at once)."""
     data: dict[str, Any] = {
         "smtp": {"host": sink.host, "port": sink.port, "from": "alerts@partnership.bench"},
-        "view_link": "sgledger child show {child}",
+        "web_base_url": "https://sgledger.partnership.test",
         "agencies": {a: {"leads": [f"lead@{a.replace('/', '-')}.bench"]} for a in names},
-        "partnership": {"leads_by_severity": {"high": ["partnership-high@partnership.bench"]}},
+        "partnership": {
+            "leads_by_severity": {"high": ["partnership-high@partnership.bench"]},
+            "fallback": "fallback@partnership.bench",
+        },
     }
     return parse_config(data, "bench")
 

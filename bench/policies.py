@@ -3,7 +3,7 @@
     python bench/policies.py [--seconds 3] [--sizes 1,50,500]
 
 The projector re-evaluates a child's flags each time one of its events arrives, so the cost that
-matters is one ``engine.evaluate`` of all sixteen rules over one child's whole view (cut to
+matters is one ``engine.evaluate`` of every rule of the set over one child's whole view (cut to
 ``as_of``, corrections folded). Views are built from a deterministic story generator: the
 registration facts, then repeated episodes (incident, triage, notifications, health visiting
 contact, referral and closure, assessments, safety and MARAC plans, corrections) until the view

@@ -1,6 +1,7 @@
 """Private keys on disk: the partnership root key and one signing key per agency.
 
-Files are created 0600 inside a 0700 directory and are never logged or put in an event. The root
+Files are created 0600 inside a 0700 directory and are never logged or put in an event; a key
+or key store open to other users is refused when read (ledger.private_files). The root
 public key is also written as ``root.pub.json`` for auditors, who need nothing else to verify.
 """
 
@@ -20,7 +21,9 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from ledger.identifiers import InvalidIdentifier, agency_kind
 from ledger.keyregistry import RootKey, valid_between
+from ledger.private_files import FILE_MODE, private_directory, private_file
 from ledger.signing import key_id, load_public_key, public_key_text
 from ledger.timeutil import parse_time
 
@@ -74,6 +77,8 @@ class Keystore:
 
     # -- partnership root -------------------------------------------------------------------
     def init_root(self, partnership: str) -> RootInfo:
+        if _kind(partnership) != "partnership":
+            raise KeystoreError(f"{partnership!r} is not a partnership id: expected partnership/<name>")
         if (self.directory / self.ROOT_FILE).exists():
             raise KeystoreError(f"a root key already exists in {self.directory}")
         key = Ed25519PrivateKey.generate()
@@ -98,6 +103,10 @@ class Keystore:
 
     # -- agencies ---------------------------------------------------------------------------
     def agency_key_path(self, agency: str) -> Path:
+        """Where ``agency``'s key lives; refused (KeystoreError) unless ``agency`` is a valid
+        agency id, so no file is ever named after something the ledger would refuse (a newline,
+        ``..``): the name is checked before anything is written."""
+        _kind(agency)
         return self.directory / "agencies" / (agency.replace("/", "~") + ".key")
 
     def has_agency(self, agency: str) -> bool:
@@ -119,7 +128,9 @@ class Keystore:
     def record_validity(self, agency: str, validity: KeyValidity) -> None:
         """What the root key attested for this agency's key (from its registration and any
         revocation), kept beside it so the producer refuses events the partnership would refuse."""
-        self.validity_path(agency).write_text(json.dumps(validity.to_json()) + "\n", "utf-8")
+        path = self.validity_path(agency)
+        path.write_text(json.dumps(validity.to_json()) + "\n", "utf-8")
+        os.chmod(path, FILE_MODE)  # like everything in the key store
 
     def key_validity(self, agency: str) -> KeyValidity | None:
         """None for keys registered before validity was recorded here (nothing to check)."""
@@ -143,17 +154,26 @@ class Keystore:
         return self.root_info().partnership if path.exists() else None
 
     def _write_private(self, path: Path, key: Ed25519PrivateKey) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.directory, 0o700)
+        private_directory(self.directory)
+        private_directory(path.parent)
         pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             handle.write(pem)
 
     def _read_private(self, path: Path, what: str) -> Ed25519PrivateKey:
         if not path.exists():
             raise KeystoreError(f"{what} is not in {self.directory}")
+        private_directory(self.directory)
+        private_file(path)
         key = load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(key, Ed25519PrivateKey):
             raise KeystoreError(f"{path} does not hold an Ed25519 key")
         return key
+
+
+def _kind(agency: str) -> str:
+    try:
+        return agency_kind(agency)
+    except InvalidIdentifier as exc:
+        raise KeystoreError(str(exc)) from exc

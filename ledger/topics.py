@@ -24,7 +24,11 @@ FAMILIES = (
 _BY_FAMILY = {
     "incident": "incident",
     "referral": "referral",
+    # The child protection process that follows a referral travels with it.
+    "strategy-discussion": "referral",
+    "conference": "referral",
     "marac.plan": "marac",
+    "marac.referral": "marac",
     "safety-plan": "marac",
     "contact": "contact",
     "contact-arrangement": "contact",

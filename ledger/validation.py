@@ -2,17 +2,27 @@
 
 Agency developers read these messages when their events are quarantined, so every problem names
 the JSON path, what the contract expects there and what was sent.
+
+The schemas are read with the semantics agencies in other languages get (issue 9): ``pattern`` is
+ECMA-262 (``$`` is the end of the string, never "before a final newline" as in Python's ``re``),
+an ``integer`` is a JSON integer (``2.0`` and ``true`` are not: RFC 8785 writes ``2.0`` as ``2``,
+so a signature made over ``2`` verifies on ``2.0``, and Python's ``range`` then refuses it), and
+every number is exact in an IEEE double (|n| <= 2**53 - 1): RFC 8785 cannot canonicalise a larger
+integer and the database cannot store it. These rules live here, in the validator, so that a
+compiled validator replacing ``jsonschema`` must keep them (the tests in
+tests/ledger/test_strict_validation.py say so).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import ValidationError
 
 from ledger.timeutil import TimeFormatError, parse_time
@@ -33,7 +43,8 @@ def validate_event(event: Any) -> list[Problem]:
     """All schema problems of an event (envelope and ``data``); empty when it is valid."""
     if not isinstance(event, Mapping):
         return [Problem("", "a JSON object (CloudEvents structured mode)", _show(event))]
-    problems = list(_problems(_validator("envelope"), event, prefix=""))
+    problems = list(_inexact_numbers(event, ""))
+    problems.extend(_problems(_validator("envelope"), event, prefix=""))
     event_type = event.get("type")
     if isinstance(event_type, str) and data_schema(event_type) is not None:
         data = event.get("data")
@@ -49,15 +60,70 @@ def validate_event(event: Any) -> list[Problem]:
     return sorted(set(problems), key=lambda p: (p.path, p.expected))
 
 
+MAX_EXACT_INTEGER = 2**53 - 1
+
+
+def _inexact_numbers(value: Any, path: str) -> Iterator[Problem]:
+    """Numbers outside the exact range of an IEEE double, anywhere in the event."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int | float):
+        if not -MAX_EXACT_INTEGER <= value <= MAX_EXACT_INTEGER:
+            yield Problem(path, f"a number within +/-{MAX_EXACT_INTEGER} (2**53 - 1)", _show(value))
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _inexact_numbers(item, f"{path}/{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _inexact_numbers(item, f"{path}/{index}")
+
+
 @cache
-def _validator(name: str) -> Draft202012Validator:
+def _ecma_regex(pattern: str) -> re.Pattern[str]:
+    """A Python regex with ECMA-262's meaning of ``$``: every ``$`` outside a character class
+    and not escaped becomes ``\\Z`` (the true end of the string)."""
+    out: list[str] = []
+    escaped = in_class = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == "$" and not in_class:
+            char = r"\Z"
+        out.append(char)
+    return re.compile("".join(out))
+
+
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _json_integer(checker: Any, instance: Any) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+StrictValidator = validators.extend(
+    Draft202012Validator,
+    validators={"pattern": _ecma_pattern},
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _json_integer),
+)
+
+
+@cache
+def _validator(name: str) -> Any:
     schema = envelope_schema() if name == "envelope" else data_schema(name)
     if schema is None:
         raise KeyError(f"no schema for {name}")
-    return Draft202012Validator(schema, format_checker=FormatChecker())
+    return StrictValidator(schema, format_checker=FormatChecker())
 
 
-def _problems(validator: Draft202012Validator, instance: Any, prefix: str) -> Iterable[Problem]:
+def _problems(validator: Any, instance: Any, prefix: str) -> Iterable[Problem]:
     for error in validator.iter_errors(instance):
         for leaf in _leaves(error):
             path = prefix + "".join(f"/{part}" for part in leaf.absolute_path)

@@ -37,13 +37,15 @@ class ClosureWithoutFatherContact(Policy):
     )
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        events = view.effective()
-        referrals = {e.data["referral_ref"]: e for e in events if e.type == "referral.made"}
-        for closure in (e for e in events if e.type == "referral.closed"):
+        referrals = {e.data["referral_ref"]: e for e in view.of_type("referral.made")}
+        concern_since = _concern_since(view)
+        contacts: dict[tuple[str, str], list[Event]] = {}
+        for contact in sorted(view.of_type("contact.recorded"), key=lambda e: (e.recordedtime, e.id)):
+            contacts.setdefault((contact.source, contact.data["person"]), []).append(contact)
+        for closure in view.of_type("referral.closed"):
             # "while" a person is a father figure or of concern: as known when the closure was
             # recorded; a perpetrator named months later does not make an old closure wrong.
-            known = [e for e in events if e.recordedtime <= closure.recordedtime]
-            concern = male_parent_figures(known) | persons_of_concern(known)
+            concern = {p for p, since in concern_since.items() if since <= closure.recordedtime}
             referral = referrals.get(closure.data["referral_ref"])
             since = referral.recordedtime if referral else None
             for person in sorted(concern):
@@ -51,20 +53,14 @@ class ClosureWithoutFatherContact(Policy):
                 history = gap_history(view, closure, _unaccounted(person))
                 if history is None:
                     continue
-                contacts = [
-                    e
-                    for e in events
-                    if e.type == "contact.recorded"
-                    and e.source == closure.source
-                    and e.data["person"] == person
-                ]
+                theirs = contacts.get((closure.source, person), [])
                 if any(
                     (since is None or c.recordedtime >= since) and c.recordedtime <= closure.recordedtime
-                    for c in contacts
+                    for c in theirs
                 ):
                     continue
                 # Resolved by a later contact with him, or by a correction that adds him.
-                endings = [e for e in (first_after(contacts, closure.recordedtime), history.resolved_by) if e]
+                endings = [e for e in (first_after(theirs, closure.recordedtime), history.resolved_by) if e]
                 ended = min(endings, key=lambda e: (e.recordedtime, e.id)) if endings else None
                 yield Finding(
                     key=f"{closure.id}|{person}",
@@ -75,6 +71,16 @@ class ClosureWithoutFatherContact(Policy):
                     resolved_by=ended.id if ended else None,
                     resolved_at=ended.recordedtime if ended else None,
                 )
+
+
+def _concern_since(view: ChildView) -> dict[str, datetime]:
+    """Male parent figure or person of concern -> when first recorded as one (computed once per
+    view; asking "who, as known at this closure?" then costs a lookup, not a scan)."""
+    since: dict[str, datetime] = {}
+    for event in view.of_type("child.registered", "person.linked", "incident.reported"):
+        for person in male_parent_figures((event,)) | persons_of_concern((event,)):
+            since[person] = min(since.get(person, event.recordedtime), event.recordedtime)
+    return since
 
 
 def _unaccounted(person: str) -> Callable[[Event], bool]:

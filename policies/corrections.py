@@ -27,11 +27,10 @@ class GapHistory:
 def versions(view: ChildView, event: Event) -> list[tuple[Event, Event | None]]:
     """(version, the correction that produced it): the event as first recorded (no correction),
     then after each correction ``effective()`` folded into it, in the same order, same fields."""
-    by_id = {e.id: e for e in view.events}
-    current = by_id[event.id]
+    current = view.event(event.id)
     found: list[tuple[Event, Event | None]] = [(current, None)]
     for correction_id in event.corrected_by:
-        correction = by_id[correction_id]
+        correction = view.event(correction_id)
         fields = {k: v for k, v in correction.data.items() if k not in AMENDMENT_FIELDS}
         current = replace(current, data=MappingProxyType({**current.data, **fields}))
         found.append((current, correction))

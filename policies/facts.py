@@ -9,7 +9,7 @@ a notification about the child.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from policies.calendar import working_days_deadline
 from policies.view import CONCERN_ROLES, MALE_PARENT_ROLES, PARENT_ROLES, Event
@@ -37,6 +37,49 @@ def roles(events: Iterable[Event]) -> dict[str, set[str]]:
 
 def parent_figures(events: Iterable[Event]) -> set[str]:
     return {p for p, r in roles(events).items() if r & PARENT_ROLES}
+
+
+def latest_links(events: Iterable[Event]) -> dict[str, Event]:
+    """Person -> their latest ``person.linked`` (recorded order, ties by id): what an agency last
+    said about how the person stands to the child, e.g. whether they live with the child."""
+    latest: dict[str, Event] = {}
+    for event in events:
+        if event.type != "person.linked":
+            continue
+        known = latest.get(event.data["person"])
+        if known is None or (event.recordedtime, event.id) > (known.recordedtime, known.id):
+            latest[event.data["person"]] = event
+    return latest
+
+
+def co_resident_parent_figures(events: Sequence[Event]) -> set[str]:
+    """Parent figures an agency last recorded as living with the child (``lives_with_child``)."""
+    return _parent_figures_living_with(events, True)
+
+
+def non_resident_parent_figures(events: Sequence[Event]) -> set[str]:
+    """Parent figures an agency last recorded as *not* living with the child."""
+    return _parent_figures_living_with(events, False)
+
+
+def _parent_figures_living_with(events: Sequence[Event], lives_with_child: bool) -> set[str]:
+    links = latest_links(events)
+    return {
+        p
+        for p in parent_figures(events)
+        if p in links and links[p].data.get("lives_with_child") is lives_with_child
+    }
+
+
+def age_on(dob: date, day: date) -> int:
+    """Whole years from ``dob`` to ``day`` (a birthday counts on the day itself)."""
+    return day.year - dob.year - ((day.month, day.day) < (dob.month, dob.day))
+
+
+def child_dob(view_events: Sequence[Event]) -> date | None:
+    """The child's date of birth from its latest (effective) ``child.registered``."""
+    registered = [e for e in view_events if e.type == "child.registered"]
+    return date.fromisoformat(registered[-1].data["dob"]) if registered else None
 
 
 def male_parent_figures(events: Iterable[Event]) -> set[str]:
@@ -87,10 +130,12 @@ def aware_since(events: Iterable[Event]) -> dict[str, datetime]:
     return aware
 
 
-def names_incident(notification: Event, incident: Event) -> bool:
-    """A notification is about an incident if ``about`` names its event id or incident_ref."""
-    about = notification.data.get("about", ())
-    return incident.id in about or incident.data.get("incident_ref") in about
+def incident_names(incidents: Iterable[Event]) -> frozenset[str]:
+    """Every name a notification's ``about`` may use for these incidents (ids and refs), so that
+    "is this notification about an incident?" is one set lookup, not a scan of the incidents."""
+    return frozenset(
+        name for i in incidents for name in (i.id, i.data.get("incident_ref")) if isinstance(name, str)
+    )
 
 
 def first_after(events: Sequence[Event], since: datetime) -> Event | None:

@@ -4,6 +4,19 @@ Child Charlie 2.14: "Neither GP practice had any knowledge about the five incide
 abuse reported to the Police and father's GP did not know he had become a parent." Family A
 recommendation 3: "ensure all GPs for the family are recorded and that relevant information is
 shared with them all".
+
+Proportionality (version 2). Sharing a domestic-abuse incident with a GP practice discloses it
+to everyone there who reads the record, so "the family" owed a notification is defined, not
+assumed: the child; every party to the incident (victim and person of concern: each practice
+needs to recognise a disclosure, or the risk its patient poses); and the parent figures who live
+with the child (the abuse happens in their home, and they care for the child day to day). A
+parent figure an agency has recorded as *not* living with the child, who is not a party, is not
+owed it: in the issue's story an incident between the mother and her new partner, with the child
+absent, had the non-resident father's practice flagged, which would tell his GP of his former
+partner's new relationship for no safeguarding purpose (UK GDPR art. 5(1)(c), data
+minimisation). A parent figure whose household no agency has recorded is treated as living with
+the child: the review's lesson is a GP who did not know, and an unnecessary notification to a
+parent's own practice is the lesser harm. Version 1 counted every parent figure.
 """
 
 from __future__ import annotations
@@ -16,7 +29,7 @@ from policies.facts import (
     domestic_abuse_incidents,
     due_after_working_days,
     gp_links,
-    names_incident,
+    non_resident_parent_figures,
     parent_figures,
     parties,
 )
@@ -25,14 +38,15 @@ from policies.view import ChildView
 
 class GpNotNotified(Policy):
     id = "gp-not-notified"
-    version = 1
+    version = 2
     severity = Severity.HIGH
     title = "GP practice not told of a domestic-abuse incident"
     source = "CSPR Child Charlie 2.14; CSPR Family A recommendation 3"
     explanation = (
         "GPs are the professionals victims most trust to disclose to, yet in Child Charlie neither "
         "family GP practice knew of any of the five domestic-abuse incidents. Every practice "
-        "where the child, a parent figure or a party to the incident is registered should hear of "
+        "where the child, a party to the incident or a parent figure living with the child is "
+        "registered should hear of "
         "it within one working day. High: a victim may disclose at the next appointment, and a GP who "
         "does not know of the abuse cannot recognise the disclosure or act on it."
     )
@@ -40,22 +54,19 @@ class GpNotNotified(Policy):
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
         events = view.effective()
-        notifications = [e for e in events if e.type == "notification.sent"]
-        family = parent_figures(events) | {view.child}
-        for incident in domestic_abuse_incidents(events):
+        family = (parent_figures(events) - non_resident_parent_figures(events)) | {view.child}
+        links = gp_links(view.of_type("gp.registered"))  # once per view, not once per incident
+        for incident in domestic_abuse_incidents(view.of_type("incident.reported")):
             people = family | parties(incident)
             practices: dict[str, datetime] = {}
-            for person, practice, link in gp_links(events):
+            for person, practice, link in links:
                 if person in people:
                     practices.setdefault(practice, link.recordedtime)
             for practice, linked_at in sorted(practices.items()):
                 # A practice recorded only later could not have been told earlier: it is owed
                 # the same working day from when the link was recorded (as parent-gp-unaware).
                 due = due_after_working_days(max(incident.recordedtime, linked_at), 1)
-                told = sorted(
-                    (n for n in notifications if n.data["to"] == practice and names_incident(n, incident)),
-                    key=lambda n: n.recordedtime,
-                )
+                told = view.notifications_about(incident, to=practice)
                 if told and told[0].recordedtime < due:
                     continue
                 late = told[0] if told else None

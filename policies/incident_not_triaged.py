@@ -13,7 +13,7 @@ from datetime import datetime
 
 from policies.base import Finding, Policy, Severity
 from policies.facts import due_after_working_days, first_after
-from policies.view import ChildView
+from policies.view import ChildView, Event
 
 
 class IncidentNotTriaged(Policy):
@@ -32,12 +32,14 @@ class IncidentNotTriaged(Policy):
     action = "Triage the incident (DAT, MASH or equivalent) and record the outcome."
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        events = view.effective()
-        for incident in (
-            e for e in events if e.type == "incident.reported" and e.data.get("children_present")
-        ):
+        triaged: dict[str, list[Event]] = {}
+        for triage in view.of_type("incident.triaged"):
+            triaged.setdefault(triage.data["incident_ref"], []).append(triage)
+        for incident in view.of_type("incident.reported"):
+            if not incident.data.get("children_present"):
+                continue
             ref = incident.data["incident_ref"]
-            triages = [e for e in events if e.type == "incident.triaged" and e.data["incident_ref"] == ref]
+            triages = triaged.get(ref, [])
             due = due_after_working_days(incident.recordedtime, 1)
             if any(t.recordedtime < due for t in triages):
                 continue

@@ -2,6 +2,17 @@
 
 Family A recommendation 7: "Information about orders or plans in respect of Domestic Abuse (e.g.
 MARAC and DVPOs) are shared with all professionals working with children in the family".
+
+Version 2 (where the issue was silent, decided here):
+- "working with the children" is judged for as long as the plan is *live*, not only one working
+  day after it is agreed: an agency that becomes involved while the plan is live (housing starts
+  work with the mother, a referral is sent to it, the child joins a school) is owed the plan one
+  working day after it became involved. A plan is live from when it is recorded until the next
+  plan for the child is recorded (MARAC reviews a repeat case with a new plan) or it is withdrawn.
+- involved: the source of any event about the child, the ``to`` of a notification, the ``to`` of
+  a ``referral.made`` that names a registered agency (version 1 did not count a referral's
+  recipient), the current GP practice of the child and of each person in the plan, and the
+  child's current school (a school the child left before the plan is not owed it).
 """
 
 from __future__ import annotations
@@ -12,56 +23,62 @@ from datetime import datetime
 from ledger.vocabulary import agency_kind
 from policies.base import Finding, Policy, Severity
 from policies.facts import aware_since, due_after_working_days, first_after, gp_links
-from policies.view import ChildView
+from policies.school_not_notified import current_schools
+from policies.view import ChildView, Event
 
 
 class MaracPlanNotShared(Policy):
     id = "marac-plan-not-shared"
-    version = 1
+    version = 2
     severity = Severity.HIGH
     title = "MARAC plan not shared with an agency working with the child"
     source = "CSPR Family A recommendation 7"
     explanation = (
         "In Family A the MARAC plan was not known to all the professionals working with the "
         "children, so the plans for the children and the adults could not reflect each other. "
-        "One working day after a plan is agreed, every agency aware of the child, the GP practice "
-        "of the child and of every person in the plan, and the child's school should have it. High: "
-        "MARAC plans are made for the highest-risk domestic abuse; an agency that does not know the "
-        "plan can undo it."
+        "Every agency involved with the child while a plan is live (aware of the child, sent a "
+        "referral, the GP practice of the child or of a person in the plan, the child's school) "
+        "should have it within one working day of the plan, or of becoming involved if later. "
+        "High: MARAC plans are made for the highest-risk domestic abuse; an agency that does not "
+        "know the plan can undo it."
     )
     action = "Share the plan (marac.plan.shared) with the agency named in this flag."
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
         events = view.effective()
-        aware = aware_since(events)
-        schools = {
-            f"school/{e.data['school']}": e.recordedtime for e in events if e.type == "school.enrolled"
-        }
-        for plan in (e for e in events if e.type == "marac.plan.agreed"):
+        plans = sorted(view.of_type("marac.plan.agreed"), key=lambda e: (e.recordedtime, e.id))
+        if not plans:
+            return
+        involved = _involved(view, events)
+        enrolments = view.of_type("school.enrolled", "school.left")
+        shares: dict[str, list[Event]] = {}
+        for share in view.of_type("marac.plan.shared"):
+            shares.setdefault(share.data["plan_ref"], []).append(share)
+        for index, plan in enumerate(plans):
             ref = plan.data["plan_ref"]
-            due = due_after_working_days(plan.recordedtime, 1)
+            ends = plans[index + 1].recordedtime if index + 1 < len(plans) else None
             people = {view.child, *plan.data.get("persons", ())}
-            expected: dict[str, datetime] = {
-                agency: since
-                for agency, since in aware.items()
-                if agency_kind(agency) not in ("marac", "partnership")
-            }
-            for person, practice, link in gp_links(events):
+            expected = dict(involved)
+            for person, practice, link in gp_links(view.of_type("gp.registered")):
                 if person in people:
-                    expected.setdefault(practice, link.recordedtime)
-            for school, since in schools.items():
+                    expected[practice] = min(expected.get(practice, link.recordedtime), link.recordedtime)
+            for school, since in current_schools(enrolments, plan.time).items():
                 expected.setdefault(school, since)
-            shares = [e for e in events if e.type == "marac.plan.shared" and e.data["plan_ref"] == ref]
-            # The rule looks one working day after the plan: the agencies involved by then.
-            for agency in sorted(a for a, since in expected.items() if since < due):
-                agency_due = due
-                to_agency = [s for s in shares if agency in s.data["to"]]
-                if any(s.recordedtime < agency_due for s in to_agency):
+            for enrolment in enrolments:  # schools joined while the plan is live
+                if enrolment.type == "school.enrolled" and enrolment.time > plan.time:
+                    expected.setdefault(f"school/{enrolment.data['school']}", enrolment.recordedtime)
+            sent = sorted(shares.get(ref, ()), key=lambda e: (e.recordedtime, e.id))
+            for agency, since in sorted(expected.items()):
+                if ends is not None and since >= ends:
+                    continue  # involved only once a newer plan was live: that plan is owed
+                due = due_after_working_days(max(plan.recordedtime, since), 1)
+                to_agency = [s for s in sent if agency in s.data["to"]]
+                if any(s.recordedtime < due for s in to_agency):
                     continue
-                late = first_after(to_agency, agency_due)
+                late = first_after(to_agency, due)
                 yield Finding(
                     key=f"{plan.id}|{agency}",
-                    due=agency_due,
+                    due=due,
                     evidence=(plan.id,),
                     # MARAC decides who may see its plans: the flag goes to MARAC, not to the agency
                     # left out (named in detail), so that routing a flag never discloses the plan.
@@ -70,3 +87,17 @@ class MaracPlanNotShared(Policy):
                     resolved_by=late.id if late else None,
                     resolved_at=late.recordedtime if late else None,
                 )
+
+
+def _involved(view: ChildView, events: tuple[Event, ...]) -> dict[str, datetime]:
+    """Agency -> since when it works with the child: aware of it, or sent a referral about it."""
+    involved = {
+        agency: since
+        for agency, since in aware_since(events).items()
+        if agency_kind(agency) not in ("marac", "partnership")
+    }
+    for referral in view.of_type("referral.made"):
+        to = str(referral.data["to"])
+        if view.is_registered_agency(to) and agency_kind(to) not in ("marac", "partnership"):
+            involved[to] = min(involved.get(to, referral.recordedtime), referral.recordedtime)
+    return involved

@@ -40,11 +40,8 @@ class MutualAllegationsUnassessed(Policy):
     action = "Complete a DASH or child and family assessment that unpicks who does what to whom."
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        events = view.effective()
-        assessments = [
-            e for e in events if e.type == "assessment.completed" and e.data["kind"] in ASSESSMENTS
-        ]
-        for later, earlier in _triggers(domestic_abuse_incidents(events)):
+        assessments = [e for e in view.of_type("assessment.completed") if e.data["kind"] in ASSESSMENTS]
+        for later, earlier in _triggers(domestic_abuse_incidents(view.of_type("incident.reported"))):
             # One gap per incident that completes the picture; the assessment must follow it.
             due = due_after_working_days(later.recordedtime, 10)
             following = [a for a in assessments if a.recordedtime >= later.recordedtime]
@@ -77,25 +74,26 @@ def _triggers(incidents: list[Event]) -> Iterator[tuple[Event, Event | None]]:
     """Each incident that records a counter-allegation (with None), or that mirrors an earlier one
     (the same two people, victim and person of concern the other way round; with the earliest
     such incident). An incident is judged when it is recorded, so ordering is by recorded time."""
-    ordered = sorted(incidents, key=lambda e: (e.recordedtime, e.id))
-    for index, incident in enumerate(ordered):
-        roles = _roles(incident)
-        if any("counter-allegation" in r for r in roles.values()):
+    # (victim, person of concern) -> the earliest incident with that pair: each incident is then
+    # compared with the pairs seen before it, not with every earlier incident (issue 13).
+    first_with: dict[tuple[str, str], Event] = {}
+    for incident in sorted(incidents, key=lambda e: (e.recordedtime, e.id)):
+        pairs = _pairs(_roles(incident))
+        if any("counter-allegation" in r for r in _roles(incident).values()):
             yield incident, None
-            continue
-        mirrored = next((earlier for earlier in ordered[:index] if _mirrors(roles, _roles(earlier))), None)
-        if mirrored is not None:
-            yield incident, mirrored
+        else:
+            mirrored = [first_with[(b, a)] for a, b in pairs if (b, a) in first_with]
+            if mirrored:
+                yield incident, min(mirrored, key=lambda e: (e.recordedtime, e.id))
+        for pair in pairs:
+            first_with.setdefault(pair, incident)
 
 
-def _mirrors(roles: dict[str, set[str]], before: dict[str, set[str]]) -> bool:
-    """Someone is the victim now and was a person of concern before, against the same other."""
-    return any(
-        "victim" in roles_a
-        and roles_b & CONCERN_ROLES
-        and "victim" in before.get(b, set())
-        and before.get(a, set()) & CONCERN_ROLES
+def _pairs(roles: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """(victim, person of concern) pairs of two different people in one incident."""
+    return [
+        (a, b)
         for a, roles_a in roles.items()
         for b, roles_b in roles.items()
-        if a != b
-    )
+        if a != b and "victim" in roles_a and roles_b & CONCERN_ROLES
+    ]

@@ -20,7 +20,7 @@ from datetime import datetime
 
 from ledger.vocabulary import agency_kind
 from policies.base import Finding, Policy, Severity
-from policies.facts import due_after_working_days, first_after, names_incident, parent_figures
+from policies.facts import due_after_working_days, first_after, incident_names, parent_figures
 from policies.view import ChildView
 
 REAL_CONTACT = frozenset({"in-person", "phone", "video"})
@@ -42,16 +42,16 @@ class NotificationNotFollowedUp(Policy):
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
         events = view.effective()
-        incidents = [e for e in events if e.type == "incident.reported"]
+        incidents = incident_names(view.of_type("incident.reported"))
         family = parent_figures(events) | {view.child}
         real_contacts = [
             e
-            for e in events
-            if e.type == "contact.recorded" and e.data["person"] in family and e.data["mode"] in REAL_CONTACT
+            for e in view.of_type("contact.recorded")
+            if e.data["person"] in family and e.data["mode"] in REAL_CONTACT
         ]
-        for notification in (e for e in events if e.type == "notification.sent"):
+        for notification in view.of_type("notification.sent"):
             phn = str(notification.data["to"])
-            if agency_kind(phn) != "phn" or not any(names_incident(notification, i) for i in incidents):
+            if agency_kind(phn) != "phn" or incidents.isdisjoint(notification.data.get("about", ())):
                 continue
             due = due_after_working_days(notification.recordedtime, 5)
             contacts = [

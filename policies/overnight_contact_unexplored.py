@@ -16,12 +16,20 @@ agencies whose records make up the risk (the link and the concern).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import date, datetime
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 
 from policies.base import Finding, Policy, Severity
 from policies.calendar import london_day
-from policies.facts import domestic_abuse_incidents, due_after_working_days, first_after, parent_figures
+from policies.facts import (
+    age_on,
+    child_dob,
+    domestic_abuse_incidents,
+    due_after_working_days,
+    first_after,
+    latest_links,
+    parent_figures,
+)
 from policies.person_status import person_statuses
 from policies.view import CONCERN_ROLES, ChildView, Event
 
@@ -45,19 +53,22 @@ class OvernightContactUnexplored(Policy):
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
         events = view.effective()
-        dob = _dob(events)
+        dob = child_dob(view.of_type("child.registered"))
         if dob is None:
             return
-        arrangements = [e for e in events if e.type == "contact-arrangement.recorded"]
+        arrangements = view.of_type("contact-arrangement.recorded")
+        links = latest_links(view.of_type("person.linked"))
+        incidents = domestic_abuse_incidents(view.of_type("incident.reported"))
+        statuses = view.of_type("person.status")
         for person in sorted(parent_figures(events)):
-            link = _latest_link(events, person)
+            link = links.get(person)
             if link is None or link.data.get("lives_with_child") is not False:
                 continue
-            concern = _first_concern(events, person)
+            concern = _first_concern(incidents, statuses, person)
             if concern is None:
                 continue
             start = max(link, concern, key=lambda e: e.recordedtime)
-            if _age_years(dob, london_day(start.recordedtime)) >= 2:
+            if age_on(dob, london_day(start.recordedtime)) >= 2:
                 continue
             due = due_after_working_days(start.recordedtime, 10)
             recorded = [a for a in arrangements if a.data["person"] == person]
@@ -75,30 +86,16 @@ class OvernightContactUnexplored(Policy):
             )
 
 
-def _dob(events: tuple[Event, ...]) -> date | None:
-    registered = [e for e in events if e.type == "child.registered"]
-    return date.fromisoformat(registered[-1].data["dob"]) if registered else None
-
-
-def _age_years(dob: date, on: date) -> int:
-    return on.year - dob.year - ((on.month, on.day) < (dob.month, dob.day))
-
-
-def _latest_link(events: tuple[Event, ...], person: str) -> Event | None:
-    links = [e for e in events if e.type == "person.linked" and e.data["person"] == person]
-    return max(links, key=lambda e: (e.recordedtime, e.id)) if links else None
-
-
-def _first_concern(events: tuple[Event, ...], person: str) -> Event | None:
+def _first_concern(incidents: Sequence[Event], statuses: Sequence[Event], person: str) -> Event | None:
     """The first domestic-abuse incident naming the person of concern, or the status from which
     the person is known to misuse substances (if no later status says they no longer do)."""
     facts = [
         e
-        for e in domestic_abuse_incidents(events)
+        for e in incidents
         if any(p["person"] == person and p["role"] in CONCERN_ROLES for p in e.data.get("parties", ()))
     ]
     misuse_since: Event | None = None
-    for status in person_statuses(events, person):
+    for status in person_statuses(statuses, person):
         misuse = status.data.get("substance_misuse")
         if misuse is True and misuse_since is None:
             misuse_since = status

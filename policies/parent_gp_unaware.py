@@ -38,14 +38,19 @@ class ParentGpUnaware(Policy):
         if not triggers:
             return
         first = triggers[0]
-        parents = parent_figures(events)
+        parents = parent_figures(view.of_type("child.registered", "person.linked"))
+        first_from: dict[str, Event] = {}  # agency -> its earliest event about the child, in one pass
+        for event in events:
+            known = first_from.get(event.source)
+            if known is None or (event.recordedtime, event.id) < (known.recordedtime, known.id):
+                first_from[event.source] = event
         seen: set[str] = set()
-        for person, practice, link in gp_links(events):
+        for person, practice, link in gp_links(view.of_type("gp.registered")):
             if person not in parents or practice in seen:
                 continue
             seen.add(practice)
             due = due_after_working_days(max(first.recordedtime, link.recordedtime), 5)
-            made_aware = _awareness_event(events, practice)
+            made_aware = _awareness_event(first_from.get(practice), view.notifications_to(practice))
             if made_aware is not None and made_aware.recordedtime < due:
                 continue
             yield Finding(
@@ -61,11 +66,7 @@ class ParentGpUnaware(Policy):
             )
 
 
-def _awareness_event(events: Sequence[Event], practice: str) -> Event | None:
+def _awareness_event(own: Event | None, notifications: Sequence[Event]) -> Event | None:
     """The event that made the practice aware: its own event about the child, or a notification."""
-    aware = [
-        e
-        for e in events
-        if e.source == practice or (e.type == "notification.sent" and e.data["to"] == practice)
-    ]
+    aware = [e for e in (own, *notifications[:1]) if e is not None]
     return min(aware, key=lambda e: (e.recordedtime, e.id)) if aware else None

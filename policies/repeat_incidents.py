@@ -4,6 +4,12 @@ Child Charlie 1.4-1.5: five incidents were reported in the baby's 16 weeks of li
 Police were the only agency that were aware of all five". Section 5, practice learning 1: "The
 response of all partner agencies ... was 'incident' led ... the pattern of perpetrator behaviour
 [must be] understood".
+
+A response is a referral to children's social care or MARAC, or a child and family assessment,
+recorded between the first incident of the three and the moment all three were known. Version 2:
+a referral closed before the pattern existed (all three incidents known) does not answer it; it
+was closed on the strength of fewer incidents, which is the incident-led response the review
+describes. A referral counts only if it was still open when the pattern was known.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ WINDOW = timedelta(days=365)
 
 class RepeatIncidents(Policy):
     id = "repeat-incidents"
-    version = 1
+    version = 2
     severity = Severity.HIGH
     title = "Three domestic-abuse incidents in a year with no referral or assessment"
     source = "CSPR Child Charlie 1.4, 5 (incident-led response)"
@@ -33,9 +39,15 @@ class RepeatIncidents(Policy):
     action = "Refer to children's social care or MARAC, or complete a child and family assessment."
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        events = view.effective()
-        incidents = sorted(domestic_abuse_incidents(events), key=lambda e: (e.time, e.recordedtime, e.id))
-        responses = [e for e in events if _is_response(e)]
+        incidents = domestic_abuse_incidents(view.of_type("incident.reported"))  # time order
+        responses = sorted(
+            (e for e in view.of_type("referral.made", "assessment.completed") if _is_response(e)),
+            key=lambda e: (e.recordedtime, e.id),
+        )
+        closed: dict[str, datetime] = {}
+        for closure in view.of_type("referral.closed"):
+            ref = closure.data["referral_ref"]
+            closed[ref] = min(closed.get(ref, closure.recordedtime), closure.recordedtime)
         after = None  # incidents before a response that resolved a flag start no new one
         for third_index in range(2, len(incidents)):
             first, third = incidents[third_index - 2], incidents[third_index]
@@ -47,7 +59,7 @@ class RepeatIncidents(Policy):
             # The pattern is known once all three are recorded (one may be recorded late).
             since = min(e.recordedtime for e in window)
             known = max(e.recordedtime for e in window)
-            if any(since <= r.recordedtime <= known for r in responses):
+            if any(since <= r.recordedtime <= known and _open_at(r, closed, known) for r in responses):
                 continue
             response = first_after(responses, known)
             yield Finding(
@@ -64,6 +76,14 @@ class RepeatIncidents(Policy):
             if response is None:
                 return
             after = response.recordedtime
+
+
+def _open_at(response: Event, closed: dict[str, datetime], at: datetime) -> bool:
+    """A referral answers a pattern only if it was not already closed when the pattern existed."""
+    if response.type != "referral.made":
+        return True
+    closure = closed.get(response.data["referral_ref"])
+    return closure is None or closure > at
 
 
 def _is_response(event: Event) -> bool:

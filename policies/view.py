@@ -1,8 +1,22 @@
-"""The per-child view as policies see it: accepted events about one child, nothing else.
+"""The per-child view as policies see it: accepted events about one child, and its household.
 
 Pure and immutable. ``known_at`` cuts the view to what had been recorded by a time, and
 ``effective`` applies corrections and withdrawals, so every policy asks the same question the
 same way: "given what the partnership knew at T, is there a gap?".
+
+Household: a rule about siblings (``sibling-not-considered``) needs facts about other children.
+The view carries, beside the child's own events, the events of every other child who may share a
+parent figure with it (``household``: child id -> that child's accepted events, as the ledger
+holds them). They are cut by ``known_at`` and amended by ``effective`` exactly like the child's
+own, so such a rule is still a pure function of (view, as_of) and a replay is exact: which
+children *are* siblings, and since when, is decided by the rule from the events, not by whoever
+assembled the view. Whoever builds views (projector, replay, scenario runner) supplies the
+candidates with ``policies.household.candidates``; a superset is harmless.
+
+Indexes: rules ask the same few questions of every view (events of a type; notifications to an
+agency; events naming an incident). The view answers them from indexes built once per view, so
+no rule rescans the child's whole history for each of its facts (issue 13: evaluation was
+quadratic in the history).
 """
 
 from __future__ import annotations
@@ -57,13 +71,23 @@ class ChildView:
     child: str
     events: tuple[Event, ...]  # every accepted event about the child, sorted by sort_key
     registered_agencies: Mapping[str, datetime] = field(default_factory=dict)
+    household: Mapping[str, tuple[Event, ...]] = field(default_factory=dict)  # other child -> events
 
     @classmethod
     def build(
-        cls, child: str, events: Iterable[Event], registered_agencies: Mapping[str, datetime]
+        cls,
+        child: str,
+        events: Iterable[Event],
+        registered_agencies: Mapping[str, datetime],
+        household: Mapping[str, Iterable[Event]] | None = None,
     ) -> ChildView:
         ordered = tuple(sorted(events, key=lambda e: e.sort_key))
-        return cls(child, ordered, MappingProxyType(dict(registered_agencies)))
+        others = {
+            other: tuple(sorted(found, key=lambda e: e.sort_key))
+            for other, found in sorted((household or {}).items())
+            if other != child
+        }
+        return cls(child, ordered, MappingProxyType(dict(registered_agencies)), MappingProxyType(others))
 
     def known_at(self, as_of: datetime) -> ChildView:
         """Only what had been recorded by ``as_of`` (deadlines use recorded time)."""
@@ -71,6 +95,25 @@ class ChildView:
             self.child,
             tuple(e for e in self.events if e.recordedtime <= as_of),
             MappingProxyType({a: t for a, t in self.registered_agencies.items() if t <= as_of}),
+            MappingProxyType(
+                {
+                    other: tuple(e for e in found if e.recordedtime <= as_of)
+                    for other, found in self.household.items()
+                }
+            ),
+        )
+
+    def others(self) -> tuple[ChildView, ...]:
+        """The household's other children as views of their own (same agencies, no household
+        of their own: a rule looks one step, at the children around this one)."""
+        return self._others
+
+    @cached_property
+    def _others(self) -> tuple[ChildView, ...]:
+        return tuple(
+            ChildView(other, found, self.registered_agencies)
+            for other, found in self.household.items()
+            if found
         )
 
     def effective(self) -> tuple[Event, ...]:
@@ -104,9 +147,57 @@ class ChildView:
             )
         return tuple(sorted((e for i, e in by_id.items() if i not in withdrawn), key=lambda e: e.sort_key))
 
+    def event(self, event_id: str) -> Event:
+        """An event of the view as recorded (not amended), by id."""
+        return self._by_id[event_id]
+
+    @cached_property
+    def _by_id(self) -> dict[str, Event]:
+        return {e.id: e for e in self.events}
+
     def of_type(self, *types: str) -> list[Event]:
-        """Effective events of the given types, in time order."""
-        return [e for e in self.effective() if e.type in types]
+        """Effective events of the given types, in time order (from the index: no scan)."""
+        if len(types) == 1:
+            return list(self._by_type.get(types[0], ()))
+        return sorted((e for t in set(types) for e in self._by_type.get(t, ())), key=lambda e: e.sort_key)
+
+    @cached_property
+    def _by_type(self) -> dict[str, tuple[Event, ...]]:
+        found: dict[str, list[Event]] = {}
+        for event in self.effective():
+            found.setdefault(event.type, []).append(event)
+        return {t: tuple(events) for t, events in found.items()}
+
+    def notifications_to(self, agency: str) -> tuple[Event, ...]:
+        """Effective ``notification.sent`` to ``agency``, in recorded order."""
+        return self._notifications_by_recipient.get(agency, ())
+
+    @cached_property
+    def _notifications_by_recipient(self) -> dict[str, tuple[Event, ...]]:
+        found: dict[str, list[Event]] = {}
+        for event in self._by_type.get("notification.sent", ()):
+            found.setdefault(str(event.data["to"]), []).append(event)
+        return {a: tuple(sorted(n, key=lambda e: (e.recordedtime, e.id))) for a, n in found.items()}
+
+    def notifications_about(self, incident: Event, to: str | None = None) -> tuple[Event, ...]:
+        """Effective notifications whose ``about`` names the incident (its id or incident_ref),
+        optionally only those to one agency; in recorded order."""
+        names = {incident.id, incident.data.get("incident_ref")}
+        found = {n.id: n for name in names if name for n in self._notifications_by_about.get(str(name), ())}
+        return tuple(
+            sorted(
+                (n for n in found.values() if to is None or n.data["to"] == to),
+                key=lambda e: (e.recordedtime, e.id),
+            )
+        )
+
+    @cached_property
+    def _notifications_by_about(self) -> dict[str, tuple[Event, ...]]:
+        found: dict[str, list[Event]] = {}
+        for event in self._by_type.get("notification.sent", ()):
+            for name in set(event.data.get("about", ())):
+                found.setdefault(str(name), []).append(event)
+        return {name: tuple(n) for name, n in found.items()}
 
     def is_registered_agency(self, value: str) -> bool:
         return value in self.registered_agencies

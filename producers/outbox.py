@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from ledger.canonical import canonical_json, digest_of_canonical
+from ledger.store.private import private_sqlite
 
 
 class Base(DeclarativeBase):
@@ -75,6 +76,15 @@ class OutboxRow(Base):
     kafka_offset: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
+class RelayCluster(Base):
+    """The Kafka cluster (by id) that acknowledged the rows marked sent: one row."""
+
+    __tablename__ = "outbox_relay_cluster"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster_id: Mapped[str] = mapped_column(String(200))
+
+
 @dataclass(frozen=True)
 class Pending:
     """An unsent event, detached from any session so the relay can hold it across a send."""
@@ -109,6 +119,7 @@ class Outbox:
         """``busy_timeout_s``: how long a SQLite writer waits for another's lock before failing
         (a service answering HTTP would rather say "retry" than hold its client for a minute)."""
         self.url = url
+        private_sqlite(url)
         self.engine = _engine(url, busy_timeout_s)
         Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -264,6 +275,32 @@ class Outbox:
                     for row in session.scalars(select(OutboxRow).where(OutboxRow.event_id.in_(chunk)))
                 )
         return found
+
+    def switch_cluster(self, cluster_id: str, *, requeue: bool = True) -> int:
+        """Record that rows are now sent to ``cluster_id``; returns how many sent rows were
+        queued again because a different cluster had acknowledged them.
+
+        A different id means the old cluster's data is not there: tansu keeps nothing across a
+        restart (each start is a new cluster), and an Apache Kafka cluster rebuilt from scratch
+        has a new id too. Nothing tells the relay which of those events the ledger holds, so
+        all are sent again and the ledger ignores the ones it has (idempotent on event id).
+        ``requeue=False`` is for a caller that re-queued what was missing itself."""
+        with self._transaction() as session:
+            row = session.get(RelayCluster, 1)
+            if row is not None and row.cluster_id == cluster_id:
+                return 0
+            requeued = 0
+            if row is not None and requeue:
+                result = session.execute(
+                    update(OutboxRow).where(OutboxRow.sent_at.is_not(None))
+                    .values(sent_at=None, kafka_partition=None, kafka_offset=None)
+                )  # fmt: skip
+                requeued = int(result.rowcount)  # type: ignore[attr-defined]
+            if row is None:
+                session.add(RelayCluster(id=1, cluster_id=cluster_id))
+            else:
+                row.cluster_id = cluster_id
+            return requeued
 
     def events(self, agency: str) -> list[OutboxRow]:
         """An agency's outbox rows in chain order (for inspection and tests)."""

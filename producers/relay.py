@@ -18,16 +18,28 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
 from producers.outbox import Outbox, Pending
-from transport.kafka import BrokerUnavailable, KafkaSettings, ensure_topics, make_producer
+from transport.kafka import BrokerUnavailable, KafkaSettings, cluster_id, ensure_topics, make_producer
 
 log = logging.getLogger(__name__)
 
 
 class Relay:
-    def __init__(self, outbox: Outbox, settings: KafkaSettings, *, batch_size: int = 500) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        settings: KafkaSettings,
+        *,
+        batch_size: int = 500,
+        requeue_on_new_cluster: bool = True,
+    ) -> None:
+        """``requeue_on_new_cluster``: when the broker turns out to be a different cluster from
+        the one that acknowledged the sent rows (a memory-only broker restarted), send them all
+        again (Outbox.switch_cluster). The in-process pipeline passes False: it can see the
+        ledger and re-queues only what the ledger lacks."""
         self.outbox = outbox
         self.settings = settings
         self.batch_size = batch_size
+        self.requeue_on_new_cluster = requeue_on_new_cluster
         self._producer: KafkaProducer | None = None
         self._known_topics: set[str] = set()
 
@@ -37,6 +49,7 @@ class Relay:
         passed. Raises BrokerUnavailable if the broker fails; acknowledged rows are marked first."""
         deadline = time.monotonic() + timeout_s
         sent: list[str] = []
+        self._check_cluster()
         while time.monotonic() < deadline:
             batch = self.outbox.pending(self.batch_size)
             if not batch:
@@ -70,6 +83,22 @@ class Relay:
                 f"{len(batch) - len(acks)} event(s) ({failure}); they stay in the outbox"
             ) from failure
         return sent
+
+    def _check_cluster(self) -> None:
+        """Once per call of send_pending (one metadata round trip): a broker that restarted
+        empty between two calls, with nothing failing in between, is caught here too."""
+        try:
+            current = cluster_id(self.settings)
+        except BrokerUnavailable:
+            return  # the send below fails and says so; nothing can be lost by waiting
+        requeued = self.outbox.switch_cluster(current, requeue=self.requeue_on_new_cluster)
+        if requeued:
+            self._disconnect()  # the new cluster needs its topics created again
+            log.warning(
+                "relay: Kafka at %s is a new cluster (%s) that has none of the %d event(s) sent "
+                "before; sending them again (the ledger ignores those it holds)",
+                self.settings.bootstrap_servers, current, requeued,
+            )  # fmt: skip
 
     def _connected(self, topics: list[str]) -> KafkaProducer:
         """The producer, created on first use; topics are created before the first send to them

@@ -36,10 +36,10 @@ class DemoMail:
     received: list[ReceivedMail]
 
 
-def demo_routing(sink: MailSink, view_link: str) -> PartnershipConfig:
+def demo_routing(sink: MailSink) -> PartnershipConfig:
     with resources.as_file(resources.files("sgledger") / "scenarios" / DEMO_ROUTING) as path:
         config = load_config(path)
-    return replace(config, view_link=view_link, smtp=replace(config.smtp, host=sink.host, port=sink.port))
+    return replace(config, smtp=replace(config.smtp, host=sink.host, port=sink.port))
 
 
 def published_changes(pipeline: Pipeline) -> int:
@@ -50,12 +50,12 @@ def published_changes(pipeline: Pipeline) -> int:
     return int(count or 0)
 
 
-def send_demo_mail(pipeline: Pipeline, view_link: str, timeout_s: float = 60.0) -> DemoMail:
+def send_demo_mail(pipeline: Pipeline, timeout_s: float = 60.0) -> DemoMail:
     """Mail every flag change of this (fresh) run to a local sink and return what it received."""
     changes = published_changes(pipeline)
     with MailSink() as sink:
         alerter = Alerter(
-            pipeline.kafka, demo_routing(sink, view_link), pipeline.settings.database_url, group_id=None
+            pipeline.kafka, demo_routing(sink), pipeline.settings.database_url, group_id=None
         )
         try:
             deadline = time.monotonic() + timeout_s

@@ -21,6 +21,7 @@ from consumers.alerter.config import ConfigError, load_config
 from consumers.alerter.sender import open_smtp
 from consumers.alerter.store import AlertBase
 from ledger.keystore import Keystore
+from ledger.private_files import NotPrivate
 from ledger.store import schema
 from ledger.store.ledger import Ledger
 from ledger.vocabulary import SERVICE_AGENCY
@@ -59,7 +60,11 @@ def check_keys(keys_dir: Path) -> Iterator[Check]:
 
 
 def check_database(url: str) -> Iterator[Check]:
-    ledger = Ledger(url, check_schema=False)
+    try:
+        ledger = Ledger(url, check_schema=False)
+    except NotPrivate as exc:
+        yield Check("database", "fail", str(exc).split(": `chmod")[0], f"`chmod{str(exc).split('`chmod')[1]}")
+        return
     try:
         with ledger.engine.connect() as connection:
             found, wanted = schema.current_revision(connection), schema.head_revision()

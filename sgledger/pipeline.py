@@ -60,7 +60,9 @@ class Pipeline:
                 bootstrap_servers=bootstrap, topic_prefix=self.settings.topic_prefix
             )
             self.outbox = Outbox(self.settings.outbox_url)
-            self.relay = Relay(self.outbox, self.kafka)
+            # Embedded: each start is a new cluster; _resend_unprojected re-queues only what
+            # the ledger lacks, so the relay must not re-queue everything on top.
+            self.relay = Relay(self.outbox, self.kafka, requeue_on_new_cluster=not self.settings.embedded)
             self._stack.callback(self.relay.close)
             self.applier = Applier(self.ledger, self.root, clock=self.clock)
             # No consumer group in-process: assigning every partition avoids the group join

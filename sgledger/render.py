@@ -9,7 +9,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ledger.timeutil import parse_time
 from views.flag_ids import short_flag_id
+from views.summaries import readable_time, summarise
 
 if TYPE_CHECKING:  # the demo's mail path (Kafka, SMTP) is not needed to render anything else
     from sgledger.demo_mail import DemoMail
@@ -36,38 +38,57 @@ def render_child(console: Console, view: Mapping[str, Any]) -> None:
             ", ".join(status),
         )
     console.print(people)
-    agencies = Table("agency", "aware since", "via", title="Agencies involved")
+    agencies = Table("agency", "aware since (London)", "via", title="Agencies involved")
     for a in view["agencies"]:
-        agencies.add_row(a["agency"], a["aware_since"], a["via"])
+        agencies.add_row(a["agency"], readable_time(parse_time(a["aware_since"])), a["via"])
     console.print(agencies)
-    chronology = Table(title="Chronology (all agencies)")
-    for name in ("time", "recorded", "source", "event"):
-        chronology.add_column(name, no_wrap=True)
+    # the same sentences as the chronology export and the web timeline (views.summaries)
+    chronology = Table(title="Chronology (all agencies), London time")
+    chronology.add_column("when", no_wrap=True)
+    chronology.add_column("agency", no_wrap=True)
+    chronology.add_column("what happened", ratio=1)
     for e in view["chronology"]:
-        chronology.add_row(e["time"], e["recordedtime"], e["source"], e["type"])
+        when = readable_time(parse_time(e["time"]))
+        recorded = readable_time(parse_time(e["recordedtime"]))
+        said = summarise(e["type"], e["source"], e["data"], subject=view["child"])
+        chronology.add_row(
+            when + (f"\n(recorded {recorded})" if recorded != when else ""), e["source"], escape(said)
+        )
     console.print(chronology)
     render_flags(console, view["open_flags"], title="Open flags")
 
 
 def render_flags(console: Console, flags: Sequence[Mapping[str, Any]], title: str) -> None:
+    """One row per flag that tells it apart from the others of its rule ("which": the incident,
+    agency or plan, from the flag's detail); the lesson, expected action and evidence are one
+    `flags explain` away, so that the list stays readable in an 80-column terminal (for the same
+    reason one child is named once, in the title, rather than on every row)."""
     if not flags:
         console.print(f"[green]{title}: none[/green]")
         return
-    table = Table(title=title)
-    for name in ("flag", "severity", "rule", "child", "due"):  # identifiers: never truncated or wrapped
+    children = {f["child"] or "(partnership)" for f in flags}
+    one_child = children.pop() if len(children) == 1 else None  # then named once, in the title
+    table = Table(
+        title=title + (f", child {one_child}" if one_child else ""),
+        caption="sgledger flags explain FLAG: the lesson, what is expected, the evidence",
+    )
+    for name in ("flag", "severity"):  # identifiers: never truncated or wrapped
         table.add_column(name, no_wrap=True)
-    table.add_column("what is expected", ratio=2)
-    table.add_column("cites", ratio=1)
+    table.add_column("rule", overflow="fold")
+    if one_child is None:
+        table.add_column("child", no_wrap=True)
+    table.add_column("due (London)")
+    table.add_column("which", ratio=1)
     for f in flags:
         style = SEVERITY_STYLE.get(f["severity"], "")
+        child = [] if one_child else [f["child"] or "(partnership)"]
         table.add_row(
             short_flag_id(f["id"]),
             f"[{style}]{f['severity']}[/{style}]",
             f["rule"],
-            f["child"] or "(partnership)",
-            f["due"],
-            f["action"],
-            f["source"],
+            *child,
+            readable_time(parse_time(f["due"])),
+            escape(str(f.get("detail") or "")),
         )
     console.print(table)
 

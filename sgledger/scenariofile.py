@@ -17,6 +17,7 @@ from typing import Any
 
 from ledger.timeutil import TimeFormatError, parse_time
 from policies.engine import Flag
+from policies.household import households
 from policies.view import ChildView, Event
 
 SCENARIO_NAMESPACE = uuid.UUID("5c3f1d2e-8b7a-4e6f-9d1c-2a4b6c8e0f13")
@@ -98,7 +99,11 @@ def offline_views(scenario: Scenario) -> dict[str, ChildView]:
                 data=e.data,
             )
         )
-    return {child: ChildView.build(child, events, registered) for child, events in by_child.items()}
+    household = households(by_child)
+    return {
+        child: ChildView.build(child, events, registered, household[child])
+        for child, events in by_child.items()
+    }
 
 
 def check_expectation(expectation: Expectation, open_flags: Sequence[Flag]) -> list[str]:

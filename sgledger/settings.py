@@ -12,6 +12,7 @@ from pathlib import Path
 
 import platformdirs
 
+from ledger.private_files import private_directory
 from ledger.topics import DEFAULT_PREFIX
 
 
@@ -53,4 +54,5 @@ class Settings:
         return self.bootstrap_servers is None
 
     def ensure_data_dir(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """Created 0700, or refused if it exists open to other users (ledger.private_files)."""
+        private_directory(self.data_dir)

@@ -7,13 +7,15 @@ not restarts: every test gets its own topic prefix, and PostgreSQL tests their o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -38,30 +40,76 @@ def pytest_configure(config: pytest.Config) -> None:
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
-@pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """KAFKA_BOOTSTRAP if set (a real Kafka), else one tansu broker for the whole session."""
-    from transport.broker import EmbeddedBroker
+def _brokers() -> list[str]:
+    """Which brokers the Kafka tests run on: KAFKA_BOOTSTRAP (an external cluster) alone if set,
+    else both tansu (the embedded default) and Apache Kafka, or those SGLEDGER_TEST_BROKERS names
+    (comma-separated: ``tansu``, ``kafka``). Test ids carry the name, so ``-k tansu`` works too."""
+    if os.environ.get("KAFKA_BOOTSTRAP"):
+        return ["external"]
+    names = os.environ.get("SGLEDGER_TEST_BROKERS", "tansu,kafka").split(",")
+    chosen = [b.strip() for b in names if b.strip()]
+    unknown = set(chosen) - {"tansu", "kafka"}
+    if unknown or not chosen:
+        raise pytest.UsageError(f"SGLEDGER_TEST_BROKERS: expected tansu and/or kafka, got {sorted(unknown)}")
+    return chosen
 
-    external = os.environ.get("KAFKA_BOOTSTRAP")
-    if external:
-        yield external
-        return
-    with EmbeddedBroker(tmp_path_factory.mktemp("tansu")) as broker:
-        yield broker.bootstrap_servers
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip on a developer's machine, fail in CI: there a missing service is a broken setup
+    (`scripts/services` installs and starts them all), never a reason to pass with less tested."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{reason} (CI is set: a missing service fails instead of skipping)", pytrace=False)
+    pytest.skip(reason)
+
+
+@dataclass(frozen=True)
+class Broker:
+    kind: str  # tansu | kafka | external
+    bootstrap_servers: str
+
+
+@pytest.fixture(scope="session", params=_brokers())
+def kafka_broker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Broker]:
+    """One broker of each kind per session (per xdist worker): tansu, or a one-node Apache Kafka
+    (KRaft) from the jars `scripts/services kafka` fetched, or the cluster KAFKA_BOOTSTRAP names."""
+    kind = request.param
+    if kind == "external":
+        yield Broker(kind, os.environ["KAFKA_BOOTSTRAP"])
+    elif kind == "tansu":
+        from transport.broker import EmbeddedBroker
+
+        with EmbeddedBroker(tmp_path_factory.mktemp("tansu")) as broker:
+            yield Broker(kind, broker.bootstrap_servers)
+    else:
+        from tests.apache_kafka import KafkaCluster, kafka_available
+
+        reason = kafka_available()
+        if reason:
+            unavailable(reason)
+        with KafkaCluster(tmp_path_factory.mktemp("kafka")) as cluster:
+            yield Broker(kind, cluster.bootstrap_servers)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: Broker) -> str:
+    return kafka_broker.bootstrap_servers
 
 
 @pytest.fixture
-def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
-    """Per-test topics (unique prefix) and short timeouts: a group join then takes ~1 s on
-    tansu, and a broker that is down fails a test in seconds rather than minutes."""
-    from transport.kafka import KafkaSettings
+def kafka_settings(kafka_broker: Broker) -> Iterator[KafkaSettings]:
+    """Per-test topics (unique prefix), deleted afterwards, and short timeouts: a group join then
+    takes ~1 s on tansu, and a broker that is down fails a test in seconds rather than minutes.
+    The Apache Kafka the tests start accepts 2000 ms sessions (its group.min.session.timeout.ms
+    is lowered); an external cluster keeps Kafka's floor of 6000."""
+    from transport.kafka import KafkaSettings, delete_topics
 
-    return KafkaSettings(
-        bootstrap_servers=kafka_bootstrap,
+    settings = KafkaSettings(
+        bootstrap_servers=kafka_broker.bootstrap_servers,
         topic_prefix=f"t{uuid.uuid4().hex[:12]}",
         partitions=6,
-        session_timeout_ms=2000 if "KAFKA_BOOTSTRAP" not in os.environ else 6000,
+        session_timeout_ms=6000 if kafka_broker.kind == "external" else 2000,
         heartbeat_interval_ms=500,
         max_poll_interval_ms=10_000,
         request_timeout_ms=5000,
@@ -69,6 +117,11 @@ def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
         delivery_timeout_ms=10_000,
         bootstrap_timeout_ms=5000,
     )
+    yield settings
+    # Thousands of leftover partitions slow a real broker down over a session (each is files
+    # and memory maps); tansu keeps them in memory. Best effort: a test may have stopped it.
+    with contextlib.suppress(Exception):
+        delete_topics(settings, settings.topic_prefix + ".")
 
 
 def _server_reachable(url: str) -> bool:
@@ -95,12 +148,16 @@ def _start_local_postgres() -> None:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
-    """URL of a PostgreSQL maintenance database; skips PostgreSQL tests when there is none."""
+    """URL of a PostgreSQL maintenance database; skips PostgreSQL tests when there is none
+    (fails them when CI is set)."""
     url = os.environ.get("SGLEDGER_TEST_POSTGRES_URL", DEFAULT_POSTGRES)
     if not _server_reachable(url):
         _start_local_postgres()
         if not _server_reachable(url):
-            pytest.skip(f"PostgreSQL not reachable at {url} (set SGLEDGER_TEST_POSTGRES_URL)")
+            unavailable(
+                f"PostgreSQL not reachable at {url}: run `bash scripts/services postgres`"
+                " or set SGLEDGER_TEST_POSTGRES_URL"
+            )
     return url
 
 

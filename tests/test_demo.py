@@ -42,6 +42,7 @@ def test_demo_prints_the_child_view_flags_and_the_emails_it_sent(tmp_path: Path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "Chronology (all agencies)" in out and "People" in out and "Agencies involved" in out
+    assert "Police recorded a domestic-abuse incident" in out  # plain language, views.summaries
     assert "closure-without-father-contact" in out and "self-authorised-closure" in out
     assert "FAIL" not in out and out.count("PASS") >= 1
     assert (tmp_path / "demo" / "ledger.sqlite").exists()
@@ -54,12 +55,20 @@ def test_demo_prints_the_child_view_flags_and_the_emails_it_sent(tmp_path: Path)
         store.close()
     assert mail and {m.status for m in mail} == {"sent"}
     assert f"{len(mail)} message(s) sent to the local SMTP server" in out and "0 failed" in out
-    assert out.count("Evidence (agency, date, type):") == len(mail)  # --print-emails: each in full
+    # --print-emails: each in full, every flag change of each (one per lead: they arrived together)
+    assert out.count("Evidence (agency, date, type and reference):") > len(mail)
+    assert len({m.recipient for m in mail}) == len(mail)
 
     to: dict[str, set[str]] = {}
     for m in mail:
-        title = m.subject.split("] ", 1)[1].split(" (", 1)[0]
-        to.setdefault(title, set()).add(m.recipient)
+        text = ReceivedMail("", [m.recipient], m.message.encode()).text()
+        for line in text.splitlines():
+            if line.startswith("Rule: "):
+                to.setdefault(line.removeprefix("Rule: "), set()).add(m.recipient)
+    # Each flag says which it is: the incident's reference (from the projector's evidence detail)
+    assert "Which: INC-CH-1; concerns gp/L85001, police/avon-somerset" in "\n".join(
+        ReceivedMail("", [m.recipient], m.message.encode()).text() for m in mail
+    )
     # The closing agency and the partnership lead (high severity) hear of the closure ...
     assert to["Referral closed without contact with father or person of concern"] == {
         "mash.lead@csc.example", "designated.lead@partnership.example",
@@ -78,4 +87,4 @@ def test_demo_prints_the_child_view_flags_and_the_emails_it_sent(tmp_path: Path)
         whole = "\n".join([m.message, *parts])  # raw and decoded: text and HTML
         leaked = [v for v in private if v in whole]
         assert not leaked, f"{m.subject}: {leaked}"
-        assert "child show C-CH-1" in received.text()
+        assert "Open the flag: http://127.0.0.1:8000/flags/" in received.text()  # the flag's page

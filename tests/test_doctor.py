@@ -48,10 +48,7 @@ def deployment(tmp_path: Path) -> Path:
 def test_a_healthy_deployment_passes_every_check(deployment: Path, kafka_settings: KafkaSettings) -> None:
     code, checks = doctor(deployment, kafka_settings)
     assert code == 1 and checks["topics"]["status"] == "fail"  # a new cluster: no topics yet
-    code, checks = doctor(deployment, kafka_settings, "--create-topics")
-    assert code == 0, checks
-    created = checks.pop("create topics")["detail"]
-    assert created == f"created {len(kafka_settings.topics.all())} missing topic(s)"
+    ensure_topics(kafka_settings, kafka_settings.topics.all())  # what `sgledger topics ensure` does
     code, checks = doctor(deployment, kafka_settings)
     assert code == 0, checks
     assert {name: c["status"] for name, c in checks.items()} == {
@@ -94,14 +91,20 @@ def test_altered_tables_a_missing_service_key_and_a_root_key_on_the_server(deplo
 
 
 def test_a_database_from_the_previous_release_is_named_with_the_upgrade_to_run(tmp_path: Path) -> None:
-    with sqlite3.connect(tmp_path / "ledger.sqlite") as db:
+    database = tmp_path / "ledger.sqlite"
+    with sqlite3.connect(database) as db:
         db.executescript(OLD_SCHEMA.read_text())
+    database.chmod(0o644)  # as a careless backup restore leaves it: others could read it
     _code, checks = doctor(tmp_path, None)
-    if head_revision() == BASELINE:  # nothing changed since 0.1.0: the old database is current
-        assert checks["database schema"]["status"] == "ok"
-    else:
-        assert checks["database schema"]["status"] == "fail"
-        assert "sgledger db upgrade" in checks["database schema"]["fix"]
+    assert checks["database"]["status"] == "fail"
+    assert checks["database"]["fix"].startswith(f"`chmod 600 {database}`")
+    database.chmod(0o600)
+    _code, checks = doctor(tmp_path, None)
+    assert head_revision() != BASELINE  # this release changed the schema (0002: BIGINT sequences)
+    assert checks["database schema"]["status"] == "fail"
+    wanted = head_revision()
+    assert checks["database schema"]["detail"] == f"at revision {BASELINE}; this release needs {wanted}"
+    assert "sgledger db upgrade" in checks["database schema"]["fix"]
 
 
 def test_an_unreachable_broker_fails_with_the_fix(deployment: Path) -> None:

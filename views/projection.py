@@ -58,6 +58,8 @@ def rebuild_child(
                 _add(_person(people, data["person"])["gp_practices"], data["practice"])
         elif event.type == "school.enrolled":
             _add(schools, data["school"])
+        elif event.type == "school.left" and data["school"] in schools:
+            schools.remove(data["school"])  # the view shows the child's current schools
         elif event.type == "incident.reported":
             for party in data.get("parties", ()):
                 _roles(people, party["person"]).add(f"party:{party['role']}")

@@ -8,7 +8,7 @@ date is exactly what the partnership knew then, whatever happened since.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from ledger.store.models import AcceptedEvent, EquivocationRow, SequenceHoleRow
 from ledger.timeutil import format_time
 from policies.base import Policy
 from policies.engine import Flag, evaluate
+from policies.household import linked_persons
 from policies.integrity import Equivocation, SequenceHole, integrity_flags
 from policies.registry import ALL_POLICIES
 from policies.view import ChildView, Event
@@ -112,14 +113,50 @@ def child_ids(session: Session) -> list[str]:
     return list(session.scalars(select(ChildRow.child).order_by(ChildRow.child)))
 
 
-def view_from_ledger(ledger: Ledger, session: Session, child: str, root: RootKey) -> ChildView:
-    registry = ledger.key_registry(session, root)
-    events = [
+def child_events(ledger: Ledger, session: Session, child: str) -> list[Event]:
+    """The child's accepted events as the rules see them (partnership bookkeeping left out)."""
+    return [
         Event.from_envelope(e)
         for e in ledger.events_about(session, child)
         if e["type"] not in CHILD_EXCLUDED_TYPES
     ]
-    return ChildView.build(child, events, registry.registered_agencies())
+
+
+def households_in(
+    session: Session, children: Sequence[str], events_of: Callable[[str], Sequence[Event]]
+) -> dict[str, set[str]]:
+    """Child -> the other children whose events its view must carry (``ChildView.household``):
+    those that name one of its linked persons (``policies.household.linked_persons``).
+
+    Looked up in ``view_people`` (indexed by person), and among ``children`` themselves from
+    their events: the projector asks about the children of a batch before their people rows
+    are rebuilt. A superset is harmless (the sibling rule decides from the events); a link
+    withdrawn since is no longer in ``view_people``, so an as-of replay from before the
+    withdrawal no longer sees that child (the withdrawal says the link was recorded in error).
+    """
+    persons = {child: linked_persons(events_of(child)) for child in children}
+    found: dict[str, set[str]] = {}
+    for child, named in persons.items():
+        others: set[str] = set()
+        if named:
+            others.update(
+                session.scalars(
+                    select(PersonRow.child)
+                    .where(PersonRow.person.in_(sorted(named)), PersonRow.child != child)
+                    .distinct()
+                )
+            )
+        others.update(o for o, theirs in persons.items() if o != child and not named.isdisjoint(theirs))
+        found[child] = others
+    return found
+
+
+def view_from_ledger(ledger: Ledger, session: Session, child: str, root: RootKey) -> ChildView:
+    registry = ledger.key_registry(session, root)
+    events = child_events(ledger, session, child)
+    others = households_in(session, [child], lambda c: events if c == child else [])[child]
+    household = {other: child_events(ledger, session, other) for other in sorted(others)}
+    return ChildView.build(child, events, registry.registered_agencies(), household)
 
 
 def flags_as_of(

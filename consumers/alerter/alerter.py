@@ -22,7 +22,7 @@ from consumers.alerter.config import PartnershipConfig
 from consumers.alerter.escalation import digest_due, escalate_due
 from consumers.alerter.sender import BACKOFF_BASE, SendReport, send_due
 from consumers.alerter.store import AlertStore, Record
-from transport.kafka import KafkaSettings, assign_all, cluster_id, ensure_topics, make_consumer
+from transport.kafka import KafkaSettings, assign_all, cluster_id, ensure_topics, make_consumer, subscribe
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class Alerter:
                 # waiting for a group join; the positions in the database say where to start.
                 self.seek_to_stored(assign_all(consumer, [self.topic]))
             else:
-                consumer.subscribe([self.topic], listener=_SeekToStored(self))
+                subscribe(consumer, [self.topic], listener=_SeekToStored(self))
         return self._consumer
 
     def seek_to_stored(self, partitions: list[TopicPartition]) -> None:

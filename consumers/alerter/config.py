@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 SEVERITIES = ("low", "medium", "high")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
-_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")  # fullmatch: "$" would allow a final newline
+_HHMM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")  # fullmatch
 
 
 class ConfigError(ValueError):
@@ -34,6 +35,11 @@ class SmtpConfig:
     # PEM bundle of the CA(s) that signed the relay's certificate; when set it is the ONLY trust
     # anchor (the system store is not consulted). None: the system's default CAs.
     ca_file: str | None = None
+
+
+def is_email(address: str) -> bool:
+    """The same check the routing file's addresses get (one @, no spaces), for command lines."""
+    return _EMAIL.fullmatch(address) is not None
 
 
 def is_loopback(host: str) -> bool:
@@ -66,7 +72,12 @@ class DigestConfig:
 @dataclass(frozen=True)
 class PartnershipConfig:
     smtp: SmtpConfig
-    view_link: str = "sgledger child show {child}"
+    # Where the partnership's web workspace is (`sgledger serve`): each email links to the flag's
+    # page, {web_base_url}/flags/{short id}, where the lead signs in to see the child.
+    web_base_url: str
+    # Gets every flag change that nobody else would (no lead routed for any agency it concerns,
+    # no partnership lead for its severity or rule): a flag is never silently dropped.
+    fallback: str
     agency_leads: dict[str, tuple[str, ...]] = field(default_factory=dict)
     leads_by_severity: dict[str, tuple[str, ...]] = field(default_factory=dict)
     leads_by_rule: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -98,7 +109,7 @@ class _Checker:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise self.fail(path, "must be a list of email addresses")
         for address in value:
-            if not _EMAIL.match(address):
+            if not _EMAIL.fullmatch(address):
                 raise self.fail(path, f"{address!r} is not an email address")
         return tuple(value)
 
@@ -119,8 +130,8 @@ def parse_config(
     c = _Checker(source)
     c.unknown(
         data,
-        {"smtp", "view_link", "agencies", "partnership", "quiet_rules", "digests",
-         "escalate_after_working_hours"},
+        {"smtp", "web_base_url", "agencies", "partnership", "quiet_rules", "digests",
+         "escalate_after_working_hours", "view_link"},
         "",
     )  # fmt: skip
     if "smtp" not in data:
@@ -155,10 +166,6 @@ def parse_config(
     sender = c.string(smtp_data, "from", "smtp.from", "sgledger@localhost") or "sgledger@localhost"
     c.addresses([sender], "smtp.from")
 
-    view_link = c.string(data, "view_link", "view_link", "sgledger child show {child}") or ""
-    if "{child}" not in view_link:
-        raise c.fail("view_link", "must contain {child}")
-
     agencies = c.table(data, "agencies", "agencies")
     agency_leads: dict[str, tuple[str, ...]] = {}
     for agency, body in agencies.items():
@@ -171,7 +178,8 @@ def parse_config(
         agency_leads[agency] = c.addresses(body["leads"], f"{path}.leads")
 
     partnership = c.table(data, "partnership", "partnership")
-    c.unknown(partnership, {"leads_by_severity", "leads_by_rule"}, "partnership")
+    c.unknown(partnership, {"leads_by_severity", "leads_by_rule", "fallback"}, "partnership")
+
     by_severity: dict[str, tuple[str, ...]] = {}
     for sev, leads in c.table(partnership, "leads_by_severity", "partnership.leads_by_severity").items():
         if sev not in SEVERITIES:
@@ -193,10 +201,26 @@ def parse_config(
     hours = data.get("escalate_after_working_hours", 4)
     if not isinstance(hours, int) or isinstance(hours, bool) or hours < 1:
         raise c.fail("escalate_after_working_hours", "must be a whole number of hours >= 1")
+    if "view_link" in data:
+        raise c.fail("view_link", "replaced by web_base_url: emails link to {web_base_url}/flags/{flag id}")
+    web_base_url = c.string(data, "web_base_url", "web_base_url")
+    if web_base_url is None:
+        raise c.fail(
+            "web_base_url", 'missing (the web workspace\'s address, e.g. "https://sgledger.example")'
+        )
+    if _URL.fullmatch(web_base_url) is None:
+        raise c.fail("web_base_url", "must be an http:// or https:// address without a query or fragment")
+    if "fallback" not in partnership:
+        raise c.fail(
+            "partnership.fallback",
+            "missing: the address that gets flag changes no lead is routed for (never silently dropped)",
+        )
+    fallback = c.addresses([partnership["fallback"]], "partnership.fallback")[0]
 
     return PartnershipConfig(
         smtp=SmtpConfig(host, port, starttls, username, password_env, sender, ca_file),
-        view_link=view_link,
+        web_base_url=web_base_url.rstrip("/"),
+        fallback=fallback,
         agency_leads=agency_leads,
         leads_by_severity=by_severity,
         leads_by_rule=by_rule,
@@ -213,7 +237,7 @@ def _digest(c: _Checker, recipient: str, body: Any) -> DigestConfig:
         raise c.fail(path, "must be a table")
     c.unknown(body, {"time", "low_severity"}, path)
     time = body.get("time")
-    if not isinstance(time, str) or not _HHMM.match(time):
+    if not isinstance(time, str) or not _HHMM.fullmatch(time):
         raise c.fail(f"{path}.time", 'must be "HH:MM" (24-hour, London time)')
     mode = body.get("low_severity", "also-immediate")
     if mode not in LOW_SEVERITY_MODES:

@@ -2,14 +2,21 @@
 
 A consumed batch, the mail rows it creates and the Kafka positions it reaches are written in ONE
 transaction: after a crash either all of it is there or none, so each (change, recipient) is mailed
-once across restarts, rebalances and replays (the unique key makes a replayed change a no-op).
+once across restarts, rebalances and replays (``alert_mail_changes`` records which mail carried each
+(change, recipient), so a replayed change is a no-op however the replay's polls are cut).
+
+Several changes about one child for one recipient in one batch (one incident can raise five flags
+at once) become ONE message; a change that no lead is routed for goes to the partnership's
+fallback address, is logged, and is kept in ``alert_unrouted`` for `alerts pending --unrouted`
+and `alerts resend`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -21,8 +28,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from consumers.alerter.config import PartnershipConfig
-from consumers.alerter.message import build_message
+from consumers.alerter.message import build_batch_message, build_message
 from consumers.alerter.routing import route
+from ledger.store.private import private_sqlite
 from ledger.store.types import UTCTime
 
 log = logging.getLogger(__name__)
@@ -49,6 +57,32 @@ class OutgoingMail(AlertBase):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCTime, default=None)
+
+
+class MailChange(AlertBase):
+    """Which mail (by its key) carried a flag change to a recipient: the exactly-once record per
+    (change, recipient), whether the change went alone or in a batch with others."""
+
+    __tablename__ = "alert_mail_changes"
+
+    change_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(320), primary_key=True)
+    mail_key: Mapped[str] = mapped_column(String(64))  # OutgoingMail.change_id
+
+
+class UnroutedChange(AlertBase):
+    """A flag change no lead was routed for: sent to the fallback address, kept here so that a
+    lead routed later can be sent what they missed (`alerts pending --unrouted`, `alerts resend`)."""
+
+    __tablename__ = "alert_unrouted"
+
+    change_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    flag_id: Mapped[str] = mapped_column(String(36))
+    child: Mapped[str | None] = mapped_column(String(128), default=None)
+    rule: Mapped[str] = mapped_column(String(100))
+    concerns: Mapped[str] = mapped_column(Text)  # JSON list of agency ids
+    changed_at: Mapped[datetime] = mapped_column(UTCTime, index=True)
+    change: Mapped[str] = mapped_column(Text)  # the minimal change, JSON (what a message may show)
 
 
 class KafkaPosition(AlertBase):
@@ -100,7 +134,7 @@ def parse_time(value: str) -> datetime:
 
 FLAG_FIELDS = ("id", "rule", "version", "child", "severity", "title", "status", "due", "concerns", "source",
                "action")  # fmt: skip
-EVIDENCE_FIELDS = ("id", "source", "type", "time", "recordedtime")
+EVIDENCE_FIELDS = ("id", "source", "type", "time", "recordedtime", "refs")
 
 
 def minimal(change: dict[str, Any]) -> dict[str, Any]:
@@ -114,6 +148,10 @@ def minimal(change: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+# changes to mail in one batch: (child, recipient) -> change id -> change
+Groups = dict[tuple[str, str], dict[str, dict[str, Any]]]
+
+
 @dataclass(frozen=True)
 class Record:
     topic: str
@@ -124,6 +162,7 @@ class Record:
 
 class AlertStore:
     def __init__(self, database_url: str) -> None:
+        private_sqlite(database_url)
         self.engine: Engine = create_engine(database_url)
         AlertBase.metadata.create_all(self.engine)
 
@@ -144,6 +183,7 @@ class AlertStore:
         number of new mail rows. Records at or before a stored position are ignored (replay)."""
         created = 0
         with Session(self.engine) as session, session.begin():
+            groups: Groups = {}
             stored: dict[tuple[str, int], KafkaPosition] = {}
             for rec in records:
                 key = (rec.topic, rec.partition)
@@ -160,26 +200,98 @@ class AlertStore:
                 pos.next_offset = rec.offset + 1
                 try:
                     change = json.loads(rec.value or b"")
-                    created += self._add_change(session, change, config, now)
+                    self._add_change(session, change, config, groups)
                 except (ValueError, KeyError, TypeError, AttributeError) as exc:
                     log.warning("skipping unreadable flag change %s/%s@%s: %s", *key, rec.offset, exc)
                     session.merge(SkippedRecord(topic=rec.topic, partition=rec.partition,
                                                 offset=rec.offset, reason=repr(exc)[:1000]))  # fmt: skip
+            for (_, recipient), changes in groups.items():
+                created += self.mail_changes(session, list(changes.values()), recipient, config, now)
         return created
 
     def _add_change(
-        self, session: Session, change: dict[str, Any], config: PartnershipConfig, now: datetime
-    ) -> int:
+        self,
+        session: Session,
+        change: dict[str, Any],
+        config: PartnershipConfig,
+        groups: Groups,
+    ) -> None:
+        """Track the flag and put the change in the (child, recipient) groups it is mailed in."""
         if not isinstance(change, dict) or not isinstance(change.get("flag"), dict):
             raise ValueError("not a flag change message")
-        change_id = str(change["change_id"])
+        change_id, flag = str(change["change_id"]), change["flag"]
+        str(flag["id"])  # a change without a flag id is unreadable: fail here, not when mailing
         self._track_flag(session, change)
-        created = 0
-        flag_id = str(change["flag"]["id"])
-        for recipient in route(change, config).immediate:
-            build = partial(build_message, change, recipient, config)
-            created += self.add_mail(session, change_id, recipient, flag_id, build, now)
-        return created
+        routed = route(change, config)
+        recipients = routed.immediate
+        if not routed.recipients:
+            recipients = (config.fallback,)
+            self._record_unrouted(session, change)
+            log.warning(
+                "flag change %s (%s, child %s, concerns %s) has no routed lead: sent to the fallback %s",
+                change_id, flag.get("rule"), flag.get("child"), flag.get("concerns"), config.fallback,
+            )  # fmt: skip
+        for recipient in recipients:
+            groups.setdefault((str(flag.get("child")), recipient), {})[change_id] = change
+
+    @staticmethod
+    def _record_unrouted(session: Session, change: dict[str, Any]) -> None:
+        flag = change["flag"]
+        kept = minimal(change)
+        session.merge(UnroutedChange(
+            change_id=str(change["change_id"]), flag_id=str(flag["id"]), child=flag.get("child"),
+            rule=str(flag.get("rule", "")), concerns=json.dumps(kept["flag"]["concerns"] or []),
+            changed_at=parse_time(str(change["changed_at"])), change=json.dumps(kept),
+        ))  # fmt: skip
+
+    def mail_changes(
+        self,
+        session: Session,
+        changes: Sequence[dict[str, Any]],
+        recipient: str,
+        config: PartnershipConfig,
+        now: datetime,
+    ) -> int:
+        """One mail to ``recipient`` with those of ``changes`` (all about one child) not yet mailed
+        to them: the change's own message if one is left, a batch message if several. Returns 1
+        if a mail row was created."""
+        fresh = [c for c in changes if session.get(MailChange, (str(c["change_id"]), recipient)) is None]
+        if not fresh:
+            return 0
+        build: Callable[[], EmailMessage]
+        if len(fresh) == 1:
+            key, flag_id = str(fresh[0]["change_id"]), str(fresh[0]["flag"]["id"])
+            build = partial(build_message, fresh[0], recipient, config)
+        else:
+            ids = "\n".join(sorted(str(c["change_id"]) for c in fresh))
+            key, flag_id = f"batch:{hashlib.sha256(ids.encode()).hexdigest()[:40]}", "batch"
+            build = partial(build_batch_message, fresh, recipient, config, key)
+        created = self.add_mail(session, key, recipient, flag_id, build, now)
+        session.add_all(
+            MailChange(change_id=str(c["change_id"]), recipient=recipient, mail_key=key) for c in fresh
+        )
+        return int(created)
+
+    def queue(
+        self, recipient: str, changes: Sequence[dict[str, Any]], config: PartnershipConfig, now: datetime
+    ) -> int:
+        """Mail ``changes`` to ``recipient`` (one message per child; each change at most once to
+        them, as for the consumed topic). Returns the number of new mail rows."""
+        by_child: dict[str, list[dict[str, Any]]] = {}
+        for change in changes:
+            by_child.setdefault(str(change["flag"].get("child")), []).append(change)
+        with Session(self.engine) as session, session.begin():
+            return sum(
+                self.mail_changes(session, group, recipient, config, now) for group in by_child.values()
+            )
+
+    def unrouted(self, since: datetime | None = None) -> list[UnroutedChange]:
+        """Flag changes no lead was routed for (oldest first), since ``since`` if given."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            query = select(UnroutedChange).order_by(UnroutedChange.changed_at, UnroutedChange.change_id)
+            if since is not None:
+                query = query.where(UnroutedChange.changed_at >= since)
+            return list(session.scalars(query))
 
     @staticmethod
     def _track_flag(session: Session, change: dict[str, Any]) -> None:

@@ -1,24 +1,46 @@
 """The multi-agency chronology a review author needs, computed from the ledger as of a time.
 
 Reviews rebuild by hand, agency by agency, who knew what and when. Here each event about the
-child comes with its time, recorded time and agency; which agencies knew of it (its source when
-recorded, each agency a ``notification.sent`` named it to, by id or by reference) and when; the
-flags open when it was recorded; and, for the whole period, every flag with how long it stayed
-open and every notification with its acknowledgement. Flags are recomputed with ``flags_as_of``
-at each recorded time, so the chronology says what the partnership's rules showed then, not now.
+child comes with its time, recorded time, agency and a plain-language summary
+(``views.summaries``, the same sentences the web timeline shows); which agencies knew of it (its
+source when recorded, each agency a ``notification.sent`` named it to, by id or by reference) and
+when; and, for the whole period, every flag as a span (raised, then resolved, dismissed or still
+open) and every notification with its acknowledgement.
+
+Governance events (the keys of the agencies involved, who looked at the record, people's decisions
+about flags, the latest tree head) are kept apart from practice events: a review reads what
+happened to the child first, and how the record itself was handled second.
+
+Flags are evaluated ONCE, as of the chronology's time (``flags_as_of``), and each entry's "flags
+open when it was recorded" is read off those spans. Evaluating at every recorded time (as this
+module first did) costs one full evaluation per event, quadratic in the child's history; the
+spans give the same answer for every flag whose life is one span. What the single evaluation
+cannot show is a flag that was resolved and later reopened: it appears as one span from its
+first due time, still open; the flag's own history (``flags explain``) has every change.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from ledger.keyregistry import RootKey
 from ledger.store.ledger import Ledger
+from ledger.store.models import AcceptedEvent
 from ledger.timeutil import parse_time
-from views.queries import CHILD_EXCLUDED_TYPES, flags_as_of
+from views.queries import flags_as_of
+from views.summaries import event_name, event_refs, summarise
+
+KEY_TYPES = ("agency.key.registered", "agency.key.revoked")
+TREE_HEAD = "ledger.tree-head"
+# About the record rather than the child: listed apart from practice events.
+GOVERNANCE_TYPES = (*KEY_TYPES, TREE_HEAD, "access.recorded", "flag.acknowledged", "flag.dismissed")
 
 
 @dataclass(frozen=True)
@@ -42,13 +64,19 @@ class Entry:
 
 @dataclass(frozen=True)
 class FlagPeriod:
+    id: str
     rule: str
     title: str
     severity: str
+    detail: str
     opened: datetime  # when it fell due
-    closed: datetime | None  # resolved at; None while still open at the as-of time
+    closed: datetime | None  # resolved or dismissed at; None while still open at the as-of time
     status: str
     open_for: timedelta
+    closed_how: str = ""  # "resolved by ..." / "dismissed by ...: reason"
+
+    def open_at(self, when: datetime) -> bool:
+        return self.opened <= when and (self.closed is None or when < self.closed)
 
 
 @dataclass(frozen=True)
@@ -65,44 +93,41 @@ class NotificationRecord:
 class Chronology:
     child: str
     as_of: datetime
-    entries: list[Entry]
+    entries: list[Entry]  # practice events
     flags: list[FlagPeriod]
     notifications: list[NotificationRecord]
     aware: list[Knowledge]  # every agency aware of the child, and since when
+    governance: list[Entry] = field(default_factory=list)  # keys, reads, flag decisions, tree head
 
 
-def _refs(data: Mapping[str, Any]) -> set[str]:
-    """References an event can be named by besides its id (incident_ref, referral_ref, plan_ref)."""
-    return {str(v) for k, v in data.items() if k.endswith("_ref") and v}
+def _entry(event: Mapping[str, Any], child: str, names: Mapping[str, str]) -> Entry:
+    return Entry(
+        event["id"],
+        parse_time(event["time"]),
+        parse_time(event["recordedtime"]),
+        event["source"],
+        event["type"],
+        summarise(event["type"], event["source"], event["data"], subject=child, names=names),
+    )
 
 
-def _summary(data: Mapping[str, Any]) -> str:
-    return "; ".join(f"{k}: {v}" for k, v in sorted(data.items()) if not isinstance(v, (dict, list)) or v)
+def _order(event: Mapping[str, Any]) -> tuple[datetime, datetime, str]:
+    return (parse_time(event["time"]), parse_time(event["recordedtime"]), str(event["id"]))
 
 
 def build_chronology(ledger: Ledger, root: RootKey, child: str, as_of: datetime) -> Chronology:
     with ledger.read() as session:
-        events = [
-            e
-            for e in ledger.events_about(session, child)
-            if e["type"] not in CHILD_EXCLUDED_TYPES and parse_time(e["recordedtime"]) <= as_of
-        ]
-    events.sort(key=lambda e: (parse_time(e["time"]), parse_time(e["recordedtime"]), e["id"]))
-    entries = [
-        Entry(
-            e["id"],
-            parse_time(e["time"]),
-            parse_time(e["recordedtime"]),
-            e["source"],
-            e["type"],
-            _summary(e["data"]),
-        )
-        for e in events
-    ]
+        about = [e for e in ledger.events_about(session, child) if parse_time(e["recordedtime"]) <= as_of]
+        events = sorted((e for e in about if e["type"] not in GOVERNANCE_TYPES), key=_order)
+        agencies = sorted({e["source"] for e in events})
+        record = [e for e in about if e["type"] in GOVERNANCE_TYPES]
+        record += _keys_and_head(session, agencies, as_of)
+    names = {e["id"]: event_name(e["type"], e["data"]) for e in events}
+    entries = [_entry(e, child, names) for e in events]
     by_name: dict[str, Entry] = {}
     for entry, event in zip(entries, events, strict=True):
         entry.known_by.append(Knowledge(entry.agency, entry.recordedtime, "source"))
-        for name in {event["id"], *_refs(event["data"])}:
+        for name in {event["id"], *event_refs(event["data"])}:
             by_name.setdefault(name, entry)
     notifications = _notifications(events)
     for note in notifications:
@@ -110,18 +135,34 @@ def build_chronology(ledger: Ledger, root: RootKey, child: str, as_of: datetime)
             named = by_name.get(name)
             if named is not None and all(k.agency != note.to for k in named.known_by):
                 named.known_by.append(Knowledge(note.to, note.sent, "notified"))
+    said = {entry.id: entry.summary for entry in entries}
+    periods = _flag_periods(ledger, root, child, as_of, record, said)
     for entry in entries:
-        entry.open_flags = sorted(
-            f.rule for f in flags_as_of(ledger, root, entry.recordedtime, child=child) if f.is_open
-        )
+        entry.open_flags = sorted(p.rule for p in periods if p.open_at(entry.recordedtime))
+    flag_names = {p.id: f"{p.id[:8]} ({p.rule})" for p in periods}
+    governance = [_entry(e, child, flag_names) for e in sorted(record, key=_order)]
     return Chronology(
-        child,
-        as_of,
-        entries,
-        _flag_periods(ledger, root, child, as_of),
-        notifications,
-        _aware(entries, notifications),
+        child, as_of, entries, periods, notifications, _aware(entries, notifications), governance
     )
+
+
+def _keys_and_head(session: Session, agencies: list[str], as_of: datetime) -> list[dict[str, Any]]:
+    """Registrations and revocations of the involved agencies' keys, and the latest tree head by
+    ``as_of``: what an auditor needs to check this chronology's events from the root key."""
+    keys = session.scalars(
+        select(AcceptedEvent.envelope).where(
+            AcceptedEvent.type.in_(KEY_TYPES),
+            AcceptedEvent.subject.in_(agencies),
+            AcceptedEvent.recordedtime <= as_of,
+        )
+    )
+    head = session.scalar(
+        select(AcceptedEvent.envelope)
+        .where(AcceptedEvent.type == TREE_HEAD, AcceptedEvent.recordedtime <= as_of)
+        .order_by(AcceptedEvent.position.desc())
+        .limit(1)
+    )
+    return [json.loads(k) for k in keys] + ([json.loads(head)] if head else [])
 
 
 def _notifications(events: list[dict[str, Any]]) -> list[NotificationRecord]:
@@ -144,23 +185,49 @@ def _notifications(events: list[dict[str, Any]]) -> list[NotificationRecord]:
     ]
 
 
-def _flag_periods(ledger: Ledger, root: RootKey, child: str, as_of: datetime) -> list[FlagPeriod]:
+def _flag_periods(
+    ledger: Ledger,
+    root: RootKey,
+    child: str,
+    as_of: datetime,
+    record: list[dict[str, Any]],
+    said: Mapping[str, str],
+) -> list[FlagPeriod]:
+    """Every flag raised by ``as_of`` as one span. A resolved span names what resolved it (that
+    event's sentence, ``said``); a dismissal closes the span when the latest ``flag.dismissed``
+    about it was recorded (the flag itself carries who and why, not when)."""
+    dismissed_at: dict[str, datetime] = {}
+    for event in record:
+        if event["type"] == "flag.dismissed":
+            when = parse_time(event["recordedtime"])
+            flag_id = str(event["data"].get("flag"))
+            dismissed_at[flag_id] = max(when, dismissed_at.get(flag_id, when))
     periods = []
     for flag in flags_as_of(ledger, root, as_of, child=child):
-        closed = flag.resolved_at if flag.status == "resolved" else None
+        closed: datetime | None = None
+        how = ""
+        if flag.status == "resolved":
+            closed = flag.resolved_at
+            how = f"resolved: {said.get(flag.resolved_by or '', 'by a later event')}"
+        elif flag.status == "dismissed":
+            closed = dismissed_at.get(flag.id, as_of)
+            how = f"dismissed by {flag.dismissed_by}: {flag.dismissed_reason}"
         end = closed or as_of
         periods.append(
             FlagPeriod(
+                flag.id,
                 flag.rule,
                 flag.title,
                 str(flag.severity),
+                flag.detail,
                 flag.due,
                 closed,
                 flag.status,
                 max(end - flag.due, timedelta(0)),
+                how,
             )
         )
-    return sorted(periods, key=lambda p: (p.opened, p.rule))
+    return sorted(periods, key=lambda p: (p.opened, p.rule, p.id))
 
 
 def _aware(entries: list[Entry], notifications: list[NotificationRecord]) -> list[Knowledge]:

@@ -7,18 +7,37 @@ writer lock so that chain decisions always see each other. Within the transactio
 holds what the ledger knows about the batch's chains, loaded in a few queries and kept current
 in memory, and accepted events are written in one call: per-event queries made the projector
 twenty times slower than signature verification.
+
+No message may stop the projector (issue 9): the runner retries a failed batch forever, so one
+message that raises would halt every agency's events. Two layers make sure none does.
+First, everything input-driven is checked before it can reach SQL or arithmetic: the nesting
+depth before parsing, exact JSON integers within 2**53 - 1 and bounded strings in the schema
+layer (``ledger.verification``, ``ledger.validation``). Second, anything that still raises while
+one message is handled is isolated to that message: verification runs outside the transaction
+and a failure there becomes an ``internal-error`` refusal at once; a failure inside the write
+transaction aborts the whole transaction and the batch is applied again from the start with that
+message quarantined as ``internal-error`` (exception class and first line only, no traceback).
+Why not a SAVEPOINT per message: the ``Batch`` keeps the chains' state in memory and writes
+accepted events in one call at the end, so a savepoint would roll back the database but not that
+state, and a savepoint per message costs a round trip each. Redoing the batch costs nothing until
+something fails, and every decision in the redo is made again from a clean transaction (on
+PostgreSQL a failed statement poisons the rest of its transaction anyway).
+Infrastructure failures (database unreachable, locked, full) are not the message's fault: they
+propagate, the batch is retried as a whole, nothing is quarantined for them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import exc as sql_errors
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -26,6 +45,7 @@ from ledger.canonical import event_digest
 from ledger.keyregistry import KeyRegistry, RootKey
 from ledger.store.ledger import KEY_EVENT_TYPES, Acceptance, Ledger
 from ledger.store.models import AcceptedEvent, EquivocationRow, QuarantineEntry, SequenceHoleRow
+from ledger.validation import MAX_EXACT_INTEGER
 from ledger.verification import (
     DUPLICATE,
     SELF_CLEARING,
@@ -44,9 +64,21 @@ from policies.view import ChildView, Event
 from views.flags import sync_flags
 from views.models import ChildRow, FlagChangeRow
 from views.projection import rebuild_child
-from views.queries import integrity_flags_as_of
+from views.queries import child_events, households_in, integrity_flags_as_of
+from views.summaries import event_refs
 
+log = logging.getLogger(__name__)
 LOST_EVENT_GRACE = timedelta(hours=1)
+# Failures of the database itself (or of this machine), never of one message: retry the batch.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    sql_errors.OperationalError,
+    sql_errors.InterfaceError,
+    sql_errors.DisconnectionError,
+    sql_errors.TimeoutError,
+    sql_errors.PendingRollbackError,
+    MemoryError,
+    OSError,
+)
 # Events about the partnership's own bookkeeping, not about the child's life.
 NOT_CHILD_EVENTS = frozenset({*KEY_EVENT_TYPES, "ledger.tree-head", "access.recorded"})
 INTEGRITY_RULES = ("lost-event", "equivocation")
@@ -67,6 +99,12 @@ class Message:
 
 @dataclass
 class ApplyStats:
+    """What a batch did. Every message given to ``apply`` is counted exactly once, as accepted
+    directly, a duplicate (of an accepted or a held message), held or quarantined:
+    ``len(messages) == accepted - readmitted + duplicates + held + quarantined``. Held messages
+    released later count in ``accepted`` and ``readmitted``; one found already in the ledger
+    is resolved but counted nowhere (it was counted when it arrived)."""
+
     accepted: int = 0
     duplicates: int = 0
     quarantined: int = 0
@@ -110,6 +148,8 @@ class Batch:
         self.unblocked: list[Mapping[str, Any]] = []  # accepted events whose waiters to retry
         self.held: list[QuarantineEntry] = []
         self._waiting: dict[tuple[str, Any], list[QuarantineEntry]] = {}
+        self.current: int | None = None  # index of the message being handled, for blame
+        self.touched_by: dict[str, set[int]] = {}  # child -> messages that changed it
         for entry in session.scalars(
             select(QuarantineEntry).where(QuarantineEntry.status == "held").order_by(QuarantineEntry.id)
         ):
@@ -125,8 +165,7 @@ class Batch:
         self.at: dict[tuple[str, int], str] = {}
         self._loaded: set[tuple[str, int]] = set()
         for source in sources:
-            sequences = [sequence for _, s, sequence in chain if s == source]
-            self._load(source, min(sequences) - 1, max(sequences) + 1)
+            self._load(source, (n + d for _, s, n in chain if s == source for d in (-1, 0, 1)))
         self.open_holes = list(
             session.scalars(select(SequenceHoleRow).where(SequenceHoleRow.filled_at.is_(None)))
         )
@@ -147,6 +186,12 @@ class Batch:
         )
         self._waiting.setdefault(key, []).append(entry)
 
+    def held_copy(self, event_id: str | None, raw: bytes) -> QuarantineEntry | None:
+        """A held entry with exactly these bytes: a redelivery, not a second message."""
+        return next(
+            (e for e in self.held if e.status == "held" and e.event_id == event_id and e.raw == raw), None
+        )
+
     def waiting_for(self, event: Mapping[str, Any]) -> list[QuarantineEntry]:
         """Held messages an accepted event may release: its successor in the chain, and events
         signed by the key it registers."""
@@ -155,13 +200,15 @@ class Batch:
             found += self._waiting.get(("kid", event["data"]["kid"]), ())
         return [e for e in found if e.status == "held"]
 
-    def _load(self, source: str, low: int, high: int) -> None:
-        wanted = {(source, s) for s in range(max(low, 1), high + 1)} - self._loaded
-        if not wanted:
-            return
-        found = self.ledger.chain_digests(self.session, source, max(low, 1), high)
-        self.at.update({(source, s): d for s, d in found.items()})
-        self._loaded |= wanted
+    def _load(self, source: str, positions: Iterable[int]) -> None:
+        """Digests at these chain positions, in a few range queries. Only the positions asked
+        about are remembered, never a whole range: sequences 1 and 2**53 - 1 in one batch made
+        a set of 2**53 positions (the projector hung), and a hole may be as wide."""
+        wanted = sorted({n for n in positions if n >= 1 and (source, n) not in self._loaded})
+        for low, high in _spans(wanted):
+            found = self.ledger.chain_digests(self.session, source, low, high)
+            self.at.update({(source, n): d for n, d in found.items()})
+        self._loaded.update((source, n) for n in wanted)
 
     def facts(self, event: Mapping[str, Any]) -> ChainFacts:
         source, sequence = event["source"], event["sequence"]
@@ -170,7 +217,7 @@ class Batch:
             self.by_id.update(self.ledger.digests_by_id(self.session, [event["id"]]))
         if source not in self.highest:
             self.highest.update(self.ledger.highest_sequences(self.session, [source]))
-        self._load(source, sequence - 1, sequence + 1)
+        self._load(source, (sequence - 1, sequence, sequence + 1))
         return ChainFacts(
             same_id_digest=self.by_id.get(event["id"]),
             same_sequence_digest=self.at.get((source, sequence)),
@@ -215,34 +262,89 @@ class Applier:
 
     # -- entry points ---------------------------------------------------------------------
     def apply(self, messages: Sequence[Message], track: Mapping[str, int] | None = None) -> ApplyStats:
-        """Apply a batch; ``track`` maps tracking names to the positions the batch reaches."""
+        """Apply a batch; ``track`` maps tracking names to the positions the batch reaches.
+
+        Raises only for infrastructure failures (see the module docstring): a message whose
+        handling raises anything else is quarantined as ``internal-error`` and the batch redone.
+        """
         with self.ledger.read() as session:
             registry = self.ledger.key_registry(session, self.root)
         checked = sorted(
-            ((m, self._check(m.raw, registry, m.received)) for m in messages),
+            ((m, self._check_isolated(m.raw, registry, m.received)) for m in messages),
             key=lambda pair: _chain_order(pair[1]),
         )
+        blamed: dict[int, Rejection] = {}
+        while True:
+            try:
+                return self._apply_checked(checked, blamed, track or {})
+            except _MessageFailed as failure:
+                fresh = {i: failure.rejection for i in failure.indices if i not in blamed}
+                if not fresh:  # nothing left to set aside: a fault of no message in this batch
+                    raise failure.error from failure
+                blamed.update(fresh)
+
+    def _apply_checked(
+        self,
+        checked: Sequence[tuple[Message, dict[str, Any] | Rejection]],
+        blamed: Mapping[int, Rejection],
+        track: Mapping[str, int],
+    ) -> ApplyStats:
         with self.ledger.writer() as session:
             registry = self.ledger.key_registry(session, self.root)
-            events = [pre for _, pre in checked if not isinstance(pre, Rejection)]
+            events = [
+                pre
+                for i, (_, pre) in enumerate(checked)
+                if not isinstance(pre, Rejection) and i not in blamed
+            ]
             batch = Batch(self.ledger, session, registry, self.clock(), events)
-            for message, pre in checked:
-                if isinstance(pre, Rejection) and pre.reason == Reason.UNKNOWN_KEY:
-                    pre = self._recheck_key(message.raw, registry, pre, message.received)
-                if isinstance(pre, Rejection):
-                    self._quarantine(batch, message.raw, message.origin, pre, received=message.received)
-                else:
-                    self._admit(batch, pre, message.raw, message.origin, received=message.received)
-                self._release_waiting(batch)
+            for index, (message, pre) in enumerate(checked):
+                batch.current = index
+                if index in blamed:
+                    blame = blamed[index]
+                    self._quarantine(batch, message.raw, message.origin, blame, received=message.received)
+                    continue
+                try:
+                    if isinstance(pre, Rejection) and pre.reason == Reason.UNKNOWN_KEY:
+                        pre = self._recheck_key(message.raw, registry, pre, message.received)
+                    if isinstance(pre, Rejection):
+                        self._quarantine(batch, message.raw, message.origin, pre, received=message.received)
+                    else:
+                        self._admit(batch, pre, message.raw, message.origin, received=message.received)
+                    self._release_waiting(batch)
+                except INFRASTRUCTURE_ERRORS:
+                    raise
+                except Exception as error:
+                    raise _MessageFailed([index], error) from error
+            batch.current = None
             self._finish(batch)
-            for name, offset in (track or {}).items():
+            for name, offset in track.items():
                 self.ledger.track(session, name, offset)
         return batch.stats
 
     def sweep(self) -> ApplyStats:
         """Work that falls due with time rather than with messages: held events whose hole
         outlived the grace period are accepted over it, and children with a passed deadline
-        are evaluated again (absence flags are raised by nobody acting)."""
+        are evaluated again (absence flags are raised by nobody acting).
+
+        Isolated like ``apply``: a held entry whose retry raises is quarantined as
+        ``internal-error``, a child whose re-evaluation raises is left for this sweep (and
+        logged), and the sweep is redone without them."""
+        blamed: dict[int, Rejection] = {}
+        skipped: set[str] = set()
+        while True:
+            try:
+                return self._sweep(blamed, skipped)
+            except _EntryFailed as failure:
+                if failure.entry_id in blamed:
+                    raise failure.error from failure
+                blamed[failure.entry_id] = internal_error(failure.error)
+            except _ChildFailed as failure:
+                if failure.child in skipped:
+                    raise failure.error from failure
+                log.error("re-evaluating child %s failed: %s", failure.child, internal_error(failure.error))
+                skipped.add(failure.child)
+
+    def _sweep(self, blamed: Mapping[int, Rejection], skipped: set[str]) -> ApplyStats:
         with self.ledger.writer() as session:
             batch = Batch(
                 self.ledger, session, self.ledger.key_registry(session, self.root), self.clock(), []
@@ -256,11 +358,21 @@ class Applier:
                 key=lambda e: (e.source or "", e.sequence or 0),
             )
             for entry in overdue:
-                if entry.status == "held":
+                if entry.status != "held":
+                    continue
+                if entry.id in blamed:
+                    self._quarantine(batch, entry.raw, entry.origin, blamed[entry.id], None, entry)
+                    continue
+                try:
                     self._retry(batch, entry, over_hole=True)
                     self._release_waiting(batch)
+                except INFRASTRUCTURE_ERRORS:
+                    raise
+                except Exception as error:
+                    raise _EntryFailed(entry.id, error) from error
             for child in session.scalars(select(ChildRow.child).where(ChildRow.next_due <= batch.now)):
-                batch.triggers.setdefault(child, "")
+                if child not in skipped:
+                    batch.triggers.setdefault(child, "")
             self._finish(batch)
         return batch.stats
 
@@ -284,6 +396,19 @@ class Applier:
             return entry
 
     # -- one message ----------------------------------------------------------------------
+    @classmethod
+    def _check_isolated(
+        cls, raw: bytes, registry: KeyRegistry, received: datetime | None
+    ) -> dict[str, Any] | Rejection:
+        """``_check``, with anything it raises turned into this message's refusal: it runs
+        before the transaction, so nothing else is affected."""
+        try:
+            return cls._check(raw, registry, received)
+        except INFRASTRUCTURE_ERRORS:
+            raise
+        except Exception as error:
+            return internal_error(error)
+
     @staticmethod
     def _check(raw: bytes, registry: KeyRegistry, received: datetime | None) -> dict[str, Any] | Rejection:
         parsed = parse_message(raw)
@@ -325,7 +450,8 @@ class Applier:
         ``entry`` (a message being re-verified) instead of quarantining it a second time."""
         outcome = check_chain(event, batch.facts(event))
         if outcome == DUPLICATE:
-            batch.stats.duplicates += 1
+            if entry is None:  # a held message found in the ledger was counted on arrival
+                batch.stats.duplicates += 1
             return outcome
         if isinstance(outcome, Rejection) and not (over_hole and outcome.reason == Reason.SEQUENCE_GAP):
             self._quarantine(batch, raw, origin, outcome, event, entry, received)
@@ -340,6 +466,8 @@ class Applier:
             batch.registry.apply(event)
         if event["type"] not in NOT_CHILD_EVENTS:
             batch.triggers[event["subject"]] = event["id"]
+            if batch.current is not None:
+                batch.touched_by.setdefault(event["subject"], set()).add(batch.current)
         batch.unblocked.append(event)
         return None
 
@@ -370,7 +498,10 @@ class Applier:
             self._release_one(batch, batch.unblocked.pop(0))
 
     def _release_one(self, batch: Batch, event: Mapping[str, Any]) -> None:
-        for entry in sorted(batch.waiting_for(event), key=lambda e: (e.sequence or 0, e.id)):
+        # A stable sort on the sequence alone: held entries are listed in the order they were
+        # held, and an entry held in this batch has no id until flushed (sorting on the id
+        # compared None with int and halted the projector).
+        for entry in sorted(batch.waiting_for(event), key=lambda e: e.sequence or 0):
             self._retry(batch, entry, over_hole=False)
 
     @classmethod
@@ -421,6 +552,10 @@ class Applier:
             if reindex:  # e.g. its key arrived, and now it waits for its predecessor instead
                 batch.hold(entry)
             return
+        identity = _identity(raw) if event is None else _fields(event)
+        if status == "held" and batch.held_copy(identity["event_id"], raw) is not None:
+            batch.stats.duplicates += 1  # a redelivery of a message already waiting
+            return
         entry = QuarantineEntry(
             received_at=received or batch.now,
             reason=rejection.reason,
@@ -430,7 +565,7 @@ class Applier:
             origin=origin,
             # A chain hole is announced by the lost-event flag if it lasts, not per held message.
             published=rejection.reason == Reason.SEQUENCE_GAP,
-            **(_identity(raw) if event is None else _fields(event)),
+            **identity,
         )
         batch.session.add(entry)
         batch.stats.refused[(status, str(rejection.reason))] += 1
@@ -482,33 +617,68 @@ class Applier:
         for hole in [h for h in batch.open_holes if h.source == source]:
             if not hole.first_missing <= event["sequence"] <= hole.last_missing:
                 continue
-            batch._load(source, hole.first_missing, hole.last_missing)
-            present = {s for (src, s) in batch.at if src == source}
-            if all(s in present for s in range(hole.first_missing, hole.last_missing + 1)):
+            batch.flush()  # counted in the database: a hole may span up to 2**53 positions
+            present = batch.ledger.chain_digests(batch.session, source, hole.first_missing, hole.last_missing)
+            if len(present) == hole.last_missing - hole.first_missing + 1:
                 hole.filled_at, hole.filled_by = batch.now, str(event["id"])
                 batch.open_holes.remove(hole)
 
     # -- views and flags ------------------------------------------------------------------
     def _finish(self, batch: Batch) -> None:
-        """Record what was accepted, then rebuild every touched child and its flags."""
+        """Record what was accepted, then rebuild every touched child and its flags.
+
+        A child's view carries its household (the events of children who may share a parent
+        figure: issue 14, sibling rules), so a change to one child changes its siblings' views
+        too: they are re-evaluated in the same transaction, one step out (their own households
+        are read, not re-evaluated)."""
         batch.flush()
         registered = batch.registry.registered_agencies()
         rules = [p.id for p in self.policies]
+        loaded: dict[str, list[Event]] = {}
+
+        def events_of(child: str) -> list[Event]:
+            if child not in loaded:
+                loaded[child] = child_events(self.ledger, batch.session, child)
+            return loaded[child]
+
+        for siblings in households_in(batch.session, sorted(batch.triggers), events_of).values():
+            for sibling in siblings:
+                batch.triggers.setdefault(sibling, "")
+        households = households_in(batch.session, sorted(batch.triggers), events_of)
         for child, trigger in sorted(batch.triggers.items()):
-            envelopes = self.ledger.events_about(batch.session, child)
-            events = [Event.from_envelope(e) for e in envelopes if e["type"] not in NOT_CHILD_EVENTS]
-            if not events:
-                continue
-            view = ChildView.build(child, events, registered)
-            evaluation = evaluate(view, batch.now, self.policies)
-            rebuild_child(batch.session, view, evaluation.next_due, batch.now)
-            detail = {e.id: _evidence(e) for e in view.events}
-            changes = sync_flags(
-                batch.session, child, evaluation.flags, batch.now, trigger or None, detail, rules=rules
-            )
-            batch.stats.count_changes(changes)
-            batch.stats.children.add(child)
+            try:
+                self._rebuild(batch, child, trigger, registered, rules, events_of, households[child])
+            except INFRASTRUCTURE_ERRORS:
+                raise
+            except Exception as error:
+                if not batch.touched_by.get(child):
+                    raise _ChildFailed(child, error) from error
+                raise _MessageFailed(sorted(batch.touched_by[child]), error) from error
         self._evaluate_integrity(batch)
+
+    def _rebuild(
+        self,
+        batch: Batch,
+        child: str,
+        trigger: str,
+        registered: Mapping[str, datetime],
+        rules: Sequence[str],
+        events_of: Callable[[str], list[Event]],
+        household: Iterable[str],
+    ) -> None:
+        events = events_of(child)
+        if not events:
+            return
+        others = {other: events_of(other) for other in sorted(household)}
+        view = ChildView.build(child, events, registered, others)
+        evaluation = evaluate(view, batch.now, self.policies)
+        rebuild_child(batch.session, view, evaluation.next_due, batch.now)
+        detail = {e.id: _evidence(e) for e in view.events}
+        changes = sync_flags(
+            batch.session, child, evaluation.flags, batch.now, trigger or None, detail, rules=rules
+        )
+        batch.stats.count_changes(changes)
+        batch.stats.children.add(child)
 
     @staticmethod
     def _evaluate_integrity(batch: Batch) -> None:
@@ -517,6 +687,55 @@ class Applier:
         if flags:
             changes = sync_flags(batch.session, None, flags, batch.now, None, {}, rules=INTEGRITY_RULES)
             batch.stats.count_changes(changes)
+
+
+class _MessageFailed(Exception):
+    """Handling these messages raised ``error``: redo the batch with them set aside."""
+
+    def __init__(self, indices: Sequence[int], error: Exception) -> None:
+        super().__init__(f"messages {list(indices)} failed: {type(error).__name__}")
+        self.indices, self.error = list(indices), error
+        self.rejection = internal_error(error)
+
+
+class _EntryFailed(Exception):
+    """Retrying this held entry raised ``error``: redo the sweep with it set aside."""
+
+    def __init__(self, entry_id: int, error: Exception) -> None:
+        super().__init__(f"quarantine entry {entry_id} failed: {type(error).__name__}")
+        self.entry_id, self.error = entry_id, error
+
+
+class _ChildFailed(Exception):
+    """Re-evaluating a child nobody's message touched raised ``error``."""
+
+    def __init__(self, child: str, error: Exception) -> None:
+        super().__init__(f"child {child} failed: {type(error).__name__}")
+        self.child, self.error = child, error
+
+
+def internal_error(error: BaseException) -> Rejection:
+    """The refusal for an unanticipated failure: the exception's class and the first line of
+    its message, cut short (a database error's text can carry the statement and its values)."""
+    message = (str(error).splitlines() or [""])[0][:200]
+    return Rejection(
+        Reason.INTERNAL_ERROR,
+        f"{type(error).__name__}: {message} (a fault in the projector, not necessarily in the "
+        "message; `sgledger quarantine readmit` once it is fixed)",
+    )
+
+
+def _spans(positions: Sequence[int], gap: int = 1000) -> list[tuple[int, int]]:
+    """Sorted positions as (low, high) ranges, split where they are more than ``gap`` apart, so
+    one range query per cluster fetches no more than the chain holds near what was asked."""
+    spans: list[tuple[int, int]] = []
+    for n in positions:
+        if spans and n - spans[-1][1] <= gap:
+            spans[-1] = (spans[-1][0], n)
+        else:
+            spans.append((n, n))
+    return spans
+
 
 def _chain_order(checked: dict[str, Any] | Rejection) -> tuple[int, str, int]:
     """Apply a batch in chain order, key registrations first: a poll interleaves partitions
@@ -539,6 +758,9 @@ def _evidence(event: Event) -> dict[str, Any]:
         "type": event.type,
         "time": event.time.isoformat(),
         "recordedtime": event.recordedtime.isoformat(),
+        # the agency references (incident_ref...) that tell one flag of a rule from another in
+        # an email, which never carries the event's data itself
+        "refs": event_refs(event.data),
     }
 
 
@@ -546,7 +768,7 @@ def _fields(event: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "event_id": str(event.get("id"))[:64] if event.get("id") is not None else None,
         "source": _text(event.get("source"), 200),
-        "sequence": event.get("sequence") if isinstance(event.get("sequence"), int) else None,
+        "sequence": _sequence(event.get("sequence")),
         "subject": _text(event.get("subject"), 128),
         "type": _text(event.get("type"), 64),
         "kid": _text(event.get("kid"), 64),
@@ -560,6 +782,12 @@ def _identity(raw: bytes) -> dict[str, Any]:
     if isinstance(parsed, Rejection):
         return {"event_id": "sha256:" + hashlib.sha256(raw).hexdigest()[:57]}
     return _fields(parsed)
+
+
+def _sequence(value: Any) -> int | None:
+    """A refused message's sequence, if it is one the columns can hold (it may be anything)."""
+    exact = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_EXACT_INTEGER
+    return value if exact else None
 
 
 def _text(value: Any, limit: int) -> str | None:

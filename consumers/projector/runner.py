@@ -23,7 +23,15 @@ from sqlalchemy import select
 
 from consumers.projector.applier import Applier, ApplyStats, Message
 from ledger.store.models import QuarantineEntry
-from transport.kafka import KafkaSettings, assign_all, cluster_id, ensure_topics, make_consumer, make_producer
+from transport.kafka import (
+    KafkaSettings,
+    assign_all,
+    cluster_id,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    subscribe,
+)
 from views.models import FlagChangeRow
 
 log = logging.getLogger(__name__)
@@ -44,7 +52,11 @@ class _SeekToTracked(ConsumerRebalanceListener):
         """Nothing to flush: every applied batch is already committed in the database."""
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        self.projector.seek_assigned(assigned)
+        try:
+            self.projector.seek_assigned(assigned)
+        except Exception:
+            self.projector.resync = True  # the database is down: seek once it answers again
+            raise
 
 
 class Projector:
@@ -73,11 +85,19 @@ class Projector:
             # directly instead of waiting for a group join.
             self.seek_assigned(assign_all(self.consumer, self.topics.events()))
         else:
-            self.consumer.subscribe(self.topics.events(), listener=_SeekToTracked(self))
+            subscribe(self.consumer, self.topics.events(), listener=_SeekToTracked(self))
         self.producer: KafkaProducer = make_producer(settings)
         self._last_sweep = float("-inf")
+        # True when the consumer's positions may not match the database's (a batch failed, or
+        # an assignment could not read its positions): poll_once seeks from the database first.
+        self.resync = False
 
     def seek_assigned(self, assigned: Any) -> None:
+        """Seek each partition to after the database's position for it. The cluster id is read
+        again first: after a memory-only broker restarts, the new cluster's partitions start
+        again at 0 and must be read from their beginning under new tracking names."""
+        if assigned:
+            self.cluster = cluster_id(self.settings)
         for tp in assigned:
             position = self.applier.ledger.tracked_position(
                 tracking_name(self.cluster, tp.topic, tp.partition)
@@ -89,6 +109,9 @@ class Projector:
 
     def poll_once(self, timeout_ms: int = 500) -> ApplyStats:
         """One poll -> one transaction -> offsets committed -> outbox published."""
+        if self.resync:
+            self.seek_assigned(self.consumer.assignment())  # raises while the database is down
+            self.resync = False
         records = self._poll_batch(timeout_ms)
         stats = ApplyStats()
         if records:
@@ -110,9 +133,14 @@ class Projector:
             try:
                 stats = self.applier.apply(messages, track)
             except Exception:
-                # The consumer's position already moved past these records; without rewinding
-                # to what the database holds, the next poll would skip them until a restart.
-                self.seek_assigned(self.consumer.assignment())
+                # The consumer's position already moved past these records; without rewinding,
+                # the next poll would skip them until a restart. The database's positions are
+                # the truth, but when the database is what failed they cannot be read: rewind
+                # to this batch's first records (never skips), and seek from the database
+                # before the next poll (in case the commit went through before the failure).
+                for tp, batch in records.items():
+                    self.consumer.seek(tp, batch[0].offset)
+                self.resync = True
                 raise
             self._commit(offsets)
         if self.clock() - self._last_sweep >= self.sweep_every_s:

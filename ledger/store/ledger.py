@@ -35,6 +35,7 @@ from ledger.canonical import canonical_json
 from ledger.keyregistry import KeyRegistry, RootKey
 from ledger.store import schema
 from ledger.store.models import AcceptedEvent, Base, WriterLock
+from ledger.store.private import private_sqlite
 from ledger.timeutil import parse_time
 
 STREAM_NAMESPACE = uuid.UUID("0b6c7f4c-3c55-4f3a-9d0e-5a1f3c2b9e77")
@@ -90,6 +91,7 @@ class Ledger:
         """``check_schema=False`` only for `sgledger db` itself, which migrates what a service
         would refuse."""
         self.url = normalise_url(url)
+        private_sqlite(self.url)
         self.app = LedgerApplication(
             env={
                 "PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",

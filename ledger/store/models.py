@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ledger.store.types import UTCTime
@@ -33,7 +33,9 @@ class AcceptedEvent(Base):
     event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     position: Mapped[int] = mapped_column(Integer, unique=True)  # ledger_events notification id
     source: Mapped[str] = mapped_column(String(200))
-    sequence: Mapped[int] = mapped_column(Integer)
+    # BigInteger: a sequence may be any JSON-exact integer (up to 2**53 - 1); PostgreSQL's
+    # INTEGER stops at 2**31 - 1, and a refused INSERT would abort the batch's transaction.
+    sequence: Mapped[int] = mapped_column(BigInteger)
     subject: Mapped[str] = mapped_column(String(128))
     type: Mapped[str] = mapped_column(String(64))
     time: Mapped[datetime] = mapped_column(UTCTime)
@@ -63,7 +65,7 @@ class QuarantineEntry(Base):
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     event_id: Mapped[str | None] = mapped_column(String(64), default=None)
     source: Mapped[str | None] = mapped_column(String(200), default=None)
-    sequence: Mapped[int | None] = mapped_column(Integer, default=None)
+    sequence: Mapped[int | None] = mapped_column(BigInteger, default=None)
     subject: Mapped[str | None] = mapped_column(String(128), default=None)
     type: Mapped[str | None] = mapped_column(String(64), default=None)
     kid: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -80,8 +82,8 @@ class SequenceHoleRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(200), index=True)
-    first_missing: Mapped[int] = mapped_column(Integer)
-    last_missing: Mapped[int] = mapped_column(Integer)
+    first_missing: Mapped[int] = mapped_column(BigInteger)
+    last_missing: Mapped[int] = mapped_column(BigInteger)
     noticed_at: Mapped[datetime] = mapped_column(UTCTime)
     later_event: Mapped[str] = mapped_column(String(36))
     filled_at: Mapped[datetime | None] = mapped_column(UTCTime, default=None)
@@ -93,7 +95,7 @@ class EquivocationRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(200))
-    sequence: Mapped[int] = mapped_column(Integer)
+    sequence: Mapped[int] = mapped_column(BigInteger)
     accepted_event: Mapped[str] = mapped_column(String(36))
     conflicting_event: Mapped[str] = mapped_column(String(64))
     detected_at: Mapped[datetime] = mapped_column(UTCTime)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from ledger.private_files import NotPrivate
 from sgledger.cli.alerts import alerts
 from sgledger.cli.audit import audit
 from sgledger.cli.child import child
@@ -23,6 +24,7 @@ from sgledger.cli.keys import agency, keys
 from sgledger.cli.publish import project, publish, relay
 from sgledger.cli.quarantine import quarantine
 from sgledger.cli.scenario import demo, scenario
+from sgledger.cli.topics import topics
 from sgledger.observe.logs import configure as configure_logging
 from sgledger.settings import Settings
 
@@ -88,6 +90,7 @@ for command in (
     audit,
     alerts,
     gateway,
+    topics,
     doctor,
     db,
 ):
@@ -106,6 +109,9 @@ def main() -> None:
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    except NotPrivate as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(UserError.exit_code)
     except Exception as exc:
         if "--debug" in sys.argv:
             raise

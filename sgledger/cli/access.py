@@ -19,15 +19,15 @@ from ledger.store.models import AcceptedEvent
 from ledger.timeutil import format_time
 from producers.service import Actor
 from sgledger.cli.context import AppContext
-from sgledger.cli.publishing import deliver, service_producer
+from sgledger.cli.publishing import deliver_stored, service_producer
 
 ACCESS_RECORDED = "access.recorded"
 
 
 def record_access(app: AppContext, action: str, target: str, reason: str | None) -> None:
     """Publish that the command-line user did ``action`` on ``target`` and why."""
-    service_producer(app).record_access(Actor.operating_system_user(), action, target, reason)
-    deliver(app)
+    event = service_producer(app).record_access(Actor.operating_system_user(), action, target, reason)
+    deliver_stored(app, event)
 
 
 def list_access(ledger: Ledger, child: str) -> list[dict[str, Any]]:

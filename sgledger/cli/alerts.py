@@ -6,6 +6,7 @@ partnership file, never from the command line.
 
 from __future__ import annotations
 
+import json
 import os
 import smtplib
 import time
@@ -14,21 +15,24 @@ from datetime import UTC, datetime
 
 import click
 
-from consumers.alerter.alerter import Alerter
-from consumers.alerter.config import ConfigError, PartnershipConfig, load_config
+from consumers.alerter.alerter import Alerter, utc_now
+from consumers.alerter.config import ConfigError, PartnershipConfig, is_email, load_config
 from consumers.alerter.message import build_message
-from consumers.alerter.sender import SendReport, open_smtp, send_one
-from consumers.alerter.store import AlertStore
+from consumers.alerter.routing import route
+from consumers.alerter.sender import SendReport, open_smtp, send_due, send_one
+from consumers.alerter.store import AlertStore, UnroutedChange
 from sgledger.cli.context import (
     AppContext,
     UserError,
     console,
     health_options,
+    parse_as_of,
     pass_app,
     print_json,
     start_health,
     stop_on_signals,
 )
+from views.flag_ids import short_flag_id
 
 CONFIG = click.option(
     "--config", "config_path", required=True, type=click.Path(dir_okay=False),
@@ -141,9 +145,24 @@ def test_send(address: str, config_path: str) -> None:
 @alerts.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.option("--all", "include_sent", is_flag=True, help="Also mail already sent.")
+@click.option(
+    "--unrouted", is_flag=True,
+    help="Instead: flag changes no lead was routed for (they went to the fallback address).",
+)  # fmt: skip
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False),
+    help="With --unrouted: the current routing file, to show who would receive each change now.",
+)  # fmt: skip
 @pass_app
-def pending(app: AppContext, as_json: bool, include_sent: bool) -> None:
-    """Mail waiting to be sent (and failed), with why."""
+def pending(
+    app: AppContext, as_json: bool, include_sent: bool, unrouted: bool, config_path: str | None
+) -> None:
+    """Mail waiting to be sent (and failed), with why; or, with --unrouted, what no lead got."""
+    if config_path and not unrouted:
+        raise UserError("--config is only used with --unrouted (to show who would get each change now)")
+    if unrouted:
+        _pending_unrouted(app, as_json, _config(config_path) if config_path else None)
+        return
     store = AlertStore(app.settings.database_url)
     try:
         rows = [m for m in store.mail() if include_sent or m.status != "sent"]
@@ -173,3 +192,79 @@ def pending(app: AppContext, as_json: bool, include_sent: bool) -> None:
             when, why = f"next {row['next_attempt_at']}", f"  ({row['last_error'] or 'not yet attempted'})"
         line = f"{row['status']:8} {row['recipient']}  {when}  attempts {row['attempts']}  {row['subject']}"
         console.print(line + why, markup=False, highlight=False)
+
+
+def _routed_now(row: UnroutedChange, config: PartnershipConfig | None) -> list[str] | None:
+    """Who the current routing file would send this change to (None: no file given)."""
+    if config is None:
+        return None
+    return list(route(json.loads(row.change), config).recipients)
+
+
+def _pending_unrouted(app: AppContext, as_json: bool, config: PartnershipConfig | None) -> None:
+    store = AlertStore(app.settings.database_url)
+    try:
+        rows = store.unrouted()
+    finally:
+        store.close()
+    listed = [
+        {
+            "change_id": r.change_id, "flag_id": r.flag_id, "child": r.child, "rule": r.rule,
+            "concerns": json.loads(r.concerns), "changed_at": r.changed_at.isoformat(),
+            "change": json.loads(r.change)["change"], "routed_now_to": _routed_now(r, config),
+        }
+        for r in rows
+    ]  # fmt: skip
+    if as_json:
+        print_json(listed)
+        return
+    if not listed:
+        console.print("no unrouted flag changes: every change had a lead")
+        return
+    now_routed: set[str] = set()
+    for row in listed:
+        concerns = ", ".join(row["concerns"]) or "(partnership)"
+        line = (
+            f"{row['changed_at']}  {short_flag_id(row['flag_id'])}  {row['change']:<9} {row['rule']}  "
+            f"child {row['child'] or '(partnership)'}  concerns {concerns}"
+        )
+        if row["routed_now_to"]:
+            line += f"  -> now routed to {', '.join(row['routed_now_to'])}"
+            now_routed.update(row["routed_now_to"])
+        console.print(line, markup=False, highlight=False)
+    first = listed[0]["changed_at"]
+    for lead in sorted(now_routed):
+        console.print(
+            f"send {lead} what they missed: sgledger alerts resend --to {lead} --since {first} --config FILE",
+            markup=False, highlight=False,
+        )  # fmt: skip
+
+
+@alerts.command()
+@click.option("--to", "recipient", required=True, help="The lead's address (now in the routing file).")
+@click.option("--since", required=True, help="RFC 3339 time: unrouted changes from then on.")
+@click.option("--agency", help="Only changes concerning this agency (e.g. gp/L85003).")
+@CONFIG
+@pass_app
+def resend(app: AppContext, recipient: str, since: str, agency: str | None, config_path: str) -> None:
+    """Send a lead the flag changes that went only to the fallback address (no lead was routed)
+    since --since: one message per child, each change at most once to them, then sends what is due.
+
+    For a lead added to the routing file after their agency's flags were raised; see
+    `alerts pending --unrouted --config FILE` for who would get what now."""
+    config = _config(config_path)
+    if not is_email(recipient):
+        raise UserError(f"--to: {recipient!r} is not an email address")
+    when = parse_as_of(since)
+    store = AlertStore(app.settings.database_url)
+    try:
+        missed = [r for r in store.unrouted(when) if agency is None or agency in json.loads(r.concerns)]
+        created = store.queue(recipient, [json.loads(r.change) for r in missed], config, utc_now())
+        report = send_due(store, config.smtp, _password(config), utc_now())
+    finally:
+        store.close()
+    console.print(
+        f"{len(missed)} unrouted change(s) since {when.isoformat()}: {created} new message(s) to "
+        f"{recipient}; mail sent {report.sent}, deferred {report.deferred}, failed {report.failed}",
+        markup=False, highlight=False,
+    )  # fmt: skip

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.engine import make_url
 
 from consumers.auditor.chronology import build_chronology
-from consumers.auditor.chronology_formats import FORMATS, render
+from consumers.auditor.chronology_formats import BINARY_FORMATS, FORMATS, PdfUnavailable, render
 from consumers.auditor.diff import diff
 from consumers.auditor.replay import replay
 from consumers.auditor.tree_heads import (
@@ -32,7 +32,7 @@ from ledger.timeutil import format_time
 from producers.service import child_target
 from sgledger.cli.access import list_access, record_access
 from sgledger.cli.context import AppContext, UserError, console, parse_as_of, pass_app, print_json
-from sgledger.cli.publishing import deliver, service_producer
+from sgledger.cli.publishing import deliver_stored, service_producer
 
 # Below this many events a progress bar would only flicker.
 PROGRESS_FROM = 20_000
@@ -102,8 +102,7 @@ def tree_head(app: AppContext, every: float | None) -> None:
         if latest is not None and head["tree_size"] <= latest["tree_size"] + 1:
             click.echo(f"nothing new since the head at size {latest['tree_size']}")
         else:
-            service_producer(app).tree_head(head)
-            outcome = deliver(app)
+            outcome = deliver_stored(app, service_producer(app).tree_head(head))
             click.echo(f"tree head size {head['tree_size']} root {head['root_hash']}: {outcome}")
         if every is None:
             return
@@ -177,7 +176,11 @@ def diff_(app: AppContext, url_a: str, url_b: str | None, as_json: bool) -> None
 @audit.command("chronology")
 @click.argument("child")
 @click.option("--as-of", "as_of", help="RFC 3339 time (default: now).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), required=True,
+    help="html: one self-contained file to print (A4); pdf: the same laid out by WeasyPrint "
+    "(needs --output); csv: one row per event; md: Markdown for working papers.",
+)  # fmt: skip
 @click.option(
     "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here (default: stdout)."
 )
@@ -186,14 +189,23 @@ def diff_(app: AppContext, url_a: str, url_b: str | None, as_json: bool) -> None
 def chronology_(
     app: AppContext, child: str, as_of: str | None, fmt: str, output: Path | None, reason: str | None
 ) -> None:
-    """The multi-agency chronology of CHILD: events, who knew and when, flags, notifications."""
+    """The multi-agency chronology of CHILD for a review: each event in plain language with who
+    knew of it and when, gap flags as spans (raised, then resolved or still open), notifications,
+    and apart from them the record's own governance (keys, reads, flag decisions, tree head).
+
+    The export is itself a read of the child's record: it is recorded (`audit access CHILD`)."""
     when = parse_as_of(as_of)
+    if fmt in BINARY_FORMATS and output is None:
+        raise UserError(f"--format {fmt} writes a binary file: give --output FILE.{fmt}")
     record_access(app, f"audit chronology --format {fmt}", child_target(child), reason)
-    text = render(build_chronology(app.ledger, app.root_key(), child, when), fmt)
+    try:
+        data = render(build_chronology(app.ledger, app.root_key(), child, when), fmt)
+    except PdfUnavailable as exc:
+        raise UserError(str(exc)) from exc
     if output is None:
-        click.echo(text, nl=False)
+        click.echo(data.decode(), nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        output.write_bytes(data)
         click.echo(f"wrote {output}", err=True)
 
 

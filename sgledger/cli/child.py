@@ -40,9 +40,14 @@ def show(app: AppContext, child_id: str, as_json: bool, reason: str | None) -> N
 
 @child.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.option("--reason", help="Why you are looking (recorded with your name in the ledger).")
 @pass_app
-def list_(app: AppContext, as_json: bool) -> None:
-    """List children with events, their event counts and open flags."""
+def list_(app: AppContext, as_json: bool, reason: str | None) -> None:
+    """List children with events, their event counts and open flags.
+
+    Which children the partnership holds records about is itself sensitive: the look is recorded
+    (against the partnership, `audit access PARTNERSHIP_ID`)."""
+    record_access(app, "child list", "children:all", reason)
     with app.ledger.read() as session:
         rows = list_children(session)
     if as_json:

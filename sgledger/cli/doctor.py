@@ -10,7 +10,7 @@ from rich.table import Table
 
 from sgledger.cli.context import AppContext, console, pass_app, print_json
 from sgledger.doctor import Check, check_database, check_kafka, check_keys, check_smtp
-from transport.kafka import BrokerUnavailable, KafkaSettings, TopicMismatch, ensure_topics
+from transport.kafka import KafkaSettings
 
 STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
@@ -22,15 +22,9 @@ STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="The partnership routing file: also check that its SMTP relay accepts a session.",
 )
-@click.option(
-    "--create-topics",
-    is_flag=True,
-    help="First create missing topics with the configured partitions and replication "
-    "(a deployment's init step; existing topics are never changed).",
-)
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as a JSON array.")
 @pass_app
-def doctor(app: AppContext, routing_file: Path | None, create_topics: bool, as_json: bool) -> None:
+def doctor(app: AppContext, routing_file: Path | None, as_json: bool) -> None:
     """Check the deployment these settings point at: keys, database schema, Kafka (broker,
     topics, partition counts, replication) and, with --config, the SMTP relay.
 
@@ -43,13 +37,6 @@ def doctor(app: AppContext, routing_file: Path | None, create_topics: bool, as_j
         kafka = KafkaSettings.from_env(
             bootstrap_servers=settings.bootstrap_servers, topic_prefix=settings.topic_prefix
         )
-        if create_topics:
-            try:
-                created = ensure_topics(kafka, kafka.topics.all())
-            except (BrokerUnavailable, TopicMismatch) as exc:
-                checks.append(Check("create topics", "fail", str(exc)))
-            else:
-                checks.append(Check("create topics", "ok", f"created {len(created)} missing topic(s)"))
         checks += check_kafka(kafka)
     if routing_file is not None:
         checks += check_smtp(routing_file, os.environ.get)

@@ -17,11 +17,12 @@ from ledger.store.models import AcceptedEvent
 from producers.service import Actor, child_target
 from sgledger.cli.access import record_access
 from sgledger.cli.context import AppContext, UserError, console, parse_as_of, pass_app, print_json
-from sgledger.cli.publishing import deliver, service_producer
+from sgledger.cli.publishing import deliver_stored, service_producer
 from sgledger.render import render_flags
 from views.flag_ids import FlagIdError, resolve_flag_id
 from views.models import FlagChangeRow, FlagRow
 from views.queries import flags_as_of
+from views.summaries import readable_time
 
 
 @click.group()
@@ -66,20 +67,28 @@ def list_(
         print_json({"as_of": when.isoformat(), "flags": found})
     else:
         render_flags(
-            console, found, title=f"Flags {'raised' if include_closed else 'open'} as of {when.isoformat()}"
+            console,
+            found,
+            title=f"Flags {'raised' if include_closed else 'open'} as of {readable_time(when)} London",
         )
 
 
 @flags.command("explain")
 @click.argument("flag_id")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--reason", help="Why you are looking (recorded with your name in the ledger).")
 @pass_app
-def explain(app: AppContext, flag_id: str, as_json: bool) -> None:
+def explain(app: AppContext, flag_id: str, as_json: bool, reason: str | None) -> None:
     """Why FLAG_ID was raised: the lesson, the evidence events and its lifecycle.
 
-    FLAG_ID may be abbreviated to its first digits (8 are shown by `flags list`), like git."""
+    FLAG_ID may be abbreviated to its first digits (8 are shown by `flags list`), like git. The
+    evidence is part of a child's record: the look is recorded (`audit access CHILD`)."""
     with app.ledger.read() as session:
         flag_id = _resolve(session, flag_id)
+        child = session.scalar(select(FlagRow.child).where(FlagRow.id == flag_id))
+    # recorded before the evidence is read, so that the look is on record even if showing fails
+    record_access(app, "flags explain", child_target(child) if child else f"flag:{flag_id}", reason)
+    with app.ledger.read() as session:
         row = session.get(FlagRow, flag_id)
         assert row is not None  # resolved just now, in this transaction
         flag = json.loads(row.payload)
@@ -141,8 +150,8 @@ def _decide(
         assert row is not None  # resolved just now, in this transaction
         child, evidence = row.child, json.loads(row.payload)["evidence"]
     actor = Actor.operating_system_user()
-    service_producer(app).decide_flag(actor, decision, flag_id, child, reason, evidence)
-    click.echo(f"{decision} {flag_id} by {actor.id}: {deliver(app)}")
+    event = service_producer(app).decide_flag(actor, decision, flag_id, child, reason, evidence)
+    click.echo(f"{decision} {flag_id} by {actor.id}: {deliver_stored(app, event)}")
 
 
 @flags.command("ack")

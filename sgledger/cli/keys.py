@@ -76,10 +76,8 @@ def add(app: AppContext, agency_id: str, valid_from: str | None) -> None:
 
     AGENCY_ID is kind/local-id (e.g. police/avon-somerset, gp/L85001), or partnership/<name> for
     one of the partnership's own services (partnership/service signs reads and flag decisions)."""
-    kind = agency_id.split("/", 1)[0]
-    if "/" not in agency_id or kind not in AGENCY_KINDS:
-        hint = did_you_mean(kind, AGENCY_KINDS)
-        raise UserError(f"agency id must be kind/local-id with kind one of {', '.join(AGENCY_KINDS)}{hint}")
+    # The key store refuses a malformed id (ledger.identifiers) before it writes anything, so a
+    # refused name leaves no key file behind.
     if agency_id == app.root_key().partnership:
         raise UserError(f"{agency_id} is the partnership itself: its root key exists already")
     _register(app, agency_id, _valid_from(valid_from))
@@ -91,7 +89,9 @@ def _register(app: AppContext, agency_id: str, since: datetime | None = None) ->
     try:
         key = app.keystore.create_agency_key(agency_id)
     except KeystoreError as exc:
-        raise UserError(str(exc)) from exc
+        kind = agency_id.split("/", 1)[0]
+        hint = "" if kind in AGENCY_KINDS else did_you_mean(kind, AGENCY_KINDS)
+        raise UserError(f"{exc}{hint}") from exc
     public = key.public_key()
     data = {"agency": agency_id, "kid": key_id(public), "public_key": public_key_text(public)}
     if since is not None:

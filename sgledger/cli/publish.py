@@ -26,7 +26,7 @@ from sgledger.cli.context import (
     start_health,
     stop_on_signals,
 )
-from sgledger.cli.publishing import publish_batch, publish_event
+from sgledger.cli.publishing import StoredNotDelivered, publish_batch, publish_event
 from transport.kafka import partition_lag
 
 
@@ -88,6 +88,11 @@ def publish(
     """Sign an event (or a --batch of them) as AGENCY, queue it in the durable outbox, deliver.
 
     Succeeds while Kafka is down: the event waits in the outbox for `sgledger relay`.
+    Publishing again with the same --id and the same event returns the stored event (a safe
+    retry); the same --id with a different event is refused.
+
+    Exit codes: 0 done; 2 refused, nothing stored; 1 failed, nothing stored; 3 stored in the
+    outbox but not delivered (the message and --json give the event id: retry with --id).
     """
     if batch_file is not None:
         if event_type or child or data_text or at or recorded or event_id:
@@ -105,16 +110,21 @@ def publish(
         raise UserError(f"missing {', '.join(missing)} (or give --batch FILE.ndjson)")
     assert event_type and child and data_text
     when = _time("--time", at)
-    event, result = publish_event(
-        app,
-        agency,
-        event_type,
-        child,
-        _data(data_text),
-        time=when,
-        recorded=_time("--recorded", recorded),
-        event_id=event_id,
-    )
+    try:
+        event, result = publish_event(
+            app,
+            agency,
+            event_type,
+            child,
+            _data(data_text),
+            time=when,
+            recorded=_time("--recorded", recorded),
+            event_id=event_id,
+        )
+    except StoredNotDelivered as exc:
+        if as_json:  # a program reading stdout learns the id it must retry with
+            print_json({"event": exc.event, "delivery": None, "error": str(exc)})
+        raise
     if as_json:
         print_json({"event": event, "delivery": result})
     else:

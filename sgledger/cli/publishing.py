@@ -3,6 +3,13 @@
 With the embedded broker the whole path runs before the command returns (see
 ``sgledger.pipeline``); with a real Kafka the command relays once and leaves projection to the
 running `sgledger project` service, or leaves the event queued in the outbox if Kafka is down.
+
+Exit codes say what happened to the event (issue 9: a publish that exited 1 "database or disk is
+full" had in fact stored, sent and had its event accepted, so a retry created a duplicate):
+0 delivered as far as this command goes; 2 refused before anything was stored; 1 failed before
+anything was stored; 3 stored in the outbox (so it will be delivered, and may already be in the
+ledger) but delivery did not complete: the message gives the event id, and publishing again
+with ``--id`` that id is safe (the outbox returns the stored event instead of a second one).
 """
 
 from __future__ import annotations
@@ -14,16 +21,40 @@ from datetime import datetime
 from typing import Any
 
 from ledger.keystore import KeystoreError
+from ledger.private_files import NotPrivate
 from ledger.topics import Topics
 from ledger.validation import Problem
 from ledger.vocabulary import did_you_mean
-from producers.outbox import Outbox
+from producers.outbox import DuplicateEventId, Outbox
 from producers.relay import Relay
 from producers.sdk import InvalidEvent, Producer, draft_from_json
 from producers.service import ServiceProducer
 from sgledger.cli.context import AppContext, UserError, console, err_console, print_json
 from sgledger.pipeline import Pipeline
 from transport.kafka import BrokerUnavailable, KafkaSettings
+
+
+class NotStored(UserError):
+    """The outbox could not store the event: nothing was published."""
+
+    exit_code = 1
+
+
+class StoredNotDelivered(UserError):
+    """The event is committed to the outbox, but delivering it failed: not lost, not to be
+    published again as a new event."""
+
+    exit_code = 3
+
+    def __init__(self, event: Mapping[str, Any], error: Exception) -> None:
+        self.event = dict(event)
+        first_line = (str(error).splitlines() or [""])[0][:300]
+        super().__init__(
+            f"{event['type']} {event['id']} ({event['source']} #{event['sequence']}) is stored in "
+            f"the outbox, but delivering it failed: {type(error).__name__}: {first_line}. It is not "
+            "lost: the next publish (or `sgledger relay`, with a cluster) sends it. Do not publish "
+            f"it again as a new event; a retry with --id {event['id']} is safe."
+        )
 
 
 def producer_for(app: AppContext, agency: str) -> Producer:
@@ -51,7 +82,22 @@ def publish_event(
         raise no_key(app, agency, exc) from exc
     except InvalidEvent as exc:
         raise UserError(f"event refused before signing: {exc}") from exc
-    return event, deliver(app)
+    except DuplicateEventId as exc:
+        raise UserError(f"{exc}; nothing was stored (a retry must repeat the same event)") from exc
+    except (UserError, NotPrivate):
+        raise
+    except Exception as exc:  # the outbox transaction rolled back
+        raise NotStored(f"nothing was stored: {type(exc).__name__}: {exc}") from exc
+    return event, deliver_stored(app, event)
+
+
+def deliver_stored(app: AppContext, event: Mapping[str, Any]) -> str:
+    """``deliver`` for an event already committed to the outbox: a failure says so, with the
+    event's id (exit code 3), rather than reading like nothing happened."""
+    try:
+        return deliver(app)
+    except Exception as exc:
+        raise StoredNotDelivered(event, exc) from exc
 
 
 def no_key(app: AppContext, agency: str, exc: KeystoreError) -> UserError:
@@ -93,7 +139,7 @@ def publish_batch(app: AppContext, agency: str, text: str, as_json: bool) -> Non
     err_console.print(
         f"signed and queued {len(events)} event(s) in {seconds:.1f} s ({len(events) / seconds:,.0f}/s)"
     )
-    delivery = deliver(app)
+    delivery = deliver_stored(app, events[-1])  # stored whatever happens next: exit 3 if undelivered
     if as_json:
         print_json(
             {"count": len(events), "ids": [e["id"] for e in events],

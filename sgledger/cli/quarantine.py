@@ -10,7 +10,11 @@ from sqlalchemy import select
 
 from consumers.projector.applier import Applier
 from ledger.store.models import QuarantineEntry
+from producers.service import child_target
+from sgledger.cli.access import record_access
 from sgledger.cli.context import AppContext, UserError, console, pass_app, print_json
+
+REASON = click.option("--reason", help="Why you are looking (recorded with your name in the ledger).")
 
 
 def _summary(e: QuarantineEntry) -> dict[str, object]:
@@ -39,9 +43,13 @@ def quarantine() -> None:
 @quarantine.command("list")
 @click.option("--all", "include_resolved", is_flag=True, help="Include readmitted entries.")
 @click.option("--json", "as_json", is_flag=True)
+@REASON
 @pass_app
-def list_(app: AppContext, include_resolved: bool, as_json: bool) -> None:
-    """Quarantined and held messages with the reason a person can act on."""
+def list_(app: AppContext, include_resolved: bool, as_json: bool, reason: str | None) -> None:
+    """Quarantined and held messages with the reason a person can act on.
+
+    Refused messages are about children too: the look is recorded (against the partnership)."""
+    record_access(app, "quarantine list", "quarantine:all", reason)
     with app.ledger.read() as session:
         query = select(QuarantineEntry).order_by(QuarantineEntry.id)
         if not include_resolved:
@@ -70,14 +78,21 @@ def list_(app: AppContext, include_resolved: bool, as_json: bool) -> None:
 @quarantine.command("show")
 @click.argument("entry_id", type=int)
 @click.option("--json", "as_json", is_flag=True)
+@REASON
 @pass_app
-def show(app: AppContext, entry_id: int, as_json: bool) -> None:
-    """One entry, with the message as received (pretty-printed if it is JSON)."""
+def show(app: AppContext, entry_id: int, as_json: bool, reason: str | None) -> None:
+    """One entry, with the message as received (pretty-printed if it is JSON).
+
+    The message may hold a child's data: the look is recorded against the child it names (or,
+    if it names none, against the partnership)."""
     with app.ledger.read() as session:
         entry = session.get(QuarantineEntry, entry_id)
         if entry is None:
             raise UserError(f"no quarantine entry {entry_id}")
         summary, raw = _summary(entry), entry.raw
+    subject = summary["subject"]
+    target = child_target(subject) if isinstance(subject, str) and subject else f"quarantine:{entry_id}"
+    record_access(app, "quarantine show", target, reason)
     try:
         body: object = json.loads(raw)
     except ValueError:

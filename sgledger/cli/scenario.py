@@ -8,16 +8,20 @@ import uuid
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from sgledger.cli.context import AppContext, UserError, console, parse_as_of, pass_app, print_json
-from sgledger.demo_mail import DemoMail, send_demo_mail
 from sgledger.pipeline import Pipeline
 from sgledger.render import render_child, render_flags, render_mail
 from sgledger.scenario_runner import ScenarioResult, run_scenario
 from sgledger.scenariofile import ScenarioError, load_scenario
 from sgledger.settings import Settings
+from transport.broker import EMBEDDED_EXTRA_HINT
+
+if TYPE_CHECKING:
+    from sgledger.demo_mail import DemoMail
 
 DEMO_SCENARIO = "cspr-child-charlie.json"
 
@@ -108,6 +112,10 @@ def demo(app: AppContext, print_emails: bool) -> None:
     change to the agencies' safeguarding leads through a local SMTP server the demo starts
     (nothing leaves the machine). State is kept in DATA_DIR/demo (recreated on each run) so you
     can explore it afterwards."""
+    try:  # the loopback SMTP server (aiosmtpd) is in the optional [embedded] extra
+        from sgledger.demo_mail import send_demo_mail
+    except ModuleNotFoundError as exc:
+        raise UserError(f"the demo needs {exc.name}, which is not installed: {EMBEDDED_EXTRA_HINT}") from exc
     demo_dir = app.settings.data_dir / "demo"
     if demo_dir.exists():
         shutil.rmtree(demo_dir)
@@ -120,9 +128,7 @@ def demo(app: AppContext, print_emails: bool) -> None:
 
     def alert(pipeline: Pipeline) -> None:
         _progress(False)("emailing the flag changes to the safeguarding leads (local SMTP sink)")
-        sent.append(
-            send_demo_mail(pipeline, view_link=f"sgledger --data-dir {demo_dir} child show {{child}}")
-        )
+        sent.append(send_demo_mail(pipeline))
 
     result = run_scenario(story, settings, progress=_progress(False), while_up=alert)
     _print(result, as_json=False)

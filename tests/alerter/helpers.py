@@ -12,10 +12,21 @@ SECRET_ADDRESS = "14 Hidden Lane"
 SECRET_NOTE = "mother disclosed something private"
 
 
+# What every routing file must have besides [smtp]: where the flag pages are, and the fallback.
+REQUIRED: dict[str, Any] = {
+    "web_base_url": "https://sgledger.partnership.test",
+    "partnership": {"fallback": "fallback@partnership.test"},
+}
+REQUIRED_TOML = (
+    'web_base_url = "https://sgledger.partnership.test"\n'
+    '[partnership]\nfallback = "fallback@partnership.test"\n'
+)
+
+
 def config(port: int = 25, **extra: Any) -> PartnershipConfig:
     data: dict[str, Any] = {
         "smtp": {"host": "127.0.0.1", "port": port, "from": "alerts@partnership.test"},
-        "view_link": "sgledger child show {child}",
+        "web_base_url": "https://sgledger.partnership.test",
         "agencies": {
             "police/avon": {"leads": ["police-lead@police.test"]},
             "gp/Y001": {"leads": ["gp-lead@nhs.test", "gp-deputy@nhs.test"]},
@@ -24,6 +35,7 @@ def config(port: int = 25, **extra: Any) -> PartnershipConfig:
         "partnership": {
             "leads_by_severity": {"high": ["partnership-high@partnership.test"]},
             "leads_by_rule": {"gp-not-notified": ["gp-rule@partnership.test"]},
+            "fallback": "fallback@partnership.test",
         },
         "quiet_rules": ["school-absence"],
     }
@@ -68,7 +80,7 @@ def flag_change(
         },
         "evidence_detail": [
             {"id": "ev-1", "source": "police/avon", "type": "domestic-abuse-incident",
-             "time": "2026-11-19T22:10:00Z", "recordedtime": "2026-11-19T23:00:00Z",
+             "time": "2026-11-19T22:10:00Z", "recordedtime": "2026-11-19T23:00:00Z", "refs": ["INC-7"],
              "data": {"name": SECRET_NAME, "address": SECRET_ADDRESS, "notes": SECRET_NOTE}},
         ],
     }  # fmt: skip

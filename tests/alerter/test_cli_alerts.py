@@ -19,14 +19,14 @@ from sgledger.cli.alerts import alerts
 from sgledger.cli.context import AppContext, UserError
 from sgledger.settings import Settings
 from tests.alerter.conftest import SmtpServer
-from tests.alerter.helpers import config, encode, flag_change, publish
+from tests.alerter.helpers import REQUIRED_TOML, config, encode, flag_change, publish
 from transport.kafka import KafkaSettings
 
 
 def write_config(tmp_path: Path, port: int) -> Path:
     path = tmp_path / "partnership.toml"
     path.write_text(
-        f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nfrom = "alerts@partnership.test"\n'
+        REQUIRED_TOML + f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nfrom = "alerts@partnership.test"\n'
         '[agencies."police/avon"]\nleads = ["police-lead@police.test"]\n'
     )
     return path
@@ -118,14 +118,16 @@ def test_alerts_run_mails_each_change_once_across_a_restart(
     tmp_path: Path, kafka_settings: KafkaSettings, smtp_server: SmtpServer
 ) -> None:
     path = write_config(tmp_path, smtp_server.port)
-    first, second = flag_change(concerns=["police/avon"]), flag_change(concerns=["police/avon"])
+    # different children: changes about one child that arrive together would share one message
+    first = flag_change(concerns=["police/avon"], child="child-1")
+    second = flag_change(concerns=["police/avon"], child="child-2")
     publish(kafka_settings, [first, second])
     proc = run_alerter(tmp_path, kafka_settings, path)
     wait_for(smtp_server, 2, proc)
     log = stop(proc)
     assert "mail: 2 sent, 0 deferred, 0 failed" in log
 
-    third = flag_change(concerns=["police/avon"])
+    third = flag_change(concerns=["police/avon"], child="child-3")
     publish(kafka_settings, [third, second])  # a new change and a redelivered one
     proc = run_alerter(tmp_path, kafka_settings, path)
     wait_for(smtp_server, 3, proc)

@@ -9,7 +9,15 @@ import pytest
 from consumers.alerter.config import ConfigError, load_config, parse_config
 from consumers.alerter.message import build_message, message_id
 from consumers.alerter.routing import route
-from tests.alerter.helpers import SECRET_ADDRESS, SECRET_NAME, SECRET_NOTE, config, flag_change
+from tests.alerter.helpers import (
+    REQUIRED,
+    REQUIRED_TOML,
+    SECRET_ADDRESS,
+    SECRET_NAME,
+    SECRET_NOTE,
+    config,
+    flag_change,
+)
 from tests.alerter.test_tls_login import LOCAL_NAMES, self_signed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +45,13 @@ def test_example_config_loads() -> None:
         ({"smtp": {"host": "h"}, "digests": {"a@x.test": {"time": "08:00", "low_severity": "never"}}},
          'digests."a@x.test".low_severity'),
         ({"smtp": {"host": "h"}, "digests": {"lead": {"time": "08:00"}}}, 'digests."lead"'),
-        ({"smtp": {"host": "h"}, "view_link": "no placeholder"}, "view_link"),
+        ({"smtp": {"host": "h"}, "view_link": "sgledger child show {child}"}, "view_link"),
+        ({"smtp": {"host": "h"}, "partnership": {"fallback": "f@x.test"}}, "web_base_url"),
+        ({"smtp": {"host": "h"}, "web_base_url": "sgledger.example"}, "web_base_url"),
+        ({"smtp": {"host": "h"}, "web_base_url": "https://x.example/?q=1"}, "web_base_url"),
+        ({"smtp": {"host": "h"}, "web_base_url": "https://x.example"}, "partnership.fallback"),
+        ({"smtp": {"host": "h"}, "web_base_url": "https://x.example", "partnership": {"fallback": "nobody"}},
+         "partnership.fallback"),
         ({"smtp": {"host": "h"}, "surprise": 1}, "surprise"),
         ({"smtp": {"host": "smtp.example", "username": "u", "password_env": "P"}}, "smtp.username"),
         ({"smtp": {"host": "10.0.0.5", "username": "u", "password_env": "P", "starttls": False}},
@@ -56,28 +70,30 @@ def test_config_errors_name_file_and_key(data: dict[str, object], key: str) -> N
 
 def test_login_without_starttls_refused_as_clear_text() -> None:
     with pytest.raises(ConfigError, match="clear text"):
-        parse_config({"smtp": {"host": "smtp.example", "username": "u", "password_env": "P"}}, "p.toml")
+        parse_config(
+            {**REQUIRED, "smtp": {"host": "smtp.example", "username": "u", "password_env": "P"}}, "p.toml"
+        )
     starttls = parse_config(
-        {"smtp": {"host": "smtp.example", "starttls": True, "username": "u", "password_env": "P"}}
+        {**REQUIRED, "smtp": {"host": "smtp.example", "starttls": True, "username": "u", "password_env": "P"}}
     )
     assert starttls.smtp.username == "u"
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost", "LocalHost"])
 def test_login_without_starttls_allowed_on_loopback(host: str) -> None:
-    cfg = parse_config({"smtp": {"host": host, "username": "u", "password_env": "P"}})
+    cfg = parse_config({**REQUIRED, "smtp": {"host": host, "username": "u", "password_env": "P"}})
     assert cfg.smtp.username == "u" and not cfg.smtp.starttls
 
 
 def test_ca_file_without_starttls_refused(tmp_path: Path) -> None:
     ca = self_signed(tmp_path, LOCAL_NAMES).cert
     with pytest.raises(ConfigError, match=r"p\.toml: smtp\.ca_file: only used with smtp\.starttls = true"):
-        parse_config({"smtp": {"host": "h", "ca_file": str(ca)}}, "p.toml")
+        parse_config({**REQUIRED, "smtp": {"host": "h", "ca_file": str(ca)}}, "p.toml")
 
 
 def test_ca_file_missing_names_file_and_key(tmp_path: Path) -> None:
     path = tmp_path / "routing.toml"
-    path.write_text('[smtp]\nhost = "h"\nstarttls = true\nca_file = "private-ca.pem"\n')
+    path.write_text(REQUIRED_TOML + '[smtp]\nhost = "h"\nstarttls = true\nca_file = "private-ca.pem"\n')
     with pytest.raises(ConfigError) as err:
         load_config(path)
     message = str(err.value)
@@ -89,9 +105,11 @@ def test_ca_file_not_pem_refused(tmp_path: Path) -> None:
     junk = tmp_path / "ca.pem"
     junk.write_text("not a certificate\n")
     with pytest.raises(ConfigError, match=r"smtp\.ca_file: .*not a readable PEM CA bundle"):
-        parse_config({"smtp": {"host": "h", "starttls": True, "ca_file": str(junk)}}, "p.toml")
+        parse_config({**REQUIRED, "smtp": {"host": "h", "starttls": True, "ca_file": str(junk)}}, "p.toml")
     with pytest.raises(ConfigError, match=r"smtp\.ca_file: .*no such file"):  # a directory
-        parse_config({"smtp": {"host": "h", "starttls": True, "ca_file": str(tmp_path)}}, "p.toml")
+        parse_config(
+            {**REQUIRED, "smtp": {"host": "h", "starttls": True, "ca_file": str(tmp_path)}}, "p.toml"
+        )
 
 
 def test_ca_file_relative_to_the_routing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,11 +118,11 @@ def test_ca_file_relative_to_the_routing_file(tmp_path: Path, monkeypatch: pytes
     deploy = tmp_path / "deploy"
     ca = self_signed(deploy / "tls", LOCAL_NAMES).cert
     path = deploy / "routing.toml"
-    path.write_text('[smtp]\nhost = "relay"\nstarttls = true\nca_file = "tls/relay.pem"\n')
+    path.write_text(REQUIRED_TOML + '[smtp]\nhost = "relay"\nstarttls = true\nca_file = "tls/relay.pem"\n')
     monkeypatch.chdir(tmp_path)
     cfg = load_config(path)
     assert cfg.smtp.ca_file == str(ca.resolve())
-    assert parse_config({"smtp": {"host": "h"}}).smtp.ca_file is None
+    assert parse_config({**REQUIRED, "smtp": {"host": "h"}}).smtp.ca_file is None
 
 
 def test_bad_toml_names_file(tmp_path: Path) -> None:
@@ -155,16 +173,22 @@ def test_message_minimal_and_stable() -> None:
     assert msg["Message-ID"] != build_message(change, "gp-lead@nhs.test", cfg)["Message-ID"]
     whole = msg.as_string()
     text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    short = change["flag"]["id"][:8]
     for expected in [
         "child-7f3a",
+        f"Flag: {short}",
         "Title of gp-not-notified",
         "medium",
-        "2026-11-21T17:00:00Z",
+        "Due: Sat 21 Nov 2026 17:00 London",
+        "Which: INC-7; concerns police/avon",
         "Notify the GP practice",
         "Review of Child X (2021), para 4.2",
-        "police/avon, 2026-11-19, domestic-abuse-incident",
-        "sgledger child show child-7f3a",
+        "police/avon, 2026-11-19, domestic-abuse-incident INC-7",
+        f"https://sgledger.partnership.test/flags/{short}",
     ]:
         assert expected in text
+    html_part = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert f"<a href='https://sgledger.partnership.test/flags/{short}'>" in html_part
+    assert "17:00:00" not in whole  # no seconds, let alone microseconds
     for secret in [SECRET_NAME, SECRET_ADDRESS, SECRET_NOTE, "explained", "ev-1"]:
         assert secret not in whole

@@ -9,6 +9,7 @@ import os
 import pwd
 import shutil
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from sgledger.cli.audit import audit
 from sgledger.cli.context import AppContext, UserError
 from sgledger.settings import Settings
 from tests.audit.conftest import Story
+from views.models import FlagRow
 
 CHILD = "C-CH-1"
 
@@ -132,3 +134,73 @@ def test_replay_and_diff_commands(app: AppContext, tmp_path: Path) -> None:
             select(AcceptedEvent.envelope).where(AcceptedEvent.type == "access.recorded")
         ).all()
     assert [json.loads(a)["data"]["action"] for a in access] == ["audit replay"]
+
+
+def test_reads_outside_audit_are_audited_too_and_flags_can_be_told_apart(app: AppContext) -> None:
+    """flags explain (by short id), child list and quarantine list/show are reads of records about
+    children: each writes a signed access.recorded; flags list shows which incident and agency."""
+    from sgledger.cli import cli
+
+    def top(*args: str) -> Result:
+        result = CliRunner().invoke(
+            cli, ["--data-dir", str(app.settings.data_dir), *args], catch_exceptions=False
+        )
+        assert result.exit_code == 0, result.output
+        return result
+
+    listed = json.loads(top("flags", "list", "--json").output)
+    gp = [f for f in listed["flags"] if f["rule"] == "gp-not-notified"]
+    assert len(gp) > 2
+    table = top("flags", "list", "--rule", "gp-not-notified").output
+    for flag in gp:  # each row says which practice and which incident
+        assert flag["detail"].split(" not told")[0] in table
+    assert len({f["detail"] for f in gp}) == len(gp)
+    short = gp[0]["id"][:8]
+    assert "Evidence" in top("flags", "explain", short, "--reason", "triage call").output
+    top("child", "list")
+    top("quarantine", "list")
+    accesses = list_access(app.ledger, CHILD)
+    assert ("flags explain", "triage call") in [(a["action"], a.get("reason")) for a in accesses]
+    with app.ledger.read() as session:
+        actions = [
+            json.loads(e)["data"]["action"]
+            for e in session.scalars(
+                select(AcceptedEvent.envelope).where(AcceptedEvent.type == "access.recorded")
+            )
+        ]
+    assert {"child list", "quarantine list", "flags explain"} <= set(actions)
+
+
+def test_a_dismissed_flag_is_a_span_closed_by_the_decision_listed_with_the_records_governance(
+    app: AppContext,
+) -> None:
+    from consumers.auditor.chronology import build_chronology
+    from sgledger.cli import cli
+
+    with app.ledger.read() as session:
+        flag_id = session.scalar(
+            select(FlagRow.id).where(FlagRow.rule == "vague-referral-destination", FlagRow.status == "open")
+        )
+    assert flag_id is not None
+    args = [
+        "--data-dir",
+        str(app.settings.data_dir),
+        "flags",
+        "dismiss",
+        flag_id[:8],
+        "--reason",
+        "health = PHN",
+    ]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    chronology = build_chronology(app.ledger, app.root_key(), CHILD, datetime.now(UTC))
+    [span] = [f for f in chronology.flags if f.id == flag_id]
+    assert span.status == "dismissed" and span.closed is not None
+    assert span.closed_how.endswith(": health = PHN")
+    [decision] = [g for g in chronology.governance if g.type == "flag.dismissed"]
+    assert decision.recordedtime == span.closed
+    assert decision.summary.endswith(
+        f"dismissed flag {flag_id[:8]} (vague-referral-destination): health = PHN"
+    )
+    assert not any(e.type == "flag.dismissed" for e in chronology.entries)
+    assert not any(span.open_at(e.recordedtime) for e in chronology.entries if e.recordedtime >= span.closed)

@@ -30,6 +30,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RootKey]:
 def ledger_copy(history: tuple[Path, RootKey], tmp_path: Path) -> tuple[Path, Ledger, RootKey]:
     path, root = history
     copy = tmp_path / "ledger.db"
+    copy.touch(mode=0o600)  # a ledger open to other users is refused (ledger.private_files)
     with sqlite3.connect(path) as source, sqlite3.connect(copy) as target:
         source.backup(target)  # the generator's writes may still sit in the WAL file
     return copy, Ledger(f"sqlite:///{copy}"), root

@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from ledger.keystore import Keystore
 from ledger.signing import key_id, public_key_text
@@ -85,6 +85,9 @@ def send_events(settings: KafkaSettings, events: Iterable[Mapping[str, Any]]) ->
 
 
 def count(url: str, sql: str) -> int:
+    database = make_url(url).database
+    if url.startswith("sqlite") and database and not Path(database).exists():
+        return 0  # connecting would create it 0644, and the projector refuses state open to others
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
@@ -132,6 +135,7 @@ class ProjectorProcess:
             "SGLEDGER_KAFKA_HEARTBEAT_INTERVAL_MS": str(settings.heartbeat_interval_ms),
             "SGLEDGER_KAFKA_MAX_POLL_INTERVAL_MS": str(settings.max_poll_interval_ms),
             "SGLEDGER_KAFKA_PARTITIONS": str(settings.partitions),
+            "SGLEDGER_KAFKA_REPLICATION_FACTOR": str(settings.replication_factor),
         }
         self.log = log
         with log.open("ab") as stderr:

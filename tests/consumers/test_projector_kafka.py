@@ -177,9 +177,11 @@ def test_every_kind_of_bad_input_is_quarantined_with_its_reason(
     `sgledger quarantine list` shows each with a reason a person can act on."""
     root = Chain(keystore.root_info().partnership, keystore.root_private_key())
     police, csc, revoked = Chain("police/avon-somerset"), Chain("csc/somerset"), Chain("idva/somerset")
+    # reading the quarantine is an audited read, signed by the partnership's registered service key
+    service = Chain("partnership/service", keystore.create_agency_key("partnership/service"))
     registrations = [
         root.event("agency.key.registered", _registration(c), subject=c.source, at=T0 - timedelta(days=2))
-        for c in (police, csc, revoked)
+        for c in (police, csc, revoked, service)
     ]
     revocation = root.event(
         "agency.key.revoked",
@@ -226,10 +228,10 @@ def test_every_kind_of_bad_input_is_quarantined_with_its_reason(
         run_until(projector, lambda: count(url, "SELECT count(*) FROM ledger_quarantine") >= 12)
     finally:
         projector.close()
-    listed = subprocess.run(
-        [sys.executable, "-m", "sgledger", "--database-url", url, "--keys-dir", str(keystore.directory),
-         "quarantine", "list", "--json"],
-        capture_output=True, text=True, check=True, timeout=60,
+    listed = subprocess.run(  # its own data directory: the access record's outbox is the test's own
+        [sys.executable, "-m", "sgledger", "--data-dir", str(tmp_path / "cli"), "--database-url", url,
+         "--keys-dir", str(keystore.directory), "quarantine", "list", "--json"],
+        capture_output=True, text=True, check=True, timeout=120,
     )  # fmt: skip
     reasons = sorted(entry["reason"] for entry in json.loads(listed.stdout))
     assert reasons == sorted(

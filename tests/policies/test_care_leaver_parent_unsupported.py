@@ -76,8 +76,11 @@ def test_notification_in_time_is_quiet_late_resolves_elsewhere_does_not_count() 
 def test_over_25_not_a_care_leaver_or_not_a_parent_figure_is_quiet() -> None:
     older = [registered(), status("2023-01-10T10:00:00+00:00", care_leaver=True, age=26), incident()]
     assert flags(RULE, view(*older), AFTER) == []
-    aged_25 = [registered(), status("2023-01-10T10:00:00+00:00", care_leaver=True, age=25), incident()]
-    assert len(flags(RULE, view(*aged_25), AFTER)) == 1
+    aged_24 = [registered(), status("2024-03-20T10:00:00+00:00", care_leaver=True, age=24), incident()]
+    assert len(flags(RULE, view(*aged_24), AFTER)) == 1
+    # Version 2: support runs *to* the 25th birthday, so a 25-year-old is not owed it.
+    aged_25 = [registered(), status("2024-03-20T10:00:00+00:00", care_leaver=True, age=25), incident()]
+    assert flags(RULE, view(*aged_25), AFTER) == []
     not_leaver = [registered(), status("2023-01-10T10:00:00+00:00", care_leaver=False, age=20), incident()]
     assert flags(RULE, view(*not_leaver), AFTER) == []
     aunt = [
@@ -86,6 +89,26 @@ def test_over_25_not_a_care_leaver_or_not_a_parent_figure_is_quiet() -> None:
         incident(),
     ]
     assert flags(RULE, view(*aunt), AFTER) == []
+
+
+def test_a_recorded_age_moves_on_with_time() -> None:
+    """24 when recorded in January 2023: at least 25 by the incident of March 2024 (version 1
+    read 24 for ever and flagged)."""
+    moved_on = [registered(), status("2023-01-10T10:00:00+00:00", care_leaver=True, age=24), incident()]
+    assert flags(RULE, view(*moved_on), AFTER) == []
+    young = [registered(), status("2023-01-10T10:00:00+00:00", care_leaver=True, age=23), incident()]
+    (flag,) = flags(RULE, view(*young), AFTER)
+    assert "aged 24" in flag.detail
+
+
+def test_age_from_a_date_of_birth_where_known() -> None:
+    """The 25th birthday on the day before the incident is recorded ends the support; the day
+    after, the parent is still owed it (the dob wins over a recorded age)."""
+    birthday_before = status("2023-01-10T10:00:00+00:00", care_leaver=True, age=20, dob="1999-03-27")
+    assert flags(RULE, view(registered(), birthday_before, incident()), AFTER) == []
+    birthday_after = status("2023-01-10T10:00:00+00:00", care_leaver=True, age=30, dob="1999-03-29")
+    (flag,) = flags(RULE, view(registered(), birthday_after, incident()), AFTER)
+    assert "aged 24" in flag.detail
 
 
 def test_no_incident_or_referral_is_quiet() -> None:

@@ -12,7 +12,7 @@ from dataclasses import replace
 from policies.closure_without_father_contact import ClosureWithoutFatherContact
 from policies.gp_not_notified import GpNotNotified
 from policies.marac_plan_not_shared import MaracPlanNotShared
-from tests.policies.helpers import ev, open_flags, view
+from tests.policies.helpers import ev, open_flags, t, view
 
 POLICE = "police/avon-somerset"
 INCIDENT = {
@@ -62,7 +62,10 @@ def test_a_closure_is_judged_by_who_was_known_when_it_was_recorded() -> None:
     assert [f.detail for f in flagged] == ["referral R-1 closed with no contact with P-f"]
 
 
-def test_marac_plan_is_owed_to_agencies_involved_by_the_deadline() -> None:
+def test_marac_plan_is_owed_to_agencies_that_become_involved_while_it_is_live() -> None:
+    """Version 2 (issue 14): health visiting starting work three months after the plan is owed
+    it one working day after its first event; an agency involved only after a newer plan is
+    owed that plan, not the old one."""
     plan = {
         "plan_ref": "M-1", "meeting_date": "2024-03-04", "persons": ["P-m"],
         "actions": [{"agency": POLICE, "action": "flag address"}],
@@ -71,7 +74,24 @@ def test_marac_plan_is_owed_to_agencies_involved_by_the_deadline() -> None:
         ev("incident.reported", INCIDENT, "2024-03-01T21:00:00+00:00", source=POLICE),
         ev("marac.plan.agreed", plan, "2024-03-04T12:00:00+00:00", source="marac/somerset"),
         ev("contact.recorded", {"person": "P-m", "practitioner": "HV", "mode": "phone"},
-           "2024-06-01T09:00:00+00:00", source="phn/somerset"),
+           "2024-06-03T09:00:00+00:00", source="phn/somerset"),
     ]  # fmt: skip
-    missing = [f.detail for f in open_flags(MaracPlanNotShared(), view(*events), "2024-07-01T00:00:00+00:00")]
-    assert missing == ["MARAC plan M-1 not shared with police/avon-somerset"]
+    july = "2024-07-01T00:00:00+00:00"
+    missing = sorted(f.detail for f in open_flags(MaracPlanNotShared(), view(*events), july))
+    assert missing == [
+        "MARAC plan M-1 not shared with phn/somerset",
+        "MARAC plan M-1 not shared with police/avon-somerset",
+    ]
+    (phn,) = [f for f in open_flags(MaracPlanNotShared(), view(*events), "2024-07-01T00:00:00+00:00")
+              if "phn" in f.detail]  # fmt: skip
+    assert phn.due == t("2024-06-04T23:00:00Z")  # end of the next working day, BST
+    newer = ev("marac.plan.agreed", {**plan, "plan_ref": "M-2"}, "2024-05-01T12:00:00+00:00",
+               source="marac/somerset")  # fmt: skip
+    later = sorted(
+        f.detail for f in open_flags(MaracPlanNotShared(), view(*events, newer), "2024-07-01T00:00:00+00:00")
+    )
+    assert later == [
+        "MARAC plan M-1 not shared with police/avon-somerset",
+        "MARAC plan M-2 not shared with phn/somerset",
+        "MARAC plan M-2 not shared with police/avon-somerset",
+    ]

@@ -240,3 +240,58 @@ def test_from_envelope() -> None:
         t("2020-03-02T10:00:00Z"),
     )
     assert e.data["to"] == "health"
+
+
+def test_indexes_answer_as_a_scan_would() -> None:
+    """of_type, notifications_to and notifications_about are built once per view; they must give
+    what a scan of effective() gives, in the same order, corrections and withdrawals applied."""
+    inc = ev("incident.reported", {"incident_ref": "INC-1"}, "2020-03-01T10:00:00Z", source=POLICE)
+    by_ref = ev(
+        "notification.sent", {"to": "gp/L85001", "about": ["INC-1"]}, "2020-03-02T10:00:00Z", source=POLICE
+    )
+    by_id = ev(
+        "notification.sent", {"to": "gp/L85001", "about": [inc.id]}, "2020-03-01T12:00:00Z", source=POLICE
+    )
+    other = ev(
+        "notification.sent",
+        {"to": "school/100001", "about": ["INC-9"]},
+        "2020-03-01T11:00:00Z",
+        source=POLICE,
+    )
+    moved = ev(
+        "notification.sent",
+        {"to": "school/100001", "about": ["INC-1"]},
+        "2020-03-01T13:00:00Z",
+        source=POLICE,
+    )
+    fix = correct(moved, {"to": "phn/somerset"}, "2020-03-03T10:00:00Z")
+    gone = withdraw(other, "2020-03-03T11:00:00Z")
+    v = view(inc, by_ref, by_id, other, moved, fix, gone)
+    effective = v.effective()
+    assert v.of_type("notification.sent") == [e for e in effective if e.type == "notification.sent"]
+    assert v.of_type("incident.reported", "notification.sent") == [
+        e for e in effective if e.type in ("incident.reported", "notification.sent")
+    ]
+    assert [n.id for n in v.notifications_to("gp/L85001")] == [by_id.id, by_ref.id]
+    assert [n.id for n in v.notifications_to("phn/somerset")] == [moved.id]
+    assert v.notifications_to("school/100001") == ()
+    assert [n.id for n in v.notifications_about(inc)] == [by_id.id, moved.id, by_ref.id]
+    assert [n.id for n in v.notifications_about(inc, to="phn/somerset")] == [moved.id]
+    assert v.event(fix.id) == fix
+
+
+def test_household_is_cut_by_known_at_and_never_includes_the_child() -> None:
+    mine = ev("person.linked", {"person": "M-1", "role": "mother"}, "2020-03-01T10:00:00Z", source=CSC)
+    early = ev(
+        "person.linked", {"person": "M-1", "role": "mother"}, "2020-03-01T10:00:00Z", source=CSC, child="C-2"
+    )
+    late = ev(
+        "incident.reported", {"incident_ref": "INC-2"}, "2020-03-05T10:00:00Z", source=POLICE, child="C-2"
+    )
+    v = ChildView.build("C-1", [mine], {}, {"C-2": [late, early], "C-1": [mine], "C-3": []})
+    assert list(v.household) == ["C-2", "C-3"]
+    assert v.household["C-2"] == (early, late)
+    assert [o.child for o in v.others()] == ["C-2"]  # a candidate with no events is no sibling view
+    cut = v.known_at(t("2020-03-02T00:00:00Z"))
+    assert cut.household["C-2"] == (early,)
+    assert [o.events for o in cut.others()] == [(early,)]

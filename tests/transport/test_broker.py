@@ -101,7 +101,7 @@ def test_existing_topic_with_other_partition_count_is_refused(
 
 def test_settings_from_environment() -> None:
     env = {
-        "SGLEDGER_KAFKA_BOOTSTRAP_SERVERS": "k1:9092,k2:9092",
+        "SGLEDGER_BOOTSTRAP_SERVERS": "k1:9092,k2:9092",
         "SGLEDGER_KAFKA_SESSION_TIMEOUT_MS": "6000",
         "SGLEDGER_KAFKA_SASL_PLAIN_PASSWORD": "secret",
         "SGLEDGER_KAFKA_TOPIC_PREFIX": "",
@@ -114,7 +114,7 @@ def test_settings_from_environment() -> None:
     assert "secret" not in repr(settings)
     override = KafkaSettings.from_env(environ=env, bootstrap_servers="127.0.0.1:1")
     assert override.bootstrap_servers == "127.0.0.1:1"
-    with pytest.raises(ValueError, match="SGLEDGER_KAFKA_BOOTSTRAP_SERVERS"):
+    with pytest.raises(ValueError, match="SGLEDGER_BOOTSTRAP_SERVERS"):
         KafkaSettings.from_env(environ={})
     with pytest.raises(ValueError, match="SGLEDGER_KAFKA_PARTITIONS must be a whole number"):
         KafkaSettings.from_env(environ={**env, "SGLEDGER_KAFKA_PARTITIONS": "six"})

@@ -1,0 +1,92 @@
+"""co-resident-perpetrator-no-safety-plan: a second domestic-abuse incident while the person of
+concern still lives with the child, and no safety plan.
+
+CSPR Family A: "Couples in an abusive relationship sometimes decide not to separate and safety
+planning needs to happen"; "The policy of separate and isolate does not always work"; the mother
+"had to be secretive and could then not ask for help". When the family stays together after
+abuse, the plan is not separation but safety.
+
+For each person of concern (perpetrator, alleged perpetrator, counter-allegation) named in a
+second domestic-abuse incident about the child: if, as recorded by the second incident's
+recording, an agency last linked them as living with the child (``person.linked``
+``lives_with_child: true``), a ``safety-plan.recorded`` with a term about them must be recorded
+at or after the first incident naming them, within five working days of the second incident's
+recording. A link recorded before then saying they no longer live with the child ends the gap (a
+plan is then safety-plan-breached's and overnight-contact-unexplored's concern); a later plan
+resolves it. One flag per person. Concerns: the agencies that recorded the two incidents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from policies.base import Finding, Policy, Severity
+from policies.facts import domestic_abuse_incidents, due_after_working_days, first_after, latest_links
+from policies.view import CONCERN_ROLES, ChildView, Event
+
+WORKING_DAYS = 5
+
+
+class CoResidentPerpetratorNoSafetyPlan(Policy):
+    id = "co-resident-perpetrator-no-safety-plan"
+    version = 1
+    severity = Severity.HIGH
+    title = "Second domestic-abuse incident, person of concern still at home, no safety plan"
+    source = "CSPR Family A: domestic abuse ('couples sometimes decide not to separate')"
+    explanation = (
+        "Family A's review found that requiring the couple to separate drove the abuse out of "
+        "sight; couples sometimes stay together, and then safety planning must happen. After a "
+        "second incident naming a person of concern who still lives with the child, a safety plan "
+        "covering them should be recorded within five working days. High: the child lives with "
+        "the abuse, and nothing written says how they are kept safe."
+    )
+    action = "Agree a safety plan with the family that covers the person named (safety-plan.recorded)."
+
+    def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
+        incidents = sorted(
+            domestic_abuse_incidents(view.of_type("incident.reported")), key=lambda e: (e.recordedtime, e.id)
+        )
+        by_person: dict[str, list[Event]] = {}
+        for incident in incidents:
+            for party in incident.data.get("parties", ()):
+                if party["role"] in CONCERN_ROLES:
+                    named = by_person.setdefault(party["person"], [])
+                    if incident not in named:
+                        named.append(incident)
+        links = sorted(view.of_type("person.linked"), key=lambda e: (e.recordedtime, e.id))
+        plans = sorted(view.of_type("safety-plan.recorded"), key=lambda e: (e.recordedtime, e.id))
+        for person, named in sorted(by_person.items()):
+            if len(named) < 2:
+                continue
+            first, second = named[0], named[1]
+            known = [link for link in links if link.recordedtime <= second.recordedtime]
+            link = latest_links(known).get(person)
+            if link is None or link.data.get("lives_with_child") is not True:
+                continue
+            due = due_after_working_days(second.recordedtime, WORKING_DAYS)
+            moved_out = [
+                e
+                for e in links
+                if e.data["person"] == person
+                and second.recordedtime < e.recordedtime < due
+                and e.data.get("lives_with_child") is False
+            ]
+            covering = [
+                p
+                for p in plans
+                if p.recordedtime >= first.recordedtime
+                and any(t["person"] == person for t in p.data["terms"])
+            ]
+            if moved_out or any(p.recordedtime < due for p in covering):
+                continue
+            late = first_after(covering, due)
+            yield Finding(
+                key=person,
+                due=due,
+                evidence=(first.id, second.id, link.id),
+                concerns=tuple(sorted({first.source, second.source})),
+                detail=f"{person} named in two incidents, lives with the child, no safety plan",
+                resolved_by=late.id if late else None,
+                resolved_at=late.recordedtime if late else None,
+            )

@@ -1,0 +1,73 @@
+"""step-down-not-taken-up: a case stepped down to an agency that never picks it up.
+
+Child Charlie section 5, practice learning 4 (ii): "Cases stepped down by CSC require a clear
+'step down' plan so there is clarity about how needs will be met." 2.10: the case was closed on
+the basis that "the health visitor was continuing to support Charlie and mother". A plan on paper
+is not support: the receiving agency has to take the case up.
+
+For each step-down closure naming a registered receiving agency (``step_down.to``; a closure
+without one is closure-without-step-down-plan's), the receiving agency must record a contact
+with the family (``contact.recorded``) or acknowledge the referral (``referral.acknowledged``
+with the closure's ``referral_ref``) at or after the closure, within ten working days of it. A
+later contact or acknowledgement resolves the flag. Concerns: the closing agency (it must check
+the step-down landed) and the receiving agency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from policies.base import Finding, Policy, Severity
+from policies.facts import due_after_working_days, first_after
+from policies.view import ChildView
+
+WORKING_DAYS = 10
+
+
+class StepDownNotTakenUp(Policy):
+    id = "step-down-not-taken-up"
+    version = 1
+    severity = Severity.MEDIUM
+    title = "Step-down not taken up by the receiving agency within ten working days"
+    source = "CSPR Child Charlie 2.10, 5 (practice learning 4 (ii))"
+    explanation = (
+        "Charlie's case was closed because the health visitor was supporting the family; a "
+        "step-down only protects a child if the receiving agency takes it up. Within ten working "
+        "days of a step-down closure, the receiving agency should record a contact with the "
+        "family or acknowledge the case. Medium: the family may be unsupported while each agency "
+        "believes the other is working with it."
+    )
+    action = (
+        "Receiving agency: acknowledge the step-down (referral.acknowledged) and contact the "
+        "family; closing agency: confirm the step-down landed."
+    )
+
+    def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
+        contacts = view.of_type("contact.recorded")
+        acknowledgements = view.of_type("referral.acknowledged")
+        for closure in view.of_type("referral.closed"):
+            to = str((closure.data.get("step_down") or {}).get("to", ""))
+            if closure.data["outcome"] != "step-down" or not view.is_registered_agency(to):
+                continue
+            ref = closure.data["referral_ref"]
+            taken_up = [
+                e
+                for e in (*contacts, *acknowledgements)
+                if e.source == to
+                and e.recordedtime >= closure.recordedtime
+                and (e.type == "contact.recorded" or e.data["referral_ref"] == ref)
+            ]
+            due = due_after_working_days(closure.recordedtime, WORKING_DAYS)
+            if any(e.recordedtime < due for e in taken_up):
+                continue
+            late = first_after(taken_up, due)
+            yield Finding(
+                key=closure.id,
+                due=due,
+                evidence=(closure.id,),
+                concerns=(closure.source, to),
+                detail=f"step-down of referral {ref} to {to}: no contact or acknowledgement by {to}",
+                resolved_by=late.id if late else None,
+                resolved_at=late.recordedtime if late else None,
+            )

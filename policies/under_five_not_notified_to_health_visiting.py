@@ -1,0 +1,64 @@
+"""under-five-not-notified-to-health-visiting: a domestic-abuse incident with a child under five,
+and health visiting not told.
+
+Child Charlie 2.6: "The Police already had an arrangement to share information about domestic
+abuse incidents involving children under five with PHN". Operation Encompass tells schools; a
+child under five is usually at no school, so health visiting is the universal service that sees
+the child, and (Table 1, PHN) must hear of "new needs/risks ... shared by another agency".
+
+For each domestic-abuse incident in the view of a child under five on the London day the incident
+happened (age from the ``child.registered`` date of birth; a child whose dob is not recorded is
+not judged), a notification to a ``phn/`` agency naming the incident must be recorded within one
+working day of the incident's recording. A later one resolves the flag. Concerns: the agency that
+recorded the incident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from ledger.vocabulary import agency_kind
+from policies.base import Finding, Policy, Severity
+from policies.calendar import london_day
+from policies.facts import age_on, child_dob, domestic_abuse_incidents, due_after_working_days, first_after
+from policies.view import ChildView
+
+UNDER = 5
+
+
+class UnderFiveNotNotifiedToHealthVisiting(Policy):
+    id = "under-five-not-notified-to-health-visiting"
+    version = 1
+    severity = Severity.HIGH
+    title = "Domestic-abuse incident with a child under five not notified to health visiting"
+    source = "CSPR Child Charlie 2.6; Table 1 (Public Health Nursing)"
+    explanation = (
+        "Charlie was a baby: no school would hear of his incidents through Operation Encompass. "
+        "For a child under five, health visiting is the service that sees the child at home, and "
+        "it must be told of a domestic-abuse incident within one working day. High: a baby "
+        "cannot tell anyone, and the health visitor may be the only professional in the home."
+    )
+    action = "Notify health visiting (notification.sent to the phn/ agency, naming the incident)."
+
+    def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
+        dob = child_dob(view.of_type("child.registered"))
+        if dob is None:
+            return
+        for incident in domestic_abuse_incidents(view.of_type("incident.reported")):
+            if age_on(dob, london_day(incident.time)) >= UNDER:
+                continue
+            told = [n for n in view.notifications_about(incident) if agency_kind(str(n.data["to"])) == "phn"]
+            due = due_after_working_days(incident.recordedtime, 1)
+            if any(n.recordedtime < due for n in told):
+                continue
+            late = first_after(told, due)
+            yield Finding(
+                key=incident.id,
+                due=due,
+                evidence=(incident.id,),
+                concerns=(incident.source,),
+                detail=f"health visiting not told of incident {incident.data.get('incident_ref')} (under 5)",
+                resolved_by=late.id if late else None,
+                resolved_at=late.recordedtime if late else None,
+            )
