@@ -138,6 +138,7 @@ def new_token(
 def data_dir(tmp_path: Path) -> Path:
     """A data directory with a partnership root key and the police force's key."""
     directory = tmp_path / "agency"
+    directory.mkdir(mode=0o700)  # the services refuse a data directory open to others
     keystore = Keystore(directory / "keys")
     keystore.init_root("partnership/test")
     keystore.create_agency_key(AGENCY)

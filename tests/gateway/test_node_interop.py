@@ -67,6 +67,7 @@ def test_node_signed_events_pass_the_gateway_and_are_accepted(
     node_project: Path, kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "agency"
+    data_dir.mkdir(mode=0o700)  # the services refuse a data directory open to others
     keystore = Keystore(data_dir / "keys")
     keystore.init_root("partnership/test")
     keystore.create_agency_key(AGENCY, testvectors.test_key())  # the agency's own system holds it too
