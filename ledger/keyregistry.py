@@ -74,6 +74,11 @@ class KeyRegistry:
     def get(self, kid: str) -> KeyRecord | None:
         return self._keys.get(kid)
 
+    def keys_of(self, agency: str) -> list[KeyRecord]:
+        """Every key registered for ``agency``, revoked or not, oldest first: a statement signed
+        before a revocation (a checkpoint) still verifies with the key that made it."""
+        return sorted((r for r in self._keys.values() if r.agency == agency), key=lambda r: r.valid_from)
+
     def registered_agencies(self) -> dict[str, datetime]:
         """Agency id -> earliest time any of its keys became valid."""
         agencies: dict[str, datetime] = {}

@@ -28,6 +28,14 @@ FILE_MODE = 0o600
 class NotPrivate(Exception):
     """State readable or writable by other local users; ``str`` says how to fix it."""
 
+    def __init__(self, path: Path, mode: int, expected: int) -> None:
+        self.path, self.mode = path, mode
+        self.fix = f"chmod {expected:o} {path}"
+        super().__init__(
+            f"{path} is open to other local users (mode {mode:04o}); it holds safeguarding records "
+            f"or keys: `{self.fix}` (and check who may have read it), then start again"
+        )
+
 
 def private_directory(path: Path) -> Path:
     """Create ``path`` (and missing parents) 0700, or refuse an existing one open to others."""
@@ -49,7 +57,4 @@ def private_file(path: Path) -> Path:
 def _refuse_if_open(path: Path, expected: int) -> None:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
-        raise NotPrivate(
-            f"{path} is open to other local users (mode {mode:04o}); it holds safeguarding records "
-            f"or keys: `chmod {expected:o} {path}` (and check who may have read it), then start again"
-        )
+        raise NotPrivate(path, mode, expected)

@@ -53,12 +53,23 @@ class Topics:
     def quarantine(self) -> str:
         return f"{self.prefix}.quarantine"
 
+    @property
+    def checkpoints(self) -> str:
+        """Signed checkpoints with their consistency proofs (tlog-witness add-checkpoint bodies),
+        for the agencies' witnesses; keyed by log origin."""
+        return f"{self.prefix}.checkpoints"
+
+    @property
+    def cosignatures(self) -> str:
+        """Checkpoints cosigned by the agencies' witnesses, back to the partnership."""
+        return f"{self.prefix}.cosignatures"
+
     def events(self) -> list[str]:
         """The topics agencies publish to (the projector subscribes to all of them)."""
         return [f"{self.prefix}.{name}" for name in FAMILIES]
 
     def all(self) -> list[str]:
-        return [*self.events(), self.gap_flags, self.quarantine]
+        return [*self.events(), self.gap_flags, self.quarantine, self.checkpoints, self.cosignatures]
 
     def for_type(self, event_type: str) -> str:
         """``referral.closed`` goes to ``.closure``; amendments follow the family they amend;

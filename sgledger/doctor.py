@@ -63,7 +63,8 @@ def check_database(url: str) -> Iterator[Check]:
     try:
         ledger = Ledger(url, check_schema=False)
     except NotPrivate as exc:
-        yield Check("database", "fail", str(exc).split(": `chmod")[0], f"`chmod{str(exc).split('`chmod')[1]}")
+        yield Check("database", "fail", f"{exc.path} is open to other local users (mode {exc.mode:04o})",
+                    f"`{exc.fix}`, and check who may have read it")  # fmt: skip
         return
     try:
         with ledger.engine.connect() as connection:

@@ -92,3 +92,14 @@ def test_the_cli_refuses_a_data_directory_open_to_others_in_one_line(tmp_path: P
         f"keys: `chmod 700 {state}` (and check who may have read it), then start again"
     ]
     assert list(state.iterdir()) == []
+
+
+def test_doctor_reports_a_database_open_to_others_with_the_fix(tmp_path: Path) -> None:
+    from tests.test_doctor import doctor
+
+    Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}").engine.dispose()
+    os.chmod(tmp_path / "ledger.sqlite", 0o644)
+    code, checks = doctor(tmp_path, None)
+    assert code == 1 and checks["database"]["status"] == "fail"
+    assert checks["database"]["detail"].endswith("ledger.sqlite is open to other local users (mode 0644)")
+    assert checks["database"]["fix"].startswith(f"`chmod 600 {tmp_path / 'ledger.sqlite'}`")

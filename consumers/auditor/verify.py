@@ -16,9 +16,11 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from consumers.auditor.chains import ChainChecker
+from consumers.auditor.checkpoints import check_checkpoints, log_trees, log_verifier_keys
 from consumers.auditor.checks import CheckPool, ChunkResult, Positioned
 from consumers.auditor.findings import Finding
 from consumers.auditor.stored import last_position, read_pages
@@ -26,6 +28,7 @@ from consumers.auditor.topics import read_topics
 from ledger.canonical import event_digest
 from ledger.keyregistry import KeyRegistry, RootKey
 from ledger.merkle import HASH_SIZE, MerkleTree
+from ledger.notes import VerifierKey
 from ledger.store.ledger import KEY_EVENT_TYPES, Ledger
 from ledger.verification import check_event, parse_message
 from transport.kafka import KafkaSettings
@@ -33,6 +36,16 @@ from transport.kafka import KafkaSettings
 CHUNK = 1000
 LINK_FIELDS = ("id", "source", "sequence", "prevhash")  # what the chain check keeps per event
 Progress = Callable[[int, int], None]  # events verified so far, total expected
+
+
+@dataclass(frozen=True)
+class KeptCheckpoints:
+    """Checkpoint files held outside the database, and the witnesses whose cosignatures count."""
+
+    paths: list[Path]
+    witnesses: list[VerifierKey] = field(default_factory=list)
+    quorum: int = 1
+    log_keys: list[VerifierKey] = field(default_factory=list)  # given out of band, beside the ledger's
 
 
 @dataclass
@@ -43,6 +56,7 @@ class AuditReport:
     tree_heads: int = 0
     topic_messages: int | None = None
     topic_rejected: int = 0  # messages on the topics the projector rightly refused
+    checkpoints: int | None = None  # kept checkpoints checked (None: not asked)
     seconds: float = 0.0
     findings: list[Finding] = field(default_factory=list)
 
@@ -59,6 +73,7 @@ class AuditReport:
             "tree_heads": self.tree_heads,
             "topic_messages": self.topic_messages,
             "topic_rejected": self.topic_rejected,
+            "checkpoints": self.checkpoints,
             "findings": len(self.findings),
             "seconds": round(self.seconds, 3),
             "events_per_second": round(self.events / self.seconds) if self.seconds else None,
@@ -72,6 +87,7 @@ def verify(
     kafka: KafkaSettings | None = None,
     workers: int | None = None,
     progress: Progress | None = None,
+    checkpoints: KeptCheckpoints | None = None,
 ) -> AuditReport:
     started = time.perf_counter()
     report = AuditReport()
@@ -117,6 +133,17 @@ def verify(
     report.findings.extend(_check_heads(heads, tree))
     if kafka is not None:
         _compare_topics(kafka, ledger_digests, registry, report)
+    if checkpoints is not None:  # beside the hot loop: it reuses the tree that loop built
+        checked = check_checkpoints(
+            checkpoints.paths,
+            log_trees(ledger, tree),
+            root.partnership,
+            [*log_verifier_keys(registry, root.partnership), *checkpoints.log_keys],
+            checkpoints.witnesses,
+            checkpoints.quorum,
+        )
+        report.checkpoints = checked.checked
+        report.findings.extend(checked.findings)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -148,6 +148,7 @@ class Batch:
         self.unblocked: list[Mapping[str, Any]] = []  # accepted events whose waiters to retry
         self.held: list[QuarantineEntry] = []
         self._waiting: dict[tuple[str, Any], list[QuarantineEntry]] = {}
+        self._held_by_id: dict[str | None, list[QuarantineEntry]] = {}
         self.current: int | None = None  # index of the message being handled, for blame
         self.touched_by: dict[str, set[int]] = {}  # child -> messages that changed it
         for entry in session.scalars(
@@ -185,12 +186,12 @@ class Batch:
             else ("kid", entry.kid)
         )
         self._waiting.setdefault(key, []).append(entry)
+        self._held_by_id.setdefault(entry.event_id, []).append(entry)
 
     def held_copy(self, event_id: str | None, raw: bytes) -> QuarantineEntry | None:
         """A held entry with exactly these bytes: a redelivery, not a second message."""
-        return next(
-            (e for e in self.held if e.status == "held" and e.event_id == event_id and e.raw == raw), None
-        )
+        candidates = self._held_by_id.get(event_id, ())
+        return next((e for e in candidates if e.status == "held" and e.raw == raw), None)
 
     def waiting_for(self, event: Mapping[str, Any]) -> list[QuarantineEntry]:
         """Held messages an accepted event may release: its successor in the chain, and events

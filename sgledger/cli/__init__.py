@@ -25,6 +25,7 @@ from sgledger.cli.publish import project, publish, relay
 from sgledger.cli.quarantine import quarantine
 from sgledger.cli.scenario import demo, scenario
 from sgledger.cli.topics import topics
+from sgledger.cli.witness import witness
 from sgledger.observe.logs import configure as configure_logging
 from sgledger.settings import Settings
 
@@ -93,6 +94,7 @@ for command in (
     topics,
     doctor,
     db,
+    witness,
 ):
     cli.add_command(command)
 

@@ -8,16 +8,20 @@ command then fails.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy.engine import make_url
 
+from consumers.auditor.checkpoints import checkpoint_files
 from consumers.auditor.chronology import build_chronology
 from consumers.auditor.chronology_formats import BINARY_FORMATS, FORMATS, PdfUnavailable, render
 from consumers.auditor.diff import diff
+from consumers.auditor.findings import Finding
 from consumers.auditor.replay import replay
 from consumers.auditor.tree_heads import (
     UnknownEvent,
@@ -26,11 +30,14 @@ from consumers.auditor.tree_heads import (
     latest_head,
     prove,
 )
-from consumers.auditor.verify import verify
+from consumers.auditor.verify import KeptCheckpoints, verify
+from consumers.auditor.views import check_views
 from ledger.merkle import ProofError
+from ledger.notes import NoteError, VerifierKey
 from ledger.timeutil import format_time
 from producers.service import child_target
 from sgledger.cli.access import list_access, record_access
+from sgledger.cli.checkpoints import checkpoint, cosigned, log_keys, witness_request
 from sgledger.cli.context import AppContext, UserError, console, parse_as_of, pass_app, print_json
 from sgledger.cli.publishing import deliver_stored, service_producer
 
@@ -46,11 +53,80 @@ def audit() -> None:
 
 @audit.command("verify")
 @click.option("--from-kafka", is_flag=True, help="Also read the topics from offset 0 and compare.")
+@click.option(
+    "--checkpoints",
+    "checkpoints_path",
+    type=click.Path(exists=True, path_type=Path),
+    help="A checkpoint file, or a directory of *.checkpoint files (e.g. a witness's cosigned/ "
+    "folder), kept outside the database: the ledger and the quarantine must extend each of them.",
+)
+@click.option(
+    "--witness",
+    "witness_keys",
+    multiple=True,
+    metavar="VKEY",
+    help="A witness's cosignature verifier key (repeatable): every checkpoint must then carry "
+    "--quorum valid cosignatures among them.",
+)
+@click.option(
+    "--quorum",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="How many of the --witness keys must have cosigned each checkpoint.",
+)
+@click.option(
+    "--log-key",
+    "log_key_texts",
+    multiple=True,
+    metavar="VKEY",
+    help="A log verifier key you hold yourself (`audit log-keys` output), trusted beside the "
+    "partnership/log keys registered in the ledger (repeatable).",
+)
+@click.option(
+    "--views",
+    is_flag=True,
+    help="Also rebuild every view and flag from the ledger (a replay, recorded as an access) and "
+    "report each stored row that differs.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary and every finding as JSON.")
 @click.option("--workers", type=int, help="Worker processes (default: all cores).")
+@REASON
 @pass_app
-def verify_(app: AppContext, from_kafka: bool, as_json: bool, workers: int | None) -> None:
-    """Check every key registration, signature, chain, tree head and stored row; exit 1 on any finding."""
+def verify_(
+    app: AppContext,
+    from_kafka: bool,
+    checkpoints_path: Path | None,
+    witness_keys: tuple[str, ...],
+    quorum: int,
+    log_key_texts: tuple[str, ...],
+    views: bool,
+    as_json: bool,
+    workers: int | None,
+    reason: str | None,
+) -> None:
+    """Check every key registration, signature, chain, tree head and stored row; exit 1 on any finding.
+
+    With --checkpoints, also what only copies held outside the database can show: a deleted tree
+    head, a truncated tail, a deleted quarantine entry, a rewritten history. With --views, also
+    edited or deleted view and flag rows."""
+    kept = None
+    if checkpoints_path is not None:
+        try:
+            witnesses = [VerifierKey.parse(k) for k in witness_keys]
+            log_keys = [VerifierKey.parse(k) for k in log_key_texts]
+        except NoteError as exc:
+            raise UserError(f"--witness/--log-key: {exc}") from exc
+        kept = KeptCheckpoints(checkpoint_files(checkpoints_path), witnesses, quorum, log_keys)
+        if not kept.paths:
+            raise UserError(f"--checkpoints: no *.checkpoint file in {checkpoints_path}")
+    elif witness_keys or log_key_texts:
+        raise UserError("--witness and --log-key need --checkpoints")
+    view_findings: list[Finding] = []
+    if views:
+        record_access(app, "audit verify --views", "all children's views and flags", reason)
+        with tempfile.TemporaryDirectory(prefix="sgledger-views-") as scratch:
+            view_findings = check_views(app.ledger, app.root_key(), app.settings.database_url, Path(scratch))
     kafka = None
     if from_kafka:
         kafka = app.cluster(
@@ -71,7 +147,10 @@ def verify_(app: AppContext, from_kafka: bool, as_json: bool, workers: int | Non
             if total >= PROGRESS_FROM:
                 bar.update(task, completed=done, total=total)
 
-        report = verify(app.ledger, app.root_key(), kafka=kafka, workers=workers, progress=progress)
+        report = verify(
+            app.ledger, app.root_key(), kafka=kafka, workers=workers, progress=progress, checkpoints=kept
+        )
+    report.findings.extend(view_findings)
     if as_json:
         print_json({**report.summary(), "findings": [f.to_json() for f in report.findings]})
     else:
@@ -80,10 +159,12 @@ def verify_(app: AppContext, from_kafka: bool, as_json: bool, workers: int | Non
             f"{summary['events']:,} events from {summary['sources']} sources, "
             f"{summary['key_events']} key events, {summary['tree_heads']} tree heads"
             + (f", {summary['topic_messages']:,} topic messages" if report.topic_messages is not None else "")
+            + (f", {report.checkpoints} checkpoints" if report.checkpoints is not None else "")
+            + (", views recomputed" if views else "")
             + f" in {summary['seconds']} s"
         )
         for finding in report.findings[:50]:
-            console.print(f"[red]{finding}[/red]", markup=True, highlight=False)
+            console.print(f"[red]{escape(str(finding))}[/red]", markup=True, highlight=False)
         if len(report.findings) > 50:
             console.print(f"... and {len(report.findings) - 50} more (use --json for all)")
         console.print("[green]clean[/green]" if report.ok else f"[red]{len(report.findings)} findings[/red]")
@@ -223,3 +304,7 @@ def access(app: AppContext, child: str, as_json: bool) -> None:
         click.echo(f"{row['when']}  {row['who']}  {row['action']}  {row.get('reason', '(no reason given)')}")
     if not rows:
         click.echo(f"no recorded access to {child}")
+
+
+for command in (checkpoint, log_keys, witness_request, cosigned):
+    audit.add_command(command)
