@@ -49,4 +49,9 @@ def event_digest(event: Mapping[str, Any]) -> str:
     This is what the next event of the same agency carries as ``prevhash``: including the
     signature means a re-signed (altered) predecessor breaks the chain too.
     """
-    return hashlib.sha256(canonical_json(dict(event))).hexdigest()
+    return digest_of_canonical(canonical_json(dict(event)))
+
+
+def digest_of_canonical(canonical: bytes) -> str:
+    """The digest of an event already in canonical form (saves serialising it twice)."""
+    return hashlib.sha256(canonical).hexdigest()

@@ -69,7 +69,7 @@ def check_chunk(root: RootArgs, keys: Sequence[Positioned], rows: Sequence[Store
             next_key += 1
         if event.get("type") in KEY_EVENT_TYPES:
             continue
-        rejection = check_event(event, registry, signed)
+        rejection = check_event(event, registry, signed=signed)
         if rejection is not None:
             findings.append(
                 Finding.about("signature", f"{rejection.reason}: {rejection.detail}", event, position)

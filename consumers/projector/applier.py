@@ -46,7 +46,6 @@ from ledger.canonical import canonical_forms, event_digest
 from ledger.keyregistry import KeyRegistry, RootKey
 from ledger.store.ledger import KEY_EVENT_TYPES, Acceptance, Ledger
 from ledger.store.models import AcceptedEvent, EquivocationRow, QuarantineEntry, SequenceHoleRow
-from ledger.timeutil import parse_time
 from ledger.validation import MAX_EXACT_INTEGER
 from ledger.verification import (
     DUPLICATE,
@@ -56,6 +55,7 @@ from ledger.verification import (
     Rejection,
     check_chain,
     check_event,
+    key_refusal,
     parse_message,
 )
 from policies.base import Policy
@@ -93,6 +93,9 @@ def utc_now() -> datetime:
 class Message:
     raw: bytes
     origin: str = ""  # "topic/partition/offset", for people reading the quarantine
+    # When the partnership received it (Kafka record time, bounded by the projector's clock);
+    # None for events the ledger already accepted once (replays): see ledger.verification.
+    received: datetime | None = None
 
 
 @dataclass
@@ -267,7 +270,7 @@ class Applier:
         with self.ledger.read() as session:
             registry = self.ledger.key_registry(session, self.root)
         checked = sorted(
-            ((m, self._check_isolated(m.raw, registry)) for m in messages),
+            ((m, self._check_isolated(m.raw, registry, m.received)) for m in messages),
             key=lambda pair: _chain_order(pair[1]),
         )
         blamed: dict[int, Rejection] = {}
@@ -297,15 +300,16 @@ class Applier:
             for index, (message, pre) in enumerate(checked):
                 batch.current = index
                 if index in blamed:
-                    self._quarantine(batch, message.raw, message.origin, blamed[index])
+                    blame = blamed[index]
+                    self._quarantine(batch, message.raw, message.origin, blame, received=message.received)
                     continue
                 try:
                     if isinstance(pre, Rejection) and pre.reason == Reason.UNKNOWN_KEY:
-                        pre = self._recheck_key(message.raw, registry, pre)
+                        pre = self._recheck_key(message.raw, registry, pre, message.received)
                     if isinstance(pre, Rejection):
-                        self._quarantine(batch, message.raw, message.origin, pre)
+                        self._quarantine(batch, message.raw, message.origin, pre, received=message.received)
                     else:
-                        self._admit(batch, pre, message.raw, message.origin)
+                        self._admit(batch, pre, message.raw, message.origin, received=message.received)
                     self._release_waiting(batch)
                 except INFRASTRUCTURE_ERRORS:
                     raise
@@ -393,18 +397,20 @@ class Applier:
 
     # -- one message ----------------------------------------------------------------------
     @classmethod
-    def _check_isolated(cls, raw: bytes, registry: KeyRegistry) -> dict[str, Any] | Rejection:
+    def _check_isolated(
+        cls, raw: bytes, registry: KeyRegistry, received: datetime | None
+    ) -> dict[str, Any] | Rejection:
         """``_check``, with anything it raises turned into this message's refusal: it runs
         before the transaction, so nothing else is affected."""
         try:
-            return cls._check(raw, registry)
+            return cls._check(raw, registry, received)
         except INFRASTRUCTURE_ERRORS:
             raise
         except Exception as error:
             return internal_error(error)
 
     @staticmethod
-    def _check(raw: bytes, registry: KeyRegistry) -> dict[str, Any] | Rejection:
+    def _check(raw: bytes, registry: KeyRegistry, received: datetime | None) -> dict[str, Any] | Rejection:
         parsed = parse_message(raw)
         if isinstance(parsed, Rejection):
             return parsed
@@ -412,24 +418,26 @@ class Applier:
             _, signed = canonical_forms(parsed)
         except CanonicalizationError:
             signed = None  # not serialisable (e.g. an integer beyond 2**53): judged as before
-        return check_event(parsed, registry, signed) or parsed
+        return check_event(parsed, registry, received, signed) or parsed
 
     @classmethod
     def _recheck_held(cls, entry: QuarantineEntry, registry: KeyRegistry) -> dict[str, Any] | Rejection:
         """A message held only for its place in the chain already passed schema and signature
-        checks; releasing it re-checks only that its key is still valid at its recorded time
-        (a revocation may have arrived). Everything else is verified in full."""
+        checks; releasing it re-checks only that its key is still usable (a revocation may have
+        arrived), judged at its recorded time and when it was first received. Everything else
+        is verified in full."""
+        received = _aware(entry.received_at)
         if entry.status != "held" or entry.reason != Reason.SEQUENCE_GAP:
-            return cls._check(entry.raw, registry)
+            return cls._check(entry.raw, registry, received)
         parsed = parse_message(entry.raw)
         if isinstance(parsed, Rejection):
             return parsed
         record = registry.get(parsed["kid"])
         if parsed["source"] == registry.root.partnership or (
-            record is not None and record.valid_at(parse_time(parsed["recordedtime"]))
+            record is not None and key_refusal(record, parsed, received) is None
         ):
             return parsed
-        return cls._check(entry.raw, registry)
+        return cls._check(entry.raw, registry, received)
 
     def _admit(
         self,
@@ -440,6 +448,7 @@ class Applier:
         *,
         over_hole: bool = False,
         entry: QuarantineEntry | None = None,
+        received: datetime | None = None,
     ) -> Rejection | str | None:
         """Chain checks, then accept. Returns what ``check_chain`` decided; a refusal updates
         ``entry`` (a message being re-verified) instead of quarantining it a second time."""
@@ -450,11 +459,11 @@ class Applier:
                 batch.stats.duplicates += 1
             return outcome
         if isinstance(outcome, Rejection) and not (over_hole and outcome.reason == Reason.SEQUENCE_GAP):
-            self._quarantine(batch, raw, origin, outcome, event, entry)
+            self._quarantine(batch, raw, origin, outcome, event, entry, received)
             return outcome
         mismatch = self._successor_mismatch(batch, event)
         if mismatch is not None:
-            self._quarantine(batch, raw, origin, mismatch, event, entry)
+            self._quarantine(batch, raw, origin, mismatch, event, entry, received)
             return mismatch
         batch.accept(acceptance)
         self._fill_holes(batch, event)
@@ -502,14 +511,14 @@ class Applier:
 
     @classmethod
     def _recheck_key(
-        cls, raw: bytes, registry: KeyRegistry, rejection: Rejection
+        cls, raw: bytes, registry: KeyRegistry, rejection: Rejection, received: datetime | None
     ) -> dict[str, Any] | Rejection:
         """An unknown-key refusal is worth checking again only if that key is now registered
         (e.g. by an earlier message of the same batch)."""
         parsed = parse_message(raw)
         if isinstance(parsed, Rejection) or registry.get(str(parsed.get("kid"))) is None:
             return rejection
-        return cls._check(raw, registry)
+        return cls._check(raw, registry, received)
 
     def _retry(self, batch: Batch, entry: QuarantineEntry, *, over_hole: bool) -> None:
         pre = self._recheck_held(entry, batch.registry)
@@ -537,7 +546,10 @@ class Applier:
         rejection: Rejection,
         event: Mapping[str, Any] | None = None,
         entry: QuarantineEntry | None = None,
+        received: datetime | None = None,
     ) -> None:
+        """``received``: when the partnership received the message (the key check of a held
+        message is judged at that time when it is released), default the batch's time."""
         status = "held" if rejection.reason in SELF_CLEARING else "quarantined"
         if entry is not None:  # re-verified and still refused: one entry per message
             reindex = status == "held" and entry.reason != rejection.reason
@@ -550,7 +562,7 @@ class Applier:
             batch.stats.duplicates += 1  # a redelivery of a message already waiting
             return
         entry = QuarantineEntry(
-            received_at=batch.now,
+            received_at=received or batch.now,
             reason=rejection.reason,
             detail=rejection.detail,
             status=status,
@@ -737,6 +749,11 @@ def _chain_order(checked: dict[str, Any] | Rejection) -> tuple[int, str, int]:
         return (2, "", 0)
     first = 0 if checked["type"] in KEY_EVENT_TYPES else 1
     return (first, checked["source"], checked["sequence"])
+
+
+def _aware(value: datetime) -> datetime:
+    """Stored times are UTC; some backends return them without their zone."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _evidence(event: Event) -> dict[str, Any]:

@@ -36,6 +36,7 @@ COMMANDS = {
     "doctor": "sgledger.cli.doctor:doctor",
     "db": "sgledger.cli.db:db",
     "witness": "sgledger.cli.witness:witness",
+    "gateway": "sgledger.cli.gateway:gateway",
 }
 
 

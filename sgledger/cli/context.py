@@ -118,6 +118,8 @@ def start_health(
 pass_app = click.make_pass_decorator(AppContext)
 # Wide enough for the flag tables when output goes to a file or a pipe (rich assumes 80).
 console = Console(highlight=False, width=shutil.get_terminal_size((160, 40)).columns)
+# Progress and problem lists: on stderr, so `--json` output on stdout stays parseable.
+err_console = Console(highlight=False, stderr=True, width=console.width)
 
 
 def parse_as_of(value: str | None) -> datetime:
