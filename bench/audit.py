@@ -1,6 +1,6 @@
 """Audit rates: `audit verify` and `audit replay` in events/s on large generated histories.
 
-    python bench/audit.py [--sizes 100000 1000000] [--replay-limit 20000] [--keep DIR]
+    python bench/audit.py [--json] [--sizes 100000 1000000] [--replay-limit 20000] [--keep DIR]
 
 Histories are signed and written straight into a SQLite ledger with ``Ledger.record`` in large
 batches inside ``ledger.writer()``: the projector's path through Kafka would make generating a
@@ -14,6 +14,8 @@ data goes to a temporary directory, never into the repository.
 from __future__ import annotations
 
 import argparse
+import json
+import resource
 import sys
 import tempfile
 import time
@@ -26,7 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bench.machine import describe, verify_rate, verify_rate_all_cores
+from bench.machine import (
+    describe,
+    peak_memory_mb,
+    stage_costs_us,
+    verify_rate,
+    verify_rate_all_cores,
+    verify_rate_cpu,
+)
 from consumers.auditor.replay import replay
 from consumers.auditor.verify import verify
 from ledger.envelope import ChainSigner
@@ -101,21 +110,39 @@ def generate_history(
     for accepted in _story(ChainSigner(partnership, root_key), events, children, head_every):
         batch.append(accepted)
         if len(batch) == BATCH:
-            written += _write(ledger, batch)
+            written += write_batch(ledger, batch, T0)
             if progress is not None:
                 progress(written)
-    written += _write(ledger, batch)
+    written += write_batch(ledger, batch, T0)
     if progress is not None:
         progress(written)
 
 
-def _write(ledger: Ledger, batch: list[Acceptance]) -> int:
+def write_batch(ledger: Ledger, batch: list[Acceptance], accepted_at: datetime) -> int:
+    """Record ``batch`` in one writer transaction and empty it; returns how many were written."""
     if batch:
         with ledger.writer() as session:
-            ledger.record(session, batch, T0)
+            ledger.record(session, batch, accepted_at)
     count = len(batch)
     batch.clear()
     return count
+
+
+def _cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def sample_stage_costs() -> dict[str, float]:
+    signer = ChainSigner(AGENCIES[0], Ed25519PrivateKey.generate())
+    data = {
+        "incident_ref": "INC-1",
+        "children_present": True,
+        "domestic_abuse": True,
+        "parties": [{"person": "P-m", "role": "victim"}, {"person": "P-f", "role": "alleged-perpetrator"}],
+    }
+    event = signer.sign("incident.reported", data, subject="C-000001", at=T0)
+    return stage_costs_us(event, signer.key.public_key())
 
 
 def main() -> None:
@@ -125,17 +152,33 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--replay-limit", type=int, default=20_000)
     parser.add_argument("--keep", type=Path, help="write the ledgers here instead of a temp dir")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    print(f"machine: {describe()}")
+    say: Callable[[str], None] = (lambda _: None) if args.json else print
+    say(f"machine: {describe()}")
     one, all_cores = verify_rate(), verify_rate_all_cores()
-    print(f"raw Ed25519 verify: {one:,.0f}/s on one core, {all_cores:,.0f}/s on all cores")
+    say(f"raw Ed25519 verify: {one:,.0f}/s on one core, {all_cores:,.0f}/s on all cores")
+    one_cpu = verify_rate_cpu()
+    result: dict[str, Any] = {
+        "machine": describe(),
+        "raw_verify_per_s_one_core": round(one),
+        "raw_verify_per_s_all_cores": round(all_cores),
+        "raw_verify_cpu_us": round(1e6 / one_cpu, 1),
+        "stage_cpu_us_per_event": sample_stage_costs(),
+        "runs": [],
+    }
     with tempfile.TemporaryDirectory(prefix="sgledger-audit-bench-") as tmp:
         directory = args.keep or Path(tmp)
         for size in args.sizes:
-            run(directory, size, args.replay_limit, one, all_cores)
+            result["runs"].append(run(directory, size, args.replay_limit, one, all_cores, say))
+    result["peak_memory_mb"] = round(peak_memory_mb())
+    if args.json:
+        print(json.dumps(result, indent=2))
 
 
-def run(directory: Path, size: int, replay_limit: int, one: float, all_cores: float) -> None:
+def run(
+    directory: Path, size: int, replay_limit: int, one: float, all_cores: float, say: Callable[[str], None]
+) -> dict[str, Any]:
     root = Ed25519PrivateKey.generate()
     root_key = RootKey("partnership/bench", root.public_key())
     ledger = Ledger(f"sqlite:///{directory / f'ledger-{size}.db'}")
@@ -144,11 +187,13 @@ def run(directory: Path, size: int, replay_limit: int, one: float, all_cores: fl
         ledger, root, root_key.partnership, size, children=max(100, size // 50), head_every=10_000
     )
     generated = time.perf_counter() - started
-    print(f"\n{size:,} events: generated in {generated:,.1f} s ({size / generated:,.0f} events/s)")
+    say(f"\n{size:,} events: generated in {generated:,.1f} s ({size / generated:,.0f} events/s)")
+    cpu_before = _cpu_seconds()
     report = verify(ledger, root_key)
+    verify_cpu = _cpu_seconds() - cpu_before  # this process and its (finished) pool workers
     verdict = "clean" if report.ok else f"{len(report.findings)} findings"
     rate = report.events / report.seconds
-    print(
+    say(
         f"  audit verify: {report.events:,} events in {report.seconds:,.1f} s = {rate:,.0f} events/s "
         f"({verdict}); {rate / all_cores:.0%} of the raw all-core Ed25519 rate, {rate / one:.0%} of one core"
     )
@@ -156,10 +201,24 @@ def run(directory: Path, size: int, replay_limit: int, one: float, all_cores: fl
     started = time.perf_counter()
     replayed = replay(ledger, root_key, as_of, f"sqlite:///{directory / f'replay-{size}.db'}").events
     seconds = time.perf_counter() - started
-    print(
+    say(
         f"  audit replay: first {replayed:,} events (as of {as_of.isoformat()}) in {seconds:,.1f} s = "
         f"{replayed / seconds:,.0f} events/s through the full projector logic"
     )
+    return {
+        "events": size,
+        "generate_s": round(generated, 1),
+        "verify_s": round(report.seconds, 1),
+        "verify_events_per_s": round(rate),
+        "verify_vs_raw_all_cores": round(rate / all_cores, 3),
+        "verify_vs_raw_one_core": round(rate / one, 3),
+        "verify_clean": report.ok,
+        "verify_cpu_us_per_event": round(1e6 * verify_cpu / report.events, 1),
+        "replay_events": replayed,
+        "replay_s": round(seconds, 1),
+        "replay_events_per_s": round(replayed / seconds),
+        "replay_vs_raw_one_core": round(replayed / seconds / one, 4),
+    }
 
 
 if __name__ == "__main__":

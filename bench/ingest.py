@@ -1,6 +1,6 @@
 """Events/s from `publish` to flag, through the real path, on the embedded default.
 
-    python bench/ingest.py [--events 10000] [--children 500] [--database-url URL]
+    python bench/ingest.py [--json] [--events 10000] [--children 500] [--database-url URL]
 
 Publishes N signed events from four agencies about many children into the durable outbox
 (one transaction per 500 events), relays them to the embedded tansu broker, and runs the
@@ -13,11 +13,13 @@ Not a test: figures go to bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -88,13 +90,15 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--children", type=int, default=500)
     parser.add_argument("--database-url", help="ledger database (default: SQLite in a temp dir)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    say: Callable[[str], None] = (lambda _: None) if args.json else print
     work = Path(tempfile.mkdtemp(prefix="sgledger-bench-"))
     keystore = Keystore(work / "keys")
     root = keystore.init_root("partnership/bench")
     outbox = Outbox(f"sqlite:///{work / 'outbox.sqlite'}")
     ledger = Ledger(args.database_url or f"sqlite:///{work / 'ledger.sqlite'}")
-    print(f"machine: {describe()}")
+    say(f"machine: {describe()}")
     with EmbeddedBroker(work / "broker") as broker:
         kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topic_prefix="bench")
         partnership = Producer(root.partnership, keystore, outbox, topics=kafka.topics)
@@ -149,15 +153,33 @@ def main() -> None:
     quantiles = statistics.quantiles(latencies, n=100)
     p50, p95, p99 = quantiles[49], quantiles[94], quantiles[98]
     sample = {"id": "x" * 36, "data": {"a": [1, 2, 3]}}
-    print(f"events: {args.events} about {args.children} children from {len(AGENCIES)} agencies")
-    print(f"end to end, publish -> flag (streaming):     {args.events / (streamed - started):9.0f} events/s")
+    end_to_end = args.events / (streamed - started)
     projection = total / (replayed - replay_started)
+    one, both = verify_rate(), verify_rate_all_cores()
+    canonical = canonical_rate(sample)
+    if args.json:
+        figures = {
+            "machine": describe(),
+            "events": args.events,
+            "children": args.children,
+            "end_to_end_events_per_s": round(end_to_end),
+            "projection_events_per_s": round(projection),
+            "projection_vs_raw_verify_one_core": round(projection / one, 4),
+            "latency_s": {"p50": round(p50, 2), "p95": round(p95, 2), "p99": round(p99, 2)},
+            "peak_memory_mb": round(peak_memory_mb()),
+            "raw_verify_per_s_one_core": round(one),
+            "raw_verify_per_s_both_cores": round(both),
+            "canonical_json_per_s_one_core": round(canonical),
+        }
+        print(json.dumps(figures, indent=2))
+        return
+    print(f"events: {args.events} about {args.children} children from {len(AGENCIES)} agencies")
+    print(f"end to end, publish -> flag (streaming):     {end_to_end:9.0f} events/s")
     print(f"projection alone (verify, ledger, views, flags): {projection:6.0f} events/s")
     print(f"latency outbox -> ledger: p50 {p50:.2f} s, p95 {p95:.2f} s, p99 {p99:.2f} s")
     print(f"peak memory: {peak_memory_mb():.0f} MB")
-    one, both = verify_rate(), verify_rate_all_cores()
     print(f"raw Ed25519 verify (cryptography): {one:9.0f}/s one core, {both:.0f}/s both")
-    print(f"RFC 8785 canonical JSON:           {canonical_rate(sample):9.0f}/s one core")
+    print(f"RFC 8785 canonical JSON:           {canonical:9.0f}/s one core")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,35 @@ from ledger.signing import key_id, sign_event
 from ledger.timeutil import format_time
 
 
+def unsigned_event(
+    *,
+    kid: str,
+    source: str,
+    event_type: str,
+    subject: str,
+    data: Mapping[str, Any],
+    time: datetime,
+    recordedtime: datetime,
+    sequence: int,
+    prevhash: str,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """Every attribute of an event except ``signature``: what the signature covers."""
+    return {
+        "specversion": "1.0",
+        "id": event_id or str(uuid.uuid4()),
+        "source": source,
+        "type": event_type,
+        "subject": subject,
+        "time": format_time(time),
+        "recordedtime": format_time(recordedtime),
+        "sequence": sequence,
+        "prevhash": prevhash,
+        "kid": kid,
+        "data": dict(data),
+    }
+
+
 def build_event(
     *,
     key: Ed25519PrivateKey,
@@ -28,19 +57,11 @@ def build_event(
     event_id: str | None = None,
 ) -> dict[str, Any]:
     """A complete, signed CloudEvent. Validation is the caller's (producer's) job."""
-    event: dict[str, Any] = {
-        "specversion": "1.0",
-        "id": event_id or str(uuid.uuid4()),
-        "source": source,
-        "type": event_type,
-        "subject": subject,
-        "time": format_time(time),
-        "recordedtime": format_time(recordedtime),
-        "sequence": sequence,
-        "prevhash": prevhash,
-        "kid": key_id(key.public_key()),
-        "data": dict(data),
-    }
+    event = unsigned_event(
+        kid=key_id(key.public_key()), source=source, event_type=event_type, subject=subject,
+        data=data, time=time, recordedtime=recordedtime, sequence=sequence, prevhash=prevhash,
+        event_id=event_id,
+    )  # fmt: skip
     event["signature"] = sign_event(event, key)
     return event
 

@@ -17,6 +17,11 @@ from ledger.signing import key_id, load_public_key
 from ledger.timeutil import parse_time
 
 
+def valid_between(valid_from: datetime, revoked_from: datetime | None, when: datetime) -> bool:
+    """A key is valid from ``valid_from`` (inclusive) until its revocation (exclusive)."""
+    return valid_from <= when and (revoked_from is None or when < revoked_from)
+
+
 @dataclass(frozen=True)
 class KeyRecord:
     kid: str
@@ -27,7 +32,7 @@ class KeyRecord:
     registered_by: str = ""  # event id of the registration
 
     def valid_at(self, when: datetime) -> bool:
-        return self.valid_from <= when and (self.revoked_from is None or when < self.revoked_from)
+        return valid_between(self.valid_from, self.revoked_from, when)
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,12 @@ class KeyRegistry:
             if record is not None:
                 effective = parse_time(data.get("effective") or event["recordedtime"])
                 self._keys[data["kid"]] = replace(record, revoked_from=effective)
+
+    def copy(self) -> KeyRegistry:
+        """An independent registry with the same keys (records are immutable)."""
+        twin = KeyRegistry(self.root)
+        twin._keys = dict(self._keys)
+        return twin
 
     def get(self, kid: str) -> KeyRecord | None:
         return self._keys.get(kid)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -21,9 +22,10 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from ledger.identifiers import InvalidIdentifier, agency_kind
-from ledger.keyregistry import RootKey
+from ledger.keyregistry import RootKey, valid_between
 from ledger.private_files import FILE_MODE, private_directory, private_file
 from ledger.signing import key_id, load_public_key, public_key_text
+from ledger.timeutil import parse_time
 
 
 class KeystoreError(Exception):
@@ -38,6 +40,32 @@ class RootInfo:
 
     def root_key(self) -> RootKey:
         return RootKey(self.partnership, load_public_key(self.public_key))
+
+
+@dataclass(frozen=True)
+class KeyValidity:
+    """An agency key's validity as registered (and revoked) by the root key."""
+
+    valid_from: datetime
+    revoked_from: datetime | None = None
+
+    def valid_at(self, when: datetime) -> bool:
+        return valid_between(self.valid_from, self.revoked_from, when)
+
+    def __str__(self) -> str:
+        until = f" until {self.revoked_from.isoformat()}" if self.revoked_from else ""
+        return f"from {self.valid_from.isoformat()}{until}"
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "valid_from": self.valid_from.isoformat(),
+            "revoked_from": self.revoked_from.isoformat() if self.revoked_from else None,
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, str | None]) -> KeyValidity:
+        revoked = value.get("revoked_from")
+        return cls(parse_time(str(value["valid_from"])), parse_time(revoked) if revoked else None)
 
 
 class Keystore:
@@ -84,13 +112,30 @@ class Keystore:
     def has_agency(self, agency: str) -> bool:
         return self.agency_key_path(agency).exists()
 
-    def create_agency_key(self, agency: str) -> Ed25519PrivateKey:
+    def create_agency_key(self, agency: str, key: Ed25519PrivateKey | None = None) -> Ed25519PrivateKey:
+        """A new key for ``agency``, or ``key`` stored as its key (e.g. the documented test
+        vector key in interoperability tests)."""
         path = self.agency_key_path(agency)
         if path.exists():
             raise KeystoreError(f"{agency} already has a key in {self.directory}")
-        key = Ed25519PrivateKey.generate()
+        key = key or Ed25519PrivateKey.generate()
         self._write_private(path, key)
         return key
+
+    def validity_path(self, agency: str) -> Path:
+        return self.agency_key_path(agency).with_suffix(".validity.json")
+
+    def record_validity(self, agency: str, validity: KeyValidity) -> None:
+        """What the root key attested for this agency's key (from its registration and any
+        revocation), kept beside it so the producer refuses events the partnership would refuse."""
+        path = self.validity_path(agency)
+        path.write_text(json.dumps(validity.to_json()) + "\n", "utf-8")
+        os.chmod(path, FILE_MODE)  # like everything in the key store
+
+    def key_validity(self, agency: str) -> KeyValidity | None:
+        """None for keys registered before validity was recorded here (nothing to check)."""
+        path = self.validity_path(agency)
+        return KeyValidity.from_json(json.loads(path.read_text("utf-8"))) if path.exists() else None
 
     def agency_private_key(self, agency: str) -> Ed25519PrivateKey:
         if agency == self._partnership_or_none():

@@ -11,9 +11,10 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
 
 from ledger.canonical import signing_input
 
@@ -45,12 +46,22 @@ def sign_event(event: Mapping[str, Any], key: Ed25519PrivateKey) -> str:
     return b64url(key.sign(signing_input(event)))
 
 
-def signature_valid(event: Mapping[str, Any], key: Ed25519PublicKey) -> bool:
+def signature_valid(event: Mapping[str, Any], key: Ed25519PublicKey, signed: bytes | None = None) -> bool:
+    """Does ``signature`` verify over the event's signing input (``signed``, when the caller
+    already has it from ``canonical_forms``)?
+
+    Verification uses libsodium (PyNaCl), about twice as fast as ``cryptography`` here for the
+    same Ed25519; keys stay ``cryptography`` objects everywhere else. libsodium is the stricter
+    of the two (it refuses small-order keys and non-canonical signature encodings, which no
+    honest signer produces), so nothing it accepts would be refused by another verifier.
+    """
     signature = event.get("signature")
     if not isinstance(signature, str):
         return False
     try:
-        key.verify(b64url_decode(signature), signing_input(event))
-    except (InvalidSignature, ValueError):
+        raw = b64url_decode(signature)
+        message = signing_input(event) if signed is None else signed
+        VerifyKey(key.public_bytes(Encoding.Raw, PublicFormat.Raw)).verify(message, raw)
+    except (BadSignatureError, ValueError, TypeError):
         return False
     return True

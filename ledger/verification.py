@@ -10,17 +10,21 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from ledger.canonical import event_digest
-from ledger.keyregistry import KeyRegistry
+from ledger.keyregistry import KeyRecord, KeyRegistry
 from ledger.signing import signature_valid
 from ledger.timeutil import parse_time
 from ledger.validation import validate_event
 from ledger.vocabulary import ROOT_TYPES, SERVICE_TYPES, agency_kind, event_types
 
 MAX_MESSAGE_BYTES = 1024 * 1024
+# How far an event's recordedtime may be ahead of the partnership's receipt of it: clocks drift,
+# but an event recorded "in the future" is a claim about time nobody can check (docs/keys.md).
+RECEIPT_SKEW = timedelta(minutes=5)
 # An event is about five levels deep (envelope, data, a list, an object, a value); 32 leaves room
 # for any vocabulary to come while staying far below what the JSON parser's recursion survives.
 MAX_NESTING = 32
@@ -38,6 +42,8 @@ class Reason(StrEnum):
     UNKNOWN_KEY = "unknown-key"
     KEY_OF_OTHER_AGENCY = "key-of-other-agency"
     KEY_NOT_VALID = "key-not-valid-at-recordedtime"
+    KEY_REVOKED_AT_RECEIPT = "key-revoked-at-receipt"
+    RECORDED_AFTER_RECEIPT = "recorded-after-receipt"
     NOT_ROOT_SIGNED = "not-root-signed"
     NOT_SERVICE_SIGNED = "not-service-signed"
     BAD_SIGNATURE = "bad-signature"
@@ -111,9 +117,22 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def check_event(event: Mapping[str, Any], keys: KeyRegistry) -> Rejection | None:
+def check_event(
+    event: Mapping[str, Any],
+    keys: KeyRegistry,
+    received: datetime | None = None,
+    signed: bytes | None = None,
+) -> Rejection | None:
     """Schema, who may sign this type (root, service or agency key), key ownership, key validity
-    at ``recordedtime`` and signature."""
+    and signature (over ``signed``, the signing input, when the caller computed it with
+    ``canonical_forms``).
+
+    ``received`` is when the partnership received the event (the Kafka record's time, bounded by
+    the projector's clock). An event's ``recordedtime`` is only the producer's claim, so with a
+    receipt time the key must also not have been revoked at receipt, and ``recordedtime`` may be
+    at most ``RECEIPT_SKEW`` after it (docs/keys.md). None (re-applying events the ledger already
+    accepted, e.g. an as-of replay) judges ``recordedtime`` alone: their receipt was judged once.
+    """
     event_type = event.get("type")
     if isinstance(event_type, str) and event_type not in event_types():
         return Rejection(
@@ -124,6 +143,13 @@ def check_event(event: Mapping[str, Any], keys: KeyRegistry) -> Rejection | None
     if problems:
         return Rejection(Reason.SCHEMA, "; ".join(str(p) for p in problems[:10]))
     source, kid = event["source"], event["kid"]
+    if received is not None and parse_time(event["recordedtime"]) > received + RECEIPT_SKEW:
+        return Rejection(
+            Reason.RECORDED_AFTER_RECEIPT,
+            f"recordedtime {event['recordedtime']} is more than {RECEIPT_SKEW} after the partnership "
+            f"received the event ({received.isoformat()}): an event cannot be recorded in the future; "
+            "check the sending system's clock",
+        )
     if event_type in ROOT_TYPES or source == keys.root.partnership:
         if kid != keys.root.kid or source != keys.root.partnership or event_type not in ROOT_TYPES:
             return Rejection(
@@ -155,23 +181,41 @@ def check_event(event: Mapping[str, Any], keys: KeyRegistry) -> Rejection | None
                 else f"{source} is a partnership service: it signs only "
                 f"{', '.join(sorted(SERVICE_TYPES))}, not {event_type}",
             )
-        recorded = parse_time(event["recordedtime"])
-        if not record.valid_at(recorded):
-            why = (
-                f"revoked from {record.revoked_from.isoformat()}"
-                if record.revoked_from is not None and recorded >= record.revoked_from
-                else f"valid only from {record.valid_from.isoformat()}"
-            )
-            return Rejection(
-                Reason.KEY_NOT_VALID,
-                f"key {kid} of {source} was not valid at recordedtime {event['recordedtime']} ({why})",
-            )
+        refusal = key_refusal(record, event, received)
+        if refusal is not None:
+            return refusal
         public_key = record.public_key
-    if not signature_valid(event, public_key):
+    if not signature_valid(event, public_key, signed):
         return Rejection(
             Reason.BAD_SIGNATURE,
             f"signature does not verify with key {kid}: the event was altered after signing "
             "or signed with another key",
+        )
+    return None
+
+
+def key_refusal(record: KeyRecord, event: Mapping[str, Any], received: datetime | None) -> Rejection | None:
+    """Was the key usable for this event: valid at its ``recordedtime`` and, when the receipt
+    time is known, not revoked by then? The second closes back-dating: a stolen key revoked at R
+    cannot sign at R+1 an event dated R-1."""
+    kid, source = record.kid, event["source"]
+    recorded = parse_time(event["recordedtime"])
+    if not record.valid_at(recorded):
+        why = (
+            f"revoked from {record.revoked_from.isoformat()}"
+            if record.revoked_from is not None and recorded >= record.revoked_from
+            else f"valid only from {record.valid_from.isoformat()}"
+        )
+        return Rejection(
+            Reason.KEY_NOT_VALID,
+            f"key {kid} of {source} was not valid at recordedtime {event['recordedtime']} ({why})",
+        )
+    if received is not None and record.revoked_from is not None and received >= record.revoked_from:
+        return Rejection(
+            Reason.KEY_REVOKED_AT_RECEIPT,
+            f"key {kid} of {source} was revoked from {record.revoked_from.isoformat()}, before the "
+            f"partnership received this event ({received.isoformat()}); an event dated before a "
+            "revocation is accepted only if it arrived before it",
         )
     return None
 
@@ -189,13 +233,16 @@ class ChainFacts:
 DUPLICATE = "duplicate"
 
 
-def check_chain(event: Mapping[str, Any], facts: ChainFacts) -> Rejection | str | None:
-    """Idempotency, equivocation and the per-agency hash chain.
+def check_chain(
+    event: Mapping[str, Any], facts: ChainFacts, digest: str | None = None
+) -> Rejection | str | None:
+    """Idempotency, equivocation and the per-agency hash chain (``digest``: the event's, when the
+    caller has it already).
 
     Returns None to accept, ``DUPLICATE`` for a redelivery of an event already accepted (applying
     it again would change nothing), or a Rejection.
     """
-    digest = event_digest(event)
+    digest = digest or event_digest(event)
     if facts.same_id_digest is not None:
         if facts.same_id_digest == digest:
             return DUPLICATE

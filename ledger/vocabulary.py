@@ -6,7 +6,9 @@ before they sign; this module only loads them.
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Iterable
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -56,6 +58,29 @@ def data_schema(event_type: str) -> dict[str, Any] | None:
 @cache
 def event_types() -> frozenset[str]:
     return frozenset(envelope_schema()["properties"]["type"]["enum"])
+
+
+@cache
+def agency_types() -> frozenset[str]:
+    """The types an agency publishes: the vocabulary without the partnership's own bookkeeping
+    (keys, flag lifecycle, access records, tree heads), which agency-facing lists never show."""
+    return event_types() - PARTNERSHIP_TYPES
+
+
+def closest(word: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
+    """Candidates that look like a mistyped ``word``, best first ("did you mean ...?"): only
+    those nearly as close as the best, so one obvious typo gets one answer."""
+    found = difflib.get_close_matches(word, sorted(candidates), n=limit, cutoff=0.6)
+    if not found:
+        return []
+    best = difflib.SequenceMatcher(None, word, found[0]).ratio()
+    return [c for c in found if difflib.SequenceMatcher(None, word, c).ratio() >= best - 0.03]
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """`` (did you mean 'x' or 'y'?)`` or nothing: a suffix for refusal messages."""
+    found = closest(word, candidates)
+    return f" (did you mean {' or '.join(repr(c) for c in found)}?)" if found else ""
 
 
 def is_amendment(event_type: str) -> bool:

@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from ledger.canonical import canonical_json, event_digest
+from ledger.canonical import canonical_json, digest_of_canonical
 from ledger.store.private import private_sqlite
 
 
@@ -115,10 +115,12 @@ class Entry:
 
 
 class Outbox:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, busy_timeout_s: float = 60.0) -> None:
+        """``busy_timeout_s``: how long a SQLite writer waits for another's lock before failing
+        (a service answering HTTP would rather say "retry" than hold its client for a minute)."""
         self.url = url
         private_sqlite(url)
-        self.engine = _engine(url)
+        self.engine = _engine(url, busy_timeout_s)
         Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._heads: set[str] = set()  # agencies whose head row is known to exist
@@ -128,10 +130,18 @@ class Outbox:
         with self._sessions.begin() as session:
             yield session
 
-    def append(self, agency: str, entries: Sequence[Entry]) -> list[dict[str, Any]]:
+    def append(
+        self,
+        agency: str,
+        entries: Sequence[Entry],
+        *,
+        also: Callable[[Session, list[dict[str, Any]]], None] | None = None,
+    ) -> list[dict[str, Any]]:
         """Chain, sign and store the entries in one transaction: all or nothing, one commit
         (fsync) per call; returns the signed events. An entry whose ``event_id`` is already
-        stored gets the stored event, so a retried publish never takes a second sequence."""
+        stored gets the stored event, so a retried publish never takes a second sequence.
+        ``also(session, events)`` writes more rows in the same transaction (the gateway's
+        idempotency record commits with the events it names, or not at all)."""
         self._ensure_head(agency)
         results: list[dict[str, Any]] = []
         with self._transaction() as session:
@@ -147,15 +157,18 @@ class Outbox:
                     continue
                 sequence = head.last_sequence + 1
                 signed = entry.sign(sequence, head.last_digest)
-                head.last_sequence, head.last_digest = sequence, event_digest(signed)
+                payload = canonical_json(signed)  # the bytes sent; their hash is the digest
+                head.last_sequence, head.last_digest = sequence, digest_of_canonical(payload)
                 session.add(
                     OutboxRow(
                         agency=agency, sequence=sequence, event_id=signed["id"],
-                        topic=entry.topic, key=signed["subject"], payload=canonical_json(signed),
+                        topic=entry.topic, key=signed["subject"], payload=payload,
                         created_at=datetime.now(UTC),
                     )
                 )  # fmt: skip
                 results.append(signed)
+            if also is not None:
+                also(session, results)
         return results
 
     def _existing(self, payload: bytes, entry: Entry) -> dict[str, Any]:
@@ -252,6 +265,17 @@ class Outbox:
                 requeued += int(result.rowcount)  # type: ignore[attr-defined]
         return requeued
 
+    def rows(self, event_ids: Collection[str]) -> dict[str, OutboxRow]:
+        """Stored rows by event id (those not in the outbox are absent)."""
+        found: dict[str, OutboxRow] = {}
+        with self._sessions() as session:
+            for chunk in _chunks(sorted(event_ids), 500):
+                found.update(
+                    (row.event_id, row)
+                    for row in session.scalars(select(OutboxRow).where(OutboxRow.event_id.in_(chunk)))
+                )
+        return found
+
     def switch_cluster(self, cluster_id: str, *, requeue: bool = True) -> int:
         """Record that rows are now sent to ``cluster_id``; returns how many sent rows were
         queued again because a different cluster had acknowledged them.
@@ -296,10 +320,10 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[start : start + size] for start in range(0, len(items), size)]
 
 
-def _engine(url: str) -> Engine:
+def _engine(url: str, busy_timeout_s: float) -> Engine:
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"timeout": 60})
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
 
     @event.listens_for(engine, "connect")
     def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -12,12 +12,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from ledger.canonical import canonical_json
-from ledger.envelope import build_event
+from ledger.envelope import build_event, unsigned_event
 from ledger.keystore import Keystore
+from ledger.signing import key_id
+from ledger.timeutil import TimeFormatError, format_time, parse_time
 from ledger.topics import Topics
 from ledger.validation import Problem, validate_event
-from ledger.verification import MAX_MESSAGE_BYTES
+from ledger.validation import _show as show
+from ledger.verification import MAX_MESSAGE_BYTES, RECEIPT_SKEW
+from ledger.vocabulary import agency_kind, agency_types, did_you_mean, event_types
 from producers.outbox import Entry, Outbox
 
 
@@ -48,6 +54,43 @@ class Draft:
     event_id: str | None = None
 
 
+# A draft as JSON (gateway requests, `sgledger publish --batch` lines): docs/gateway.md.
+DRAFT_FIELDS = ("type", "subject", "time", "recordedtime", "id", "data")
+
+
+def draft_from_json(item: Any) -> tuple[Draft | None, list[Problem]]:
+    """A Draft from its JSON form, or every problem of its shape (the content is ``check``ed
+    later, once the draft exists)."""
+    if not isinstance(item, Mapping):
+        return None, [Problem("", "a JSON object (an event draft)", show(item))]
+    problems = []
+    extra = sorted(set(item) - set(DRAFT_FIELDS))
+    if extra:
+        problems.append(
+            Problem("", f"only the attributes {', '.join(DRAFT_FIELDS)}", "unexpected " + ", ".join(extra))
+        )
+    for name, kind in (("type", str), ("subject", str), ("data", Mapping)):
+        if name not in item:
+            problems.append(Problem(f"/{name}", f"required attribute {name!r}", "nothing"))
+        elif not isinstance(item[name], kind):
+            want = "a JSON object" if kind is Mapping else "a string"
+            problems.append(Problem(f"/{name}", want, show(item[name])))
+    if "id" in item and not isinstance(item["id"], str):
+        problems.append(Problem("/id", "a string (UUID)", show(item["id"])))
+    times: dict[str, datetime | None] = {}
+    for name in ("time", "recordedtime"):
+        value = item.get(name)
+        try:
+            times[name] = parse_time(value) if value is not None else None
+        except TimeFormatError:
+            problems.append(Problem(f"/{name}", "an RFC 3339 time with offset", show(value)))
+    if problems:
+        return None, problems
+    return Draft(
+        item["type"], item["subject"], item["data"], times["time"], times["recordedtime"], item.get("id")
+    ), []
+
+
 class Producer:
     """Publishes as one agency. The partnership id works too (signed with the root key), which
     is how ``agency.key.registered`` and other governance events are published."""
@@ -63,6 +106,7 @@ class Producer:
     ) -> None:
         self.agency_id = agency_id
         self._key = keystore.agency_private_key(agency_id)  # fail at start-up, not mid-publish
+        self._validity = keystore.key_validity(agency_id)
         self.outbox = outbox_url if isinstance(outbox_url, Outbox) else Outbox(outbox_url)
         self.topics = topics or Topics()
         self.clock = clock
@@ -84,9 +128,62 @@ class Producer:
         """
         return self.publish_many([Draft(event_type, child, data, time, recorded, event_id)])[0]
 
-    def publish_many(self, drafts: Iterable[Draft]) -> list[dict[str, Any]]:
+    def check(self, draft: Draft) -> list[Problem]:
+        """Every problem of a draft, found without signing or storing anything: unknown type
+        (with a suggestion), schema, and a recorded time the partnership would refuse.
+
+        Callers that take many drafts (the gateway, ``publish --batch``) check them all first so
+        one answer lists every problem of every draft, instead of stopping at the first."""
+        known = event_types() if agency_kind(self.agency_id) == "partnership" else agency_types()
+        if draft.event_type not in known:
+            hint = did_you_mean(draft.event_type, known)
+            return [Problem("/type", f"an event type of the vocabulary{hint}", repr(draft.event_type))]
+        now = self.clock()
+        recorded = draft.recorded or now
+        event = unsigned_event(
+            kid=key_id(self._key.public_key()), source=self.agency_id, event_type=draft.event_type,
+            subject=draft.child, data=draft.data, time=draft.time or recorded, recordedtime=recorded,
+            sequence=1, prevhash="", event_id=draft.event_id,
+        )  # fmt: skip
+        event["signature"] = "A" * 86  # the shape of a signature; not checked here
+        problems = validate_event(event)
+        if self._validity is not None and not self._validity.valid_at(recorded):
+            problems.append(
+                Problem(
+                    "/recordedtime",
+                    f"a time when this agency's key is valid ({self._validity}; historical loads need "
+                    "a key registered with `sgledger agency add --valid-from`)",
+                    format_time(recorded),
+                )
+            )
+        if recorded > now + RECEIPT_SKEW:
+            problems.append(
+                Problem(
+                    "/recordedtime",
+                    f"no later than now plus {RECEIPT_SKEW} ({format_time(now + RECEIPT_SKEW)}): "
+                    "the partnership quarantines events recorded in the future",
+                    format_time(recorded),
+                )
+            )
+        return problems
+
+    def publish_many(
+        self,
+        drafts: Iterable[Draft],
+        *,
+        also: Callable[[Session, list[dict[str, Any]]], None] | None = None,
+        checked: bool = False,
+    ) -> list[dict[str, Any]]:
         """Publish several events in one outbox transaction: all are stored or none (the first
-        invalid one raises InvalidEvent), with one commit instead of one per event."""
+        invalid one raises InvalidEvent), with one commit instead of one per event. ``also``
+        writes more rows in that transaction (see ``Outbox.append``). ``checked``: the caller
+        has already had ``check`` pass for every draft (so each is validated once, not twice)."""
+        drafts = list(drafts)
+        if not checked:
+            for draft in drafts:
+                problems = self.check(draft)
+                if problems:
+                    raise InvalidEvent(draft.event_type, problems)
         entries = [
             Entry(
                 self.topics.for_type(d.event_type),
@@ -96,7 +193,7 @@ class Producer:
             )
             for d in drafts
         ]
-        return self.outbox.append(self.agency_id, entries)
+        return self.outbox.append(self.agency_id, entries, also=also)
 
     def _signer(self, draft: Draft) -> Callable[[int, str], dict[str, Any]]:
         recorded_at = draft.recorded or self.clock()
@@ -108,12 +205,11 @@ class Producer:
                 subject=draft.child, data=draft.data, time=happened_at, recordedtime=recorded_at,
                 sequence=sequence, prevhash=prevhash, event_id=draft.event_id,
             )  # fmt: skip
-            problems = validate_event(event)
+            # The schema was checked (``check``) on this same content; only the size is new.
             size = len(canonical_json(event))
             if size > MAX_MESSAGE_BYTES:  # the ledger would quarantine it as oversized
-                problems.append(Problem("", f"at most {MAX_MESSAGE_BYTES} bytes", f"{size} bytes"))
-            if problems:
-                raise InvalidEvent(draft.event_type, problems)  # rolls the transaction back
+                problem = Problem("", f"at most {MAX_MESSAGE_BYTES} bytes", f"{size} bytes")
+                raise InvalidEvent(draft.event_type, [problem])  # rolls the transaction back
             return event
 
         return sign

@@ -69,15 +69,16 @@ def test_publish_to_flag_through_the_cli(tmp_path: Path) -> None:
 
 
 def test_backdated_event_needs_a_key_valid_then(tmp_path: Path) -> None:
+    """Refused before signing (issue 11), instead of signed, sent and quarantined."""
     sgledger(tmp_path, "keys", "init")
     sgledger(tmp_path, "agency", "add", "gp/L85001")
-    sgledger(
+    refused = sgledger(
         tmp_path, "publish", "--agency", "gp/L85001", "--type", "gp.registered", "--child", "C-1",
         "--recorded", "2024-03-01T09:00:00+00:00",
-        "--data", json.dumps({"person": "C-1", "practice": "L85001"}),
+        "--data", json.dumps({"person": "C-1", "practice": "L85001"}), ok=False,
     )  # fmt: skip
-    entries = json.loads(sgledger(tmp_path, "quarantine", "list", "--json").stdout)
-    assert [(e["status"], e["reason"]) for e in entries] == [("quarantined", "key-not-valid-at-recordedtime")]
+    assert refused.returncode == 2 and "agency add --valid-from" in refused.stderr
+    assert json.loads(sgledger(tmp_path, "quarantine", "list", "--json").stdout) == []
 
 
 def test_invalid_event_is_refused_before_signing(tmp_path: Path) -> None:

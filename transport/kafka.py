@@ -110,9 +110,13 @@ class KafkaSettings:
         - ``retention.ms=-1``: the topics are a replayable history (``audit verify --from-kafka``);
         - ``max.message.bytes``: see TOPIC_MAX_MESSAGE_BYTES;
         - ``min.insync.replicas``: 2 once there are 3 replicas (an ``acks=all`` write survives one
-          broker's loss and still needs two copies), else 1 so that a smaller cluster can write.
+          broker's loss and still needs two copies), else 1 so that a smaller cluster can write;
+        - ``message.timestamp.type=LogAppendTime``: the record's time is when the broker received
+          it, not what the producer claims. The projector judges key validity at receipt by that
+          time (docs/keys.md): a producer's own timestamp would let a stolen, revoked key back-date.
         """
         return {
+            "message.timestamp.type": "LogAppendTime",
             "retention.ms": "-1",
             "max.message.bytes": str(TOPIC_MAX_MESSAGE_BYTES),
             "min.insync.replicas": str(max(1, min(2, self.replication_factor - 1))),

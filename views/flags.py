@@ -3,6 +3,8 @@
 The evaluation is the truth; this module only notices what changed since the last one and writes
 a change row for it (raised, acknowledged, resolved, dismissed, reopened). A flag that was open
 and is no longer found is resolved "by the data changing", naming the event that changed it.
+A flag row is written only when its payload, status or due time changed, so ``updated_at`` is
+when the flag last changed, not when it was last evaluated (``view_children.evaluated_at``).
 """
 
 from __future__ import annotations
@@ -61,9 +63,11 @@ def sync_flags(
             first = {"open": "raised", "resolved": "resolved", "dismissed": "dismissed"}
             changes.append(_change(row, first[flag.status], payload, now, evidence_detail))
             continue
-        previous = json.loads(row.payload)
-        change = _transition(previous, payload)
-        row.payload, row.status, row.due, row.updated_at = json.dumps(payload), flag.status, flag.due, now
+        text = json.dumps(payload)
+        if text == row.payload and row.status == flag.status and row.due == flag.due:
+            continue  # unchanged: most of a child's flags on most evaluations, so write nothing
+        change = _transition(json.loads(row.payload), payload)
+        row.payload, row.status, row.due, row.updated_at = text, flag.status, flag.due, now
         if change is not None:
             changes.append(_change(row, change, payload, now, evidence_detail))
     for row in stored.values():

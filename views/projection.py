@@ -1,9 +1,10 @@
 """Rebuild one child's view rows from the child's events.
 
-The whole child is recomputed from the ledger each time one of its events is applied: with
-tens to hundreds of events per child this costs little, and it makes the view a pure function of
-the ledger (a replay on another database produces identical rows), which incremental updates
-with corrections and withdrawals would not guarantee.
+The whole child is recomputed from the ledger each time one of its events is applied: it makes
+the view a pure function of the ledger (a replay on another database produces identical rows),
+which incremental updates with corrections and withdrawals would not guarantee. Only the rows
+whose values differ from what is stored are written, so the database work per event does not
+grow with the child's history.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from policies.view import ChildView, Event
 from views.models import AgencyRow, ChildRow, PersonRow
 
 _STATUS_FIELDS = ("care_leaver", "substance_misuse", "mental_health", "age")
+_PERSON_FACTS = ("lives_with_child", "parental_responsibility", *_STATUS_FIELDS)
 
 
 def rebuild_child(
@@ -27,10 +29,6 @@ def rebuild_child(
 ) -> None:
     child = view.child
     effective = view.effective()
-    # The rows are rebuilt right below; matching them against the whole session is wasted work.
-    no_sync = {"synchronize_session": False}
-    session.execute(delete(PersonRow).where(PersonRow.child == child), execution_options=no_sync)
-    session.execute(delete(AgencyRow).where(AgencyRow.child == child), execution_options=no_sync)
     people: dict[str, dict[str, Any]] = {}
     child_practices: list[str] = []
     schools: list[str] = []
@@ -63,18 +61,20 @@ def rebuild_child(
         elif event.type == "incident.reported":
             for party in data.get("parties", ()):
                 _roles(people, party["person"]).add(f"party:{party['role']}")
-    for person_id, facts in sorted(people.items()):
-        session.add(
-            PersonRow(
-                child=child,
-                person=person_id,
-                roles=json.dumps(sorted(facts["roles"])),
-                gp_practices=json.dumps(facts["gp_practices"]),
-                **{k: v for k, v in facts.items() if k not in ("roles", "gp_practices")},
-            )
-        )
-    for agency, (since, via) in sorted(_awareness(view.events).items()):
-        session.add(AgencyRow(child=child, agency=agency, aware_since=since, via=via))
+    person_rows = {
+        person_id: {
+            "roles": json.dumps(sorted(facts["roles"])),
+            "gp_practices": json.dumps(facts["gp_practices"]),
+            **{k: facts.get(k) for k in _PERSON_FACTS},
+        }
+        for person_id, facts in sorted(people.items())
+    }
+    _write_changed(session, PersonRow, child, "person", person_rows)
+    agency_rows = {
+        agency: {"aware_since": since, "via": via}
+        for agency, (since, via) in sorted(_awareness(view.events).items())
+    }
+    _write_changed(session, AgencyRow, child, "agency", agency_rows)
     row = session.get(ChildRow, child)
     recorded = [e.recordedtime for e in view.events]
     values = {
@@ -92,6 +92,30 @@ def rebuild_child(
     else:
         for key, value in values.items():
             setattr(row, key, value)
+
+
+def _write_changed(
+    session: Session,
+    model: type[PersonRow] | type[AgencyRow],
+    child: str,
+    key: str,
+    wanted: dict[str, dict[str, Any]],
+) -> None:
+    """Make ``child``'s rows of ``model`` equal ``wanted`` (key -> column values), writing only
+    rows that differ. A new event usually changes one row or none: deleting and re-inserting
+    every row of the child on every event made the cost per event grow with the history. The
+    ORM issues an UPDATE only for attributes whose value actually changed."""
+    stored = {getattr(row, key): row for row in session.scalars(select(model).where(model.child == child))}
+    for name, values in wanted.items():
+        row = stored.pop(name, None)
+        if row is None:
+            session.add(model(child=child, **{key: name}, **values))
+            continue
+        for column, value in values.items():
+            if getattr(row, column) != value:
+                setattr(row, column, value)
+    for row in stored.values():
+        session.delete(row)
 
 
 def _awareness(events: Iterable[Event]) -> dict[str, tuple[datetime, str]]:

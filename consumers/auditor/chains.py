@@ -17,7 +17,10 @@ from consumers.auditor.findings import Finding
 
 @dataclass
 class _Chain:
-    seen: set[int] = field(default_factory=set)
+    # Sequences seen: all of 1..contiguous, plus those beyond it (a set that stays as small as
+    # the disorder, where one set of every sequence grew by an entry per event audited).
+    contiguous: int = 0
+    beyond: set[int] = field(default_factory=set)
     digests: dict[int, tuple[str, dict[str, Any], int]] = field(
         default_factory=dict
     )  # n -> digest, event, pos
@@ -39,14 +42,17 @@ class ChainChecker:
             return
         chain = self.chains.setdefault(source, _Chain())
         item = dict(event)
-        if sequence in chain.seen:
+        if sequence <= chain.contiguous or sequence in chain.beyond:
             self.findings.append(
                 Finding.about(
                     "equivocation", f"a second event at {source} sequence {sequence}", event, position
                 )
             )
             return
-        chain.seen.add(sequence)
+        chain.beyond.add(sequence)
+        while chain.contiguous + 1 in chain.beyond:
+            chain.contiguous += 1
+            chain.beyond.remove(chain.contiguous)
         prevhash = event.get("prevhash")
         if sequence == 1:
             if prevhash != "":

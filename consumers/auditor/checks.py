@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from consumers.auditor.findings import Finding
-from consumers.auditor.stored import StoredEvent
-from ledger.canonical import canonical_json
+from consumers.auditor.stored import IndexRow, StoredRow, check_row, offline_mapper
+from ledger.canonical import canonical_forms
 from ledger.keyregistry import KeyRegistry, RootKey
 from ledger.merkle import leaf_hash
 from ledger.store.ledger import KEY_EVENT_TYPES
@@ -30,10 +30,14 @@ Positioned = tuple[int, dict[str, Any]]
 RootArgs = tuple[str, bytes]  # partnership, raw public key
 
 
+LINK_FIELDS = ("id", "source", "sequence", "prevhash")  # what the chain check keeps per event
+
+
 @dataclass(frozen=True)
 class ChunkResult:
     findings: list[Finding]
-    digests: list[str]  # chain digest of each event, in chunk order
+    links: list[tuple[dict[str, Any], int]]  # (LINK_FIELDS of the event, position) per decoded row
+    digests: list[str]  # chain digest of each decoded event, in chunk order
     leaves: bytes  # concatenated 32-byte Merkle leaf hashes, in chunk order
 
 
@@ -41,46 +45,56 @@ def root_args(root: RootKey) -> RootArgs:
     return root.partnership, root.public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
-def check_chunk(root: RootArgs, keys: Sequence[Positioned], events: Sequence[StoredEvent]) -> ChunkResult:
-    """Index agreement and signature of every event; key events' signatures were checked by the
-    parent (they must be, before anything they sign)."""
+def check_chunk(root: RootArgs, keys: Sequence[Positioned], rows: Sequence[StoredRow]) -> ChunkResult:
+    """Decode every row, then index agreement and signature of every event; key events'
+    signatures were checked by the parent (they must be, before anything they sign)."""
     registry = KeyRegistry(RootKey(root[0], Ed25519PublicKey.from_public_bytes(root[1])))
+    mapper = offline_mapper()
     findings: list[Finding] = []
+    links: list[tuple[dict[str, Any], int]] = []
     digests: list[str] = []
     leaves = bytearray()
     next_key = 0
-    for stored in events:
-        event, position = stored.envelope, stored.position
-        canonical = canonical_json(event)
+    for row in rows:
+        event, position = check_row(mapper, row, findings), row.position
+        if event is None:
+            continue
+        links.append(({k: event.get(k) for k in LINK_FIELDS}, position))
+        canonical, signed = canonical_forms(event)  # one serialisation for digest and signature
         digests.append(hashlib.sha256(canonical).hexdigest())
         leaves += leaf_hash(canonical)
-        findings.extend(_index_findings(stored, canonical, digests[-1]))
+        findings.extend(_index_findings(row.indexed, event, position, canonical, digests[-1]))
         while next_key < len(keys) and keys[next_key][0] < position:
             registry.apply(keys[next_key][1])
             next_key += 1
         if event.get("type") in KEY_EVENT_TYPES:
             continue
-        rejection = check_event(event, registry)
+        rejection = check_event(event, registry, signed=signed)
         if rejection is not None:
             findings.append(
                 Finding.about("signature", f"{rejection.reason}: {rejection.detail}", event, position)
             )
-    return ChunkResult(findings, digests, bytes(leaves))
+    return ChunkResult(findings, links, digests, bytes(leaves))
 
 
-def _index_findings(stored: StoredEvent, canonical: bytes, digest: str) -> list[Finding]:
-    indexed, event = stored.indexed, stored.envelope
+def _index_findings(
+    indexed: IndexRow | None, event: dict[str, Any], position: int, canonical: bytes, digest: str
+) -> list[Finding]:
     if indexed is None:
-        return []  # reported by the reader
+        return []  # reported by check_row
     if indexed.event_id != event.get("id"):
         detail = (
             f"row holds this event but the index puts event {indexed.event_id} "
             f"({indexed.source} #{indexed.sequence}) here: rows moved or swapped"
         )
-        return [Finding.about("index", detail, event, stored.position)]
+        return [Finding.about("index", detail, event, position)]
     if indexed.digest != digest or indexed.envelope.encode("utf-8") != canonical:
         detail = "row's content differs from the index copy: one of them was altered"
-        return [Finding.about("index", detail, event, stored.position)]
+        return [Finding.about("index", detail, event, position)]
+    if indexed.type != event.get("type"):
+        # The reading process picks key events and tree heads by the index's type column.
+        detail = f"index gives type {indexed.type} for this event: the index was altered"
+        return [Finding.about("index", detail, event, position)]
     return []
 
 
@@ -103,9 +117,9 @@ class CheckPool:
     def __exit__(self, *exc: object) -> None:
         self.executor.shutdown(cancel_futures=True)
 
-    def submit(self, keys: Sequence[Positioned], events: Sequence[StoredEvent], context: Any) -> None:
+    def submit(self, keys: Sequence[Positioned], rows: Sequence[StoredRow], context: Any) -> None:
         """``context`` is handed back with the result: what the parent kept about the chunk."""
-        self.pending.append((self.executor.submit(check_chunk, self.root, list(keys), list(events)), context))
+        self.pending.append((self.executor.submit(check_chunk, self.root, list(keys), list(rows)), context))
         while len(self.pending) > self.AHEAD:
             self._collect()
 

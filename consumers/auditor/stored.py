@@ -2,23 +2,25 @@
 
 ``ledger_events`` is the record; ``ledger_accepted`` is an index the projector writes beside it
 in the same transaction, so any disagreement (a row missing, altered, moved to another position)
-is evidence that someone edited the database afterwards. This module finds what can be seen
-without hashing (rows missing on either side, rows that no longer decode, stream columns that do
-not match the event); content comparison needs canonical JSON, the expensive part, and runs in
-the worker processes (checks.py). Pages keep memory flat on million-event histories.
+is evidence that someone edited the database afterwards. The reading process finds rows
+missing from ``ledger_events``; everything that needs a row decoded (rows that no longer decode,
+rows without an index entry, stream columns that do not match the event) and the content
+comparison (canonical JSON, the expensive part) run in the worker processes (checks.py), which
+get the rows as stored. Pages keep memory flat on million-event histories.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, cast
 
-from eventsourcing.persistence import Notification
-from sqlalchemy import func, select
+from eventsourcing.persistence import Mapper, Notification
+from sqlalchemy import Table, func, select
 
 from consumers.auditor.findings import Finding
-from ledger.store.ledger import EventAccepted, Ledger, stream_id
+from ledger.store.ledger import EventAccepted, Ledger, LedgerApplication, stream_id
 from ledger.store.models import AcceptedEvent
 
 PAGE = 2000
@@ -31,20 +33,38 @@ class IndexRow:
     sequence: int
     digest: str
     envelope: str  # canonical JSON text
+    type: str
 
 
 @dataclass(frozen=True)
-class StoredEvent:
-    """An accepted event as its eventsourcing row holds it, with the index row at its position."""
+class StoredRow:
+    """One ``ledger_events`` row as stored (not yet decoded), with the index row at its position.
 
-    position: int
-    envelope: dict[str, Any]
+    `audit verify` ships these to its worker processes undecoded: decoding is per-event work,
+    and the reading process, which every event passes through, must do as little as possible.
+    """
+
+    notification: Notification
     indexed: IndexRow | None
+
+    @property
+    def position(self) -> int:
+        return self.notification.id
 
 
 def envelope_of(ledger: Ledger, notification: Notification) -> dict[str, Any]:
     """The event exactly as signed, from one ``ledger_events`` row."""
-    return cast(EventAccepted, ledger.app.mapper.to_domain_event(notification)).envelope
+    return decoded(ledger.app.mapper, notification)
+
+
+def decoded(mapper: Mapper[Any], notification: Notification) -> dict[str, Any]:
+    return cast(EventAccepted, mapper.to_domain_event(notification)).envelope
+
+
+@cache
+def offline_mapper() -> Mapper[Any]:
+    """The ledger's mapper without a database: how a worker process decodes rows it was sent."""
+    return LedgerApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}).mapper
 
 
 def pages_of_envelopes(ledger: Ledger) -> Iterator[list[tuple[int, dict[str, Any]]]]:
@@ -65,9 +85,10 @@ def last_position(ledger: Ledger) -> int:
     return max(indexed, ledger.recorder.max_notification_id() or 0)
 
 
-def read_pages(ledger: Ledger, findings: list[Finding]) -> Iterator[list[StoredEvent]]:
-    """Yield decodable events in position order; append a finding for every row that is missing,
-    does not decode or has no index entry (named by the index when the row cannot name itself)."""
+def read_pages(ledger: Ledger, findings: list[Finding]) -> Iterator[list[StoredRow]]:
+    """Yield the stored rows in position order, undecoded, each with its index row; append a
+    finding for every index row whose ``ledger_events`` row is gone. What the rows themselves
+    hold is judged by ``check_row`` (in the audit's worker processes)."""
     end = last_position(ledger)
     columns = (
         AcceptedEvent.position,
@@ -76,26 +97,33 @@ def read_pages(ledger: Ledger, findings: list[Finding]) -> Iterator[list[StoredE
         AcceptedEvent.sequence,
         AcceptedEvent.digest,
         AcceptedEvent.envelope,
+        AcceptedEvent.type,
     )
+    events = cast(Table, ledger.recorder.events_record_cls.__table__)
     for low in range(1, end + 1, PAGE):
         high = min(low + PAGE - 1, end)
-        notifications = ledger.recorder.select_notifications(low, PAGE, stop=high)
         with ledger.read() as session:
             rows = session.execute(select(*columns).where(AcceptedEvent.position.between(low, high)))
             index = {position: IndexRow(*rest) for position, *rest in rows}
-        page: list[StoredEvent] = []
-        for notification in notifications:
-            indexed = index.pop(notification.id, None)
-            envelope = _decode(ledger, notification, indexed, findings)
-            if envelope is None:
-                continue
-            page.append(StoredEvent(notification.id, envelope, indexed))
-            if indexed is None:
-                findings.append(
-                    Finding.about(
-                        "index", "row has no index entry in ledger_accepted", envelope, notification.id
-                    )
-                )
+            stored = session.execute(
+                select(events.c.id, events.c.originator_id, events.c.originator_version)
+                .add_columns(events.c.topic, events.c.state)
+                .where(events.c.id.between(low, high))
+                .order_by(events.c.id)
+            ).all()
+        page = [
+            StoredRow(
+                Notification(
+                    id=i,
+                    originator_id=originator,
+                    originator_version=version,
+                    topic=topic,
+                    state=bytes(state) if isinstance(state, memoryview) else state,
+                ),
+                index.pop(i, None),
+            )
+            for i, originator, version, topic, state in stored
+        ]
         for position, indexed in sorted(index.items()):
             findings.append(
                 Finding(
@@ -110,12 +138,23 @@ def read_pages(ledger: Ledger, findings: list[Finding]) -> Iterator[list[StoredE
         yield page
 
 
+def check_row(mapper: Mapper[Any], row: StoredRow, findings: list[Finding]) -> dict[str, Any] | None:
+    """The row's event, or None (with a finding) if it does not decode; findings too for a row
+    without an index entry or whose stream columns disagree with its event."""
+    envelope = _decode(mapper, row.notification, row.indexed, findings)
+    if envelope is not None and row.indexed is None:
+        findings.append(
+            Finding.about("index", "row has no index entry in ledger_accepted", envelope, row.position)
+        )
+    return envelope
+
+
 def _decode(
-    ledger: Ledger, notification: Notification, indexed: IndexRow | None, findings: list[Finding]
+    mapper: Mapper[Any], notification: Notification, indexed: IndexRow | None, findings: list[Finding]
 ) -> dict[str, Any] | None:
     position = notification.id
     try:
-        envelope = envelope_of(ledger, notification)
+        envelope = decoded(mapper, notification)
         if not isinstance(envelope, dict):
             raise TypeError("envelope is not an object")
     except Exception as exc:  # any decoding failure is the finding itself

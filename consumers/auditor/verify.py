@@ -23,7 +23,7 @@ from consumers.auditor.chains import ChainChecker
 from consumers.auditor.checkpoints import check_checkpoints, log_trees, log_verifier_keys
 from consumers.auditor.checks import CheckPool, ChunkResult, Positioned
 from consumers.auditor.findings import Finding
-from consumers.auditor.stored import last_position, read_pages
+from consumers.auditor.stored import check_row, last_position, read_pages
 from consumers.auditor.topics import read_topics
 from ledger.canonical import event_digest
 from ledger.keyregistry import KeyRegistry, RootKey
@@ -34,7 +34,7 @@ from ledger.verification import check_event, parse_message
 from transport.kafka import KafkaSettings
 
 CHUNK = 1000
-LINK_FIELDS = ("id", "source", "sequence", "prevhash")  # what the chain check keeps per event
+SEQUENTIAL_TYPES = frozenset({*KEY_EVENT_TYPES, "ledger.tree-head"})  # judged in the reading process
 Progress = Callable[[int, int], None]  # events verified so far, total expected
 
 
@@ -100,9 +100,10 @@ def verify(
     ledger_digests: dict[str, tuple[str, int]] = {}  # event id -> digest, position (topics check)
     stored_findings: list[Finding] = []
 
-    def on_result(result: ChunkResult, links: list[tuple[dict[str, Any], int]]) -> None:
+    def on_result(result: ChunkResult, _: object) -> None:
         """Results arrive in ledger order: extend the tree and the chains with them."""
         report.findings.extend(result.findings)
+        links = result.links
         for i, ((link, position), digest) in enumerate(zip(links, result.digests, strict=True)):
             tree.append_hash(result.leaves[i * HASH_SIZE : (i + 1) * HASH_SIZE])
             chains.add(link, position, digest)
@@ -112,19 +113,27 @@ def verify(
         if progress is not None:
             progress(report.events, total)
 
+    mapper = ledger.app.mapper
     with CheckPool(root, workers or os.cpu_count() or 1, on_result) as pool:
         for page in read_pages(ledger, stored_findings):
-            for stored in page:
-                event_type = stored.envelope.get("type")
+            # Only key events and tree heads are decoded here (found by the index's type, which
+            # the workers check against each row; a row without an index entry is decoded in
+            # case it is one); every other row goes to the workers as stored.
+            for row in page:
+                hint = row.indexed.type if row.indexed is not None else None
+                if hint is not None and hint not in SEQUENTIAL_TYPES:
+                    continue
+                envelope = check_row(mapper, row, [])  # its findings come from the workers
+                event_type = envelope.get("type") if envelope is not None else None
+                if envelope is None or event_type not in SEQUENTIAL_TYPES:
+                    continue
                 if event_type in KEY_EVENT_TYPES:
                     report.key_events += 1
-                    _check_key_event(stored.envelope, stored.position, registry, keys, report)
-                elif event_type == "ledger.tree-head":
-                    heads.append((stored.envelope, stored.position))
+                    _check_key_event(envelope, row.position, registry, keys, report)
+                else:
+                    heads.append((envelope, row.position))
             for chunk_start in range(0, len(page), CHUNK):
-                chunk = page[chunk_start : chunk_start + CHUNK]
-                links = [({k: s.envelope.get(k) for k in LINK_FIELDS}, s.position) for s in chunk]
-                pool.submit(keys, chunk, links)
+                pool.submit(keys, page[chunk_start : chunk_start + CHUNK], None)
         pool.finish()
     report.findings[:0] = stored_findings
     report.findings.extend(chains.finish())

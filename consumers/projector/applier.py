@@ -37,15 +37,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from rfc8785 import CanonicalizationError
 from sqlalchemy import exc as sql_errors
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger.canonical import event_digest
+from ledger.canonical import canonical_forms, event_digest
 from ledger.keyregistry import KeyRegistry, RootKey
 from ledger.store.ledger import KEY_EVENT_TYPES, Acceptance, Ledger
 from ledger.store.models import AcceptedEvent, EquivocationRow, QuarantineEntry, SequenceHoleRow
-from ledger.timeutil import parse_time
 from ledger.validation import MAX_EXACT_INTEGER
 from ledger.verification import (
     DUPLICATE,
@@ -55,6 +55,7 @@ from ledger.verification import (
     Rejection,
     check_chain,
     check_event,
+    key_refusal,
     parse_message,
 )
 from policies.base import Policy
@@ -92,6 +93,9 @@ def utc_now() -> datetime:
 class Message:
     raw: bytes
     origin: str = ""  # "topic/partition/offset", for people reading the quarantine
+    # When the partnership received it (Kafka record time, bounded by the projector's clock);
+    # None for events the ledger already accepted once (replays): see ledger.verification.
+    received: datetime | None = None
 
 
 @dataclass
@@ -161,18 +165,15 @@ class Batch:
         sources = {source for _, source, _ in chain}
         self.highest = ledger.highest_sequences(session, sources)
         self.at: dict[tuple[str, int], str] = {}
+        # Chain places accepted over a hole, among those loaded (a late predecessor must match
+        # its successor's prevhash): read with the chain window, never by scanning the ledger.
+        self.over_hole: set[tuple[str, int]] = set()
         self._loaded: set[tuple[str, int]] = set()
         for source in sources:
             self._load(source, (n + d for _, s, n in chain if s == source for d in (-1, 0, 1)))
         self.open_holes = list(
             session.scalars(select(SequenceHoleRow).where(SequenceHoleRow.filled_at.is_(None)))
         )
-        self.over_hole = {
-            (source, sequence)
-            for source, sequence in session.execute(
-                select(AcceptedEvent.source, AcceptedEvent.sequence).where(AcceptedEvent.over_hole.is_(True))
-            )
-        }
 
     def hold(self, entry: QuarantineEntry) -> None:
         """Index a held message by what would release it: its chain position, or its key."""
@@ -199,13 +200,15 @@ class Batch:
         return [e for e in found if e.status == "held"]
 
     def _load(self, source: str, positions: Iterable[int]) -> None:
-        """Digests at these chain positions, in a few range queries. Only the positions asked
-        about are remembered, never a whole range: sequences 1 and 2**53 - 1 in one batch made
-        a set of 2**53 positions (the projector hung), and a hole may be as wide."""
+        """Digests (and which were accepted over a hole) at these chain positions, in a few range
+        queries. Only the positions asked about are remembered, never a whole range: sequences 1
+        and 2**53 - 1 in one batch made a set of 2**53 positions (the projector hung), and a hole
+        may be as wide."""
         wanted = sorted({n for n in positions if n >= 1 and (source, n) not in self._loaded})
         for low, high in _spans(wanted):
             found = self.ledger.chain_digests(self.session, source, low, high)
-            self.at.update({(source, n): d for n, d in found.items()})
+            self.at.update({(source, n): digest for n, (digest, _) in found.items()})
+            self.over_hole.update((source, n) for n, (_, over_hole) in found.items() if over_hole)
         self._loaded.update((source, n) for n in wanted)
 
     def facts(self, event: Mapping[str, Any]) -> ChainFacts:
@@ -223,9 +226,8 @@ class Batch:
             highest_sequence=self.highest.get(source, 0),
         )
 
-    def accept(self, event: Mapping[str, Any], over_hole: bool) -> str:
-        acceptance = Acceptance.of(event, over_hole=over_hole)
-        digest = acceptance.digest
+    def accept(self, acceptance: Acceptance) -> str:
+        event, over_hole, digest = acceptance.event, acceptance.over_hole, acceptance.digest
         source, sequence = event["source"], event["sequence"]
         self.accepted.append(acceptance)
         self.by_id[event["id"]] = digest
@@ -268,7 +270,7 @@ class Applier:
         with self.ledger.read() as session:
             registry = self.ledger.key_registry(session, self.root)
         checked = sorted(
-            ((m, self._check_isolated(m.raw, registry)) for m in messages),
+            ((m, self._check_isolated(m.raw, registry, m.received)) for m in messages),
             key=lambda pair: _chain_order(pair[1]),
         )
         blamed: dict[int, Rejection] = {}
@@ -298,15 +300,16 @@ class Applier:
             for index, (message, pre) in enumerate(checked):
                 batch.current = index
                 if index in blamed:
-                    self._quarantine(batch, message.raw, message.origin, blamed[index])
+                    blame = blamed[index]
+                    self._quarantine(batch, message.raw, message.origin, blame, received=message.received)
                     continue
                 try:
                     if isinstance(pre, Rejection) and pre.reason == Reason.UNKNOWN_KEY:
-                        pre = self._recheck_key(message.raw, registry, pre)
+                        pre = self._recheck_key(message.raw, registry, pre, message.received)
                     if isinstance(pre, Rejection):
-                        self._quarantine(batch, message.raw, message.origin, pre)
+                        self._quarantine(batch, message.raw, message.origin, pre, received=message.received)
                     else:
-                        self._admit(batch, pre, message.raw, message.origin)
+                        self._admit(batch, pre, message.raw, message.origin, received=message.received)
                     self._release_waiting(batch)
                 except INFRASTRUCTURE_ERRORS:
                     raise
@@ -394,39 +397,47 @@ class Applier:
 
     # -- one message ----------------------------------------------------------------------
     @classmethod
-    def _check_isolated(cls, raw: bytes, registry: KeyRegistry) -> dict[str, Any] | Rejection:
+    def _check_isolated(
+        cls, raw: bytes, registry: KeyRegistry, received: datetime | None
+    ) -> dict[str, Any] | Rejection:
         """``_check``, with anything it raises turned into this message's refusal: it runs
         before the transaction, so nothing else is affected."""
         try:
-            return cls._check(raw, registry)
+            return cls._check(raw, registry, received)
         except INFRASTRUCTURE_ERRORS:
             raise
         except Exception as error:
             return internal_error(error)
 
     @staticmethod
-    def _check(raw: bytes, registry: KeyRegistry) -> dict[str, Any] | Rejection:
+    def _check(raw: bytes, registry: KeyRegistry, received: datetime | None) -> dict[str, Any] | Rejection:
         parsed = parse_message(raw)
         if isinstance(parsed, Rejection):
             return parsed
-        return check_event(parsed, registry) or parsed
+        try:
+            _, signed = canonical_forms(parsed)
+        except CanonicalizationError:
+            signed = None  # not serialisable (e.g. an integer beyond 2**53): judged as before
+        return check_event(parsed, registry, received, signed) or parsed
 
     @classmethod
     def _recheck_held(cls, entry: QuarantineEntry, registry: KeyRegistry) -> dict[str, Any] | Rejection:
         """A message held only for its place in the chain already passed schema and signature
-        checks; releasing it re-checks only that its key is still valid at its recorded time
-        (a revocation may have arrived). Everything else is verified in full."""
+        checks; releasing it re-checks only that its key is still usable (a revocation may have
+        arrived), judged at its recorded time and when it was first received. Everything else
+        is verified in full."""
+        received = _aware(entry.received_at)
         if entry.status != "held" or entry.reason != Reason.SEQUENCE_GAP:
-            return cls._check(entry.raw, registry)
+            return cls._check(entry.raw, registry, received)
         parsed = parse_message(entry.raw)
         if isinstance(parsed, Rejection):
             return parsed
         record = registry.get(parsed["kid"])
         if parsed["source"] == registry.root.partnership or (
-            record is not None and record.valid_at(parse_time(parsed["recordedtime"]))
+            record is not None and key_refusal(record, parsed, received) is None
         ):
             return parsed
-        return cls._check(entry.raw, registry)
+        return cls._check(entry.raw, registry, received)
 
     def _admit(
         self,
@@ -437,22 +448,24 @@ class Applier:
         *,
         over_hole: bool = False,
         entry: QuarantineEntry | None = None,
+        received: datetime | None = None,
     ) -> Rejection | str | None:
         """Chain checks, then accept. Returns what ``check_chain`` decided; a refusal updates
         ``entry`` (a message being re-verified) instead of quarantining it a second time."""
-        outcome = check_chain(event, batch.facts(event))
+        acceptance = Acceptance.of(event, over_hole=over_hole)  # canonical form, computed once here
+        outcome = check_chain(event, batch.facts(event), acceptance.digest)
         if outcome == DUPLICATE:
             if entry is None:  # a held message found in the ledger was counted on arrival
                 batch.stats.duplicates += 1
             return outcome
         if isinstance(outcome, Rejection) and not (over_hole and outcome.reason == Reason.SEQUENCE_GAP):
-            self._quarantine(batch, raw, origin, outcome, event, entry)
+            self._quarantine(batch, raw, origin, outcome, event, entry, received)
             return outcome
         mismatch = self._successor_mismatch(batch, event)
         if mismatch is not None:
-            self._quarantine(batch, raw, origin, mismatch, event, entry)
+            self._quarantine(batch, raw, origin, mismatch, event, entry, received)
             return mismatch
-        batch.accept(event, over_hole)
+        batch.accept(acceptance)
         self._fill_holes(batch, event)
         if event["type"] in KEY_EVENT_TYPES:
             batch.registry.apply(event)
@@ -466,7 +479,7 @@ class Applier:
     @staticmethod
     def _successor_mismatch(batch: Batch, event: Mapping[str, Any]) -> Rejection | None:
         """An event accepted over a hole names its predecessor's hash; a late predecessor must
-        match it, or the chain was forked."""
+        match it, or the chain was forked. (``batch.facts(event)`` loaded the successor's place.)"""
         successor = (event["source"], event["sequence"] + 1)
         if successor not in batch.over_hole:
             return None
@@ -498,14 +511,14 @@ class Applier:
 
     @classmethod
     def _recheck_key(
-        cls, raw: bytes, registry: KeyRegistry, rejection: Rejection
+        cls, raw: bytes, registry: KeyRegistry, rejection: Rejection, received: datetime | None
     ) -> dict[str, Any] | Rejection:
         """An unknown-key refusal is worth checking again only if that key is now registered
         (e.g. by an earlier message of the same batch)."""
         parsed = parse_message(raw)
         if isinstance(parsed, Rejection) or registry.get(str(parsed.get("kid"))) is None:
             return rejection
-        return cls._check(raw, registry)
+        return cls._check(raw, registry, received)
 
     def _retry(self, batch: Batch, entry: QuarantineEntry, *, over_hole: bool) -> None:
         pre = self._recheck_held(entry, batch.registry)
@@ -533,7 +546,10 @@ class Applier:
         rejection: Rejection,
         event: Mapping[str, Any] | None = None,
         entry: QuarantineEntry | None = None,
+        received: datetime | None = None,
     ) -> None:
+        """``received``: when the partnership received the message (the key check of a held
+        message is judged at that time when it is released), default the batch's time."""
         status = "held" if rejection.reason in SELF_CLEARING else "quarantined"
         if entry is not None:  # re-verified and still refused: one entry per message
             reindex = status == "held" and entry.reason != rejection.reason
@@ -546,7 +562,7 @@ class Applier:
             batch.stats.duplicates += 1  # a redelivery of a message already waiting
             return
         entry = QuarantineEntry(
-            received_at=batch.now,
+            received_at=received or batch.now,
             reason=rejection.reason,
             detail=rejection.detail,
             status=status,
@@ -733,6 +749,11 @@ def _chain_order(checked: dict[str, Any] | Rejection) -> tuple[int, str, int]:
         return (2, "", 0)
     first = 0 if checked["type"] in KEY_EVENT_TYPES else 1
     return (first, checked["source"], checked["sequence"])
+
+
+def _aware(value: datetime) -> datetime:
+    """Stored times are UTC; some backends return them without their zone."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _evidence(event: Event) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
@@ -118,10 +118,15 @@ class Projector:
             messages: list[Message] = []
             track: dict[str, int] = {}
             offsets: dict[TopicPartition, Any] = {}
+            now = self.applier.clock()
             for tp, batch in records.items():
                 for record in batch:
                     messages.append(
-                        Message(record.value or b"", f"{tp.topic}/{tp.partition}/{record.offset}")
+                        Message(
+                            record.value or b"",
+                            f"{tp.topic}/{tp.partition}/{record.offset}",
+                            received_at(record.timestamp, now),
+                        )
                     )
                 track[tracking_name(self.cluster, tp.topic, tp.partition)] = batch[-1].offset
                 offsets[tp] = batch[-1].offset + 1
@@ -222,6 +227,16 @@ class Projector:
     def close(self) -> None:
         self.consumer.close()
         self.producer.close(timeout=5)
+
+
+def received_at(timestamp_ms: int | None, now: datetime) -> datetime:
+    """When the partnership received a record: its Kafka timestamp, but never later than the
+    projector's clock (a record cannot arrive in the future). Topics should use broker time
+    (``message.timestamp.type=LogAppendTime``, deploy/): a producer-set time is the sender's
+    claim, and an earlier one only makes the key check stricter if the sender is honest."""
+    if timestamp_ms is None or timestamp_ms <= 0:
+        return now
+    return min(datetime.fromtimestamp(timestamp_ms / 1000, UTC), now)
 
 
 def _flag_key(message: str) -> bytes:

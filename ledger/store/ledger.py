@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, cast
 
 from eventsourcing.application import Application
@@ -42,8 +43,10 @@ STREAM_NAMESPACE = uuid.UUID("0b6c7f4c-3c55-4f3a-9d0e-5a1f3c2b9e77")
 KEY_EVENT_TYPES = ("agency.key.registered", "agency.key.revoked")
 
 
+@lru_cache(maxsize=4096)
 def stream_id(agency: str) -> uuid.UUID:
-    """The eventsourcing stream of an agency's chain (uuid5: the extension rejects str ids)."""
+    """The eventsourcing stream of an agency's chain (uuid5: the extension rejects str ids).
+    Cached: asked for every event recorded or audited, of a few hundred agencies at most."""
     return uuid.uuid5(STREAM_NAMESPACE, agency)
 
 
@@ -69,6 +72,15 @@ class Acceptance:
     @property
     def digest(self) -> str:
         return hashlib.sha256(self.canonical).hexdigest()
+
+
+@dataclass(frozen=True)
+class _FoldedKeys:
+    """A key registry and the (position, event id) of the key events folded into it."""
+
+    root: RootKey
+    ids: tuple[tuple[int, str], ...]
+    registry: KeyRegistry
 
 
 class LedgerApplication(Application[uuid.UUID]):
@@ -102,6 +114,7 @@ class Ledger:
         self.recorder = cast(SQLAlchemyApplicationRecorder, self.app.recorder)
         self.datastore: SQLAlchemyDatastore = self.recorder.datastore
         self.tracking = SQLAlchemyTrackingRecorder(self.datastore, tracking_table_name="ledger_tracking")
+        self._keys: _FoldedKeys | None = None
         if check_schema:
             self._create_schema()
 
@@ -193,12 +206,15 @@ class Ledger:
             found.update({event_id: digest for event_id, digest in session.execute(query)})
         return found
 
-    def chain_digests(self, session: Session, source: str, low: int, high: int) -> dict[int, str]:
-        """Digests of ``source``'s accepted events with ``low <= sequence <= high``."""
-        query = select(AcceptedEvent.sequence, AcceptedEvent.digest).where(
+    def chain_digests(
+        self, session: Session, source: str, low: int, high: int
+    ) -> dict[int, tuple[str, bool]]:
+        """Digest and "accepted over a hole" of ``source``'s accepted events with
+        ``low <= sequence <= high`` (the unique chain index answers it)."""
+        query = select(AcceptedEvent.sequence, AcceptedEvent.digest, AcceptedEvent.over_hole).where(
             AcceptedEvent.source == source, AcceptedEvent.sequence.between(low, high)
         )
-        return {sequence: digest for sequence, digest in session.execute(query)}
+        return {sequence: (digest, over_hole) for sequence, digest, over_hole in session.execute(query)}
 
     def highest_sequences(self, session: Session, sources: Iterable[str]) -> dict[str, int]:
         query = (
@@ -209,14 +225,37 @@ class Ledger:
         return {source: highest for source, highest in session.execute(query)}
 
     def key_registry(self, session: Session, root: RootKey) -> KeyRegistry:
-        registry = KeyRegistry(root)
-        for envelope in session.scalars(
-            select(AcceptedEvent.envelope)
-            .where(AcceptedEvent.type.in_(KEY_EVENT_TYPES))
-            .order_by(AcceptedEvent.position)
-        ):
-            registry.apply(json.loads(envelope))
-        return registry
+        """The registry folded from every key event ``session`` can see, in ledger order.
+
+        Asked on every batch and every as-of query, so it must not cost a scan of the ledger:
+        the ids and positions of the key events come from a covering index (a few hundred rows
+        however large the ledger), and only key events not folded before are read and folded.
+        The fold is reused only while the key events it was made from are still, in order, the
+        first ones the ledger holds: a rolled-back transaction, or one that committed a key
+        event at a lower position later, makes it start again from the root. Only key events
+        are kept (a handful per agency), never the history.
+        """
+        ids = tuple(
+            session.execute(
+                select(AcceptedEvent.position, AcceptedEvent.event_id)
+                .where(AcceptedEvent.type.in_(KEY_EVENT_TYPES))
+                .order_by(AcceptedEvent.position)
+            ).tuples()
+        )
+        folded = self._keys
+        if folded is None or folded.root != root or ids[: len(folded.ids)] != folded.ids:
+            folded = _FoldedKeys(root, (), KeyRegistry(root))
+        new = [position for position, _ in ids[len(folded.ids) :]]
+        registry = folded.registry.copy()
+        for start in range(0, len(new), 500):
+            for envelope in session.scalars(
+                select(AcceptedEvent.envelope)
+                .where(AcceptedEvent.position.in_(new[start : start + 500]))
+                .order_by(AcceptedEvent.position)
+            ):
+                registry.apply(json.loads(envelope))
+        self._keys = _FoldedKeys(root, ids, registry)
+        return registry.copy()
 
     # -- recording ------------------------------------------------------------------------
     def record(self, session: Session, accepted: Sequence[Acceptance], accepted_at: datetime) -> None:

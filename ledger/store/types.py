@@ -31,4 +31,6 @@ class UTCTime(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        # fromisoformat reads the fixed form written above (the "Z" gives tzinfo=UTC) ~35x
+        # faster than strptime, which was a tenth of the projector's time loading flag rows.
+        return datetime.fromisoformat(value)

@@ -12,26 +12,41 @@ from pathlib import Path
 import click
 
 from ledger.private_files import NotPrivate
-from sgledger.cli.alerts import alerts
-from sgledger.cli.audit import audit
-from sgledger.cli.child import child
 from sgledger.cli.context import AppContext, UserError
-from sgledger.cli.db import db
-from sgledger.cli.doctor import doctor
-from sgledger.cli.flags import flags
-from sgledger.cli.keys import agency, keys
-from sgledger.cli.publish import project, publish, relay
-from sgledger.cli.quarantine import quarantine
-from sgledger.cli.scenario import demo, scenario
-from sgledger.cli.serve import serve
-from sgledger.cli.topics import topics
-from sgledger.cli.users import users
-from sgledger.cli.witness import witness
+from sgledger.cli.lazy import LazyGroup
 from sgledger.observe.logs import configure as configure_logging
 from sgledger.settings import Settings
 
+# Each command's module is imported only when that command runs (sgledger/cli/lazy.py), so
+# `sgledger --help` does not wait for SQLAlchemy, Kafka and cryptography to load.
+COMMANDS = {
+    "keys": "sgledger.cli.keys:keys",
+    "agency": "sgledger.cli.keys:agency",
+    "publish": "sgledger.cli.publish:publish",
+    "relay": "sgledger.cli.publish:relay",
+    "project": "sgledger.cli.publish:project",
+    "child": "sgledger.cli.child:child",
+    "flags": "sgledger.cli.flags:flags",
+    "quarantine": "sgledger.cli.quarantine:quarantine",
+    "scenario": "sgledger.cli.scenario:scenario",
+    "demo": "sgledger.cli.scenario:demo",
+    "audit": "sgledger.cli.audit:audit",
+    "alerts": "sgledger.cli.alerts:alerts",
+    "topics": "sgledger.cli.topics:topics",
+    "doctor": "sgledger.cli.doctor:doctor",
+    "db": "sgledger.cli.db:db",
+    "witness": "sgledger.cli.witness:witness",
+    "gateway": "sgledger.cli.gateway:gateway",
+    "serve": "sgledger.cli.serve:serve",
+    "users": "sgledger.cli.users:users",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "SGLEDGER"})
+
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "SGLEDGER"},
+)
 @click.option(
     "--data-dir",
     type=click.Path(path_type=Path),
@@ -77,28 +92,6 @@ def cli(
     settings = Settings.resolve(data_dir, database_url, outbox_url, keys_dir, bootstrap_servers, topic_prefix)
     ctx.obj = AppContext(settings=settings, debug=debug)
 
-
-for command in (
-    keys,
-    agency,
-    publish,
-    relay,
-    project,
-    child,
-    flags,
-    quarantine,
-    scenario,
-    demo,
-    audit,
-    alerts,
-    serve,
-    users,
-    topics,
-    doctor,
-    db,
-    witness,
-):
-    cli.add_command(command)
 
 
 def main() -> None:

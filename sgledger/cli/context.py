@@ -9,19 +9,21 @@ import signal
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 
-from ledger.keyregistry import RootKey
-from ledger.keystore import Keystore, KeystoreError
-from ledger.store.ledger import Ledger
 from ledger.timeutil import TimeFormatError, parse_time
 from sgledger.observe.metrics import ServiceMetrics
 from sgledger.observe.server import HealthServer, Readiness
 from sgledger.settings import Settings
-from transport.kafka import KafkaSettings
+
+if TYPE_CHECKING:  # imported where used: every command imports this module, `--help` too
+    from ledger.keyregistry import RootKey
+    from ledger.keystore import Keystore
+    from ledger.store.ledger import Ledger
+    from transport.kafka import KafkaSettings
 
 
 class UserError(Exception):
@@ -38,9 +40,13 @@ class AppContext:
 
     @property
     def keystore(self) -> Keystore:
+        from ledger.keystore import Keystore
+
         return Keystore(self.settings.keys_dir)
 
     def root_key(self) -> RootKey:
+        from ledger.keystore import KeystoreError
+
         try:
             return self.keystore.root_info().root_key()
         except KeystoreError as exc:
@@ -49,6 +55,8 @@ class AppContext:
     @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
+            from ledger.store.ledger import Ledger
+
             self.settings.ensure_data_dir()
             self._ledger = Ledger(self.settings.database_url)
         return self._ledger
@@ -58,6 +66,8 @@ class AppContext:
         long as one command); ``refusal`` says why, on the embedded default."""
         if self.settings.embedded:
             raise UserError(refusal)
+        from transport.kafka import KafkaSettings
+
         return KafkaSettings.from_env(
             bootstrap_servers=self.settings.bootstrap_servers, topic_prefix=self.settings.topic_prefix
         )
@@ -108,6 +118,8 @@ def start_health(
 pass_app = click.make_pass_decorator(AppContext)
 # Wide enough for the flag tables when output goes to a file or a pipe (rich assumes 80).
 console = Console(highlight=False, width=shutil.get_terminal_size((160, 40)).columns)
+# Progress and problem lists: on stderr, so `--json` output on stdout stays parseable.
+err_console = Console(highlight=False, stderr=True, width=console.width)
 
 
 def parse_as_of(value: str | None) -> datetime:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,12 @@ from sgledger.cli.context import (
     start_health,
     stop_on_signals,
 )
-from sgledger.cli.publishing import StoredNotDelivered, publish_event
+from sgledger.cli.publishing import StoredNotDelivered, publish_batch, publish_event
 from transport.kafka import partition_lag
 
 
 def _data(value: str) -> dict[str, Any]:
-    text = Path(value[1:]).read_text("utf-8") if value.startswith("@") else value
+    text = _read_at(value[1:]) if value.startswith("@") else value
     try:
         data = json.loads(text)
     except ValueError as exc:
@@ -38,6 +39,14 @@ def _data(value: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UserError("--data must be a JSON object")
     return data
+
+
+def _read_at(path: str) -> str:
+    """``-`` is standard input (``--data @-``, ``--batch -``)."""
+    try:
+        return sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from exc
 
 
 def _time(name: str, value: str | None) -> Any:
@@ -49,9 +58,16 @@ def _time(name: str, value: str | None) -> Any:
 
 @click.command()
 @click.option("--agency", required=True, help="Publishing agency id, e.g. police/avon-somerset.")
-@click.option("--type", "event_type", required=True, help="Event type, e.g. incident.reported.")
-@click.option("--child", required=True, help="The child's pseudonymous id (the subject).")
-@click.option("--data", "data_text", required=True, help="JSON object, or @file.json.")
+@click.option("--type", "event_type", help="Event type, e.g. incident.reported.")
+@click.option("--child", help="The child's pseudonymous id (the subject).")
+@click.option("--data", "data_text", help="JSON object, @file.json, or @- (standard input).")
+@click.option(
+    "--batch",
+    "batch_file",
+    help="Publish every draft in FILE.ndjson (- for standard input): one JSON object per line with "
+    "type, subject, data and optional time, recordedtime, id (docs/gateway.md). All are checked first "
+    "and stored in one transaction, or none.",
+)
 @click.option("--time", "at", help="When it happened (RFC 3339). Default: now.")
 @click.option("--recorded", help="When the agency recorded it (RFC 3339). Default: now.")
 @click.option("--id", "event_id", help="Event id (UUID). Default: a new one.")
@@ -60,15 +76,16 @@ def _time(name: str, value: str | None) -> Any:
 def publish(
     app: AppContext,
     agency: str,
-    event_type: str,
-    child: str,
-    data_text: str,
+    event_type: str | None,
+    child: str | None,
+    data_text: str | None,
     at: str | None,
     recorded: str | None,
     event_id: str | None,
     as_json: bool,
+    batch_file: str | None,
 ) -> None:
-    """Sign an event as AGENCY and queue it in the durable outbox, then deliver it.
+    """Sign an event (or a --batch of them) as AGENCY, queue it in the durable outbox, deliver.
 
     Succeeds while Kafka is down: the event waits in the outbox for `sgledger relay`.
     Publishing again with the same --id and the same event returns the stored event (a safe
@@ -77,6 +94,21 @@ def publish(
     Exit codes: 0 done; 2 refused, nothing stored; 1 failed, nothing stored; 3 stored in the
     outbox but not delivered (the message and --json give the event id: retry with --id).
     """
+    if batch_file is not None:
+        if event_type or child or data_text or at or recorded or event_id:
+            raise UserError(
+                "--batch takes everything from the file: drop --type, --child, --data, --time, ..."
+            )
+        publish_batch(app, agency, _read_at(batch_file), as_json)
+        return
+    missing = [
+        name
+        for name, value in (("--type", event_type), ("--child", child), ("--data", data_text))
+        if not value
+    ]
+    if missing:
+        raise UserError(f"missing {', '.join(missing)} (or give --batch FILE.ndjson)")
+    assert event_type and child and data_text
     when = _time("--time", at)
     try:
         event, result = publish_event(

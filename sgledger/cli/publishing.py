@@ -14,6 +14,8 @@ with ``--id`` that id is safe (the outbox returns the stored event instead of a 
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -21,11 +23,13 @@ from typing import Any
 from ledger.keystore import KeystoreError
 from ledger.private_files import NotPrivate
 from ledger.topics import Topics
+from ledger.validation import Problem
+from ledger.vocabulary import did_you_mean
 from producers.outbox import DuplicateEventId, Outbox
 from producers.relay import Relay
-from producers.sdk import InvalidEvent, Producer
+from producers.sdk import InvalidEvent, Producer, draft_from_json
 from producers.service import ServiceProducer
-from sgledger.cli.context import AppContext, UserError
+from sgledger.cli.context import AppContext, UserError, console, err_console, print_json
 from sgledger.pipeline import Pipeline
 from transport.kafka import BrokerUnavailable, KafkaSettings
 
@@ -75,7 +79,7 @@ def publish_event(
             event_type, subject, data, time=time, recorded=recorded, event_id=event_id
         )
     except KeystoreError as exc:
-        raise UserError(f"{exc} (create it with `sgledger agency add {agency}`)") from exc
+        raise no_key(app, agency, exc) from exc
     except InvalidEvent as exc:
         raise UserError(f"event refused before signing: {exc}") from exc
     except DuplicateEventId as exc:
@@ -96,10 +100,63 @@ def deliver_stored(app: AppContext, event: Mapping[str, Any]) -> str:
         raise StoredNotDelivered(event, exc) from exc
 
 
-def publish_root_event(app: AppContext, event_type: str, subject: str, data: Mapping[str, Any]) -> str:
+def no_key(app: AppContext, agency: str, exc: KeystoreError) -> UserError:
+    """A mistyped agency id gets a suggestion; a new one, how to create its key."""
+    hint = did_you_mean(agency, app.keystore.agencies())
+    return UserError(f"{exc}{hint}" if hint else f"{exc} (create it with `sgledger agency add {agency}`)")
+
+
+def publish_batch(app: AppContext, agency: str, text: str, as_json: bool) -> None:
+    """Every draft of an NDJSON text, checked first (every problem of every line is reported and
+    nothing is stored), then signed and stored in one outbox transaction, then delivered."""
+    try:
+        producer = producer_for(app, agency)
+    except KeystoreError as exc:
+        raise no_key(app, agency, exc) from exc
+    lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    started = time.monotonic()
+    drafts, problems = [], []
+    for done, (number, line) in enumerate(lines, start=1):
+        try:
+            draft, found = draft_from_json(json.loads(line))
+        except ValueError as exc:
+            draft, found = None, [Problem("", "one JSON object (a draft)", f"not JSON: {exc}")]
+        if draft is not None:
+            found = producer.check(draft)
+            drafts.append(draft)
+        problems += [f"line {number}: {problem}" for problem in found]
+        if done % 1000 == 0:
+            err_console.print(f"checked {done}/{len(lines)}")
+    if problems:
+        for problem in problems[:50]:
+            err_console.print(problem)
+        more = " (first 50 shown)" if len(problems) > 50 else ""
+        raise UserError(f"{len(problems)} problem(s) in the batch{more}; nothing was published")
+    if not drafts:
+        raise UserError("the batch holds no events")
+    events = producer.publish_many(drafts, checked=True)
+    seconds = time.monotonic() - started
+    err_console.print(
+        f"signed and queued {len(events)} event(s) in {seconds:.1f} s ({len(events) / seconds:,.0f}/s)"
+    )
+    delivery = deliver_stored(app, events[-1])  # stored whatever happens next: exit 3 if undelivered
+    if as_json:
+        print_json(
+            {"count": len(events), "ids": [e["id"] for e in events],
+             "sequences": [events[0]["sequence"], events[-1]["sequence"]], "delivery": delivery}
+        )  # fmt: skip
+    else:
+        console.print(
+            f"{len(events)} event(s), {agency} #{events[0]['sequence']}-#{events[-1]['sequence']}: {delivery}"
+        )
+
+
+def publish_root_event(
+    app: AppContext, event_type: str, subject: str, data: Mapping[str, Any]
+) -> tuple[dict[str, Any], str]:
     """A key registration or revocation, signed with the partnership root key: the only use of
-    the root private key, which can otherwise stay offline."""
-    return publish_event(app, app.root_key().partnership, event_type, subject, data)[1]
+    the root private key, which can otherwise stay offline. Returns the event and where it got."""
+    return publish_event(app, app.root_key().partnership, event_type, subject, data)
 
 
 def service_producer(app: AppContext) -> ServiceProducer:

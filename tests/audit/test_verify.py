@@ -113,3 +113,18 @@ def test_two_swapped_rows_are_reported_with_both_events_named(
     assert {f.event_id for f in swapped} == ids
     assert all("swapped" in f.detail for f in swapped)
     assert any(f.check == "tree-head" for f in report.findings)
+
+
+def test_an_index_that_hides_a_key_registration_is_reported(
+    ledger_copy: tuple[Path, Ledger, RootKey],
+) -> None:
+    """The reading process decodes only the rows the index calls key events or tree heads (the
+    others go to the workers undecoded); an index lying about a row's type must not pass."""
+    db, ledger, root = ledger_copy
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE ledger_accepted SET type = 'incident.reported' WHERE position = 1")
+    named = event_id_at(db, 1)
+    report = verify(ledger, root, workers=2)
+    lies = [f for f in report.findings if f.check == "index" and f.position == 1]
+    assert [f.event_id for f in lies] == [named]
+    assert "type" in lies[0].detail

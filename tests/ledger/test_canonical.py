@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from ledger.canonical import canonical_json, event_digest, signing_input
+from ledger.canonical import canonical_forms, canonical_json, event_digest, signing_input
 
 # RFC 8785 section 3.2.2 (input) and its canonical output.
 RFC_INPUT = (
@@ -82,3 +82,21 @@ def test_signing_input_excludes_only_the_signature() -> None:
 def test_digest_covers_the_signature() -> None:
     assert event_digest({"a": 1, "signature": "s1"}) != event_digest({"a": 1, "signature": "s2"})
     assert event_digest({"a": 1, "b": 2}) == event_digest({"b": 2, "a": 1})
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {},
+        {"signature": "abc"},
+        {"b": 1, "signature": "s", "a": [1.5, {"z": None, "y": "\u20ac"}], "subject": "C-1"},
+        # RFC 8785 orders keys by UTF-16 code units: U+1F600 (a surrogate pair, D83D) sorts
+        # before U+FB01 (FB01), unlike in UTF-8 or code point order.
+        {"\U0001f600": 1, "\ufb01": 2, "\u00e9": 3, "signature": "s", "z": {"\ufb01": 0, "\U0001f600": 1}},
+    ],
+)
+def test_one_pass_gives_the_whole_event_and_its_signing_input(event: dict[str, object]) -> None:
+    whole, signed = canonical_forms(event)
+    assert whole == canonical_json(event)
+    assert signed == canonical_json({k: v for k, v in event.items() if k != "signature"})
+    assert signing_input(event) == signed

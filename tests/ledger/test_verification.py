@@ -12,6 +12,7 @@ from ledger.signing import sign_event
 from ledger.verification import (
     DUPLICATE,
     MAX_MESSAGE_BYTES,
+    RECEIPT_SKEW,
     ChainFacts,
     Reason,
     Rejection,
@@ -155,3 +156,26 @@ def test_chain_rules() -> None:
     assert reason(check_chain(second, facts(same_sequence_digest="0" * 64))) == Reason.EQUIVOCATION
     assert reason(check_chain(second, facts(highest_sequence=0))) == Reason.SEQUENCE_GAP
     assert reason(check_chain(second, facts(predecessor_digest="0" * 64))) == Reason.CHAIN_BROKEN
+
+
+def test_a_key_revoked_before_receipt_cannot_sign_a_back_dated_event(partnership: Partnership) -> None:
+    """The attack of issue 11: after revocation at R, a stolen key signs an event dated R - 1 h.
+    Its recordedtime is inside the key's validity; its receipt is not."""
+    police = Chain("police/avon-somerset")
+    revoked_at = T0 + timedelta(days=1)
+    registry = partnership.registry(partnership.register(police), partnership.revoke(police, revoked_at))
+    back_dated = police.event("incident.reported", INCIDENT, at=revoked_at - timedelta(hours=1))
+    refused = check_event(back_dated, registry, received=revoked_at + timedelta(minutes=1))
+    assert reason(refused) == Reason.KEY_REVOKED_AT_RECEIPT
+    assert refused is not None and "revoked" in refused.detail
+    assert check_event(back_dated, registry, received=revoked_at - timedelta(minutes=1)) is None
+    assert check_event(back_dated, registry) is None  # no receipt time (a replay): recordedtime alone
+
+
+def test_an_event_recorded_after_its_receipt_is_refused(partnership: Partnership) -> None:
+    police = Chain("police/avon-somerset")
+    registry = partnership.registry(partnership.register(police))
+    event = police.event("incident.reported", INCIDENT, at=T0)
+    assert check_event(event, registry, received=T0 - RECEIPT_SKEW) is None  # clocks drift a little
+    late = check_event(event, registry, received=T0 - RECEIPT_SKEW - timedelta(seconds=1))
+    assert reason(late) == Reason.RECORDED_AFTER_RECEIPT

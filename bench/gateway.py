@@ -1,0 +1,150 @@
+"""Requests/s and events/s through the agency gateway, beside the machine's raw Ed25519 sign rate.
+
+    python bench/gateway.py [--single 1000] [--batches 4] [--batch-size 5000] [--json]
+
+Starts the real gateway (`sgledger gateway run`, uvicorn, queueing into a SQLite outbox: the
+relay's cost is measured by bench/ingest.py) and drives it over loopback HTTP with httpx, as an
+agency system would: single-event requests one after another on one keep-alive connection
+(requests/s, p50/p99 latency), then batches of drafts (events/s, each batch one request and one
+outbox transaction). Every accepted draft is validated, signed, chained and committed with
+fsync before the 202. Not a test: figures go to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+
+from bench.machine import describe, sign_rate
+from ledger.keystore import Keystore
+from producers.gateway.tokens import TokenStore
+from transport.broker import free_port
+
+AGENCY = "police/avon-somerset"
+
+
+def draft(n: int) -> dict[str, Any]:
+    return {
+        "type": "incident.reported",
+        "subject": f"C-{n % 500:04d}",
+        "time": "2024-03-05T21:40:00+00:00",
+        "data": {
+            "incident_ref": f"INC-{n}",
+            "children_present": True,
+            "domestic_abuse": True,
+            "parties": [
+                {"person": f"P-{n % 500}-m", "role": "victim"},
+                {"person": f"P-{n % 500}-f", "role": "alleged-perpetrator"},
+            ],
+        },
+    }
+
+
+def start(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+    keystore = Keystore(data_dir / "keys")
+    keystore.init_root("partnership/bench")
+    keystore.create_agency_key(AGENCY)
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sgledger", "--data-dir", str(data_dir), "gateway", "run",
+         "--agency", AGENCY, "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/openapi.json", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise SystemExit("the gateway did not start") from None
+            time.sleep(0.1)
+    tokens = TokenStore(f"sqlite:///{data_dir / 'outbox.sqlite'}")
+    token = tokens.create("bench", timedelta(days=1))[0]
+    tokens.close()
+    return process, url, token
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--single", type=int, default=1000, help="single-event requests")
+    parser.add_argument("--batches", type=int, default=4, help="batch requests")
+    parser.add_argument("--batch-size", type=int, default=5000, help="drafts per batch")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+
+    signs = sign_rate(2.0)
+    with tempfile.TemporaryDirectory(prefix="sgledger-bench-gateway-") as tmp:
+        process, url, token = start(Path(tmp))
+        try:
+            with httpx.Client(
+                base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=600
+            ) as http:
+                for n in range(20):  # warm up (imports, caches, connection)
+                    http.post("/v1/events", json=draft(-n - 1)).raise_for_status()
+                latencies = []
+                started = time.perf_counter()
+                for n in range(args.single):
+                    t0 = time.perf_counter()
+                    http.post("/v1/events", json=draft(n)).raise_for_status()
+                    latencies.append(time.perf_counter() - t0)
+                single_s = time.perf_counter() - started
+                bodies = [
+                    json.dumps([draft(args.single + b * args.batch_size + i) for i in range(args.batch_size)])
+                    for b in range(args.batches)
+                ]
+                batch_times = []
+                for body in bodies:
+                    t0 = time.perf_counter()
+                    answer = http.post(
+                        "/v1/events/batch", content=body, headers={"Content-Type": "application/json"}
+                    )
+                    answer.raise_for_status()
+                    batch_times.append(time.perf_counter() - t0)
+        finally:
+            process.terminate()
+            process.wait(30)
+    quantiles = statistics.quantiles(latencies, n=100)
+    batch_events = args.batches * args.batch_size
+    result = {
+        "machine": describe(),
+        "ed25519_sign_per_s_one_core": round(signs),
+        "single_requests": args.single,
+        "single_requests_per_s": round(args.single / single_s, 1),
+        "single_latency_ms_p50": round(quantiles[49] * 1000, 2),
+        "single_latency_ms_p99": round(quantiles[98] * 1000, 2),
+        "batch_events": batch_events,
+        "batch_size": args.batch_size,
+        "batch_events_per_s": round(batch_events / sum(batch_times)),
+        "batch_share_of_sign_rate": round(batch_events / sum(batch_times) / signs, 3),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"machine: {result['machine']}")
+    print(f"raw Ed25519 sign, one core:      {signs:,.0f}/s")
+    print(
+        f"single-event requests:           {result['single_requests_per_s']:,}/s, "
+        f"p50 {result['single_latency_ms_p50']} ms, p99 {result['single_latency_ms_p99']} ms"
+    )
+    print(
+        f"batches of {args.batch_size}:              {result['batch_events_per_s']:,} events/s "
+        f"({result['batch_share_of_sign_rate']:.0%} of the sign rate)"
+    )
+
+
+if __name__ == "__main__":
+    main()

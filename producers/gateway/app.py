@@ -1,0 +1,502 @@
+"""The gateway's HTTP interface (FastAPI on uvicorn, the stack the partnership's web app uses).
+
+Request bodies are read by hand rather than through pydantic models: the body limit must hold
+before anything is parsed, one endpoint takes three media types, and a refusal must list every
+schema problem the way ``ledger.validation`` words them. The OpenAPI document still describes
+every body: its schemas are declared below and committed as ``docs/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from sqlalchemy.exc import OperationalError
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response
+
+from ledger.canonical import event_digest
+from ledger.validation import Problem
+from ledger.vocabulary import envelope_schema
+from producers.gateway.problems import PROBLEM_JSON, ProblemError
+from producers.gateway.service import Gateway, Outcome, unavailable
+from producers.gateway.tokens import AuthError, Caller
+from producers.relay import Relay
+from producers.sdk import DRAFT_FIELDS
+from transport.kafka import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+NDJSON = "application/x-ndjson"
+CLOUDEVENT = "application/cloudevents+json"
+CLOUDEVENT_BATCH = "application/cloudevents-batch+json"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY = 200
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document, without a running gateway (``sgledger gateway openapi``)."""
+    return create_app(None).openapi()
+
+
+def create_app(service: Gateway | None, kafka: KafkaSettings | None = None) -> FastAPI:
+    """The ASGI app. With ``kafka``, the relay runs in-process and delivers the outbox.
+    ``service`` is None only to describe the API (every request then fails)."""
+
+    def gateway_() -> Gateway:
+        if service is None:
+            raise RuntimeError("this app only describes the API: it has no gateway")
+        return service
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        gateway = gateway_()
+        stop = threading.Event()
+        thread = None
+        if kafka is not None:
+            relay = Relay(gateway.outbox, kafka)
+            thread = threading.Thread(target=_relay_forever, args=(relay, stop), name="relay", daemon=True)
+            thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if thread is not None:
+                thread.join(timeout=30)
+                relay.close()
+            gateway.close()
+
+    app = FastAPI(
+        title="safeguarding-ledger agency gateway",
+        version="1",
+        summary="Publish an agency's safeguarding events: drafts signed here, or events it signed.",
+        docs_url=None,  # the interactive pages load scripts from a CDN; the document is enough
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(ProblemError)
+    async def problem(request: Request, exc: ProblemError) -> Response:
+        return exc.response(request.url.path)
+
+    @app.exception_handler(OperationalError)
+    async def database_down(request: Request, exc: OperationalError) -> Response:
+        return unavailable(exc).response(request.url.path)
+
+    async def caller_of(request: Request) -> Caller:
+        try:
+            return await run_in_threadpool(
+                gateway_().tokens.authenticate, request.headers.get("authorization")
+            )
+        except AuthError as exc:
+            raise ProblemError(
+                401, "unauthenticated", "Not authenticated", str(exc), headers={"WWW-Authenticate": "Bearer"}
+            ) from exc
+
+    @app.post(
+        "/v1/events",
+        status_code=202,
+        summary="Publish one event",
+        description=(
+            "A draft (`application/json`) is validated, signed with the agency's key, given the next "
+            "place in the agency's chain and committed to the durable outbox. An event the agency "
+            "signed itself (`application/cloudevents+json`, docs/signing.md) is verified and must "
+            "be the next in the chain (`GET /v1/chain`). 202 means it is durably queued; "
+            "`GET /v1/events/{id}` says where it is later."
+        ),
+        openapi_extra=_operation(
+            {JSON: "Draft", CLOUDEVENT: "SignedEvent"}, "Receipt", [400, 401, 409, 413, 415, 422, 503]
+        ),
+    )
+    async def post_event(request: Request) -> Response:
+        gateway = gateway_()
+        caller = await caller_of(request)
+        key = _idempotency_key(request)
+        media = _media_type(request, (JSON, CLOUDEVENT))
+        body = _json(await _read(request, gateway.config.max_event_bytes))
+        if media == CLOUDEVENT:
+            outcome = await run_in_threadpool(gateway.publish_signed, caller, key, [body], False)
+        else:
+            outcome = await run_in_threadpool(gateway.publish_drafts, caller, key, [body], False)
+        receipt = _receipts(outcome.events)[0]
+        return JSONResponse(
+            receipt, status_code=202, headers={"Location": receipt["status_url"], **_replayed(outcome)}
+        )
+
+    @app.post(
+        "/v1/events/batch",
+        status_code=202,
+        summary="Publish many events, all or nothing",
+        description=(
+            "A JSON array of drafts, NDJSON (one draft per line) or a CloudEvents batch of events the "
+            "agency signed. Every item is checked before any is stored; the whole batch is committed "
+            "in one transaction, in order, or nothing is (a 422 then lists every problem, its path "
+            "starting with the item's index)."
+        ),
+        openapi_extra=_operation(
+            {JSON: "DraftArray", NDJSON: "NdjsonDrafts", CLOUDEVENT_BATCH: "SignedEventArray"},
+            "BatchReceipt",
+            [400, 401, 409, 413, 415, 422, 503],
+        ),
+    )
+    async def post_batch(request: Request) -> Response:
+        gateway = gateway_()
+        caller = await caller_of(request)
+        key = _idempotency_key(request)
+        media = _media_type(request, (JSON, NDJSON, CLOUDEVENT_BATCH))
+        raw = await _read(request, gateway.config.max_batch_bytes)
+        items = _ndjson(raw) if media == NDJSON else _json(raw)
+        if not isinstance(items, list):
+            raise _bad_request("the body must be a JSON array of events")
+        if media == CLOUDEVENT_BATCH:
+            outcome = await run_in_threadpool(gateway.publish_signed, caller, key, items, True)
+        else:
+            outcome = await run_in_threadpool(gateway.publish_drafts, caller, key, items, True)
+        events = _receipts(outcome.events)
+        return JSONResponse(
+            {"count": len(events), "events": events}, status_code=202, headers=_replayed(outcome)
+        )
+
+    @app.get(
+        "/v1/events/{event_id}",
+        summary="Where an event is",
+        description=(
+            "`queued` (in the outbox), `sent` (acknowledged by Kafka), and, when the gateway is "
+            "configured with the partnership's database, `accepted`, `held` (waiting for its "
+            "predecessor or key) or `quarantined` with the reason."
+        ),
+        openapi_extra=_operation({}, "EventStatus", [401, 404]),
+    )
+    async def get_event(event_id: str, request: Request) -> Response:
+        await caller_of(request)
+        return JSONResponse(await run_in_threadpool(gateway_().status, event_id))
+
+    @app.get(
+        "/v1/chain",
+        summary="The head of the agency's chain",
+        description="The sequence and digest the next self-signed event must follow (docs/signing.md).",
+        openapi_extra=_operation({}, "ChainHead", [401]),
+    )
+    async def get_chain(request: Request) -> Response:
+        await caller_of(request)
+        return JSONResponse(await run_in_threadpool(gateway_().head))
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes,
+                description=app.description,
+            )  # fmt: skip
+            document.setdefault("components", {})["schemas"] = _schemas()
+            document["components"]["securitySchemes"] = {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "`sgledger gateway token create`",
+                }
+            }
+            document["security"] = [{"bearer": []}]
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _relay_forever(relay: Relay, stop: threading.Event) -> None:
+    """The relay loop backs off while Kafka is unavailable; anything else it raises (a topic
+    mismatch, a bug) is logged and retried too, so the gateway never stops delivering silently
+    while it keeps accepting events."""
+    while not stop.is_set():
+        try:
+            relay.run(stop, max_backoff_s=5.0)
+        except Exception:
+            log.exception("gateway relay failed; retrying in 5 s (events stay queued in the outbox)")
+            stop.wait(5.0)
+
+
+# -- request reading -----------------------------------------------------------------------------
+def _bad_request(detail: str, problems: list[Problem] | None = None) -> ProblemError:
+    return ProblemError(400, "bad-request", "The request could not be read", detail, problems=problems or [])
+
+
+def _media_type(request: Request, accepted: tuple[str, ...]) -> str:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media not in accepted:
+        raise ProblemError(
+            415, "unsupported-media-type", "Unsupported media type",
+            f"Content-Type {media or 'missing'}; this endpoint takes {', '.join(accepted)}",
+        )  # fmt: skip
+    return media
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable() or not key.isascii():
+        raise _bad_request(
+            f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters"
+        )
+    return key
+
+
+async def _read(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it passes ``limit`` (never read whole first)."""
+    too_large = ProblemError(
+        413, "body-too-large", "Request body too large",
+        f"the body is larger than {limit} bytes, this endpoint's limit; send large documents by "
+        "reference and large loads as several batches",
+    )  # fmt: skip
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _bad_request(f"the body is not UTF-8 JSON: {exc}") from exc
+
+
+def _ndjson(raw: bytes) -> list[Any]:
+    items: list[Any] = []
+    problems: list[Problem] = []
+    for index, line in enumerate(line for line in raw.splitlines() if line.strip()):
+        try:
+            items.append(json.loads(line))
+        except (UnicodeDecodeError, ValueError) as exc:
+            problems.append(Problem(f"/{index}", "one JSON object on this line", f"not JSON ({exc})"))
+    if problems:
+        raise _bad_request("the body is not NDJSON (one JSON object per line)", problems)
+    return items
+
+
+# -- responses -----------------------------------------------------------------------------------
+def _receipts(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each event's digest is its successor's prevhash when the successor follows it in the
+    chain (as in any batch just appended); only the others are serialised again."""
+    receipts = []
+    for event, after in zip(events, [*events[1:], None], strict=True):
+        follows = after is not None and after["sequence"] == event["sequence"] + 1
+        receipts.append(
+            {
+                "id": event["id"],
+                "sequence": event["sequence"],
+                "digest": after["prevhash"] if follows and after else event_digest(event),
+                "status": "queued",
+                "status_url": f"/v1/events/{event['id']}",
+            }
+        )
+    return receipts
+
+
+def _replayed(outcome: Outcome) -> dict[str, str]:
+    return {"Idempotent-Replayed": "true"} if outcome.replayed else {}
+
+
+# -- the OpenAPI document's schemas ----------------------------------------------------------------
+def _operation(bodies: dict[str, str], answer: str, errors: list[int]) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "parameters": [
+            {
+                "name": IDEMPOTENCY_HEADER,
+                "in": "header",
+                "required": False,
+                "description": "Makes a retry return the events of the first request instead of new ones "
+                "(same key, different request: 409).",
+                "schema": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY},
+            }
+        ]
+        if bodies
+        else [],
+        "responses": {
+            "202" if bodies else "200": {
+                "description": "Durably queued" if bodies else "Found",
+                "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{answer}"}}},
+            },
+            **{
+                str(code): {
+                    "description": _ERRORS[code],
+                    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                }
+                for code in errors
+            },
+        },
+    }
+    if bodies:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {
+                media: {"schema": {"$ref": f"#/components/schemas/{name}"}} for media, name in bodies.items()
+            },
+        }
+    return operation
+
+
+_ERRORS = {
+    400: "The body is not JSON, or a header is malformed",
+    401: "No, unknown, expired or revoked bearer token",
+    404: "No such event in this gateway's outbox",
+    409: "Idempotency-Key reused for a different request, event id reused, or not the next in the chain",
+    413: "Body or batch over the limit",
+    415: "Content-Type not taken by this endpoint",
+    422: "The event breaks the contract: every problem is listed",
+    503: "The outbox database is unavailable: retry with the same Idempotency-Key",
+}
+
+_TIME = {
+    "type": "string",
+    "format": "date-time",
+    "description": "RFC 3339 with an offset",
+    "examples": ["2024-03-05T21:40:00+00:00"],
+}
+
+
+def _schemas() -> dict[str, Any]:
+    envelope = {k: v for k, v in envelope_schema().items() if k not in ("$schema", "$id")}
+    draft = {
+        "type": "object",
+        "description": "An event before the gateway signs it; `data` follows the schema of `type`.",
+        "required": ["type", "subject", "data"],
+        "additionalProperties": False,
+        "properties": {
+            "type": {
+                "type": "string",
+                "description": "An agency event type of the vocabulary (docs/vocabulary.md).",
+                "examples": ["incident.reported"],
+            },
+            "subject": {
+                "type": "string",
+                "description": "The child's pseudonymous id.",
+                "examples": ["C-1"],
+            },
+            "time": {**_TIME, "description": "When it happened. Default: recordedtime."},
+            "recordedtime": {
+                **_TIME,
+                "description": "When the agency recorded it. Default: now. At most 5 minutes ahead of the "
+                "gateway's clock and inside the key's validity (docs/keys.md).",
+            },
+            "id": {
+                "type": "string",
+                "format": "uuid",
+                "description": "The event id. Default: a new UUID.",
+            },
+            "data": {
+                "type": "object",
+                "description": "The payload: ledger/schemas/TYPE.json.",
+                "examples": [
+                    {
+                        "incident_ref": "INC-1",
+                        "children_present": True,
+                        "domestic_abuse": True,
+                        "parties": [{"person": "P-m", "role": "victim"}],
+                    }
+                ],
+            },
+        },
+    }
+    assert set(draft["properties"]) == set(DRAFT_FIELDS)  # type: ignore[call-overload]
+    receipt = {
+        "type": "object",
+        "required": ["id", "sequence", "digest", "status", "status_url"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid", "description": "The event id."},
+            "sequence": {"type": "integer", "description": "Its place in the agency's chain."},
+            "digest": {
+                "type": "string",
+                "description": "SHA-256 (hex) of the signed event's RFC 8785 form (the next prevhash).",
+            },
+            "status": {"const": "queued", "description": "Committed to the outbox."},
+            "status_url": {"type": "string", "description": "Where `GET` says where it is."},
+        },
+    }
+    return {
+        "Draft": draft,
+        "DraftArray": {"type": "array", "items": {"$ref": "#/components/schemas/Draft"}},
+        "NdjsonDrafts": {
+            "type": "string",
+            "description": "One Draft as JSON per line (application/x-ndjson).",
+        },
+        "SignedEvent": envelope,
+        "SignedEventArray": {"type": "array", "items": {"$ref": "#/components/schemas/SignedEvent"}},
+        "Receipt": receipt,
+        "BatchReceipt": {
+            "type": "object",
+            "required": ["count", "events"],
+            "properties": {
+                "count": {"type": "integer"},
+                "events": {"type": "array", "items": {"$ref": "#/components/schemas/Receipt"}},
+            },
+        },
+        "EventStatus": {
+            "type": "object",
+            "required": ["id", "status", "sequence", "digest"],
+            "properties": {
+                "id": {"type": "string"},
+                "status": {"enum": ["queued", "sent", "accepted", "held", "quarantined"]},
+                "type": {"type": "string"},
+                "subject": {"type": "string"},
+                "sequence": {"type": "integer"},
+                "digest": {"type": "string"},
+                "queued_at": {"type": "string", "format": "date-time"},
+                "sent_at": {"type": "string", "format": "date-time"},
+                "kafka": {"type": "object", "description": "topic, partition and offset it landed at"},
+                "accepted_at": {"type": "string", "format": "date-time"},
+                "reason": {
+                    "type": "string",
+                    "description": "Why it is held or quarantined (machine-readable).",
+                },
+                "detail": {"type": "string", "description": "What to do about it."},
+                "partnership": {"type": "string", "description": "Why acceptance cannot be seen from here."},
+            },
+        },
+        "ChainHead": {
+            "type": "object",
+            "required": ["agency", "kid", "sequence", "digest"],
+            "properties": {
+                "agency": {"type": "string"},
+                "kid": {"type": "string"},
+                "sequence": {"type": "integer", "description": "Last sequence stored; 0 before the first."},
+                "digest": {"type": "string", "description": "Its digest; the next event's prevhash."},
+            },
+        },
+        "Problem": {
+            "type": "object",
+            "description": "RFC 9457 problem details.",
+            "required": ["type", "title", "status", "detail"],
+            "properties": {
+                "type": {"type": "string", "description": "urn:safeguarding-ledger:problem:<slug>"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "instance": {"type": "string"},
+                "problems": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "path": {"type": "string", "description": "JSON pointer into the body"},
+                            "expected": {"type": "string"},
+                            "got": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
+    }

@@ -1,0 +1,339 @@
+"""What the gateway does with a request, without HTTP: check, sign, chain, store, look up.
+
+Everything that decides whether an event is acceptable is the producer SDK's (``Producer.check``
+and ``Producer.publish_many``) or the ledger's (``validate_event``, ``signature_valid``); the
+gateway only turns requests into drafts, keeps idempotency records and reports status. The HTTP
+layer (``producers.gateway.app``) maps the exceptions raised here to problem responses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from ledger.canonical import canonical_json, event_digest
+from ledger.keystore import Keystore
+from ledger.signing import key_id, signature_valid
+from ledger.store.ledger import normalise_url
+from ledger.store.models import AcceptedEvent, QuarantineEntry
+from ledger.timeutil import format_time, parse_time
+from ledger.topics import DEFAULT_PREFIX, Topics
+from ledger.validation import Problem, validate_event
+from ledger.verification import MAX_MESSAGE_BYTES, RECEIPT_SKEW
+from ledger.vocabulary import agency_types, did_you_mean
+from producers.gateway.problems import ProblemError, invalid, prefixed
+from producers.gateway.tokens import Caller, IdempotencyRow, TokenStore
+from producers.outbox import DuplicateEventId, Entry, Outbox, OutboxRow
+from producers.sdk import Draft, InvalidEvent, Producer, draft_from_json
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    agency: str
+    keys_dir: Path
+    outbox_url: str
+    topic_prefix: str = DEFAULT_PREFIX
+    ledger_url: str | None = None  # the partnership's database, to report acceptance
+    max_event_bytes: int = MAX_MESSAGE_BYTES
+    max_batch_bytes: int = 64 * 1024 * 1024
+    max_batch_events: int = 10_000
+    busy_timeout_s: float = 5.0  # then 503: a client retries rather than hangs
+
+
+@dataclass(frozen=True)
+class Outcome:
+    events: list[dict[str, Any]]
+    replayed: bool  # an earlier request with this Idempotency-Key created them
+
+
+class ChainPositionError(ValueError):
+    """A self-signed event does not continue the agency's chain as the outbox holds it."""
+
+    def __init__(self, event: Mapping[str, Any], sequence: int, prevhash: str) -> None:
+        self.sequence, self.prevhash = sequence, prevhash
+        super().__init__(
+            f"event {event.get('id')} is signed for sequence {event.get('sequence')} with prevhash "
+            f"{event.get('prevhash')!r}, but the chain continues at sequence {sequence} with prevhash "
+            f"{prevhash!r} (GET /v1/chain gives the head)"
+        )
+
+
+def unavailable(exc: SQLAlchemyError) -> ProblemError:
+    """The outbox database could not take the write (locked, full, unreachable). Honest about
+    what is known: on SQLite a failed commit stored nothing, on a network database a lost
+    connection during commit is ambiguous; either way a retry with the same Idempotency-Key
+    returns the event if it was stored and stores it once if it was not."""
+    reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+    return ProblemError(
+        503, "outbox-unavailable", "The outbox database is unavailable",
+        f"the event could not be committed to the outbox ({reason}); retry the same request with "
+        "the same Idempotency-Key: it will not be stored twice",
+        headers={"Retry-After": "2"},
+    )  # fmt: skip
+
+
+def request_hash(kind: str, body: Any) -> str:
+    """What an Idempotency-Key is bound to: the request's meaning (JSON value), not its bytes,
+    so a retry that re-serialises the same drafts (or sends NDJSON instead of an array) is the
+    same request."""
+    return hashlib.sha256(canonical_json({"kind": kind, "body": body})).hexdigest()
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig, clock: Callable[[], datetime] | None = None) -> None:
+        self.config = config
+        self.outbox = Outbox(config.outbox_url, busy_timeout_s=config.busy_timeout_s)
+        self.producer = Producer(
+            config.agency,
+            Keystore(config.keys_dir),
+            self.outbox,
+            topics=Topics(config.topic_prefix),
+            **({"clock": clock} if clock else {}),
+        )
+        self._public_key = Keystore(config.keys_dir).agency_private_key(config.agency).public_key()
+        self.kid = key_id(self._public_key)
+        self.tokens = TokenStore(config.outbox_url, busy_timeout_s=config.busy_timeout_s)
+        self._ledger_engine = (
+            create_engine(normalise_url(config.ledger_url), pool_pre_ping=True) if config.ledger_url else None
+        )
+
+    def close(self) -> None:
+        self.outbox.close()
+        self.tokens.close()
+        if self._ledger_engine is not None:
+            self._ledger_engine.dispose()
+
+    # -- drafts -------------------------------------------------------------------------------
+    def drafts(self, items: Sequence[Any], batch: bool) -> list[Draft]:
+        """Drafts from request JSON, or a 422 listing every problem of every item (paths of a
+        batch start with the item's index)."""
+        drafts: list[Draft] = []
+        problems: list[Problem] = []
+        for index, item in enumerate(items):
+            draft, found = draft_from_json(item)
+            if draft is not None:
+                found += self.producer.check(draft)
+            problems += prefixed(index, found) if batch else found
+            if draft is not None:
+                drafts.append(draft)
+        if problems:
+            raise invalid(problems, "the batch" if batch else "the draft")
+        return drafts
+
+    def publish_drafts(
+        self, caller: Caller, idempotency_key: str | None, items: list[Any], batch: bool
+    ) -> Outcome:
+        self._check_count(items)
+        return self._once(
+            caller, idempotency_key, request_hash("drafts", items),
+            lambda also: self.producer.publish_many(self.drafts(items, batch), also=also, checked=True),
+        )  # fmt: skip
+
+    # -- events the agency signed itself ---------------------------------------------------
+    def signed_entries(self, items: Sequence[Any], batch: bool) -> list[Entry]:
+        problems: list[Problem] = []
+        entries: list[Entry] = []
+        for index, item in enumerate(items):
+            found = self._signed_problems(item)
+            problems += prefixed(index, found) if batch else found
+            if not found:
+                entries.append(_placed(item, self.producer.topics.for_type(item["type"])))
+        if problems:
+            raise invalid(problems, "the batch" if batch else "the signed event")
+        return entries
+
+    def _signed_problems(self, event: Any) -> list[Problem]:
+        event_type = event.get("type") if isinstance(event, Mapping) else None
+        if isinstance(event_type, str) and event_type not in agency_types():
+            hint = did_you_mean(event_type, agency_types())
+            return [Problem("/type", f"an event type of the vocabulary{hint}", repr(event_type))]
+        problems = validate_event(event)
+        if problems:
+            return problems
+        if event["source"] != self.config.agency:
+            return [
+                Problem("/source", f"{self.config.agency!r} (this gateway's agency)", repr(event["source"]))
+            ]
+        if event["kid"] != self.kid:
+            return [Problem("/kid", f"{self.kid!r}, the key of {self.config.agency}", repr(event["kid"]))]
+        if not signature_valid(event, self._public_key):
+            return [
+                Problem(
+                    "/signature",
+                    "an Ed25519 signature over the RFC 8785 form of the other attributes (docs/signing.md)",
+                    "a signature that does not verify",
+                )
+            ]
+        limit = self.producer.clock() + RECEIPT_SKEW
+        if parse_time(event["recordedtime"]) > limit:
+            return [
+                Problem("/recordedtime", f"no later than {format_time(limit)}", repr(event["recordedtime"]))
+            ]
+        if len(canonical_json(event)) > MAX_MESSAGE_BYTES:
+            return [Problem("", f"at most {MAX_MESSAGE_BYTES} bytes", "more")]
+        return []
+
+    def publish_signed(
+        self, caller: Caller, idempotency_key: str | None, items: list[Any], batch: bool
+    ) -> Outcome:
+        self._check_count(items)
+        return self._once(
+            caller, idempotency_key, request_hash("signed", items),
+            lambda also: self.outbox.append(self.config.agency, self.signed_entries(items, batch), also=also),
+        )  # fmt: skip
+
+    def head(self) -> dict[str, Any]:
+        sequence, digest = self.outbox.head(self.config.agency)
+        return {"agency": self.config.agency, "kid": self.kid, "sequence": sequence, "digest": digest}
+
+    # -- idempotency ------------------------------------------------------------------------
+    def _once(
+        self,
+        caller: Caller,
+        key: str | None,
+        wanted: str,
+        publish: Callable[[Callable[[Session, list[dict[str, Any]]], None] | None], list[dict[str, Any]]],
+    ) -> Outcome:
+        try:
+            if key is not None:
+                earlier = self._earlier(caller, key, wanted)
+                if earlier is not None:
+                    return earlier
+
+            def remember(session: Session, events: list[dict[str, Any]]) -> None:
+                assert key is not None
+                TokenStore.remember(
+                    session,
+                    IdempotencyRow(
+                        system=caller.system, key=key, request_sha256=wanted,
+                        event_ids=json.dumps([e["id"] for e in events]), created_at=datetime.now(UTC),
+                    ),
+                )  # fmt: skip
+
+            try:
+                return Outcome(publish(remember if key is not None else None), replayed=False)
+            except IntegrityError:
+                # Another request with the same key committed first: answer as its retry.
+                earlier = self._earlier(caller, key, wanted) if key is not None else None
+                if earlier is None:
+                    raise
+                return earlier
+        except DuplicateEventId as exc:
+            raise ProblemError(409, "duplicate-id", "Event id already used", str(exc)) from exc
+        except InvalidEvent as exc:  # found only once signed: the event is over the size limit
+            raise invalid(exc.problems) from exc
+        except ChainPositionError as exc:
+            raise ProblemError(
+                409, "chain-position", "Not the next event of the chain", str(exc),
+                sequence=exc.sequence, prevhash=exc.prevhash,
+            ) from exc  # fmt: skip
+        except SQLAlchemyError as exc:
+            if isinstance(exc, IntegrityError):
+                raise
+            raise unavailable(exc) from exc
+
+    def _earlier(self, caller: Caller, key: str, wanted: str) -> Outcome | None:
+        row = self.tokens.remembered(caller.system, key)
+        if row is None:
+            return None
+        if row.request_sha256 != wanted:
+            raise ProblemError(
+                409, "idempotency-key-reused", "Idempotency-Key reused with a different request",
+                f"Idempotency-Key {key!r} of {caller.system} was used at {row.created_at:%Y-%m-%d %H:%M} "
+                "for a different request; a retry must repeat the request exactly, new work needs a new key",
+            )  # fmt: skip
+        ids = json.loads(row.event_ids)
+        rows = self.outbox.rows(ids)
+        return Outcome([Outbox.decode(rows[i].payload) for i in ids], replayed=True)
+
+    def _check_count(self, items: list[Any]) -> None:
+        if not items:
+            raise ProblemError(422, "empty-batch", "Nothing to publish", "the request holds no events")
+        if len(items) > self.config.max_batch_events:
+            raise ProblemError(
+                413, "batch-too-large", "Too many events in one request",
+                f"{len(items)} events; at most {self.config.max_batch_events} per request: split the batch",
+            )  # fmt: skip
+
+    # -- where is it? ---------------------------------------------------------------------------
+    def status(self, event_id: str) -> dict[str, Any]:
+        row = self.outbox.rows([event_id]).get(event_id)
+        if row is None:
+            raise ProblemError(
+                404, "unknown-event", "No such event", f"no event {event_id} in this gateway's outbox"
+            )
+        status = _outbox_status(row)
+        if row.sent_at is not None or self._ledger_engine is not None:
+            status.update(self._partnership_status(event_id))
+        return status
+
+    def _partnership_status(self, event_id: str) -> dict[str, Any]:
+        if self._ledger_engine is None:
+            return {
+                "partnership": "not visible: this gateway is not configured with the partnership's database"
+            }
+        try:
+            with Session(self._ledger_engine) as session:
+                accepted = session.scalar(
+                    select(AcceptedEvent.accepted_at).where(AcceptedEvent.event_id == event_id)
+                )
+                entry = session.scalars(
+                    select(QuarantineEntry)
+                    .where(QuarantineEntry.event_id == event_id)
+                    .order_by(QuarantineEntry.id.desc())
+                ).first()
+        except SQLAlchemyError as exc:
+            return {"partnership": f"not visible: the partnership's database failed ({type(exc).__name__})"}
+        if accepted is not None:
+            return {"status": "accepted", "accepted_at": _iso(accepted)}
+        if entry is not None and entry.status in ("held", "quarantined"):
+            return {
+                "status": entry.status,
+                "reason": entry.reason,
+                "detail": entry.detail,
+                "received_at": _iso(entry.received_at),
+            }
+        return {}
+
+
+def _placed(event: Mapping[str, Any], topic: str) -> Entry:
+    """An outbox entry for an event signed elsewhere: it is stored only at the chain position it
+    was signed for, so the outbox stays the one place that orders this agency's chain."""
+    digest = event_digest(event)
+
+    def place(sequence: int, prevhash: str) -> dict[str, Any]:
+        if event["sequence"] != sequence or event["prevhash"] != prevhash:
+            raise ChainPositionError(event, sequence, prevhash)
+        return dict(event)
+
+    return Entry(topic, place, event["id"], lambda stored: event_digest(stored) == digest)
+
+
+def _outbox_status(row: OutboxRow) -> dict[str, Any]:
+    event = Outbox.decode(row.payload)
+    status: dict[str, Any] = {
+        "id": row.event_id,
+        "status": "queued" if row.sent_at is None else "sent",
+        "type": event["type"],
+        "subject": event["subject"],
+        "sequence": row.sequence,
+        "digest": hashlib.sha256(row.payload).hexdigest(),
+        "queued_at": _iso(row.created_at),
+    }
+    if row.sent_at is not None:
+        status["sent_at"] = _iso(row.sent_at)
+        status["kafka"] = {"topic": row.topic, "partition": row.kafka_partition, "offset": row.kafka_offset}
+    return status
+
+
+def _iso(value: datetime) -> str:
+    return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).isoformat()

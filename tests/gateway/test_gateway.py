@@ -1,0 +1,256 @@
+"""The gateway over real HTTP: authentication, the contract's refusals, idempotency, batches."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from ledger.canonical import event_digest
+from producers.outbox import Outbox
+from tests.gateway.conftest import AGENCY, INCIDENT, GatewayProcess, draft, new_token
+
+PROBLEM = "application/problem+json"
+
+
+def test_a_draft_is_signed_chained_and_queued(gateway: GatewayProcess) -> None:
+    with gateway.client() as http:
+        first = http.post("/v1/events", json=draft())
+        second = http.post("/v1/events", json=draft(data={**INCIDENT, "incident_ref": "INC-2"}))
+        status = http.get(first.json()["status_url"])
+    assert first.status_code == 202, first.text
+    assert first.headers["location"] == f"/v1/events/{first.json()['id']}"
+    assert (first.json()["sequence"], second.json()["sequence"]) == (1, 2)
+    stored = [Outbox.decode(row.payload) for row in Outbox(gateway.outbox_url).events(AGENCY)]
+    assert [e["id"] for e in stored] == [first.json()["id"], second.json()["id"]]
+    assert stored[1]["prevhash"] == first.json()["digest"] == event_digest(stored[0])
+    assert stored[0]["source"] == AGENCY and stored[0]["time"] == "2024-03-05T21:40:00+00:00"
+    assert status.status_code == 200
+    assert status.json()["status"] == "queued" and status.json()["sequence"] == 1
+    assert "not visible" not in json.dumps(status.json())  # queued: nothing to ask the partnership yet
+
+
+@pytest.mark.parametrize(
+    ("header", "why"),
+    [
+        (None, "Authorization: Bearer"),
+        ("Bearer sgw_not-a-real-token", "not known"),
+        ("Basic dXNlcjpwYXNz", "Authorization: Bearer"),
+    ],
+)
+def test_a_request_without_a_known_token_is_refused(
+    gateway: GatewayProcess, header: str | None, why: str
+) -> None:
+    with gateway.client() as http:
+        headers = {} if header is None else {"Authorization": header}
+        if header is None:
+            http.headers.pop("Authorization")
+        answer = http.post("/v1/events", json=draft(), headers=headers)
+    assert answer.status_code == 401
+    assert answer.headers["content-type"] == PROBLEM
+    assert answer.headers["www-authenticate"] == "Bearer"
+    assert why in answer.json()["detail"]
+    assert gateway.outbox_rows() == 0
+
+
+def test_expired_and_revoked_tokens_are_refused(gateway: GatewayProcess) -> None:
+    expired = new_token(gateway.data_dir, "old-loader", valid_for=timedelta(seconds=-1))
+    with gateway.client(expired) as http:
+        answer = http.post("/v1/events", json=draft())
+    assert answer.status_code == 401 and "expired" in answer.json()["detail"]
+    from producers.gateway.tokens import TokenStore
+
+    store = TokenStore(gateway.outbox_url)
+    token_id = next(t.id for t in store.list() if t.system == "records-system")
+    with gateway.client() as http:
+        assert http.post("/v1/events", json=draft()).status_code == 202
+        store.revoke(token_id)
+        answer = http.post("/v1/events", json=draft())
+    assert answer.status_code == 401 and "revoked" in answer.json()["detail"]
+    assert gateway.outbox_rows() == 1
+
+
+def test_schema_errors_are_all_listed_with_path_expected_and_got(gateway: GatewayProcess) -> None:
+    bad = draft(data={"children_present": "yes", "parties": [{"person": "P-m", "role": "bystander"}]})
+    with gateway.client() as http:
+        answer = http.post("/v1/events", json=bad)
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == PROBLEM
+    body = answer.json()
+    assert body["type"] == "urn:safeguarding-ledger:problem:invalid-event" and body["status"] == 422
+    problems = {(p["path"], p["got"]) for p in body["problems"]}
+    assert ("/data/children_present", '"yes"') in problems
+    assert ("/data/parties/0/role", '"bystander"') in problems
+    missing = {p["expected"] for p in body["problems"] if p["path"] == "/data"}
+    assert any("'incident_ref'" in m and "'domestic_abuse'" in m for m in missing)
+    assert gateway.outbox_rows() == 0
+
+
+def test_unknown_type_suggests_the_near_one_and_internal_types_are_not_offered(
+    gateway: GatewayProcess,
+) -> None:
+    with gateway.client() as http:
+        typo = http.post("/v1/events", json=draft(type="incident.reportd"))
+        internal = http.post("/v1/events", json=draft(type="agency.key.registered"))
+    assert typo.status_code == 422
+    assert "did you mean 'incident.reported'" in typo.json()["problems"][0]["expected"]
+    assert internal.status_code == 422
+    assert "agency.key.registered" not in internal.json()["problems"][0]["expected"]
+    assert "access.recorded" not in typo.text
+    assert gateway.outbox_rows() == 0
+
+
+def test_a_draft_recorded_in_the_future_is_refused_before_signing(gateway: GatewayProcess) -> None:
+    with gateway.client() as http:
+        answer = http.post("/v1/events", json=draft(recordedtime="2999-01-01T00:00:00+00:00"))
+    assert answer.status_code == 422
+    assert answer.json()["problems"][0]["path"] == "/recordedtime"
+    assert gateway.outbox_rows() == 0
+
+
+def test_an_oversized_body_is_refused_unread(gateway: GatewayProcess) -> None:
+    huge = draft(data={**INCIDENT, "location": "x" * (1024 * 1024 + 1)})
+    with gateway.client() as http:
+        answer = http.post("/v1/events", json=huge)
+    assert answer.status_code == 413
+    assert answer.json()["type"].endswith("body-too-large")
+    assert gateway.outbox_rows() == 0
+
+
+def test_unreadable_bodies_and_media_types(gateway: GatewayProcess) -> None:
+    with gateway.client() as http:
+        not_json = http.post("/v1/events", content=b"{nope", headers={"Content-Type": "application/json"})
+        xml = http.post("/v1/events", content=b"<event/>", headers={"Content-Type": "application/xml"})
+    assert not_json.status_code == 400 and "not UTF-8 JSON" in not_json.json()["detail"]
+    assert xml.status_code == 415 and "application/cloudevents+json" in xml.json()["detail"]
+
+
+def test_idempotency_key_returns_the_same_event_and_refuses_a_different_body(gateway: GatewayProcess) -> None:
+    key = {"Idempotency-Key": "req-0001"}
+    with gateway.client() as http:
+        first = http.post("/v1/events", json=draft(), headers=key)
+        again = http.post("/v1/events", json=draft(), headers=key)
+        other = http.post("/v1/events", json=draft(subject="C-2"), headers=key)
+        fresh = http.post("/v1/events", json=draft(), headers={"Idempotency-Key": "req-0002"})
+    assert first.status_code == again.status_code == 202
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert other.status_code == 409 and other.json()["type"].endswith("idempotency-key-reused")
+    assert fresh.json()["sequence"] == 2
+    assert gateway.outbox_rows() == 2
+
+
+def test_a_batch_is_all_or_nothing_in_json_and_ndjson(gateway: GatewayProcess) -> None:
+    items = [draft(data={**INCIDENT, "incident_ref": f"INC-{n}"}) for n in range(1500)]
+    broken = [*items[:3], draft(data={**INCIDENT, "children_present": "yes"}), draft(type="nope")]
+    ndjson = "\n".join(json.dumps(i) for i in items[:10]) + "\n"
+    with gateway.client() as http:
+        refused = http.post("/v1/events/batch", json=broken)
+        assert gateway.outbox_rows() == 0
+        answer = http.post("/v1/events/batch", json=items)
+        lines = http.post(
+            "/v1/events/batch", content=ndjson.encode(), headers={"Content-Type": "application/x-ndjson"}
+        )
+    assert refused.status_code == 422
+    assert {p["path"] for p in refused.json()["problems"]} == {"/3/data/children_present", "/4/type"}
+    assert answer.status_code == 202 and answer.json()["count"] == 1500
+    assert [e["sequence"] for e in answer.json()["events"]] == list(range(1, 1501))
+    assert lines.status_code == 202 and lines.json()["events"][0]["sequence"] == 1501
+    assert gateway.outbox_rows() == 1510
+    stored = {
+        r.event_id: event_digest(Outbox.decode(r.payload)) for r in Outbox(gateway.outbox_url).events(AGENCY)
+    }
+    receipts = answer.json()["events"] + lines.json()["events"]
+    assert [r["digest"] for r in receipts] == [stored[r["id"]] for r in receipts]
+
+
+def test_a_locked_outbox_answers_503_and_the_retry_stores_once(gateway: GatewayProcess) -> None:
+    """Another process holds the outbox's write lock past the gateway's busy timeout."""
+    key = {"Idempotency-Key": "locked-1"}
+    blocker = sqlite3.connect(gateway.data_dir / "outbox.sqlite", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with gateway.client() as http:
+            answer = http.post("/v1/events", json=draft(), headers=key)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["retry-after"] == "2"
+    assert "locked" in answer.json()["detail"] and "same Idempotency-Key" in answer.json()["detail"]
+    with gateway.client() as http:
+        retried = http.post("/v1/events", json=draft(), headers=key)
+        again = http.post("/v1/events", json=draft(), headers=key)
+    assert retried.status_code == 202 and again.json()["id"] == retried.json()["id"]
+    assert gateway.outbox_rows() == 1
+
+
+def test_a_full_disk_answers_503_and_the_retry_stores_once(gateway: GatewayProcess) -> None:
+    """RLIMIT_FSIZE on the running gateway makes every write past the files' current size fail
+    (EFBIG: SQLite reports "database or disk is full"); lifting it is the disk being freed."""
+    import resource
+
+    with gateway.client() as http:
+        assert http.post("/v1/events", json=draft()).status_code == 202
+        _, hard = resource.prlimit(gateway.process.pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(gateway.process.pid, resource.RLIMIT_FSIZE, (1, hard))
+        key = {"Idempotency-Key": "full-1"}
+        big = draft(data={**INCIDENT, "incident_ref": "INC-full"})
+        try:
+            full = http.post("/v1/events", json=big, headers=key)
+        finally:
+            resource.prlimit(gateway.process.pid, resource.RLIMIT_FSIZE, (hard, hard))
+        retried = http.post("/v1/events", json=big, headers=key)
+        again = http.post("/v1/events", json=big, headers=key)
+    assert full.status_code == 503, full.text
+    assert "full" in full.json()["detail"] or "disk" in full.json()["detail"]
+    assert retried.status_code == 202, retried.text
+    assert again.json() == retried.json() and retried.json()["sequence"] == 2
+    assert gateway.outbox_rows() == 2
+
+
+def test_the_cli_manages_tokens(data_dir: Path) -> None:
+    from click.testing import CliRunner
+
+    from sgledger.cli import cli
+
+    runner = CliRunner()
+    created = runner.invoke(
+        cli, ["--data-dir", str(data_dir), "gateway", "token", "create", "mosaic", "--json"]
+    )
+    assert created.exit_code == 0, created.output
+    token = json.loads(created.output)
+    assert token["token"].startswith("sgw_")
+    listed = runner.invoke(cli, ["--data-dir", str(data_dir), "gateway", "token", "list", "--json"])
+    assert token["token"] not in listed.output  # the secret is shown once, never listed
+    assert json.loads(listed.output)[0]["system"] == "mosaic"
+    revoked = runner.invoke(cli, ["--data-dir", str(data_dir), "gateway", "token", "revoke", token["id"]])
+    assert revoked.exit_code == 0 and "revoked" in revoked.output
+    unknown = runner.invoke(cli, ["--data-dir", str(data_dir), "gateway", "token", "revoke", "tok-nope"])
+    assert unknown.exit_code != 0
+
+
+def test_the_committed_openapi_document_is_what_the_gateway_serves(gateway: GatewayProcess) -> None:
+    import httpx
+
+    served = httpx.get(f"{gateway.url}/openapi.json").json()
+    committed = json.loads((Path(__file__).parents[2] / "docs" / "openapi.json").read_text("utf-8"))
+    assert served == committed, "regenerate: sgledger gateway openapi > docs/openapi.json"
+
+
+def test_a_draft_that_signs_to_more_than_the_message_limit_is_refused(gateway: GatewayProcess) -> None:
+    """The body fits the 1 MiB limit, the signed event (envelope added) would not."""
+    party = {"person": "P-m", "role": "victim"}
+    item = draft(data={**INCIDENT, "parties": []})
+    room = 1024 * 1024 - 100 - len(json.dumps(item, separators=(",", ":")))
+    item["data"]["parties"] = [party] * (room // (len(json.dumps(party, separators=(",", ":"))) + 1))
+    body = json.dumps(item, separators=(",", ":")).encode()
+    assert len(body) <= 1024 * 1024
+    with gateway.client() as http:
+        answer = http.post("/v1/events", content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["problems"][0]["expected"] == "at most 1048576 bytes"
+    assert gateway.outbox_rows() == 0

@@ -1,0 +1,140 @@
+"""The compiled validators (the verdict) and the strict jsonschema ones (the explanation) agree.
+
+Valid examples: every event of every scenario, signed, plus the partnership's own event types.
+Invalid ones: mechanical mutations of each (a property removed, replaced by a value of each
+other JSON type, an integer off by its bounds or given as a float, a string emptied, given a
+trailing newline or a character no identifier may hold, an extra property). Events holding a
+float or a number beyond 2**53 - 1 are judged by the strict path alone (ledger/validation.py says
+why); for them the test checks that ``validate_event`` gives the strict verdict.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from ledger.validation import _explain, _plain_numbers, compiled_refusal, validate_event
+from sgledger.scenariofile import load_scenario
+from tests.ledger.factory import PARTNERSHIP, T0, Chain, Partnership
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = sorted((ROOT / "scenarios").glob("*.json"))
+
+
+def valid_events() -> list[dict[str, Any]]:
+    partnership = Partnership()
+    chains: dict[str, Chain] = {}
+    events: list[dict[str, Any]] = []
+    for path in SCENARIOS:
+        for e in load_scenario(path).events:
+            chain = chains.setdefault(e.agency, Chain(e.agency))
+            events.append(chain.sign(e.type, e.data, subject=e.child, at=e.at, recorded=e.recorded))
+    police = chains["police/avon-somerset"]
+    events.append(partnership.register(police))
+    events.append(partnership.revoke(police, T0 + timedelta(days=1)))
+    head = {"tree_size": 3, "root_hash": "ab" * 32}
+    events.append(partnership.root.event("ledger.tree-head", head, subject=PARTNERSHIP))
+    return events
+
+
+REPLACEMENTS: tuple[Any, ...] = (None, True, 0, -1, 1.5, "", "x\u00e9 /", [], {}, ["x"], {"x": 1})
+
+
+def mutations(value: Any) -> Iterator[tuple[str, Any]]:
+    """(description, mutated copy) pairs, each changing one place of ``value``."""
+    for path, _ in _places(value):
+        for replacement in REPLACEMENTS:
+            yield f"{path} = {replacement!r}", _set(value, path, replacement)
+        current = _get(value, path)
+        if isinstance(current, str):
+            yield f"{path} + newline", _set(value, path, current + "\n")
+            yield f"{path} + space", _set(value, path, current + " ")
+            yield f"{path} * 200", _set(value, path, current * 200)
+        if isinstance(current, int) and not isinstance(current, bool):
+            yield f"{path} as float", _set(value, path, float(current))
+            yield f"{path} as string", _set(value, path, str(current))
+        if isinstance(current, list):
+            yield f"{path} emptied", _set(value, path, [])
+        if isinstance(current, dict):
+            mutated = _set(value, path, {**current, "unexpected": 1})
+            yield f"{path} + extra property", mutated
+        parent, key = path[:-1], path[-1]
+        if isinstance(_get(value, parent), dict):
+            mutated = copy.deepcopy(value)
+            del _get(mutated, parent)[key]
+            yield f"{path} removed", mutated
+
+
+def _places(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield (*path, key), item
+            yield from _places(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield (*path, index), item
+            yield from _places(item, (*path, index))
+
+
+def _get(value: Any, path: tuple[Any, ...]) -> Any:
+    for part in path:
+        value = value[part]
+    return value
+
+
+def _set(value: Any, path: tuple[Any, ...], replacement: Any) -> Any:
+    mutated = copy.deepcopy(value)
+    _get(mutated, path[:-1])[path[-1]] = replacement
+    return mutated
+
+
+def verdicts(event: Mapping[str, Any]) -> tuple[bool, bool]:
+    """(compiled says valid, jsonschema says valid)."""
+    return compiled_refusal(event) is None, not _explain(event)
+
+
+def test_every_valid_example_is_valid_to_both() -> None:
+    events = valid_events()
+    assert len(events) > 100
+    for event in events:
+        assert verdicts(event) == (True, True), event
+
+
+def test_mutations_are_mostly_refused_by_both() -> None:
+    """Guard against a vacuous comparison: most mutations must be refused by both."""
+    event = valid_events()[0]
+    refused = [d for d, m in mutations(event) if verdicts(m) == (False, False)]
+    assert len(refused) > 50
+
+
+def test_verdicts_agree_on_every_mutation() -> None:
+    seen_types: set[str] = set()
+    compared = strict_only = 0
+    disagreements: list[str] = []
+    for event in valid_events():
+        if event["type"] in seen_types:
+            continue  # one example per type keeps the test fast; the scenarios cover every type used
+        seen_types.add(event["type"])
+        for description, mutated in mutations(event):
+            if not _plain_numbers(mutated):
+                strict_only += 1
+                assert bool(validate_event(mutated)) == bool(_explain(mutated)), description
+                continue
+            compiled, reference = verdicts(mutated)
+            compared += 1
+            if compiled != reference:
+                verdict = f"compiled={compiled} jsonschema={reference}"
+                disagreements.append(f"{event['type']}: {description}: {verdict}")
+    assert not disagreements, "\n".join(disagreements[:20])
+    assert compared > 2000
+    assert strict_only > 0  # the floats were exercised too
+
+
+def test_a_refusal_names_the_path() -> None:
+    """The explanation still comes from jsonschema: the path, what was expected, what came."""
+    event = next(e for e in valid_events() if e["type"] == "child.registered")
+    event["data"]["dob"] = "2024-13-45"  # the pattern allows it, the date format does not
+    assert [(p.path, p.expected) for p in validate_event(event)] == [("/data/dob", "a date")]
