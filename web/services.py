@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import text
+
 from consumers.alerter.config import PartnershipConfig
 from ledger.keyregistry import RootKey
 from ledger.keystore import Keystore
@@ -69,6 +71,12 @@ class WebServices:
         delivery = Delivery(settings, ledger, root) if deliver else None
         mailer = BreakGlassMailer(config.routing, config.base_url) if config.routing else None
         return cls(settings, config, ledger, root, producer, accounts, delivery, mailer)
+
+    def ready(self) -> tuple[bool, str]:
+        """Ready while the database answers (every page reads it)."""
+        with self.ledger.read() as session:
+            session.execute(text("SELECT 1"))
+        return True, "database answers"
 
     def start(self) -> None:
         if self.delivery is not None:

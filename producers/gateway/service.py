@@ -106,6 +106,10 @@ class Gateway:
             create_engine(normalise_url(config.ledger_url), pool_pre_ping=True) if config.ledger_url else None
         )
 
+    def ready(self) -> tuple[bool, str]:
+        """Ready while the outbox answers: a request that cannot be stored gets a 503 anyway."""
+        return True, f"outbox answers ({self.outbox.pending_count()} event(s) waiting)"
+
     def close(self) -> None:
         self.outbox.close()
         self.tokens.close()

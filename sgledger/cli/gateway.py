@@ -91,6 +91,8 @@ def run(
     from ledger.keystore import KeystoreError
     from producers.gateway.app import create_app
     from producers.gateway.service import Gateway, GatewayConfig
+    from sgledger.observe.asgi import add_health_routes
+    from sgledger.observe.metrics import ServiceMetrics
     from transport.kafka import KafkaSettings
 
     if bool(tls_cert) != bool(tls_key) or (client_ca and not tls_cert):
@@ -119,8 +121,10 @@ def run(
     scheme = "https" if tls_cert else "http"
     where = f"relaying to {kafka.bootstrap_servers}" if kafka else "queueing only (no --bootstrap-servers)"
     console.print(f"gateway for {agency} on {scheme}://{host}:{port}, {where}")
+    asgi = create_app(service, kafka)
+    add_health_routes(asgi, ServiceMetrics("gateway"), service.ready)
     uvicorn.run(
-        create_app(service, kafka), host=host, port=port, log_level="warning",
+        asgi, host=host, port=port, log_level="warning",
         ssl_certfile=tls_cert, ssl_keyfile=tls_key, ssl_ca_certs=client_ca,
         ssl_cert_reqs=ssl.CERT_REQUIRED if client_ca else ssl.CERT_NONE,
     )  # fmt: skip

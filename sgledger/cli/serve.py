@@ -65,6 +65,8 @@ def serve(
     # Imported here, not with the command line: every `sgledger` command would pay for them.
     import uvicorn
 
+    from sgledger.observe.asgi import add_health_routes
+    from sgledger.observe.metrics import ServiceMetrics
     from web.app import create_app
     from web.oidc import OidcConfigError, load_oidc_config
     from web.services import WebConfig, WebServices
@@ -90,4 +92,6 @@ def serve(
     except (ConfigError, OidcConfigError, ServiceKeyMissing, KeystoreError) as exc:
         raise UserError(str(exc)) from exc
     click.echo(f"serving {settings.database_url} on {config.base_url}", err=True)
-    uvicorn.run(create_app(services), host=host, port=port, log_level="warning", access_log=False)
+    asgi = create_app(services)
+    add_health_routes(asgi, ServiceMetrics("web"), services.ready)
+    uvicorn.run(asgi, host=host, port=port, log_level="warning", access_log=False)

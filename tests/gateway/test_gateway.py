@@ -7,6 +7,7 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ledger.canonical import event_digest
@@ -254,3 +255,17 @@ def test_a_draft_that_signs_to_more_than_the_message_limit_is_refused(gateway: G
     assert answer.status_code == 422, answer.text
     assert answer.json()["problems"][0]["expected"] == "at most 1048576 bytes"
     assert gateway.outbox_rows() == 0
+
+
+def test_health_readiness_and_metrics_need_no_token_and_count_routes(gateway: GatewayProcess) -> None:
+    anonymous = httpx.Client(base_url=gateway.url, timeout=30)
+    assert anonymous.get("/healthz").text == "ok\n"
+    ready = anonymous.get("/readyz")
+    assert ready.status_code == 200 and "outbox answers" in ready.text
+    assert gateway.client().post("/v1/events", json=draft()).status_code == 202
+    assert anonymous.get("/v1/events/not-an-event-id").status_code == 401
+    metrics = anonymous.get("/metrics").text
+    assert 'sgledger_http_requests_total{route="/v1/events",status="2xx"} 1.0' in metrics
+    assert 'route="/v1/events/{event_id}",status="4xx"' in metrics  # the template, not the URL
+    assert "not-an-event-id" not in metrics
+    assert "/healthz" not in anonymous.get("/openapi.json").text

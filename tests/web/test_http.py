@@ -295,3 +295,12 @@ def test_chronology_downloads(web_server: WebServer) -> None:
     pdf = client.get(f"/children/{CHILD}/chronology.pdf")
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     assert client.get(f"/children/{CHILD}/chronology.exe").status_code == 404
+
+
+def test_health_readiness_and_metrics_show_no_child(web_server: WebServer) -> None:
+    client = web_server.client()
+    assert client.get("/healthz").text == "ok\n"
+    assert client.get("/readyz").status_code == 200
+    web_server.sign_in(POLICE).get(f"/children/{CHILD}")
+    metrics = client.get("/metrics").text
+    assert 'route="/children/{child}"' in metrics and CHILD not in metrics
