@@ -35,46 +35,39 @@ def describe() -> str:
     )
 
 
+def _rate(operation: Callable[[], object], seconds: float, clock: Callable[[], float]) -> float:
+    """Calls of ``operation`` per second of ``clock`` (wall or this process's CPU time)."""
+    count, start = 0, clock()
+    while clock() - start < seconds:
+        for _ in range(200):
+            operation()
+        count += 200
+    return count / (clock() - start)
+
+
+def _verifier() -> Callable[[], object]:
+    key = Ed25519PrivateKey.generate()
+    message = b"x" * 300
+    signature, public = key.sign(message), key.public_key()
+    return lambda: public.verify(signature, message)
+
+
 def verify_rate(seconds: float = 1.0) -> float:
     """Raw Ed25519 verifications per second on one core (cryptography), over 300-byte messages."""
-    key = Ed25519PrivateKey.generate()
-    public = key.public_key()
-    message = b"x" * 300
-    signature = key.sign(message)
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        for _ in range(200):
-            public.verify(signature, message)
-        count += 200
-    return count / (time.perf_counter() - start)
+    return _rate(_verifier(), seconds, time.perf_counter)
 
 
 def verify_rate_cpu(seconds: float = 1.0) -> float:
     """Raw Ed25519 verifications per second of this process's CPU time: on a host shared with
     other work, wall-clock rates fall with the load, CPU-time rates much less so."""
-    key = Ed25519PrivateKey.generate()
-    public = key.public_key()
-    message = b"x" * 300
-    signature = key.sign(message)
-    count, start = 0, time.process_time()
-    while time.process_time() - start < seconds:
-        for _ in range(200):
-            public.verify(signature, message)
-        count += 200
-    return count / (time.process_time() - start)
+    return _rate(_verifier(), seconds, time.process_time)
 
 
 def sign_rate(seconds: float = 1.0) -> float:
     """Raw Ed25519 signatures per second on one core (cryptography), over 300-byte messages:
     the ceiling of anything that signs events (the producer, the gateway)."""
     key = Ed25519PrivateKey.generate()
-    message = b"x" * 300
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        for _ in range(200):
-            key.sign(message)
-        count += 200
-    return count / (time.perf_counter() - start)
+    return _rate(lambda: key.sign(b"x" * 300), seconds, time.perf_counter)
 
 
 def verify_rate_all_cores(seconds: float = 1.0) -> float:
