@@ -17,16 +17,20 @@ def db() -> None:
     with the services stopped (or from the deployment's init job)."""
 
 
+def _revision(url: str) -> str | None:
+    engine = create_engine(normalise_url(url))
+    try:
+        with engine.connect() as connection:
+            return schema.current_revision(connection)
+    finally:
+        engine.dispose()
+
+
 @db.command()
 @pass_app
 def current(app: AppContext) -> None:
     """Print the database's revision and the one this release needs."""
-    engine = create_engine(normalise_url(app.settings.database_url))
-    try:
-        with engine.connect() as connection:
-            found = schema.current_revision(connection)
-    finally:
-        engine.dispose()
+    found = _revision(app.settings.database_url)
     console.print(f"database: {found or '(empty)'}    this release: {schema.head_revision()}")
 
 
@@ -35,12 +39,7 @@ def current(app: AppContext) -> None:
 def upgrade(app: AppContext) -> None:
     """Migrate the database to this release's revision (a fresh database is simply created)."""
     app.settings.ensure_data_dir()
-    engine = create_engine(normalise_url(app.settings.database_url))
-    try:
-        with engine.connect() as connection:
-            found = schema.current_revision(connection)
-    finally:
-        engine.dispose()
+    found = _revision(app.settings.database_url)
     if found is not None and found != schema.head_revision():
         from web.accounts import AccountsBase  # the web workspace's tables share the database
 
