@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram
 from starlette.routing import Match
 
 from sgledger.observe.metrics import ServiceMetrics
-from sgledger.observe.server import Readiness
+from sgledger.observe.server import Readiness, readiness_answer
 
 
 def add_health_routes(app: FastAPI, metrics: ServiceMetrics, ready: Readiness) -> None:
@@ -41,11 +41,8 @@ def add_health_routes(app: FastAPI, metrics: ServiceMetrics, ready: Readiness) -
 
     @app.get("/readyz", include_in_schema=False)
     def readyz() -> PlainTextResponse:
-        try:
-            ok, why = ready()
-        except Exception as exc:  # a check that fails means "not ready", with why
-            ok, why = False, f"readiness check failed: {type(exc).__name__}"
-        return PlainTextResponse(f"{why}\n", status_code=200 if ok else 503)
+        status, body = readiness_answer(ready)
+        return PlainTextResponse(body, status_code=status)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics_() -> Response:

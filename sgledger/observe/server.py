@@ -19,6 +19,16 @@ from sgledger.observe.metrics import ServiceMetrics
 Readiness = Callable[[], tuple[bool, str]]
 
 
+def readiness_answer(ready: Readiness) -> tuple[int, str]:
+    """The /readyz status and body: 200 or 503 with the service's reason; a check that raises
+    means "not ready", named by its exception class (never a traceback)."""
+    try:
+        ok, why = ready()
+    except Exception as exc:
+        ok, why = False, f"readiness check failed: {type(exc).__name__}"
+    return (200 if ok else 503), f"{why}\n"
+
+
 class HealthServer:
     def __init__(self, metrics: ServiceMetrics, ready: Readiness, *, host: str = "127.0.0.1", port: int = 0):
         self.metrics, self.ready = metrics, ready
@@ -52,11 +62,8 @@ class HealthServer:
         if path == "/healthz":
             self._send(request, 200, b"ok\n", "text/plain; charset=utf-8")
         elif path == "/readyz":
-            try:
-                ok, why = self.ready()
-            except Exception as exc:  # a readiness check that fails is a "not ready", with why
-                ok, why = False, f"readiness check failed: {type(exc).__name__}"
-            self._send(request, 200 if ok else 503, f"{why}\n".encode(), "text/plain; charset=utf-8")
+            status, body = readiness_answer(self.ready)
+            self._send(request, status, body.encode(), "text/plain; charset=utf-8")
         elif path == "/metrics":
             self._send(request, 200, self.metrics.exposition(), CONTENT_TYPE_LATEST)
         else:
