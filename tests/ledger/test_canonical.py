@@ -6,6 +6,9 @@ import json
 import struct
 
 import pytest
+import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger.canonical import canonical_forms, canonical_json, event_digest, signing_input
 
@@ -100,3 +103,61 @@ def test_one_pass_gives_the_whole_event_and_its_signing_input(event: dict[str, o
     assert whole == canonical_json(event)
     assert signed == canonical_json({k: v for k, v in event.items() if k != "signature"})
     assert signing_input(event) == signed
+
+
+# -- the fast path (the C encoder where its bytes are RFC 8785's) against the reference -------
+
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.integers(min_value=-(2**60), max_value=2**60)  # beyond the domain: both must refuse
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+    | st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x7F))
+)
+_json_values = st.recursive(
+    _scalars,
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=4), children, max_size=5)
+    ),
+    max_leaves=25,
+)
+
+
+def _reference(value: object) -> bytes | type[Exception]:
+    try:
+        return rfc8785.dumps(value)  # type: ignore[arg-type]
+    except Exception as error:  # the error's class is what is compared
+        return type(error)
+
+
+def _ours(value: object) -> bytes | type[Exception]:
+    try:
+        return canonical_json(value)
+    except Exception as error:
+        return type(error)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_json_values)
+def test_fast_path_writes_the_reference_bytes_or_raises_its_error(value: object) -> None:
+    assert _ours(value) == _reference(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"time": "2024-01-08T09:00:00.123Z", "n": 12},  # digits and dots inside strings only
+        {"a": 1.0, "b": "x"},  # a float that json writes as 1.0 and RFC 8785 as 1
+        {"a": 1e21, "b": 1e-7},  # exponents written differently
+        {"a": 9007199254740991, "b": -9007199254740991},  # the domain's edges
+        {"a": 9007199254740992},  # just outside: refused
+        {'q"u\\o"te': 'x\\"1.5e3"', "z": [0.5]},  # escapes around a number-like string
+        {"ctl": "\x00\x08\x09\x0a\x0c\x0d\x1f\x7f", "uni": "é€😀"},
+        {"\U0001f600": 1, "\ufb01": 2},  # UTF-16 order differs from code point order
+    ],
+)
+def test_fast_path_edge_cases(value: object) -> None:
+    assert _ours(value) == _reference(value)
