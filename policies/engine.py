@@ -146,7 +146,7 @@ def make_flag(
 def _lifecycle(view: ChildView) -> dict[str, dict[str, Any]]:
     """Acknowledgements and dismissals (partnership events in the child's stream), by flag id."""
     state: dict[str, dict[str, Any]] = {}
-    for event in sorted(view.events, key=lambda e: e.recordedtime):
+    for event in view.recorded_of_type("flag.acknowledged", "flag.dismissed"):
         if event.type == "flag.acknowledged":
             state.setdefault(event.data["flag"], {})["acknowledged_by"] = event.data["by"]
         elif event.type == "flag.dismissed":

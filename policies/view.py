@@ -90,7 +90,12 @@ class ChildView:
         return cls(child, ordered, MappingProxyType(dict(registered_agencies)), MappingProxyType(others))
 
     def known_at(self, as_of: datetime) -> ChildView:
-        """Only what had been recorded by ``as_of`` (deadlines use recorded time)."""
+        """Only what had been recorded by ``as_of`` (deadlines use recorded time).
+
+        The view itself when nothing was recorded after ``as_of`` (the projector's case: it
+        evaluates as of now), so its indexes and folded events are built once, not twice."""
+        if self._last_recorded is None or self._last_recorded <= as_of:
+            return self
         return ChildView(
             self.child,
             tuple(e for e in self.events if e.recordedtime <= as_of),
@@ -102,6 +107,14 @@ class ChildView:
                 }
             ),
         )
+
+    @cached_property
+    def _last_recorded(self) -> datetime | None:
+        """The latest recorded time of anything the view holds (None if it holds nothing)."""
+        times = [e.recordedtime for e in self.events]
+        times += [e.recordedtime for found in self.household.values() for e in found]
+        times += self.registered_agencies.values()
+        return max(times, default=None)
 
     def others(self) -> tuple[ChildView, ...]:
         """The household's other children as views of their own (same agencies, no household
@@ -154,6 +167,21 @@ class ChildView:
     @cached_property
     def _by_id(self) -> dict[str, Event]:
         return {e.id: e for e in self.events}
+
+    def recorded_of_type(self, *types: str) -> list[Event]:
+        """Events of the given types as recorded (not amended: flag acknowledgements and
+        dismissals), in recorded order, ties in the view's order (from an index: no scan)."""
+        return sorted(
+            (e for t in set(types) for e in self._recorded_by_type.get(t, ())),
+            key=lambda e: (e.recordedtime, e.sort_key),
+        )
+
+    @cached_property
+    def _recorded_by_type(self) -> dict[str, tuple[Event, ...]]:
+        found: dict[str, list[Event]] = {}
+        for event in self.events:
+            found.setdefault(event.type, []).append(event)
+        return {t: tuple(events) for t, events in found.items()}
 
     def of_type(self, *types: str) -> list[Event]:
         """Effective events of the given types, in time order (from the index: no scan)."""
