@@ -122,16 +122,6 @@ def gp_links(events: Iterable[Event]) -> list[tuple[str, str, Event]]:
     )
 
 
-def aware_since(events: Iterable[Event]) -> dict[str, datetime]:
-    """Agency -> when it became aware of the child (recorded time of the first such event)."""
-    aware: dict[str, datetime] = {}
-    for event in sorted(events, key=lambda e: e.recordedtime):
-        aware.setdefault(event.source, event.recordedtime)
-        if event.type == "notification.sent":
-            aware.setdefault(event.data["to"], event.recordedtime)
-    return aware
-
-
 def incident_names(incidents: Iterable[Event]) -> frozenset[str]:
     """Every name a notification's ``about`` may use for these incidents (ids and refs), so that
     "is this notification about an incident?" is one set lookup, not a scan of the incidents."""

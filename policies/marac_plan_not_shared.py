@@ -22,7 +22,7 @@ from datetime import datetime
 
 from ledger.vocabulary import agency_kind
 from policies.base import Finding, Policy, Severity
-from policies.facts import aware_since, due_after_working_days, gp_links, late, recorded_key
+from policies.facts import due_after_working_days, gp_links, late, recorded_key
 from policies.school_not_notified import current_schools
 from policies.view import ChildView, Event
 
@@ -45,11 +45,10 @@ class MaracPlanNotShared(Policy):
     action = "Share the plan (marac.plan.shared) with the agency named in this flag."
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        events = view.effective()
         plans = sorted(view.of_type("marac.plan.agreed"), key=lambda e: (e.recordedtime, e.id))
         if not plans:
             return
-        involved = _involved(view, events)
+        involved = _involved(view)
         enrolments = view.of_type("school.enrolled", "school.left")
         practices = gp_links(view.of_type("gp.registered"))  # once per view, not once per plan
         first_shared: dict[tuple[str, str], Event] = {}  # (plan_ref, agency) -> first share with it
@@ -91,11 +90,11 @@ class MaracPlanNotShared(Policy):
                 )
 
 
-def _involved(view: ChildView, events: tuple[Event, ...]) -> dict[str, datetime]:
+def _involved(view: ChildView) -> dict[str, datetime]:
     """Agency -> since when it works with the child: aware of it, or sent a referral about it."""
     involved = {
         agency: since
-        for agency, since in aware_since(events).items()
+        for agency, since in view.aware_since().items()
         if agency_kind(agency) not in ("marac", "partnership")
     }
     for referral in view.of_type("referral.made"):

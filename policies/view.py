@@ -21,10 +21,13 @@ quadratic in the history).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
 
@@ -34,6 +37,33 @@ from ledger.vocabulary import family, is_amendment
 PARENT_ROLES = frozenset({"mother", "father", "step-parent", "parent's-partner"})
 MALE_PARENT_ROLES = PARENT_ROLES - {"mother"}
 CONCERN_ROLES = frozenset({"perpetrator", "alleged-perpetrator", "counter-allegation"})
+
+# What a rule read of a view, recorded while ``reading()`` is active (policies.engine.Evaluator
+# reuses a rule's findings while everything it read is unchanged): event types by name, and
+# these three for the whole history, the registered agencies and the household.
+EVERYTHING = "*everything"
+AGENCIES = "*agencies"
+HOUSEHOLD = "*household"
+AWARENESS = "*awareness"  # aware_since(): changes only when an agency becomes aware (earlier)
+FIRST_FROM = "*first-from"  # first_event_from(): changes only when an agency's first event does
+_reads: ContextVar[set[str] | None] = ContextVar("policy_view_reads", default=None)
+
+
+@contextmanager
+def reading() -> Iterator[set[str]]:
+    """Record, into the set yielded, what the code inside reads of any view (see ``fingerprint``)."""
+    reads: set[str] = set()
+    token = _reads.set(reads)
+    try:
+        yield reads
+    finally:
+        _reads.reset(token)
+
+
+def _read(*what: str) -> None:
+    reads = _reads.get()
+    if reads is not None:
+        reads.update(what)
 
 
 @dataclass(frozen=True)
@@ -66,6 +96,9 @@ class Event:
         return (self.time, self.recordedtime, self.id)
 
 
+SORT_KEY = attrgetter("time", "recordedtime", "id")  # Event.sort_key, without a Python call per event
+
+
 @dataclass(frozen=True)
 class ChildView:
     child: str
@@ -81,9 +114,9 @@ class ChildView:
         registered_agencies: Mapping[str, datetime],
         household: Mapping[str, Iterable[Event]] | None = None,
     ) -> ChildView:
-        ordered = tuple(sorted(events, key=lambda e: e.sort_key))
+        ordered = tuple(sorted(events, key=SORT_KEY))
         others = {
-            other: tuple(sorted(found, key=lambda e: e.sort_key))
+            other: tuple(sorted(found, key=SORT_KEY))
             for other, found in sorted((household or {}).items())
             if other != child
         }
@@ -119,6 +152,7 @@ class ChildView:
     def others(self) -> tuple[ChildView, ...]:
         """The household's other children as views of their own (same agencies, no household
         of their own: a rule looks one step, at the children around this one)."""
+        _read(HOUSEHOLD)
         return self._others
 
     @cached_property
@@ -130,6 +164,7 @@ class ChildView:
         )
 
     def effective(self) -> tuple[Event, ...]:
+        _read(EVERYTHING)
         return self._effective
 
     @cached_property
@@ -158,7 +193,7 @@ class ChildView:
                 data=MappingProxyType({**original.data, **fields}),
                 corrected_by=(*original.corrected_by, amendment.id),
             )
-        return tuple(sorted((e for i, e in by_id.items() if i not in withdrawn), key=lambda e: e.sort_key))
+        return tuple(sorted((e for i, e in by_id.items() if i not in withdrawn), key=SORT_KEY))
 
     def event(self, event_id: str) -> Event:
         """An event of the view as recorded (not amended), by id."""
@@ -185,19 +220,21 @@ class ChildView:
 
     def of_type(self, *types: str) -> list[Event]:
         """Effective events of the given types, in time order (from the index: no scan)."""
+        _read(*types)
         if len(types) == 1:
             return list(self._by_type.get(types[0], ()))
-        return sorted((e for t in set(types) for e in self._by_type.get(t, ())), key=lambda e: e.sort_key)
+        return sorted((e for t in set(types) for e in self._by_type.get(t, ())), key=SORT_KEY)
 
     @cached_property
     def _by_type(self) -> dict[str, tuple[Event, ...]]:
         found: dict[str, list[Event]] = {}
-        for event in self.effective():
+        for event in self._effective:
             found.setdefault(event.type, []).append(event)
         return {t: tuple(events) for t, events in found.items()}
 
     def notifications_to(self, agency: str) -> tuple[Event, ...]:
         """Effective ``notification.sent`` to ``agency``, in recorded order."""
+        _read("notification.sent")
         return self._notifications_by_recipient.get(agency, ())
 
     @cached_property
@@ -210,6 +247,7 @@ class ChildView:
     def notifications_about(self, incident: Event, to: str | None = None) -> tuple[Event, ...]:
         """Effective notifications whose ``about`` names the incident (its id or incident_ref),
         optionally only those to one agency; in recorded order."""
+        _read("notification.sent")
         names = {incident.id, incident.data.get("incident_ref")}
         found = {n.id: n for name in names if name for n in self._notifications_by_about.get(str(name), ())}
         return tuple(
@@ -228,4 +266,66 @@ class ChildView:
         return {name: tuple(n) for name, n in found.items()}
 
     def is_registered_agency(self, value: str) -> bool:
+        _read(AGENCIES)
         return value in self.registered_agencies
+
+    def aware_since(self) -> Mapping[str, datetime]:
+        """Agency -> when it became aware of the child (DESIGN: the recorded time of its first
+        event about the child, or of the first notification to it about the child)."""
+        _read(AWARENESS)
+        return self._aware_since
+
+    @cached_property
+    def _aware_since(self) -> dict[str, datetime]:
+        aware: dict[str, datetime] = {}
+        for event in sorted(self._effective, key=lambda e: e.recordedtime):
+            aware.setdefault(event.source, event.recordedtime)
+            if event.type == "notification.sent":
+                aware.setdefault(event.data["to"], event.recordedtime)
+        return aware
+
+    def first_event_from(self, agency: str) -> Event | None:
+        """The agency's first-recorded effective event about the child (ties by id)."""
+        _read(FIRST_FROM)
+        return self._first_from.get(agency)
+
+    @cached_property
+    def _first_from(self) -> dict[str, Event]:
+        first: dict[str, Event] = {}
+        for event in self._effective:
+            known = first.get(event.source)
+            if known is None or (event.recordedtime, event.id) < (known.recordedtime, known.id):
+                first[event.source] = event
+        return first
+
+    def fingerprint(self, what: str) -> Hashable:
+        """What ``what`` (an event type, or EVERYTHING, AGENCIES, HOUSEHOLD) amounts to in this
+        view, as a value equal between two views exactly when a rule reading only ``what`` must
+        find the same: an event's id fixes its content (the ledger is idempotent on id), and its
+        corrections are named by ``corrected_by``; a withdrawal removes it."""
+        found = self._fingerprints.get(what)
+        if found is None:
+            if what == EVERYTHING:
+                found = tuple(e.id for e in self.events)
+            elif what == AGENCIES:
+                found = tuple(sorted(self.registered_agencies.items()))
+            elif what == AWARENESS:
+                found = tuple(sorted(self._aware_since.items()))
+            elif what == FIRST_FROM:
+                found = tuple(sorted((agency, e.id) for agency, e in self._first_from.items()))
+            elif what == HOUSEHOLD:
+                found = tuple(
+                    (other, tuple(e.id for e in events)) for other, events in self.household.items()
+                )
+            else:
+                found = tuple((e.id, e.corrected_by) for e in self._by_type.get(what, ()))
+            self._fingerprints[what] = found
+        return found
+
+    def fingerprint_recorded(self, *types: str) -> Hashable:
+        """The events of ``types`` as recorded (``recorded_of_type``), as a comparable value."""
+        return tuple(e.id for e in self.recorded_of_type(*types))
+
+    @cached_property
+    def _fingerprints(self) -> dict[str, Hashable]:
+        return {}
