@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import threading
 import uuid
+from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from operator import itemgetter
@@ -30,7 +31,7 @@ def flag_order(flag: Flag) -> tuple[int, str, str]:
     same order as comparing the datetimes, but comparing two datetimes in different zones (UTC
     recorded times, London deadlines) asks each for its UTC offset on every comparison, and
     sorting a long history's flags that way was a quarter of an evaluation."""
-    return ((flag.due - _EPOCH) // _MICROSECOND, flag.rule, flag.id)
+    return (_instant(flag.due), flag.rule, flag.id)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -123,24 +124,25 @@ LIFECYCLE_TYPES = ("flag.acknowledged", "flag.dismissed")
 Ordered = tuple[tuple[int, str, str], Flag]  # a flag with its flag_order
 
 
-@dataclass(frozen=True)
+def _instant(t: datetime) -> int:
+    """Whole microseconds since the epoch: one integer per instant, whatever the zone."""
+    return (t - _EPOCH) // _MICROSECOND
+
+
 class _Remembered:
-    """One rule's findings for one child and what they were computed from: what the rule read,
-    as ``ChildView.fingerprint`` values."""
+    """One rule's findings for one child, what they were computed from (what the rule read, as
+    ``ChildView.fingerprint`` values), and the flags made of them under one lifecycle.
 
-    reads: tuple[tuple[str, Hashable], ...]
-    findings: tuple[Finding, ...]
+    Findings are kept in order of due (ties in the order the rule found them), so the flags
+    raised by ``as_of`` are a prefix found by bisection, and the next deadline is the finding
+    just after it: a rule whose reads did not change costs no work per finding."""
 
-
-@dataclass
-class _Child:
-    """What the evaluator remembers of one child: each rule's findings, and the flags made of
-    them under the acknowledgements and dismissals of ``lifecycle`` (a rule that runs again
-    mostly finds what it found before; its flags are not made again)."""
-
-    rules: dict[Policy, _Remembered] = field(default_factory=dict)
-    lifecycle: Hashable = None
-    flags: dict[tuple[Policy, Finding], Ordered] = field(default_factory=dict)
+    def __init__(self, reads: tuple[tuple[str, Hashable], ...], findings: Sequence[Finding]) -> None:
+        self.reads = reads
+        self.findings = sorted(findings, key=lambda f: _instant(f.due))  # stable
+        self.dues = [_instant(f.due) for f in self.findings]
+        self.lifecycle: Hashable = None
+        self.flags: list[Ordered] = []  # flags of findings[: len(flags)] under ``lifecycle``
 
 
 class Evaluator:
@@ -160,39 +162,46 @@ class Evaluator:
 
     def __init__(self, children: int = 256) -> None:
         self.children = children
-        self._remembered: OrderedDict[str, _Child] = OrderedDict()
+        self._remembered: OrderedDict[str, dict[Policy, _Remembered]] = OrderedDict()
         self._lock = threading.Lock()
 
     def evaluate(self, view: ChildView, as_of: datetime, policies: Sequence[Policy]) -> Evaluation:
         known = view.known_at(as_of)
         with self._lock:
-            before = self._remembered.pop(view.child, None) or _Child()
-        now = _Child(lifecycle=known.fingerprint_recorded(*LIFECYCLE_TYPES))
-        made = before.flags if before.lifecycle == now.lifecycle else {}
+            before = self._remembered.pop(view.child, {})
+        lifecycle_print = known.fingerprint_recorded(*LIFECYCLE_TYPES)
         lifecycle: dict[str, dict[str, Any]] | None = None
+        now: dict[Policy, _Remembered] = {}
         flags: list[Ordered] = []
         pending: list[datetime] = []
+        cut = _instant(as_of)
         for policy in policies:
-            remembered = before.rules.get(policy)
+            remembered = before.get(policy)
+            made: dict[Finding, Ordered] = {}
             if remembered is None or any(known.fingerprint(what) != was for what, was in remembered.reads):
+                if remembered is not None and remembered.lifecycle == lifecycle_print:
+                    # It runs again, but mostly finds what it found before: keep those flags.
+                    made = dict(zip(remembered.findings, remembered.flags, strict=False))
                 with reading() as reads:
                     findings = tuple(policy.findings(known, as_of))
                 remembered = _Remembered(
                     tuple((what, known.fingerprint(what)) for what in sorted(reads)), findings
                 )
-            now.rules[policy] = remembered
-            for finding in remembered.findings:
-                if finding.due > as_of:
-                    pending.append(finding.due)
-                    continue
-                flag = made.get((policy, finding))
+            if remembered.lifecycle != lifecycle_print:
+                remembered.lifecycle, remembered.flags = lifecycle_print, []
+            now[policy] = remembered
+            raised = bisect_right(remembered.dues, cut)
+            for finding in remembered.findings[len(remembered.flags) : raised]:
+                flag = made.get(finding)
                 if flag is None:
                     if lifecycle is None:
                         lifecycle = _lifecycle(known)
                     new = make_flag(policy, view.child, finding, lifecycle)
                     flag = (flag_order(new), new)
-                now.flags[(policy, finding)] = flag
-                flags.append(flag)
+                remembered.flags.append(flag)
+            flags.extend(remembered.flags[:raised])
+            if raised < len(remembered.findings):
+                pending.append(remembered.findings[raised].due)
         with self._lock:
             self._remembered[view.child] = now
             while len(self._remembered) > self.children:

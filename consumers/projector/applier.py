@@ -59,7 +59,7 @@ from ledger.verification import (
     parse_message,
 )
 from policies.base import Policy
-from policies.engine import evaluate
+from policies.engine import Evaluator
 from policies.registry import ALL_POLICIES
 from policies.view import ChildView, Event
 from views.flags import sync_flags
@@ -259,6 +259,9 @@ class Applier:
         self.policies = policies
         self.clock = clock
         self.hole_grace = hole_grace
+        # Re-runs only the rules a batch's events can change (policies.engine.Evaluator): the
+        # flags are evaluate()'s, byte for byte, so replay still equals live.
+        self.evaluator = Evaluator()
 
     # -- entry points ---------------------------------------------------------------------
     def apply(self, messages: Sequence[Message], track: Mapping[str, int] | None = None) -> ApplyStats:
@@ -676,7 +679,7 @@ class Applier:
             return
         others = {other: events_of(other) for other in sorted(household)}
         view = ChildView.build(child, events, registered, others)
-        evaluation = evaluate(view, batch.now, self.policies)
+        evaluation = self.evaluator.evaluate(view, batch.now, self.policies)
         rebuild_child(batch.session, view, evaluation.next_due, batch.now)
         detail = {e.id: _evidence(e) for e in view.events}
         changes = sync_flags(
