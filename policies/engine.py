@@ -156,19 +156,24 @@ class Evaluator:
     withdrawals and back-dated events included. tests/policies/test_incremental.py checks it
     against ``evaluate`` over generated histories.
 
-    Bounded: it remembers the ``children`` most recently evaluated (a child not remembered is
-    evaluated in full). Safe to share between threads.
+    Bounded: it remembers the children most recently evaluated, at most ``children`` of them and
+    at most ``events`` events of history between them (a child not remembered is evaluated in
+    full). What it keeps is about 1.5 kB per event of a child's history (findings, their flags,
+    fingerprints; measured on bench/policies.py's stories), so the default ``events`` keeps it
+    under ~75 MB. Safe to share between threads.
     """
 
-    def __init__(self, children: int = 256) -> None:
-        self.children = children
-        self._remembered: OrderedDict[str, dict[Policy, _Remembered]] = OrderedDict()
+    def __init__(self, children: int = 1024, events: int = 50_000) -> None:
+        self.children, self.events = children, events
+        self._remembered: OrderedDict[str, tuple[int, dict[Policy, _Remembered]]] = OrderedDict()
+        self._held = 0  # events of history of the children remembered
         self._lock = threading.Lock()
 
     def evaluate(self, view: ChildView, as_of: datetime, policies: Sequence[Policy]) -> Evaluation:
         known = view.known_at(as_of)
         with self._lock:
-            before = self._remembered.pop(view.child, {})
+            held, before = self._remembered.pop(view.child, (0, {}))
+            self._held -= held
         lifecycle_print = known.fingerprint_recorded(*LIFECYCLE_TYPES)
         lifecycle: dict[str, dict[str, Any]] | None = None
         now: dict[Policy, _Remembered] = {}
@@ -203,9 +208,11 @@ class Evaluator:
             if raised < len(remembered.findings):
                 pending.append(remembered.findings[raised].due)
         with self._lock:
-            self._remembered[view.child] = now
-            while len(self._remembered) > self.children:
-                self._remembered.popitem(last=False)
+            self._remembered[view.child] = (len(known.events), now)
+            self._held += len(known.events)
+            while len(self._remembered) > self.children or self._held > self.events:
+                _, (held, _) = self._remembered.popitem(last=False)
+                self._held -= held
         flags.sort(key=itemgetter(0))
         return Evaluation(tuple(flag for _, flag in flags), min(pending) if pending else None)
 

@@ -55,7 +55,7 @@ class SafetyPlanBreached(Policy):
                 made = bisect_right(plan_versions.times, breach.time)
                 if made == 0:
                     continue
-                plan, revised = plan_versions.events[made - 1], plan_versions.first_recorded_from[made]
+                plan, revised = plan_versions.in_time_order[made - 1], plan_versions.first_recorded_from[made]
                 for term in plan.data["terms"]:
                     if not _breaches(term, breach):
                         continue
@@ -84,7 +84,7 @@ class _Versions:
     a breach is then judged in O(log n) instead of by scanning the plan's later versions."""
 
     def __init__(self, events: list[Event]) -> None:
-        self.events = events
+        self.in_time_order = events
         self.times = [e.time for e in events]
         self.first_recorded_from: list[Event | None] = [None] * (len(events) + 1)
         for index in range(len(events) - 1, -1, -1):

@@ -5,14 +5,17 @@ history growing, registered agencies changing, and as-of times that cut the view
 
 from __future__ import annotations
 
+import ast
 import json
 import random
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import MappingProxyType
 
 import pytest
 
+import policies
 from policies.base import Finding, Policy, Severity
 from policies.engine import Evaluation, Evaluator, evaluate
 from policies.registry import ALL_POLICIES
@@ -33,7 +36,7 @@ def lifecycle_events(child: str, evaluation: Evaluation, rng: random.Random, at:
     for n, flag in enumerate(rng.sample(evaluation.flags, min(2, len(evaluation.flags)))):
         when = at + timedelta(minutes=n + 1)
         if rng.random() < 0.5:
-            data = {"flag": flag.id, "by": "lead@example"}
+            data: dict[str, object] = {"flag": flag.id, "by": "lead@example"}
             found.append(
                 Event(
                     f"ack-{flag.id}-{when}",
@@ -183,11 +186,47 @@ def test_a_rule_runs_again_only_when_what_it_read_changed() -> None:
     assert len(run(withdrawal).flags) == 1 and rule.runs == 3  # an amendment of what it read
 
 
-def test_memory_is_bounded_by_children() -> None:
-    evaluator = Evaluator(children=3)
+def test_memory_is_bounded_by_children_and_by_events() -> None:
+    by_children, by_events = Evaluator(children=3), Evaluator(events=12)
     for n in range(10):
         events = history(f"C-m{n}", 5, n)
-        evaluator.evaluate(
-            ChildView.build(f"C-m{n}", events, registered_agencies()), events[-1].recordedtime, ALL_POLICIES
-        )
-    assert len(evaluator._remembered) == 3
+        view = ChildView.build(f"C-m{n}", events, registered_agencies())
+        by_children.evaluate(view, events[-1].recordedtime, ALL_POLICIES)
+        by_events.evaluate(view, events[-1].recordedtime, ALL_POLICIES)
+    assert list(by_children._remembered) == ["C-m7", "C-m8", "C-m9"]  # the most recent
+    assert list(by_events._remembered)[-1] == "C-m9" and 0 < by_events._held <= 12
+
+
+def _rule_modules() -> list[ast.Module]:
+    """Every rule module (and the helpers rules call), parsed."""
+    folder = Path(policies.__file__).parent
+    skip = {"__init__.py", "base.py", "engine.py", "view.py", "integrity.py", "registry.py"}
+    return [
+        ast.parse(path.read_text("utf-8")) for path in sorted(folder.glob("*.py")) if path.name not in skip
+    ]
+
+
+def test_rules_read_the_view_only_through_its_methods() -> None:
+    """What the Evaluator cannot see: a view's fields read directly."""
+    for module in _rule_modules():
+        for node in ast.walk(module):
+            if isinstance(node, ast.Attribute) and not (
+                isinstance(node.value, ast.Name) and node.value.id == "self"
+            ):
+                assert node.attr not in ("events", "household", "registered_agencies", "_effective"), (
+                    ast.unparse(node)
+                )
+
+
+def test_findings_do_not_read_as_of() -> None:
+    """A rule sees as_of only through the view it is given (the engine compares deadlines)."""
+    found = 0
+    for module in _rule_modules():
+        for node in ast.walk(module):
+            if isinstance(node, ast.FunctionDef) and node.name == "findings":
+                found += 1
+                names = {
+                    n.id for statement in node.body for n in ast.walk(statement) if isinstance(n, ast.Name)
+                }
+                assert "as_of" not in names, ast.unparse(node)[:200]
+    assert found == len(ALL_POLICIES)
