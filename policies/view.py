@@ -249,21 +249,22 @@ class ChildView:
         optionally only those to one agency; in recorded order."""
         _read("notification.sent")
         names = {incident.id, incident.data.get("incident_ref")}
-        found = {n.id: n for name in names if name for n in self._notifications_by_about.get(str(name), ())}
-        return tuple(
-            sorted(
-                (n for n in found.values() if to is None or n.data["to"] == to),
-                key=lambda e: (e.recordedtime, e.id),
-            )
-        )
+        named = [found for name in names if name and (found := self._notifications_by_about.get(str(name)))]
+        if len(named) == 1:  # the usual case: one index entry, already in recorded order
+            candidates: Iterable[Event] = named[0]
+        else:
+            merged = {n.id: n for found in named for n in found}
+            candidates = sorted(merged.values(), key=lambda e: (e.recordedtime, e.id))
+        return tuple(n for n in candidates if to is None or n.data["to"] == to)
 
     @cached_property
     def _notifications_by_about(self) -> dict[str, tuple[Event, ...]]:
+        """Name (incident id or ref) -> the notifications about it, in recorded order."""
         found: dict[str, list[Event]] = {}
         for event in self._by_type.get("notification.sent", ()):
             for name in set(event.data.get("about", ())):
                 found.setdefault(str(name), []).append(event)
-        return {name: tuple(n) for name, n in found.items()}
+        return {name: tuple(sorted(n, key=lambda e: (e.recordedtime, e.id))) for name, n in found.items()}
 
     def is_registered_agency(self, value: str) -> bool:
         _read(AGENCIES)
