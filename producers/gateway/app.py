@@ -8,6 +8,7 @@ every body: its schemas are declared below and committed as ``docs/openapi.json`
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import threading
@@ -58,6 +59,11 @@ def create_app(service: Gateway | None, kafka: KafkaSettings | None = None) -> F
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         gateway = gateway_()
+        # Everything made so far (modules, the app, schemas, compiled validators) lives as long
+        # as the process: frozen, the collector stops traversing it each time a batch's parsed
+        # drafts trigger a full collection. Measured on 3,000-draft batches: parsing the body
+        # went from ~30 us to ~2 us per draft (bench/RESULTS.md).
+        gc.freeze()
         stop = threading.Event()
         thread = None
         if kafka is not None:

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ledger.canonical import canonical_json, event_digest
+from ledger.envelope import SignedEvent
 from ledger.keystore import Keystore
 from ledger.signing import key_id, signature_valid
 from ledger.store.ledger import normalise_url
@@ -33,7 +34,7 @@ from ledger.vocabulary import agency_types, did_you_mean
 from producers.gateway.problems import ProblemError, invalid, prefixed
 from producers.gateway.tokens import Caller, IdempotencyRow, TokenStore
 from producers.outbox import DuplicateEventId, Entry, Outbox, OutboxRow
-from producers.sdk import Draft, InvalidEvent, Producer, draft_from_json
+from producers.sdk import InvalidEvent, Prepared, Producer, draft_from_json
 
 
 @dataclass(frozen=True)
@@ -117,21 +118,22 @@ class Gateway:
             self._ledger_engine.dispose()
 
     # -- drafts -------------------------------------------------------------------------------
-    def drafts(self, items: Sequence[Any], batch: bool) -> list[Draft]:
-        """Drafts from request JSON, or a 422 listing every problem of every item (paths of a
-        batch start with the item's index)."""
-        drafts: list[Draft] = []
+    def drafts(self, items: Sequence[Any], batch: bool) -> list[Prepared]:
+        """Drafts from request JSON, each built and checked once (``Producer.prepare``), or a
+        422 listing every problem of every item (paths of a batch start with the item's index)."""
+        prepared: list[Prepared] = []
         problems: list[Problem] = []
         for index, item in enumerate(items):
             draft, found = draft_from_json(item)
             if draft is not None:
-                found += self.producer.check(draft)
-            problems += prefixed(index, found) if batch else found
-            if draft is not None:
-                drafts.append(draft)
+                ready, found = self.producer.prepare(draft)
+                if ready is not None:
+                    prepared.append(ready)
+            if found:
+                problems += prefixed(index, found) if batch else found
         if problems:
             raise invalid(problems, "the batch" if batch else "the draft")
-        return drafts
+        return prepared
 
     def publish_drafts(
         self, caller: Caller, idempotency_key: str | None, items: list[Any], batch: bool
@@ -139,7 +141,7 @@ class Gateway:
         self._check_count(items)
         return self._once(
             caller, idempotency_key, request_hash("drafts", items),
-            lambda also: self.producer.publish_many(self.drafts(items, batch), also=also, checked=True),
+            lambda also: self.producer.publish_prepared(self.drafts(items, batch), also=also),
         )  # fmt: skip
 
     # -- events the agency signed itself ---------------------------------------------------
@@ -312,14 +314,14 @@ class Gateway:
 def _placed(event: Mapping[str, Any], topic: str) -> Entry:
     """An outbox entry for an event signed elsewhere: it is stored only at the chain position it
     was signed for, so the outbox stays the one place that orders this agency's chain."""
-    digest = event_digest(event)
+    signed = SignedEvent(dict(event), canonical_json(event))
 
-    def place(sequence: int, prevhash: str) -> dict[str, Any]:
+    def place(sequence: int, prevhash: str) -> SignedEvent:
         if event["sequence"] != sequence or event["prevhash"] != prevhash:
             raise ChainPositionError(event, sequence, prevhash)
-        return dict(event)
+        return signed
 
-    return Entry(topic, place, event["id"], lambda stored: event_digest(stored) == digest)
+    return Entry(topic, place, event["id"], lambda stored: event_digest(stored) == signed.digest)
 
 
 def _outbox_status(row: OutboxRow) -> dict[str, Any]:
