@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -25,6 +25,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     UniqueConstraint,
     create_engine,
     event,
@@ -84,6 +85,10 @@ class RelayCluster(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     cluster_id: Mapped[str] = mapped_column(String(200))
+
+
+# The table itself: rows go in through Core (``Outbox.append``), not as ORM objects.
+_EVENTS = cast(Table, OutboxRow.__table__)
 
 
 @dataclass(frozen=True)
@@ -177,7 +182,7 @@ class Outbox:
                 known[event["id"]] = signed.payload
                 results.append(event)
             if rows:
-                session.execute(insert(OutboxRow.__table__), rows)
+                session.execute(insert(_EVENTS), rows)
                 head.last_sequence, head.last_digest = sequence, digest
             if also is not None:
                 also(session, results)
