@@ -145,20 +145,16 @@ class Producer:
         """
         return self.publish_many([Draft(event_type, child, data, time, recorded, event_id)])[0]
 
-    def check(self, draft: Draft) -> list[Problem]:
-        """Every problem of a draft, found without signing or storing anything: unknown type
-        (with a suggestion), schema, and a recorded time the partnership would refuse.
-
-        Callers that take many drafts (the gateway, ``publish --batch``) check them all first so
-        one answer lists every problem of every draft, instead of stopping at the first."""
-        return self.prepare(draft)[1]
-
     def prepare(self, draft: Draft) -> tuple[Prepared | None, list[Problem]]:
-        """The draft as the event it becomes (``check``'s problems when it cannot), built and
-        schema-checked once: ``publish_prepared`` only adds the chain position and signs it.
+        """The draft as the event it becomes, built and schema-checked once (``publish_prepared``
+        only adds the chain position and signs it), or every problem of it, found without
+        signing or storing anything: unknown type (with a suggestion), schema, and a recorded
+        time the partnership would refuse.
 
-        The attributes this producer writes itself (``WRITTEN``) are not schema-checked per
-        event; what came from the caller (id, type, subject, times, data) is."""
+        Callers that take many drafts (the gateway, ``publish --batch``) prepare them all first
+        so one answer lists every problem of every draft, instead of stopping at the first. The
+        attributes this producer writes itself (``WRITTEN``) are not schema-checked per event;
+        what came from the caller (id, type, subject, times, data) is."""
         known = self._types
         if draft.event_type not in known:
             hint = did_you_mean(draft.event_type, known)
