@@ -82,9 +82,9 @@ def parse_message(raw: bytes) -> dict[str, Any] | Rejection:
             "refused without parsing",
         )
     try:
-        value = json.loads(raw, parse_constant=_refuse_constant, object_pairs_hook=_unique_members)
+        value = loads_strict(raw)
     except DuplicateMember as exc:
-        return Rejection(Reason.NOT_JSON, str(exc))
+        return Rejection(Reason.NOT_JSON, f"message is not I-JSON: {exc}")
     except (UnicodeDecodeError, ValueError) as exc:
         return Rejection(Reason.NOT_JSON, f"message is not UTF-8 JSON: {exc}")
     if not isinstance(value, dict):
@@ -114,6 +114,13 @@ def too_deeply_nested(raw: bytes) -> bool:
     return True
 
 
+def loads_strict(raw: bytes | str) -> Any:
+    """JSON as the partnership reads it wherever it arrives (Kafka, the gateway): RFC 8259
+    without NaN/Infinity, and no object naming a member twice. Raises ``ValueError``
+    (``DuplicateMember`` for a repeated name)."""
+    return json.loads(raw, parse_constant=_refuse_constant, object_pairs_hook=_unique_members)
+
+
 class DuplicateMember(ValueError):
     """An object names the same member twice."""
 
@@ -132,8 +139,8 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     for name, _ in pairs:
         if name in seen:
             raise DuplicateMember(
-                f"message names the member {json.dumps(name)} twice in one object; JSON readers "
-                "disagree on which counts (RFC 7493 section 2.3), so it is refused, not interpreted"
+                f"an object names the member {json.dumps(name)} twice; JSON readers disagree on "
+                "which copy counts (RFC 7493 section 2.3), so it is refused, not interpreted"
             )
         seen.add(name)
     raise AssertionError("unreachable: a shorter dict means a repeated name")

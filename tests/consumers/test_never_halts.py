@@ -98,7 +98,7 @@ def test_a_signed_event_naming_a_member_twice_is_refused_not_interpreted(
     stats = applier.apply([Message(forked)])
     assert event["id"] not in accepted(ledger)
     assert [(s, r) for s, r, _ in entries(ledger)] == [("quarantined", "not-json")]
-    assert all('"subject" twice' in d for _, _, d in entries(ledger))
+    assert all('"subject" twice' in d and "not I-JSON" in d for _, _, d in entries(ledger))
     assert stats.quarantined == 1 and stats.accepted == 0
 
 
