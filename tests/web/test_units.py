@@ -10,7 +10,8 @@ import pytest
 
 from ledger.store.ledger import Ledger
 from ledger.timeutil import TimeFormatError
-from views.models import FlagRow
+from views.flags import concern_rows
+from views.models import FlagConcernRow, FlagRow
 from views.my_flags import flag_tab, flags_page
 from web.accounts import AccountError, Accounts, LoginRefused
 from web.oidc import ClaimsRefused, OidcConfig, OidcConfigError, load_oidc_config
@@ -171,14 +172,17 @@ def _flag(n: int, concerns: list[str], status: str = "open", acknowledged_by: st
 
 def test_my_flags_pages_and_matches_the_agency_exactly(tmp_path: Path) -> None:
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    flags = [_flag(n, ["gp/L1", "police/x"]) for n in range(7)] + [
+        _flag(7, ["gp/L10"]),
+        _flag(8, ["gp/L1"], acknowledged_by="local:a@b.example"),
+        _flag(9, ["gp/L1"], status="dismissed"),
+    ]
     with ledger.writer() as session:
-        session.add_all(_flag(n, ["gp/L1", "police/x"]) for n in range(7))
-        session.add_all(
-            [
-                _flag(7, ["gp/L10"]),
-                _flag(8, ["gp/L1"], acknowledged_by="local:a@b.example"),
-                _flag(9, ["gp/L1"], status="dismissed"),
-            ]
+        session.add_all(flags)
+        session.add_all(  # as views.flags.sync_flags keeps them beside the flags
+            FlagConcernRow(**r)
+            for f in flags
+            for r in concern_rows(f.id, f.rule, f.severity, f.status, f.due, json.loads(f.payload))
         )
     with ledger.read() as session:
         first, more = flags_page(session, "gp/L1", "open", limit=5)
