@@ -40,6 +40,7 @@ from views.relationship import has_relationship
 from views.summaries import agency_name, summarise
 from web import pages
 from web.accounts import LoginRefused, SignedIn
+from web.handshake import handshake_key
 from web.oidc import ClaimsRefused
 from web.services import WebServices
 
@@ -118,9 +119,10 @@ def create_app(services: WebServices) -> FastAPI:
     if config.oidc is not None:
         # Only Authlib's OIDC handshake (state, nonce) lives in this signed cookie, for the few
         # minutes between leaving for the provider and coming back; the session is server-side.
+        # Its key is the same in every process of the partnership (web.handshake).
         app.add_middleware(
             SessionMiddleware,
-            secret_key=secrets.token_urlsafe(32),
+            secret_key=handshake_key(services.settings.data_dir),
             session_cookie="sgl_oidc",
             max_age=600,
             same_site="lax",
