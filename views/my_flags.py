@@ -34,13 +34,20 @@ def flags_page(
     """Flags on ``tab`` concerning ``agency`` (None: every flag), and whether more follow."""
     concern = FlagConcernRow
     severity = case({"high": 0, "medium": 1}, value=concern.severity, else_=2)
-    query = (
-        select(FlagRow.payload)
-        .join(concern, concern.flag_id == FlagRow.id)
+    # The page's flag ids first (index order, then the offset skips index entries only), then
+    # the payloads of those flags alone.
+    ids = (
+        select(concern.flag_id, concern.due, severity.label("rank"), concern.rule)
         .where(concern.agency == (EVERY_AGENCY if agency is None else agency), concern.tab == tab)
         .order_by(concern.due, severity, concern.rule, concern.flag_id)
         .offset(offset)
         .limit(limit + 1)
+        .subquery()
+    )
+    query = (
+        select(FlagRow.payload)
+        .join(ids, ids.c.flag_id == FlagRow.id)
+        .order_by(ids.c.due, ids.c.rank, ids.c.rule, ids.c.flag_id)
     )
     rows = [json.loads(payload) for payload in session.scalars(query)]
     return rows[:limit], len(rows) > limit
