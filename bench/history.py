@@ -65,8 +65,11 @@ AGENCIES = (CSC, POLICE, PHN, *GPS, *SCHOOLS)
 T0 = datetime(2020, 1, 6, 9, 0, tzinfo=UTC)
 EVENT_NAMESPACE = uuid.UUID("6f1c3f0e-8a53-4d43-9d55-2a7a4f6b1c20")
 CHUNK = 20_000  # events per COPY and commit, per worker
-# After the first five rounds (registration ... school enrolment), each child's events cycle here.
+# A child's first five events, one per round; after them its events cycle through CYCLE.
+FIRST = ("registered", "incident", "gp", "linked", "school")
 CYCLE = ("phn-contact", "incident", "gp-contact", "school-contact", "referral")
+# Who records each kind (GP and school kinds: the child's own practice and school).
+BY = {"registered": CSC, "incident": POLICE, "linked": CSC, "phn-contact": PHN, "referral": POLICE}
 _TIME = UTCTime()
 _DIALECT = postgresql.dialect()
 
@@ -101,10 +104,6 @@ def gp_of(c: int) -> str:
 
 def school_of(c: int) -> str:
     return SCHOOLS[c % len(SCHOOLS)]
-
-
-FIRST = ("registered", "incident", "gp", "linked", "school")
-BY = {"registered": CSC, "incident": POLICE, "linked": CSC, "phn-contact": PHN, "referral": POLICE}
 
 
 def step(n: int, children: int) -> tuple[str, str]:
