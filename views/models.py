@@ -95,3 +95,21 @@ class FlagChangeRow(Base):
     changed_at: Mapped[datetime] = mapped_column(UTCTime)
     message: Mapped[str] = mapped_column(Text)  # the gap-flags message, JSON
     published: Mapped[bool] = mapped_column(default=False, index=True)
+
+
+class PersonLinkRow(Base):
+    """"This event names this person as a parent figure of this child": the household index.
+
+    A child's household (``policies.household``) is every other child naming one of its parent
+    figures. The index is written by intake in the transaction that accepts the event, so it is
+    a function of the ledger alone: a child-projection shard can find the siblings of its
+    children without reading the view rows another shard writes (and may not have written yet).
+    Raw events, withdrawn ones included, as ``linked_persons`` counts them: a superset of the
+    siblings at any as-of time, which the sibling rule narrows from the events themselves.
+    """
+
+    __tablename__ = "person_links"
+    __table_args__ = (Index("person_links_child", "child"),)
+
+    person: Mapped[str] = mapped_column(String(128), primary_key=True)
+    child: Mapped[str] = mapped_column(String(128), primary_key=True)
