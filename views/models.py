@@ -98,7 +98,7 @@ class FlagChangeRow(Base):
 
 
 class PersonLinkRow(Base):
-    """"This event names this person as a parent figure of this child": the household index.
+    """The household index: "this event names this person as a parent figure of this child".
 
     A child's household (``policies.household``) is every other child naming one of its parent
     figures. The index is written by intake in the transaction that accepts the event, so it is

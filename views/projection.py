@@ -160,6 +160,7 @@ def evidence(event: Event) -> dict[str, Any]:
         "refs": event_refs(event.data),
     }
 
+
 _STATUS_FIELDS = ("care_leaver", "substance_misuse", "mental_health", "age")
 _PERSON_FACTS = ("lives_with_child", "parental_responsibility", *_STATUS_FIELDS)
 
