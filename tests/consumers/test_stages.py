@@ -25,8 +25,35 @@ from ledger.keystore import Keystore
 from ledger.store.ledger import Ledger
 from tests.consumers.kafka_helpers import count, snapshot, story
 from tests.ledger.factory import INCIDENT, T0, Chain, Partnership
+from tests.test_cli import sgledger
 
 NOW = T0 + timedelta(days=30)
+
+
+def test_every_child_has_exactly_one_shard_and_it_never_changes() -> None:
+    """Pinned: a release that moved children between shards would leave two shards writing one
+    child (or none) until every process restarted with the new code."""
+    children = [f"C-{n}" for n in range(1, 7)]
+    for parts in (1, 2, 3, 5):
+        for child in children:
+            assert sum(Shard(i, parts).owns(child) for i in range(1, parts + 1)) == 1
+    assert [c for c in [*children, "C-CH-1", "C-CH-2"] if Shard(1, 2).owns(c)] == ["C-1", "C-4", "C-CH-2"]
+    assert [next(i for i in (1, 2, 3) if Shard(i, 3).owns(c)) for c in children] == [2, 3, 2, 3, 2, 2]
+    assert Shard.parse(" 2/3 ") == Shard(2, 3) and Shard(2, 3).tracking_name == "children:2/3"
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--stage", "children", "--shard", "3/2"], "error: --shard: shard 3/2: want i/n with 1 <= i <= n"),
+        (["--stage", "children", "--shard", "half"], "error: --shard: shard 'half': want i/n"),
+        (["--shard", "1/2"], "error: --shard applies to --stage children only"),
+    ],
+)
+def test_a_wrong_shard_is_refused_in_one_line(tmp_path: Path, options: list[str], says: str) -> None:
+    result = sgledger(tmp_path, "project", *options, ok=False)
+    assert result.returncode == 2 and result.stderr.startswith(says), result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def apply(applier: Applier, events: Sequence[dict[str, Any]]) -> None:
