@@ -24,8 +24,10 @@ from consumers.projector.applier import Applier, Message
 from ledger.keystore import Keystore
 from ledger.store.ledger import Ledger
 from tests.consumers.kafka_helpers import count, snapshot, story
+from tests.consumers.test_observability import get, samples
 from tests.ledger.factory import INCIDENT, T0, Chain, Partnership
 from tests.test_cli import sgledger
+from transport.broker import free_port
 
 NOW = T0 + timedelta(days=30)
 
@@ -134,9 +136,12 @@ def test_stages_apart_give_the_views_and_flags_of_one_transaction(
 class StageProcess:
     """`sgledger project --stage children` as its own process, as an operator runs it."""
 
-    def __init__(self, url: str, keys: Path, log: Path, shard: str = "1/1", max_batch: int = 20) -> None:
+    def __init__(
+        self, url: str, keys: Path, log: Path, shard: str = "1/1", max_batch: int = 20, *options: str
+    ) -> None:
         command = [sys.executable, "-m", "sgledger", "--database-url", url, "--keys-dir", str(keys)]
-        command += ["project", "--stage", "children", "--shard", shard, "--max-batch", str(max_batch)]
+        command += ["--log-format", "json", "project", "--stage", "children", "--shard", shard]
+        command += ["--max-batch", str(max_batch), *options]
         self.log = log
         with log.open("ab") as stderr:
             self.process = subprocess.Popen(
@@ -219,3 +224,34 @@ def test_a_shard_killed_mid_batch_resumes_exactly_once(keystore: Keystore, tmp_p
     assert len(after_crashes["children"]) == 60
     changes = "SELECT count(*) FROM flag_changes"
     assert count(crashed_url, changes) == count(clean_url, changes) > 60
+
+
+def test_a_shard_serves_its_lag_and_readiness_and_logs_no_child_ids(
+    keystore: Keystore, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    head = intake_only(keystore, url, children=8)
+    port, log = free_port(), tmp_path / "stage.log"
+    process = StageProcess(url, keystore.directory, log, "1/1", 10, "--metrics-port", str(port))
+    try:
+        wait_until(lambda: position(url) == head, 120, process)
+        deadline = time.monotonic() + 30
+        while True:  # the gauges follow the batch's commit by a moment
+            _, body = get(port, "/metrics")
+            found = samples(body)
+            if found.get(("sgledger_consumer_lag", (("partition", "1"), ("topic", "ledger")))) == 0:
+                break
+            assert time.monotonic() < deadline, body
+            time.sleep(0.2)
+        raised = sum(v for (name, labels), v in found.items()
+                     if name == "sgledger_flag_changes_total" and ("change", "raised") in labels)  # fmt: skip
+        assert raised == count(url, "SELECT count(*) FROM flag_changes WHERE change = 'raised'") > 0
+        ready_status, ready_body = get(port, "/readyz")
+        assert ready_status == 200 and "last batch" in ready_body
+    finally:
+        process.stop()
+    assert process.process.returncode == 0
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    batches = [line for line in lines if line.get("message", "").startswith("children 1/1: ")]
+    assert sum(b["notifications"] for b in batches) == head
+    assert not any(f"C-{n:04d}" in log.read_text() for n in range(8))  # no child ids in logs
