@@ -1,5 +1,8 @@
 """Apply a batch of raw messages to the ledger, the child views and the flags, atomically.
 
+Or, with ``children=False``, to the ledger only: the intake stage, when the child projection
+runs as its own stage (``consumers.projection``, docs/stages.md).
+
 Kafka-free on purpose: the runner feeds it what it polled, a replay feeds it what it read, a
 test feeds it bytes. Signature verification (the CPU cost) runs before the write transaction so
 several projector processes verify in parallel; acceptance itself is serialised by the ledger's
