@@ -7,9 +7,12 @@ are real processes (``python -m bench.stages --worker``), as `sgledger project -
 runs. Printed per backend: wall seconds and CPU seconds of each worker, the throughput ratio
 two/one by wall clock (meaningful on a quiet machine) and by CPU time (``one process's CPU /
 the busier shard's CPU``: what two cores give when each shard has one; the database server's own
-CPU is not in it), beside the raw Ed25519 verify rate of the same run.
+CPU is not in it), beside the raw Ed25519 verify rate of the same run. On a third copy the two
+shards run one after the other: on a host shared with other work, their CPU seconds say how the
+work divides (``ratio_cpu_one_after_the_other``) and what sharding adds in all
+(``shards_cpu_over_one``) without the two shards competing for the same cores.
 
-    python -m bench.stages --json [--children 400] [--history 10] [--postgres-url URL]
+    python -m bench.stages --json [--children 400] [--history 10] [--max-batch 2000] [--postgres-url URL]
 """
 
 from __future__ import annotations
@@ -57,11 +60,16 @@ def fill(url: str, root: RootKey, events: list[dict[str, Any]]) -> float:
     return time.process_time() - started
 
 
-def run_workers(url: str, root: RootKey, shards: int) -> dict[str, Any]:
+def run_workers(
+    url: str, root: RootKey, shards: int, max_batch: int, *, together: bool = True
+) -> dict[str, Any]:
     """Start the workers, let each import and connect, then start them together: the wall time
-    is the slowest worker's own (process start-up and exit are not projection)."""
+    is the slowest worker's own (process start-up and exit are not projection). ``together=False``
+    runs the shards one after the other instead: on a loaded host their CPU seconds then say how
+    the work divides between shards without the two competing for the same cores."""
     public = root.public_key.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
-    command = [sys.executable, "-m", "bench.stages", "--worker", url, "--root", public, "--shard"]
+    command = [sys.executable, "-m", "bench.stages", "--worker", url, "--root", public]
+    command += ["--max-batch", str(max_batch), "--shard"]
     workers = [
         subprocess.Popen(
             [*command, f"{i}/{shards}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
@@ -70,11 +78,14 @@ def run_workers(url: str, root: RootKey, shards: int) -> dict[str, Any]:
     ]
     for w in workers:
         assert w.stdout is not None and w.stdout.readline().strip() == "ready"
-    for w in workers:  # started together: the wall time is the last one's own
+    reports = []
+    for w in workers:  # together: the wall time is the last one's own
         assert w.stdin is not None
         w.stdin.write("go\n")
         w.stdin.flush()
-    reports = [json.loads(w.communicate()[0]) for w in workers]
+        if not together:
+            reports.append(json.loads(w.communicate()[0]))
+    reports += [json.loads(w.communicate()[0]) for w in workers if together]
     return {
         "wall_s": max(r["wall_s"] for r in reports),
         "workers": reports,
@@ -82,10 +93,11 @@ def run_workers(url: str, root: RootKey, shards: int) -> dict[str, Any]:
     }
 
 
-def worker(url: str, root_hex: str, shard: str) -> None:
+def worker(url: str, root_hex: str, shard: str, max_batch: int) -> None:
     root = RootKey(PARTNERSHIP, Ed25519PublicKey.from_public_bytes(bytes.fromhex(root_hex)))
     ledger = Ledger(url)
-    stage = ChildProjection(ledger, root, shard=Shard.parse(shard), clock=lambda: T0 + timedelta(days=400))
+    at = T0 + timedelta(days=400)
+    stage = ChildProjection(ledger, root, shard=Shard.parse(shard), clock=lambda: at, max_batch=max_batch)
     stage.lag()  # connected before the start
     print("ready", flush=True)
     sys.stdin.readline()
@@ -121,17 +133,23 @@ def drop_postgres(server_url: str, urls: tuple[str, ...]) -> None:
     engine.dispose()
 
 
-def measure(urls: tuple[str, str], root: RootKey, events: list[dict[str, Any]]) -> dict[str, Any]:
+def measure(
+    urls: tuple[str, str, str], root: RootKey, events: list[dict[str, Any]], max_batch: int
+) -> dict[str, Any]:
     intake_cpu = [fill(url, root, events) for url in urls]
-    one = run_workers(urls[0], root, 1)
-    two = run_workers(urls[1], root, 2)
+    one = run_workers(urls[0], root, 1, max_batch)
+    two = run_workers(urls[1], root, 2, max_batch)
+    apart = run_workers(urls[2], root, 2, max_batch, together=False)
     return {
         "events": len(events),
         "intake_cpu_s": round(intake_cpu[0], 2),
         "one": one,
         "two": two,
+        "two_one_after_the_other": apart,
         "ratio_wall": round(one["wall_s"] / two["wall_s"], 2),
         "ratio_cpu": round(one["busiest_cpu_s"] / two["busiest_cpu_s"], 2),
+        "ratio_cpu_one_after_the_other": round(one["busiest_cpu_s"] / apart["busiest_cpu_s"], 2),
+        "shards_cpu_over_one": round(sum(w["cpu_s"] for w in apart["workers"]) / one["busiest_cpu_s"], 2),
         "one_events_per_cpu_s": round(len(events) / one["busiest_cpu_s"]),
     }
 
@@ -143,6 +161,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.add_argument("--children", type=int, default=400)
     parser.add_argument("--history", type=int, default=10, help="events per child")
+    parser.add_argument("--max-batch", type=int, default=2000, help="notifications per transaction")
     parser.add_argument(
         "--postgres-url", help="a server URL (e.g. postgresql+psycopg://postgres@127.0.0.1/postgres)"
     )
@@ -151,7 +170,7 @@ def main() -> None:
     parser.add_argument("--shard", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        worker(args.worker, args.root, args.shard)
+        worker(args.worker, args.root, args.shard, args.max_batch)
         return
     signers = Signers.fresh()
     events = story(signers, args.children, args.history)
@@ -162,12 +181,16 @@ def main() -> None:
         "history": args.history,
     }
     with tempfile.TemporaryDirectory() as directory:
-        sqlite = tuple(f"sqlite:///{Path(directory) / f'{n}.sqlite'}" for n in ("one", "two"))
-        result["sqlite"] = measure((sqlite[0], sqlite[1]), signers.root_key(), events)
+        a, b, c = (f"sqlite:///{Path(directory) / f'{n}.sqlite'}" for n in ("one", "two", "apart"))
+        result["sqlite"] = measure((a, b, c), signers.root_key(), events, args.max_batch)
     if args.postgres_url:
-        urls = (fresh_postgres(args.postgres_url), fresh_postgres(args.postgres_url))
+        urls = (
+            fresh_postgres(args.postgres_url),
+            fresh_postgres(args.postgres_url),
+            fresh_postgres(args.postgres_url),
+        )
         try:
-            result["postgresql"] = measure(urls, signers.root_key(), events)
+            result["postgresql"] = measure(urls, signers.root_key(), events, args.max_batch)
         finally:
             drop_postgres(args.postgres_url, urls)
     result["raw_verify_per_s_one_core_cpu_after"] = round(verify_rate_cpu())
