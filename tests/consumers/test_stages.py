@@ -255,3 +255,36 @@ def test_a_shard_serves_its_lag_and_readiness_and_logs_no_child_ids(
     batches = [line for line in lines if line.get("message", "").startswith("children 1/1: ")]
     assert sum(b["notifications"] for b in batches) == head
     assert not any(f"C-{n:04d}" in log.read_text() for n in range(8))  # no child ids in logs
+
+
+def test_a_child_whose_evaluation_raises_is_logged_and_the_shard_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Intake accepted its event, so there is no message to quarantine: the child is left as it
+    was, the others are projected, and the position moves on (one child must not stop all)."""
+    from policies.registry import ALL_POLICIES
+
+    class Broken(type(ALL_POLICIES[0])):  # type: ignore[misc]
+        def findings(self, view: Any, as_of: Any) -> Any:
+            if view.child == "C-bad":
+                raise ZeroDivisionError("division by zero")
+            return super().findings(view, as_of)
+
+    partnership, police = Partnership(), Chain("police/avon-somerset")
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    events = [
+        partnership.register(police),
+        police.event("incident.reported", INCIDENT, subject="C-bad"),
+        police.event("incident.reported", INCIDENT, subject="C-2"),
+    ]
+    apply(Applier(ledger, partnership.root_key, clock=lambda: NOW, children=False), events)
+    stage = ChildProjection(
+        ledger, partnership.root_key, policies=[*ALL_POLICIES[1:], Broken()], clock=lambda: NOW
+    )
+    stats = stage.run_once()
+    assert stats.children == {"C-2"} and stage.lag() == 0
+    assert "projecting child C-bad failed: ZeroDivisionError: division by zero" in caplog.text
+    url = str(ledger.engine.url)
+    assert count(url, "SELECT count(*) FROM view_children WHERE child = 'C-bad'") == 0
+    assert count(url, "SELECT count(*) FROM flags WHERE child = 'C-2'") > 0
+    ledger.engine.dispose()
