@@ -15,12 +15,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from ledger.timeutil import format_time
 from policies.engine import FLAG_NAMESPACE, Flag
-from views.models import FlagChangeRow, FlagRow
+from views.models import EVERY_AGENCY, FlagChangeRow, FlagConcernRow, FlagRow
+from views.my_flags import flag_tab
 
 
 def sync_flags(
@@ -42,6 +43,7 @@ def sync_flags(
         query = query.where(FlagRow.rule.in_(rules))
     stored = {row.id: row for row in session.scalars(query)}
     changes: list[FlagChangeRow] = []
+    written: list[tuple[FlagRow, Mapping[str, Any], bool]] = []  # (row, payload, new) for flag_concerns
     for flag in flags:
         payload = flag.to_json()
         row = stored.pop(flag.id, None)
@@ -60,6 +62,7 @@ def sync_flags(
                 changes=0,
             )
             session.add(row)
+            written.append((row, payload, True))
             first = {"open": "raised", "resolved": "resolved", "dismissed": "dismissed"}
             changes.append(_change(row, first[flag.status], payload, now, evidence_detail))
             continue
@@ -68,6 +71,7 @@ def sync_flags(
             continue  # unchanged: most of a child's flags on most evaluations, so write nothing
         change = _transition(json.loads(row.payload), payload)
         row.payload, row.status, row.due, row.updated_at = text, flag.status, flag.due, now
+        written.append((row, payload, False))
         if change is not None:
             changes.append(_change(row, change, payload, now, evidence_detail))
     for row in stored.values():
@@ -77,9 +81,39 @@ def sync_flags(
         payload.update(status="resolved", resolved_by=trigger, resolved_at=format_time(now))
         payload["detail"] = (payload.get("detail") or "") + " (resolved: the data changed)"
         row.payload, row.status, row.updated_at = json.dumps(payload), "resolved", now
+        written.append((row, payload, False))
         changes.append(_change(row, "resolved", payload, now, evidence_detail))
     session.add_all(changes)
+    _keep_concerns(session, written)
     return changes
+
+
+def concern_rows(
+    flag_id: str, rule: str, severity: str, status: str, due: datetime, payload: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """The ``flag_concerns`` rows of one flag: one per agency it concerns, and the partnership's.
+    Also what migration 0006 back-fills existing flags with."""
+    tab = flag_tab(dict(payload))
+    agencies = sorted({*payload.get("concerns", ()), EVERY_AGENCY})
+    fields = {"tab": tab, "status": status, "due": due, "severity": severity, "rule": rule}
+    return [{"flag_id": flag_id, "agency": a, **fields} for a in agencies]
+
+
+def _keep_concerns(session: Session, written: Sequence[tuple[FlagRow, Mapping[str, Any], bool]]) -> None:
+    """Rewrite the ``flag_concerns`` rows of the flags just written: at most two statements per
+    evaluation, none when nothing changed. Core statements, executed at once, so they never wait
+    on (or race) the ORM's pending flag rows."""
+    if not written:
+        return
+    changed = [row.id for row, _, new in written if not new]
+    if changed:
+        session.execute(delete(FlagConcernRow).where(FlagConcernRow.flag_id.in_(changed)))
+    rows = [
+        r
+        for row, payload, _ in written
+        for r in concern_rows(row.id, row.rule, row.severity, row.status, row.due, payload)
+    ]
+    session.execute(insert(FlagConcernRow), rows)
 
 
 def _transition(previous: Mapping[str, Any], current: Mapping[str, Any]) -> str | None:

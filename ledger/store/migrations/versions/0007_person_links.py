@@ -7,7 +7,7 @@ it from the events already accepted (only ``child.registered`` and ``person.link
 parent figures: ``policies.facts.roles``), with the same function intake uses.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sqlalchemy import Column, String, column, select, table
 from sqlalchemy.orm import Session
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
