@@ -16,6 +16,8 @@ from types import TracebackType
 
 from sqlalchemy import select
 
+from consumers.projection.shard import Shard
+from consumers.projection.stage import ChildProjection
 from consumers.projector.applier import Applier, ApplyStats, utc_now
 from consumers.projector.runner import Projector
 from ledger.keyregistry import RootKey
@@ -41,7 +43,13 @@ class Pipeline:
         *,
         clock: Callable[[], datetime] = utc_now,
         progress: Callable[[str], None] = lambda _: None,
+        shards: int = 0,
     ) -> None:
+        """``shards``: 0 projects each child in the intake transaction (the default); n > 0 runs
+        the stages apart (docs/stages.md), intake then n child-projection shards one after the
+        other in this process: what n `sgledger project --stage children` processes do, in
+        one place, so a test can check that both layouts give the same views and flags."""
+        self.shards = shards
         self.settings = settings
         self.ledger = ledger
         self.root = root
@@ -64,7 +72,11 @@ class Pipeline:
             # the ledger lacks, so the relay must not re-queue everything on top.
             self.relay = Relay(self.outbox, self.kafka, requeue_on_new_cluster=not self.settings.embedded)
             self._stack.callback(self.relay.close)
-            self.applier = Applier(self.ledger, self.root, clock=self.clock)
+            self.applier = Applier(self.ledger, self.root, clock=self.clock, children=not self.shards)
+            self.stages = [
+                ChildProjection(self.ledger, self.root, shard=Shard(i, self.shards), clock=self.clock)
+                for i in range(1, self.shards + 1)
+            ]
             # No consumer group in-process: assigning every partition avoids the group join
             # wait; the `project` service uses the group so several processes share the work.
             self.projector = Projector(self.applier, self.kafka, group_id=None)
@@ -124,5 +136,9 @@ class Pipeline:
                 )
             stats.add(self.projector.poll_once(timeout_ms=200))
             waiting = self._unprojected(waiting)
+        for stage in self.stages:
+            projected = stage.catch_up()
+            stats.children |= projected.children
+            stats.flag_changes.update(projected.flag_changes)
         self.projector.publish_outbox()
         return stats

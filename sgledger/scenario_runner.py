@@ -73,9 +73,11 @@ def run_scenario(
     as_of: datetime | None = None,
     progress: Callable[[str], None] = lambda _: None,
     while_up: Callable[[Pipeline], None] | None = None,
+    shards: int = 0,
 ) -> ScenarioResult:
     """``while_up`` runs after the last event is projected, while the pipeline (and so an
-    embedded broker and its topics) is still up: the demo's alerter reads the flags topic there."""
+    embedded broker and its topics) is still up: the demo's alerter reads the flags topic there.
+    ``shards``: run the stages apart (``Pipeline``), as a deployment on both cores does."""
     settings.ensure_data_dir()
     keystore = Keystore(settings.keys_dir)
     if not keystore.has_root():
@@ -91,7 +93,7 @@ def run_scenario(
         return producers[agency]
 
     registered_at = registration_time(scenario)
-    with Pipeline(settings, ledger, root.root_key(), progress=progress) as pipeline:
+    with Pipeline(settings, ledger, root.root_key(), progress=progress, shards=shards) as pipeline:
         # The service key too: reads of the story's children afterwards are signed with it.
         for agency in [SERVICE_AGENCY, *scenario.agencies]:
             key = (

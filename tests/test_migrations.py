@@ -109,3 +109,35 @@ def test_0006_back_fills_flag_concerns_as_the_projector_keeps_them(tmp_path: Pat
         schema.upgrade(connection, metadata)
         assert schema.drift(connection, metadata) == []
     assert concerns() == kept
+
+
+def test_the_household_index_is_filled_from_the_ledger_on_upgrade(tmp_path: Path) -> None:
+    """Migration 0007 indexes the parent figures of events accepted before it (docs/stages.md),
+    exactly as intake indexes new ones."""
+    import json
+
+    from consumers.projector.applier import Applier, Message
+    from tests.ledger.factory import Chain, Partnership
+
+    partnership, csc = Partnership(), Chain("csc/somerset")
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    ledger = Ledger(url)
+    events = [
+        partnership.register(csc),
+        csc.event("child.registered", {"dob": "2023-11-01", "mother": "P-m", "father": "P-f"}, subject="C-1"),
+        csc.event("person.linked", {"person": "P-m", "role": "mother"}, subject="C-2"),
+        csc.event("person.linked", {"person": "P-g", "role": "grandparent"}, subject="C-2"),
+    ]
+    Applier(ledger, partnership.root_key).apply([Message(json.dumps(e).encode()) for e in events])
+    links = "SELECT person, child FROM person_links ORDER BY person, child"
+    with ledger.engine.connect() as connection:
+        indexed = connection.exec_driver_sql(links).all()
+    assert [tuple(r) for r in indexed] == [("P-f", "C-1"), ("P-m", "C-1"), ("P-m", "C-2")]
+    metadata = ledger.metadata()  # the alerter never ran here: its tables are not expected
+    with ledger.engine.begin() as connection:
+        schema.downgrade(connection, metadata, "0006")
+    with ledger.engine.begin() as connection:
+        schema.upgrade(connection, metadata)
+        assert connection.exec_driver_sql(links).all() == indexed
+        assert schema.drift(connection, metadata) == []
+    ledger.engine.dispose()

@@ -34,7 +34,7 @@ class PersonRow(Base):
     """An adult (or sibling) around the child and what the agencies have said about them."""
 
     __tablename__ = "view_people"
-    # Households: "which children name this person?" (views.queries.households_in).
+    # "Which children name this person?" (households use person_links since 0007: docs/stages.md).
     __table_args__ = (Index("view_people_person", "person"),)
 
     child: Mapped[str] = mapped_column(String(128), primary_key=True)
@@ -124,3 +124,21 @@ class FlagConcernRow(Base):
     due: Mapped[datetime] = mapped_column(UTCTime)
     severity: Mapped[str] = mapped_column(String(8))
     rule: Mapped[str] = mapped_column(String(64))
+
+
+class PersonLinkRow(Base):
+    """The household index: "this event names this person as a parent figure of this child".
+
+    A child's household (``policies.household``) is every other child naming one of its parent
+    figures. The index is written by intake in the transaction that accepts the event, so it is
+    a function of the ledger alone: a child-projection shard can find the siblings of its
+    children without reading the view rows another shard writes (and may not have written yet).
+    Raw events, withdrawn ones included, as ``linked_persons`` counts them: a superset of the
+    siblings at any as-of time, which the sibling rule narrows from the events themselves.
+    """
+
+    __tablename__ = "person_links"
+    __table_args__ = (Index("person_links_child", "child"),)
+
+    person: Mapped[str] = mapped_column(String(128), primary_key=True)
+    child: Mapped[str] = mapped_column(String(128), primary_key=True)

@@ -1,4 +1,4 @@
-"""Rebuild one child's view rows from the child's events.
+"""Rebuild one child's view rows from the child's events, and project the children a batch touched.
 
 The whole child is recomputed from the ledger each time one of its events is applied: it makes
 the view a pure function of the ledger (a replay on another database produces identical rows),
@@ -10,15 +10,160 @@ grow with the child's history.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ledger.store.ledger import Ledger
+from policies.base import Policy
+from policies.engine import Evaluation, Evaluator, evaluate
+from policies.household import linked_persons
 from policies.view import ChildView, Event
-from views.models import AgencyRow, ChildRow, PersonRow
+from views.flags import sync_flags
+from views.models import AgencyRow, ChildRow, FlagChangeRow, PersonLinkRow, PersonRow
+from views.queries import CHILD_EXCLUDED_TYPES, child_events, households_in
+from views.summaries import event_refs
+
+
+class ChildFailed(Exception):
+    """Projecting ``child`` raised ``error`` (a fault in the rules or the view code, not in the
+    database): the caller decides whose fault it is (the messages that touched the child, or
+    nobody's, in a sweep)."""
+
+    def __init__(self, child: str, error: Exception) -> None:
+        super().__init__(f"child {child} failed: {type(error).__name__}")
+        self.child, self.error = child, error
+
+
+@dataclass(frozen=True)
+class ChildEvaluation:
+    """One child evaluated, ready to be written: computed from a read of the ledger, written in
+    a (possibly later, shorter) write transaction by ``write_children``."""
+
+    child: str
+    trigger: str  # the event that caused it, "" for a sibling or a deadline
+    view: ChildView
+    evaluation: Evaluation
+
+
+def evaluate_children(
+    session: Session,
+    ledger: Ledger,
+    triggers: Mapping[str, str],
+    registered: Mapping[str, datetime],
+    now: datetime,
+    policies: Sequence[Policy],
+    *,
+    owns: Callable[[str], bool] = lambda _: True,
+    evaluator: Evaluator | None = None,
+    reraise: tuple[type[BaseException], ...] = (),
+) -> list[ChildEvaluation]:
+    """Evaluate every touched child (``triggers``: child -> the event that changed it) and the
+    children of their households, as of ``now``.
+
+    A child's view carries its household (the events of children who may share a parent figure:
+    issue 14, sibling rules), so a change to one child changes its siblings' views too: they are
+    re-evaluated, one step out (their own households are read, not re-evaluated). ``owns``
+    keeps only a shard's own children; the household is found for every touched child, so a
+    shard re-evaluates its children whose sibling lives in another shard. Anything raised while
+    one child is evaluated, except ``reraise`` (the database's own failures), is ``ChildFailed``.
+    A long-lived ``evaluator`` (one per projecting process) re-runs only the rules whose inputs
+    changed since it last saw the child, with ``evaluate``'s result.
+    """
+    judge = evaluate if evaluator is None else evaluator.evaluate
+    loaded: dict[str, list[Event]] = {}
+
+    def events_of(child: str) -> list[Event]:
+        if child not in loaded:
+            loaded[child] = child_events(ledger, session, child)
+        return loaded[child]
+
+    wanted = dict(triggers)
+    for siblings in households_in(session, sorted(wanted)).values():
+        for sibling in siblings:
+            wanted.setdefault(sibling, "")
+    mine = sorted(child for child in wanted if owns(child))
+    households = households_in(session, mine)
+    evaluations: list[ChildEvaluation] = []
+    for child in mine:
+        try:
+            events = events_of(child)
+            if not events:
+                continue
+            others = {other: events_of(other) for other in sorted(households[child])}
+            view = ChildView.build(child, events, registered, others)
+            evaluations.append(ChildEvaluation(child, wanted[child], view, judge(view, now, policies)))
+        except reraise:
+            raise
+        except Exception as error:
+            raise ChildFailed(child, error) from error
+    return evaluations
+
+
+def write_children(
+    session: Session,
+    evaluations: Iterable[ChildEvaluation],
+    now: datetime,
+    rules: Sequence[str],
+    *,
+    reraise: tuple[type[BaseException], ...] = (),
+) -> list[FlagChangeRow]:
+    """Write each evaluated child's view rows and flags (only what changed); the flag changes
+    written are returned (they are the gap-flags outbox)."""
+    changes: list[FlagChangeRow] = []
+    for done in evaluations:
+        try:
+            rebuild_child(session, done.view, done.evaluation.next_due, now)
+            detail = {e.id: evidence(e) for e in done.view.events}
+            changes += sync_flags(
+                session, done.child, done.evaluation.flags, now, done.trigger or None, detail, rules=rules
+            )
+        except reraise:
+            raise
+        except Exception as error:
+            raise ChildFailed(done.child, error) from error
+    return changes
+
+
+def record_links(session: Session, envelopes: Iterable[Mapping[str, Any]]) -> None:
+    """Index the parent figures accepted events name (``PersonLinkRow``), in the caller's
+    transaction: the one that accepts them."""
+    wanted: set[tuple[str, str]] = set()
+    for envelope in envelopes:
+        if envelope["type"] in CHILD_EXCLUDED_TYPES:
+            continue
+        event = Event.from_envelope(envelope)
+        wanted.update((person, event.subject) for person in linked_persons([event]))
+    if not wanted:
+        return
+    children = sorted({child for _, child in wanted})
+    stored: set[tuple[str, str]] = set()
+    for start in range(0, len(children), 500):
+        query = select(PersonLinkRow.person, PersonLinkRow.child).where(
+            PersonLinkRow.child.in_(children[start : start + 500])
+        )
+        stored.update((person, child) for person, child in session.execute(query))
+    session.add_all(PersonLinkRow(person=p, child=c) for p, c in sorted(wanted - stored))
+    session.flush()  # households are looked up next, in a session that does not autoflush
+
+
+def evidence(event: Event) -> dict[str, Any]:
+    """What a flag change message says about each event of its evidence."""
+    return {
+        "id": event.id,
+        "source": event.source,
+        "type": event.type,
+        "time": event.time.isoformat(),
+        "recordedtime": event.recordedtime.isoformat(),
+        # the agency references (incident_ref...) that tell one flag of a rule from another in
+        # an email, which never carries the event's data itself
+        "refs": event_refs(event.data),
+    }
+
 
 _STATUS_FIELDS = ("care_leaver", "substance_misuse", "mental_health", "age")
 _PERSON_FACTS = ("lives_with_child", "parental_responsibility", *_STATUS_FIELDS)

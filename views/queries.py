@@ -8,7 +8,7 @@ date is exactly what the partnership knew then, whatever happened since.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,11 +21,10 @@ from ledger.store.models import AcceptedEvent, EquivocationRow, SequenceHoleRow
 from ledger.timeutil import format_time
 from policies.base import Policy
 from policies.engine import Flag, evaluate
-from policies.household import linked_persons
 from policies.integrity import Equivocation, SequenceHole, integrity_flags
 from policies.registry import ALL_POLICIES
 from policies.view import ChildView, Event
-from views.models import AgencyRow, ChildRow, FlagRow, PersonRow
+from views.models import AgencyRow, ChildRow, FlagRow, PersonLinkRow, PersonRow
 
 CHILD_EXCLUDED_TYPES = ("agency.key.registered", "agency.key.revoked", "ledger.tree-head", "access.recorded")
 
@@ -130,6 +129,12 @@ def child_ids(session: Session) -> list[str]:
     return list(session.scalars(select(ChildRow.child).order_by(ChildRow.child)))
 
 
+def due_children(session: Session, now: datetime) -> list[str]:
+    """Children with a deadline passed by ``now``: absence flags are raised by nobody acting,
+    so a sweep evaluates these again (``view_children.next_due`` is indexed)."""
+    return list(session.scalars(select(ChildRow.child).where(ChildRow.next_due <= now)))
+
+
 def child_events(ledger: Ledger, session: Session, child: str) -> list[Event]:
     """The child's accepted events as the rules see them (partnership bookkeeping left out)."""
     return [
@@ -139,39 +144,42 @@ def child_events(ledger: Ledger, session: Session, child: str) -> list[Event]:
     ]
 
 
-def households_in(
-    session: Session, children: Sequence[str], events_of: Callable[[str], Sequence[Event]]
-) -> dict[str, set[str]]:
+def households_in(session: Session, children: Sequence[str]) -> dict[str, set[str]]:
     """Child -> the other children whose events its view must carry (``ChildView.household``):
-    those that name one of its linked persons (``policies.household.linked_persons``).
+    those naming one of its parent figures (``policies.household.linked_persons``), read from
+    the household index intake writes with each accepted event (``PersonLinkRow``).
 
-    Looked up in ``view_people`` (indexed by person), and among ``children`` themselves from
-    their events: the projector asks about the children of a batch before their people rows
-    are rebuilt. A superset is harmless (the sibling rule decides from the events); a link
-    withdrawn since is no longer in ``view_people``, so an as-of replay from before the
-    withdrawal no longer sees that child (the withdrawal says the link was recorded in error).
+    The index is a function of the ledger, never of view rows another projection shard writes
+    at its own pace, so every shard (and a replay) finds the same households. It counts raw
+    events, withdrawn links included: a superset of the siblings at any as-of time, which is
+    harmless (the sibling rule decides from the events, cut to as-of and amended).
     """
-    persons = {child: linked_persons(events_of(child)) for child in children}
-    found: dict[str, set[str]] = {}
-    for child, named in persons.items():
-        others: set[str] = set()
-        if named:
-            others.update(
-                session.scalars(
-                    select(PersonRow.child)
-                    .where(PersonRow.person.in_(sorted(named)), PersonRow.child != child)
-                    .distinct()
-                )
-            )
-        others.update(o for o, theirs in persons.items() if o != child and not named.isdisjoint(theirs))
-        found[child] = others
-    return found
+    named: dict[str, set[str]] = {child: set() for child in children}
+    ordered = sorted(named)
+    for start in range(0, len(ordered), 500):
+        query = select(PersonLinkRow.child, PersonLinkRow.person).where(
+            PersonLinkRow.child.in_(ordered[start : start + 500])
+        )
+        for child, person in session.execute(query):
+            named[child].add(person)
+    persons = sorted(set().union(*named.values()))
+    naming: dict[str, set[str]] = {}
+    for start in range(0, len(persons), 500):
+        query = select(PersonLinkRow.person, PersonLinkRow.child).where(
+            PersonLinkRow.person.in_(persons[start : start + 500])
+        )
+        for person, child in session.execute(query):
+            naming.setdefault(person, set()).add(child)
+    return {
+        child: {other for person in mine for other in naming.get(person, ())} - {child}
+        for child, mine in named.items()
+    }
 
 
 def view_from_ledger(ledger: Ledger, session: Session, child: str, root: RootKey) -> ChildView:
     registry = ledger.key_registry(session, root)
     events = child_events(ledger, session, child)
-    others = households_in(session, [child], lambda c: events if c == child else [])[child]
+    others = households_in(session, [child])[child]
     household = {other: child_events(ledger, session, other) for other in sorted(others)}
     return ChildView.build(child, events, registry.registered_agencies(), household)
 

@@ -1,5 +1,8 @@
 """Apply a batch of raw messages to the ledger, the child views and the flags, atomically.
 
+Or, with ``children=False``, to the ledger only: the intake stage, when the child projection
+runs as its own stage (``consumers.projection``, docs/stages.md).
+
 Kafka-free on purpose: the runner feeds it what it polled, a replay feeds it what it read, a
 test feeds it bytes. Signature verification (the CPU cost) runs before the write transaction so
 several projector processes verify in parallel; acceptance itself is serialised by the ledger's
@@ -61,12 +64,10 @@ from ledger.verification import (
 from policies.base import Policy
 from policies.engine import Evaluator
 from policies.registry import ALL_POLICIES
-from policies.view import ChildView, Event
 from views.flags import sync_flags
-from views.models import ChildRow, FlagChangeRow
-from views.projection import rebuild_child
-from views.queries import child_events, households_in, integrity_flags_as_of
-from views.summaries import event_refs
+from views.models import FlagChangeRow
+from views.projection import ChildFailed, evaluate_children, record_links, write_children
+from views.queries import due_children, integrity_flags_as_of
 
 log = logging.getLogger(__name__)
 LOST_EVENT_GRACE = timedelta(hours=1)
@@ -239,8 +240,10 @@ class Batch:
         return digest
 
     def flush(self) -> None:
-        """Write everything accepted so far (before anything reads the ledger tables)."""
+        """Write everything accepted so far (before anything reads the ledger tables), with the
+        household index of what it names (read by every projection stage: views.projection)."""
         self.ledger.record(self.session, self.accepted, self.now)
+        record_links(self.session, (a.event for a in self.accepted))
         self.accepted = []
 
 
@@ -253,12 +256,18 @@ class Applier:
         policies: Sequence[Policy] = ALL_POLICIES,
         clock: Callable[[], datetime] = utc_now,
         hole_grace: timedelta = LOST_EVENT_GRACE,
+        children: bool = True,
     ) -> None:
+        """``children=False`` makes this the intake stage only (docs/stages.md): accept into the
+        ledger, keep the integrity flags, and leave every child's view, flags and deadlines to
+        the child projection (``consumers.projection``), which follows the ledger by itself.
+        The default projects the children in the same transaction as their events."""
         self.ledger = ledger
         self.root = root
         self.policies = policies
         self.clock = clock
         self.hole_grace = hole_grace
+        self.children = children
         # Re-runs only the rules a batch's events can change (policies.engine.Evaluator): the
         # flags are evaluate()'s, byte for byte, so replay still equals live.
         self.evaluator = Evaluator()
@@ -341,7 +350,7 @@ class Applier:
                 if failure.entry_id in blamed:
                     raise failure.error from failure
                 blamed[failure.entry_id] = internal_error(failure.error)
-            except _ChildFailed as failure:
+            except ChildFailed as failure:
                 if failure.child in skipped:
                     raise failure.error from failure
                 log.error("re-evaluating child %s failed: %s", failure.child, internal_error(failure.error))
@@ -373,9 +382,10 @@ class Applier:
                     raise
                 except Exception as error:
                     raise _EntryFailed(entry.id, error) from error
-            for child in session.scalars(select(ChildRow.child).where(ChildRow.next_due <= batch.now)):
-                if child not in skipped:
-                    batch.triggers.setdefault(child, "")
+            if self.children:
+                for child in due_children(session, batch.now):
+                    if child not in skipped:
+                        batch.triggers.setdefault(child, "")
             self._finish(batch)
         return batch.stats
 
@@ -633,60 +643,32 @@ class Applier:
 
     # -- views and flags ------------------------------------------------------------------
     def _finish(self, batch: Batch) -> None:
-        """Record what was accepted, then rebuild every touched child and its flags.
-
-        A child's view carries its household (the events of children who may share a parent
-        figure: issue 14, sibling rules), so a change to one child changes its siblings' views
-        too: they are re-evaluated in the same transaction, one step out (their own households
-        are read, not re-evaluated)."""
+        """Record what was accepted, then (unless the child projection runs as its own stage)
+        evaluate every touched child and its household and write their views and flags."""
         batch.flush()
-        registered = batch.registry.registered_agencies()
-        rules = [p.id for p in self.policies]
-        loaded: dict[str, list[Event]] = {}
-
-        def events_of(child: str) -> list[Event]:
-            if child not in loaded:
-                loaded[child] = child_events(self.ledger, batch.session, child)
-            return loaded[child]
-
-        for siblings in households_in(batch.session, sorted(batch.triggers), events_of).values():
-            for sibling in siblings:
-                batch.triggers.setdefault(sibling, "")
-        households = households_in(batch.session, sorted(batch.triggers), events_of)
-        for child, trigger in sorted(batch.triggers.items()):
+        if self.children:
             try:
-                self._rebuild(batch, child, trigger, registered, rules, events_of, households[child])
-            except INFRASTRUCTURE_ERRORS:
-                raise
-            except Exception as error:
-                if not batch.touched_by.get(child):
-                    raise _ChildFailed(child, error) from error
-                raise _MessageFailed(sorted(batch.touched_by[child]), error) from error
+                evaluations = evaluate_children(
+                    batch.session,
+                    self.ledger,
+                    batch.triggers,
+                    batch.registry.registered_agencies(),
+                    batch.now,
+                    self.policies,
+                    evaluator=self.evaluator,
+                    reraise=INFRASTRUCTURE_ERRORS,
+                )
+                changes = write_children(
+                    batch.session, evaluations, batch.now, [p.id for p in self.policies],
+                    reraise=INFRASTRUCTURE_ERRORS,
+                )  # fmt: skip
+            except ChildFailed as failure:
+                if not batch.touched_by.get(failure.child):
+                    raise
+                raise _MessageFailed(sorted(batch.touched_by[failure.child]), failure.error) from failure
+            batch.stats.count_changes(changes)
+            batch.stats.children.update(e.child for e in evaluations)
         self._evaluate_integrity(batch)
-
-    def _rebuild(
-        self,
-        batch: Batch,
-        child: str,
-        trigger: str,
-        registered: Mapping[str, datetime],
-        rules: Sequence[str],
-        events_of: Callable[[str], list[Event]],
-        household: Iterable[str],
-    ) -> None:
-        events = events_of(child)
-        if not events:
-            return
-        others = {other: events_of(other) for other in sorted(household)}
-        view = ChildView.build(child, events, registered, others)
-        evaluation = self.evaluator.evaluate(view, batch.now, self.policies)
-        rebuild_child(batch.session, view, evaluation.next_due, batch.now)
-        detail = {e.id: _evidence(e) for e in view.events}
-        changes = sync_flags(
-            batch.session, child, evaluation.flags, batch.now, trigger or None, detail, rules=rules
-        )
-        batch.stats.count_changes(changes)
-        batch.stats.children.add(child)
 
     @staticmethod
     def _evaluate_integrity(batch: Batch) -> None:
@@ -712,14 +694,6 @@ class _EntryFailed(Exception):
     def __init__(self, entry_id: int, error: Exception) -> None:
         super().__init__(f"quarantine entry {entry_id} failed: {type(error).__name__}")
         self.entry_id, self.error = entry_id, error
-
-
-class _ChildFailed(Exception):
-    """Re-evaluating a child nobody's message touched raised ``error``."""
-
-    def __init__(self, child: str, error: Exception) -> None:
-        super().__init__(f"child {child} failed: {type(error).__name__}")
-        self.child, self.error = child, error
 
 
 def internal_error(error: BaseException) -> Rejection:
@@ -757,19 +731,6 @@ def _chain_order(checked: dict[str, Any] | Rejection) -> tuple[int, str, int]:
 def _aware(value: datetime) -> datetime:
     """Stored times are UTC; some backends return them without their zone."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _evidence(event: Event) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "source": event.source,
-        "type": event.type,
-        "time": event.time.isoformat(),
-        "recordedtime": event.recordedtime.isoformat(),
-        # the agency references (incident_ref...) that tell one flag of a rule from another in
-        # an email, which never carries the event's data itself
-        "refs": event_refs(event.data),
-    }
 
 
 def _fields(event: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from consumers.projection.shard import Shard
+from consumers.projection.stage import ChildProjection
 from consumers.projector.applier import Applier, ApplyStats
 from consumers.projector.runner import GROUP_ID, Projector
 from ledger.timeutil import TimeFormatError, parse_time
@@ -195,6 +197,29 @@ def relay(
 @click.command()
 @click.option("--group", default=GROUP_ID, show_default=True, help="Kafka consumer group.")
 @click.option(
+    "--stage",
+    type=click.Choice(["both", "intake", "children"]),
+    default="both",
+    show_default=True,
+    help="both: verify, record and project each child in one transaction (one process is "
+    "enough). intake: verify and record only (from Kafka); children: project children's views "
+    "and flags from the ledger, one --shard per process (no Kafka). See docs/stages.md.",
+)
+@click.option(
+    "--shard",
+    default="1/1",
+    show_default=True,
+    help="With --stage children: this process projects part i of n of the children (e.g. 1/2 "
+    "and 2/2 in two processes). Every part must run, each in one process.",
+)
+@click.option(
+    "--max-batch",
+    type=click.IntRange(1, 100_000),
+    default=2000,
+    show_default=True,
+    help="Most messages (intake) or notifications (children) in one transaction.",
+)
+@click.option(
     "--ready-within",
     type=float,
     default=120.0,
@@ -204,15 +229,34 @@ def relay(
 @health_options
 @pass_app
 def project(
-    app: AppContext, group: str, ready_within: float, metrics_port: int | None, metrics_host: str
+    app: AppContext,
+    group: str,
+    stage: str,
+    shard: str,
+    max_batch: int,
+    ready_within: float,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Run the projector: verify -> ledger -> per-child views -> policies -> flags.
 
     Start several with the same group to share the partitions. Each batch is logged (counts and
     refusal reasons; with --log-format json one object per line) and counted in /metrics.
+    To use both cores, run the stages apart: one `--stage intake` and `--stage children
+    --shard 1/2` and `--shard 2/2`.
     """
+    try:
+        part = Shard.parse(shard)
+    except ValueError as exc:
+        raise UserError(f"--shard: {exc}") from exc
+    if stage != "children" and part != Shard():
+        raise UserError("--shard applies to --stage children only")
+    if stage == "children":
+        _project_children(app, part, max_batch, ready_within, metrics_port, metrics_host)
+        return
     kafka = app.cluster(CLUSTER_ONLY)
-    projector = Projector(Applier(app.ledger, app.root_key()), kafka, group_id=group)
+    applier = Applier(app.ledger, app.root_key(), children=stage == "both")
+    projector = Projector(applier, kafka, group_id=group, max_batch=max_batch)
     last_batch = [time.monotonic()]
 
     def ready() -> tuple[bool, str]:
@@ -254,5 +298,53 @@ def project(
         projector.run(stop_on_signals(), on_batch)
     finally:
         projector.close()
+        if server is not None:
+            server.stop()
+
+
+def _project_children(
+    app: AppContext,
+    shard: Shard,
+    max_batch: int,
+    ready_within: float,
+    metrics_port: int | None,
+    metrics_host: str,
+) -> None:
+    """`project --stage children`: follow the ledger, no broker. /metrics reports the
+    notifications not yet projected as ``sgledger_consumer_lag{topic="ledger",partition=i}``."""
+    stage = ChildProjection(app.ledger, app.root_key(), shard=shard, max_batch=max_batch)
+    last_batch = [time.monotonic()]
+
+    def ready() -> tuple[bool, str]:
+        age = time.monotonic() - last_batch[0]
+        if age > ready_within:
+            return False, f"no batch completed for {age:.0f} s (database trouble: see the log)"
+        return True, f"last batch {age:.1f} s ago"
+
+    metrics, server = start_health("projection", metrics_port, metrics_host, ready)
+
+    def on_batch(stats: ApplyStats, seconds: float) -> None:
+        last_batch[0] = time.monotonic()
+        metrics.last_success.set_to_current_time()
+        metrics.count_flag_changes(stats.flag_changes)
+        metrics.set_lag({("ledger", shard.index): stage.lag()})
+        if stats.accepted or stats.flag_changes:
+            metrics.batch_seconds.observe(seconds)
+            log.info(
+                "children %s: %d notifications, %d children, %d flag changes in %.3f s",
+                shard, stats.accepted, len(stats.children), sum(stats.flag_changes.values()), seconds,
+                extra={
+                    "shard": str(shard),
+                    "notifications": stats.accepted,
+                    "children": len(stats.children),
+                    "flag_changes": {f"{rule}:{what}": n for (rule, what), n in stats.flag_changes.items()},
+                    "seconds": round(seconds, 3),
+                },
+            )  # fmt: skip
+
+    console.print(f"projecting children {shard} of {app.settings.database_url} (Ctrl-C to stop)")
+    try:
+        stage.run(stop_on_signals(), on_batch)
+    finally:
         if server is not None:
             server.stop()

@@ -1,0 +1,1 @@
+"""Stage 2: child projection, following the ledger's notification log in shards (docs/stages.md)."""

@@ -1,0 +1,229 @@
+"""Stage 2, child projection: follow the ledger's notification log and keep children's views and
+flags, one shard of the children per process (docs/stages.md).
+
+A process application in the eventsourcing sense: it reads accepted events in notification
+order (``ledger_accepted.position`` is the notification id of ``ledger_events``) from its own
+tracking position, and writes that position in the same transaction as the view and flag rows it
+derived, so a process killed at any point resumes exactly after its last committed batch and
+never applies a notification twice. Kafka plays no part: intake already put every event in the
+ledger in order.
+
+Each batch is two transactions. The first only reads (notifications, the touched children's
+events and households) and evaluates the rules, the CPU cost; it holds no lock, so shards and
+intake run it side by side (SQLite in WAL mode too). The second writes what changed and the new
+position under the shard's own lock: on PostgreSQL an advisory lock per shard, so two processes
+started with the same ``--shard`` by mistake cannot both apply a batch (the second sees the
+position moved and drops its batch); on SQLite the database's single write lock, taken first.
+Events accepted between the two transactions are at later positions: the next batch reads them
+and evaluates their children again, so nothing is missed and the views converge on the ledger.
+
+A child whose evaluation raises (a fault in the rules, not in an event: intake has accepted it)
+is logged and left as it was; its next event or deadline tries again. The batch goes on: one
+child must not stop every other child's flags.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
+
+from consumers.projection.shard import Shard
+from consumers.projector.applier import (
+    INFRASTRUCTURE_ERRORS,
+    NOT_CHILD_EVENTS,
+    ApplyStats,
+    internal_error,
+    utc_now,
+)
+from ledger.keyregistry import RootKey
+from ledger.store.ledger import Ledger
+from ledger.store.models import AcceptedEvent, WriterLock
+from policies.base import Policy
+from policies.engine import Evaluator
+from policies.registry import ALL_POLICIES
+from views.projection import ChildEvaluation, ChildFailed, evaluate_children, write_children
+from views.queries import due_children
+
+log = logging.getLogger(__name__)
+SHARD_LOCK = 724154  # PostgreSQL advisory lock class of the shards (724153 is the ledger writer)
+
+
+class ChildProjection:
+    def __init__(
+        self,
+        ledger: Ledger,
+        root: RootKey,
+        *,
+        shard: Shard | None = None,
+        policies: Sequence[Policy] = ALL_POLICIES,
+        clock: Callable[[], datetime] = utc_now,
+        max_batch: int = 2000,
+        sweep_every_s: float = 30.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ledger, self.root, self.shard = ledger, root, shard or Shard()
+        self.policies = policies
+        self.rules = [p.id for p in policies]
+        self.clock = clock
+        self.max_batch = max_batch
+        self.sweep_every_s = sweep_every_s
+        self.monotonic = monotonic
+        self._last_sweep = float("-inf")
+        self.evaluator = Evaluator()  # re-runs only the rules whose inputs changed (exact)
+
+    @property
+    def name(self) -> str:
+        return self.shard.tracking_name
+
+    def position(self) -> int:
+        """The last notification this shard has projected (0: none yet)."""
+        return self.ledger.tracked_position(self.name) or 0
+
+    def lag(self) -> int:
+        """Notifications accepted and not yet projected by this shard (all of them are read,
+        including other shards' children, whose households may include this shard's)."""
+        with self.ledger.read() as session:
+            head = session.scalar(select(func.max(AcceptedEvent.position))) or 0
+        return max(0, head - self.position())
+
+    def run_once(self) -> ApplyStats:
+        """One batch: up to ``max_batch`` notifications after this shard's position (and, every
+        ``sweep_every_s``, its children whose deadline has passed). Returns what it changed;
+        ``stats.accepted`` counts the notifications read."""
+        stats = ApplyStats()
+        now = self.clock()
+        sweeping = self.monotonic() - self._last_sweep >= self.sweep_every_s
+        start = self.position()
+        with self.ledger.read() as session:
+            accepted = AcceptedEvent
+            rows = session.execute(
+                select(accepted.position, accepted.subject, accepted.type, accepted.event_id)
+                .where(accepted.position > start)
+                .order_by(accepted.position)
+                .limit(self.max_batch)
+            ).all()
+            triggers = {
+                subject: event_id for _, subject, kind, event_id in rows if kind not in NOT_CHILD_EVENTS
+            }
+            if sweeping:
+                for child in due_children(session, now):
+                    if self.shard.owns(child):
+                        triggers.setdefault(child, "")
+            evaluations = self._evaluate(session, triggers, now) if triggers else []
+        if rows or evaluations:
+            end = rows[-1].position if rows else None
+            if not self._write(start, end, evaluations, now, stats):
+                return stats  # another process of this shard applied it: read again from there
+            stats.children.update(e.child for e in evaluations)
+            stats.accepted = len(rows)
+        if sweeping:
+            self._last_sweep = self.monotonic()
+        return stats
+
+    def _evaluate(self, session: Session, triggers: dict[str, str], now: datetime) -> list[ChildEvaluation]:
+        registered = self.ledger.key_registry(session, self.root).registered_agencies()
+        skipped: set[str] = set()
+        while True:
+            try:
+                return evaluate_children(
+                    session,
+                    self.ledger,
+                    triggers,
+                    registered,
+                    now,
+                    self.policies,
+                    owns=lambda child: self.shard.owns(child) and child not in skipped,
+                    evaluator=self.evaluator,
+                    reraise=INFRASTRUCTURE_ERRORS,
+                )
+            except ChildFailed as failure:
+                self._skip(failure, skipped)
+
+    def _write(
+        self,
+        start: int,
+        end: int | None,
+        evaluations: list[ChildEvaluation],
+        now: datetime,
+        stats: ApplyStats,
+    ) -> bool:
+        """Write the batch and the position ``end`` reached, unless this shard's position is no
+        longer ``start`` (False then). A child whose rows cannot be written is skipped as in
+        ``_evaluate``: the transaction is redone without it."""
+        skipped: set[str] = set()
+        while True:
+            try:
+                with self.ledger.session() as session, session.no_autoflush:
+                    self._lock(session)
+                    if self.position() != start:
+                        return False
+                    changes = write_children(
+                        session,
+                        [e for e in evaluations if e.child not in skipped],
+                        now,
+                        self.rules,
+                        reraise=INFRASTRUCTURE_ERRORS,
+                    )
+                    if end is not None:
+                        self.ledger.track(session, self.name, end)
+                    stats.count_changes(changes)  # before the commit expires the rows
+                    return True
+            except ChildFailed as failure:
+                self._skip(failure, skipped)
+
+    def _lock(self, session: Session) -> None:
+        if self.ledger.is_postgres:
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(:kind, :shard)"),
+                {"kind": SHARD_LOCK, "shard": self.shard.index * 1000 + self.shard.count},
+            )
+        else:  # SQLite: take the one write lock now, before reading, or a commit in between
+            # by intake or another shard makes this transaction's first write fail (SQLITE_BUSY)
+            bump = update(WriterLock).where(WriterLock.id == 1)
+            session.execute(bump.values(generation=WriterLock.generation + 1))
+
+    @staticmethod
+    def _skip(failure: ChildFailed, skipped: set[str]) -> None:
+        if failure.child in skipped:  # raised again for a child already set aside: not its fault
+            raise failure.error from failure
+        log.error("projecting child %s failed: %s", failure.child, internal_error(failure.error).detail)
+        skipped.add(failure.child)
+
+    def run(
+        self,
+        stop: threading.Event,
+        on_batch: Callable[[ApplyStats, float], None] | None = None,
+        *,
+        idle_wait_s: float = 0.2,
+    ) -> None:
+        """Project until ``stop``; ``on_batch`` hears each batch and how long it took. Waits
+        ``idle_wait_s`` when there was nothing to read; failures are logged and retried after a
+        pause (the position in the database says where to resume)."""
+        while not stop.is_set():
+            started = self.monotonic()
+            try:
+                stats = self.run_once()
+            except Exception:
+                log.exception("child projection batch failed; retrying after a pause")
+                stop.wait(2.0)
+                continue
+            if on_batch is not None:
+                on_batch(stats, self.monotonic() - started)
+            if stats.accepted < self.max_batch:
+                stop.wait(idle_wait_s)
+
+    def catch_up(self) -> ApplyStats:
+        """Run batches until every notification accepted so far is projected (tests, the
+        in-process pipeline)."""
+        total = ApplyStats()
+        while True:
+            stats = self.run_once()
+            total.add(stats)
+            if stats.accepted < self.max_batch and self.lag() == 0:
+                return total
