@@ -296,6 +296,15 @@ class Applier:
                 for i, (_, pre) in enumerate(checked)
                 if not isinstance(pre, Rejection) and i not in blamed
             ]
+            # An unknown-key refusal passed the schema check, so its chain attributes are sound;
+            # it is checked again below once its key may be registered: load its chain facts with
+            # the rest (else one query each, for every event of an agency registered in this batch).
+            events += [
+                parsed
+                for i, (message, pre) in enumerate(checked)
+                if isinstance(pre, Rejection) and pre.reason == Reason.UNKNOWN_KEY and i not in blamed
+                if isinstance(parsed := parse_message(message.raw), dict)
+            ]
             batch = Batch(self.ledger, session, registry, self.clock(), events)
             for index, (message, pre) in enumerate(checked):
                 batch.current = index
