@@ -59,14 +59,11 @@ from ledger.verification import (
     parse_message,
 )
 from policies.base import Policy
-from policies.engine import evaluate
 from policies.registry import ALL_POLICIES
-from policies.view import ChildView, Event
-from views.flags import sync_flags
-from views.models import ChildRow, FlagChangeRow
-from views.projection import rebuild_child
-from views.queries import child_events, households_in, integrity_flags_as_of
-from views.summaries import event_refs
+from views.flags import FlagChange, sync_flags
+from views.models import ChildRow
+from views.projection import ChildProjection
+from views.queries import households_in, integrity_flags_as_of
 
 log = logging.getLogger(__name__)
 LOST_EVENT_GRACE = timedelta(hours=1)
@@ -127,8 +124,8 @@ class ApplyStats:
         self.refused.update(other.refused)
         self.flag_changes.update(other.flag_changes)
 
-    def count_changes(self, changes: Iterable[FlagChangeRow]) -> None:
-        self.flag_changes.update((json.loads(c.message)["flag"]["rule"], c.change) for c in changes)
+    def count_changes(self, changes: Iterable[FlagChange]) -> None:
+        self.flag_changes.update((c.rule, c.change) for c in changes)
 
 
 class Batch:
@@ -644,55 +641,38 @@ class Applier:
         A child's view carries its household (the events of children who may share a parent
         figure: issue 14, sibling rules), so a change to one child changes its siblings' views
         too: they are re-evaluated in the same transaction, one step out (their own households
-        are read, not re-evaluated)."""
+        are read, not re-evaluated). Everything is read for all the batch's children at once
+        and written at the end (``views.projection.ChildProjection``)."""
         batch.flush()
-        registered = batch.registry.registered_agencies()
-        rules = [p.id for p in self.policies]
-        loaded: dict[str, list[Event]] = {}
-
-        def events_of(child: str) -> list[Event]:
-            if child not in loaded:
-                loaded[child] = child_events(self.ledger, batch.session, child)
-            return loaded[child]
-
-        for siblings in households_in(batch.session, sorted(batch.triggers), events_of).values():
+        projection = ChildProjection(
+            batch.session, batch.now, batch.registry.registered_agencies(), self.policies
+        )
+        projection.load_events(batch.triggers)
+        for siblings in households_in(batch.session, sorted(batch.triggers), projection.events_of).values():
             for sibling in siblings:
                 batch.triggers.setdefault(sibling, "")
-        households = households_in(batch.session, sorted(batch.triggers), events_of)
+        households = households_in(batch.session, sorted(batch.triggers), projection.events_of)
+        projection.prepare([*batch.triggers, *(o for h in households.values() for o in h)])
         for child, trigger in sorted(batch.triggers.items()):
             try:
-                self._rebuild(batch, child, trigger, registered, rules, events_of, households[child])
+                self._rebuild(batch, projection, child, trigger, households[child])
             except INFRASTRUCTURE_ERRORS:
                 raise
             except Exception as error:
                 if not batch.touched_by.get(child):
                     raise _ChildFailed(child, error) from error
                 raise _MessageFailed(sorted(batch.touched_by[child]), error) from error
+        projection.write()
         self._evaluate_integrity(batch)
 
+    @staticmethod
     def _rebuild(
-        self,
-        batch: Batch,
-        child: str,
-        trigger: str,
-        registered: Mapping[str, datetime],
-        rules: Sequence[str],
-        events_of: Callable[[str], list[Event]],
-        household: Iterable[str],
+        batch: Batch, projection: ChildProjection, child: str, trigger: str, household: Iterable[str]
     ) -> None:
-        events = events_of(child)
-        if not events:
-            return
-        others = {other: events_of(other) for other in sorted(household)}
-        view = ChildView.build(child, events, registered, others)
-        evaluation = evaluate(view, batch.now, self.policies)
-        rebuild_child(batch.session, view, evaluation.next_due, batch.now)
-        detail = {e.id: _evidence(e) for e in view.events}
-        changes = sync_flags(
-            batch.session, child, evaluation.flags, batch.now, trigger or None, detail, rules=rules
-        )
+        changes = projection.rebuild(child, trigger or None, household)
         batch.stats.count_changes(changes)
-        batch.stats.children.add(child)
+        if projection.events_of(child):
+            batch.stats.children.add(child)
 
     @staticmethod
     def _evaluate_integrity(batch: Batch) -> None:
@@ -763,19 +743,6 @@ def _chain_order(checked: dict[str, Any] | Rejection) -> tuple[int, str, int]:
 def _aware(value: datetime) -> datetime:
     """Stored times are UTC; some backends return them without their zone."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _evidence(event: Event) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "source": event.source,
-        "type": event.type,
-        "time": event.time.isoformat(),
-        "recordedtime": event.recordedtime.isoformat(),
-        # the agency references (incident_ref...) that tell one flag of a rule from another in
-        # an email, which never carries the event's data itself
-        "refs": event_refs(event.data),
-    }
 
 
 def _fields(event: Mapping[str, Any]) -> dict[str, Any]:

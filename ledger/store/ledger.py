@@ -28,7 +28,7 @@ from eventsourcing_sqlalchemy.recorders import (
     SQLAlchemyApplicationRecorder,
     SQLAlchemyTrackingRecorder,
 )
-from sqlalchemy import MetaData, func, insert, select, text, update
+from sqlalchemy import MetaData, Table, func, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -39,6 +39,7 @@ from ledger.store.models import AcceptedEvent, Base, WriterLock
 from ledger.store.private import private_sqlite
 from ledger.timeutil import parse_time
 
+_ACCEPTED: Table = AcceptedEvent.__table__  # type: ignore[assignment]
 STREAM_NAMESPACE = uuid.UUID("0b6c7f4c-3c55-4f3a-9d0e-5a1f3c2b9e77")
 KEY_EVENT_TYPES = ("agency.key.registered", "agency.key.revoked")
 
@@ -276,24 +277,28 @@ class Ledger:
         ]
         positions = self.recorder.insert_events(stored, session=session)
         assert positions is not None
-        session.add_all(
-            AcceptedEvent(
-                event_id=a.event["id"],
-                position=position,
-                source=a.event["source"],
-                sequence=a.event["sequence"],
-                subject=a.event["subject"],
-                type=a.event["type"],
-                time=parse_time(a.event["time"]),
-                recordedtime=parse_time(a.event["recordedtime"]),
-                accepted_at=accepted_at,
-                digest=a.digest,
-                envelope=a.canonical.decode("utf-8"),
-                over_hole=a.over_hole,
-            )
-            for a, position in zip(accepted, positions, strict=True)
+        # One executemany through Core: ORM objects added nothing here (nobody reads them back
+        # from the session) and their unit of work was a seventh of the projector's time.
+        session.execute(
+            insert(_ACCEPTED),
+            [
+                {
+                    "event_id": a.event["id"],
+                    "position": position,
+                    "source": a.event["source"],
+                    "sequence": a.event["sequence"],
+                    "subject": a.event["subject"],
+                    "type": a.event["type"],
+                    "time": parse_time(a.event["time"]),
+                    "recordedtime": parse_time(a.event["recordedtime"]),
+                    "accepted_at": accepted_at,
+                    "digest": a.digest,
+                    "envelope": a.canonical.decode("utf-8"),
+                    "over_hole": a.over_hole,
+                }
+                for a, position in zip(accepted, positions, strict=True)
+            ],
         )
-        session.flush()
 
     # -- Kafka positions ------------------------------------------------------------------
     def tracked_position(self, name: str) -> int | None:
