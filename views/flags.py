@@ -100,9 +100,7 @@ class FlagSync:
         rules are evaluated separately); ``trigger`` is the event that caused the evaluation.
         """
         self.load([child])
-        stored = {
-            fid: row for fid, row in self._stored[child].items() if rules is None or row.rule in rules
-        }
+        stored = {fid: row for fid, row in self._stored[child].items() if rules is None or row.rule in rules}
         changes: list[FlagChange] = []
         for flag in flags:
             payload = flag.to_json()
