@@ -135,20 +135,24 @@ def households_in(
     withdrawal no longer sees that child (the withdrawal says the link was recorded in error).
     """
     persons = {child: linked_persons(events_of(child)) for child in children}
-    found: dict[str, set[str]] = {}
+    # Person -> children naming them, from the view rows and from the children asked about, in
+    # one query per few hundred persons (it was one query per child, and comparing every child
+    # with every other made a batch quadratic in its children).
+    named_by: dict[str, set[str]] = {}
     for child, named in persons.items():
-        others: set[str] = set()
-        if named:
-            others.update(
-                session.scalars(
-                    select(PersonRow.child)
-                    .where(PersonRow.person.in_(sorted(named)), PersonRow.child != child)
-                    .distinct()
-                )
-            )
-        others.update(o for o, theirs in persons.items() if o != child and not named.isdisjoint(theirs))
-        found[child] = others
-    return found
+        for person in named:
+            named_by.setdefault(person, set()).add(child)
+    everyone = sorted(named_by)
+    for start in range(0, len(everyone), 500):
+        query = select(PersonRow.person, PersonRow.child).where(
+            PersonRow.person.in_(everyone[start : start + 500])
+        )
+        for person, child in session.execute(query):
+            named_by[person].add(child)
+    return {
+        child: {other for person in named for other in named_by[person]} - {child}
+        for child, named in persons.items()
+    }
 
 
 def view_from_ledger(ledger: Ledger, session: Session, child: str, root: RootKey) -> ChildView:
