@@ -59,9 +59,13 @@ class FlagSync:
     """One transaction's flag writes: ``load`` the children to be evaluated, ``sync`` each
     evaluation, then ``write`` once."""
 
+    _columns = (_FLAGS.c.id, _FLAGS.c.child, _FLAGS.c.rule, _FLAGS.c.status, _FLAGS.c.due,
+                _FLAGS.c.payload, _FLAGS.c.changes)  # fmt: skip
+
     def __init__(self, session: Session) -> None:
         self.session = session
         self._stored: dict[str | None, dict[str, _Stored]] = {}
+        self._complete: set[str | None] = set()  # children whose flags are all in _stored
         self._inserts: list[dict[str, Any]] = []
         self._updates: dict[str, dict[str, Any]] = {}  # flag id -> its new column values
         self._changes: list[dict[str, Any]] = []
@@ -69,21 +73,29 @@ class FlagSync:
     def load(self, children: Iterable[str | None]) -> None:
         """Read the stored flags of ``children`` (None: the partnership-wide flags) not loaded
         yet, in a few queries."""
-        wanted = sorted({c for c in children if c not in self._stored and c is not None})
-        columns = (_FLAGS.c.id, _FLAGS.c.child, _FLAGS.c.rule, _FLAGS.c.status, _FLAGS.c.due,
-                   _FLAGS.c.payload, _FLAGS.c.changes)  # fmt: skip
+        wanted = {c for c in children if c not in self._complete}
+        self._complete |= wanted
+        named = sorted(c for c in wanted if c is not None)
         queries = [
-            select(*columns).where(_FLAGS.c.child.in_(wanted[start : start + _CHUNK]))
-            for start in range(0, len(wanted), _CHUNK)
+            select(*self._columns).where(_FLAGS.c.child.in_(named[start : start + _CHUNK]))
+            for start in range(0, len(named), _CHUNK)
         ]
-        if None in children and None not in self._stored:
-            queries.append(select(*columns).where(_FLAGS.c.child.is_(None)))
-            self._stored[None] = {}
+        if None in wanted:
+            queries.append(select(*self._columns).where(_FLAGS.c.child.is_(None)))
         for child in wanted:
-            self._stored[child] = {}
+            self._stored.setdefault(child, {})
         for query in queries:
             for fid, child, rule, status, due, payload, changes in self.session.execute(query):
-                self._stored[child][fid] = _Stored(fid, rule, status, due, payload, changes)
+                self._stored[child].setdefault(fid, _Stored(fid, rule, status, due, payload, changes))
+
+    def _load_ids(self, child: str | None, ids: Sequence[str]) -> None:
+        """Read these flags of ``child`` (if stored), without reading its others."""
+        known = self._stored.setdefault(child, {})
+        wanted = sorted(set(ids) - set(known))
+        for start in range(0, len(wanted), _CHUNK):
+            query = select(*self._columns).where(_FLAGS.c.id.in_(wanted[start : start + _CHUNK]))
+            for fid, _, rule, status, due, payload, changes in self.session.execute(query):
+                known.setdefault(fid, _Stored(fid, rule, status, due, payload, changes))
 
     def sync(
         self,
@@ -93,14 +105,26 @@ class FlagSync:
         trigger: str | None,
         evidence_detail: Mapping[str, Mapping[str, Any]],
         rules: Sequence[str] | None = None,
+        *,
+        partial: bool = False,
     ) -> list[FlagChange]:
         """Apply one evaluation of ``child`` (None: partnership-wide integrity flags).
 
         ``rules`` limits which stored flags the evaluation speaks for (integrity flags and child
         rules are evaluated separately); ``trigger`` is the event that caused the evaluation.
+        ``partial``: the evaluation speaks only for the flags it holds (only they are read, and
+        no stored flag missing from it is resolved).
         """
-        self.load([child])
-        stored = {fid: row for fid, row in self._stored[child].items() if rules is None or row.rule in rules}
+        if partial:
+            self._load_ids(child, [flag.id for flag in flags])
+            stored = {
+                flag.id: self._stored[child][flag.id] for flag in flags if flag.id in self._stored[child]
+            }
+        else:
+            self.load([child])
+            stored = {
+                fid: row for fid, row in self._stored[child].items() if rules is None or row.rule in rules
+            }
         changes: list[FlagChange] = []
         for flag in flags:
             payload = flag.to_json()
@@ -207,10 +231,12 @@ def sync_flags(
     trigger: str | None,
     evidence_detail: Mapping[str, Mapping[str, Any]],
     rules: Sequence[str] | None = None,
+    *,
+    partial: bool = False,
 ) -> list[FlagChange]:
     """One evaluation of one child (or the partnership-wide flags), synced and written at once."""
     flags_sync = FlagSync(session)
-    changes = flags_sync.sync(child, flags, now, trigger, evidence_detail, rules)
+    changes = flags_sync.sync(child, flags, now, trigger, evidence_detail, rules, partial=partial)
     flags_sync.write()
     return changes
 

@@ -677,9 +677,11 @@ class Applier:
     @staticmethod
     def _evaluate_integrity(batch: Batch) -> None:
         batch.session.flush()  # holes and equivocations noticed in this batch
-        flags = integrity_flags_as_of(batch.session, batch.now)
+        flags = integrity_flags_as_of(batch.session, batch.now, changed_at=batch.now)
         if flags:
-            changes = sync_flags(batch.session, None, flags, batch.now, None, {}, rules=INTEGRITY_RULES)
+            changes = sync_flags(
+                batch.session, None, flags, batch.now, None, {}, rules=INTEGRITY_RULES, partial=True
+            )
             batch.stats.count_changes(changes)
 
 
