@@ -160,7 +160,8 @@ class Batch:
         self._ids_looked_up = {event_id for event_id, _, _ in chain if event_id}
         self.by_id = ledger.digests_by_id(session, self._ids_looked_up)
         sources = {source for _, source, _ in chain}
-        self.highest = ledger.highest_sequences(session, sources)
+        # A source with nothing accepted yet is 0, not missing: a miss was a query per event.
+        self.highest = {source: 0 for source in sources} | ledger.highest_sequences(session, sources)
         self.at: dict[tuple[str, int], str] = {}
         # Chain places accepted over a hole, among those loaded (a late predecessor must match
         # its successor's prevhash): read with the chain window, never by scanning the ledger.
@@ -214,7 +215,7 @@ class Batch:
             self._ids_looked_up.add(event["id"])
             self.by_id.update(self.ledger.digests_by_id(self.session, [event["id"]]))
         if source not in self.highest:
-            self.highest.update(self.ledger.highest_sequences(self.session, [source]))
+            self.highest[source] = self.ledger.highest_sequences(self.session, [source]).get(source, 0)
         self._load(source, (sequence - 1, sequence, sequence + 1))
         return ChainFacts(
             same_id_digest=self.by_id.get(event["id"]),

@@ -19,7 +19,7 @@ from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from consumers.projector.applier import Applier, ApplyStats, Message
 from ledger.store.models import QuarantineEntry
@@ -180,8 +180,10 @@ class Projector:
         """Send flag changes and quarantine notices committed by earlier transactions."""
         ledger = self.applier.ledger
         with ledger.read() as session:
-            changes = session.scalars(
-                select(FlagChangeRow)
+            # Core rows, not ORM objects: a flag change is read once and marked once, and loading
+            # and updating one ORM object per change was an eighth of the projector's CPU.
+            changes = session.execute(
+                select(FlagChangeRow.id, FlagChangeRow.message)
                 .where(FlagChangeRow.published.is_(False))
                 .order_by(FlagChangeRow.id)
                 .limit(1000)
@@ -192,10 +194,10 @@ class Projector:
                 .order_by(QuarantineEntry.id)
                 .limit(1000)
             ).all()
-            sends = [(self.topics.gap_flags, _flag_key(c.message), c.message.encode()) for c in changes] + [
+            sends = [(self.topics.gap_flags, _flag_key(m), m.encode()) for _, m in changes] + [
                 (self.topics.quarantine, (q.subject or "").encode(), _notice(q)) for q in notices
             ]
-            change_ids = [c.id for c in changes]
+            change_ids = [i for i, _ in changes]
             notice_ids = [q.id for q in notices]
         if not sends:
             return 0
@@ -204,8 +206,11 @@ class Projector:
         for future in futures:
             future.get(timeout=0)  # raises if the broker did not acknowledge: retried next poll
         with ledger.session() as session:
-            for row in session.scalars(select(FlagChangeRow).where(FlagChangeRow.id.in_(change_ids))):
-                row.published = True
+            if change_ids:
+                session.execute(
+                    update(FlagChangeRow).where(FlagChangeRow.id.in_(change_ids)).values(published=True),
+                    execution_options={"synchronize_session": False},
+                )
             for entry in session.scalars(select(QuarantineEntry).where(QuarantineEntry.id.in_(notice_ids))):
                 entry.published = True
         return len(sends)
