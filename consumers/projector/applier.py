@@ -43,7 +43,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger.canonical import canonical_forms, event_digest
-from ledger.keyregistry import KeyRegistry, RootKey
+from ledger.keyregistry import KeyRecord, KeyRegistry, RootKey
 from ledger.store.ledger import KEY_EVENT_TYPES, Acceptance, Ledger
 from ledger.store.models import AcceptedEvent, EquivocationRow, QuarantineEntry, SequenceHoleRow
 from ledger.validation import MAX_EXACT_INTEGER
@@ -267,14 +267,23 @@ class Applier:
         """
         with self.ledger.read() as session:
             registry = self.ledger.key_registry(session, self.root)
+        keys, early = self._with_batch_keys(registry, messages)
         checked = sorted(
-            ((m, self._check_isolated(m.raw, registry, m.received)) for m in messages),
+            (
+                (m, early[i] if i in early else self._check_isolated(m.raw, keys, m.received))
+                for i, m in enumerate(messages)
+            ),
             key=lambda pair: _chain_order(pair[1]),
         )
+        provisional = {
+            kid: record
+            for kid in {pre["kid"] for _, pre in checked if not isinstance(pre, Rejection)}
+            if (record := keys.get(kid)) != registry.get(kid)
+        }
         blamed: dict[int, Rejection] = {}
         while True:
             try:
-                return self._apply_checked(checked, blamed, track or {})
+                return self._apply_checked(checked, blamed, track or {}, provisional)
             except _MessageFailed as failure:
                 fresh = {i: failure.rejection for i in failure.indices if i not in blamed}
                 if not fresh:  # nothing left to set aside: a fault of no message in this batch
@@ -286,7 +295,11 @@ class Applier:
         checked: Sequence[tuple[Message, dict[str, Any] | Rejection]],
         blamed: Mapping[int, Rejection],
         track: Mapping[str, int],
+        provisional: Mapping[str, KeyRecord | None],
     ) -> ApplyStats:
+        """``provisional``: keys some messages were pre-checked with that only this batch's own
+        key events made (see ``_with_batch_keys``); such a message stands only if the ledger
+        holds the same key when its turn comes, else it is checked again in full."""
         with self.ledger.writer() as session:
             registry = self.ledger.key_registry(session, self.root)
             events = [
@@ -313,6 +326,12 @@ class Applier:
                 try:
                     if isinstance(pre, Rejection) and pre.reason == Reason.UNKNOWN_KEY:
                         pre = self._recheck_key(message.raw, registry, pre, message.received)
+                    elif (
+                        not isinstance(pre, Rejection)
+                        and pre["kid"] in provisional
+                        and registry.get(pre["kid"]) != provisional[pre["kid"]]
+                    ):
+                        pre = self._check(message.raw, registry, message.received)
                     if isinstance(pre, Rejection):
                         self._quarantine(batch, message.raw, message.origin, pre, received=message.received)
                     else:
@@ -403,6 +422,35 @@ class Applier:
             return entry
 
     # -- one message ----------------------------------------------------------------------
+    @classmethod
+    def _with_batch_keys(
+        cls, registry: KeyRegistry, messages: Sequence[Message]
+    ) -> tuple[KeyRegistry, dict[int, dict[str, Any]]]:
+        """``registry`` with the batch's own key events folded in, those that pass their checks
+        against the root, and those events' checks by message index (they depend on the root
+        alone, so they are not made twice). An agency's registration usually travels with its
+        first events (a replay: every agency's), and pre-checking those against the ledger's
+        registry alone refused them all as unknown-key, to be checked again in full inside the
+        transaction or when released: a second schema check each. The fold is provisional: an
+        event pre-checked with a key it made is checked again unless the ledger holds that same
+        key when the event's turn comes (``_apply_checked``)."""
+        found: dict[int, dict[str, Any]] = {}
+        for index, message in enumerate(messages):
+            if b"agency.key." not in message.raw:
+                continue  # most messages: no parse
+            checked = cls._check_isolated(message.raw, registry, message.received)
+            if isinstance(checked, dict) and checked.get("type") in KEY_EVENT_TYPES:
+                found[index] = checked
+        if not found:
+            return registry, found
+        keys = registry.copy()
+        for event in sorted(found.values(), key=_chain_order):
+            try:
+                keys.apply(event)
+            except ValueError:  # a kid that is not its key's fingerprint: refused in the batch
+                continue
+        return keys, found
+
     @classmethod
     def _check_isolated(
         cls, raw: bytes, registry: KeyRegistry, received: datetime | None

@@ -7,11 +7,14 @@ import json
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
 
+import ledger.verification as verification
 from consumers.projector.applier import Applier, Message
+from ledger.signing import public_key_text
 from ledger.store.ledger import Ledger
 from ledger.store.models import AcceptedEvent, QuarantineEntry
 from tests.ledger.factory import INCIDENT, T0, Chain, Partnership
@@ -341,3 +344,47 @@ def test_settled_integrity_flags_are_not_evaluated_again(
     assert stored == full
     [flag] = stored.values()
     assert (flag["rule"], flag["status"], flag["resolved_by"]) == ("lost-event", "resolved", missing["id"])
+
+
+def test_events_arriving_with_their_keys_registration_are_checked_once(
+    applier: Applier, ledger: Ledger, partnership: Partnership, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registration usually travels with the agency's first events (a replay: every agency's).
+    Pre-checked against the ledger's registry alone they were all refused as unknown-key and
+    checked again in full (schema and all) inside the transaction."""
+    police = Chain("police/avon-somerset")
+    registration = partnership.register(police)
+    events = [police.event("incident.reported", {**INCIDENT, "incident_ref": f"INC-{n}"}) for n in range(5)]
+    checked: list[str] = []
+    real = verification.validate_event
+
+    def counting(event: dict[str, Any]) -> list[Any]:
+        checked.append(event["id"])
+        return real(event)
+
+    monkeypatch.setattr(verification, "validate_event", counting)
+    send(applier, *events, registration)
+    assert accepted_ids(ledger) == {registration["id"], *(e["id"] for e in events)}
+    assert sorted(checked) == sorted({*checked}), "an event was checked twice"
+
+
+def test_an_event_whose_keys_registration_the_ledger_refuses_in_the_same_batch_is_not_accepted(
+    applier: Applier, ledger: Ledger, partnership: Partnership
+) -> None:
+    """The batch's own key events only let its messages be pre-checked early: when the ledger
+    refuses the registration (here an equivocation of the root's chain), an event signed by that
+    key is checked again against the ledger's keys, and waits for its key."""
+    police, gp = Chain("police/avon-somerset"), Chain("gp/L85001")
+    send(applier, partnership.register(police))
+    fork = Chain(partnership.root.source, key=partnership.root.key)  # the root's sequence 1 again
+    forged = fork.event(
+        "agency.key.registered",
+        {"agency": gp.source, "kid": gp.kid, "public_key": public_key_text(gp.key.public_key())},
+        subject=gp.source,
+        at=T0 - timedelta(days=1),
+    )
+    event = gp.event("gp.registered", {"person": "C-1", "practice": "L85001"})
+    send(applier, forged, event)
+    assert event["id"] not in accepted_ids(ledger)
+    assert ("held", "unknown-key") in quarantined(ledger)
+    assert ("quarantined", "equivocation") in quarantined(ledger)
