@@ -66,7 +66,7 @@ class Projector:
         settings: KafkaSettings,
         *,
         group_id: str | None = GROUP_ID,
-        max_batch: int = 2000,
+        max_batch: int = 5000,
         sweep_every_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -155,6 +155,12 @@ class Projector:
         One poll returns records from a few partitions only; an agency's chain spans all of
         them (partitions are keyed by child), so a larger batch across partitions lets most
         events meet their predecessor in the same transaction instead of being held.
+
+        A batch grows only while records are waiting (a backlog: a replay, catching up after an
+        outage), so its size does not delay anything at a steady rate, where each poll returns
+        what arrived since the last. Under a backlog, each touched child is re-evaluated once
+        per batch, so 5,000 (about 6 s of work) instead of 2,000 made a 10,000-event replay
+        12-17% cheaper in CPU per event (issue 13).
         """
         records: dict[TopicPartition, list[Any]] = {}
         collected, wait = 0, timeout_ms
