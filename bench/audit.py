@@ -8,7 +8,10 @@ million events take longer than auditing them, and the audit reads only the ledg
 re-runs the projector's whole logic (views, policies, flags) and is timed on the first
 ``--replay-limit`` events of each history (labelled as such). Beside the figures: the machine's
 raw Ed25519 verify rate on one core and on all cores, and the machine description. Generated
-data goes to a temporary directory, never into the repository.
+data goes to a temporary directory, never into the repository. With ``--keep DIR`` the ledgers
+stay there and a later run with the same ``--keep`` re-uses each complete one (its root public
+key is written beside it once generation has finished), so a million-event history is signed
+once, not per run.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from bench.machine import (
     describe,
@@ -179,15 +182,24 @@ def main() -> None:
 def run(
     directory: Path, size: int, replay_limit: int, one: float, all_cores: float, say: Callable[[str], None]
 ) -> dict[str, Any]:
-    root = Ed25519PrivateKey.generate()
-    root_key = RootKey("partnership/bench", root.public_key())
-    ledger = Ledger(f"sqlite:///{directory / f'ledger-{size}.db'}")
-    started = time.perf_counter()
-    generate_history(
-        ledger, root, root_key.partnership, size, children=max(100, size // 50), head_every=10_000
-    )
-    generated = time.perf_counter() - started
-    say(f"\n{size:,} events: generated in {generated:,.1f} s ({size / generated:,.0f} events/s)")
+    database, public = directory / f"ledger-{size}.db", directory / f"ledger-{size}.root-public-key"
+    generated: float | None = None
+    if database.exists() and public.exists():  # complete: the key is written after the history
+        root_key = RootKey("partnership/bench", Ed25519PublicKey.from_public_bytes(public.read_bytes()))
+        ledger = Ledger(f"sqlite:///{database}")
+        say(f"\n{size:,} events: re-using {database}")
+    else:
+        database.unlink(missing_ok=True)  # an interrupted generation is not re-used
+        root = Ed25519PrivateKey.generate()
+        root_key = RootKey("partnership/bench", root.public_key())
+        ledger = Ledger(f"sqlite:///{database}")
+        started = time.perf_counter()
+        generate_history(
+            ledger, root, root_key.partnership, size, children=max(100, size // 50), head_every=10_000
+        )
+        generated = time.perf_counter() - started
+        public.write_bytes(root.public_key().public_bytes_raw())
+        say(f"\n{size:,} events: generated in {generated:,.1f} s ({size / generated:,.0f} events/s)")
     cpu_before = _cpu_seconds()
     report = verify(ledger, root_key)
     verify_cpu = _cpu_seconds() - cpu_before  # this process and its (finished) pool workers
@@ -199,6 +211,7 @@ def run(
     )
     as_of = T0 + timedelta(minutes=min(size, replay_limit))
     started = time.perf_counter()
+    (directory / f"replay-{size}.db").unlink(missing_ok=True)
     replayed = replay(ledger, root_key, as_of, f"sqlite:///{directory / f'replay-{size}.db'}").events
     seconds = time.perf_counter() - started
     say(
@@ -207,7 +220,7 @@ def run(
     )
     return {
         "events": size,
-        "generate_s": round(generated, 1),
+        "generate_s": None if generated is None else round(generated, 1),
         "verify_s": round(report.seconds, 1),
         "verify_events_per_s": round(rate),
         "verify_vs_raw_all_cores": round(rate / all_cores, 3),

@@ -18,7 +18,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.canonical import canonical_forms, canonical_json
-from ledger.signing import b64url_decode, signature_valid
+from ledger.signing import Signer, b64url_decode, signature_valid
 from ledger.validation import validate_event
 
 
@@ -63,11 +63,16 @@ def verify_rate_cpu(seconds: float = 1.0) -> float:
     return _rate(_verifier(), seconds, time.process_time)
 
 
-def sign_rate(seconds: float = 1.0) -> float:
-    """Raw Ed25519 signatures per second on one core (cryptography), over 300-byte messages:
-    the ceiling of anything that signs events (the producer, the gateway)."""
+def sign_rate(
+    seconds: float = 1.0, *, library: str = "cryptography", clock: Callable[[], float] = time.perf_counter
+) -> float:
+    """Raw Ed25519 signatures per second on one core, over 300-byte messages: the ceiling of
+    anything that signs events. ``library``: ``cryptography`` (OpenSSL) or ``libsodium``
+    (PyNaCl, what the producer SDK and the gateway sign with: ``ledger.signing.Signer``);
+    ``clock``: wall (``time.perf_counter``) or this process's CPU time (``time.process_time``)."""
     key = Ed25519PrivateKey.generate()
-    return _rate(lambda: key.sign(b"x" * 300), seconds, time.perf_counter)
+    sign = {"cryptography": key.sign, "libsodium": Signer(key).sign}[library]
+    return _rate(lambda: sign(b"x" * 300), seconds, clock)
 
 
 def verify_rate_all_cores(seconds: float = 1.0) -> float:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.canonical import event_digest
-from ledger.signing import key_id, sign_event
+from ledger.canonical import digest_of_canonical
+from ledger.signing import SIGNATURE, Signer, key_id, sign_event
 from ledger.timeutil import format_time
 
 
@@ -66,6 +67,27 @@ def build_event(
     return event
 
 
+@dataclass(frozen=True)
+class SignedEvent:
+    """A signed event with its canonical bytes: the payload sent and stored, whose SHA-256 is
+    the digest the next event of the chain names as ``prevhash``."""
+
+    event: dict[str, Any]
+    payload: bytes
+
+    @property
+    def digest(self) -> str:
+        return digest_of_canonical(self.payload)
+
+
+def sign_unsigned(unsigned: dict[str, Any], signer: Signer) -> SignedEvent:
+    """Sign an event built by ``unsigned_event`` (in place: it gains its ``signature``), with
+    one RFC 8785 pass for both the signing input and the payload (``Signer.sign_canonical``)."""
+    signature, payload = signer.sign_canonical(unsigned)
+    unsigned[SIGNATURE] = signature
+    return SignedEvent(unsigned, payload)
+
+
 class ChainSigner:
     """An agency's key and chain position held in memory: signs events in sequence, each
     naming its predecessor's digest. The producer SDK keeps this state in its durable outbox;
@@ -74,12 +96,13 @@ class ChainSigner:
     def __init__(self, source: str, key: Ed25519PrivateKey | None = None) -> None:
         self.source = source
         self.key = key or Ed25519PrivateKey.generate()
+        self.signer = Signer(self.key)
         self.sequence = 0
         self.prevhash = ""
 
     @property
     def kid(self) -> str:
-        return key_id(self.key.public_key())
+        return self.signer.kid
 
     def sign(
         self,
@@ -92,8 +115,8 @@ class ChainSigner:
         event_id: str | None = None,
     ) -> dict[str, Any]:
         self.sequence += 1
-        event = build_event(
-            key=self.key,
+        unsigned = unsigned_event(
+            kid=self.signer.kid,
             source=self.source,
             event_type=event_type,
             subject=subject,
@@ -104,5 +127,6 @@ class ChainSigner:
             prevhash=self.prevhash,
             event_id=event_id,
         )
-        self.prevhash = event_digest(event)
-        return event
+        signed = sign_unsigned(unsigned, self.signer)
+        self.prevhash = signed.digest
+        return signed.event

@@ -52,23 +52,27 @@ class Problem:
         return f"{self.path or '/'}: expected {self.expected}, got {self.got}"
 
 
-def validate_event(event: Any) -> list[Problem]:
-    """All schema problems of an event (envelope and ``data``); empty when it is valid."""
+def validate_event(event: Any, written: frozenset[str] = frozenset()) -> list[Problem]:
+    """All schema problems of an event (envelope and ``data``); empty when it is valid.
+
+    ``written``: envelope attributes the caller wrote itself from values it controls (the
+    producer's ``source``, ``kid``, ``sequence`` ...), which the verdict then skips; a refused
+    event is still explained in full."""
     if not isinstance(event, Mapping):
         return [Problem("", "a JSON object (CloudEvents structured mode)", _show(event))]
     if not _plain_numbers(event):
         return _explain(event)  # floats or huge integers: the strict rules the compiler lacks
-    refusal = compiled_refusal(event)
+    refusal = compiled_refusal(event, written)
     if refusal is None:
         return []
     return _explain(event) or [refusal]  # refused: now say precisely why
 
 
-def compiled_refusal(event: Mapping[str, Any]) -> Problem | None:
+def compiled_refusal(event: Mapping[str, Any], written: frozenset[str] = frozenset()) -> Problem | None:
     """The compiled validators' verdict (for an event of ``_plain_numbers``): None when it is
     valid, else its first problem."""
     try:
-        _compiled("envelope")(event)
+        (_compiled_envelope(written) if written else _compiled("envelope"))(event)
     except fastjsonschema.JsonSchemaValueException as exc:
         return _compiled_problem(exc, "")
     if data_schema(event["type"]) is not None:
@@ -90,16 +94,31 @@ def _compiled_problem(exc: fastjsonschema.JsonSchemaValueException, prefix: str)
 
 
 def _plain_numbers(value: Any) -> bool:
-    """No float and no integer beyond 2**53 - 1 anywhere: where the compiled verdict holds."""
-    if value is None or isinstance(value, bool | str):
+    """No float and no integer beyond 2**53 - 1 anywhere: where the compiled verdict holds.
+
+    Written for speed (it walks every event the gateway takes and the projector verifies):
+    exact types first, as ``json.loads`` makes them, and a loop rather than ``all()`` over a
+    generator, about 4x faster; subclasses (a ``Mapping`` that is not a dict) take the
+    ``isinstance`` path with the same verdicts."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
         return True
-    if isinstance(value, int):
+    if kind is int:
         return -MAX_EXACT_INTEGER <= value <= MAX_EXACT_INTEGER
-    if isinstance(value, Mapping):
-        return all(_plain_numbers(item) for item in value.values())
-    if isinstance(value, list):
-        return all(_plain_numbers(item) for item in value)
-    return False  # a float (or anything JSON does not produce)
+    if kind is dict or isinstance(value, Mapping):
+        items: Iterable[Any] = value.values()
+    elif isinstance(value, list):
+        items = value
+    elif isinstance(value, bool | str):
+        return True
+    elif isinstance(value, int):
+        return -MAX_EXACT_INTEGER <= value <= MAX_EXACT_INTEGER
+    else:
+        return False  # a float (or anything JSON does not produce)
+    for item in items:  # noqa: SIM110 (a loop, not all() over a generator: the speed is the point)
+        if not _plain_numbers(item):
+            return False
+    return True
 
 
 def _explain(event: Mapping[str, Any]) -> list[Problem]:
@@ -182,6 +201,19 @@ def _compiled(name: str) -> Callable[[Any], Any]:
     schema = envelope_schema() if name == "envelope" else data_schema(name)
     if schema is None:
         raise KeyError(f"no schema for {name}")
+    return _compile(schema)
+
+
+@cache
+def _compiled_envelope(written: frozenset[str]) -> Callable[[Any], Any]:
+    """The envelope's validator without the checks of the ``written`` attributes (they stay
+    required, and no others are allowed)."""
+    schema = envelope_schema()
+    properties = {k: ({} if k in written else v) for k, v in schema["properties"].items()}
+    return _compile({**schema, "properties": properties})
+
+
+def _compile(schema: dict[str, Any]) -> Callable[[Any], Any]:
     checker = FormatChecker()
     formats = {f: partial(_conforms, checker, f) for f in ("uuid", "date")}
     # use_default=False: the compiled code must never write schema defaults into the event.

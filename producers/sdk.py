@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ledger.canonical import canonical_json
-from ledger.envelope import build_event, unsigned_event
+from ledger.envelope import SignedEvent, sign_unsigned, unsigned_event
+from ledger.identifiers import AGENCY_ID
 from ledger.keystore import Keystore
-from ledger.signing import key_id
+from ledger.signing import SIGNATURE, Signer
 from ledger.timeutil import TimeFormatError, format_time, parse_time
 from ledger.topics import Topics
 from ledger.validation import Problem, validate_event
@@ -52,6 +52,21 @@ class Draft:
     time: datetime | None = None
     recorded: datetime | None = None
     event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A checked draft and the unsigned event it becomes (sequence and prevhash still to be
+    given by the outbox), with its topic."""
+
+    draft: Draft
+    unsigned: dict[str, Any]
+    topic: str
+
+
+# The envelope attributes a producer writes itself: never from a caller, so not schema-checked
+# per event (``sequence`` and ``prevhash`` come from the outbox, ``signature`` from the key).
+WRITTEN = frozenset({"specversion", "source", "kid", "sequence", "prevhash", "signature"})
 
 
 # A draft as JSON (gateway requests, `sgledger publish --batch` lines): docs/gateway.md.
@@ -104,8 +119,10 @@ class Producer:
         topics: Topics | None = None,
         clock: Callable[[], datetime] = _now,
     ) -> None:
-        self.agency_id = agency_id
-        self._key = keystore.agency_private_key(agency_id)  # fail at start-up, not mid-publish
+        # Checked here once, so no event needs its ``source`` checked (``WRITTEN``).
+        self.agency_id = AGENCY_ID.check(agency_id)
+        self._signer = Signer(keystore.agency_private_key(agency_id))  # fail at start-up, not mid-publish
+        self._types = event_types() if agency_kind(agency_id) == "partnership" else agency_types()
         self._validity = keystore.key_validity(agency_id)
         self.outbox = outbox_url if isinstance(outbox_url, Outbox) else Outbox(outbox_url)
         self.topics = topics or Topics()
@@ -128,25 +145,30 @@ class Producer:
         """
         return self.publish_many([Draft(event_type, child, data, time, recorded, event_id)])[0]
 
-    def check(self, draft: Draft) -> list[Problem]:
-        """Every problem of a draft, found without signing or storing anything: unknown type
-        (with a suggestion), schema, and a recorded time the partnership would refuse.
+    def prepare(self, draft: Draft) -> tuple[Prepared | None, list[Problem]]:
+        """The draft as the event it becomes, built and schema-checked once (``publish_prepared``
+        only adds the chain position and signs it), or every problem of it, found without
+        signing or storing anything: unknown type (with a suggestion), schema, and a recorded
+        time the partnership would refuse.
 
-        Callers that take many drafts (the gateway, ``publish --batch``) check them all first so
-        one answer lists every problem of every draft, instead of stopping at the first."""
-        known = event_types() if agency_kind(self.agency_id) == "partnership" else agency_types()
+        Callers that take many drafts (the gateway, ``publish --batch``) prepare them all first
+        so one answer lists every problem of every draft, instead of stopping at the first. The
+        attributes this producer writes itself (``WRITTEN``) are not schema-checked per event;
+        what came from the caller (id, type, subject, times, data) is."""
+        known = self._types
         if draft.event_type not in known:
             hint = did_you_mean(draft.event_type, known)
-            return [Problem("/type", f"an event type of the vocabulary{hint}", repr(draft.event_type))]
+            return None, [Problem("/type", f"an event type of the vocabulary{hint}", repr(draft.event_type))]
         now = self.clock()
         recorded = draft.recorded or now
         event = unsigned_event(
-            kid=key_id(self._key.public_key()), source=self.agency_id, event_type=draft.event_type,
+            kid=self._signer.kid, source=self.agency_id, event_type=draft.event_type,
             subject=draft.child, data=draft.data, time=draft.time or recorded, recordedtime=recorded,
             sequence=1, prevhash="", event_id=draft.event_id,
         )  # fmt: skip
-        event["signature"] = "A" * 86  # the shape of a signature; not checked here
-        problems = validate_event(event)
+        event[SIGNATURE] = "A" * 86  # the shape of a signature, for the envelope's "required"
+        problems = validate_event(event, WRITTEN)
+        del event[SIGNATURE]
         if self._validity is not None and not self._validity.valid_at(recorded):
             problems.append(
                 Problem(
@@ -165,61 +187,57 @@ class Producer:
                     format_time(recorded),
                 )
             )
-        return problems
+        if problems:
+            return None, problems
+        return Prepared(draft, event, self.topics.for_type(draft.event_type)), []
 
     def publish_many(
         self,
         drafts: Iterable[Draft],
         *,
         also: Callable[[Session, list[dict[str, Any]]], None] | None = None,
-        checked: bool = False,
     ) -> list[dict[str, Any]]:
         """Publish several events in one outbox transaction: all are stored or none (the first
         invalid one raises InvalidEvent), with one commit instead of one per event. ``also``
-        writes more rows in that transaction (see ``Outbox.append``). ``checked``: the caller
-        has already had ``check`` pass for every draft (so each is validated once, not twice)."""
-        drafts = list(drafts)
-        if not checked:
-            for draft in drafts:
-                problems = self.check(draft)
-                if problems:
-                    raise InvalidEvent(draft.event_type, problems)
+        writes more rows in that transaction (see ``Outbox.append``)."""
+        prepared = []
+        for draft in drafts:
+            ready, problems = self.prepare(draft)
+            if ready is None:
+                raise InvalidEvent(draft.event_type, problems)
+            prepared.append(ready)
+        return self.publish_prepared(prepared, also=also)
+
+    def publish_prepared(
+        self,
+        prepared: Iterable[Prepared],
+        *,
+        also: Callable[[Session, list[dict[str, Any]]], None] | None = None,
+    ) -> list[dict[str, Any]]:
+        """``publish_many`` for drafts the caller has had ``prepare``d (and so checked) itself:
+        the gateway and ``publish --batch`` check every draft first to report every problem."""
         entries = [
-            Entry(
-                self.topics.for_type(d.event_type),
-                self._signer(d),
-                d.event_id,
-                _same_as(self.agency_id, d),
-            )
-            for d in drafts
+            Entry(p.topic, self._sign_at(p), p.draft.event_id, _same_as(self.agency_id, p.draft))
+            for p in prepared
         ]
         return self.outbox.append(self.agency_id, entries, also=also)
 
-    def _signer(self, draft: Draft) -> Callable[[int, str], dict[str, Any]]:
-        recorded_at = draft.recorded or self.clock()
-        happened_at = draft.time or recorded_at
-
-        def sign(sequence: int, prevhash: str) -> dict[str, Any]:
-            event = build_event(
-                key=self._key, source=self.agency_id, event_type=draft.event_type,
-                subject=draft.child, data=draft.data, time=happened_at, recordedtime=recorded_at,
-                sequence=sequence, prevhash=prevhash, event_id=draft.event_id,
-            )  # fmt: skip
-            # The schema was checked (``check``) on this same content; only the size is new.
-            size = len(canonical_json(event))
-            if size > MAX_MESSAGE_BYTES:  # the ledger would quarantine it as oversized
-                problem = Problem("", f"at most {MAX_MESSAGE_BYTES} bytes", f"{size} bytes")
-                raise InvalidEvent(draft.event_type, [problem])  # rolls the transaction back
-            return event
+    def _sign_at(self, prepared: Prepared) -> Callable[[int, str], SignedEvent]:
+        def sign(sequence: int, prevhash: str) -> SignedEvent:
+            placed = {**prepared.unsigned, "sequence": sequence, "prevhash": prevhash}
+            signed = sign_unsigned(placed, self._signer)
+            # The schema was checked (``prepare``) on this same content; only the size is new.
+            if len(signed.payload) > MAX_MESSAGE_BYTES:  # the ledger would quarantine it as oversized
+                problem = Problem("", f"at most {MAX_MESSAGE_BYTES} bytes", f"{len(signed.payload)} bytes")
+                raise InvalidEvent(prepared.draft.event_type, [problem])  # rolls the transaction back
+            return signed
 
         return sign
 
 
 def _same_as(source: str, draft: Draft) -> Callable[[Mapping[str, Any]], bool]:
-    asked = {
-        "source": source,
-        "type": draft.event_type,
-        "subject": draft.child,
-        "data": dict(draft.data),
-    }
-    return lambda stored: {k: stored.get(k) for k in asked} == asked
+    def same(stored: Mapping[str, Any]) -> bool:
+        asked = {"source": source, "type": draft.event_type, "subject": draft.child, "data": dict(draft.data)}
+        return {k: stored.get(k) for k in asked} == asked
+
+    return same

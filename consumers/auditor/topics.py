@@ -19,6 +19,7 @@ from transport.kafka import KafkaSettings, assign_all, make_consumer
 class TopicMessage:
     origin: str  # topic/partition/offset
     value: bytes
+    timestamp_ms: int | None = None  # the record's time: when the partnership received it
 
 
 def read_topics(settings: KafkaSettings, idle_timeout_s: float = 5.0) -> list[TopicMessage]:
@@ -32,7 +33,9 @@ def read_topics(settings: KafkaSettings, idle_timeout_s: float = 5.0) -> list[To
         while time.monotonic() - last_progress < idle_timeout_s:
             batch = consumer.poll(timeout_ms=500, max_records=5000)
             for records in batch.values():
-                messages.extend(TopicMessage(f"{r.topic}/{r.partition}/{r.offset}", r.value) for r in records)
+                messages.extend(
+                    TopicMessage(f"{r.topic}/{r.partition}/{r.offset}", r.value, r.timestamp) for r in records
+                )
             if batch:
                 last_progress = time.monotonic()
             if _caught_up(consumer, partitions):

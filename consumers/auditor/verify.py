@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from consumers.auditor.checks import CheckPool, ChunkResult, Positioned
 from consumers.auditor.findings import Finding
 from consumers.auditor.stored import check_row, last_position, read_pages
 from consumers.auditor.topics import read_topics
+from consumers.projector.runner import received_at
 from ledger.canonical import event_digest
 from ledger.keyregistry import KeyRegistry, RootKey
 from ledger.merkle import HASH_SIZE, MerkleTree
@@ -209,14 +211,20 @@ def _compare_topics(
     report: AuditReport,
 ) -> None:
     """Every accepted event must be on the topics, and every acceptable event on the topics in
-    the ledger; a different event under one id or one (source, sequence) is reported."""
+    the ledger; a different event under one id or one (source, sequence) is reported.
+
+    "Acceptable" is judged as the projector judged it, with the key's validity at receipt (the
+    record's time, docs/keys.md): a back-dated event signed with a revoked key is rightly on the
+    topics and not in the ledger, and is counted with the refused, not reported as missing."""
     messages = read_topics(kafka)
+    now = datetime.now(UTC)
     report.topic_messages = len(messages)
     on_topics: dict[str, str] = {}
     by_place: dict[tuple[str, int], str] = {}
     for message in messages:
         event = parse_message(message.value)
-        if not isinstance(event, dict) or check_event(event, registry) is not None:
+        received = received_at(message.timestamp_ms, now)
+        if not isinstance(event, dict) or check_event(event, registry, received) is not None:
             report.topic_rejected += 1
             continue
         event_id, digest = str(event.get("id")), event_digest(event)

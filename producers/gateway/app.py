@@ -8,7 +8,7 @@ every body: its schemas are declared below and committed as ``docs/openapi.json`
 
 from __future__ import annotations
 
-import json
+import gc
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 
 from ledger.canonical import event_digest
 from ledger.validation import Problem
+from ledger.verification import loads_strict
 from ledger.vocabulary import envelope_schema
 from producers.gateway.problems import PROBLEM_JSON, ProblemError
 from producers.gateway.service import Gateway, Outcome, unavailable
@@ -58,6 +59,11 @@ def create_app(service: Gateway | None, kafka: KafkaSettings | None = None) -> F
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         gateway = gateway_()
+        # Everything made so far (modules, the app, schemas, compiled validators) lives as long
+        # as the process: frozen, the collector stops traversing it each time a batch's parsed
+        # drafts trigger a full collection. Measured on 3,000-draft batches: about a fifth less
+        # CPU per event (bench/RESULTS.md).
+        gc.freeze()
         stop = threading.Event()
         thread = None
         if kafka is not None:
@@ -269,7 +275,7 @@ async def _read(request: Request, limit: int) -> bytes:
 
 def _json(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
+        return loads_strict(raw)
     except (UnicodeDecodeError, ValueError) as exc:
         raise _bad_request(f"the body is not UTF-8 JSON: {exc}") from exc
 
@@ -279,7 +285,7 @@ def _ndjson(raw: bytes) -> list[Any]:
     problems: list[Problem] = []
     for index, line in enumerate(line for line in raw.splitlines() if line.strip()):
         try:
-            items.append(json.loads(line))
+            items.append(loads_strict(line))
         except (UnicodeDecodeError, ValueError) as exc:
             problems.append(Problem(f"/{index}", "one JSON object on this line", f"not JSON ({exc})"))
     if problems:

@@ -1,7 +1,7 @@
 """What the gateway does with a request, without HTTP: check, sign, chain, store, look up.
 
-Everything that decides whether an event is acceptable is the producer SDK's (``Producer.check``
-and ``Producer.publish_many``) or the ledger's (``validate_event``, ``signature_valid``); the
+Everything that decides whether an event is acceptable is the producer SDK's (``Producer.prepare``
+and ``Producer.publish_prepared``) or the ledger's (``validate_event``, ``signature_valid``); the
 gateway only turns requests into drafts, keeps idempotency records and reports status. The HTTP
 layer (``producers.gateway.app``) maps the exceptions raised here to problem responses.
 """
@@ -20,7 +20,8 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from ledger.canonical import canonical_json, event_digest
+from ledger.canonical import canonical_forms, canonical_json, event_digest
+from ledger.envelope import SignedEvent
 from ledger.keystore import Keystore
 from ledger.signing import key_id, signature_valid
 from ledger.store.ledger import normalise_url
@@ -33,7 +34,7 @@ from ledger.vocabulary import agency_types, did_you_mean
 from producers.gateway.problems import ProblemError, invalid, prefixed
 from producers.gateway.tokens import Caller, IdempotencyRow, TokenStore
 from producers.outbox import DuplicateEventId, Entry, Outbox, OutboxRow
-from producers.sdk import Draft, InvalidEvent, Producer, draft_from_json
+from producers.sdk import InvalidEvent, Prepared, Producer, draft_from_json
 
 
 @dataclass(frozen=True)
@@ -117,21 +118,22 @@ class Gateway:
             self._ledger_engine.dispose()
 
     # -- drafts -------------------------------------------------------------------------------
-    def drafts(self, items: Sequence[Any], batch: bool) -> list[Draft]:
-        """Drafts from request JSON, or a 422 listing every problem of every item (paths of a
-        batch start with the item's index)."""
-        drafts: list[Draft] = []
+    def drafts(self, items: Sequence[Any], batch: bool) -> list[Prepared]:
+        """Drafts from request JSON, each built and checked once (``Producer.prepare``), or a
+        422 listing every problem of every item (paths of a batch start with the item's index)."""
+        prepared: list[Prepared] = []
         problems: list[Problem] = []
         for index, item in enumerate(items):
             draft, found = draft_from_json(item)
             if draft is not None:
-                found += self.producer.check(draft)
-            problems += prefixed(index, found) if batch else found
-            if draft is not None:
-                drafts.append(draft)
+                ready, found = self.producer.prepare(draft)
+                if ready is not None:
+                    prepared.append(ready)
+            if found:
+                problems += prefixed(index, found) if batch else found
         if problems:
             raise invalid(problems, "the batch" if batch else "the draft")
-        return drafts
+        return prepared
 
     def publish_drafts(
         self, caller: Caller, idempotency_key: str | None, items: list[Any], batch: bool
@@ -139,7 +141,7 @@ class Gateway:
         self._check_count(items)
         return self._once(
             caller, idempotency_key, request_hash("drafts", items),
-            lambda also: self.producer.publish_many(self.drafts(items, batch), also=also, checked=True),
+            lambda also: self.producer.publish_prepared(self.drafts(items, batch), also=also),
         )  # fmt: skip
 
     # -- events the agency signed itself ---------------------------------------------------
@@ -147,44 +149,48 @@ class Gateway:
         problems: list[Problem] = []
         entries: list[Entry] = []
         for index, item in enumerate(items):
-            found = self._signed_problems(item)
+            found, payload = self._signed_problems(item)
             problems += prefixed(index, found) if batch else found
-            if not found:
-                entries.append(_placed(item, self.producer.topics.for_type(item["type"])))
+            if payload is not None:
+                entries.append(_placed(item, payload, self.producer.topics.for_type(item["type"])))
         if problems:
             raise invalid(problems, "the batch" if batch else "the signed event")
         return entries
 
-    def _signed_problems(self, event: Any) -> list[Problem]:
+    def _signed_problems(self, event: Any) -> tuple[list[Problem], bytes | None]:
+        """Every problem of an event signed elsewhere, or none and its canonical bytes (the
+        payload to store: serialised once, with the signing input, by ``canonical_forms``)."""
         event_type = event.get("type") if isinstance(event, Mapping) else None
         if isinstance(event_type, str) and event_type not in agency_types():
             hint = did_you_mean(event_type, agency_types())
-            return [Problem("/type", f"an event type of the vocabulary{hint}", repr(event_type))]
+            return [Problem("/type", f"an event type of the vocabulary{hint}", repr(event_type))], None
         problems = validate_event(event)
         if problems:
-            return problems
+            return problems, None
+        whole, signed = canonical_forms(event)
         if event["source"] != self.config.agency:
             return [
                 Problem("/source", f"{self.config.agency!r} (this gateway's agency)", repr(event["source"]))
-            ]
+            ], None
         if event["kid"] != self.kid:
-            return [Problem("/kid", f"{self.kid!r}, the key of {self.config.agency}", repr(event["kid"]))]
-        if not signature_valid(event, self._public_key):
+            expected = f"{self.kid!r}, the key of {self.config.agency}"
+            return [Problem("/kid", expected, repr(event["kid"]))], None
+        if not signature_valid(event, self._public_key, signed):
             return [
                 Problem(
                     "/signature",
                     "an Ed25519 signature over the RFC 8785 form of the other attributes (docs/signing.md)",
                     "a signature that does not verify",
                 )
-            ]
+            ], None
         limit = self.producer.clock() + RECEIPT_SKEW
         if parse_time(event["recordedtime"]) > limit:
             return [
                 Problem("/recordedtime", f"no later than {format_time(limit)}", repr(event["recordedtime"]))
-            ]
-        if len(canonical_json(event)) > MAX_MESSAGE_BYTES:
-            return [Problem("", f"at most {MAX_MESSAGE_BYTES} bytes", "more")]
-        return []
+            ], None
+        if len(whole) > MAX_MESSAGE_BYTES:
+            return [Problem("", f"at most {MAX_MESSAGE_BYTES} bytes", f"{len(whole)} bytes")], None
+        return [], whole
 
     def publish_signed(
         self, caller: Caller, idempotency_key: str | None, items: list[Any], batch: bool
@@ -309,17 +315,18 @@ class Gateway:
         return {}
 
 
-def _placed(event: Mapping[str, Any], topic: str) -> Entry:
-    """An outbox entry for an event signed elsewhere: it is stored only at the chain position it
-    was signed for, so the outbox stays the one place that orders this agency's chain."""
-    digest = event_digest(event)
+def _placed(event: Mapping[str, Any], payload: bytes, topic: str) -> Entry:
+    """An outbox entry for an event signed elsewhere (``payload``: its canonical bytes): it is
+    stored only at the chain position it was signed for, so the outbox stays the one place that
+    orders this agency's chain."""
+    signed = SignedEvent(dict(event), payload)
 
-    def place(sequence: int, prevhash: str) -> dict[str, Any]:
+    def place(sequence: int, prevhash: str) -> SignedEvent:
         if event["sequence"] != sequence or event["prevhash"] != prevhash:
             raise ChainPositionError(event, sequence, prevhash)
-        return dict(event)
+        return signed
 
-    return Entry(topic, place, event["id"], lambda stored: event_digest(stored) == digest)
+    return Entry(topic, place, event["id"], lambda stored: event_digest(stored) == signed.digest)
 
 
 def _outbox_status(row: OutboxRow) -> dict[str, Any]:

@@ -122,8 +122,9 @@ def publish_batch(app: AppContext, agency: str, text: str, as_json: bool) -> Non
         except ValueError as exc:
             draft, found = None, [Problem("", "one JSON object (a draft)", f"not JSON: {exc}")]
         if draft is not None:
-            found = producer.check(draft)
-            drafts.append(draft)
+            ready, found = producer.prepare(draft)
+            if ready is not None:
+                drafts.append(ready)
         problems += [f"line {number}: {problem}" for problem in found]
         if done % 1000 == 0:
             err_console.print(f"checked {done}/{len(lines)}")
@@ -134,7 +135,7 @@ def publish_batch(app: AppContext, agency: str, text: str, as_json: bool) -> Non
         raise UserError(f"{len(problems)} problem(s) in the batch{more}; nothing was published")
     if not drafts:
         raise UserError("the batch holds no events")
-    events = producer.publish_many(drafts, checked=True)
+    events = producer.publish_prepared(drafts)
     seconds = time.monotonic() - started
     err_console.print(
         f"signed and queued {len(events)} event(s) in {seconds:.1f} s ({len(events) / seconds:,.0f}/s)"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from consumers.auditor.verify import verify
 from consumers.projector.applier import Applier
 from consumers.projector.runner import Projector
 from ledger.store.ledger import Ledger
@@ -72,6 +73,11 @@ def test_a_closure_signed_after_revocation_and_dated_before_it_is_quarantined(
     quarantined = _rows(url, "SELECT event_id, status, reason FROM ledger_quarantine")
     assert quarantined == [(forged["id"], "quarantined", "key-revoked-at-receipt")]
     assert _rows(url, "SELECT count(*) FROM flags WHERE rule = 'closure-without-father-contact'") == [(0,)]
+    # The auditor reading the topics judges the key at receipt too: the forged closure is one of
+    # the messages rightly refused, not "a valid event missing from the ledger".
+    report = verify(ledger, partnership.root_key, kafka=kafka_settings, workers=1)
+    assert report.ok, [f.detail for f in report.findings]
+    assert report.topic_rejected == 1
     ledger.engine.dispose()
 
 

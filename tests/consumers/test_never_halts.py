@@ -86,6 +86,22 @@ def test_deeply_nested_json_is_refused_without_parsing_and_the_batch_goes_on(
     assert stats.quarantined == 2 and stats.accepted == 1
 
 
+def test_a_signed_event_naming_a_member_twice_is_refused_not_interpreted(
+    applier: Applier, ledger: Ledger, police: Chain
+) -> None:
+    """Python keeps the last "subject", so the signature verifies over the genuine one; a reader
+    that keeps the first would file the event under another child. Such a message has no one
+    meaning: quarantined (it was accepted before)."""
+    event = police.event("incident.reported", INCIDENT)
+    forked = b'{"subject": "C-SOMEONE-ELSE", ' + raw(event)[1:]
+    assert json.loads(forked)["subject"] == event["subject"]  # what a last-wins reader sees
+    stats = applier.apply([Message(forked)])
+    assert event["id"] not in accepted(ledger)
+    assert [(s, r) for s, r, _ in entries(ledger)] == [("quarantined", "not-json")]
+    assert all('"subject" twice' in d and "not I-JSON" in d for _, _, d in entries(ledger))
+    assert stats.quarantined == 1 and stats.accepted == 0
+
+
 def test_a_correctly_signed_float_sequence_is_a_schema_refusal(
     applier: Applier, ledger: Ledger, police: Chain
 ) -> None:

@@ -125,7 +125,17 @@ def test_unreadable_bodies_and_media_types(gateway: GatewayProcess) -> None:
     with gateway.client() as http:
         not_json = http.post("/v1/events", content=b"{nope", headers={"Content-Type": "application/json"})
         xml = http.post("/v1/events", content=b"<event/>", headers={"Content-Type": "application/xml"})
+        forked = json.dumps(draft())[:-1] + ', "subject": "C-SOMEONE-ELSE"}'
+        twice = http.post("/v1/events", content=forked, headers={"Content-Type": "application/json"})
+        nan = http.post(
+            "/v1/events", content=json.dumps(draft(data={**INCIDENT, "n": float("nan")})),
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
     assert not_json.status_code == 400 and "not UTF-8 JSON" in not_json.json()["detail"]
+    # A member named twice has no one meaning (readers keep the first or the last): refused.
+    assert twice.status_code == 400 and '"subject" twice' in twice.json()["detail"]
+    assert nan.status_code == 400 and "NaN is not a JSON number" in nan.json()["detail"]
+    assert gateway.outbox_rows() == 0
     assert xml.status_code == 415 and "application/cloudevents+json" in xml.json()["detail"]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -114,3 +114,38 @@ def test_publish_many_is_one_all_or_nothing_transaction(agencies: Keystore, outb
 def test_missing_agency_key_fails_at_construction(keystore: Keystore, tmp_path: Path) -> None:
     with pytest.raises(KeystoreError, match="school/100001"):
         Producer("school/100001", keystore, Outbox(f"sqlite:///{tmp_path / 'o.sqlite'}"))
+
+
+def test_an_id_repeated_inside_one_batch_is_one_event_or_a_clash(agencies: Keystore, outbox_url: str) -> None:
+    """The rows of a batch are inserted together after signing, so the outbox must find a
+    repeated id among the batch's own events, not only among those stored before."""
+    producer = Producer(POLICE, agencies, outbox_url)
+    event_id = "4f6b1f0e-8a51-4cb4-9d4b-3f3cf1d6a002"
+    same = Draft("incident.reported", "C-1", INCIDENT, event_id=event_id)
+    other = Draft("incident.reported", "C-2", INCIDENT, event_id=event_id)
+    with pytest.raises(DuplicateEventId, match="sequence 1"):
+        producer.publish_many([same, other])
+    assert producer.outbox.head(POLICE) == (0, "")  # the whole batch rolled back
+    first, again, after = producer.publish_many([same, same, Draft("incident.reported", "C-3", INCIDENT)])
+    assert again == first and (first["sequence"], after["sequence"]) == (1, 2)
+    assert after["prevhash"] == event_digest(first)
+    assert [row.payload for row in producer.outbox.events(POLICE)] == [
+        canonical_json(first),
+        canonical_json(after),
+    ]
+
+
+def test_what_the_caller_sends_is_checked_even_where_the_producer_writes_the_rest(
+    agencies: Keystore, outbox_url: str
+) -> None:
+    """``prepare`` skips the schema checks of the attributes the producer writes (source, kid,
+    sequence, prevhash, signature), never those of the caller's id, subject and times."""
+    producer = Producer(POLICE, agencies, outbox_url)
+    odd_offset = datetime(2024, 3, 5, 21, 40, tzinfo=timezone(timedelta(hours=5, seconds=7)))
+    _, problems = producer.prepare(
+        Draft("incident.reported", "C 1", INCIDENT, time=odd_offset, event_id="not-a-uuid")
+    )
+    assert {p.path for p in problems} == {"/subject", "/time", "/id"}
+    ready, problems = producer.prepare(Draft("incident.reported", "C-1", INCIDENT, time=AT))
+    assert ready is not None and problems == []
+    assert "signature" not in ready.unsigned and ready.unsigned["source"] == POLICE

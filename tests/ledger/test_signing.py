@@ -1,0 +1,93 @@
+"""One-pass signing (``Signer.sign_canonical``): the spliced payload is the RFC 8785 form of the
+signed event, the signature verifies, and libsodium signs exactly as ``cryptography`` does."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger.canonical import canonical_json, event_digest
+from ledger.envelope import ChainSigner, build_event
+from ledger.signing import Signer, signature_valid
+
+KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+SIGNER = Signer(KEY)
+
+
+def check_one_pass(unsigned: dict[str, Any]) -> None:
+    signature, payload = SIGNER.sign_canonical(unsigned)
+    signed = {**unsigned, "signature": signature}
+    assert payload == canonical_json(signed)
+    assert signature_valid(signed, KEY.public_key())
+
+
+@pytest.mark.parametrize(
+    "unsigned",
+    [
+        {},
+        {"a": 1},  # only members before "signature"
+        {"z": 1},  # only members after it
+        {"signatur": 1, "signature0": 2, "sig": [3], "signaturf": {"signature": "nested"}},
+        # U+1F600 is a surrogate pair (D83D DE00) in UTF-16, U+FB01 one unit: RFC 8785 sorts the
+        # first before the second, code point order the other way round; both sort after "s".
+        {"\U0001f600": 1, "\ufb01": 2, "\u00e9": 3, "a": {"\ufb01": 0, "\U0001f600": 1}},
+        {"data": {"x": 1.5, "y": "é€😀", "z": None}, "id": "e", "subject": "C-1", "type": "t"},
+    ],
+)
+def test_the_spliced_payload_is_the_canonical_form_of_the_signed_event(unsigned: dict[str, Any]) -> None:
+    check_one_pass(unsigned)
+
+
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+)
+_values = st.recursive(
+    _scalars,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=4), children, max_size=4)
+    ),
+    max_leaves=15,
+)
+_keys = st.sampled_from(
+    ["signatur", "signature0", "s", "t", "sequence", "source", "\ufb01", "\U0001f600"]
+) | st.text(max_size=10)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_keys.filter(lambda k: k != "signature"), _values, max_size=8))
+def test_splicing_equals_serialising_the_signed_event_for_any_object(unsigned: dict[str, Any]) -> None:
+    check_one_pass(unsigned)
+
+
+def test_an_event_with_a_signature_is_not_signed_again() -> None:
+    with pytest.raises(ValueError, match="already signed"):
+        SIGNER.sign_canonical({"a": 1, "signature": "x"})
+
+
+@pytest.mark.parametrize("message", [b"", b"x" * 300, canonical_json({"a": "é" * 1000})])
+def test_libsodium_signs_exactly_as_cryptography(message: bytes) -> None:
+    """Ed25519 is deterministic: switching the signing library changes no byte of any event."""
+    key = Ed25519PrivateKey.generate()
+    assert Signer(key).sign(message) == key.sign(message)
+
+
+def test_chain_signer_events_are_those_build_event_makes_and_chain_by_digest() -> None:
+    chain = ChainSigner("police/avon-somerset", KEY)
+    at = datetime(2024, 3, 5, 21, 40, tzinfo=UTC)
+    first = chain.sign("incident.reported", {"incident_ref": "I-1"}, subject="C-1", at=at, event_id="1")
+    second = chain.sign("incident.reported", {"incident_ref": "I-2"}, subject="C-1", at=at, event_id="2")
+    assert first == build_event(
+        key=KEY, source="police/avon-somerset", event_type="incident.reported", subject="C-1",
+        data={"incident_ref": "I-1"}, time=at, recordedtime=at, sequence=1, prevhash="", event_id="1",
+    )  # fmt: skip
+    assert second["sequence"] == 2 and second["prevhash"] == event_digest(first)
+    assert chain.prevhash == event_digest(second)
