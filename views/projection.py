@@ -16,7 +16,7 @@ most of the projector's time, and nothing reads these rows back from the session
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -113,7 +113,7 @@ class ChildProjection:
         view = ChildView.build(child, events, self.registered, others)
         evaluation = evaluate(view, self.now, self.policies)
         self._rebuild_rows(view, evaluation.next_due)
-        detail = {e.id: _evidence(e) for e in view.events}
+        detail = _EvidenceDetail(view)
         return self.flags.sync(child, evaluation.flags, self.now, trigger, detail, rules=self.rules)
 
     def write(self) -> None:
@@ -244,6 +244,24 @@ def _facts(view: ChildView) -> tuple[dict[str, dict[str, Any]], list[str], list[
             for party in data.get("parties", ()):
                 _roles(people, party["person"]).add(f"party:{party['role']}")
     return people, child_practices, schools, dob
+
+
+class _EvidenceDetail(Mapping[str, Mapping[str, Any]]):
+    """Event id -> what a flag change's message says of that evidence, made only for the events
+    a change names: building it for every event of the child on every evaluation grew with the
+    child's history while most evaluations change no flag."""
+
+    def __init__(self, view: ChildView) -> None:
+        self._view = view
+
+    def __getitem__(self, event_id: str) -> Mapping[str, Any]:
+        return _evidence(self._view.event(event_id))  # KeyError for an id not in the view
+
+    def __iter__(self) -> Iterator[str]:
+        return (e.id for e in self._view.events)
+
+    def __len__(self) -> int:
+        return len(self._view.events)
 
 
 def _evidence(event: Event) -> dict[str, Any]:

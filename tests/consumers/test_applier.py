@@ -18,7 +18,7 @@ from ledger.signing import public_key_text
 from ledger.store.ledger import Ledger
 from ledger.store.models import AcceptedEvent, QuarantineEntry
 from tests.ledger.factory import INCIDENT, T0, Chain, Partnership
-from views.models import FlagRow
+from views.models import FlagChangeRow, FlagRow
 from views.queries import integrity_flags_as_of
 
 
@@ -388,3 +388,21 @@ def test_an_event_whose_keys_registration_the_ledger_refuses_in_the_same_batch_i
     assert event["id"] not in accepted_ids(ledger)
     assert ("held", "unknown-key") in quarantined(ledger)
     assert ("quarantined", "equivocation") in quarantined(ledger)
+
+
+def test_a_flag_changes_message_describes_its_evidence(
+    applier: Applier, ledger: Ledger, partnership: Partnership
+) -> None:
+    """The gap-flags message carries, for each evidence event, what an email may say of it (the
+    detail is now made only for the events a change names, not for the child's whole history)."""
+    police = Chain("police/avon-somerset")
+    incident = police.event("incident.reported", INCIDENT)
+    send(applier, partnership.register(police), incident)
+    with ledger.read() as session:
+        messages = [json.loads(m) for m in session.scalars(select(FlagChangeRow.message))]
+    assert messages
+    for message in messages:
+        assert [d["id"] for d in message["evidence_detail"]] == message["flag"]["evidence"]
+    detail = next(d for m in messages for d in m["evidence_detail"] if d["id"] == incident["id"])
+    assert (detail["type"], detail["source"]) == ("incident.reported", "police/avon-somerset")
+    assert "INC-1" in json.dumps(detail["refs"])
