@@ -64,21 +64,44 @@ def _outside_strings(text: str) -> str:
     return _STRING.sub("", text)
 
 
+SIGNATURE = "signature"
+
+
+def around_signature(event: Mapping[str, Any]) -> tuple[bytes, bytes]:
+    """The event's canonical members that sort before ``signature`` and those after it, each
+    run without braces, from one serialisation of the event's other members.
+
+    RFC 8785 writes an object's members independently, sorted by key (UTF-16 code units) and
+    joined by commas, so the signing input is the two runs joined and the whole event is the
+    two runs with the signature member between them: signing and verifying need one pass, not
+    two. Comparing a key with the ASCII word ``signature`` by code point gives the UTF-16 order
+    too (the orders differ only between two characters at or above U+E000)."""
+    before = canonical_json({k: v for k, v in event.items() if k < SIGNATURE})[1:-1]
+    after = canonical_json({k: v for k, v in event.items() if k > SIGNATURE})[1:-1]
+    return before, after
+
+
+def joined(*members: bytes) -> bytes:
+    """Runs of canonical members (empty ones skipped) as one canonical object."""
+    return b"{" + b",".join(m for m in members if m) + b"}"
+
+
 def canonical_forms(event: Mapping[str, Any]) -> tuple[bytes, bytes]:
     """The whole event and its signing input (every attribute except ``signature``), both in
-    canonical form.
+    canonical form, from one serialisation pass (``around_signature``).
 
     Verifying an event needs both (the signature covers one, the chain digest and the Merkle
     leaf hash the other)."""
-    whole = canonical_json(event)
-    if "signature" not in event:
-        return whole, whole
-    return whole, canonical_json({k: v for k, v in event.items() if k != "signature"})
+    before, after = around_signature(event)
+    signed = joined(before, after)
+    if SIGNATURE not in event:
+        return signed, signed
+    return joined(before, b'"signature":' + canonical_json(event[SIGNATURE]), after), signed
 
 
 def signing_input(event: Mapping[str, Any]) -> bytes:
     """The bytes an event's signature covers: every attribute except ``signature`` itself."""
-    return canonical_json({k: v for k, v in event.items() if k != "signature"})
+    return canonical_json({k: v for k, v in event.items() if k != SIGNATURE})
 
 
 def event_digest(event: Mapping[str, Any]) -> str:

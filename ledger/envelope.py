@@ -10,8 +10,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.canonical import digest_of_canonical
-from ledger.signing import SIGNATURE, Signer, key_id, sign_event
+from ledger.canonical import SIGNATURE, digest_of_canonical
+from ledger.signing import Signer, key_id, sign_event
 from ledger.timeutil import format_time
 
 

@@ -17,9 +17,7 @@ from nacl.bindings import crypto_sign, crypto_sign_seed_keypair
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from ledger.canonical import canonical_json, signing_input
-
-SIGNATURE = "signature"
+from ledger.canonical import SIGNATURE, around_signature, joined, signing_input
 
 
 def b64url(raw: bytes) -> str:
@@ -72,23 +70,14 @@ class Signer:
 
     def sign_canonical(self, unsigned: Mapping[str, Any]) -> tuple[str, bytes]:
         """The ``signature`` for an event without one, and the signed event's canonical bytes,
-        with one RFC 8785 pass instead of two (one for the signing input, one for the payload).
-
-        RFC 8785 writes an object's members independently, sorted by key (UTF-16 code units),
-        joined by commas: so the canonical form of the signed event is the members that sort
-        before ``signature``, then the signature member, then those after it, each exactly as in
-        the signing input. The members on either side are serialised once, as two objects,
-        and the signature member spliced between them. Comparing a key with the ASCII word
-        ``signature`` by code point gives the UTF-16 order too (the two orders differ only
-        between two characters at or above U+E000). tests/ledger/test_signing.py proves the
-        result equal to ``canonical_json`` of the signed event, Hypothesis included."""
+        with one RFC 8785 pass instead of two (one for the signing input, one for the payload):
+        see ``around_signature``. tests/ledger/test_signing.py proves the result equal to
+        ``canonical_json`` of the signed event, Hypothesis included."""
         if SIGNATURE in unsigned:
             raise ValueError("the event is already signed")
-        before = canonical_json({k: v for k, v in unsigned.items() if k < SIGNATURE})[1:-1]
-        after = canonical_json({k: v for k, v in unsigned.items() if k > SIGNATURE})[1:-1]
-        signature = b64url(self.sign(b"{" + b",".join(m for m in (before, after) if m) + b"}"))
-        member = b'"signature":"' + signature.encode("ascii") + b'"'
-        return signature, b"{" + b",".join(m for m in (before, member, after) if m) + b"}"
+        before, after = around_signature(unsigned)
+        signature = b64url(self.sign(joined(before, after)))
+        return signature, joined(before, b'"signature":"' + signature.encode("ascii") + b'"', after)
 
 
 def signature_valid(event: Mapping[str, Any], key: Ed25519PublicKey, signed: bytes | None = None) -> bool:

@@ -161,3 +161,18 @@ def test_fast_path_writes_the_reference_bytes_or_raises_its_error(value: object)
 )
 def test_fast_path_edge_cases(value: object) -> None:
     assert _ours(value) == _reference(value)
+
+
+_EVENT_KEYS = st.sampled_from(["signature", "source", "\ufb01", "\U0001f600"]) | st.text(max_size=3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_EVENT_KEYS, _json_values, max_size=8))
+def test_one_pass_forms_equal_the_reference_serialisations(event: dict[str, object]) -> None:
+    whole = _reference(event)
+    try:
+        forms = canonical_forms(event)
+    except Exception as error:
+        assert whole is type(error)  # refused only where the reference refuses, alike
+        return
+    assert forms == (whole, _reference({k: v for k, v in event.items() if k != "signature"}))

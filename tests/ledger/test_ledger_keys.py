@@ -72,4 +72,3 @@ def test_key_events_are_found_through_an_index_not_a_scan(ledger: Ledger) -> Non
             )
         )
     assert "USING COVERING INDEX ledger_accepted_type" in plan, plan
-
