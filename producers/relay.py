@@ -43,16 +43,13 @@ class Relay:
         self._producer: KafkaProducer | None = None
         self._known_topics: set[str] = set()
 
-    def send_pending(self, timeout_s: float = 30.0, *, check_cluster: bool = True) -> list[str]:
+    def send_pending(self, timeout_s: float = 30.0) -> list[str]:
         """Send every unsent row, in (agency, sequence) order, keyed by child; returns the ids of
         the events the broker acknowledged. Stops early (rows stay queued) once ``timeout_s`` has
-        passed. Raises BrokerUnavailable if the broker fails; acknowledged rows are marked first.
-        ``check_cluster``: first ask the broker whether it is still the cluster the sent rows
-        went to (a new connection; ``run`` asks at most once a second)."""
+        passed. Raises BrokerUnavailable if the broker fails; acknowledged rows are marked first."""
         deadline = time.monotonic() + timeout_s
         sent: list[str] = []
-        if check_cluster:
-            self._check_cluster()
+        self._check_cluster()
         while time.monotonic() < deadline:
             batch = self.outbox.pending(self.batch_size)
             if not batch:
@@ -136,31 +133,24 @@ class Relay:
 
         Idle, it looks for new rows every ``poll_interval_s`` (one indexed query), so an event
         leaves within that of its commit: at one look a second, the relay alone made the
-        publish -> flag latency up to a second (issue 13). A round runs when rows are waiting,
-        and at least every ``idle_round_s`` when none are; the broker is asked for its cluster
-        id (over a new connection, to notice a broker that restarted empty) at most once per
-        ``idle_round_s``: asked on every round, it was most of the relay's share of the latency
-        under a steady load on a busy host (p95 2 s). Rows sent to a restarted broker before the
-        next check are sent again when it notices (``Outbox.switch_cluster``), so nothing is
-        lost by asking less often."""
+        publish -> flag latency up to a second (issue 13). A round (which asks the broker for its
+        cluster id over a new connection, to notice a broker that restarted empty) runs when
+        rows are waiting, and at least every ``idle_round_s`` when none are."""
         backoff = poll_interval_s
-        last_round = last_check = float("-inf")
+        last_round = float("-inf")
         while not stop.is_set():
             if time.monotonic() - last_round < idle_round_s and not self.outbox.pending(1):
                 stop.wait(poll_interval_s)
                 continue
             last_round = time.monotonic()
-            check = last_round - last_check >= idle_round_s
             try:
-                sent = self.send_pending(check_cluster=check)
+                sent = self.send_pending()
             except BrokerUnavailable as exc:
                 log.warning("relay: %s; retrying in %.1f s", exc, backoff)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, max_backoff_s)
                 continue
             backoff = poll_interval_s
-            if check:
-                last_check = last_round
             if on_sent is not None:
                 on_sent(sent)
             if not sent:
