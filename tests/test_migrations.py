@@ -6,16 +6,20 @@ PostgreSQL too. A model change without a migration fails here."""
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, inspect, select
 
 from consumers.alerter.store import AlertBase
 from ledger.store import schema
 from ledger.store.ledger import Ledger
 from sgledger.cli import cli
+from tests.views.test_flag_concerns import flag
+from views.flags import sync_flags
+from views.models import FlagConcernRow
 
 OLD_SCHEMA = Path(__file__).parent / "fixtures" / "schema-0.1.0.sqlite.sql"
 
@@ -76,3 +80,32 @@ def test_downgrade_to_the_baseline_and_upgrade_again_on_postgresql(postgres_db: 
         before, after = schema.upgrade(connection, metadata)
         assert (before, after) == (schema.BASELINE, schema.head_revision())
         assert schema.drift(connection, metadata) == []
+
+
+def test_0006_back_fills_flag_concerns_as_the_projector_keeps_them(tmp_path: Path) -> None:
+    """Flags written before 0006 get exactly the ``flag_concerns`` rows the projector would have
+    written (My flags reads only that table, so a missed flag would vanish from its lead's list)."""
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    at = datetime(2026, 3, 2, tzinfo=UTC)
+    with ledger.writer() as session:
+        sync_flags(session, "C-1", [flag(1, ("gp/L1", "police/x")), flag(2, ("police/x",))], at, "e", {})
+    with ledger.writer() as session:
+        sync_flags(session, "C-1", [flag(1, ("gp/L1", "police/x"), acknowledged_by="local:a")], at, "f", {})
+
+    def concerns() -> list[tuple[str, ...]]:
+        with ledger.read() as session:
+            return sorted(
+                (r.flag_id, r.agency, r.tab, r.status, r.due.isoformat(), r.severity, r.rule)
+                for r in session.scalars(select(FlagConcernRow))
+            )
+
+    kept = concerns()
+    assert len(kept) == 5
+    metadata = ledger.metadata()
+    with ledger.engine.begin() as connection:
+        schema.downgrade(connection, metadata, "0005")
+        assert "flag_concerns" not in inspect(connection).get_table_names()
+    with ledger.engine.begin() as connection:
+        schema.upgrade(connection, metadata)
+        assert schema.drift(connection, metadata) == []
+    assert concerns() == kept

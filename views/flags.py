@@ -22,15 +22,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from ledger.timeutil import format_time
 from policies.engine import FLAG_NAMESPACE, Flag
-from views.models import FlagChangeRow, FlagRow
+from views.models import EVERY_AGENCY, FlagChangeRow, FlagConcernRow, FlagRow
+from views.my_flags import flag_tab
 
 _FLAGS: Table = FlagRow.__table__  # type: ignore[assignment]
 _CHANGES: Table = FlagChangeRow.__table__  # type: ignore[assignment]
+_CONCERNS: Table = FlagConcernRow.__table__  # type: ignore[assignment]
 _CHUNK = 500  # children per IN (...) query: far below every backend's parameter limit
 
 
@@ -40,6 +42,7 @@ class _Stored:
 
     id: str
     rule: str
+    severity: str
     status: str
     due: datetime
     payload: str
@@ -59,8 +62,8 @@ class FlagSync:
     """One transaction's flag writes: ``load`` the children to be evaluated, ``sync`` each
     evaluation, then ``write`` once."""
 
-    _columns = (_FLAGS.c.id, _FLAGS.c.child, _FLAGS.c.rule, _FLAGS.c.status, _FLAGS.c.due,
-                _FLAGS.c.payload, _FLAGS.c.changes)  # fmt: skip
+    _columns = (_FLAGS.c.id, _FLAGS.c.child, _FLAGS.c.rule, _FLAGS.c.severity, _FLAGS.c.status,
+                _FLAGS.c.due, _FLAGS.c.payload, _FLAGS.c.changes)  # fmt: skip
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -69,6 +72,8 @@ class FlagSync:
         self._inserts: list[dict[str, Any]] = []
         self._updates: dict[str, dict[str, Any]] = {}  # flag id -> its new column values
         self._changes: list[dict[str, Any]] = []
+        # flag id -> (row, payload, new) of each flag written: its flag_concerns rows are rewritten
+        self._concerns: dict[str, tuple[_Stored, Mapping[str, Any], bool]] = {}
 
     def load(self, children: Iterable[str | None]) -> None:
         """Read the stored flags of ``children`` (None: the partnership-wide flags) not loaded
@@ -85,8 +90,10 @@ class FlagSync:
         for child in wanted:
             self._stored.setdefault(child, {})
         for query in queries:
-            for fid, child, rule, status, due, payload, changes in self.session.execute(query):
-                self._stored[child].setdefault(fid, _Stored(fid, rule, status, due, payload, changes))
+            for fid, child, rule, severity, status, due, payload, changes in self.session.execute(query):
+                self._stored[child].setdefault(
+                    fid, _Stored(fid, rule, severity, status, due, payload, changes)
+                )
 
     def _load_ids(self, child: str | None, ids: Sequence[str]) -> None:
         """Read these flags of ``child`` (if stored), without reading its others."""
@@ -94,8 +101,8 @@ class FlagSync:
         wanted = sorted(set(ids) - set(known))
         for start in range(0, len(wanted), _CHUNK):
             query = select(*self._columns).where(_FLAGS.c.id.in_(wanted[start : start + _CHUNK]))
-            for fid, _, rule, status, due, payload, changes in self.session.execute(query):
-                known.setdefault(fid, _Stored(fid, rule, status, due, payload, changes))
+            for fid, _, rule, severity, status, due, payload, changes in self.session.execute(query):
+                known.setdefault(fid, _Stored(fid, rule, severity, status, due, payload, changes))
 
     def sync(
         self,
@@ -131,7 +138,8 @@ class FlagSync:
             text = json.dumps(payload)
             row = stored.pop(flag.id, None)
             if row is None:
-                row = _Stored(flag.id, flag.rule, flag.status, flag.due, text, 0)
+                row = _Stored(flag.id, flag.rule, str(flag.severity), flag.status, flag.due, text, 0)
+                self._concerns[flag.id] = (row, payload, True)
                 self._stored[child][flag.id] = row
                 first = {"open": "raised", "resolved": "resolved", "dismissed": "dismissed"}
                 changes.append(self._change(row, first[flag.status], payload, now, evidence_detail))
@@ -155,6 +163,7 @@ class FlagSync:
                 continue  # unchanged: most of a child's flags on most evaluations, so write nothing
             change = _transition(json.loads(row.payload), payload)
             row.payload, row.status, row.due = text, flag.status, flag.due
+            self._written(row, payload)
             if change is not None:
                 changes.append(self._change(row, change, payload, now, evidence_detail))
             self._update(row, now)
@@ -165,6 +174,7 @@ class FlagSync:
             payload.update(status="resolved", resolved_by=trigger, resolved_at=format_time(now))
             payload["detail"] = (payload.get("detail") or "") + " (resolved: the data changed)"
             row.payload, row.status = json.dumps(payload), "resolved"
+            self._written(row, payload)
             changes.append(self._change(row, "resolved", payload, now, evidence_detail))
             self._update(row, now)
         return changes
@@ -182,7 +192,30 @@ class FlagSync:
             self.session.execute(update(_FLAGS).where(_FLAGS.c.id == bindparam("flag_id")), updates)
         if self._changes:
             self.session.execute(insert(_CHANGES), self._changes)
+        self._write_concerns()
         self._inserts, self._updates, self._changes = [], {}, []
+
+    def _written(self, row: _Stored, payload: Mapping[str, Any]) -> None:
+        """Note a stored flag rewritten (a flag inserted in this batch stays "new")."""
+        new = row.id in self._concerns and self._concerns[row.id][2]
+        self._concerns[row.id] = (row, payload, new)
+
+    def _write_concerns(self) -> None:
+        """Rewrite the ``flag_concerns`` rows (what My flags reads) of the flags written: delete
+        those of flags that existed, insert every written flag's, one statement each."""
+        changed = sorted(fid for fid, (_, _, new) in self._concerns.items() if not new)
+        for start in range(0, len(changed), _CHUNK):
+            self.session.execute(
+                delete(_CONCERNS).where(_CONCERNS.c.flag_id.in_(changed[start : start + _CHUNK]))
+            )
+        rows = [
+            r
+            for row, payload, _ in self._concerns.values()
+            for r in concern_rows(row.id, row.rule, row.severity, row.status, row.due, payload)
+        ]
+        if rows:
+            self.session.execute(insert(_CONCERNS), rows)
+        self._concerns = {}
 
     def _update(self, row: _Stored, now: datetime) -> None:
         self._updates[row.id] = {
@@ -239,6 +272,17 @@ def sync_flags(
     changes = flags_sync.sync(child, flags, now, trigger, evidence_detail, rules, partial=partial)
     flags_sync.write()
     return changes
+
+
+def concern_rows(
+    flag_id: str, rule: str, severity: str, status: str, due: datetime, payload: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """The ``flag_concerns`` rows of one flag: one per agency it concerns, and the partnership's.
+    Also what migration 0006 back-fills existing flags with."""
+    tab = flag_tab(dict(payload))
+    agencies = sorted({*payload.get("concerns", ()), EVERY_AGENCY})
+    fields = {"tab": tab, "status": status, "due": due, "severity": severity, "rule": rule}
+    return [{"flag_id": flag_id, "agency": a, **fields} for a in agencies]
 
 
 def _transition(previous: Mapping[str, Any], current: Mapping[str, Any]) -> str | None:

@@ -95,3 +95,32 @@ class FlagChangeRow(Base):
     changed_at: Mapped[datetime] = mapped_column(UTCTime)
     message: Mapped[str] = mapped_column(Text)  # the gap-flags message, JSON
     published: Mapped[bool] = mapped_column(default=False, index=True)
+
+
+# The partnership's own row in ``flag_concerns``: designated leads answer for every flag. No agency
+# id can be "*" (agency ids are ``kind/local-id``).
+EVERY_AGENCY = "*"
+
+
+class FlagConcernRow(Base):
+    """Which flags an agency answers for, in the order My flags lists them: one row per (flag,
+    agency it concerns), plus one for the partnership's designated leads (``EVERY_AGENCY``).
+
+    Kept by ``views.flags.sync_flags`` in the same transaction as the flag rows. The agency list
+    lives in the flag's JSON payload; matching it there (LIKE on every open flag, then a sort of
+    all of them by due time) made My flags cost grow with the number of flags. The index answers
+    "this agency's flags on this tab, soonest due first" as one ordered range: ``tab`` rather
+    than ``status`` because the acknowledged tab is a fact of the payload, not of the status,
+    and the resolved tab spans two statuses (an ``IN`` would break the index order).
+    """
+
+    __tablename__ = "flag_concerns"
+    __table_args__ = (Index("flag_concerns_agency_tab_due", "agency", "tab", "due"),)
+
+    flag_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    agency: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tab: Mapped[str] = mapped_column(String(12))  # views.my_flags.flag_tab: open, acknowledged, resolved
+    status: Mapped[str] = mapped_column(String(12))
+    due: Mapped[datetime] = mapped_column(UTCTime)
+    severity: Mapped[str] = mapped_column(String(8))
+    rule: Mapped[str] = mapped_column(String(64))

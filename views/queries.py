@@ -49,7 +49,13 @@ def list_children(session: Session) -> list[dict[str, Any]]:
 
 def child_view(session: Session, child: str) -> dict[str, Any] | None:
     """The per-child view: people and roles, GP practices and school, agencies involved, the
-    chronology across agencies and the open flags with their evidence."""
+    chronology across agencies and the open flags with their evidence.
+
+    Asked on every Child page and `child show`, so it reads only the columns it shows (rows, not
+    ORM objects: no identity map, no change tracking) with one query per table, each answered
+    by an index on the child; the child row itself comes from the session's identity map when
+    the caller has just checked it exists.
+    """
     row = session.get(ChildRow, child)
     if row is None:
         return None
@@ -65,33 +71,44 @@ def child_view(session: Session, child: str) -> dict[str, Any] | None:
             "age": p.age,
             "gp_practices": json.loads(p.gp_practices),
         }
-        for p in session.scalars(select(PersonRow).where(PersonRow.child == child).order_by(PersonRow.person))
+        for p in session.execute(
+            select(PersonRow.__table__).where(PersonRow.child == child).order_by(PersonRow.person)
+        )
     ]
     agencies = [
-        {"agency": a.agency, "aware_since": format_time(a.aware_since), "via": a.via}
-        for a in session.scalars(
-            select(AgencyRow).where(AgencyRow.child == child).order_by(AgencyRow.aware_since)
+        {"agency": agency, "aware_since": format_time(since), "via": via}
+        for agency, since, via in session.execute(
+            select(AgencyRow.agency, AgencyRow.aware_since, AgencyRow.via)
+            .where(AgencyRow.child == child)
+            .order_by(AgencyRow.aware_since)
         )
     ]
     chronology = [
         {
-            "time": format_time(e.time),
-            "recordedtime": format_time(e.recordedtime),
-            "source": e.source,
-            "type": e.type,
-            "id": e.event_id,
-            "data": json.loads(e.envelope)["data"],
+            "time": format_time(time),
+            "recordedtime": format_time(recorded),
+            "source": source,
+            "type": event_type,
+            "id": event_id,
+            "data": json.loads(envelope)["data"],
         }
-        for e in session.scalars(
-            select(AcceptedEvent)
+        for time, recorded, source, event_type, event_id, envelope in session.execute(
+            select(
+                AcceptedEvent.time,
+                AcceptedEvent.recordedtime,
+                AcceptedEvent.source,
+                AcceptedEvent.type,
+                AcceptedEvent.event_id,
+                AcceptedEvent.envelope,
+            )
             .where(AcceptedEvent.subject == child, AcceptedEvent.type.not_in(CHILD_EXCLUDED_TYPES))
             .order_by(AcceptedEvent.time, AcceptedEvent.recordedtime, AcceptedEvent.event_id)
         )
     ]
     flags = [
-        json.loads(f.payload)
-        for f in session.scalars(
-            select(FlagRow)
+        json.loads(payload)
+        for payload in session.scalars(
+            select(FlagRow.payload)
             .where(FlagRow.child == child, FlagRow.status == "open")
             .order_by(FlagRow.due, FlagRow.rule)
         )

@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -40,6 +41,7 @@ from views.relationship import has_relationship
 from views.summaries import agency_name, summarise
 from web import pages
 from web.accounts import LoginRefused, SignedIn
+from web.handshake import handshake_key
 from web.oidc import ClaimsRefused
 from web.services import WebServices
 
@@ -118,9 +120,10 @@ def create_app(services: WebServices) -> FastAPI:
     if config.oidc is not None:
         # Only Authlib's OIDC handshake (state, nonce) lives in this signed cookie, for the few
         # minutes between leaving for the provider and coming back; the session is server-side.
+        # Its key is the same in every process of the partnership (web.handshake).
         app.add_middleware(
             SessionMiddleware,
-            secret_key=secrets.token_urlsafe(32),
+            secret_key=handshake_key(services.settings.data_dir),
             session_cookie="sgl_oidc",
             max_age=600,
             same_site="lax",
@@ -192,13 +195,17 @@ def create_app(services: WebServices) -> FastAPI:
             user=None,
         )
 
-    def may_read_child(user: SignedIn, child: str) -> bool:
+    def may_read_child(user: SignedIn, child: str, session: Session | None = None) -> bool:
+        """``session``: answer inside the caller's read transaction (the Child page reads
+        everything in one) instead of opening one."""
         if user.role == "designated-lead" or child in user.glass:
             return True
         if user.role != "lead" or user.actor.agency is None:
             return False
-        with services.ledger.read() as session:
+        if session is not None:
             return has_relationship(session, user.actor.agency, child)
+        with services.ledger.read() as own:
+            return has_relationship(own, user.actor.agency, child)
 
     def child_exists(child: str) -> bool:
         """A child is someone the projector keeps a view of (not any event subject: access
@@ -346,19 +353,19 @@ def create_app(services: WebServices) -> FastAPI:
         if tab not in TABS or page_no < 1:
             raise PageError(400, "There is no such list", "Choose open, acknowledged or resolved.")
         scope = "all" if user.role == "designated-lead" else (user.actor.agency or "none")
-        services.record_access(user.actor, f"web flags {tab}", f"flags:{scope}")
         rows: list[dict[str, Any]] = []
         more = False
-        if user.role in ("lead", "designated-lead"):
-            agency = None if user.role == "designated-lead" else user.actor.agency
-            with services.ledger.read() as session:
-                rows, more = flags_page(
-                    session,
-                    agency,
-                    cast(Tab, tab),
-                    offset=(page_no - 1) * FLAGS_PER_PAGE,
-                    limit=FLAGS_PER_PAGE,
-                )
+        with services.recording_access(user.actor, f"web flags {tab}", f"flags:{scope}"):
+            if user.role in ("lead", "designated-lead"):
+                agency = None if user.role == "designated-lead" else user.actor.agency
+                with services.ledger.read() as session:
+                    rows, more = flags_page(
+                        session,
+                        agency,
+                        cast(Tab, tab),
+                        offset=(page_no - 1) * FLAGS_PER_PAGE,
+                        limit=FLAGS_PER_PAGE,
+                    )
         return page(request, "flags.html", flags=rows, tab=tab, tabs=TABS, page_no=page_no, more=more)
 
     @app.get("/flags/{flag_ref}", response_class=HTMLResponse)
@@ -493,16 +500,19 @@ def create_app(services: WebServices) -> FastAPI:
                     errors=[{"text": str(exc), "href": "#as-of"}],
                     child=child,
                 ) from exc
-        if not child_exists(child):
-            raise PageError(404, "Child not found", "No events about a child with this id are in the ledger.")
-        if not may_read_child(user, child):
-            return page(request, "refused.html", 403, child=child, errors=[])
-        services.record_access(
-            user.actor, "web child" + (f" as of {when.isoformat()}" if when else ""), child_target(child)
-        )
+        # One read transaction for the checks and the view; the access record is committed
+        # meanwhile, and the page is shown only once it is (services.recording_access).
+        action = "web child" + (f" as of {when.isoformat()}" if when else "")
         with services.ledger.read() as session:
-            view = child_view(session, child)
-        assert view is not None  # it has events
+            if session.get(ChildRow, child) is None:
+                raise PageError(
+                    404, "Child not found", "No events about a child with this id are in the ledger."
+                )
+            if not may_read_child(user, child, session):
+                return page(request, "refused.html", 403, child=child, errors=[])
+            with services.recording_access(user.actor, action, child_target(child)):
+                view = child_view(session, child)
+        assert view is not None  # checked above, in the same transaction
         if when is not None:
             view = pages.view_as_of(
                 view, flags_as_of(services.ledger, services.root, when, child=child), when

@@ -8,6 +8,9 @@ server people use never needs ``root.key``.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -59,6 +62,9 @@ class WebServices:
     mailer: BreakGlassMailer | None = None
     _closed: bool = field(default=False, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _recorders: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(4, thread_name_prefix="access-record"), init=False
+    )
 
     @classmethod
     def open(cls, settings: Settings, config: WebConfig, *, deliver: bool = True) -> WebServices:
@@ -89,6 +95,7 @@ class WebServices:
             self._closed = True
         if self.delivery is not None:
             self.delivery.stop()
+        self._recorders.shutdown(wait=True)
         self.accounts.close()
 
     def record_access(self, actor: Actor, action: str, target: str, reason: str | None = None) -> None:
@@ -96,6 +103,20 @@ class WebServices:
         self.producer.record_access(actor, action, target, reason)
         if self.delivery is not None:
             self.delivery.deliver()
+
+    @contextmanager
+    def recording_access(
+        self, actor: Actor, action: str, target: str, reason: str | None = None
+    ) -> Iterator[None]:
+        """Commit the access record while the caller reads what it will show: the outbox's
+        durable commit and the database reads overlap instead of adding up (the Child page's
+        two largest waits). Leaving the block waits for the commit and raises if it failed, so
+        nothing read inside is shown unless the read is on record, as with ``record_access``."""
+        recorded = self._recorders.submit(self.record_access, actor, action, target, reason)
+        try:
+            yield
+        finally:
+            recorded.result()
 
     def decide_flag(
         self,

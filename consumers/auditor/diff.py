@@ -20,8 +20,16 @@ QUERIES = {
     "substance_misuse, mental_health, age, gp_practices FROM view_people",
     "view_agencies": "SELECT child, agency, aware_since, via FROM view_agencies",
     "flags": "SELECT id, rule, version, child, severity, status, due FROM flags",
+    "flag_concerns": "SELECT flag_id, agency, tab, status, due, severity, rule FROM flag_concerns",
 }
-KEYS = {"ledger_accepted": 1, "view_children": 1, "view_people": 2, "view_agencies": 2, "flags": 1}
+KEYS = {
+    "ledger_accepted": 1,
+    "view_children": 1,
+    "view_people": 2,
+    "view_agencies": 2,
+    "flags": 1,
+    "flag_concerns": 2,
+}
 
 
 def _neutral(value: Any) -> str | None:

@@ -33,7 +33,9 @@ from sgledger.settings import Settings
 @click.option(
     "--oidc-config",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="OpenID Connect provider and claim mapping (see web/oidc.py); without it, local accounts only.",
+    help="OpenID Connect provider and claim mapping (see web/oidc.py); without it, local accounts only. "
+    "The sign-in handshake cookie is signed with a key from SGLEDGER_WEB_SECRET (several machines "
+    "share it) or else DATA_DIR/web-secret (made once, 0600), the same in every worker (web/handshake.py).",
 )
 @click.option(
     "--session-minutes",
@@ -68,6 +70,7 @@ def serve(
     from sgledger.observe.asgi import add_health_routes
     from sgledger.observe.metrics import ServiceMetrics
     from web.app import create_app
+    from web.handshake import SecretTooShort
     from web.oidc import OidcConfigError, load_oidc_config
     from web.services import WebConfig, WebServices
 
@@ -92,6 +95,10 @@ def serve(
     except (ConfigError, OidcConfigError, ServiceKeyMissing, KeystoreError) as exc:
         raise UserError(str(exc)) from exc
     click.echo(f"serving {settings.database_url} on {config.base_url}", err=True)
-    asgi = create_app(services)
+    try:
+        asgi = create_app(services)
+    except SecretTooShort as exc:
+        services.close()
+        raise UserError(str(exc)) from exc
     add_health_routes(asgi, ServiceMetrics("web"), services.ready)
     uvicorn.run(asgi, host=host, port=port, log_level="warning", access_log=False)

@@ -221,6 +221,32 @@ def test_an_identity_without_a_known_role_is_refused(page: object, server: WebSe
     assert "no role this service knows" in p.content()  # type: ignore[attr-defined]
 
 
+def test_a_sign_in_started_on_one_server_process_completes_on_another(
+    page: object, server: WebServer
+) -> None:
+    """Two processes behind one address (a second worker, or the server restarted mid-sign-in):
+    the handshake cookie the first set must be accepted by the one the provider sends the
+    person back to. Here a second `sgledger serve` on the same state starts the sign-in, with
+    the first one's address as its base URL, so the provider's redirect reaches the first."""
+    oidc_config = server.data_dir / "oidc.toml"
+    with MailSink() as mail:
+        other = start_server(
+            server.data_dir, mail, "--oidc-config", str(oidc_config), "--base-url", server.base_url
+        )
+        try:
+            p = page  # type: ignore[assignment]
+            p.goto(f"{other.base_url}/sign-in")  # type: ignore[attr-defined]
+            p.click("text=Sign in with your partnership account")  # type: ignore[attr-defined]
+            p.fill("input[name=login]", "idp-police-lead")  # type: ignore[attr-defined]
+            p.fill("input[name=password]", "anything")  # type: ignore[attr-defined]
+            p.click("button[type=submit]")  # type: ignore[attr-defined]
+            p.click("button[type=submit]")  # type: ignore[attr-defined]  # the provider's consent page
+            assert p.url == f"{server.base_url}/flags", p.content()  # type: ignore[attr-defined]
+            assert "oidc.police@police.example" in p.locator(".app-account").inner_text()  # type: ignore[attr-defined]
+        finally:
+            stop_server(other)
+
+
 def test_pages_run_under_their_own_csp(browser: object, server: WebServer) -> None:
     """With the Content-Security-Policy in force, GOV.UK Frontend's script runs (it marks the
     body) and nothing on the pages is blocked."""

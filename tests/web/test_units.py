@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from ledger.private_files import NotPrivate
 from ledger.store.ledger import Ledger
 from ledger.timeutil import TimeFormatError
-from views.models import FlagRow
+from views.flags import concern_rows
+from views.models import FlagConcernRow, FlagRow
 from views.my_flags import flag_tab, flags_page
 from web.accounts import AccountError, Accounts, LoginRefused
+from web.handshake import SECRET_ENV, SECRET_FILE, SecretTooShort, handshake_key
 from web.oidc import ClaimsRefused, OidcConfig, OidcConfigError, load_oidc_config
 from web.pages import age, parse_as_of, when
 
@@ -171,14 +174,17 @@ def _flag(n: int, concerns: list[str], status: str = "open", acknowledged_by: st
 
 def test_my_flags_pages_and_matches_the_agency_exactly(tmp_path: Path) -> None:
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    flags = [_flag(n, ["gp/L1", "police/x"]) for n in range(7)] + [
+        _flag(7, ["gp/L10"]),
+        _flag(8, ["gp/L1"], acknowledged_by="local:a@b.example"),
+        _flag(9, ["gp/L1"], status="dismissed"),
+    ]
     with ledger.writer() as session:
-        session.add_all(_flag(n, ["gp/L1", "police/x"]) for n in range(7))
-        session.add_all(
-            [
-                _flag(7, ["gp/L10"]),
-                _flag(8, ["gp/L1"], acknowledged_by="local:a@b.example"),
-                _flag(9, ["gp/L1"], status="dismissed"),
-            ]
+        session.add_all(flags)
+        session.add_all(  # as views.flags.sync_flags keeps them beside the flags
+            FlagConcernRow(**r)
+            for f in flags
+            for r in concern_rows(f.id, f.rule, f.severity, f.status, f.due, json.loads(f.payload))
         )
     with ledger.read() as session:
         first, more = flags_page(session, "gp/L1", "open", limit=5)
@@ -189,3 +195,26 @@ def test_my_flags_pages_and_matches_the_agency_exactly(tmp_path: Path) -> None:
         assert [f["id"][:8] for f in flags_page(session, "gp/L1", "resolved")[0]] == ["00000009"]
         assert [f["id"][:8] for f in flags_page(session, "gp/L10", "open")[0]] == ["00000007"]
         assert len(flags_page(session, None, "open")[0]) == 8
+
+
+def test_the_handshake_key_is_shared_by_every_process_and_kept_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(SECRET_ENV, raising=False)
+    state = tmp_path / "state"
+    key = handshake_key(state)
+    secret = state / SECRET_FILE
+    assert secret.stat().st_mode & 0o777 == 0o600
+    assert handshake_key(state) == key  # a second worker, or the server restarted
+    assert handshake_key(tmp_path / "other-partnership") != key
+    assert key not in secret.read_text()  # the cookie key is derived, not the stored secret
+    monkeypatch.setenv(SECRET_ENV, "x" * 40)  # several machines: one configured secret
+    configured = handshake_key(state)
+    assert configured != key and configured == handshake_key(tmp_path / "elsewhere")
+    monkeypatch.setenv(SECRET_ENV, "short")
+    with pytest.raises(SecretTooShort, match="at least 32"):
+        handshake_key(state)
+    monkeypatch.delenv(SECRET_ENV)
+    secret.chmod(0o644)
+    with pytest.raises(NotPrivate, match="chmod 600"):
+        handshake_key(state)
