@@ -1,6 +1,6 @@
 """Gap-rule evaluation rate: every rule of the set, on synthetic children of realistic size.
 
-    python bench/policies.py [--seconds 3] [--sizes 1,50,500]
+    python bench/policies.py [--seconds 3] [--sizes 1,50,500] [--rules-at 10,100,500,1000] [--json]
 
 The projector re-evaluates a child's flags each time one of its events arrives, so the cost that
 matters is one ``engine.evaluate`` of every rule of the set over one child's whole view (cut to
@@ -10,12 +10,19 @@ contact, referral and closure, assessments, safety and MARAC plans, corrections)
 holds the requested number of events; 500 is a long, busy child protection history. Prints, per
 size, child evaluations per second, rule evaluations per second and flags raised per second,
 then each rule's share of the time at the largest size, and the machine it ran on.
+
+Then, for each history length of ``--rules-at``, CPU milliseconds (``time.process_time``) of
+one full ``evaluate`` of a child, of each rule alone, and of a *live* evaluation: the child's
+next event arrives and ``policies.engine.Evaluator`` (what the projector uses) evaluates it
+again, re-running only the rules whose inputs changed. Cost per event independent of the
+child's history is issue 13's target: the live figure is the one to compare across lengths.
 Not a test: figures go to bench/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import time
@@ -28,7 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.machine import describe
-from policies.engine import evaluate
+from policies.engine import Evaluator, evaluate
 from policies.registry import ALL_POLICIES
 from policies.view import ChildView, Event
 
@@ -158,6 +165,44 @@ def rule_shares(views: list[ChildView], repeats: int = 3) -> list[tuple[str, flo
     return sorted(((rule, spent / total) for rule, spent in cost.items()), key=lambda item: -item[1])
 
 
+def cpu_ms_by_history(length: int, children: int, next_events: int = 12) -> dict[str, Any]:
+    """CPU ms of a full evaluation, of each rule, and of a live (incremental) evaluation after
+    one new event, for children with ``length`` prior events (means over children and events)."""
+    full = live = 0.0
+    rules: dict[str, float] = {}
+    runs = 0
+    for n in range(children):
+        child = f"C-h{length}-{n}"
+        story = _story(child, random.Random(n))
+        events = [next(story) for _ in range(length)]
+        agencies = dict.fromkeys(AGENCIES, START - timedelta(days=365))
+        evaluator = Evaluator()
+        evaluator.evaluate(ChildView.build(child, events, agencies), events[-1].recordedtime, ALL_POLICIES)
+        for _ in range(next_events):
+            events.append(next(story))
+            as_of = events[-1].recordedtime + timedelta(minutes=1)
+            view = ChildView.build(child, events, agencies)  # a new view per batch, as the projector builds
+            started = time.process_time()
+            evaluator.evaluate(view, as_of, ALL_POLICIES)
+            live += time.process_time() - started
+            view = ChildView.build(child, events, agencies)
+            started = time.process_time()
+            evaluate(view, as_of, ALL_POLICIES)
+            full += time.process_time() - started
+            known = view.known_at(as_of)
+            for policy in ALL_POLICIES:
+                started = time.process_time()
+                list(policy.findings(known, as_of))
+                rules[policy.id] = rules.get(policy.id, 0.0) + time.process_time() - started
+            runs += 1
+    return {
+        "prior_events": length,
+        "evaluate_full_cpu_ms": round(1000 * full / runs, 3),
+        "evaluate_live_cpu_ms": round(1000 * live / runs, 3),
+        "rule_cpu_ms": {rule: round(1000 * spent / runs, 4) for rule, spent in rules.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -165,7 +210,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per size")
     parser.add_argument("--sizes", default="1,50,500", help="events per child, comma-separated")
     parser.add_argument("--children", type=int, default=20, help="distinct synthetic children per size")
+    parser.add_argument(
+        "--rules-at", default="10,100,500,1000", help="history lengths for the per-rule and live CPU table"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print only the per-rule table, as one JSON object"
+    )
     args = parser.parse_args()
+    lengths = [int(s) for s in args.rules_at.split(",") if s]
+    if args.json:
+        table = [cpu_ms_by_history(length, min(args.children, 5)) for length in lengths]
+        print(json.dumps({"machine": describe(), "rules": len(ALL_POLICIES), "histories": table}, indent=2))
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"machine: {describe()}")
     print(f"rules: {len(ALL_POLICIES)} (policies.registry.ALL_POLICIES), {args.seconds:g} s per size")
@@ -182,6 +238,24 @@ def main() -> None:
     views = [synthetic_view(f"C-share-{n}", largest, seed=n) for n in range(min(args.children, 5))]
     for rule, share in rule_shares(views):
         print(f"  {rule:<34} {share:6.1%}")
+    if lengths:
+        print_history_table([cpu_ms_by_history(length, min(args.children, 5)) for length in lengths])
+
+
+def print_history_table(table: list[dict[str, Any]]) -> None:
+    print(
+        "CPU ms per evaluation of one child, by prior events "
+        "(full: evaluate; live: Evaluator after one new event)"
+    )
+    print(f"{'':<44}" + "".join(f"{row['prior_events']:>10}" for row in table))
+    for label, key in (
+        ("evaluate, full", "evaluate_full_cpu_ms"),
+        ("evaluate, live (incremental)", "evaluate_live_cpu_ms"),
+    ):
+        print(f"{label:<44}" + "".join(f"{row[key]:>10.2f}" for row in table))
+    last = table[-1]["rule_cpu_ms"]
+    for rule in sorted(last, key=lambda r: -last[r]):
+        print(f"  {rule:<42}" + "".join(f"{row['rule_cpu_ms'][rule]:>10.3f}" for row in table))
 
 
 if __name__ == "__main__":

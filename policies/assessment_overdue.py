@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from policies.base import Finding, Policy, Severity
-from policies.facts import due_after_working_days, first_after
+from policies.facts import due_after_working_days, first_from, late, timelines
 from policies.view import ChildView
 
 KIND = "child-and-family"
@@ -41,27 +41,27 @@ class AssessmentOverdue(Policy):
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
         completions = [c for c in view.of_type("assessment.completed") if c.data["kind"] == KIND]
+        by_agency = timelines(completions, lambda c: c.source)
+        by_ref = timelines(completions, lambda c: (c.source, c.data.get("assessment_ref")))
         for start in view.of_type("assessment.started"):
             if start.data["kind"] != KIND:
                 continue
             ref = start.data.get("assessment_ref")
-            done = [
-                c
-                for c in completions
-                if c.source == start.source
-                and c.recordedtime >= start.recordedtime
-                and (ref is None or c.data.get("assessment_ref") == ref)
-            ]
+            first = (
+                first_from(by_agency, start.source, start.recordedtime)
+                if ref is None
+                else first_from(by_ref, (start.source, ref), start.recordedtime)
+            )
             due = due_after_working_days(start.recordedtime, WORKING_DAYS)
-            if any(c.recordedtime < due for c in done):
+            gap = late(first, due)
+            if gap is None:
                 continue
-            late = first_after(done, due)
             yield Finding(
                 key=start.id,
                 due=due,
                 evidence=(start.id,),
                 concerns=(start.source,),
                 detail=f"assessment {ref or start.id} started, not completed within 45 working days",
-                resolved_by=late.id if late else None,
-                resolved_at=late.recordedtime if late else None,
+                resolved_by=gap.resolved_by,
+                resolved_at=gap.resolved_at,
             )

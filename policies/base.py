@@ -66,4 +66,8 @@ class Policy(ABC):
 
     @abstractmethod
     def findings(self, view: ChildView, as_of: datetime) -> Iterable[Finding]:
-        """Gaps visible in ``view`` (already cut to events recorded by ``as_of``)."""
+        """Gaps visible in ``view`` (already cut to events recorded by ``as_of``).
+
+        Read the view only through its methods, and depend on ``as_of`` only through the view:
+        ``policies.engine.Evaluator`` reuses a rule's findings while what it read is unchanged
+        (docs/notes/rule-evaluation.md; tests/policies/test_incremental.py checks both)."""

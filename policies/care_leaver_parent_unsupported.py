@@ -27,7 +27,7 @@ from typing import Any
 from ledger.vocabulary import agency_kind
 from policies.base import Finding, Policy, Severity
 from policies.calendar import london_day
-from policies.facts import age_on, due_after_working_days, first_after, parent_figures
+from policies.facts import age_on, due_after_working_days, earliest, late, parent_figures
 from policies.person_status import person_statuses
 from policies.view import ChildView, Event
 
@@ -48,39 +48,33 @@ class CareLeaverParentUnsupported(Policy):
     action = "Notify the leaving care service (notification.sent to a leaving-care/ agency)."
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        events = view.effective()
-        triggers = sorted(
-            (e for e in events if e.type in ("incident.reported", "referral.made")),
-            key=lambda e: (e.recordedtime, e.id),
-        )
-        if not triggers:
+        trigger = earliest(view.of_type("incident.reported", "referral.made"))
+        if trigger is None:
             return
-        notified = [
-            e
-            for e in events
-            if e.type == "notification.sent" and agency_kind(str(e.data["to"])) == "leaving-care"
-        ]
+        notified = earliest(
+            e for e in view.of_type("notification.sent") if agency_kind(str(e.data["to"])) == "leaving-care"
+        )
         statuses = view.of_type("person.status")
         for person in sorted(parent_figures(view.of_type("child.registered", "person.linked"))):
             status = _qualifying_status(statuses, person)
             if status is None:
                 continue
-            start = max(triggers[0], status, key=lambda e: e.recordedtime)
+            start = max(trigger, status, key=lambda e: e.recordedtime)
             age = _age(statuses, person, london_day(start.recordedtime))
             if age is None or age >= SUPPORT_AGE_LIMIT:
                 continue
             due = due_after_working_days(start.recordedtime, 10)
-            if any(n.recordedtime < due for n in notified):
+            gap = late(notified, due)
+            if gap is None:
                 continue
-            late = first_after(notified, due)
             yield Finding(
                 key=person,
                 due=due,
-                evidence=(triggers[0].id, status.id),
-                concerns=(triggers[0].source,),
+                evidence=(trigger.id, status.id),
+                concerns=(trigger.source,),
                 detail=f"parent figure {person} is a care leaver aged {age}; leaving care not told",
-                resolved_by=late.id if late else None,
-                resolved_at=late.recordedtime if late else None,
+                resolved_by=gap.resolved_by,
+                resolved_at=gap.resolved_at,
             )
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from policies.base import Finding, Policy, Severity
 from policies.corrections import gap_history
-from policies.facts import first_after, male_parent_figures, persons_of_concern
+from policies.facts import earliest, male_parent_figures, persons_of_concern, timelines
 from policies.view import ChildView, Event
 
 
@@ -39,9 +39,7 @@ class ClosureWithoutFatherContact(Policy):
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
         referrals = {e.data["referral_ref"]: e for e in view.of_type("referral.made")}
         concern_since = _concern_since(view)
-        contacts: dict[tuple[str, str], list[Event]] = {}
-        for contact in sorted(view.of_type("contact.recorded"), key=lambda e: (e.recordedtime, e.id)):
-            contacts.setdefault((contact.source, contact.data["person"]), []).append(contact)
+        contacts = timelines(view.of_type("contact.recorded"), lambda c: (c.source, c.data["person"]))
         for closure in view.of_type("referral.closed"):
             # "while" a person is a father figure or of concern: as known when the closure was
             # recorded; a perpetrator named months later does not make an old closure wrong.
@@ -53,15 +51,13 @@ class ClosureWithoutFatherContact(Policy):
                 history = gap_history(view, closure, _unaccounted(person))
                 if history is None:
                     continue
-                theirs = contacts.get((closure.source, person), [])
-                if any(
-                    (since is None or c.recordedtime >= since) and c.recordedtime <= closure.recordedtime
-                    for c in theirs
-                ):
-                    continue
+                theirs = contacts.get((closure.source, person))
+                first = theirs.first_from(since) if theirs else None
+                if first is not None and first.recordedtime <= closure.recordedtime:
+                    continue  # contacted since the referral, by the closure
                 # Resolved by a later contact with him, or by a correction that adds him.
-                endings = [e for e in (first_after(theirs, closure.recordedtime), history.resolved_by) if e]
-                ended = min(endings, key=lambda e: (e.recordedtime, e.id)) if endings else None
+                later = theirs.first_from(closure.recordedtime) if theirs else None
+                ended = earliest(e for e in (later, history.resolved_by) if e)
                 yield Finding(
                     key=f"{closure.id}|{person}",
                     due=history.began,

@@ -32,7 +32,7 @@ class ClosureWithoutStepDownPlan(Policy):
     )
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        for closure in (e for e in view.effective() if e.type == "referral.closed"):
+        for closure in view.of_type("referral.closed"):
             # A correction supplying what was missing resolves the flag (and says which one did).
             history = gap_history(view, closure, lambda v: bool(self._missing(view, v)))
             if history is None:

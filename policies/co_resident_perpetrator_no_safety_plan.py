@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from policies.base import Finding, Policy, Severity
-from policies.facts import domestic_abuse_incidents, due_after_working_days, first_after, latest_links
+from policies.facts import domestic_abuse_incidents, due_after_working_days, earliest, late, latest_links
 from policies.view import CONCERN_ROLES, ChildView, Event
 
 WORKING_DAYS = 5
@@ -47,13 +47,14 @@ class CoResidentPerpetratorNoSafetyPlan(Policy):
         incidents = sorted(
             domestic_abuse_incidents(view.of_type("incident.reported")), key=lambda e: (e.recordedtime, e.id)
         )
-        by_person: dict[str, list[Event]] = {}
+        by_person: dict[str, list[Event]] = {}  # the first two incidents naming each person
         for incident in incidents:
-            for party in incident.data.get("parties", ()):
-                if party["role"] in CONCERN_ROLES:
-                    named = by_person.setdefault(party["person"], [])
-                    if incident not in named:
-                        named.append(incident)
+            for person in {
+                p["person"] for p in incident.data.get("parties", ()) if p["role"] in CONCERN_ROLES
+            }:
+                named = by_person.setdefault(person, [])
+                if len(named) < 2:
+                    named.append(incident)
         links = sorted(view.of_type("person.linked"), key=lambda e: (e.recordedtime, e.id))
         plans = sorted(view.of_type("safety-plan.recorded"), key=lambda e: (e.recordedtime, e.id))
         for person, named in sorted(by_person.items()):
@@ -72,21 +73,21 @@ class CoResidentPerpetratorNoSafetyPlan(Policy):
                 and second.recordedtime < e.recordedtime < due
                 and e.data.get("lives_with_child") is False
             ]
-            covering = [
+            covering = earliest(
                 p
                 for p in plans
                 if p.recordedtime >= first.recordedtime
                 and any(t["person"] == person for t in p.data["terms"])
-            ]
-            if moved_out or any(p.recordedtime < due for p in covering):
+            )
+            gap = late(covering, due)
+            if moved_out or gap is None:
                 continue
-            late = first_after(covering, due)
             yield Finding(
                 key=person,
                 due=due,
                 evidence=(first.id, second.id, link.id),
                 concerns=tuple(sorted({first.source, second.source})),
                 detail=f"{person} named in two incidents, lives with the child, no safety plan",
-                resolved_by=late.id if late else None,
-                resolved_at=late.recordedtime if late else None,
+                resolved_by=gap.resolved_by,
+                resolved_at=gap.resolved_at,
             )

@@ -19,10 +19,11 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from policies.base import Finding, Policy, Severity
-from policies.facts import due_after_working_days, first_after
+from policies.facts import due_after_working_days, earliest, first_from, late, timelines
 from policies.view import ChildView
 
 WORKING_DAYS = 15
+ANY = ("any",)  # the timeline key of conferences that name no discussion
 
 
 class ConferenceOverdue(Policy):
@@ -40,28 +41,31 @@ class ConferenceOverdue(Policy):
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
         conferences = [c for c in view.of_type("conference.held") if c.data["kind"] == "initial"]
+        # A conference naming no discussion answers any discussion; one naming a discussion,
+        # only that one.
+        by_ref = timelines(
+            conferences, lambda c: ("ref", c.data["discussion_ref"]) if "discussion_ref" in c.data else ANY
+        )
         for discussion in view.of_type("strategy-discussion.held"):
             if discussion.data["decision"] != "initial-conference":
                 continue
             ref = discussion.data["discussion_ref"]
-            held = sorted(
-                (
-                    c
-                    for c in conferences
-                    if c.recordedtime >= discussion.recordedtime and c.data.get("discussion_ref", ref) == ref
-                ),
-                key=lambda e: (e.recordedtime, e.id),
+            since = discussion.recordedtime
+            first = earliest(
+                e
+                for e in (first_from(by_ref, ("ref", ref), since), first_from(by_ref, ANY, since))
+                if e is not None
             )
             due = due_after_working_days(discussion.recordedtime, WORKING_DAYS)
-            if any(c.recordedtime < due for c in held):
+            gap = late(first, due)
+            if gap is None:
                 continue
-            late = first_after(held, due)
             yield Finding(
                 key=discussion.id,
                 due=due,
                 evidence=(discussion.id,),
                 concerns=(discussion.source,),
                 detail=f"strategy discussion {ref} decided on a conference; none within 15 working days",
-                resolved_by=late.id if late else None,
-                resolved_at=late.recordedtime if late else None,
+                resolved_by=gap.resolved_by,
+                resolved_at=gap.resolved_at,
             )

@@ -8,7 +8,9 @@ a notification about the child.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from policies.calendar import working_days_deadline
@@ -120,16 +122,6 @@ def gp_links(events: Iterable[Event]) -> list[tuple[str, str, Event]]:
     )
 
 
-def aware_since(events: Iterable[Event]) -> dict[str, datetime]:
-    """Agency -> when it became aware of the child (recorded time of the first such event)."""
-    aware: dict[str, datetime] = {}
-    for event in sorted(events, key=lambda e: e.recordedtime):
-        aware.setdefault(event.source, event.recordedtime)
-        if event.type == "notification.sent":
-            aware.setdefault(event.data["to"], event.recordedtime)
-    return aware
-
-
 def incident_names(incidents: Iterable[Event]) -> frozenset[str]:
     """Every name a notification's ``about`` may use for these incidents (ids and refs), so that
     "is this notification about an incident?" is one set lookup, not a scan of the incidents."""
@@ -138,7 +130,78 @@ def incident_names(incidents: Iterable[Event]) -> frozenset[str]:
     )
 
 
-def first_after(events: Sequence[Event], since: datetime) -> Event | None:
-    """The earliest-recorded event recorded at or after ``since``."""
-    later = [e for e in events if e.recordedtime >= since]
-    return min(later, key=lambda e: (e.recordedtime, e.id)) if later else None
+def recorded_key(event: Event) -> tuple[datetime, str]:
+    """Recorded order, ties by id: the order in which "the first answer" is decided."""
+    return (event.recordedtime, event.id)
+
+
+def earliest(events: Iterable[Event]) -> Event | None:
+    """The first-recorded of ``events`` (ties by id), None if there are none."""
+    return min(events, key=recorded_key, default=None)
+
+
+class Timeline:
+    """Events in recorded order, asked "which was recorded first at or after t?" by bisection.
+
+    Rules judge each anchor (an incident, a referral, a plan) by the answers recorded after it;
+    scanning every answer for every anchor made evaluation quadratic in the child's history
+    (issue 13). Built once per evaluation, a timeline answers in O(log n)."""
+
+    def __init__(self, events: Iterable[Event]) -> None:
+        self.events = sorted(events, key=recorded_key)
+        self._times = [e.recordedtime for e in self.events]
+
+    def first_from(self, since: datetime | None = None, excluding: str | None = None) -> Event | None:
+        """The earliest event recorded at or after ``since`` (the earliest of all if None), other
+        than the one whose id is ``excluding``."""
+        index = 0 if since is None else bisect_left(self._times, since)
+        if index < len(self.events) and self.events[index].id == excluding:
+            index += 1
+        return self.events[index] if index < len(self.events) else None
+
+    def between(self, since: datetime, until: datetime) -> list[Event]:
+        """The events recorded from ``since`` to ``until``, both included, in recorded order."""
+        return self.events[bisect_left(self._times, since) : bisect_right(self._times, until)]
+
+
+def timelines(events: Iterable[Event], key: Callable[[Event], Hashable]) -> dict[Hashable, Timeline]:
+    """One timeline per key (e.g. per answering agency, per reference): "the first answer by
+    this agency about this referral after t" is a dictionary lookup and a bisection."""
+    grouped: dict[Hashable, list[Event]] = {}
+    for event in events:
+        grouped.setdefault(key(event), []).append(event)
+    return {k: Timeline(found) for k, found in grouped.items()}
+
+
+def first_from(lines: dict[Hashable, Timeline], key: Hashable, since: datetime | None = None) -> Event | None:
+    """The first event of ``key``'s timeline recorded at or after ``since`` (None if none)."""
+    line = lines.get(key)
+    return line.first_from(since) if line is not None else None
+
+
+@dataclass(frozen=True)
+class Late:
+    """An anchor not answered by its deadline. ``answer`` is the first answer recorded after the
+    deadline, which resolves the gap; None while nothing has answered it."""
+
+    answer: Event | None
+
+    @property
+    def resolved_by(self) -> str | None:
+        return self.answer.id if self.answer is not None else None
+
+    @property
+    def resolved_at(self) -> datetime | None:
+        return self.answer.recordedtime if self.answer is not None else None
+
+
+def late(first_answer: Event | None, due: datetime) -> Late | None:
+    """The tail of every "answered within N working days?" rule, decided once: ``first_answer``
+    is the earliest-recorded answer (of those that count for the anchor). Recorded before ``due``:
+    no gap (None). Otherwise a gap, resolved by that answer if there is one.
+
+    Only the earliest answer matters: if any answer came in time, the earliest did; if none
+    did, the earliest is the first late one. So rules pass one event, found by a lookup."""
+    if first_answer is not None and first_answer.recordedtime < due:
+        return None
+    return Late(first_answer)

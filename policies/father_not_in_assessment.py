@@ -17,7 +17,7 @@ from datetime import datetime
 
 from policies.base import Finding, Policy, Severity
 from policies.corrections import gap_history
-from policies.facts import first_after, male_parent_figures
+from policies.facts import Timeline, earliest, male_parent_figures
 from policies.view import ChildView, Event
 
 
@@ -34,11 +34,17 @@ class FatherNotInAssessment(Policy):
     action = "See the father figure (or record why not) in a corrected or new child and family assessment."
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        events = view.effective()
         assessments = [
-            e for e in events if e.type == "assessment.completed" and e.data["kind"] == "child-and-family"
+            e for e in view.of_type("assessment.completed") if e.data["kind"] == "child-and-family"
         ]
-        fathers = _male_parent_figures_since(events)
+        fathers = _male_parent_figures_since(view.of_type("child.registered", "person.linked"))
+        including: dict[str, Timeline] = {}  # person -> the assessments that include them
+
+        def assessments_including(person: str) -> Timeline:
+            if person not in including:
+                including[person] = Timeline(a for a in assessments if person in _included(a))
+            return including[person]
+
         for assessment in assessments:
             known = {person for person, since in fathers.items() if since <= assessment.recordedtime}
             for person in sorted(known):
@@ -46,12 +52,8 @@ class FatherNotInAssessment(Policy):
                 history = gap_history(view, assessment, _leaves_out(person))
                 if history is None:
                     continue
-                later = first_after(
-                    [a for a in assessments if a.id != assessment.id and person in _included(a)],
-                    assessment.recordedtime,
-                )
-                endings = [e for e in (later, history.resolved_by) if e]
-                ended = min(endings, key=lambda e: (e.recordedtime, e.id)) if endings else None
+                later = _first_other(assessments_including(person), assessment)
+                ended = earliest(e for e in (later, history.resolved_by) if e)
                 yield Finding(
                     key=f"{assessment.id}|{person}",
                     due=history.began,
@@ -63,7 +65,13 @@ class FatherNotInAssessment(Policy):
                 )
 
 
-def _male_parent_figures_since(events: tuple[Event, ...]) -> dict[str, datetime]:
+def _first_other(including: Timeline, assessment: Event) -> Event | None:
+    """The first assessment including the person recorded at or after ``assessment``, other than
+    itself (its latest version may include him: a correction resolved it)."""
+    return including.first_from(assessment.recordedtime, excluding=assessment.id)
+
+
+def _male_parent_figures_since(events: list[Event]) -> dict[str, datetime]:
     """Male parent figure -> when first recorded as one (child.registered father, person.linked)."""
     since: dict[str, datetime] = {}
     for event in sorted(events, key=lambda e: e.recordedtime):

@@ -29,6 +29,7 @@ from policies.facts import (
     domestic_abuse_incidents,
     due_after_working_days,
     gp_links,
+    late,
     non_resident_parent_figures,
     parent_figures,
     parties,
@@ -53,8 +54,8 @@ class GpNotNotified(Policy):
     action = "Send the incident (by id or incident reference) to the GP practice named in this flag."
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        events = view.effective()
-        family = (parent_figures(events) - non_resident_parent_figures(events)) | {view.child}
+        links_to_child = view.of_type("child.registered", "person.linked")
+        family = (parent_figures(links_to_child) - non_resident_parent_figures(links_to_child)) | {view.child}
         links = gp_links(view.of_type("gp.registered"))  # once per view, not once per incident
         for incident in domestic_abuse_incidents(view.of_type("incident.reported")):
             people = family | parties(incident)
@@ -66,10 +67,10 @@ class GpNotNotified(Policy):
                 # A practice recorded only later could not have been told earlier: it is owed
                 # the same working day from when the link was recorded (as parent-gp-unaware).
                 due = due_after_working_days(max(incident.recordedtime, linked_at), 1)
-                told = view.notifications_about(incident, to=practice)
-                if told and told[0].recordedtime < due:
+                told = view.notifications_about(incident, to=practice)  # in recorded order
+                gap = late(told[0] if told else None, due)
+                if gap is None:
                     continue
-                late = told[0] if told else None
                 yield Finding(
                     key=f"{incident.id}|{practice}",
                     due=due,
@@ -78,6 +79,6 @@ class GpNotNotified(Policy):
                     # ask for it: the victim may disclose there first).
                     concerns=(incident.source, practice),
                     detail=f"{practice} not told of incident {incident.data.get('incident_ref')}",
-                    resolved_by=late.id if late else None,
-                    resolved_at=late.recordedtime if late else None,
+                    resolved_by=gap.resolved_by,
+                    resolved_at=gap.resolved_at,
                 )

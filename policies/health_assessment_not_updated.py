@@ -20,7 +20,7 @@ from datetime import datetime
 
 from ledger.vocabulary import agency_kind
 from policies.base import Finding, Policy, Severity
-from policies.facts import due_after_working_days, first_after, incident_names
+from policies.facts import due_after_working_days, first_from, incident_names, late, timelines
 from policies.view import ChildView
 
 WORKING_DAYS = 10
@@ -42,24 +42,23 @@ class HealthAssessmentNotUpdated(Policy):
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
         incidents = incident_names(view.of_type("incident.reported"))
-        assessments = [a for a in view.of_type("assessment.completed") if a.data["kind"] == "FHNA"]
+        assessments = timelines(
+            (a for a in view.of_type("assessment.completed") if a.data["kind"] == "FHNA"), lambda a: a.source
+        )
         for notification in view.of_type("notification.sent"):
             phn = str(notification.data["to"])
             if agency_kind(phn) != "phn" or incidents.isdisjoint(notification.data["about"]):
                 continue
-            updated = [
-                a for a in assessments if a.source == phn and a.recordedtime >= notification.recordedtime
-            ]
             due = due_after_working_days(notification.recordedtime, WORKING_DAYS)
-            if any(a.recordedtime < due for a in updated):
+            gap = late(first_from(assessments, phn, notification.recordedtime), due)
+            if gap is None:
                 continue
-            late = first_after(updated, due)
             yield Finding(
                 key=notification.id,
                 due=due,
                 evidence=(notification.id,),
                 concerns=(phn,),
                 detail=f"{phn} told of {', '.join(map(str, notification.data['about']))}; FHNA not updated",
-                resolved_by=late.id if late else None,
-                resolved_at=late.recordedtime if late else None,
+                resolved_by=gap.resolved_by,
+                resolved_at=gap.resolved_at,
             )

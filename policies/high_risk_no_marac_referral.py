@@ -21,7 +21,7 @@ from typing import Any
 
 from ledger.vocabulary import agency_kind
 from policies.base import Finding, Policy, Severity
-from policies.facts import domestic_abuse_incidents, due_after_working_days, first_after
+from policies.facts import Timeline, domestic_abuse_incidents, due_after_working_days, late
 from policies.view import ChildView
 
 HIGH_DASH_SCORE = 14
@@ -42,29 +42,27 @@ class HighRiskNoMaracReferral(Policy):
     action = "Refer the case to MARAC (marac.referral.made)."
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        referrals = sorted(
+        referrals = Timeline(
             [
                 *view.of_type("marac.referral.made"),
                 *(r for r in view.of_type("referral.made") if agency_kind(str(r.data["to"])) == "marac"),
-            ],
-            key=lambda e: (e.recordedtime, e.id),
+            ]
         )
         for incident in domestic_abuse_incidents(view.of_type("incident.reported")):
             if not is_high_risk(incident.data):
                 continue
-            answered = [r for r in referrals if r.recordedtime >= incident.recordedtime]
             due = due_after_working_days(incident.recordedtime, 1)
-            if any(r.recordedtime < due for r in answered):
+            gap = late(referrals.first_from(incident.recordedtime), due)
+            if gap is None:
                 continue
-            late = first_after(answered, due)
             yield Finding(
                 key=incident.id,
                 due=due,
                 evidence=(incident.id,),
                 concerns=(incident.source,),
                 detail=f"incident {incident.data.get('incident_ref')} assessed high risk; no MARAC referral",
-                resolved_by=late.id if late else None,
-                resolved_at=late.recordedtime if late else None,
+                resolved_by=gap.resolved_by,
+                resolved_at=gap.resolved_at,
             )
 
 

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from policies.base import Finding, Policy, Severity
-from policies.facts import due_after_working_days, first_after
-from policies.view import ChildView, Event
+from policies.facts import due_after_working_days, first_from, late, timelines
+from policies.view import ChildView
 
 
 class IncidentNotTriaged(Policy):
@@ -32,24 +32,22 @@ class IncidentNotTriaged(Policy):
     action = "Triage the incident (DAT, MASH or equivalent) and record the outcome."
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        triaged: dict[str, list[Event]] = {}
-        for triage in view.of_type("incident.triaged"):
-            triaged.setdefault(triage.data["incident_ref"], []).append(triage)
+        # A triage counts whenever it was recorded (even before the incident reached the ledger).
+        triaged = timelines(view.of_type("incident.triaged"), lambda t: t.data["incident_ref"])
         for incident in view.of_type("incident.reported"):
             if not incident.data.get("children_present"):
                 continue
             ref = incident.data["incident_ref"]
-            triages = triaged.get(ref, [])
             due = due_after_working_days(incident.recordedtime, 1)
-            if any(t.recordedtime < due for t in triages):
+            gap = late(first_from(triaged, ref), due)
+            if gap is None:
                 continue
-            late = first_after(triages, due)
             yield Finding(
                 key=incident.id,
                 due=due,
                 evidence=(incident.id,),
                 concerns=(incident.source,),  # the reporting force owns getting it triaged
                 detail=f"incident {ref} not triaged within one working day",
-                resolved_by=late.id if late else None,
-                resolved_at=late.recordedtime if late else None,
+                resolved_by=gap.resolved_by,
+                resolved_at=gap.resolved_at,
             )

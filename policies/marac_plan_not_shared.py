@@ -22,7 +22,7 @@ from datetime import datetime
 
 from ledger.vocabulary import agency_kind
 from policies.base import Finding, Policy, Severity
-from policies.facts import aware_since, due_after_working_days, first_after, gp_links
+from policies.facts import due_after_working_days, gp_links, late, recorded_key
 from policies.school_not_notified import current_schools
 from policies.view import ChildView, Event
 
@@ -45,21 +45,24 @@ class MaracPlanNotShared(Policy):
     action = "Share the plan (marac.plan.shared) with the agency named in this flag."
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        events = view.effective()
         plans = sorted(view.of_type("marac.plan.agreed"), key=lambda e: (e.recordedtime, e.id))
         if not plans:
             return
-        involved = _involved(view, events)
+        involved = _involved(view)
         enrolments = view.of_type("school.enrolled", "school.left")
-        shares: dict[str, list[Event]] = {}
+        practices = gp_links(view.of_type("gp.registered"))  # once per view, not once per plan
+        first_shared: dict[tuple[str, str], Event] = {}  # (plan_ref, agency) -> first share with it
         for share in view.of_type("marac.plan.shared"):
-            shares.setdefault(share.data["plan_ref"], []).append(share)
+            for agency in share.data["to"]:
+                known = first_shared.get((share.data["plan_ref"], agency))
+                if known is None or recorded_key(share) < recorded_key(known):
+                    first_shared[(share.data["plan_ref"], agency)] = share
         for index, plan in enumerate(plans):
             ref = plan.data["plan_ref"]
             ends = plans[index + 1].recordedtime if index + 1 < len(plans) else None
             people = {view.child, *plan.data.get("persons", ())}
             expected = dict(involved)
-            for person, practice, link in gp_links(view.of_type("gp.registered")):
+            for person, practice, link in practices:
                 if person in people:
                     expected[practice] = min(expected.get(practice, link.recordedtime), link.recordedtime)
             for school, since in current_schools(enrolments, plan.time).items():
@@ -67,15 +70,13 @@ class MaracPlanNotShared(Policy):
             for enrolment in enrolments:  # schools joined while the plan is live
                 if enrolment.type == "school.enrolled" and enrolment.time > plan.time:
                     expected.setdefault(f"school/{enrolment.data['school']}", enrolment.recordedtime)
-            sent = sorted(shares.get(ref, ()), key=lambda e: (e.recordedtime, e.id))
             for agency, since in sorted(expected.items()):
                 if ends is not None and since >= ends:
                     continue  # involved only once a newer plan was live: that plan is owed
                 due = due_after_working_days(max(plan.recordedtime, since), 1)
-                to_agency = [s for s in sent if agency in s.data["to"]]
-                if any(s.recordedtime < due for s in to_agency):
+                gap = late(first_shared.get((ref, agency)), due)
+                if gap is None:
                     continue
-                late = first_after(to_agency, due)
                 yield Finding(
                     key=f"{plan.id}|{agency}",
                     due=due,
@@ -84,16 +85,16 @@ class MaracPlanNotShared(Policy):
                     # left out (named in detail), so that routing a flag never discloses the plan.
                     concerns=(plan.source,),
                     detail=f"MARAC plan {ref} not shared with {agency}",
-                    resolved_by=late.id if late else None,
-                    resolved_at=late.recordedtime if late else None,
+                    resolved_by=gap.resolved_by,
+                    resolved_at=gap.resolved_at,
                 )
 
 
-def _involved(view: ChildView, events: tuple[Event, ...]) -> dict[str, datetime]:
+def _involved(view: ChildView) -> dict[str, datetime]:
     """Agency -> since when it works with the child: aware of it, or sent a referral about it."""
     involved = {
         agency: since
-        for agency, since in aware_since(events).items()
+        for agency, since in view.aware_since().items()
         if agency_kind(agency) not in ("marac", "partnership")
     }
     for referral in view.of_type("referral.made"):

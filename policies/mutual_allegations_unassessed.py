@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from policies.base import Finding, Policy, Severity
-from policies.facts import domestic_abuse_incidents, due_after_working_days, first_after
+from policies.facts import Timeline, domestic_abuse_incidents, due_after_working_days, late
 from policies.view import CONCERN_ROLES, ChildView, Event
 
 ASSESSMENTS = frozenset({"DASH", "child-and-family"})
@@ -40,14 +40,15 @@ class MutualAllegationsUnassessed(Policy):
     action = "Complete a DASH or child and family assessment that unpicks who does what to whom."
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        assessments = [e for e in view.of_type("assessment.completed") if e.data["kind"] in ASSESSMENTS]
+        assessments = Timeline(
+            e for e in view.of_type("assessment.completed") if e.data["kind"] in ASSESSMENTS
+        )
         for later, earlier in _triggers(domestic_abuse_incidents(view.of_type("incident.reported"))):
             # One gap per incident that completes the picture; the assessment must follow it.
             due = due_after_working_days(later.recordedtime, 10)
-            following = [a for a in assessments if a.recordedtime >= later.recordedtime]
-            if any(a.recordedtime < due for a in following):
+            gap = late(assessments.first_from(later.recordedtime), due)
+            if gap is None:
                 continue
-            late = first_after(following, due)
             incidents = (later,) if earlier is None else (earlier, later)
             yield Finding(
                 key=later.id,
@@ -57,8 +58,8 @@ class MutualAllegationsUnassessed(Policy):
                 detail="counter-allegations in incident(s) "
                 + ", ".join(str(e.data["incident_ref"]) for e in incidents)
                 + " not assessed",
-                resolved_by=late.id if late else None,
-                resolved_at=late.recordedtime if late else None,
+                resolved_by=gap.resolved_by,
+                resolved_at=gap.resolved_at,
             )
 
 

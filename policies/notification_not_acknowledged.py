@@ -19,8 +19,8 @@ from datetime import datetime
 
 from ledger.vocabulary import agency_kind
 from policies.base import Finding, Policy, Severity
-from policies.facts import due_after_working_days, first_after
-from policies.view import ChildView, Event
+from policies.facts import due_after_working_days, first_from, late, timelines
+from policies.view import ChildView
 
 RECIPIENT_KINDS = frozenset({"gp", "school", "phn"})
 WORKING_DAYS = 2
@@ -41,26 +41,25 @@ class NotificationNotAcknowledged(Policy):
     action = "Recipient: acknowledge the notification (notification.acknowledged); sender: follow up."
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        acks: dict[str, list[Event]] = {}
-        for ack in view.of_type("notification.acknowledged"):
-            acks.setdefault(ack.data["notification"], []).append(ack)
+        # By (notification, acknowledging agency): only the recipient's acknowledgement counts,
+        # whenever it was recorded.
+        acks = timelines(
+            view.of_type("notification.acknowledged"), lambda a: (a.data["notification"], a.source)
+        )
         for notification in view.of_type("notification.sent"):
             to = str(notification.data["to"])
             if agency_kind(to) not in RECIPIENT_KINDS:
                 continue
-            received = sorted(
-                (a for a in acks.get(notification.id, ()) if a.source == to), key=lambda e: e.recordedtime
-            )
             due = due_after_working_days(notification.recordedtime, WORKING_DAYS)
-            if any(a.recordedtime < due for a in received):
+            gap = late(first_from(acks, (notification.id, to)), due)
+            if gap is None:
                 continue
-            late = first_after(received, due)
             yield Finding(
                 key=notification.id,
                 due=due,
                 evidence=(notification.id,),
                 concerns=(to, notification.source),
                 detail=f"{to} has not acknowledged a notification from {notification.source}",
-                resolved_by=late.id if late else None,
-                resolved_at=late.recordedtime if late else None,
+                resolved_by=gap.resolved_by,
+                resolved_at=gap.resolved_at,
             )

@@ -20,7 +20,7 @@ from datetime import datetime
 
 from ledger.vocabulary import agency_kind
 from policies.base import Finding, Policy, Severity
-from policies.facts import due_after_working_days, first_after, incident_names, parent_figures
+from policies.facts import due_after_working_days, first_from, incident_names, late, parent_figures, timelines
 from policies.view import ChildView
 
 REAL_CONTACT = frozenset({"in-person", "phone", "video"})
@@ -41,25 +41,24 @@ class NotificationNotFollowedUp(Policy):
     action = "Contact the child or a parent figure in person, by phone or by video, and record it."
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        events = view.effective()
         incidents = incident_names(view.of_type("incident.reported"))
-        family = parent_figures(events) | {view.child}
-        real_contacts = [
-            e
-            for e in view.of_type("contact.recorded")
-            if e.data["person"] in family and e.data["mode"] in REAL_CONTACT
-        ]
+        family = parent_figures(view.of_type("child.registered", "person.linked")) | {view.child}
+        real_contacts = timelines(
+            (
+                e
+                for e in view.of_type("contact.recorded")
+                if e.data["person"] in family and e.data["mode"] in REAL_CONTACT
+            ),
+            lambda e: e.source,
+        )
         for notification in view.of_type("notification.sent"):
             phn = str(notification.data["to"])
             if agency_kind(phn) != "phn" or incidents.isdisjoint(notification.data.get("about", ())):
                 continue
             due = due_after_working_days(notification.recordedtime, 5)
-            contacts = [
-                c for c in real_contacts if c.source == phn and c.recordedtime >= notification.recordedtime
-            ]
-            if any(c.recordedtime < due for c in contacts):
+            gap = late(first_from(real_contacts, phn, notification.recordedtime), due)
+            if gap is None:
                 continue
-            late = first_after(contacts, due)
             yield Finding(
                 key=notification.id,
                 due=due,
@@ -67,6 +66,6 @@ class NotificationNotFollowedUp(Policy):
                 concerns=(phn,),
                 detail=f"{phn} told of {', '.join(map(str, notification.data['about']))}; "
                 "no contact within 5 working days",
-                resolved_by=late.id if late else None,
-                resolved_at=late.recordedtime if late else None,
+                resolved_by=gap.resolved_by,
+                resolved_at=gap.resolved_at,
             )

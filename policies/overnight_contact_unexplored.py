@@ -26,7 +26,8 @@ from policies.facts import (
     child_dob,
     domestic_abuse_incidents,
     due_after_working_days,
-    first_after,
+    earliest,
+    late,
     latest_links,
     parent_figures,
 )
@@ -52,7 +53,6 @@ class OvernightContactUnexplored(Policy):
     )
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        events = view.effective()
         dob = child_dob(view.of_type("child.registered"))
         if dob is None:
             return
@@ -60,7 +60,7 @@ class OvernightContactUnexplored(Policy):
         links = latest_links(view.of_type("person.linked"))
         incidents = domestic_abuse_incidents(view.of_type("incident.reported"))
         statuses = view.of_type("person.status")
-        for person in sorted(parent_figures(events)):
+        for person in sorted(parent_figures(view.of_type("child.registered", "person.linked"))):
             link = links.get(person)
             if link is None or link.data.get("lives_with_child") is not False:
                 continue
@@ -71,18 +71,17 @@ class OvernightContactUnexplored(Policy):
             if age_on(dob, london_day(start.recordedtime)) >= 2:
                 continue
             due = due_after_working_days(start.recordedtime, 10)
-            recorded = [a for a in arrangements if a.data["person"] == person]
-            if any(a.recordedtime < due for a in recorded):
+            gap = late(earliest(a for a in arrangements if a.data["person"] == person), due)
+            if gap is None:
                 continue
-            late = first_after(recorded, due)
             yield Finding(
                 key=person,
                 due=due,
                 evidence=(link.id, concern.id),
                 concerns=tuple(sorted({link.source, concern.source})),
                 detail=f"no contact arrangement recorded for {person}, who does not live with the child",
-                resolved_by=late.id if late else None,
-                resolved_at=late.recordedtime if late else None,
+                resolved_by=gap.resolved_by,
+                resolved_at=gap.resolved_at,
             )
 
 

@@ -30,27 +30,18 @@ class ParentGpUnaware(Policy):
     action = "Tell the parent figure's GP practice about the child (notification.sent to the practice)."
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        events = view.effective()
-        triggers = sorted(
-            (e for e in events if e.type in ("incident.reported", "referral.made")),
-            key=lambda e: e.recordedtime,
-        )
+        triggers = sorted(view.of_type("incident.reported", "referral.made"), key=lambda e: e.recordedtime)
         if not triggers:
             return
         first = triggers[0]
         parents = parent_figures(view.of_type("child.registered", "person.linked"))
-        first_from: dict[str, Event] = {}  # agency -> its earliest event about the child, in one pass
-        for event in events:
-            known = first_from.get(event.source)
-            if known is None or (event.recordedtime, event.id) < (known.recordedtime, known.id):
-                first_from[event.source] = event
         seen: set[str] = set()
         for person, practice, link in gp_links(view.of_type("gp.registered")):
             if person not in parents or practice in seen:
                 continue
             seen.add(practice)
             due = due_after_working_days(max(first.recordedtime, link.recordedtime), 5)
-            made_aware = _awareness_event(first_from.get(practice), view.notifications_to(practice))
+            made_aware = _awareness_event(view.first_event_from(practice), view.notifications_to(practice))
             if made_aware is not None and made_aware.recordedtime < due:
                 continue
             yield Finding(

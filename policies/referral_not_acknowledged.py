@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from policies.base import Finding, Policy, Severity
-from policies.facts import due_after_working_days, first_after
+from policies.facts import due_after_working_days, earliest, first_from, late, timelines
 from policies.view import ChildView
 
 BY_REF = ("referral.acknowledged", "referral.closed")
@@ -42,28 +42,24 @@ class ReferralNotAcknowledged(Policy):
     action = "Receiving agency: acknowledge the referral and record the decision (referral.acknowledged)."
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        answers = sorted(view.of_type(*BY_REF, *DECISIONS), key=lambda e: (e.recordedtime, e.id))
+        by_ref = timelines(view.of_type(*BY_REF), lambda a: (a.source, a.data["referral_ref"]))
+        decisions = timelines(view.of_type(*DECISIONS), lambda a: a.source)
         for referral in view.of_type("referral.made"):
             to, ref = str(referral.data["to"]), referral.data["referral_ref"]
             if not view.is_registered_agency(to):
                 continue
-            answered = [
-                a
-                for a in answers
-                if a.source == to
-                and a.recordedtime >= referral.recordedtime
-                and (a.type in DECISIONS or a.data["referral_ref"] == ref)
-            ]
+            since = referral.recordedtime
+            answers = (first_from(by_ref, (to, ref), since), first_from(decisions, to, since))
             due = due_after_working_days(referral.recordedtime, 1)
-            if any(a.recordedtime < due for a in answered):
+            gap = late(earliest(a for a in answers if a is not None), due)
+            if gap is None:
                 continue
-            late = first_after(answered, due)
             yield Finding(
                 key=referral.id,
                 due=due,
                 evidence=(referral.id,),
                 concerns=(to, referral.source),
                 detail=f"referral {ref} to {to} not acknowledged",
-                resolved_by=late.id if late else None,
-                resolved_at=late.recordedtime if late else None,
+                resolved_by=gap.resolved_by,
+                resolved_at=gap.resolved_at,
             )

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from policies.base import Finding, Policy, Severity
-from policies.facts import domestic_abuse_incidents, first_after
+from policies.facts import Timeline, domestic_abuse_incidents
 from policies.view import ChildView, Event
 
 WINDOW = timedelta(days=365)
@@ -40,9 +40,8 @@ class RepeatIncidents(Policy):
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
         incidents = domestic_abuse_incidents(view.of_type("incident.reported"))  # time order
-        responses = sorted(
-            (e for e in view.of_type("referral.made", "assessment.completed") if _is_response(e)),
-            key=lambda e: (e.recordedtime, e.id),
+        responses = Timeline(
+            e for e in view.of_type("referral.made", "assessment.completed") if _is_response(e)
         )
         closed: dict[str, datetime] = {}
         for closure in view.of_type("referral.closed"):
@@ -59,9 +58,9 @@ class RepeatIncidents(Policy):
             # The pattern is known once all three are recorded (one may be recorded late).
             since = min(e.recordedtime for e in window)
             known = max(e.recordedtime for e in window)
-            if any(since <= r.recordedtime <= known and _open_at(r, closed, known) for r in responses):
+            if any(_open_at(r, closed, known) for r in responses.between(since, known)):
                 continue
-            response = first_after(responses, known)
+            response = responses.first_from(known)
             yield Finding(
                 key=third.id,
                 due=known,

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from policies.base import Finding, Policy, Severity
-from policies.facts import first_after, parties
+from policies.facts import parties, recorded_key
 from policies.view import ChildView, Event
 
 
@@ -39,32 +39,31 @@ class SafetyPlanBreached(Policy):
     action = "Review the safety plan with the family now and record the revised plan (same plan_ref)."
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        events = view.effective()
         versions: dict[str, list[Event]] = {}  # plan_ref -> its versions in time order
-        for plan in (e for e in events if e.type == "safety-plan.recorded"):
+        for plan in view.of_type("safety-plan.recorded"):
             versions.setdefault(plan.data["plan_ref"], []).append(plan)
+        plans = {ref: _Versions(found) for ref, found in sorted(versions.items())}
         breaches = [
             e
-            for e in events
-            if (e.type == "incident.reported" and e.data.get("children_present") is True)
-            or e.type == "contact-arrangement.recorded"
+            for e in view.of_type("incident.reported", "contact-arrangement.recorded")
+            if e.type == "contact-arrangement.recorded" or e.data.get("children_present") is True
         ]
         for breach in breaches:
-            for ref in sorted(versions):
+            for ref, plan_versions in plans.items():
                 # The plan as it stood when the incident or contact happened; versions made after
                 # it are the plan being revisited.
-                made = bisect_right([p.time for p in versions[ref]], breach.time)
+                made = bisect_right(plan_versions.times, breach.time)
                 if made == 0:
                     continue
-                plan, revised = versions[ref][made - 1], versions[ref][made:]
+                plan, revised = plan_versions.in_time_order[made - 1], plan_versions.first_recorded_from[made]
                 for term in plan.data["terms"]:
                     if not _breaches(term, breach):
                         continue
                     # Known (due) once both the plan and the breach are recorded.
                     due = max(plan.recordedtime, breach.recordedtime)
-                    if any(p.recordedtime <= due for p in revised):
-                        continue
-                    late = first_after(revised, due)
+                    if revised is not None and revised.recordedtime <= due:
+                        continue  # revisited by the time the breach was known: never a gap
+                    late = revised
                     yield Finding(
                         key=f"{plan.id}|{breach.id}|{term['person']}",
                         due=due,
@@ -77,6 +76,23 @@ class SafetyPlanBreached(Policy):
                         resolved_by=late.id if late else None,
                         resolved_at=late.recordedtime if late else None,
                     )
+
+
+class _Versions:
+    """A plan's versions in time order, with, for each position, the first-recorded version
+    from that position on (the first revision after a breach at that position) computed once:
+    a breach is then judged in O(log n) instead of by scanning the plan's later versions."""
+
+    def __init__(self, events: list[Event]) -> None:
+        self.in_time_order = events
+        self.times = [e.time for e in events]
+        self.first_recorded_from: list[Event | None] = [None] * (len(events) + 1)
+        for index in range(len(events) - 1, -1, -1):
+            later = self.first_recorded_from[index + 1]
+            event = events[index]
+            self.first_recorded_from[index] = (
+                event if later is None or recorded_key(event) < recorded_key(later) else later
+            )
 
 
 def _breaches(term: Mapping[str, Any], event: Event) -> bool:

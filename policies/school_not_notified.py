@@ -22,7 +22,7 @@ from datetime import datetime
 
 from policies.base import Finding, Policy, Severity
 from policies.calendar import next_school_day_start
-from policies.facts import first_after
+from policies.facts import late
 from policies.view import ChildView, Event
 
 
@@ -46,10 +46,10 @@ class SchoolNotNotified(Policy):
                 continue
             for school, enrolled in sorted(current_schools(enrolments, incident.time).items()):
                 due = max(next_school_day_start(incident.recordedtime), enrolled)
-                told = view.notifications_about(incident, to=school)
-                if any(n.recordedtime < due for n in told):
+                told = view.notifications_about(incident, to=school)  # in recorded order
+                gap = late(told[0] if told else None, due)
+                if gap is None:
                     continue
-                late = first_after(told, due)
                 yield Finding(
                     key=f"{incident.id}|{school}",
                     due=due,
@@ -59,8 +59,8 @@ class SchoolNotNotified(Policy):
                         f"{school} not told of incident {incident.data.get('incident_ref')} "
                         "before the school day"
                     ),
-                    resolved_by=late.id if late else None,
-                    resolved_at=late.recordedtime if late else None,
+                    resolved_by=gap.resolved_by,
+                    resolved_at=gap.resolved_at,
                 )
 
 

@@ -15,11 +15,12 @@ whose manager must re-authorise.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from datetime import datetime, timedelta
 
 from policies.base import Finding, Policy, Severity
 from policies.corrections import gap_history, versions
+from policies.facts import Timeline, timelines
 from policies.view import ChildView, Event
 
 WINDOW = timedelta(days=90)
@@ -39,13 +40,16 @@ class SelfAuthorisedClosure(Policy):
     action = "Have another manager review and authorise the closure (referral.corrected naming them)."
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        closures = [e for e in view.effective() if e.type == "referral.closed"]
+        closures = view.of_type("referral.closed")
+        by_authoriser = timelines(closures, lambda c: c.data["authorised_by"])
         for closure in closures:
             # A correction naming another authoriser resolves the flag (and says which one did).
-            history = gap_history(view, closure, lambda v: self._gap(v, closures) is not None)
+            history = gap_history(view, closure, lambda v: self._gap(v, by_authoriser) is not None)
             if history is None:
                 continue
-            detail, earlier = [g for v, _ in versions(view, closure) if (g := self._gap(v, closures))][-1]
+            detail, earlier = [g for v, _ in versions(view, closure) if (g := self._gap(v, by_authoriser))][
+                -1
+            ]
             fixed = history.resolved_by
             yield Finding(
                 key=closure.id,
@@ -58,17 +62,23 @@ class SelfAuthorisedClosure(Policy):
             )
 
     @staticmethod
-    def _gap(closure: Event, closures: list[Event]) -> tuple[str, list[Event]] | None:
-        """(detail, earlier closures by the same authoriser) if this version is self-authorised."""
+    def _gap(closure: Event, by_authoriser: dict[Hashable, Timeline]) -> tuple[str, list[Event]] | None:
+        """(detail, earlier closures by the same authoriser, in time order) if this version is
+        self-authorised. The authoriser's closures come from an index, by recorded time, so a
+        closure is compared with the few in its 90 days, not with every closure of the child."""
         authoriser = closure.data["authorised_by"]
-        earlier = [
-            c
-            for c in closures
-            if c.id != closure.id
-            and c.data["referral_ref"] != closure.data["referral_ref"]
-            and c.data["authorised_by"] == authoriser
-            and closure.recordedtime - WINDOW <= c.recordedtime < closure.recordedtime
-        ]
+        line = by_authoriser.get(authoriser)
+        window = line.between(closure.recordedtime - WINDOW, closure.recordedtime) if line else []
+        earlier = sorted(
+            (
+                c
+                for c in window
+                if c.id != closure.id
+                and c.data["referral_ref"] != closure.data["referral_ref"]
+                and c.recordedtime < closure.recordedtime
+            ),
+            key=lambda e: e.sort_key,
+        )
         if authoriser == closure.data["worked_by"]:
             return (
                 f"referral {closure.data['referral_ref']} closed and authorised by the same person",

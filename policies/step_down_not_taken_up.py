@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from policies.base import Finding, Policy, Severity
-from policies.facts import due_after_working_days, first_after
+from policies.facts import due_after_working_days, earliest, first_from, late, timelines
 from policies.view import ChildView
 
 WORKING_DAYS = 10
@@ -44,30 +44,26 @@ class StepDownNotTakenUp(Policy):
     )
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        contacts = view.of_type("contact.recorded")
-        acknowledgements = view.of_type("referral.acknowledged")
+        contacts = timelines(view.of_type("contact.recorded"), lambda e: e.source)
+        acknowledgements = timelines(
+            view.of_type("referral.acknowledged"), lambda e: (e.source, e.data["referral_ref"])
+        )
         for closure in view.of_type("referral.closed"):
             to = str((closure.data.get("step_down") or {}).get("to", ""))
             if closure.data["outcome"] != "step-down" or not view.is_registered_agency(to):
                 continue
-            ref = closure.data["referral_ref"]
-            taken_up = [
-                e
-                for e in (*contacts, *acknowledgements)
-                if e.source == to
-                and e.recordedtime >= closure.recordedtime
-                and (e.type == "contact.recorded" or e.data["referral_ref"] == ref)
-            ]
+            ref, since = closure.data["referral_ref"], closure.recordedtime
+            taken_up = (first_from(contacts, to, since), first_from(acknowledgements, (to, ref), since))
             due = due_after_working_days(closure.recordedtime, WORKING_DAYS)
-            if any(e.recordedtime < due for e in taken_up):
+            gap = late(earliest(e for e in taken_up if e is not None), due)
+            if gap is None:
                 continue
-            late = first_after(taken_up, due)
             yield Finding(
                 key=closure.id,
                 due=due,
                 evidence=(closure.id,),
                 concerns=(closure.source, to),
                 detail=f"step-down of referral {ref} to {to}: no contact or acknowledgement by {to}",
-                resolved_by=late.id if late else None,
-                resolved_at=late.recordedtime if late else None,
+                resolved_by=gap.resolved_by,
+                resolved_at=gap.resolved_at,
             )

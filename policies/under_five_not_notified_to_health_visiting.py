@@ -21,7 +21,7 @@ from datetime import datetime
 from ledger.vocabulary import agency_kind
 from policies.base import Finding, Policy, Severity
 from policies.calendar import london_day
-from policies.facts import age_on, child_dob, domestic_abuse_incidents, due_after_working_days, first_after
+from policies.facts import age_on, child_dob, domestic_abuse_incidents, due_after_working_days, earliest, late
 from policies.view import ChildView
 
 UNDER = 5
@@ -48,17 +48,17 @@ class UnderFiveNotNotifiedToHealthVisiting(Policy):
         for incident in domestic_abuse_incidents(view.of_type("incident.reported")):
             if age_on(dob, london_day(incident.time)) >= UNDER:
                 continue
-            told = [n for n in view.notifications_about(incident) if agency_kind(str(n.data["to"])) == "phn"]
+            told = (n for n in view.notifications_about(incident) if agency_kind(str(n.data["to"])) == "phn")
             due = due_after_working_days(incident.recordedtime, 1)
-            if any(n.recordedtime < due for n in told):
+            gap = late(earliest(told), due)
+            if gap is None:
                 continue
-            late = first_after(told, due)
             yield Finding(
                 key=incident.id,
                 due=due,
                 evidence=(incident.id,),
                 concerns=(incident.source,),
                 detail=f"health visiting not told of incident {incident.data.get('incident_ref')} (under 5)",
-                resolved_by=late.id if late else None,
-                resolved_at=late.recordedtime if late else None,
+                resolved_by=gap.resolved_by,
+                resolved_at=gap.resolved_at,
             )

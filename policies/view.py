@@ -21,10 +21,13 @@ quadratic in the history).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
 
@@ -34,6 +37,33 @@ from ledger.vocabulary import family, is_amendment
 PARENT_ROLES = frozenset({"mother", "father", "step-parent", "parent's-partner"})
 MALE_PARENT_ROLES = PARENT_ROLES - {"mother"}
 CONCERN_ROLES = frozenset({"perpetrator", "alleged-perpetrator", "counter-allegation"})
+
+# What a rule read of a view, recorded while ``reading()`` is active (policies.engine.Evaluator
+# reuses a rule's findings while everything it read is unchanged): event types by name, and
+# these three for the whole history, the registered agencies and the household.
+EVERYTHING = "*everything"
+AGENCIES = "*agencies"
+HOUSEHOLD = "*household"
+AWARENESS = "*awareness"  # aware_since(): changes only when an agency becomes aware (earlier)
+FIRST_FROM = "*first-from"  # first_event_from(): changes only when an agency's first event does
+_reads: ContextVar[set[str] | None] = ContextVar("policy_view_reads", default=None)
+
+
+@contextmanager
+def reading() -> Iterator[set[str]]:
+    """Record, into the set yielded, what the code inside reads of any view (see ``fingerprint``)."""
+    reads: set[str] = set()
+    token = _reads.set(reads)
+    try:
+        yield reads
+    finally:
+        _reads.reset(token)
+
+
+def _read(*what: str) -> None:
+    reads = _reads.get()
+    if reads is not None:
+        reads.update(what)
 
 
 @dataclass(frozen=True)
@@ -66,6 +96,9 @@ class Event:
         return (self.time, self.recordedtime, self.id)
 
 
+SORT_KEY = attrgetter("time", "recordedtime", "id")  # Event.sort_key, without a Python call per event
+
+
 @dataclass(frozen=True)
 class ChildView:
     child: str
@@ -81,16 +114,21 @@ class ChildView:
         registered_agencies: Mapping[str, datetime],
         household: Mapping[str, Iterable[Event]] | None = None,
     ) -> ChildView:
-        ordered = tuple(sorted(events, key=lambda e: e.sort_key))
+        ordered = tuple(sorted(events, key=SORT_KEY))
         others = {
-            other: tuple(sorted(found, key=lambda e: e.sort_key))
+            other: tuple(sorted(found, key=SORT_KEY))
             for other, found in sorted((household or {}).items())
             if other != child
         }
         return cls(child, ordered, MappingProxyType(dict(registered_agencies)), MappingProxyType(others))
 
     def known_at(self, as_of: datetime) -> ChildView:
-        """Only what had been recorded by ``as_of`` (deadlines use recorded time)."""
+        """Only what had been recorded by ``as_of`` (deadlines use recorded time).
+
+        The view itself when nothing was recorded after ``as_of`` (the projector's case: it
+        evaluates as of now), so its indexes and folded events are built once, not twice."""
+        if self._last_recorded is None or self._last_recorded <= as_of:
+            return self
         return ChildView(
             self.child,
             tuple(e for e in self.events if e.recordedtime <= as_of),
@@ -103,9 +141,18 @@ class ChildView:
             ),
         )
 
+    @cached_property
+    def _last_recorded(self) -> datetime | None:
+        """The latest recorded time of anything the view holds (None if it holds nothing)."""
+        times = [e.recordedtime for e in self.events]
+        times += [e.recordedtime for found in self.household.values() for e in found]
+        times += self.registered_agencies.values()
+        return max(times, default=None)
+
     def others(self) -> tuple[ChildView, ...]:
         """The household's other children as views of their own (same agencies, no household
         of their own: a rule looks one step, at the children around this one)."""
+        _read(HOUSEHOLD)
         return self._others
 
     @cached_property
@@ -117,6 +164,7 @@ class ChildView:
         )
 
     def effective(self) -> tuple[Event, ...]:
+        _read(EVERYTHING)
         return self._effective
 
     @cached_property
@@ -145,7 +193,7 @@ class ChildView:
                 data=MappingProxyType({**original.data, **fields}),
                 corrected_by=(*original.corrected_by, amendment.id),
             )
-        return tuple(sorted((e for i, e in by_id.items() if i not in withdrawn), key=lambda e: e.sort_key))
+        return tuple(sorted((e for i, e in by_id.items() if i not in withdrawn), key=SORT_KEY))
 
     def event(self, event_id: str) -> Event:
         """An event of the view as recorded (not amended), by id."""
@@ -155,21 +203,38 @@ class ChildView:
     def _by_id(self) -> dict[str, Event]:
         return {e.id: e for e in self.events}
 
+    def recorded_of_type(self, *types: str) -> list[Event]:
+        """Events of the given types as recorded (not amended: flag acknowledgements and
+        dismissals), in recorded order, ties in the view's order (from an index: no scan)."""
+        return sorted(
+            (e for t in set(types) for e in self._recorded_by_type.get(t, ())),
+            key=lambda e: (e.recordedtime, e.sort_key),
+        )
+
+    @cached_property
+    def _recorded_by_type(self) -> dict[str, tuple[Event, ...]]:
+        found: dict[str, list[Event]] = {}
+        for event in self.events:
+            found.setdefault(event.type, []).append(event)
+        return {t: tuple(events) for t, events in found.items()}
+
     def of_type(self, *types: str) -> list[Event]:
         """Effective events of the given types, in time order (from the index: no scan)."""
+        _read(*types)
         if len(types) == 1:
             return list(self._by_type.get(types[0], ()))
-        return sorted((e for t in set(types) for e in self._by_type.get(t, ())), key=lambda e: e.sort_key)
+        return sorted((e for t in set(types) for e in self._by_type.get(t, ())), key=SORT_KEY)
 
     @cached_property
     def _by_type(self) -> dict[str, tuple[Event, ...]]:
         found: dict[str, list[Event]] = {}
-        for event in self.effective():
+        for event in self._effective:
             found.setdefault(event.type, []).append(event)
         return {t: tuple(events) for t, events in found.items()}
 
     def notifications_to(self, agency: str) -> tuple[Event, ...]:
         """Effective ``notification.sent`` to ``agency``, in recorded order."""
+        _read("notification.sent")
         return self._notifications_by_recipient.get(agency, ())
 
     @cached_property
@@ -182,22 +247,86 @@ class ChildView:
     def notifications_about(self, incident: Event, to: str | None = None) -> tuple[Event, ...]:
         """Effective notifications whose ``about`` names the incident (its id or incident_ref),
         optionally only those to one agency; in recorded order."""
+        _read("notification.sent")
         names = {incident.id, incident.data.get("incident_ref")}
-        found = {n.id: n for name in names if name for n in self._notifications_by_about.get(str(name), ())}
-        return tuple(
-            sorted(
-                (n for n in found.values() if to is None or n.data["to"] == to),
-                key=lambda e: (e.recordedtime, e.id),
-            )
-        )
+        named = [found for name in names if name and (found := self._notifications_by_about.get(str(name)))]
+        if len(named) == 1:  # the usual case: one index entry, already in recorded order
+            candidates: Iterable[Event] = named[0]
+        else:
+            merged = {n.id: n for found in named for n in found}
+            candidates = sorted(merged.values(), key=lambda e: (e.recordedtime, e.id))
+        return tuple(n for n in candidates if to is None or n.data["to"] == to)
 
     @cached_property
     def _notifications_by_about(self) -> dict[str, tuple[Event, ...]]:
+        """Name (incident id or ref) -> the notifications about it, in recorded order."""
         found: dict[str, list[Event]] = {}
         for event in self._by_type.get("notification.sent", ()):
             for name in set(event.data.get("about", ())):
                 found.setdefault(str(name), []).append(event)
-        return {name: tuple(n) for name, n in found.items()}
+        return {name: tuple(sorted(n, key=lambda e: (e.recordedtime, e.id))) for name, n in found.items()}
 
     def is_registered_agency(self, value: str) -> bool:
+        _read(AGENCIES)
         return value in self.registered_agencies
+
+    def aware_since(self) -> Mapping[str, datetime]:
+        """Agency -> when it became aware of the child (DESIGN: the recorded time of its first
+        event about the child, or of the first notification to it about the child)."""
+        _read(AWARENESS)
+        return self._aware_since
+
+    @cached_property
+    def _aware_since(self) -> dict[str, datetime]:
+        aware: dict[str, datetime] = {}
+        for event in sorted(self._effective, key=lambda e: e.recordedtime):
+            aware.setdefault(event.source, event.recordedtime)
+            if event.type == "notification.sent":
+                aware.setdefault(event.data["to"], event.recordedtime)
+        return aware
+
+    def first_event_from(self, agency: str) -> Event | None:
+        """The agency's first-recorded effective event about the child (ties by id)."""
+        _read(FIRST_FROM)
+        return self._first_from.get(agency)
+
+    @cached_property
+    def _first_from(self) -> dict[str, Event]:
+        first: dict[str, Event] = {}
+        for event in self._effective:
+            known = first.get(event.source)
+            if known is None or (event.recordedtime, event.id) < (known.recordedtime, known.id):
+                first[event.source] = event
+        return first
+
+    def fingerprint(self, what: str) -> Hashable:
+        """What ``what`` (an event type, or EVERYTHING, AGENCIES, HOUSEHOLD) amounts to in this
+        view, as a value equal between two views exactly when a rule reading only ``what`` must
+        find the same: an event's id fixes its content (the ledger is idempotent on id), and its
+        corrections are named by ``corrected_by``; a withdrawal removes it."""
+        found = self._fingerprints.get(what)
+        if found is None:
+            if what == EVERYTHING:
+                found = tuple(e.id for e in self.events)
+            elif what == AGENCIES:
+                found = tuple(sorted(self.registered_agencies.items()))
+            elif what == AWARENESS:
+                found = tuple(sorted(self._aware_since.items()))
+            elif what == FIRST_FROM:
+                found = tuple(sorted((agency, e.id) for agency, e in self._first_from.items()))
+            elif what == HOUSEHOLD:
+                found = tuple(
+                    (other, tuple(e.id for e in events)) for other, events in self.household.items()
+                )
+            else:
+                found = tuple((e.id, e.corrected_by) for e in self._by_type.get(what, ()))
+            self._fingerprints[what] = found
+        return found
+
+    def fingerprint_recorded(self, *types: str) -> Hashable:
+        """The events of ``types`` as recorded (``recorded_of_type``), as a comparable value."""
+        return tuple(e.id for e in self.recorded_of_type(*types))
+
+    @cached_property
+    def _fingerprints(self) -> dict[str, Hashable]:
+        return {}

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from ledger.store.models import AcceptedEvent
 from policies.base import Policy
-from policies.engine import evaluate
+from policies.engine import Evaluator, evaluate
 from policies.view import ChildView, Event
 from views.flags import FlagChange, FlagSync
 from views.models import AgencyRow, ChildRow, PersonRow
@@ -52,8 +52,12 @@ class ChildProjection:
         now: datetime,
         registered: Mapping[str, datetime],
         policies: Sequence[Policy],
+        evaluator: Evaluator | None = None,
     ) -> None:
+        """``evaluator``: one kept across batches re-runs only the rules a batch can change
+        (``policies.engine.Evaluator``); without it every rule runs (``evaluate``)."""
         self.session, self.now, self.registered, self.policies = session, now, registered, policies
+        self.evaluate = evaluator.evaluate if evaluator is not None else evaluate
         self.rules = [p.id for p in policies]
         self.flags = FlagSync(session)
         self._events: dict[str, list[Event]] = {}
@@ -111,7 +115,7 @@ class ChildProjection:
             return []
         others = {other: self.events_of(other) for other in sorted(household)}
         view = ChildView.build(child, events, self.registered, others)
-        evaluation = evaluate(view, self.now, self.policies)
+        evaluation = self.evaluate(view, self.now, self.policies)
         self._rebuild_rows(view, evaluation.next_due)
         detail = _EvidenceDetail(view)
         return self.flags.sync(child, evaluation.flags, self.now, trigger, detail, rules=self.rules)

@@ -59,6 +59,7 @@ from ledger.verification import (
     parse_message,
 )
 from policies.base import Policy
+from policies.engine import Evaluator
 from policies.registry import ALL_POLICIES
 from views.flags import FlagChange, sync_flags
 from views.models import ChildRow
@@ -257,6 +258,9 @@ class Applier:
         self.policies = policies
         self.clock = clock
         self.hole_grace = hole_grace
+        # Re-runs only the rules a batch's events can change (policies.engine.Evaluator): the
+        # flags are evaluate()'s, byte for byte, so replay still equals live.
+        self.evaluator = Evaluator()
 
     # -- entry points ---------------------------------------------------------------------
     def apply(self, messages: Sequence[Message], track: Mapping[str, int] | None = None) -> ApplyStats:
@@ -694,7 +698,7 @@ class Applier:
         and written at the end (``views.projection.ChildProjection``)."""
         batch.flush()
         projection = ChildProjection(
-            batch.session, batch.now, batch.registry.registered_agencies(), self.policies
+            batch.session, batch.now, batch.registry.registered_agencies(), self.policies, self.evaluator
         )
         projection.load_events(batch.triggers)
         for siblings in households_in(batch.session, sorted(batch.triggers), projection.events_of).values():

@@ -231,6 +231,9 @@ def test_a_sweep_sets_aside_a_child_whose_evaluation_raises(
         ]
     )
     clock.now = T0 + timedelta(days=60)
-    stats = broken.sweep()
+    # A restarted projector: this Broken rule reads as_of, which a rule may not (policies.base);
+    # the running projector's Evaluator would rightly reuse its findings and never run it again.
+    restarted = Applier(ledger, applier.root, policies=broken.policies, clock=clock)
+    stats = restarted.sweep()
     assert stats.children == {"C-2"}
     assert "re-evaluating child C-bad failed: " in caplog.text
