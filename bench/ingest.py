@@ -1,12 +1,21 @@
 """Events/s from `publish` to flag, through the real path, on the embedded default.
 
     python bench/ingest.py [--json] [--events 10000] [--children 500] [--database-url URL]
+    python bench/ingest.py --offered-rate 100 --duration 60 [--json] [--database-url URL]
 
 Publishes N signed events from four agencies about many children into the durable outbox
 (one transaction per 500 events), relays them to the embedded tansu broker, and runs the
 projector until every event is in the ledger, its child's view rebuilt and its policies
 evaluated. Prints each stage's rate, the end-to-end rate and latency percentiles (outbox write
 to ledger acceptance), peak memory, and the machine's raw Ed25519 verify rate beside them.
+
+With ``--offered-rate R --duration S`` it measures latency under a steady load instead: events
+are published at R per second for S seconds, one outbox transaction each (as agency systems
+publish), while ``sgledger relay`` and ``sgledger project`` run as their own processes against
+the embedded broker, exactly as deployed; a reader polls the ledger every 10 ms and notes when
+each event became visible. The projector writes the event, the child's view and its flags in one
+transaction, so that moment is when the flag is there for a lead to read. It prints p50 / p95 /
+p99 / max of publish (outbox commit) -> visible, the projector's and relay's peak memory and CPU.
 Not a test: figures go to bench/RESULTS.md.
 """
 
@@ -14,7 +23,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -22,12 +35,20 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import select
 
-from bench.machine import canonical_rate, describe, peak_memory_mb, verify_rate, verify_rate_all_cores
+from bench.machine import (
+    canonical_rate,
+    describe,
+    peak_memory_mb,
+    verify_rate,
+    verify_rate_all_cores,
+    verify_rate_cpu,
+)
 from consumers.projector.applier import Applier
 from consumers.projector.runner import Projector
 from ledger.keystore import Keystore
@@ -91,8 +112,15 @@ def main() -> None:
     parser.add_argument("--children", type=int, default=500)
     parser.add_argument("--database-url", help="ledger database (default: SQLite in a temp dir)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--offered-rate", type=float, help="events/s published steadily (latency mode, with --duration)"
+    )
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of offered load (latency mode)")
     args = parser.parse_args()
     say: Callable[[str], None] = (lambda _: None) if args.json else print
+    if args.offered_rate:
+        offered_load(args.offered_rate, args.duration, args.children, args.database_url, args.json)
+        return
     work = Path(tempfile.mkdtemp(prefix="sgledger-bench-"))
     keystore = Keystore(work / "keys")
     root = keystore.init_root("partnership/bench")
@@ -134,10 +162,10 @@ def main() -> None:
         # Projection alone: a second projector replays the same topics into an empty ledger.
         replay_ledger = Ledger(f"sqlite:///{work / 'replay.sqlite'}")
         replayer = Projector(Applier(replay_ledger, root.root_key()), kafka, group_id=None)
-        replay_started = time.perf_counter()
+        replay_started, replay_cpu = time.perf_counter(), time.process_time()
         while replay_ledger.count() < total:
             replayer.poll_once(timeout_ms=100)
-        replayed = time.perf_counter()
+        replayed, replay_cpu = time.perf_counter(), time.process_time() - replay_cpu
         replayer.close()
     with ledger.read() as session:
         accepted = dict(
@@ -156,6 +184,9 @@ def main() -> None:
     end_to_end = args.events / (streamed - started)
     projection = total / (replayed - replay_started)
     one, both = verify_rate(), verify_rate_all_cores()
+    # CPU time: on a shared host the wall-clock rates measure the load as much as the code.
+    one_cpu = verify_rate_cpu()
+    projection_cpu = total / replay_cpu
     canonical = canonical_rate(sample)
     if args.json:
         figures = {
@@ -165,6 +196,9 @@ def main() -> None:
             "end_to_end_events_per_s": round(end_to_end),
             "projection_events_per_s": round(projection),
             "projection_vs_raw_verify_one_core": round(projection / one, 4),
+            "projection_cpu_ms_per_event": round(1000 / projection_cpu, 3),
+            "projection_vs_raw_verify_cpu": round(projection_cpu / one_cpu, 4),
+            "raw_verify_per_cpu_s": round(one_cpu),
             "latency_s": {"p50": round(p50, 2), "p95": round(p95, 2), "p99": round(p99, 2)},
             "peak_memory_mb": round(peak_memory_mb()),
             "raw_verify_per_s_one_core": round(one),
@@ -176,10 +210,180 @@ def main() -> None:
     print(f"events: {args.events} about {args.children} children from {len(AGENCIES)} agencies")
     print(f"end to end, publish -> flag (streaming):     {end_to_end:9.0f} events/s")
     print(f"projection alone (verify, ledger, views, flags): {projection:6.0f} events/s")
+    print(
+        f"projection CPU: {1000 / projection_cpu:.3f} ms/event, {projection_cpu / one_cpu:.3f} of a raw "
+        f"verify per CPU second ({one_cpu:.0f}/s)"
+    )
     print(f"latency outbox -> ledger: p50 {p50:.2f} s, p95 {p95:.2f} s, p99 {p99:.2f} s")
     print(f"peak memory: {peak_memory_mb():.0f} MB")
     print(f"raw Ed25519 verify (cryptography): {one:9.0f}/s one core, {both:.0f}/s both")
     print(f"RFC 8785 canonical JSON:           {canonical:9.0f}/s one core")
+
+
+def offered_load(
+    rate: float, duration: float, children: int, database_url: str | None, as_json: bool
+) -> None:
+    """Publish at ``rate`` for ``duration`` s with relay and projector as separate processes;
+    print the publish -> visible latency (see the module docstring)."""
+    work = Path(tempfile.mkdtemp(prefix="sgledger-bench-"))
+    keystore = Keystore(work / "keys")
+    root = keystore.init_root("partnership/bench")
+    outbox = Outbox(f"sqlite:///{work / 'outbox.sqlite'}")
+    url = database_url or f"sqlite:///{work / 'ledger.sqlite'}"
+    ledger = Ledger(url)
+    count = int(rate * duration)
+    plan = sorted(
+        ((agency, draft) for agency, items in drafts(count, children).items() for draft in items),
+        key=lambda pair: pair[1].time or T0,
+    )
+    published: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    with EmbeddedBroker(work / "broker") as broker:
+        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
+        partnership = Producer(root.partnership, keystore, outbox, topics=kafka.topics)
+        for agency in AGENCIES:
+            public = keystore.create_agency_key(agency).public_key()
+            event = partnership.publish(
+                "agency.key.registered",
+                agency,
+                {"agency": agency, "kid": key_id(public), "public_key": public_key_text(public)},
+                time=T0 - timedelta(days=1),
+                recorded=T0 - timedelta(days=1),
+            )
+            published[event["id"]] = time.time()
+        registrations = set(published)
+        producers = {a: Producer(a, keystore, outbox, topics=kafka.topics) for a in AGENCIES}
+        command = [sys.executable, "-m", "sgledger", "--data-dir", str(work), "--database-url", url,
+                   "--bootstrap-servers", broker.bootstrap_servers]  # fmt: skip
+        logs = [(work / f"{name}.log").open("wb") for name in ("relay", "project")]
+        services = [
+            subprocess.Popen([*command, name], stdout=log, stderr=subprocess.STDOUT)
+            for name, log in zip(("relay", "project"), logs, strict=True)
+        ]
+        stop = threading.Event()
+        reader = threading.Thread(target=_watch, args=(ledger, seen, stop))
+        reader.start()
+        try:
+            _wait_until(lambda: len(seen) >= len(AGENCIES), 120, services, "the key registrations")
+            started = time.perf_counter()
+            # One publishing thread per agency (each agency's system publishes on its own), every
+            # event at its place in the schedule: event n at n / rate seconds.
+            publishers = [
+                threading.Thread(
+                    target=_publish_on_schedule,
+                    args=(producers[agency], [(n, d) for n, (a, d) in enumerate(plan) if a == agency]),
+                    kwargs={"rate": rate, "started": started, "published": published},
+                )
+                for agency in AGENCIES
+            ]
+            for publisher in publishers:
+                publisher.start()
+            for publisher in publishers:
+                publisher.join()
+            offered = len(plan) / (time.perf_counter() - started)
+            _wait_until(lambda: len(seen) >= len(published), 300, services, "every event")
+        finally:
+            stop.set()
+            reader.join()
+            for service in services:
+                if service.poll() is None:
+                    service.send_signal(signal.SIGINT)
+            for service in services:
+                try:
+                    service.wait(30)
+                except subprocess.TimeoutExpired:
+                    service.kill()
+                    service.wait()
+            for log in logs:
+                log.close()
+    children_usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with outbox._transaction() as session:
+        rows = session.execute(select(OutboxRow.event_id, OutboxRow.sent_at)).tuples().all()
+    sent = {i: (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp() for i, t in rows if t is not None}
+    measured = [i for i in published if i in seen and i not in registrations]
+    latencies = sorted(seen[i] - published[i] for i in measured)
+    relayed = sorted(sent[i] - published[i] for i in measured if i in sent)
+    q, r = statistics.quantiles(latencies, n=100), statistics.quantiles(relayed, n=100)
+    one = verify_rate()
+    figures: dict[str, Any] = {
+        "machine": describe(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "offered_events_per_s": round(offered, 1),
+        "duration_s": duration,
+        "events": len(plan),
+        "children": children,
+        "latency_publish_to_flag_s": {
+            "p50": round(q[49], 3),
+            "p95": round(q[94], 3),
+            "p99": round(q[98], 3),
+            "max": round(latencies[-1], 3),
+        },
+        # the relay's part: publish -> acknowledged by the broker (outbox sent_at)
+        "latency_publish_to_broker_s": {
+            "p50": round(r[49], 3),
+            "p95": round(r[94], 3),
+            "p99": round(r[98], 3),
+        },
+        # the largest resident set among the services (relay, projector): the projector's
+        "services_peak_memory_mb": round(children_usage.ru_maxrss / 1024),
+        "services_cpu_s": round(children_usage.ru_utime + children_usage.ru_stime, 1),
+        "raw_verify_per_s_one_core": round(one),
+    }
+    if as_json:
+        print(json.dumps(figures, indent=2))
+        return
+    latency = figures["latency_publish_to_flag_s"]
+    print(f"machine: {figures['machine']} (load average {figures['load_average_1m']})")
+    print(f"offered: {offered:.1f} events/s for {duration:.0f} s ({len(plan)} events, {children} children)")
+    print("latency publish -> flag visible: " + ", ".join(f"{k} {v:.3f} s" for k, v in latency.items()))
+    relay = figures["latency_publish_to_broker_s"]
+    print("of which publish -> broker (relay): " + ", ".join(f"{k} {v:.3f} s" for k, v in relay.items()))
+    print(f"services: peak memory {figures['services_peak_memory_mb']} MB, CPU {figures['services_cpu_s']} s")
+    print(f"raw Ed25519 verify (cryptography): {one:9.0f}/s one core")
+
+
+def _publish_on_schedule(
+    producer: Producer,
+    schedule: list[tuple[int, Draft]],
+    rate: float,
+    started: float,
+    published: dict[str, float],
+) -> None:
+    for n, draft in schedule:
+        time.sleep(max(0.0, started + n / rate - time.perf_counter()))
+        event = producer.publish(
+            draft.event_type, draft.child, draft.data, time=draft.time, recorded=draft.recorded
+        )
+        published[event["id"]] = time.time()
+
+
+def _watch(ledger: Ledger, seen: dict[str, float], stop: threading.Event) -> None:
+    """Note when each accepted event becomes visible to a reader (polled every 10 ms)."""
+    position = 0
+    while not stop.is_set():
+        with ledger.read() as session:
+            rows = session.execute(
+                select(AcceptedEvent.position, AcceptedEvent.event_id)
+                .where(AcceptedEvent.position > position)
+                .order_by(AcceptedEvent.position)
+            ).all()
+        now = time.time()
+        for row_position, event_id in rows:
+            seen.setdefault(event_id, now)
+            position = max(position, row_position)
+        stop.wait(0.01)
+
+
+def _wait_until(
+    done: Callable[[], bool], timeout_s: float, services: list[subprocess.Popen[bytes]], what: str
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if any(s.poll() is not None for s in services):
+            raise SystemExit(f"a service exited while waiting for {what}: see its log")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not reach the ledger within {timeout_s:.0f} s")
+        time.sleep(0.05)
 
 
 if __name__ == "__main__":

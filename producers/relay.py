@@ -122,15 +122,27 @@ class Relay:
     def run(
         self,
         stop: threading.Event,
-        poll_interval_s: float = 1.0,
+        poll_interval_s: float = 0.05,
         max_backoff_s: float = 30.0,
         on_sent: Callable[[list[str]], None] | None = None,
+        idle_round_s: float = 1.0,
     ) -> None:
         """Relay until ``stop`` is set, backing off (doubling up to ``max_backoff_s``) while the
         broker is unavailable; publishing meanwhile keeps filling the outbox. ``on_sent`` hears
-        each round that reached the broker (the acknowledged event ids, maybe none)."""
+        each round that reached the broker (the acknowledged event ids, maybe none).
+
+        Idle, it looks for new rows every ``poll_interval_s`` (one indexed query), so an event
+        leaves within that of its commit: at one look a second, the relay alone made the
+        publish -> flag latency up to a second (issue 13). A round (which asks the broker for its
+        cluster id over a new connection, to notice a broker that restarted empty) runs when
+        rows are waiting, and at least every ``idle_round_s`` when none are."""
         backoff = poll_interval_s
+        last_round = float("-inf")
         while not stop.is_set():
+            if time.monotonic() - last_round < idle_round_s and not self.outbox.pending(1):
+                stop.wait(poll_interval_s)
+                continue
+            last_round = time.monotonic()
             try:
                 sent = self.send_pending()
             except BrokerUnavailable as exc:

@@ -5,23 +5,255 @@ a change row for it (raised, acknowledged, resolved, dismissed, reopened). A fla
 and is no longer found is resolved "by the data changing", naming the event that changed it.
 A flag row is written only when its payload, status or due time changed, so ``updated_at`` is
 when the flag last changed, not when it was last evaluated (``view_children.evaluated_at``).
+
+Per batch, not per child (issue 13): ``FlagSync`` reads the stored flags of every child a batch
+re-evaluates in one query and writes new flags, changed flags and change rows with one
+executemany each. Through SQLAlchemy Core, not ORM objects: nothing reads the rows back from the
+session, and building, tracking and flushing one ORM object per flag and per change was about a
+third of the projector's time.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from ledger.timeutil import format_time
 from policies.engine import FLAG_NAMESPACE, Flag
 from views.models import EVERY_AGENCY, FlagChangeRow, FlagConcernRow, FlagRow
 from views.my_flags import flag_tab
+
+_FLAGS: Table = FlagRow.__table__  # type: ignore[assignment]
+_CHANGES: Table = FlagChangeRow.__table__  # type: ignore[assignment]
+_CONCERNS: Table = FlagConcernRow.__table__  # type: ignore[assignment]
+_CHUNK = 500  # children per IN (...) query: far below every backend's parameter limit
+
+
+@dataclass
+class _Stored:
+    """What the sync needs of a stored flag row."""
+
+    id: str
+    rule: str
+    severity: str
+    status: str
+    due: datetime
+    payload: str
+    changes: int
+
+
+@dataclass(frozen=True)
+class FlagChange:
+    """One lifecycle change, as written to ``flag_changes`` (the gap-flags outbox)."""
+
+    rule: str
+    change: str
+    row: dict[str, Any]  # the flag_changes row
+
+
+class FlagSync:
+    """One transaction's flag writes: ``load`` the children to be evaluated, ``sync`` each
+    evaluation, then ``write`` once."""
+
+    _columns = (_FLAGS.c.id, _FLAGS.c.child, _FLAGS.c.rule, _FLAGS.c.severity, _FLAGS.c.status,
+                _FLAGS.c.due, _FLAGS.c.payload, _FLAGS.c.changes)  # fmt: skip
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._stored: dict[str | None, dict[str, _Stored]] = {}
+        self._complete: set[str | None] = set()  # children whose flags are all in _stored
+        self._inserts: list[dict[str, Any]] = []
+        self._updates: dict[str, dict[str, Any]] = {}  # flag id -> its new column values
+        self._changes: list[dict[str, Any]] = []
+        # flag id -> (row, payload, new) of each flag written: its flag_concerns rows are rewritten
+        self._concerns: dict[str, tuple[_Stored, Mapping[str, Any], bool]] = {}
+
+    def load(self, children: Iterable[str | None]) -> None:
+        """Read the stored flags of ``children`` (None: the partnership-wide flags) not loaded
+        yet, in a few queries."""
+        wanted = {c for c in children if c not in self._complete}
+        self._complete |= wanted
+        named = sorted(c for c in wanted if c is not None)
+        queries = [
+            select(*self._columns).where(_FLAGS.c.child.in_(named[start : start + _CHUNK]))
+            for start in range(0, len(named), _CHUNK)
+        ]
+        if None in wanted:
+            queries.append(select(*self._columns).where(_FLAGS.c.child.is_(None)))
+        for child in wanted:
+            self._stored.setdefault(child, {})
+        for query in queries:
+            for fid, child, rule, severity, status, due, payload, changes in self.session.execute(query):
+                self._stored[child].setdefault(
+                    fid, _Stored(fid, rule, severity, status, due, payload, changes)
+                )
+
+    def _load_ids(self, child: str | None, ids: Sequence[str]) -> None:
+        """Read these flags of ``child`` (if stored), without reading its others."""
+        known = self._stored.setdefault(child, {})
+        wanted = sorted(set(ids) - set(known))
+        for start in range(0, len(wanted), _CHUNK):
+            query = select(*self._columns).where(_FLAGS.c.id.in_(wanted[start : start + _CHUNK]))
+            for fid, _, rule, severity, status, due, payload, changes in self.session.execute(query):
+                known.setdefault(fid, _Stored(fid, rule, severity, status, due, payload, changes))
+
+    def sync(
+        self,
+        child: str | None,
+        flags: Sequence[Flag],
+        now: datetime,
+        trigger: str | None,
+        evidence_detail: Mapping[str, Mapping[str, Any]],
+        rules: Sequence[str] | None = None,
+        *,
+        partial: bool = False,
+    ) -> list[FlagChange]:
+        """Apply one evaluation of ``child`` (None: partnership-wide integrity flags).
+
+        ``rules`` limits which stored flags the evaluation speaks for (integrity flags and child
+        rules are evaluated separately); ``trigger`` is the event that caused the evaluation.
+        ``partial``: the evaluation speaks only for the flags it holds (only they are read, and
+        no stored flag missing from it is resolved).
+        """
+        if partial:
+            self._load_ids(child, [flag.id for flag in flags])
+            stored = {
+                flag.id: self._stored[child][flag.id] for flag in flags if flag.id in self._stored[child]
+            }
+        else:
+            self.load([child])
+            stored = {
+                fid: row for fid, row in self._stored[child].items() if rules is None or row.rule in rules
+            }
+        changes: list[FlagChange] = []
+        for flag in flags:
+            payload = flag.to_json()
+            text = json.dumps(payload)
+            row = stored.pop(flag.id, None)
+            if row is None:
+                row = _Stored(flag.id, flag.rule, str(flag.severity), flag.status, flag.due, text, 0)
+                self._concerns[flag.id] = (row, payload, True)
+                self._stored[child][flag.id] = row
+                first = {"open": "raised", "resolved": "resolved", "dismissed": "dismissed"}
+                changes.append(self._change(row, first[flag.status], payload, now, evidence_detail))
+                self._inserts.append(
+                    {
+                        "id": flag.id,
+                        "rule": flag.rule,
+                        "version": flag.version,
+                        "child": child,
+                        "severity": str(flag.severity),
+                        "status": flag.status,
+                        "due": flag.due,
+                        "payload": text,
+                        "raised_at": now,
+                        "updated_at": now,
+                        "changes": row.changes,
+                    }
+                )
+                continue
+            if text == row.payload and row.status == flag.status and row.due == flag.due:
+                continue  # unchanged: most of a child's flags on most evaluations, so write nothing
+            change = _transition(json.loads(row.payload), payload)
+            row.payload, row.status, row.due = text, flag.status, flag.due
+            self._written(row, payload)
+            if change is not None:
+                changes.append(self._change(row, change, payload, now, evidence_detail))
+            self._update(row, now)
+        for row in stored.values():
+            if row.status != "open":
+                continue
+            payload = json.loads(row.payload)
+            payload.update(status="resolved", resolved_by=trigger, resolved_at=format_time(now))
+            payload["detail"] = (payload.get("detail") or "") + " (resolved: the data changed)"
+            row.payload, row.status = json.dumps(payload), "resolved"
+            self._written(row, payload)
+            changes.append(self._change(row, "resolved", payload, now, evidence_detail))
+            self._update(row, now)
+        return changes
+
+    def write(self) -> None:
+        """Everything synced since the last write, in one statement per kind of row. A flag
+        raised and changed again in one batch is inserted with its last values."""
+        inserted = {row["id"] for row in self._inserts}
+        for values in self._inserts:
+            values.update(self._updates.pop(values["id"], {}))
+        if self._inserts:
+            self.session.execute(insert(_FLAGS), self._inserts)
+        updates = [{"flag_id": fid, **values} for fid, values in self._updates.items() if fid not in inserted]
+        if updates:
+            self.session.execute(update(_FLAGS).where(_FLAGS.c.id == bindparam("flag_id")), updates)
+        if self._changes:
+            self.session.execute(insert(_CHANGES), self._changes)
+        self._write_concerns()
+        self._inserts, self._updates, self._changes = [], {}, []
+
+    def _written(self, row: _Stored, payload: Mapping[str, Any]) -> None:
+        """Note a stored flag rewritten (a flag inserted in this batch stays "new")."""
+        new = row.id in self._concerns and self._concerns[row.id][2]
+        self._concerns[row.id] = (row, payload, new)
+
+    def _write_concerns(self) -> None:
+        """Rewrite the ``flag_concerns`` rows (what My flags reads) of the flags written: delete
+        those of flags that existed, insert every written flag's, one statement each."""
+        changed = sorted(fid for fid, (_, _, new) in self._concerns.items() if not new)
+        for start in range(0, len(changed), _CHUNK):
+            self.session.execute(
+                delete(_CONCERNS).where(_CONCERNS.c.flag_id.in_(changed[start : start + _CHUNK]))
+            )
+        rows = [
+            r
+            for row, payload, _ in self._concerns.values()
+            for r in concern_rows(row.id, row.rule, row.severity, row.status, row.due, payload)
+        ]
+        if rows:
+            self.session.execute(insert(_CONCERNS), rows)
+        self._concerns = {}
+
+    def _update(self, row: _Stored, now: datetime) -> None:
+        self._updates[row.id] = {
+            "payload": row.payload,
+            "status": row.status,
+            "due": row.due,
+            "updated_at": now,
+            "changes": row.changes,
+        }
+
+    def _change(
+        self,
+        row: _Stored,
+        change: str,
+        payload: Mapping[str, Any],
+        now: datetime,
+        evidence_detail: Mapping[str, Mapping[str, Any]],
+    ) -> FlagChange:
+        row.changes += 1
+        change_id = str(uuid.uuid5(FLAG_NAMESPACE, f"{row.id}|{change}|{row.changes}"))
+        detail = [dict(evidence_detail[i]) for i in payload["evidence"] if i in evidence_detail]
+        message = {
+            "change_id": change_id,
+            "change": change,
+            "changed_at": format_time(now),
+            "flag": dict(payload),
+            "evidence_detail": detail,
+        }
+        values = {
+            "change_id": change_id,
+            "flag_id": row.id,
+            "change": change,
+            "changed_at": now,
+            "message": json.dumps(message, sort_keys=True),
+            "published": False,
+        }
+        self._changes.append(values)
+        return FlagChange(row.rule, change, values)
 
 
 def sync_flags(
@@ -32,59 +264,13 @@ def sync_flags(
     trigger: str | None,
     evidence_detail: Mapping[str, Mapping[str, Any]],
     rules: Sequence[str] | None = None,
-) -> list[FlagChangeRow]:
-    """Apply one evaluation of ``child`` (None: partnership-wide integrity flags).
-
-    ``rules`` limits which stored flags the evaluation speaks for (integrity flags and child
-    rules are evaluated separately); ``trigger`` is the event that caused the evaluation.
-    """
-    query = select(FlagRow).where(FlagRow.child.is_(None) if child is None else FlagRow.child == child)
-    if rules is not None:
-        query = query.where(FlagRow.rule.in_(rules))
-    stored = {row.id: row for row in session.scalars(query)}
-    changes: list[FlagChangeRow] = []
-    written: list[tuple[FlagRow, Mapping[str, Any], bool]] = []  # (row, payload, new) for flag_concerns
-    for flag in flags:
-        payload = flag.to_json()
-        row = stored.pop(flag.id, None)
-        if row is None:
-            row = FlagRow(
-                id=flag.id,
-                rule=flag.rule,
-                version=flag.version,
-                child=child,
-                severity=str(flag.severity),
-                status=flag.status,
-                due=flag.due,
-                payload=json.dumps(payload),
-                raised_at=now,
-                updated_at=now,
-                changes=0,
-            )
-            session.add(row)
-            written.append((row, payload, True))
-            first = {"open": "raised", "resolved": "resolved", "dismissed": "dismissed"}
-            changes.append(_change(row, first[flag.status], payload, now, evidence_detail))
-            continue
-        text = json.dumps(payload)
-        if text == row.payload and row.status == flag.status and row.due == flag.due:
-            continue  # unchanged: most of a child's flags on most evaluations, so write nothing
-        change = _transition(json.loads(row.payload), payload)
-        row.payload, row.status, row.due, row.updated_at = text, flag.status, flag.due, now
-        written.append((row, payload, False))
-        if change is not None:
-            changes.append(_change(row, change, payload, now, evidence_detail))
-    for row in stored.values():
-        if row.status != "open":
-            continue
-        payload = json.loads(row.payload)
-        payload.update(status="resolved", resolved_by=trigger, resolved_at=format_time(now))
-        payload["detail"] = (payload.get("detail") or "") + " (resolved: the data changed)"
-        row.payload, row.status, row.updated_at = json.dumps(payload), "resolved", now
-        written.append((row, payload, False))
-        changes.append(_change(row, "resolved", payload, now, evidence_detail))
-    session.add_all(changes)
-    _keep_concerns(session, written)
+    *,
+    partial: bool = False,
+) -> list[FlagChange]:
+    """One evaluation of one child (or the partnership-wide flags), synced and written at once."""
+    flags_sync = FlagSync(session)
+    changes = flags_sync.sync(child, flags, now, trigger, evidence_detail, rules, partial=partial)
+    flags_sync.write()
     return changes
 
 
@@ -99,23 +285,6 @@ def concern_rows(
     return [{"flag_id": flag_id, "agency": a, **fields} for a in agencies]
 
 
-def _keep_concerns(session: Session, written: Sequence[tuple[FlagRow, Mapping[str, Any], bool]]) -> None:
-    """Rewrite the ``flag_concerns`` rows of the flags just written: at most two statements per
-    evaluation, none when nothing changed. Core statements, executed at once, so they never wait
-    on (or race) the ORM's pending flag rows."""
-    if not written:
-        return
-    changed = [row.id for row, _, new in written if not new]
-    if changed:
-        session.execute(delete(FlagConcernRow).where(FlagConcernRow.flag_id.in_(changed)))
-    rows = [
-        r
-        for row, payload, _ in written
-        for r in concern_rows(row.id, row.rule, row.severity, row.status, row.due, payload)
-    ]
-    session.execute(insert(FlagConcernRow), rows)
-
-
 def _transition(previous: Mapping[str, Any], current: Mapping[str, Any]) -> str | None:
     before, after = previous["status"], current["status"]
     if before != after:
@@ -123,29 +292,3 @@ def _transition(previous: Mapping[str, Any], current: Mapping[str, Any]) -> str 
     if after == "open" and current.get("acknowledged_by") and not previous.get("acknowledged_by"):
         return "acknowledged"
     return None
-
-
-def _change(
-    row: FlagRow,
-    change: str,
-    payload: Mapping[str, Any],
-    now: datetime,
-    evidence_detail: Mapping[str, Mapping[str, Any]],
-) -> FlagChangeRow:
-    row.changes += 1
-    change_id = str(uuid.uuid5(FLAG_NAMESPACE, f"{row.id}|{change}|{row.changes}"))
-    message = {
-        "change_id": change_id,
-        "change": change,
-        "changed_at": format_time(now),
-        "flag": dict(payload),
-        "evidence_detail": [dict(evidence_detail[i]) for i in payload["evidence"] if i in evidence_detail],
-    }
-    return FlagChangeRow(
-        change_id=change_id,
-        flag_id=row.id,
-        change=change,
-        changed_at=now,
-        message=json.dumps(message, sort_keys=True),
-        published=False,
-    )

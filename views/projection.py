@@ -1,32 +1,48 @@
-"""Rebuild one child's view rows from the child's events, and project the children a batch touched.
+"""Rebuild children's view rows and flags from their events, a batch of children at a time.
 
 The whole child is recomputed from the ledger each time one of its events is applied: it makes
 the view a pure function of the ledger (a replay on another database produces identical rows),
 which incremental updates with corrections and withdrawals would not guarantee. Only the rows
 whose values differ from what is stored are written, so the database work per event does not
 grow with the child's history.
+
+Two steps, so that the child projection stage (``consumers.projection``, docs/stages.md) can
+evaluate in a lock-free read and write in a short transaction, and the one-transaction projector
+calls the same two: ``evaluate_children`` reads the events of every child a batch touches (and of
+their households) in a few queries and runs the rules; ``write_children`` reads their stored view
+rows and flags in a few queries and writes what changed with one executemany per table, through
+SQLAlchemy Core (issue 13: per-child queries and one ORM object per row were most of the
+projector's time, and nothing reads these rows back from the session).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, and_, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from ledger.store.ledger import Ledger
+from ledger.store.models import AcceptedEvent
 from policies.base import Policy
 from policies.engine import Evaluation, Evaluator, evaluate
 from policies.household import linked_persons
 from policies.view import ChildView, Event
-from views.flags import sync_flags
-from views.models import AgencyRow, ChildRow, FlagChangeRow, PersonLinkRow, PersonRow
-from views.queries import CHILD_EXCLUDED_TYPES, child_events, households_in
+from views.flags import FlagChange, FlagSync
+from views.models import AgencyRow, ChildRow, PersonLinkRow, PersonRow
+from views.queries import CHILD_EXCLUDED_TYPES, households_in
 from views.summaries import event_refs
+
+_STATUS_FIELDS = ("care_leaver", "substance_misuse", "mental_health", "age")
+_PERSON_FACTS = ("lives_with_child", "parental_responsibility", *_STATUS_FIELDS)
+_CHUNK = 500  # children per IN (...) query
+_CHILDREN: Table = ChildRow.__table__  # type: ignore[assignment]
+_PEOPLE: Table = PersonRow.__table__  # type: ignore[assignment]
+_AGENCIES: Table = AgencyRow.__table__  # type: ignore[assignment]
+_ACCEPTED: Table = AcceptedEvent.__table__  # type: ignore[assignment]
 
 
 class ChildFailed(Exception):
@@ -52,7 +68,6 @@ class ChildEvaluation:
 
 def evaluate_children(
     session: Session,
-    ledger: Ledger,
     triggers: Mapping[str, str],
     registered: Mapping[str, datetime],
     now: datetime,
@@ -75,27 +90,20 @@ def evaluate_children(
     changed since it last saw the child, with ``evaluate``'s result.
     """
     judge = evaluate if evaluator is None else evaluator.evaluate
-    loaded: dict[str, list[Event]] = {}
-
-    def events_of(child: str) -> list[Event]:
-        if child not in loaded:
-            loaded[child] = child_events(ledger, session, child)
-        return loaded[child]
-
     wanted = dict(triggers)
     for siblings in households_in(session, sorted(wanted)).values():
         for sibling in siblings:
             wanted.setdefault(sibling, "")
     mine = sorted(child for child in wanted if owns(child))
     households = households_in(session, mine)
+    events = load_events(session, [*mine, *(other for child in mine for other in households[child])])
     evaluations: list[ChildEvaluation] = []
     for child in mine:
         try:
-            events = events_of(child)
-            if not events:
+            if not events[child]:
                 continue
-            others = {other: events_of(other) for other in sorted(households[child])}
-            view = ChildView.build(child, events, registered, others)
+            others = {other: events[other] for other in sorted(households[child])}
+            view = ChildView.build(child, events[child], registered, others)
             evaluations.append(ChildEvaluation(child, wanted[child], view, judge(view, now, policies)))
         except reraise:
             raise
@@ -104,28 +112,47 @@ def evaluate_children(
     return evaluations
 
 
+def load_events(session: Session, children: Iterable[str]) -> dict[str, list[Event]]:
+    """The accepted events of ``children`` as the rules see them (partnership bookkeeping left
+    out), in ledger order, in one query per few hundred children."""
+    wanted = sorted(set(children))
+    events: dict[str, list[Event]] = {child: [] for child in wanted}
+    for start in range(0, len(wanted), _CHUNK):
+        query = (
+            select(_ACCEPTED.c.subject, _ACCEPTED.c.envelope)
+            .where(
+                _ACCEPTED.c.subject.in_(wanted[start : start + _CHUNK]),
+                _ACCEPTED.c.type.not_in(CHILD_EXCLUDED_TYPES),
+            )
+            .order_by(_ACCEPTED.c.subject, _ACCEPTED.c.position)
+        )
+        for subject, envelope in session.execute(query):
+            events[subject].append(Event.from_envelope(json.loads(envelope)))
+    return events
+
+
 def write_children(
     session: Session,
-    evaluations: Iterable[ChildEvaluation],
+    evaluations: Sequence[ChildEvaluation],
     now: datetime,
     rules: Sequence[str],
     *,
     reraise: tuple[type[BaseException], ...] = (),
-) -> list[FlagChangeRow]:
-    """Write each evaluated child's view rows and flags (only what changed); the flag changes
-    written are returned (they are the gap-flags outbox)."""
-    changes: list[FlagChangeRow] = []
+) -> list[FlagChange]:
+    """Write each evaluated child's view rows and flags (only what changed, one statement per
+    table and kind at the end); the flag changes written are returned (they are the gap-flags
+    outbox). A child whose rows cannot be made is ``ChildFailed`` before anything is written."""
+    rows = ChildRows(session, now, rules)
+    rows.prepare(e.child for e in evaluations)
+    changes: list[FlagChange] = []
     for done in evaluations:
         try:
-            rebuild_child(session, done.view, done.evaluation.next_due, now)
-            detail = {e.id: evidence(e) for e in done.view.events}
-            changes += sync_flags(
-                session, done.child, done.evaluation.flags, now, done.trigger or None, detail, rules=rules
-            )
+            changes += rows.queue(done)
         except reraise:
             raise
         except Exception as error:
             raise ChildFailed(done.child, error) from error
+    rows.write()
     return changes
 
 
@@ -151,34 +178,145 @@ def record_links(session: Session, envelopes: Iterable[Mapping[str, Any]]) -> No
     session.flush()  # households are looked up next, in a session that does not autoflush
 
 
-def evidence(event: Event) -> dict[str, Any]:
-    """What a flag change message says about each event of its evidence."""
-    return {
-        "id": event.id,
-        "source": event.source,
-        "type": event.type,
-        "time": event.time.isoformat(),
-        "recordedtime": event.recordedtime.isoformat(),
-        # the agency references (incident_ref...) that tell one flag of a rule from another in
-        # an email, which never carries the event's data itself
-        "refs": event_refs(event.data),
-    }
+class ChildRows:
+    """One transaction's view and flag writes: ``prepare`` the children (one read per table),
+    ``queue`` each evaluation, then ``write`` once. A child's failure leaves nothing
+    half-written in the database (writes wait for ``write``); the caller's transaction decides
+    the rest."""
+
+    def __init__(self, session: Session, now: datetime, rules: Sequence[str]) -> None:
+        self.session, self.now, self.rules = session, now, rules
+        self.flags = FlagSync(session)
+        self._rows: dict[str, dict[str, Any] | None] = {}  # child -> its view_children row
+        self._people: dict[str, dict[str, dict[str, Any]]] = {}
+        self._agencies: dict[str, dict[str, dict[str, Any]]] = {}
+        self._writes: dict[str, list[dict[str, Any]]] = {}  # statement name -> parameter rows
+
+    def prepare(self, children: Iterable[str]) -> None:
+        """Read everything ``queue`` will compare against for these children: their view rows
+        and flags."""
+        wanted = sorted({c for c in children if c not in self._rows})
+        self.flags.load(wanted)
+        for child in wanted:
+            self._rows[child], self._people[child], self._agencies[child] = None, {}, {}
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            for row in self.session.execute(select(_CHILDREN).where(_CHILDREN.c.child.in_(chunk))):
+                self._rows[row.child] = dict(row._mapping)
+            for row in self.session.execute(select(_PEOPLE).where(_PEOPLE.c.child.in_(chunk))):
+                self._people[row.child][row.person] = dict(row._mapping)
+            for row in self.session.execute(select(_AGENCIES).where(_AGENCIES.c.child.in_(chunk))):
+                self._agencies[row.child][row.agency] = dict(row._mapping)
+
+    def queue(self, done: ChildEvaluation) -> list[FlagChange]:
+        """Queue the view rows and flags of one evaluated child that changed; returns the flag
+        changes."""
+        self.prepare([done.child])
+        self._rebuild_rows(done.view, done.evaluation.next_due)
+        detail = _EvidenceDetail(done.view)
+        flags = done.evaluation.flags
+        return self.flags.sync(done.child, flags, self.now, done.trigger or None, detail, rules=self.rules)
+
+    def write(self) -> None:
+        """Everything queued since the last write: one statement per table and kind."""
+        tables = {"children": _CHILDREN, "people": _PEOPLE, "agencies": _AGENCIES}
+        for name, table in tables.items():
+            keys = [c.name for c in table.primary_key.columns]
+            if rows := self._writes.pop(f"insert {name}", []):
+                self.session.execute(insert(table), rows)
+            if rows := self._writes.pop(f"delete {name}", []):
+                self.session.execute(
+                    delete(table).where(and_(*(table.c[k] == bindparam(f"key_{k}") for k in keys))), rows
+                )
+            for rows in _by_columns(self._writes.pop(f"update {name}", [])).values():
+                where = and_(*(table.c[k] == bindparam(f"key_{k}") for k in keys))
+                self.session.execute(update(table).where(where), rows)  # SET: the rows' columns
+        self.flags.write()
+
+    def _queue(self, kind: str, table: str, values: dict[str, Any]) -> None:
+        self._writes.setdefault(f"{kind} {table}", []).append(values)
+
+    def _rebuild_rows(self, view: ChildView, next_due: datetime | None) -> None:
+        child = view.child
+        people, child_practices, schools, dob = _facts(view)
+        person_rows = {
+            person_id: {
+                "roles": json.dumps(sorted(facts["roles"])),
+                "gp_practices": json.dumps(facts["gp_practices"]),
+                **{k: facts.get(k) for k in _PERSON_FACTS},
+            }
+            for person_id, facts in sorted(people.items())
+        }
+        self._write_changed("people", child, "person", self._people[child], person_rows)
+        agency_rows = {
+            agency: {"aware_since": since, "via": via}
+            for agency, (since, via) in sorted(_awareness(view.events).items())
+        }
+        self._write_changed("agencies", child, "agency", self._agencies[child], agency_rows)
+        recorded = [e.recordedtime for e in view.events]
+        values = {
+            "dob": dob,
+            "event_count": len(view.events),
+            "first_recorded": min(recorded),
+            "last_recorded": max(recorded),
+            "gp_practices": json.dumps(child_practices),
+            "schools": json.dumps(schools),
+            "next_due": next_due,
+            "evaluated_at": self.now,
+        }
+        stored = self._rows[child]
+        if stored is None:
+            self._queue("insert", "children", {"child": child, **values})
+            self._rows[child] = {"child": child, **values}
+        else:
+            changed = {k: v for k, v in values.items() if stored[k] != v}
+            stored.update(changed)
+            if changed:
+                self._queue("update", "children", {"key_child": child, **changed})
+
+    def _write_changed(
+        self,
+        table: str,
+        child: str,
+        key: str,
+        stored: dict[str, dict[str, Any]],
+        wanted: dict[str, dict[str, Any]],
+    ) -> None:
+        """Make ``child``'s rows of ``table`` equal ``wanted`` (key -> column values), writing only
+        rows and columns that differ. A new event usually changes one row or none: deleting and
+        re-inserting every row of the child on every event made the cost per event grow with
+        the history."""
+        for name in sorted(set(stored) - set(wanted)):
+            del stored[name]
+            self._queue("delete", table, {"key_child": child, f"key_{key}": name})
+        for name, values in wanted.items():
+            row = stored.get(name)
+            if row is None:
+                stored[name] = {"child": child, key: name, **values}
+                self._queue("insert", table, dict(stored[name]))
+                continue
+            changed = {column: value for column, value in values.items() if row[column] != value}
+            if changed:
+                row.update(changed)
+                self._queue("update", table, {"key_child": child, f"key_{key}": name, **changed})
 
 
-_STATUS_FIELDS = ("care_leaver", "substance_misuse", "mental_health", "age")
-_PERSON_FACTS = ("lives_with_child", "parental_responsibility", *_STATUS_FIELDS)
+def _by_columns(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    """Update parameter rows grouped by the columns they set: one executemany per group."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(k for k in row if not k.startswith("key_"))), []).append(row)
+    return groups
 
 
-def rebuild_child(
-    session: Session, view: ChildView, next_due: datetime | None, evaluated_at: datetime
-) -> None:
+def _facts(view: ChildView) -> tuple[dict[str, dict[str, Any]], list[str], list[str], str | None]:
+    """People around the child, the child's GP practices and schools, and its date of birth."""
     child = view.child
-    effective = view.effective()
     people: dict[str, dict[str, Any]] = {}
     child_practices: list[str] = []
     schools: list[str] = []
     dob: str | None = None
-    for event in effective:
+    for event in view.effective():
         data = event.data
         if event.type == "child.registered":
             dob = data.get("dob", dob)
@@ -206,61 +344,38 @@ def rebuild_child(
         elif event.type == "incident.reported":
             for party in data.get("parties", ()):
                 _roles(people, party["person"]).add(f"party:{party['role']}")
-    person_rows = {
-        person_id: {
-            "roles": json.dumps(sorted(facts["roles"])),
-            "gp_practices": json.dumps(facts["gp_practices"]),
-            **{k: facts.get(k) for k in _PERSON_FACTS},
-        }
-        for person_id, facts in sorted(people.items())
-    }
-    _write_changed(session, PersonRow, child, "person", person_rows)
-    agency_rows = {
-        agency: {"aware_since": since, "via": via}
-        for agency, (since, via) in sorted(_awareness(view.events).items())
-    }
-    _write_changed(session, AgencyRow, child, "agency", agency_rows)
-    row = session.get(ChildRow, child)
-    recorded = [e.recordedtime for e in view.events]
-    values = {
-        "dob": dob,
-        "event_count": len(view.events),
-        "first_recorded": min(recorded),
-        "last_recorded": max(recorded),
-        "gp_practices": json.dumps(child_practices),
-        "schools": json.dumps(schools),
-        "next_due": next_due,
-        "evaluated_at": evaluated_at,
-    }
-    if row is None:
-        session.add(ChildRow(child=child, **values))
-    else:
-        for key, value in values.items():
-            setattr(row, key, value)
+    return people, child_practices, schools, dob
 
 
-def _write_changed(
-    session: Session,
-    model: type[PersonRow] | type[AgencyRow],
-    child: str,
-    key: str,
-    wanted: dict[str, dict[str, Any]],
-) -> None:
-    """Make ``child``'s rows of ``model`` equal ``wanted`` (key -> column values), writing only
-    rows that differ. A new event usually changes one row or none: deleting and re-inserting
-    every row of the child on every event made the cost per event grow with the history. The
-    ORM issues an UPDATE only for attributes whose value actually changed."""
-    stored = {getattr(row, key): row for row in session.scalars(select(model).where(model.child == child))}
-    for name, values in wanted.items():
-        row = stored.pop(name, None)
-        if row is None:
-            session.add(model(child=child, **{key: name}, **values))
-            continue
-        for column, value in values.items():
-            if getattr(row, column) != value:
-                setattr(row, column, value)
-    for row in stored.values():
-        session.delete(row)
+class _EvidenceDetail(Mapping[str, Mapping[str, Any]]):
+    """Event id -> what a flag change's message says of that evidence, made only for the events
+    a change names: building it for every event of the child on every evaluation grew with the
+    child's history while most evaluations change no flag."""
+
+    def __init__(self, view: ChildView) -> None:
+        self._view = view
+
+    def __getitem__(self, event_id: str) -> Mapping[str, Any]:
+        return _evidence(self._view.event(event_id))  # KeyError for an id not in the view
+
+    def __iter__(self) -> Iterator[str]:
+        return (e.id for e in self._view.events)
+
+    def __len__(self) -> int:
+        return len(self._view.events)
+
+
+def _evidence(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "source": event.source,
+        "type": event.type,
+        "time": event.time.isoformat(),
+        "recordedtime": event.recordedtime.isoformat(),
+        # the agency references (incident_ref...) that tell one flag of a rule from another in
+        # an email, which never carries the event's data itself
+        "refs": event_refs(event.data),
+    }
 
 
 def _awareness(events: Iterable[Event]) -> dict[str, tuple[datetime, str]]:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from ledger.keyregistry import RootKey
@@ -210,8 +210,22 @@ def flags_as_of(
     return flags
 
 
-def integrity_flags_as_of(session: Session, as_of: datetime) -> list[Flag]:
-    """The partnership-wide flags (lost events, equivocation) from what the ledger noticed."""
+def integrity_flags_as_of(
+    session: Session, as_of: datetime, *, changed_at: datetime | None = None
+) -> list[Flag]:
+    """The partnership-wide flags (lost events, equivocation) from what the ledger noticed.
+
+    With ``changed_at`` (the projector, after a batch stamped with that time): only the flags
+    that batch can have changed, from holes still open or filled then and equivocations
+    detected then. Every other one is settled (a hole's flag is final once the hole is filled,
+    an equivocation's from its detection), and re-reading every hole ever noticed on every
+    batch grew with the ledger's history: an agency's chain spans every child-keyed partition,
+    so holes are noticed and filled all the time in normal operation."""
+    noticed = SequenceHoleRow.noticed_at <= as_of
+    detected = EquivocationRow.detected_at <= as_of
+    if changed_at is not None:
+        noticed &= or_(SequenceHoleRow.filled_at.is_(None), SequenceHoleRow.filled_at == changed_at)
+        detected &= EquivocationRow.detected_at == changed_at
     holes = [
         SequenceHole(
             source=h.source,
@@ -221,7 +235,7 @@ def integrity_flags_as_of(session: Session, as_of: datetime) -> list[Flag]:
             filled_at=h.filled_at if h.filled_at and h.filled_at <= as_of else None,
             filled_by=h.filled_by if h.filled_at and h.filled_at <= as_of else None,
         )
-        for h in session.scalars(select(SequenceHoleRow).where(SequenceHoleRow.noticed_at <= as_of))
+        for h in session.scalars(select(SequenceHoleRow).where(noticed))
     ]
     equivocations = [
         Equivocation(
@@ -231,7 +245,7 @@ def integrity_flags_as_of(session: Session, as_of: datetime) -> list[Flag]:
             conflicting_event=q.conflicting_event,
             detected_at=q.detected_at,
         )
-        for q in session.scalars(select(EquivocationRow).where(EquivocationRow.detected_at <= as_of))
+        for q in session.scalars(select(EquivocationRow).where(detected))
     ]
     if not holes and not equivocations:
         return []

@@ -133,7 +133,6 @@ class ChildProjection:
             try:
                 return evaluate_children(
                     session,
-                    self.ledger,
                     triggers,
                     registered,
                     now,

@@ -46,7 +46,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger.canonical import canonical_forms, event_digest
-from ledger.keyregistry import KeyRegistry, RootKey
+from ledger.keyregistry import KeyRecord, KeyRegistry, RootKey
 from ledger.store.ledger import KEY_EVENT_TYPES, Acceptance, Ledger
 from ledger.store.models import AcceptedEvent, EquivocationRow, QuarantineEntry, SequenceHoleRow
 from ledger.validation import MAX_EXACT_INTEGER
@@ -64,8 +64,7 @@ from ledger.verification import (
 from policies.base import Policy
 from policies.engine import Evaluator
 from policies.registry import ALL_POLICIES
-from views.flags import sync_flags
-from views.models import FlagChangeRow
+from views.flags import FlagChange, sync_flags
 from views.projection import ChildFailed, evaluate_children, record_links, write_children
 from views.queries import due_children, integrity_flags_as_of
 
@@ -128,8 +127,8 @@ class ApplyStats:
         self.refused.update(other.refused)
         self.flag_changes.update(other.flag_changes)
 
-    def count_changes(self, changes: Iterable[FlagChangeRow]) -> None:
-        self.flag_changes.update((json.loads(c.message)["flag"]["rule"], c.change) for c in changes)
+    def count_changes(self, changes: Iterable[FlagChange]) -> None:
+        self.flag_changes.update((c.rule, c.change) for c in changes)
 
 
 class Batch:
@@ -164,7 +163,8 @@ class Batch:
         self._ids_looked_up = {event_id for event_id, _, _ in chain if event_id}
         self.by_id = ledger.digests_by_id(session, self._ids_looked_up)
         sources = {source for _, source, _ in chain}
-        self.highest = ledger.highest_sequences(session, sources)
+        # A source with nothing accepted yet is 0, not missing: a miss was a query per event.
+        self.highest = {source: 0 for source in sources} | ledger.highest_sequences(session, sources)
         self.at: dict[tuple[str, int], str] = {}
         # Chain places accepted over a hole, among those loaded (a late predecessor must match
         # its successor's prevhash): read with the chain window, never by scanning the ledger.
@@ -218,7 +218,7 @@ class Batch:
             self._ids_looked_up.add(event["id"])
             self.by_id.update(self.ledger.digests_by_id(self.session, [event["id"]]))
         if source not in self.highest:
-            self.highest.update(self.ledger.highest_sequences(self.session, [source]))
+            self.highest[source] = self.ledger.highest_sequences(self.session, [source]).get(source, 0)
         self._load(source, (sequence - 1, sequence, sequence + 1))
         return ChainFacts(
             same_id_digest=self.by_id.get(event["id"]),
@@ -281,14 +281,23 @@ class Applier:
         """
         with self.ledger.read() as session:
             registry = self.ledger.key_registry(session, self.root)
+        keys, early = self._with_batch_keys(registry, messages)
         checked = sorted(
-            ((m, self._check_isolated(m.raw, registry, m.received)) for m in messages),
+            (
+                (m, early[i] if i in early else self._check_isolated(m.raw, keys, m.received))
+                for i, m in enumerate(messages)
+            ),
             key=lambda pair: _chain_order(pair[1]),
         )
+        provisional = {
+            kid: record
+            for kid in {pre["kid"] for _, pre in checked if not isinstance(pre, Rejection)}
+            if (record := keys.get(kid)) != registry.get(kid)
+        }
         blamed: dict[int, Rejection] = {}
         while True:
             try:
-                return self._apply_checked(checked, blamed, track or {})
+                return self._apply_checked(checked, blamed, track or {}, provisional)
             except _MessageFailed as failure:
                 fresh = {i: failure.rejection for i in failure.indices if i not in blamed}
                 if not fresh:  # nothing left to set aside: a fault of no message in this batch
@@ -300,13 +309,26 @@ class Applier:
         checked: Sequence[tuple[Message, dict[str, Any] | Rejection]],
         blamed: Mapping[int, Rejection],
         track: Mapping[str, int],
+        provisional: Mapping[str, KeyRecord | None],
     ) -> ApplyStats:
+        """``provisional``: keys some messages were pre-checked with that only this batch's own
+        key events made (see ``_with_batch_keys``); such a message stands only if the ledger
+        holds the same key when its turn comes, else it is checked again in full."""
         with self.ledger.writer() as session:
             registry = self.ledger.key_registry(session, self.root)
             events = [
                 pre
                 for i, (_, pre) in enumerate(checked)
                 if not isinstance(pre, Rejection) and i not in blamed
+            ]
+            # An unknown-key refusal passed the schema check, so its chain attributes are sound;
+            # it is checked again below once its key may be registered: load its chain facts with
+            # the rest (else one query each, for every event of an agency registered in this batch).
+            events += [
+                parsed
+                for i, (message, pre) in enumerate(checked)
+                if isinstance(pre, Rejection) and pre.reason == Reason.UNKNOWN_KEY and i not in blamed
+                if isinstance(parsed := parse_message(message.raw), dict)
             ]
             batch = Batch(self.ledger, session, registry, self.clock(), events)
             for index, (message, pre) in enumerate(checked):
@@ -318,6 +340,12 @@ class Applier:
                 try:
                     if isinstance(pre, Rejection) and pre.reason == Reason.UNKNOWN_KEY:
                         pre = self._recheck_key(message.raw, registry, pre, message.received)
+                    elif (
+                        not isinstance(pre, Rejection)
+                        and pre["kid"] in provisional
+                        and registry.get(pre["kid"]) != provisional[pre["kid"]]
+                    ):
+                        pre = self._check(message.raw, registry, message.received)
                     if isinstance(pre, Rejection):
                         self._quarantine(batch, message.raw, message.origin, pre, received=message.received)
                     else:
@@ -409,6 +437,35 @@ class Applier:
             return entry
 
     # -- one message ----------------------------------------------------------------------
+    @classmethod
+    def _with_batch_keys(
+        cls, registry: KeyRegistry, messages: Sequence[Message]
+    ) -> tuple[KeyRegistry, dict[int, dict[str, Any]]]:
+        """``registry`` with the batch's own key events folded in, those that pass their checks
+        against the root, and those events' checks by message index (they depend on the root
+        alone, so they are not made twice). An agency's registration usually travels with its
+        first events (a replay: every agency's), and pre-checking those against the ledger's
+        registry alone refused them all as unknown-key, to be checked again in full inside the
+        transaction or when released: a second schema check each. The fold is provisional: an
+        event pre-checked with a key it made is checked again unless the ledger holds that same
+        key when the event's turn comes (``_apply_checked``)."""
+        found: dict[int, dict[str, Any]] = {}
+        for index, message in enumerate(messages):
+            if b"agency.key." not in message.raw:
+                continue  # most messages: no parse
+            checked = cls._check_isolated(message.raw, registry, message.received)
+            if isinstance(checked, dict) and checked.get("type") in KEY_EVENT_TYPES:
+                found[index] = checked
+        if not found:
+            return registry, found
+        keys = registry.copy()
+        for event in sorted(found.values(), key=_chain_order):
+            try:
+                keys.apply(event)
+            except ValueError:  # a kid that is not its key's fingerprint: refused in the batch
+                continue
+        return keys, found
+
     @classmethod
     def _check_isolated(
         cls, raw: bytes, registry: KeyRegistry, received: datetime | None
@@ -650,7 +707,6 @@ class Applier:
             try:
                 evaluations = evaluate_children(
                     batch.session,
-                    self.ledger,
                     batch.triggers,
                     batch.registry.registered_agencies(),
                     batch.now,
@@ -673,9 +729,11 @@ class Applier:
     @staticmethod
     def _evaluate_integrity(batch: Batch) -> None:
         batch.session.flush()  # holes and equivocations noticed in this batch
-        flags = integrity_flags_as_of(batch.session, batch.now)
+        flags = integrity_flags_as_of(batch.session, batch.now, changed_at=batch.now)
         if flags:
-            changes = sync_flags(batch.session, None, flags, batch.now, None, {}, rules=INTEGRITY_RULES)
+            changes = sync_flags(
+                batch.session, None, flags, batch.now, None, {}, rules=INTEGRITY_RULES, partial=True
+            )
             batch.stats.count_changes(changes)
 
 

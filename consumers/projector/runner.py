@@ -19,7 +19,7 @@ from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.structs import OffsetAndMetadata
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from consumers.projector.applier import Applier, ApplyStats, Message
 from ledger.store.models import QuarantineEntry
@@ -66,7 +66,7 @@ class Projector:
         settings: KafkaSettings,
         *,
         group_id: str | None = GROUP_ID,
-        max_batch: int = 2000,
+        max_batch: int = 5000,
         sweep_every_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -155,6 +155,12 @@ class Projector:
         One poll returns records from a few partitions only; an agency's chain spans all of
         them (partitions are keyed by child), so a larger batch across partitions lets most
         events meet their predecessor in the same transaction instead of being held.
+
+        A batch grows only while records are waiting (a backlog: a replay, catching up after an
+        outage), so its size does not delay anything at a steady rate, where each poll returns
+        what arrived since the last. Under a backlog, each touched child is re-evaluated once
+        per batch, so 5,000 (about 6 s of work) instead of 2,000 made a 10,000-event replay
+        12-17% cheaper in CPU per event (issue 13).
         """
         records: dict[TopicPartition, list[Any]] = {}
         collected, wait = 0, timeout_ms
@@ -180,8 +186,10 @@ class Projector:
         """Send flag changes and quarantine notices committed by earlier transactions."""
         ledger = self.applier.ledger
         with ledger.read() as session:
-            changes = session.scalars(
-                select(FlagChangeRow)
+            # Core rows, not ORM objects: a flag change is read once and marked once, and loading
+            # and updating one ORM object per change was an eighth of the projector's CPU.
+            changes = session.execute(
+                select(FlagChangeRow.id, FlagChangeRow.message)
                 .where(FlagChangeRow.published.is_(False))
                 .order_by(FlagChangeRow.id)
                 .limit(1000)
@@ -192,10 +200,10 @@ class Projector:
                 .order_by(QuarantineEntry.id)
                 .limit(1000)
             ).all()
-            sends = [(self.topics.gap_flags, _flag_key(c.message), c.message.encode()) for c in changes] + [
+            sends = [(self.topics.gap_flags, _flag_key(m), m.encode()) for _, m in changes] + [
                 (self.topics.quarantine, (q.subject or "").encode(), _notice(q)) for q in notices
             ]
-            change_ids = [c.id for c in changes]
+            change_ids = [i for i, _ in changes]
             notice_ids = [q.id for q in notices]
         if not sends:
             return 0
@@ -204,8 +212,11 @@ class Projector:
         for future in futures:
             future.get(timeout=0)  # raises if the broker did not acknowledge: retried next poll
         with ledger.session() as session:
-            for row in session.scalars(select(FlagChangeRow).where(FlagChangeRow.id.in_(change_ids))):
-                row.published = True
+            if change_ids:
+                session.execute(
+                    update(FlagChangeRow).where(FlagChangeRow.id.in_(change_ids)).values(published=True),
+                    execution_options={"synchronize_session": False},
+                )
             for entry in session.scalars(select(QuarantineEntry).where(QuarantineEntry.id.in_(notice_ids))):
                 entry.published = True
         return len(sends)

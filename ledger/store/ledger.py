@@ -22,13 +22,13 @@ from typing import Any, cast
 
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEvent
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import StoredEvent, Tracking
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.recorders import (
     SQLAlchemyApplicationRecorder,
     SQLAlchemyTrackingRecorder,
 )
-from sqlalchemy import MetaData, func, insert, select, text, update
+from sqlalchemy import MetaData, Table, func, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -39,6 +39,7 @@ from ledger.store.models import AcceptedEvent, Base, WriterLock
 from ledger.store.private import private_sqlite
 from ledger.timeutil import parse_time
 
+_ACCEPTED: Table = AcceptedEvent.__table__  # type: ignore[assignment]
 STREAM_NAMESPACE = uuid.UUID("0b6c7f4c-3c55-4f3a-9d0e-5a1f3c2b9e77")
 KEY_EVENT_TYPES = ("agency.key.registered", "agency.key.revoked")
 
@@ -274,26 +275,47 @@ class Ledger:
             )
             for a in accepted
         ]
-        positions = self.recorder.insert_events(stored, session=session)
-        assert positions is not None
-        session.add_all(
-            AcceptedEvent(
-                event_id=a.event["id"],
-                position=position,
-                source=a.event["source"],
-                sequence=a.event["sequence"],
-                subject=a.event["subject"],
-                type=a.event["type"],
-                time=parse_time(a.event["time"]),
-                recordedtime=parse_time(a.event["recordedtime"]),
-                accepted_at=accepted_at,
-                digest=a.digest,
-                envelope=a.canonical.decode("utf-8"),
-                over_hole=a.over_hole,
-            )
-            for a, position in zip(accepted, positions, strict=True)
+        positions = self._insert_stored_events(session, stored)
+        # One executemany through Core: ORM objects added nothing here (nobody reads them back
+        # from the session) and their unit of work was a seventh of the projector's time.
+        session.execute(
+            insert(_ACCEPTED),
+            [
+                {
+                    "event_id": a.event["id"],
+                    "position": position,
+                    "source": a.event["source"],
+                    "sequence": a.event["sequence"],
+                    "subject": a.event["subject"],
+                    "type": a.event["type"],
+                    "time": parse_time(a.event["time"]),
+                    "recordedtime": parse_time(a.event["recordedtime"]),
+                    "accepted_at": accepted_at,
+                    "digest": a.digest,
+                    "envelope": a.canonical.decode("utf-8"),
+                    "over_hole": a.over_hole,
+                }
+                for a, position in zip(accepted, positions, strict=True)
+            ],
         )
-        session.flush()
+
+    def _insert_stored_events(self, session: Session, stored: Sequence[StoredEvent]) -> list[int]:
+        """What ``insert_events`` does (take the table lock that keeps notification ids in commit
+        order, insert, notify listeners), but the rows go in as one Core executemany returning
+        their ids in parameter order, instead of one ORM record each: the library's ORM
+        records were a seventh of the projector's CPU. Its recorder's own lock and notify are
+        used, so the notification log is exactly what the library would have written."""
+        table = self.recorder.events_record_cls.__table__
+        self.recorder._lock_table(session)
+        rows = [
+            {"originator_id": e.originator_id, "originator_version": e.originator_version,
+             "topic": e.topic, "state": e.state}
+            for e in stored
+        ]  # fmt: skip
+        ids = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+        positions = list(ids.scalars())
+        self.recorder._notify_channel(session)
+        return positions
 
     # -- Kafka positions ------------------------------------------------------------------
     def tracked_position(self, name: str) -> int | None:

@@ -4,18 +4,22 @@ never applied; chains, holes and equivocation behave as DESIGN.md invariant 2 sa
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
 
+import ledger.verification as verification
 from consumers.projector.applier import Applier, Message
+from ledger.signing import public_key_text
 from ledger.store.ledger import Ledger
 from ledger.store.models import AcceptedEvent, QuarantineEntry
 from tests.ledger.factory import INCIDENT, T0, Chain, Partnership
-from views.models import FlagRow
+from views.models import FlagChangeRow, FlagRow
+from views.queries import integrity_flags_as_of
 
 
 class Clock:
@@ -275,3 +279,130 @@ def test_an_event_that_changes_no_view_row_or_flag_writes_none(
     assert "view_people" not in touched and "view_agencies" not in touched, written
     assert "UPDATE flags" not in touched and "INSERT INTO flags" not in touched, written
     assert "view_children" in touched  # its event count and evaluation time did change
+
+
+def statements_during(ledger: Ledger, action: Callable[[], object]) -> list[str]:
+    """The SQL statements ``action`` sends (an executemany counts once)."""
+    seen: list[str] = []
+
+    def watch(conn: object, cursor: object, statement: str, *args: object) -> None:
+        seen.append(statement)
+
+    event.listen(ledger.engine, "before_cursor_execute", watch)
+    try:
+        action()
+    finally:
+        event.remove(ledger.engine, "before_cursor_execute", watch)
+    return seen
+
+
+def test_a_batch_costs_the_same_statements_for_ten_children_as_for_sixty(
+    applier: Applier, ledger: Ledger, partnership: Partnership
+) -> None:
+    """Issue 13: children's events, view rows and flags are read for the whole batch and written
+    with one executemany per table, not queried and flushed child by child. (On SQLite the
+    library's ledger_events rows go in one statement each, to return their ids in order: those
+    are left out of the count.)"""
+    police = Chain("police/avon-somerset")
+    send(applier, partnership.register(police))
+
+    def batch(children: int, first: int) -> list[str]:
+        events = [
+            police.event("incident.reported", {**INCIDENT, "incident_ref": f"INC-{n}"}, subject=f"C-{n}")
+            for n in range(first, first + children)
+        ]
+        statements = statements_during(ledger, lambda: send(applier, *events))
+        return [s for s in statements if "INTO ledger_events" not in s]
+
+    small, large = batch(10, 0), batch(60, 100)
+    assert len(large) <= len(small), (len(small), len(large))
+
+
+def test_settled_integrity_flags_are_not_evaluated_again(
+    applier: Applier, ledger: Ledger, partnership: Partnership, clock: Clock
+) -> None:
+    """A hole's lost-event flag is final once the hole is filled, so later batches evaluate only
+    open holes and what they changed (every hole ever noticed was re-read on every batch), and
+    the stored flag still equals the full as-of evaluation."""
+    police = Chain("police/avon-somerset")
+    send(applier, partnership.register(police))
+    missing = police.event("incident.reported", INCIDENT)
+    send(applier, police.event("incident.reported", {**INCIDENT, "incident_ref": "INC-2"}))
+    clock.now += timedelta(hours=2)
+    applier.sweep()  # accepted over the hole: lost-event raised
+    clock.now += timedelta(hours=1)
+    send(applier, missing)  # the hole is filled: the flag is resolved by it
+    clock.now += timedelta(hours=1)
+    send(applier, police.event("incident.reported", {**INCIDENT, "incident_ref": "INC-3"}))
+    with ledger.read() as session:
+        stored = {
+            row.id: json.loads(row.payload)
+            for row in session.scalars(select(FlagRow).where(FlagRow.child.is_(None)))
+        }
+        full = {f.id: f.to_json() for f in integrity_flags_as_of(session, clock.now)}
+        assert integrity_flags_as_of(session, clock.now, changed_at=clock.now) == []
+    assert stored == full
+    [flag] = stored.values()
+    assert (flag["rule"], flag["status"], flag["resolved_by"]) == ("lost-event", "resolved", missing["id"])
+
+
+def test_events_arriving_with_their_keys_registration_are_checked_once(
+    applier: Applier, ledger: Ledger, partnership: Partnership, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registration usually travels with the agency's first events (a replay: every agency's).
+    Pre-checked against the ledger's registry alone they were all refused as unknown-key and
+    checked again in full (schema and all) inside the transaction."""
+    police = Chain("police/avon-somerset")
+    registration = partnership.register(police)
+    events = [police.event("incident.reported", {**INCIDENT, "incident_ref": f"INC-{n}"}) for n in range(5)]
+    checked: list[str] = []
+    real = verification.validate_event
+
+    def counting(event: dict[str, Any]) -> list[Any]:
+        checked.append(event["id"])
+        return real(event)
+
+    monkeypatch.setattr(verification, "validate_event", counting)
+    send(applier, *events, registration)
+    assert accepted_ids(ledger) == {registration["id"], *(e["id"] for e in events)}
+    assert sorted(checked) == sorted({*checked}), "an event was checked twice"
+
+
+def test_an_event_whose_keys_registration_the_ledger_refuses_in_the_same_batch_is_not_accepted(
+    applier: Applier, ledger: Ledger, partnership: Partnership
+) -> None:
+    """The batch's own key events only let its messages be pre-checked early: when the ledger
+    refuses the registration (here an equivocation of the root's chain), an event signed by that
+    key is checked again against the ledger's keys, and waits for its key."""
+    police, gp = Chain("police/avon-somerset"), Chain("gp/L85001")
+    send(applier, partnership.register(police))
+    fork = Chain(partnership.root.source, key=partnership.root.key)  # the root's sequence 1 again
+    forged = fork.event(
+        "agency.key.registered",
+        {"agency": gp.source, "kid": gp.kid, "public_key": public_key_text(gp.key.public_key())},
+        subject=gp.source,
+        at=T0 - timedelta(days=1),
+    )
+    event = gp.event("gp.registered", {"person": "C-1", "practice": "L85001"})
+    send(applier, forged, event)
+    assert event["id"] not in accepted_ids(ledger)
+    assert ("held", "unknown-key") in quarantined(ledger)
+    assert ("quarantined", "equivocation") in quarantined(ledger)
+
+
+def test_a_flag_changes_message_describes_its_evidence(
+    applier: Applier, ledger: Ledger, partnership: Partnership
+) -> None:
+    """The gap-flags message carries, for each evidence event, what an email may say of it (the
+    detail is now made only for the events a change names, not for the child's whole history)."""
+    police = Chain("police/avon-somerset")
+    incident = police.event("incident.reported", INCIDENT)
+    send(applier, partnership.register(police), incident)
+    with ledger.read() as session:
+        messages = [json.loads(m) for m in session.scalars(select(FlagChangeRow.message))]
+    assert messages
+    for message in messages:
+        assert [d["id"] for d in message["evidence_detail"]] == message["flag"]["evidence"]
+    detail = next(d for m in messages for d in m["evidence_detail"] if d["id"] == incident["id"])
+    assert (detail["type"], detail["source"]) == ("incident.reported", "police/avon-somerset")
+    assert "INC-1" in json.dumps(detail["refs"])

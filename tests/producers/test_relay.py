@@ -156,6 +156,36 @@ def test_run_loop_relays_in_the_background(
     assert not worker.is_alive()
 
 
+def test_run_loop_sends_what_is_published_while_it_idles_within_a_fraction_of_a_second(
+    agencies: Keystore, tmp_path: Path, kafka_settings: KafkaSettings
+) -> None:
+    """Issue 13: an idle relay looked at the outbox once a second, which alone made the publish
+    -> flag latency up to a second. Events published at phases unrelated to any one-second
+    cycle must each leave within half a second (with a one-second look, all five would have to
+    fall in the first half of their cycle: about one chance in thirty)."""
+    outbox = Outbox(f"sqlite:///{tmp_path / 'outbox.sqlite'}")
+    police = Producer(POLICE, agencies, outbox, topics=kafka_settings.topics)
+    stop = threading.Event()
+    delays = []
+    with Relay(outbox, kafka_settings) as relay:
+        police.publish("incident.reported", "C-1", {**INCIDENT, "incident_ref": "I-first"})
+        relay.send_pending()  # connected, topics made: what is timed is the idle loop
+        worker = threading.Thread(target=relay.run, args=(stop,))
+        worker.start()
+        try:
+            for i in range(5):
+                time.sleep(0.37)
+                police.publish("incident.reported", "C-1", {**INCIDENT, "incident_ref": f"I{i}"})
+                published = time.monotonic()
+                while outbox.pending_count() and time.monotonic() - published < 5:
+                    time.sleep(0.005)
+                delays.append(time.monotonic() - published)
+        finally:
+            stop.set()
+            worker.join(10)
+    assert max(delays) < 0.5, delays
+
+
 def test_run_loop_backs_off_while_the_broker_is_down(
     agencies: Keystore, tmp_path: Path, kafka_settings: KafkaSettings
 ) -> None:
