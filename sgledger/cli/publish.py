@@ -257,18 +257,11 @@ def project(
     kafka = app.cluster(CLUSTER_ONLY)
     applier = Applier(app.ledger, app.root_key(), children=stage == "both")
     projector = Projector(applier, kafka, group_id=group, max_batch=max_batch)
-    last_batch = [time.monotonic()]
-
-    def ready() -> tuple[bool, str]:
-        age = time.monotonic() - last_batch[0]
-        if age > ready_within:
-            return False, f"no batch completed for {age:.0f} s (database or broker trouble: see the log)"
-        return True, f"last batch {age:.1f} s ago"
-
-    metrics, server = start_health("projector", metrics_port, metrics_host, ready)
+    heartbeat = Heartbeat(ready_within, "database or broker trouble")
+    metrics, server = start_health("projector", metrics_port, metrics_host, heartbeat.ready)
 
     def on_batch(stats: ApplyStats, seconds: float) -> None:
-        last_batch[0] = time.monotonic()
+        heartbeat.beat()
         metrics.batch_seconds.observe(seconds)
         metrics.last_success.set_to_current_time()
         metrics.count_messages(
@@ -313,18 +306,11 @@ def _project_children(
     """`project --stage children`: follow the ledger, no broker. /metrics reports the
     notifications not yet projected as ``sgledger_consumer_lag{topic="ledger",partition=i}``."""
     stage = ChildProjection(app.ledger, app.root_key(), shard=shard, max_batch=max_batch)
-    last_batch = [time.monotonic()]
-
-    def ready() -> tuple[bool, str]:
-        age = time.monotonic() - last_batch[0]
-        if age > ready_within:
-            return False, f"no batch completed for {age:.0f} s (database trouble: see the log)"
-        return True, f"last batch {age:.1f} s ago"
-
-    metrics, server = start_health("projection", metrics_port, metrics_host, ready)
+    heartbeat = Heartbeat(ready_within, "database trouble")
+    metrics, server = start_health("projection", metrics_port, metrics_host, heartbeat.ready)
 
     def on_batch(stats: ApplyStats, seconds: float) -> None:
-        last_batch[0] = time.monotonic()
+        heartbeat.beat()
         metrics.last_success.set_to_current_time()
         metrics.count_flag_changes(stats.flag_changes)
         metrics.set_lag({("ledger", shard.index): stage.lag()})
@@ -348,3 +334,22 @@ def _project_children(
     finally:
         if server is not None:
             server.stop()
+
+
+class Heartbeat:
+    """When a projecting service last completed a batch, and the readiness answer made from it:
+    not ready once no batch completed within ``within`` seconds (a probe then alerts or
+    restarts it), naming the likely ``trouble``."""
+
+    def __init__(self, within: float, trouble: str) -> None:
+        self.within, self.trouble = within, trouble
+        self.last = time.monotonic()
+
+    def beat(self) -> None:
+        self.last = time.monotonic()
+
+    def ready(self) -> tuple[bool, str]:
+        age = time.monotonic() - self.last
+        if age > self.within:
+            return False, f"no batch completed for {age:.0f} s ({self.trouble}: see the log)"
+        return True, f"last batch {age:.1f} s ago"
