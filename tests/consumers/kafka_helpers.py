@@ -116,9 +116,41 @@ def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
     return result
 
 
-class ProjectorProcess:
-    """`sgledger project` as its own process, exactly as an operator runs it; its stderr goes to
-    a file so a test that fails can say why the process died."""
+class ServiceProcess:
+    """An `sgledger` service as its own process, exactly as an operator runs it; its stderr goes
+    to a file so a test that fails can say why the process died."""
+
+    def __init__(self, command: list[str], log: Path, env: Mapping[str, str]) -> None:
+        self.log = log
+        with log.open("ab") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "sgledger", *command],
+                env=dict(env),
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,
+            )
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            tail = self.log.read_text()[-2000:]
+            raise AssertionError(f"{type(self).__name__} exited {self.process.returncode}: {tail}")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+class ProjectorProcess(ServiceProcess):
+    """`sgledger project` (both stages) consuming the topics."""
 
     def __init__(
         self,
@@ -137,49 +169,10 @@ class ProjectorProcess:
             "SGLEDGER_KAFKA_PARTITIONS": str(settings.partitions),
             "SGLEDGER_KAFKA_REPLICATION_FACTOR": str(settings.replication_factor),
         }
-        self.log = log
-        with log.open("ab") as stderr:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "sgledger",
-                    "--bootstrap-servers",
-                    settings.bootstrap_servers,
-                    "--topic-prefix",
-                    settings.topic_prefix,
-                    "--database-url",
-                    database_url,
-                    "--keys-dir",
-                    str(keys_dir),
-                    *(["--log-format", "json"] if options else []),
-                    "project",
-                    "--group",
-                    group,
-                    *options,
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                start_new_session=True,
-            )
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            tail = self.log.read_text()[-2000:]
-            raise AssertionError(f"projector exited {self.process.returncode}: {tail}")
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        command = ["--bootstrap-servers", settings.bootstrap_servers, "--topic-prefix", settings.topic_prefix]
+        command += ["--database-url", database_url, "--keys-dir", str(keys_dir)]
+        command += [*(["--log-format", "json"] if options else []), "project", "--group", group, *options]
+        super().__init__(command, log, env)
 
 
 def wait_for_count(url: str, expected: int, timeout_s: float, *processes: ProjectorProcess) -> None:

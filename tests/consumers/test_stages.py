@@ -6,9 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -23,7 +20,7 @@ from consumers.projection.stage import ChildProjection
 from consumers.projector.applier import Applier, Message
 from ledger.keystore import Keystore
 from ledger.store.ledger import Ledger
-from tests.consumers.kafka_helpers import count, snapshot, story
+from tests.consumers.kafka_helpers import ServiceProcess, count, snapshot, story
 from tests.consumers.test_observability import get, samples
 from tests.ledger.factory import INCIDENT, T0, Chain, Partnership
 from tests.test_cli import sgledger
@@ -133,40 +130,15 @@ def test_stages_apart_give_the_views_and_flags_of_one_transaction(
     apart.engine.dispose()
 
 
-class StageProcess:
+class StageProcess(ServiceProcess):
     """`sgledger project --stage children` as its own process, as an operator runs it."""
 
     def __init__(
         self, url: str, keys: Path, log: Path, shard: str = "1/1", max_batch: int = 20, *options: str
     ) -> None:
-        command = [sys.executable, "-m", "sgledger", "--database-url", url, "--keys-dir", str(keys)]
-        command += ["--log-format", "json", "project", "--stage", "children", "--shard", shard]
-        command += ["--max-batch", str(max_batch), *options]
-        self.log = log
-        with log.open("ab") as stderr:
-            self.process = subprocess.Popen(
-                command,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                start_new_session=True,
-                env=dict(os.environ),
-            )
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            raise AssertionError(f"stage exited {self.process.returncode}: {self.log.read_text()[-2000:]}")
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        command = ["--database-url", url, "--keys-dir", str(keys), "--log-format", "json", "project"]
+        command += ["--stage", "children", "--shard", shard, "--max-batch", str(max_batch), *options]
+        super().__init__(command, log, os.environ)
 
 
 def position(url: str, shard: str = "1/1") -> int:
