@@ -11,7 +11,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.canonical import SIGNATURE, digest_of_canonical
-from ledger.signing import Signer, key_id, sign_event
+from ledger.signing import Signer
 from ledger.timeutil import format_time
 
 
@@ -42,29 +42,6 @@ def unsigned_event(
         "kid": kid,
         "data": dict(data),
     }
-
-
-def build_event(
-    *,
-    key: Ed25519PrivateKey,
-    source: str,
-    event_type: str,
-    subject: str,
-    data: Mapping[str, Any],
-    time: datetime,
-    recordedtime: datetime,
-    sequence: int,
-    prevhash: str,
-    event_id: str | None = None,
-) -> dict[str, Any]:
-    """A complete, signed CloudEvent. Validation is the caller's (producer's) job."""
-    event = unsigned_event(
-        kid=key_id(key.public_key()), source=source, event_type=event_type, subject=subject,
-        data=data, time=time, recordedtime=recordedtime, sequence=sequence, prevhash=prevhash,
-        event_id=event_id,
-    )  # fmt: skip
-    event["signature"] = sign_event(event, key)
-    return event
 
 
 @dataclass(frozen=True)

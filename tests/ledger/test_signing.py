@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.canonical import canonical_json, event_digest
-from ledger.envelope import ChainSigner, build_event
-from ledger.signing import Signer, signature_valid
+from ledger.envelope import ChainSigner, unsigned_event
+from ledger.signing import Signer, key_id, sign_event, signature_valid
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 SIGNER = Signer(KEY)
@@ -80,14 +80,16 @@ def test_libsodium_signs_exactly_as_cryptography(message: bytes) -> None:
     assert Signer(key).sign(message) == key.sign(message)
 
 
-def test_chain_signer_events_are_those_build_event_makes_and_chain_by_digest() -> None:
+def test_chain_signer_events_are_the_two_pass_reference_and_chain_by_digest() -> None:
     chain = ChainSigner("police/avon-somerset", KEY)
     at = datetime(2024, 3, 5, 21, 40, tzinfo=UTC)
     first = chain.sign("incident.reported", {"incident_ref": "I-1"}, subject="C-1", at=at, event_id="1")
     second = chain.sign("incident.reported", {"incident_ref": "I-2"}, subject="C-1", at=at, event_id="2")
-    assert first == build_event(
-        key=KEY, source="police/avon-somerset", event_type="incident.reported", subject="C-1",
-        data={"incident_ref": "I-1"}, time=at, recordedtime=at, sequence=1, prevhash="", event_id="1",
+    reference = unsigned_event(
+        kid=key_id(KEY.public_key()), source="police/avon-somerset", event_type="incident.reported",
+        subject="C-1", data={"incident_ref": "I-1"}, time=at, recordedtime=at, sequence=1, prevhash="",
+        event_id="1",
     )  # fmt: skip
+    assert first == {**reference, "signature": sign_event(reference, KEY)}
     assert second["sequence"] == 2 and second["prevhash"] == event_digest(first)
     assert chain.prevhash == event_digest(second)
