@@ -22,6 +22,9 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from ledger.topics import DEFAULT_PREFIX, Topics
+from transport import kafka_join
+
+kafka_join.install()  # before any consumer joins a group: see transport/kafka_join.py
 
 MESSAGE_MAX_BYTES = 8 * 1024 * 1024  # client-side ceiling; the broker's own limit still applies
 # The topics accept whatever the clients may send: a message over the ledger's own limit (1 MiB)
