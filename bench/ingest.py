@@ -1,6 +1,7 @@
 """Events/s from `publish` to flag, through the real path, on the embedded default.
 
     python bench/ingest.py [--json] [--events 10000] [--children 500] [--database-url URL]
+                           [--verify-workers N]
     python bench/ingest.py --offered-rate 100 --duration 60 [--json] [--database-url URL]
 
 Publishes N signed events from four agencies about many children into the durable outbox
@@ -51,6 +52,7 @@ from bench.machine import (
 )
 from consumers.projector.applier import Applier
 from consumers.projector.runner import Projector
+from consumers.projector.verifier import DEFAULT_WORKERS, Verifier
 from ledger.keystore import Keystore
 from ledger.signing import key_id, public_key_text
 from ledger.store.ledger import Ledger
@@ -116,6 +118,13 @@ def main() -> None:
         "--offered-rate", type=float, help="events/s published steadily (latency mode, with --duration)"
     )
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of offered load (latency mode)")
+    parser.add_argument(
+        "--verify-workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        help=f"verification worker processes of the in-process projectors (default {DEFAULT_WORKERS}, as "
+        "`sgledger project`; 0: verify in the projector's process)",
+    )
     args = parser.parse_args()
     say: Callable[[str], None] = (lambda _: None) if args.json else print
     if args.offered_rate:
@@ -144,7 +153,8 @@ def main() -> None:
         stop = threading.Event()
         relay = Relay(outbox, kafka)
         relay_thread = threading.Thread(target=relay.run, args=(stop,), kwargs={"poll_interval_s": 0.05})
-        projector = Projector(Applier(ledger, root.root_key()), kafka, group_id=None)
+        verifier = Verifier(args.verify_workers)
+        projector = Projector(Applier(ledger, root.root_key(), verifier=verifier), kafka, group_id=None)
         started = time.perf_counter()
         publisher = threading.Thread(target=publish_all, args=(plan, keystore, outbox, kafka))
         publisher.start()
@@ -158,15 +168,22 @@ def main() -> None:
             stop.set()
             relay_thread.join()
             projector.close()
+            verifier.close()
             relay.close()
         # Projection alone: a second projector replays the same topics into an empty ledger.
         replay_ledger = Ledger(f"sqlite:///{work / 'replay.sqlite'}")
-        replayer = Projector(Applier(replay_ledger, root.root_key()), kafka, group_id=None)
+        verifier = Verifier(args.verify_workers)
+        replayer = Projector(Applier(replay_ledger, root.root_key(), verifier=verifier), kafka, group_id=None)
+        time.sleep(1.0 if args.verify_workers else 0)  # the workers' start is not the replay's
         replay_started, replay_cpu = time.perf_counter(), time.process_time()
+        workers_cpu = _children_cpu()
         while replay_ledger.count() < total:
             replayer.poll_once(timeout_ms=100)
-        replayed, replay_cpu = time.perf_counter(), time.process_time() - replay_cpu
+        replayed, replay_main_cpu = time.perf_counter(), time.process_time() - replay_cpu
         replayer.close()
+        verifier.close()  # reaps the workers: their CPU time is then in RUSAGE_CHILDREN
+        workers_cpu = _children_cpu() - workers_cpu
+        replay_cpu = replay_main_cpu + workers_cpu
     with ledger.read() as session:
         accepted = dict(
             session.execute(select(AcceptedEvent.event_id, AcceptedEvent.accepted_at)).tuples().all()
@@ -197,6 +214,9 @@ def main() -> None:
             "projection_events_per_s": round(projection),
             "projection_vs_raw_verify_one_core": round(projection / one, 4),
             "projection_cpu_ms_per_event": round(1000 / projection_cpu, 3),
+            "projection_main_process_cpu_ms_per_event": round(1000 * replay_main_cpu / total, 3),
+            "projection_workers_cpu_ms_per_event": round(1000 * workers_cpu / total, 3),
+            "verify_workers": args.verify_workers,
             "projection_vs_raw_verify_cpu": round(projection_cpu / one_cpu, 4),
             "raw_verify_per_cpu_s": round(one_cpu),
             "latency_s": {"p50": round(p50, 2), "p95": round(p95, 2), "p99": round(p99, 2)},
@@ -214,10 +234,19 @@ def main() -> None:
         f"projection CPU: {1000 / projection_cpu:.3f} ms/event, {projection_cpu / one_cpu:.3f} of a raw "
         f"verify per CPU second ({one_cpu:.0f}/s)"
     )
+    print(
+        f"  of which the projector process {1000 * replay_main_cpu / total:.3f} ms/event, "
+        f"{args.verify_workers} verification workers {1000 * workers_cpu / total:.3f}"
+    )
     print(f"latency outbox -> ledger: p50 {p50:.2f} s, p95 {p95:.2f} s, p99 {p99:.2f} s")
     print(f"peak memory: {peak_memory_mb():.0f} MB")
     print(f"raw Ed25519 verify (cryptography): {one:9.0f}/s one core, {both:.0f}/s both")
     print(f"RFC 8785 canonical JSON:           {canonical:9.0f}/s one core")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def offered_load(

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ledger.signing import key_id, load_public_key
 from ledger.timeutil import parse_time
@@ -34,6 +35,12 @@ class KeyRecord:
     def valid_at(self, when: datetime) -> bool:
         return valid_between(self.valid_from, self.revoked_from, when)
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Picklable (``cryptography`` key objects are not): the projector sends its registry to
+        verification worker processes (``consumers.projector.verifier``)."""
+        fields = (self.kid, self.agency, _raw(self.public_key), self.valid_from, self.revoked_from)
+        return _key_record, (*fields, self.registered_by)
+
 
 @dataclass(frozen=True)
 class RootKey:
@@ -45,6 +52,24 @@ class RootKey:
     @property
     def kid(self) -> str:
         return key_id(self.public_key)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Picklable, as ``KeyRecord``."""
+        return _root_key, (self.partnership, _raw(self.public_key))
+
+
+def _raw(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def _key_record(
+    kid: str, agency: str, raw: bytes, valid_from: datetime, revoked_from: datetime | None, by: str
+) -> KeyRecord:
+    return KeyRecord(kid, agency, Ed25519PublicKey.from_public_bytes(raw), valid_from, revoked_from, by)
+
+
+def _root_key(partnership: str, raw: bytes) -> RootKey:
+    return RootKey(partnership, Ed25519PublicKey.from_public_bytes(raw))
 
 
 class KeyRegistry:

@@ -40,12 +40,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rfc8785 import CanonicalizationError
-from sqlalchemy import exc as sql_errors
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger.canonical import canonical_forms, event_digest
+from consumers.projector.verifier import (
+    INFRASTRUCTURE_ERRORS,
+    Checked,
+    Pending,
+    Verifier,
+    check,
+    check_isolated,
+    internal_error,
+)
+from ledger.canonical import event_digest
 from ledger.keyregistry import KeyRecord, KeyRegistry, RootKey
 from ledger.store.ledger import KEY_EVENT_TYPES, Acceptance, Ledger
 from ledger.store.models import AcceptedEvent, EquivocationRow, QuarantineEntry, SequenceHoleRow
@@ -57,7 +64,6 @@ from ledger.verification import (
     Reason,
     Rejection,
     check_chain,
-    check_event,
     key_refusal,
     parse_message,
 )
@@ -70,16 +76,7 @@ from views.queries import due_children, integrity_flags_as_of
 
 log = logging.getLogger(__name__)
 LOST_EVENT_GRACE = timedelta(hours=1)
-# Failures of the database itself (or of this machine), never of one message: retry the batch.
-INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
-    sql_errors.OperationalError,
-    sql_errors.InterfaceError,
-    sql_errors.DisconnectionError,
-    sql_errors.TimeoutError,
-    sql_errors.PendingRollbackError,
-    MemoryError,
-    OSError,
-)
+__all__ = ["INFRASTRUCTURE_ERRORS", "Applier", "ApplyStats", "Message", "internal_error"]
 # Events about the partnership's own bookkeeping, not about the child's life.
 NOT_CHILD_EVENTS = frozenset({*KEY_EVENT_TYPES, "ledger.tree-head", "access.recorded"})
 INTEGRITY_RULES = ("lost-event", "equivocation")
@@ -247,6 +244,17 @@ class Batch:
         self.accepted = []
 
 
+@dataclass
+class Prepared:
+    """A batch whose pre-verification has started (``Applier.prepare``)."""
+
+    messages: Sequence[Message]
+    keys: KeyRegistry  # what its messages are checked with
+    early: dict[int, Checked]  # the batch's own key events, checked already
+    rest: list[int]  # indices of the other messages, in the order ``pending`` returns them
+    pending: Pending
+
+
 class Applier:
     def __init__(
         self,
@@ -257,17 +265,21 @@ class Applier:
         clock: Callable[[], datetime] = utc_now,
         hole_grace: timedelta = LOST_EVENT_GRACE,
         children: bool = True,
+        verifier: Verifier | None = None,
     ) -> None:
         """``children=False`` makes this the intake stage only (docs/stages.md): accept into the
         ledger, keep the integrity flags, and leave every child's view, flags and deadlines to
         the child projection (``consumers.projection``), which follows the ledger by itself.
-        The default projects the children in the same transaction as their events."""
+        The default projects the children in the same transaction as their events.
+        ``verifier``: where messages are pre-verified (default: in this process; a
+        ``Verifier(workers)`` spreads it over processes, ``consumers.projector.verifier``)."""
         self.ledger = ledger
         self.root = root
         self.policies = policies
         self.clock = clock
         self.hole_grace = hole_grace
         self.children = children
+        self.verifier = verifier or Verifier(0)
         # Re-runs only the rules a batch's events can change (policies.engine.Evaluator): the
         # flags are evaluate()'s, byte for byte, so replay still equals live.
         self.evaluator = Evaluator()
@@ -279,25 +291,37 @@ class Applier:
         Raises only for infrastructure failures (see the module docstring): a message whose
         handling raises anything else is quarantined as ``internal-error`` and the batch redone.
         """
+        return self.apply_prepared(self.prepare(messages), track)
+
+    def prepare(self, messages: Sequence[Message], *, overlap: bool = False) -> Prepared:
+        """Start pre-verifying a batch (``apply_prepared`` applies it). With ``overlap`` the
+        verification workers take all of it, so that this process can apply the previous batch
+        meanwhile (``consumers.projector.runner``). The keys it is checked with may then lack
+        what the previous batch changes: ``apply_prepared`` checks again every message whose
+        key the ledger holds differently when its turn comes."""
         with self.ledger.read() as session:
             registry = self.ledger.key_registry(session, self.root)
         keys, early = self._with_batch_keys(registry, messages)
+        rest = [i for i in range(len(messages)) if i not in early]
+        items = [(messages[i].raw, messages[i].received) for i in rest]
+        return Prepared(messages, keys, early, rest, self.verifier.start(items, keys, share=not overlap))
+
+    def apply_prepared(self, prepared: Prepared, track: Mapping[str, int] | None = None) -> ApplyStats:
+        """``apply``, for a batch ``prepare`` started."""
+        verdicts = dict(zip(prepared.rest, prepared.pending.result(), strict=True))
+        early = prepared.early
         checked = sorted(
-            (
-                (m, early[i] if i in early else self._check_isolated(m.raw, keys, m.received))
-                for i, m in enumerate(messages)
-            ),
-            key=lambda pair: _chain_order(pair[1]),
+            ((m, *(early[i] if i in early else verdicts[i])) for i, m in enumerate(prepared.messages)),
+            key=lambda triple: _chain_order(triple[1]),
         )
-        provisional = {
-            kid: record
-            for kid in {pre["kid"] for _, pre in checked if not isinstance(pre, Rejection)}
-            if (record := keys.get(kid)) != registry.get(kid)
+        checked_with = {
+            kid: prepared.keys.get(kid)
+            for kid in {pre["kid"] for _, pre, _ in checked if not isinstance(pre, Rejection)}
         }
         blamed: dict[int, Rejection] = {}
         while True:
             try:
-                return self._apply_checked(checked, blamed, track or {}, provisional)
+                return self._apply_checked(checked, blamed, track or {}, checked_with)
             except _MessageFailed as failure:
                 fresh = {i: failure.rejection for i in failure.indices if i not in blamed}
                 if not fresh:  # nothing left to set aside: a fault of no message in this batch
@@ -306,19 +330,22 @@ class Applier:
 
     def _apply_checked(
         self,
-        checked: Sequence[tuple[Message, dict[str, Any] | Rejection]],
+        checked: Sequence[tuple[Message, dict[str, Any] | Rejection, bytes | None]],
         blamed: Mapping[int, Rejection],
         track: Mapping[str, int],
-        provisional: Mapping[str, KeyRecord | None],
+        checked_with: Mapping[str, KeyRecord | None],
     ) -> ApplyStats:
-        """``provisional``: keys some messages were pre-checked with that only this batch's own
-        key events made (see ``_with_batch_keys``); such a message stands only if the ledger
-        holds the same key when its turn comes, else it is checked again in full."""
+        """``checked_with``: the key each passed message was pre-checked with, which the ledger
+        may not hold: this batch's own key events made some (``_with_batch_keys``), and a batch
+        prepared while the previous one was applied missed that one's (``prepare``). A message
+        stands only if the ledger holds the same key when its turn comes, else it is checked
+        again in full. Each message
+        comes with its canonical form when it passed (None otherwise)."""
         with self.ledger.writer() as session:
             registry = self.ledger.key_registry(session, self.root)
             events = [
                 pre
-                for i, (_, pre) in enumerate(checked)
+                for i, (_, pre, _) in enumerate(checked)
                 if not isinstance(pre, Rejection) and i not in blamed
             ]
             # An unknown-key refusal passed the schema check, so its chain attributes are sound;
@@ -326,12 +353,12 @@ class Applier:
             # the rest (else one query each, for every event of an agency registered in this batch).
             events += [
                 parsed
-                for i, (message, pre) in enumerate(checked)
+                for i, (message, pre, _) in enumerate(checked)
                 if isinstance(pre, Rejection) and pre.reason == Reason.UNKNOWN_KEY and i not in blamed
                 if isinstance(parsed := parse_message(message.raw), dict)
             ]
             batch = Batch(self.ledger, session, registry, self.clock(), events)
-            for index, (message, pre) in enumerate(checked):
+            for index, (message, pre, canonical) in enumerate(checked):
                 batch.current = index
                 if index in blamed:
                     blame = blamed[index]
@@ -339,17 +366,19 @@ class Applier:
                     continue
                 try:
                     if isinstance(pre, Rejection) and pre.reason == Reason.UNKNOWN_KEY:
-                        pre = self._recheck_key(message.raw, registry, pre, message.received)
+                        pre, canonical = self._recheck_key(message.raw, registry, pre, message.received)
                     elif (
                         not isinstance(pre, Rejection)
-                        and pre["kid"] in provisional
-                        and registry.get(pre["kid"]) != provisional[pre["kid"]]
+                        and registry.get(pre["kid"]) != checked_with[pre["kid"]]
                     ):
-                        pre = self._check(message.raw, registry, message.received)
+                        pre, canonical = check(message.raw, registry, message.received)
                     if isinstance(pre, Rejection):
                         self._quarantine(batch, message.raw, message.origin, pre, received=message.received)
                     else:
-                        self._admit(batch, pre, message.raw, message.origin, received=message.received)
+                        self._admit(
+                            batch, pre, message.raw, message.origin,
+                            received=message.received, canonical=canonical,
+                        )  # fmt: skip
                     self._release_waiting(batch)
                 except INFRASTRUCTURE_ERRORS:
                     raise
@@ -440,7 +469,7 @@ class Applier:
     @classmethod
     def _with_batch_keys(
         cls, registry: KeyRegistry, messages: Sequence[Message]
-    ) -> tuple[KeyRegistry, dict[int, dict[str, Any]]]:
+    ) -> tuple[KeyRegistry, dict[int, Checked]]:
         """``registry`` with the batch's own key events folded in, those that pass their checks
         against the root, and those events' checks by message index (they depend on the root
         alone, so they are not made twice). An agency's registration usually travels with its
@@ -449,56 +478,33 @@ class Applier:
         transaction or when released: a second schema check each. The fold is provisional: an
         event pre-checked with a key it made is checked again unless the ledger holds that same
         key when the event's turn comes (``_apply_checked``)."""
-        found: dict[int, dict[str, Any]] = {}
+        found: dict[int, Checked] = {}
         for index, message in enumerate(messages):
             if b"agency.key." not in message.raw:
                 continue  # most messages: no parse
-            checked = cls._check_isolated(message.raw, registry, message.received)
-            if isinstance(checked, dict) and checked.get("type") in KEY_EVENT_TYPES:
+            checked = check_isolated(message.raw, registry, message.received)
+            if isinstance(checked[0], dict) and checked[0].get("type") in KEY_EVENT_TYPES:
                 found[index] = checked
         if not found:
             return registry, found
         keys = registry.copy()
-        for event in sorted(found.values(), key=_chain_order):
+        events = [event for event, _ in found.values() if isinstance(event, dict)]
+        for event in sorted(events, key=_chain_order):
             try:
                 keys.apply(event)
             except ValueError:  # a kid that is not its key's fingerprint: refused in the batch
                 continue
         return keys, found
 
-    @classmethod
-    def _check_isolated(
-        cls, raw: bytes, registry: KeyRegistry, received: datetime | None
-    ) -> dict[str, Any] | Rejection:
-        """``_check``, with anything it raises turned into this message's refusal: it runs
-        before the transaction, so nothing else is affected."""
-        try:
-            return cls._check(raw, registry, received)
-        except INFRASTRUCTURE_ERRORS:
-            raise
-        except Exception as error:
-            return internal_error(error)
-
     @staticmethod
-    def _check(raw: bytes, registry: KeyRegistry, received: datetime | None) -> dict[str, Any] | Rejection:
-        parsed = parse_message(raw)
-        if isinstance(parsed, Rejection):
-            return parsed
-        try:
-            _, signed = canonical_forms(parsed)
-        except CanonicalizationError:
-            signed = None  # not serialisable (e.g. an integer beyond 2**53): judged as before
-        return check_event(parsed, registry, received, signed) or parsed
-
-    @classmethod
-    def _recheck_held(cls, entry: QuarantineEntry, registry: KeyRegistry) -> dict[str, Any] | Rejection:
+    def _recheck_held(entry: QuarantineEntry, registry: KeyRegistry) -> dict[str, Any] | Rejection:
         """A message held only for its place in the chain already passed schema and signature
         checks; releasing it re-checks only that its key is still usable (a revocation may have
         arrived), judged at its recorded time and when it was first received. Everything else
         is verified in full."""
         received = _aware(entry.received_at)
         if entry.status != "held" or entry.reason != Reason.SEQUENCE_GAP:
-            return cls._check(entry.raw, registry, received)
+            return check(entry.raw, registry, received)[0]
         parsed = parse_message(entry.raw)
         if isinstance(parsed, Rejection):
             return parsed
@@ -507,7 +513,7 @@ class Applier:
             record is not None and key_refusal(record, parsed, received) is None
         ):
             return parsed
-        return cls._check(entry.raw, registry, received)
+        return check(entry.raw, registry, received)[0]
 
     def _admit(
         self,
@@ -519,10 +525,16 @@ class Applier:
         over_hole: bool = False,
         entry: QuarantineEntry | None = None,
         received: datetime | None = None,
+        canonical: bytes | None = None,
     ) -> Rejection | str | None:
         """Chain checks, then accept. Returns what ``check_chain`` decided; a refusal updates
-        ``entry`` (a message being re-verified) instead of quarantining it a second time."""
-        acceptance = Acceptance.of(event, over_hole=over_hole)  # canonical form, computed once here
+        ``entry`` (a message being re-verified) instead of quarantining it a second time.
+        ``canonical``: the event's canonical form if verification computed it (else here)."""
+        acceptance = (
+            Acceptance.of(event, over_hole=over_hole)
+            if canonical is None
+            else Acceptance(event, canonical, over_hole)
+        )
         outcome = check_chain(event, batch.facts(event), acceptance.digest)
         if outcome == DUPLICATE:
             if entry is None:  # a held message found in the ledger was counted on arrival
@@ -579,16 +591,16 @@ class Applier:
         for entry in sorted(batch.waiting_for(event), key=lambda e: e.sequence or 0):
             self._retry(batch, entry, over_hole=False)
 
-    @classmethod
+    @staticmethod
     def _recheck_key(
-        cls, raw: bytes, registry: KeyRegistry, rejection: Rejection, received: datetime | None
-    ) -> dict[str, Any] | Rejection:
+        raw: bytes, registry: KeyRegistry, rejection: Rejection, received: datetime | None
+    ) -> Checked:
         """An unknown-key refusal is worth checking again only if that key is now registered
         (e.g. by an earlier message of the same batch)."""
         parsed = parse_message(raw)
         if isinstance(parsed, Rejection) or registry.get(str(parsed.get("kid"))) is None:
-            return rejection
-        return cls._check(raw, registry, received)
+            return rejection, None
+        return check(raw, registry, received)
 
     def _retry(self, batch: Batch, entry: QuarantineEntry, *, over_hole: bool) -> None:
         pre = self._recheck_held(entry, batch.registry)
@@ -752,17 +764,6 @@ class _EntryFailed(Exception):
     def __init__(self, entry_id: int, error: Exception) -> None:
         super().__init__(f"quarantine entry {entry_id} failed: {type(error).__name__}")
         self.entry_id, self.error = entry_id, error
-
-
-def internal_error(error: BaseException) -> Rejection:
-    """The refusal for an unanticipated failure: the exception's class and the first line of
-    its message, cut short (a database error's text can carry the statement and its values)."""
-    message = (str(error).splitlines() or [""])[0][:200]
-    return Rejection(
-        Reason.INTERNAL_ERROR,
-        f"{type(error).__name__}: {message} (a fault in the projector, not necessarily in the "
-        "message; `sgledger quarantine readmit` once it is fixed)",
-    )
 
 
 def _spans(positions: Sequence[int], gap: int = 1000) -> list[tuple[int, int]]:

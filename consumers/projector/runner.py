@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +22,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy import select, update
 
-from consumers.projector.applier import Applier, ApplyStats, Message
+from consumers.projector.applier import Applier, ApplyStats, Message, Prepared
 from ledger.store.models import QuarantineEntry
 from transport.kafka import (
     KafkaSettings,
@@ -49,7 +50,9 @@ class _SeekToTracked(ConsumerRebalanceListener):
         self.projector = projector
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        """Nothing to flush: every applied batch is already committed in the database."""
+        """Nothing to flush: every applied batch is already committed in the database. (A
+        rebalance happens inside a poll, and ``poll_once`` holds no unapplied batch in ``_next``
+        while it polls: a batch in hand is applied, its redelivered records are duplicates.)"""
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         try:
@@ -59,7 +62,23 @@ class _SeekToTracked(ConsumerRebalanceListener):
             raise
 
 
+@dataclass
+class _Polled:
+    """A polled batch: its records, what applying it tracks and commits, its verification."""
+
+    records: dict[TopicPartition, list[Any]]
+    track: dict[str, int]
+    offsets: dict[TopicPartition, Any]
+    prepared: Prepared
+
+
 class Projector:
+    """With verification workers (``Applier.verifier``), batches overlap: the records already
+    waiting are polled and handed to the workers before the batch in hand is applied, so its
+    successor is verified on the other core meanwhile. Only the application is serial (one
+    writer); a batch polled but not applied when the process dies was never committed, and the
+    next start reads it again from the database's positions, as any unapplied record."""
+
     def __init__(
         self,
         applier: Applier,
@@ -91,6 +110,8 @@ class Projector:
         # True when the consumer's positions may not match the database's (a batch failed, or
         # an assignment could not read its positions): poll_once seeks from the database first.
         self.resync = False
+        self.overlap = applier.verifier.workers > 0
+        self._next: _Polled | None = None  # polled and being verified, applied next
 
     def seek_assigned(self, assigned: Any) -> None:
         """Seek each partition to after the database's position for it. The cluster id is read
@@ -108,46 +129,75 @@ class Projector:
                 self.consumer.seek(tp, position + 1)
 
     def poll_once(self, timeout_ms: int = 500) -> ApplyStats:
-        """One poll -> one transaction -> offsets committed -> outbox published."""
+        """One poll -> one transaction -> offsets committed -> outbox published (with overlap:
+        the next batch's verification started before this one is applied)."""
         if self.resync:
             self.seek_assigned(self.consumer.assignment())  # raises while the database is down
             self.resync = False
-        records = self._poll_batch(timeout_ms)
         stats = ApplyStats()
-        if records:
-            messages: list[Message] = []
-            track: dict[str, int] = {}
-            offsets: dict[TopicPartition, Any] = {}
-            now = self.applier.clock()
-            for tp, batch in records.items():
-                for record in batch:
-                    messages.append(
-                        Message(
-                            record.value or b"",
-                            f"{tp.topic}/{tp.partition}/{record.offset}",
-                            received_at(record.timestamp, now),
-                        )
-                    )
-                track[tracking_name(self.cluster, tp.topic, tp.partition)] = batch[-1].offset
-                offsets[tp] = batch[-1].offset + 1
+        current, self._next = self._next, None
+        if current is None:
+            current = self._prepare(self._poll_batch(timeout_ms))
+        if current is not None:
+            if self.overlap:
+                self._next = self._prepare(self._poll_batch(0), current)
             try:
-                stats = self.applier.apply(messages, track)
+                stats = self.applier.apply_prepared(current.prepared, current.track)
             except Exception:
-                # The consumer's position already moved past these records; without rewinding,
-                # the next poll would skip them until a restart. The database's positions are
-                # the truth, but when the database is what failed they cannot be read: rewind
-                # to this batch's first records (never skips), and seek from the database
-                # before the next poll (in case the commit went through before the failure).
-                for tp, batch in records.items():
-                    self.consumer.seek(tp, batch[0].offset)
-                self.resync = True
+                self._rewind(current.records)
                 raise
-            self._commit(offsets)
+            self._commit(current.offsets)
         if self.clock() - self._last_sweep >= self.sweep_every_s:
             stats.add(self.applier.sweep())
             self._last_sweep = self.clock()
         self.publish_outbox()
         return stats
+
+    def _prepare(
+        self, records: dict[TopicPartition, list[Any]], before: _Polled | None = None
+    ) -> _Polled | None:
+        """Start verifying polled records (None if there are none). ``before``: the batch in
+        hand, rewound too if this fails (its records come first)."""
+        if not records:
+            return None
+        messages: list[Message] = []
+        track: dict[str, int] = {}
+        offsets: dict[TopicPartition, Any] = {}
+        now = self.applier.clock()
+        for tp, batch in records.items():
+            for record in batch:
+                origin = f"{tp.topic}/{tp.partition}/{record.offset}"
+                messages.append(Message(record.value or b"", origin, received_at(record.timestamp, now)))
+            track[tracking_name(self.cluster, tp.topic, tp.partition)] = batch[-1].offset
+            offsets[tp] = batch[-1].offset + 1
+        try:
+            prepared = self.applier.prepare(messages, overlap=self.overlap)
+        except Exception:
+            self._rewind(records, before.records if before is not None else {})
+            raise
+        return _Polled(records, track, offsets, prepared)
+
+    def _rewind(self, *polled: dict[TopicPartition, list[Any]]) -> None:
+        """A batch failed: the consumer's position already moved past its records (and past
+        the next batch's, polled meanwhile); without rewinding, the next poll would skip them
+        until a restart. The database's positions are the truth, but when the database is
+        what failed they cannot be read: rewind to the first record polled of each partition
+        (never skips), and seek from the database before the next poll (in case the commit
+        went through before the failure)."""
+        first: dict[TopicPartition, int] = {}
+        for records in (*polled, self._next.records if self._next is not None else {}):
+            for tp, batch in records.items():
+                first[tp] = min(first.get(tp, batch[0].offset), batch[0].offset)
+        self.drop_next()
+        for tp, offset in first.items():
+            self.consumer.seek(tp, offset)
+        self.resync = True
+
+    def drop_next(self) -> None:
+        """Forget the batch polled but not applied (a rewind, closing)."""
+        if self._next is not None:
+            self._next.prepared.pending.cancel()
+            self._next = None
 
     def _poll_batch(self, timeout_ms: int) -> dict[TopicPartition, list[Any]]:
         """Up to ``max_batch`` records, polling again while records are ready.
@@ -236,6 +286,7 @@ class Projector:
                 on_batch(stats, self.clock() - started)
 
     def close(self) -> None:
+        self.drop_next()
         self.consumer.close()
         self.producer.close(timeout=5)
 

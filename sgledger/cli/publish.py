@@ -15,6 +15,7 @@ from consumers.projection.shard import Shard
 from consumers.projection.stage import ChildProjection
 from consumers.projector.applier import Applier, ApplyStats
 from consumers.projector.runner import GROUP_ID, Projector
+from consumers.projector.verifier import DEFAULT_WORKERS, Verifier
 from ledger.timeutil import TimeFormatError, parse_time
 from producers.outbox import Outbox
 from producers.relay import Relay
@@ -226,6 +227,15 @@ def relay(
     show_default=True,
     help="/readyz fails when no batch has completed for this many seconds.",
 )
+@click.option(
+    "--verify-workers",
+    type=click.IntRange(0, 64),
+    default=DEFAULT_WORKERS,
+    show_default=True,
+    help="Processes that verify messages (parse, schema, signature) beside the projector "
+    "(stages both and intake): the next batch is verified while this one is applied. "
+    "0 verifies in the projector's own process (a one-core machine).",
+)
 @health_options
 @pass_app
 def project(
@@ -235,6 +245,7 @@ def project(
     shard: str,
     max_batch: int,
     ready_within: float,
+    verify_workers: int,
     metrics_port: int | None,
     metrics_host: str,
 ) -> None:
@@ -255,7 +266,8 @@ def project(
         _project_children(app, part, max_batch, ready_within, metrics_port, metrics_host)
         return
     kafka = app.cluster(CLUSTER_ONLY)
-    applier = Applier(app.ledger, app.root_key(), children=stage == "both")
+    verifier = Verifier(verify_workers)
+    applier = Applier(app.ledger, app.root_key(), children=stage == "both", verifier=verifier)
     projector = Projector(applier, kafka, group_id=group, max_batch=max_batch)
     heartbeat = Heartbeat(ready_within, "database or broker trouble")
     metrics, server = start_health("projector", metrics_port, metrics_host, heartbeat.ready)
@@ -291,6 +303,7 @@ def project(
         projector.run(stop_on_signals(), on_batch)
     finally:
         projector.close()
+        verifier.close()
         if server is not None:
             server.stop()
 

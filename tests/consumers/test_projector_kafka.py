@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,8 +16,9 @@ from kafka import KafkaConsumer
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from consumers.projector.applier import Applier, ApplyStats, Message
+from consumers.projector.applier import Applier, ApplyStats, Prepared
 from consumers.projector.runner import Projector
+from consumers.projector.verifier import Verifier
 from ledger.keystore import Keystore
 from ledger.signing import public_key_text
 from ledger.store.ledger import Ledger
@@ -267,20 +268,25 @@ class _FailsOnce(Applier):
 
     failed = False
 
-    def apply(self, messages: Sequence[Message], track: Mapping[str, int] | None = None) -> ApplyStats:
+    def apply_prepared(self, prepared: Prepared, track: Mapping[str, int] | None = None) -> ApplyStats:
         if not self.failed:
             self.failed = True
             raise OperationalError("SELECT 1", {}, Exception("database is unavailable"))
-        return super().apply(messages, track)
+        return super().apply_prepared(prepared, track)
 
 
+@pytest.mark.parametrize("workers", [0, 1])
 def test_a_failed_batch_is_polled_again_not_skipped(
-    kafka_settings: KafkaSettings, keystore: Keystore, tmp_path: Path
+    kafka_settings: KafkaSettings, keystore: Keystore, tmp_path: Path, workers: int
 ) -> None:
+    """With verification workers, the batch polled and verified while the failed one was being
+    applied is dropped and polled again too (``Projector._rewind``)."""
     events = story(keystore, children=5, incidents_per_child=2)
     send_events(kafka_settings, events)
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
-    projector = Projector(_FailsOnce(ledger, keystore.root_info().root_key()), kafka_settings, group_id=None)
+    verifier = Verifier(workers)
+    applier = _FailsOnce(ledger, keystore.root_info().root_key(), verifier=verifier)
+    projector = Projector(applier, kafka_settings, group_id=None, max_batch=4)
     try:
         with pytest.raises(OperationalError):
             while True:
@@ -288,4 +294,5 @@ def test_a_failed_batch_is_polled_again_not_skipped(
         run_until(projector, lambda: ledger.count() == len(events))
     finally:
         projector.close()
+        verifier.close()
     ledger.engine.dispose()

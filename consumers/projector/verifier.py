@@ -1,0 +1,191 @@
+"""Pre-verification of a batch's messages, in this process or across a pool of processes.
+
+Parsing, schema validation, the canonical form and the Ed25519 signature are a pure function of
+the message bytes, their receipt time and the key registry, and they were more than half of the
+intake stage's CPU (issue 13: ~180 of ~315 us per event). They need no database and no order, so
+they can run on the other core while this process does what must be serial: the ordered accept
+under the ledger's writer lock. What comes back is exactly what the in-process check returns (the
+same function runs in the worker), so a pool changes where the work runs, never a verdict.
+
+Why processes, not threads: every step is Python holding the GIL except the libsodium call.
+Why ``spawn``: the projector runs kafka-python's threads, and forking a process with threads can
+copy a lock held by one of them; a spawned worker imports only this module's dependencies
+(about 0.3 s, once, in the background while the consumer joins its group).
+
+A worker that dies (killed, out of memory) is infrastructure, never a message's fault: its chunk
+is verified again in this process, the pool is replaced, and no message is quarantined for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime
+from typing import Any
+
+from rfc8785 import CanonicalizationError
+from sqlalchemy import exc as sql_errors
+
+from ledger.canonical import canonical_forms
+from ledger.keyregistry import KeyRegistry
+from ledger.verification import Reason, Rejection, check_event, parse_message
+
+log = logging.getLogger(__name__)
+DEFAULT_WORKERS = 1  # measured: see the module docstring
+
+# A message's verdict and, when it passed, its whole canonical form (the chain digest's input:
+# computed once here, not again on acceptance).
+# Failures of the database itself (or of this machine), never of one message: retry the batch.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    sql_errors.OperationalError,
+    sql_errors.InterfaceError,
+    sql_errors.DisconnectionError,
+    sql_errors.TimeoutError,
+    sql_errors.PendingRollbackError,
+    MemoryError,
+    OSError,
+)
+Checked = tuple[dict[str, Any] | Rejection, bytes | None]
+Item = tuple[bytes, datetime | None]  # raw message, when the partnership received it
+
+
+def check(raw: bytes, registry: KeyRegistry, received: datetime | None) -> Checked:
+    """Parse, schema, key and signature (``ledger.verification.check_event``) with one canonical
+    pass for the signing input and the chain digest."""
+    parsed = parse_message(raw)
+    if isinstance(parsed, Rejection):
+        return parsed, None
+    try:
+        canonical, signed = canonical_forms(parsed)
+    except CanonicalizationError:
+        # Not serialisable (e.g. an integer beyond 2**53): judged as before, refused by schema.
+        canonical, signed = None, None
+    refusal = check_event(parsed, registry, received, signed)
+    return (refusal, None) if refusal is not None else (parsed, canonical)
+
+
+def check_isolated(raw: bytes, registry: KeyRegistry, received: datetime | None) -> Checked:
+    """``check``, with anything it raises turned into this message's refusal: it runs before the
+    write transaction, so nothing else is affected (issue 9: no message stops the projector)."""
+    try:
+        return check(raw, registry, received)
+    except INFRASTRUCTURE_ERRORS:
+        raise
+    except Exception as error:
+        return internal_error(error), None
+
+
+def check_chunk(registry: KeyRegistry, items: Sequence[Item]) -> list[Checked]:
+    """A worker's task: ``check_isolated`` of each item, in order."""
+    return [check_isolated(raw, registry, received) for raw, received in items]
+
+
+def internal_error(error: BaseException) -> Rejection:
+    """The refusal for an unanticipated failure: the exception's class and the first line of
+    its message, cut short (a database error's text can carry the statement and its values)."""
+    message = (str(error).splitlines() or [""])[0][:200]
+    return Rejection(
+        Reason.INTERNAL_ERROR,
+        f"{type(error).__name__}: {message} (a fault in the projector, not necessarily in the "
+        "message; `sgledger quarantine readmit` once it is fixed)",
+    )
+
+
+def _ready() -> None:
+    """Nothing: submitted once per worker at start so the pool's imports happen early."""
+
+
+class Verifier:
+    """``workers`` = 0 checks in this process, when the verdicts are asked for. With workers,
+    ``start`` hands a batch to them at once and returns; ``Pending.result`` collects it. With
+    ``share=True`` this process takes one part itself while the workers take the others (one
+    worker and this process: both cores verify one batch); with ``share=False`` the workers take
+    it all, so that this process can apply the previous batch meanwhile (the runner's overlap)."""
+
+    def __init__(self, workers: int = 0) -> None:
+        if workers < 0:
+            raise ValueError("verify workers must be 0 or more")
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        if workers:
+            self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        for _ in range(self.workers):
+            pool.submit(_ready)
+        self._pool = pool
+        return pool
+
+    def check_all(self, items: Sequence[Item], registry: KeyRegistry) -> list[Checked]:
+        """The verdict of each item, in order."""
+        return self.start(items, registry, share=True).result()
+
+    def start(self, items: Sequence[Item], registry: KeyRegistry, *, share: bool) -> Pending:
+        """Begin checking ``items`` against ``registry``; the verdicts come from ``result``."""
+        hands = self.workers + share
+        if not self.workers or len(items) < 2 * hands:
+            return Pending(self, registry, [(items, None)])
+        pool = self._pool or self._start()
+        size = -(-len(items) // hands)
+        parts: list[tuple[Sequence[Item], Future[list[Checked]] | None]] = []
+        for start in range(0, len(items), size):
+            part = items[start : start + size]
+            if share and start + size >= len(items):
+                parts.append((part, None))  # this process's part, checked in ``result``
+                continue
+            try:
+                parts.append((part, pool.submit(check_chunk, registry, part)))
+            except BrokenProcessPool:
+                self._replace()
+                parts.append((part, None))
+        return Pending(self, registry, parts)
+
+    def _replace(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
+class Pending:
+    """A batch being checked: parts in order, each with the worker's future or None (checked
+    here when the result is asked for)."""
+
+    def __init__(
+        self,
+        verifier: Verifier,
+        registry: KeyRegistry,
+        parts: list[tuple[Sequence[Item], Future[list[Checked]] | None]],
+    ) -> None:
+        self.verifier, self.registry, self.parts = verifier, registry, parts
+
+    def result(self) -> list[Checked]:
+        """Every verdict, in order. This process's own part is checked first, while the
+        workers still run; a part whose worker died is checked here (see the module doc)."""
+        mine = {i: check_chunk(self.registry, part) for i, (part, f) in enumerate(self.parts) if f is None}
+        results: list[Checked] = []
+        for i, (part, future) in enumerate(self.parts):
+            if future is None:
+                results.extend(mine[i])
+                continue
+            try:
+                results.extend(future.result())
+            except BrokenProcessPool:
+                log.warning("a verification worker died: %d messages checked here, pool restarted", len(part))
+                self.verifier._replace()
+                results.extend(check_chunk(self.registry, part))
+        return results
+
+    def cancel(self) -> None:
+        """The batch will not be applied (the runner rewinds): drop what has not started."""
+        for _, future in self.parts:
+            if future is not None:
+                future.cancel()

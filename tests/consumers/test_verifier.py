@@ -1,0 +1,122 @@
+"""Verification in worker processes (``consumers.projector.verifier``): the same verdicts as in
+the projector's own process, a worker killed mid-batch costs nothing but time, and a batch
+verified while the previous one was applied is judged with the keys the ledger holds when its
+turn comes, not those it was verified with."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from consumers.projector.applier import Applier, Message
+from consumers.projector.verifier import Item, Verifier
+from ledger.store.ledger import Ledger
+from ledger.store.models import AcceptedEvent, QuarantineEntry
+from tests.ledger.factory import INCIDENT, T0, Chain, Partnership
+
+
+@pytest.fixture
+def pool() -> Iterator[Verifier]:
+    verifier = Verifier(1)
+    yield verifier
+    verifier.close()
+
+
+def mixed_batch(partnership: Partnership) -> tuple[list[Item], Any]:
+    """Good events and one of each kind of refusal the pre-check makes, about 60 messages."""
+    police, unknown = Chain("police/avon-somerset"), Chain("csc/somerset")
+    registry = partnership.registry(partnership.register(police))
+    good = [police.event("incident.reported", {**INCIDENT, "incident_ref": f"INC-{n}"}) for n in range(50)]
+    tampered = {**police.event("incident.reported", INCIDENT), "subject": "C-2"}
+    schema_bad = police.event("incident.reported", {"children_present": "yes"})
+    stranger = unknown.event("child.registered", {"dob": "2023-11-01"})
+    raws = [json.dumps(e).encode() for e in [*good, tampered, schema_bad, stranger]]
+    raws += [b"not json", b'{"id": "a", "id": "b"}', b"[" * 5000, b"x" * (1024 * 1024 + 1)]
+    return [(raw, T0 + timedelta(days=1)) for raw in raws], registry
+
+
+def test_workers_give_the_verdicts_of_the_projector_process(pool: Verifier) -> None:
+    items, registry = mixed_batch(Partnership())
+    here = Verifier(0).check_all(items, registry)
+    assert pool.check_all(items, registry) == here
+    assert pool.start(items, registry, share=False).result() == here
+    reasons = [str(verdict.reason) for verdict, _ in here if not isinstance(verdict, dict)]
+    assert reasons == [
+        "bad-signature", "schema-invalid", "unknown-key", "not-json", "not-json", "not-json", "oversized",
+    ]  # fmt: skip
+    assert all(canonical is not None for verdict, canonical in here if isinstance(verdict, dict))
+
+
+def test_a_worker_killed_mid_batch_refuses_nothing(pool: Verifier) -> None:
+    items, registry = mixed_batch(Partnership())
+    expected = Verifier(0).check_all(items, registry)
+    pool.check_all(items, registry)  # the worker is up
+    pending = pool.start(items * 20, registry, share=False)
+    assert pool._pool is not None
+    for pid in list(pool._pool._processes):  # type: ignore[attr-defined]
+        os.kill(pid, signal.SIGKILL)
+    assert pending.result() == expected * 20  # checked here instead, nothing internal-error
+    assert pool.check_all(items, registry) == expected  # and a new pool took over
+
+
+def test_a_batch_verified_before_a_revocation_is_judged_with_it(tmp_path: Path, pool: Verifier) -> None:
+    """The runner verifies batch N+1 while it applies batch N. If N revokes a key, N+1's events
+    signed with it and received after the revocation must be refused although they passed
+    verification with the keys of before N."""
+    partnership, police = Partnership(), Chain("police/avon-somerset")
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    applier = Applier(ledger, partnership.root_key, clock=lambda: T0 + timedelta(days=30), verifier=pool)
+    applier.apply([Message(json.dumps(partnership.register(police)).encode())])
+    revoked_at = T0 + timedelta(days=2)
+    late = police.event("incident.reported", INCIDENT, recorded=T0 + timedelta(days=1))
+    following = applier.prepare(
+        [Message(json.dumps(late).encode(), "t/0/1", revoked_at + timedelta(hours=1))], overlap=True
+    )
+    applier.apply([Message(json.dumps(partnership.revoke(police, revoked_at)).encode())])
+    stats = applier.apply_prepared(following)
+    assert (stats.accepted, stats.quarantined) == (0, 1)
+    with ledger.read() as session:
+        assert session.scalar(select(QuarantineEntry.reason)) == "key-revoked-at-receipt"
+        assert late["id"] not in set(session.scalars(select(AcceptedEvent.event_id)))
+    ledger.engine.dispose()
+
+
+def test_a_pool_applies_what_the_projector_process_applies(tmp_path: Path, pool: Verifier) -> None:
+    partnership, police, gp = Partnership(), Chain("police/avon-somerset"), Chain("gp/L85001")
+    events: list[dict[str, Any] | bytes] = [partnership.register(police), partnership.register(gp)]
+    for n in range(30):
+        child = f"C-{n}"
+        events.append(
+            police.event("incident.reported", {**INCIDENT, "incident_ref": f"I-{n}"}, subject=child)
+        )
+        events.append(gp.event("gp.registered", {"person": child, "practice": "L85001"}, subject=child))
+    tampered = {**police.event("incident.reported", INCIDENT), "subject": "C-9"}
+    events += [b"not json", json.dumps(tampered).encode()]
+    messages = [Message(e if isinstance(e, bytes) else json.dumps(e).encode()) for e in events]
+
+    def applied(verifier: Verifier, name: str) -> tuple[list[Any], list[Any]]:
+        ledger = Ledger(f"sqlite:///{tmp_path / name}")
+        Applier(ledger, partnership.root_key, clock=lambda: T0 + timedelta(days=30), verifier=verifier).apply(
+            messages
+        )
+        with ledger.read() as session:
+            accepted = session.execute(
+                select(AcceptedEvent.position, AcceptedEvent.event_id, AcceptedEvent.envelope)
+            ).all()
+            refused = session.execute(select(QuarantineEntry.reason, QuarantineEntry.status)).all()
+        ledger.engine.dispose()
+        return accepted, refused
+
+    in_process = applied(Verifier(0), "here.sqlite")
+    assert applied(pool, "pool.sqlite") == in_process
+    assert len(in_process[0]) == 62 and sorted(in_process[1]) == [
+        ("bad-signature", "quarantined"), ("not-json", "quarantined"),
+    ]  # fmt: skip
