@@ -40,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bench.machine import (
     canonical_rate,
@@ -56,7 +56,7 @@ from consumers.projector.verifier import DEFAULT_WORKERS, Verifier
 from ledger.keystore import Keystore
 from ledger.signing import key_id, public_key_text
 from ledger.store.ledger import Ledger
-from ledger.store.models import AcceptedEvent
+from ledger.store.models import AcceptedEvent, QuarantineEntry
 from producers.outbox import Outbox, OutboxRow
 from producers.relay import Relay
 from producers.sdk import Draft, Producer
@@ -184,6 +184,8 @@ def main() -> None:
         verifier.close()  # reaps the workers: their CPU time is then in RUSAGE_CHILDREN
         workers_cpu = _children_cpu() - workers_cpu
         replay_cpu = replay_main_cpu + workers_cpu
+        with replay_ledger.read() as session:  # held for a predecessor in a later batch
+            replay_held = session.scalar(select(func.count()).select_from(QuarantineEntry)) or 0
     with ledger.read() as session:
         accepted = dict(
             session.execute(select(AcceptedEvent.event_id, AcceptedEvent.accepted_at)).tuples().all()
@@ -217,6 +219,7 @@ def main() -> None:
             "projection_main_process_cpu_ms_per_event": round(1000 * replay_main_cpu / total, 3),
             "projection_workers_cpu_ms_per_event": round(1000 * workers_cpu / total, 3),
             "verify_workers": args.verify_workers,
+            "projection_held_for_a_predecessor": replay_held,
             "projection_vs_raw_verify_cpu": round(projection_cpu / one_cpu, 4),
             "raw_verify_per_cpu_s": round(one_cpu),
             "latency_s": {"p50": round(p50, 2), "p95": round(p95, 2), "p99": round(p99, 2)},

@@ -78,10 +78,14 @@ class KeyRegistry:
     def __init__(self, root: RootKey) -> None:
         self.root = root
         self._keys: dict[str, KeyRecord] = {}
+        # Key events folded so far: a verdict reached with this registry still holds while the
+        # count is unchanged (the projector checks released messages ahead, in a pool).
+        self.changes = 0
 
     def apply(self, event: Mapping[str, Any]) -> None:
         """Fold one accepted ``agency.key.registered`` / ``agency.key.revoked`` event."""
         data = event["data"]
+        self.changes += 1
         if event["type"] == "agency.key.registered":
             public_key = load_public_key(data["public_key"])
             if key_id(public_key) != data["kid"]:
@@ -100,6 +104,7 @@ class KeyRegistry:
         """An independent registry with the same keys (records are immutable)."""
         twin = KeyRegistry(self.root)
         twin._keys = dict(self._keys)
+        twin.changes = self.changes
         return twin
 
     def get(self, kid: str) -> KeyRecord | None:

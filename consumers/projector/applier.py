@@ -80,6 +80,8 @@ __all__ = ["INFRASTRUCTURE_ERRORS", "Applier", "ApplyStats", "Message", "interna
 # Events about the partnership's own bookkeeping, not about the child's life.
 NOT_CHILD_EVENTS = frozenset({*KEY_EVENT_TYPES, "ledger.tree-head", "access.recorded"})
 INTEGRITY_RULES = ("lost-event", "equivocation")
+# Released messages to check in full at once before the verification workers are worth asking.
+RELEASED_IN_POOL_FROM = 16
 
 
 def utc_now() -> datetime:
@@ -588,8 +590,33 @@ class Applier:
         # A stable sort on the sequence alone: held entries are listed in the order they were
         # held, and an entry held in this batch has no id until flushed (sorting on the id
         # compared None with int and halted the projector).
-        for entry in sorted(batch.waiting_for(event), key=lambda e: e.sequence or 0):
-            self._retry(batch, entry, over_hole=False)
+        waiting = sorted(batch.waiting_for(event), key=lambda e: e.sequence or 0)
+        checked = self._check_released(batch, waiting)
+        for entry in waiting:
+            verdict = checked.get(id(entry))
+            if verdict is not None and not (
+                entry.status == "held"
+                and entry.reason == Reason.UNKNOWN_KEY
+                and batch.registry.changes == verdict[2]
+            ):
+                verdict = None  # a key event came in between: checked again with what it changed
+            self._retry(batch, entry, over_hole=False, checked=verdict[:2] if verdict else None)
+
+    def _check_released(
+        self, batch: Batch, waiting: Sequence[QuarantineEntry]
+    ) -> dict[int, tuple[dict[str, Any] | Rejection, bytes | None, int]]:
+        """Messages held for a key its registration just released are checked in full again
+        (schema, signature): for many at once (an agency's first events, a replay that reads
+        the registrations topic last: half of a 10,000-event replay) the verification workers
+        share it, and the canonical forms come with the verdicts. By id of the entry, with the
+        registry's change count the verdicts hold for."""
+        full = [e for e in waiting if e.reason == Reason.UNKNOWN_KEY]
+        if len(full) < RELEASED_IN_POOL_FROM or not self.verifier.workers:
+            return {}
+        items = [(e.raw, _aware(e.received_at)) for e in full]
+        verdicts = self.verifier.check_all(items, batch.registry)
+        changes = batch.registry.changes
+        return {id(e): (*v, changes) for e, v in zip(full, verdicts, strict=True)}
 
     @staticmethod
     def _recheck_key(
@@ -602,13 +629,18 @@ class Applier:
             return rejection, None
         return check(raw, registry, received)
 
-    def _retry(self, batch: Batch, entry: QuarantineEntry, *, over_hole: bool) -> None:
-        pre = self._recheck_held(entry, batch.registry)
+    def _retry(
+        self, batch: Batch, entry: QuarantineEntry, *, over_hole: bool, checked: Checked | None = None
+    ) -> None:
+        """``checked``: the entry's verdict, if ``_check_released`` reached it already."""
+        pre, canonical = checked if checked is not None else (self._recheck_held(entry, batch.registry), None)
         if isinstance(pre, Rejection):
             self._quarantine(batch, entry.raw, entry.origin, pre, None, entry)
             return
         entry.status = "readmitting"  # keeps a recursive release from picking it up again
-        outcome = self._admit(batch, pre, entry.raw, entry.origin, over_hole=over_hole, entry=entry)
+        outcome = self._admit(
+            batch, pre, entry.raw, entry.origin, over_hole=over_hole, entry=entry, canonical=canonical
+        )
         if outcome is None or outcome == DUPLICATE:
             entry.status, entry.resolved_at = "readmitted", batch.now
             entry.resolution = (

@@ -120,3 +120,41 @@ def test_a_pool_applies_what_the_projector_process_applies(tmp_path: Path, pool:
     assert len(in_process[0]) == 62 and sorted(in_process[1]) == [
         ("bad-signature", "quarantined"), ("not-json", "quarantined"),
     ]  # fmt: skip
+
+
+def test_messages_released_by_their_key_are_judged_as_in_the_projector_process(
+    tmp_path: Path, pool: Verifier
+) -> None:
+    """An agency's events held for its unknown key are checked again in the pool when the key
+    arrives; a revocation released in the same sweep, between two of them, must still count
+    for those after it (their pool verdicts predate it)."""
+    partnership, police = Partnership(), Chain("police/avon-somerset")
+    registration = partnership.register(police)
+    revocation = partnership.revoke(police, T0 + timedelta(hours=1))
+    events = [
+        police.event("incident.reported", {**INCIDENT, "incident_ref": f"I-{n}"}, at=T0 + timedelta(hours=2))
+        for n in range(20)
+    ]
+    first = [Message(json.dumps(e).encode()) for e in [*events, revocation]]
+
+    def applied(verifier: Verifier, name: str) -> tuple[set[str], list[tuple[str, str]]]:
+        ledger = Ledger(f"sqlite:///{tmp_path / name}")
+        applier = Applier(
+            ledger, partnership.root_key, clock=lambda: T0 + timedelta(days=30), verifier=verifier
+        )
+        applier.apply(first)  # all held: the key and the revocation's predecessor are missing
+        applier.apply([Message(json.dumps(registration).encode())])
+        with ledger.read() as session:
+            accepted = set(session.scalars(select(AcceptedEvent.event_id)))
+            refused = session.execute(
+                select(QuarantineEntry.status, QuarantineEntry.reason).order_by(QuarantineEntry.sequence)
+            ).all()
+        ledger.engine.dispose()
+        return accepted, [(str(status), str(reason)) for status, reason in refused]
+
+    in_process = applied(Verifier(0), "here.sqlite")
+    assert applied(pool, "pool.sqlite") == in_process
+    accepted, refused = in_process
+    assert {registration["id"], revocation["id"], events[0]["id"]} <= accepted
+    assert len(accepted) == 3  # the first was released before the revocation, the rest after it
+    assert refused.count(("quarantined", "key-not-valid-at-recordedtime")) == 19
