@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -98,6 +101,19 @@ def _ready() -> None:
     """Nothing: submitted once per worker at start so the pool's imports happen early."""
 
 
+def _exit_with(parent: int) -> None:
+    """A worker's initializer: exit once the projector that started it is gone. A projector
+    killed with SIGKILL cannot shut its pool down, and its worker would wait for work forever
+    (found by the SIGKILL test: one orphan per kill)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-projector", daemon=True).start()
+
+
 class Verifier:
     """``workers`` = 0 checks in this process, when the verdicts are asked for. With workers,
     ``start`` hands a batch to them at once and returns; ``Pending.result`` collects it. With
@@ -114,7 +130,12 @@ class Verifier:
             self._start()
 
     def _start(self) -> ProcessPoolExecutor:
-        pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(
+            self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_exit_with,
+            initargs=(os.getpid(),),
+        )
         for _ in range(self.workers):
             pool.submit(_ready)
         self._pool = pool

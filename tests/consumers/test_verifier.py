@@ -8,6 +8,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -158,3 +161,41 @@ def test_messages_released_by_their_key_are_judged_as_in_the_projector_process(
     assert {registration["id"], revocation["id"], events[0]["id"]} <= accepted
     assert len(accepted) == 3  # the first was released before the revocation, the rest after it
     assert refused.count(("quarantined", "key-not-valid-at-recordedtime")) == 19
+
+
+def test_a_killed_projector_leaves_no_worker_behind(tmp_path: Path) -> None:
+    script = tmp_path / "projector.py"
+    script.write_text(
+        "import sys, time\n"
+        "from consumers.projector.verifier import Verifier\n"
+        "if __name__ == '__main__':\n"
+        "    verifier = Verifier(1)\n"
+        "    verifier.check_all([(b'not json', None)] * 10, None)\n"  # the workers are up
+        "    print(*verifier._pool._processes, flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    projector = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert projector.stdout is not None
+    workers = [int(pid) for pid in projector.stdout.readline().split()]
+    assert workers
+    projector.kill()
+    projector.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers):
+        assert time.monotonic() < deadline, "a verification worker outlived its projector"
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    """Running (not exited; an exited orphan is reaped by init or left a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
