@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from consumers.projector.applier import Applier, Message
 from consumers.projector.verifier import Item, Verifier
+from ledger.keyregistry import KeyRegistry
 from ledger.store.ledger import Ledger
 from ledger.store.models import AcceptedEvent, QuarantineEntry
 from tests.ledger.factory import INCIDENT, T0, Chain, Partnership
@@ -33,7 +34,7 @@ def pool() -> Iterator[Verifier]:
     verifier.close()
 
 
-def mixed_batch(partnership: Partnership) -> tuple[list[Item], Any]:
+def mixed_batch(partnership: Partnership) -> tuple[list[Item], KeyRegistry]:
     """Good events and one of each kind of refusal the pre-check makes, about 60 messages."""
     police, unknown = Chain("police/avon-somerset"), Chain("csc/somerset")
     registry = partnership.registry(partnership.register(police))
@@ -64,7 +65,7 @@ def test_a_worker_killed_mid_batch_refuses_nothing(pool: Verifier) -> None:
     pool.check_all(items, registry)  # the worker is up
     pending = pool.start(items * 20, registry, share=False)
     assert pool._pool is not None
-    for pid in list(pool._pool._processes):  # type: ignore[attr-defined]
+    for pid in list(pool._pool._processes):
         os.kill(pid, signal.SIGKILL)
     assert pending.result() == expected * 20  # checked here instead, nothing internal-error
     assert pool.check_all(items, registry) == expected  # and a new pool took over
@@ -116,7 +117,7 @@ def test_a_pool_applies_what_the_projector_process_applies(tmp_path: Path, pool:
             ).all()
             refused = session.execute(select(QuarantineEntry.reason, QuarantineEntry.status)).all()
         ledger.engine.dispose()
-        return accepted, refused
+        return list(accepted), list(refused)
 
     in_process = applied(Verifier(0), "here.sqlite")
     assert applied(pool, "pool.sqlite") == in_process
