@@ -2,7 +2,7 @@
 
     python bench/ingest.py [--json] [--events 10000] [--children 500] [--database-url URL]
                            [--verify-workers N]
-    python bench/ingest.py --offered-rate 100 --duration 60 [--json] [--database-url URL]
+    python bench/ingest.py --offered-rate 100 --duration 60 [--json] [--database-url URL] [--verify-workers N]
 
 Publishes N signed events from four agencies about many children into the durable outbox
 (one transaction per 500 events), relays them to the embedded tansu broker, and runs the
@@ -128,7 +128,9 @@ def main() -> None:
     args = parser.parse_args()
     say: Callable[[str], None] = (lambda _: None) if args.json else print
     if args.offered_rate:
-        offered_load(args.offered_rate, args.duration, args.children, args.database_url, args.json)
+        offered_load(
+            args.offered_rate, args.duration, args.children, args.database_url, args.json, args.verify_workers
+        )
         return
     work = Path(tempfile.mkdtemp(prefix="sgledger-bench-"))
     keystore = Keystore(work / "keys")
@@ -253,7 +255,7 @@ def _children_cpu() -> float:
 
 
 def offered_load(
-    rate: float, duration: float, children: int, database_url: str | None, as_json: bool
+    rate: float, duration: float, children: int, database_url: str | None, as_json: bool, workers: int
 ) -> None:
     """Publish at ``rate`` for ``duration`` s with relay and projector as separate processes;
     print the publish -> visible latency (see the module docstring)."""
@@ -289,8 +291,8 @@ def offered_load(
                    "--bootstrap-servers", broker.bootstrap_servers]  # fmt: skip
         logs = [(work / f"{name}.log").open("wb") for name in ("relay", "project")]
         services = [
-            subprocess.Popen([*command, name], stdout=log, stderr=subprocess.STDOUT)
-            for name, log in zip(("relay", "project"), logs, strict=True)
+            subprocess.Popen([*command, *name.split()], stdout=log, stderr=subprocess.STDOUT)
+            for name, log in zip(("relay", f"project --verify-workers {workers}"), logs, strict=True)
         ]
         stop = threading.Event()
         reader = threading.Thread(target=_watch, args=(ledger, seen, stop))
@@ -341,6 +343,7 @@ def offered_load(
         "machine": describe(),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "offered_events_per_s": round(offered, 1),
+        "verify_workers": workers,
         "duration_s": duration,
         "events": len(plan),
         "children": children,
