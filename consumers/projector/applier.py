@@ -80,8 +80,6 @@ __all__ = ["INFRASTRUCTURE_ERRORS", "Applier", "ApplyStats", "Message", "interna
 # Events about the partnership's own bookkeeping, not about the child's life.
 NOT_CHILD_EVENTS = frozenset({*KEY_EVENT_TYPES, "ledger.tree-head", "access.recorded"})
 INTEGRITY_RULES = ("lost-event", "equivocation")
-# Released messages to check in full at once before the verification workers are worth asking.
-RELEASED_IN_POOL_FROM = 16
 
 
 def utc_now() -> datetime:
@@ -611,7 +609,7 @@ class Applier:
         share it, and the canonical forms come with the verdicts. By id of the entry, with the
         registry's change count the verdicts hold for."""
         full = [e for e in waiting if e.reason == Reason.UNKNOWN_KEY]
-        if len(full) < RELEASED_IN_POOL_FROM or not self.verifier.workers:
+        if not full or not self.verifier.workers:
             return {}
         items = [(e.raw, _aware(e.received_at)) for e in full]
         verdicts = self.verifier.check_all(items, batch.registry)

@@ -44,6 +44,9 @@ from ledger.verification import Reason, Rejection, check_event, parse_message
 
 log = logging.getLogger(__name__)
 DEFAULT_WORKERS = 1  # chosen by measurement: see the module docstring
+# Fewer messages than this are checked in this process: below it, sending them and the registry
+# to a worker costs more than checking them (a steady low rate: one or two per poll).
+POOL_FROM = 64
 
 # A message's verdict and, when it passed, its whole canonical form (the chain digest's input:
 # computed once here, not again on acceptance).
@@ -154,7 +157,7 @@ class Verifier:
     def start(self, items: Sequence[Item], registry: KeyRegistry, *, share: bool) -> Pending:
         """Begin checking ``items`` against ``registry``; the verdicts come from ``result``."""
         hands = self.workers + share
-        if not self.workers or len(items) < 2 * hands:
+        if not self.workers or len(items) < max(POOL_FROM, 2 * hands):
             return Pending(self, registry, [(items, None)])
         pool = self._pool or self._start()
         size = -(-len(items) // hands)

@@ -35,10 +35,11 @@ def pool() -> Iterator[Verifier]:
 
 
 def mixed_batch(partnership: Partnership) -> tuple[list[Item], KeyRegistry]:
-    """Good events and one of each kind of refusal the pre-check makes, about 60 messages."""
+    """Good events and one of each kind of refusal the pre-check makes: enough messages for
+    the workers (``POOL_FROM``)."""
     police, unknown = Chain("police/avon-somerset"), Chain("csc/somerset")
     registry = partnership.registry(partnership.register(police))
-    good = [police.event("incident.reported", {**INCIDENT, "incident_ref": f"INC-{n}"}) for n in range(50)]
+    good = [police.event("incident.reported", {**INCIDENT, "incident_ref": f"INC-{n}"}) for n in range(150)]
     tampered = {**police.event("incident.reported", INCIDENT), "subject": "C-2"}
     schema_bad = police.event("incident.reported", {"children_present": "yes"})
     stranger = unknown.event("child.registered", {"dob": "2023-11-01"})
@@ -51,7 +52,9 @@ def test_workers_give_the_verdicts_of_the_projector_process(pool: Verifier) -> N
     items, registry = mixed_batch(Partnership())
     here = Verifier(0).check_all(items, registry)
     assert pool.check_all(items, registry) == here
-    assert pool.start(items, registry, share=False).result() == here
+    pending = pool.start(items, registry, share=False)
+    assert all(future is not None for _, future in pending.parts)  # all of it in the worker
+    assert pending.result() == here
     reasons = [str(verdict.reason) for verdict, _ in here if not isinstance(verdict, dict)]
     assert reasons == [
         "bad-signature", "schema-invalid", "unknown-key", "not-json", "not-json", "not-json", "oversized",
@@ -96,7 +99,7 @@ def test_a_batch_verified_before_a_revocation_is_judged_with_it(tmp_path: Path, 
 def test_a_pool_applies_what_the_projector_process_applies(tmp_path: Path, pool: Verifier) -> None:
     partnership, police, gp = Partnership(), Chain("police/avon-somerset"), Chain("gp/L85001")
     events: list[dict[str, Any] | bytes] = [partnership.register(police), partnership.register(gp)]
-    for n in range(30):
+    for n in range(40):
         child = f"C-{n}"
         events.append(
             police.event("incident.reported", {**INCIDENT, "incident_ref": f"I-{n}"}, subject=child)
@@ -121,7 +124,7 @@ def test_a_pool_applies_what_the_projector_process_applies(tmp_path: Path, pool:
 
     in_process = applied(Verifier(0), "here.sqlite")
     assert applied(pool, "pool.sqlite") == in_process
-    assert len(in_process[0]) == 62 and sorted(in_process[1]) == [
+    assert len(in_process[0]) == 82 and sorted(in_process[1]) == [
         ("bad-signature", "quarantined"), ("not-json", "quarantined"),
     ]  # fmt: skip
 
@@ -137,7 +140,7 @@ def test_messages_released_by_their_key_are_judged_as_in_the_projector_process(
     revocation = partnership.revoke(police, T0 + timedelta(hours=1))
     events = [
         police.event("incident.reported", {**INCIDENT, "incident_ref": f"I-{n}"}, at=T0 + timedelta(hours=2))
-        for n in range(20)
+        for n in range(70)
     ]
     first = [Message(json.dumps(e).encode()) for e in [*events, revocation]]
 
@@ -161,7 +164,7 @@ def test_messages_released_by_their_key_are_judged_as_in_the_projector_process(
     accepted, refused = in_process
     assert {registration["id"], revocation["id"], events[0]["id"]} <= accepted
     assert len(accepted) == 3  # the first was released before the revocation, the rest after it
-    assert refused.count(("quarantined", "key-not-valid-at-recordedtime")) == 19
+    assert refused.count(("quarantined", "key-not-valid-at-recordedtime")) == 69
 
 
 def test_a_killed_projector_leaves_no_worker_behind(tmp_path: Path) -> None:
