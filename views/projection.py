@@ -13,6 +13,10 @@ their households) in a few queries and runs the rules; ``write_children`` reads 
 rows and flags in a few queries and writes what changed with one executemany per table, through
 SQLAlchemy Core (issue 13: per-child queries and one ORM object per row were most of the
 projector's time, and nothing reads these rows back from the session).
+
+The whole child is still recomputed, but not re-read: ``ChildHistories`` keeps the decoded
+events of recently read children, so a batch reads and decodes only what was accepted since
+(docs/notes/rule-evaluation.md, "Reading only what is new").
 """
 
 from __future__ import annotations
