@@ -173,7 +173,10 @@ class ChildHistories:
 
     Bounded like ``policies.engine.Evaluator``: at most ``children`` children and ``events``
     events between them, least recently read dropped first (a child not remembered is read in
-    full); nothing grows with the ledger.
+    full); nothing grows with the ledger. One per projecting process, used by one thread at a
+    time (as the ``Applier`` and the child stage are). Ledger rows are never changed or deleted
+    in operation; a ledger tampered with underneath a running process is the auditor's to find,
+    and a restart reads it afresh.
     """
 
     def __init__(self, children: int = 1024, events: int = 50_000) -> None:
