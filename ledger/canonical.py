@@ -33,7 +33,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import rfc8785
 
@@ -79,6 +79,57 @@ def around_signature(event: Mapping[str, Any]) -> tuple[bytes, bytes]:
     before = canonical_json({k: v for k, v in event.items() if k < SIGNATURE})[1:-1]
     after = canonical_json({k: v for k, v in event.items() if k > SIGNATURE})[1:-1]
     return before, after
+
+
+PREVHASH, SEQUENCE = "prevhash", "sequence"
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+class ChainRuns(NamedTuple):
+    """An unsigned event's canonical members, without braces, around the two that only the
+    chain decides (``prevhash`` and ``sequence``): written before the chain position is known,
+    so the chain's critical path only splices (``placed``) and signs. Why: an agency's chain is
+    sequential (each ``prevhash`` names the previous signed event), so everything that can be
+    serialised without the position is done off that path (issue 11, producers/gateway/worker.py).
+    """
+
+    head: bytes  # members sorting before "prevhash"
+    middle: bytes  # between "prevhash" and "sequence"
+    rest: bytes  # between "sequence" and "signature"
+    after: bytes  # after "signature"
+
+
+def chain_runs(unsigned: Mapping[str, Any]) -> ChainRuns:
+    """The runs of an event without ``signature``, ``prevhash`` and ``sequence`` (any values
+    they have are ignored): the same ordering argument as ``around_signature``."""
+    if SIGNATURE in unsigned:
+        raise ValueError("the event is already signed")
+
+    def run(low: str | None, high: str | None) -> bytes:
+        members = {
+            k: v for k, v in unsigned.items() if (low is None or low < k) and (high is None or k < high)
+        }
+        return canonical_json(members)[1:-1] if members else b""
+
+    return ChainRuns(
+        run(None, PREVHASH), run(PREVHASH, SEQUENCE), run(SEQUENCE, SIGNATURE), run(SIGNATURE, None)
+    )
+
+
+def placed(runs: ChainRuns, sequence: int, prevhash: str) -> tuple[bytes, bytes]:
+    """The runs before and after ``signature`` (as ``around_signature`` gives them) once the
+    event is placed at ``sequence`` after ``prevhash``: a digest (64 lowercase hex) or "" for
+    the first event, whose canonical form is the text between quotes; anything else is refused
+    rather than written unescaped."""
+    if type(sequence) is not int or not 0 < sequence <= 2**53 - 1:
+        raise ValueError(f"sequence must be a positive integer, not {sequence!r}")
+    if prevhash and not _DIGEST.fullmatch(prevhash):
+        raise ValueError(f"prevhash must be a SHA-256 hex digest or empty, not {prevhash!r}")
+    position = (
+        runs.head, b'"prevhash":"' + prevhash.encode("ascii") + b'"', runs.middle,
+        b'"sequence":' + str(sequence).encode("ascii"), runs.rest,
+    )  # fmt: skip
+    return b",".join(m for m in position if m), runs.after
 
 
 def joined(*members: bytes) -> bytes:

@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
-from ledger.envelope import SignedEvent, sign_unsigned, unsigned_event
+from ledger.canonical import ChainRuns, chain_runs
+from ledger.envelope import SignedEvent, unsigned_event
 from ledger.identifiers import AGENCY_ID
-from ledger.keystore import Keystore
+from ledger.keystore import Keystore, KeyValidity
 from ledger.signing import SIGNATURE, Signer
 from ledger.timeutil import TimeFormatError, format_time, parse_time
 from ledger.topics import Topics
@@ -54,14 +55,16 @@ class Draft:
     event_id: str | None = None
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """A checked draft and the unsigned event it becomes (sequence and prevhash still to be
-    given by the outbox), with its topic."""
+class Prepared(NamedTuple):
+    """A checked draft as the unsigned event it becomes, with its canonical members around the
+    chain position (``chain_runs``) and its topic: all that is left is to place it in the chain
+    and sign it (``Signer.sign_placed``). A tuple because the gateway's worker process sends
+    thousands of these per request to the process that signs (pickled)."""
 
-    draft: Draft
-    unsigned: dict[str, Any]
+    unsigned: dict[str, Any]  # sequence and prevhash are placeholders until placed
+    runs: ChainRuns
     topic: str
+    event_id: str | None  # the caller's id (a retried publish finds it), None when generated
 
 
 # The envelope attributes a producer writes itself: never from a caller, so not schema-checked
@@ -106,6 +109,65 @@ def draft_from_json(item: Any) -> tuple[Draft | None, list[Problem]]:
     ), []
 
 
+@dataclass(frozen=True)
+class Preparer:
+    """What checking a draft needs of a producer, without its private key or outbox: the
+    gateway's worker process holds one (picklable: ``clock`` must be a module-level function)."""
+
+    agency_id: str
+    kid: str
+    types: frozenset[str]
+    validity: KeyValidity | None
+    topics: Topics
+    clock: Callable[[], datetime] = _now
+
+    def prepare(self, draft: Draft) -> tuple[Prepared | None, list[Problem]]:
+        """The draft as the event it becomes, built and schema-checked once (``publish_prepared``
+        only adds the chain position and signs it), or every problem of it, found without
+        signing or storing anything: unknown type (with a suggestion), schema, and a recorded
+        time the partnership would refuse.
+
+        Callers that take many drafts (the gateway, ``publish --batch``) prepare them all first
+        so one answer lists every problem of every draft, instead of stopping at the first. The
+        attributes this producer writes itself (``WRITTEN``) are not schema-checked per event;
+        what came from the caller (id, type, subject, times, data) is."""
+        known = self.types
+        if draft.event_type not in known:
+            hint = did_you_mean(draft.event_type, known)
+            return None, [Problem("/type", f"an event type of the vocabulary{hint}", repr(draft.event_type))]
+        now = self.clock()
+        recorded = draft.recorded or now
+        event = unsigned_event(
+            kid=self.kid, source=self.agency_id, event_type=draft.event_type,
+            subject=draft.child, data=draft.data, time=draft.time or recorded, recordedtime=recorded,
+            sequence=1, prevhash="", event_id=draft.event_id,
+        )  # fmt: skip
+        event[SIGNATURE] = "A" * 86  # the shape of a signature, for the envelope's "required"
+        problems = validate_event(event, WRITTEN)
+        del event[SIGNATURE]
+        if self.validity is not None and not self.validity.valid_at(recorded):
+            problems.append(
+                Problem(
+                    "/recordedtime",
+                    f"a time when this agency's key is valid ({self.validity}; historical loads need "
+                    "a key registered with `sgledger agency add --valid-from`)",
+                    format_time(recorded),
+                )
+            )
+        if recorded > now + RECEIPT_SKEW:
+            problems.append(
+                Problem(
+                    "/recordedtime",
+                    f"no later than now plus {RECEIPT_SKEW} ({format_time(now + RECEIPT_SKEW)}): "
+                    "the partnership quarantines events recorded in the future",
+                    format_time(recorded),
+                )
+            )
+        if problems:
+            return None, problems
+        return Prepared(event, chain_runs(event), self.topics.for_type(draft.event_type), draft.event_id), []
+
+
 class Producer:
     """Publishes as one agency. The partnership id works too (signed with the root key), which
     is how ``agency.key.registered`` and other governance events are published."""
@@ -127,6 +189,9 @@ class Producer:
         self.outbox = outbox_url if isinstance(outbox_url, Outbox) else Outbox(outbox_url)
         self.topics = topics or Topics()
         self.clock = clock
+        self.preparer = Preparer(
+            self.agency_id, self._signer.kid, self._types, self._validity, self.topics, clock
+        )
 
     def publish(
         self,
@@ -146,50 +211,8 @@ class Producer:
         return self.publish_many([Draft(event_type, child, data, time, recorded, event_id)])[0]
 
     def prepare(self, draft: Draft) -> tuple[Prepared | None, list[Problem]]:
-        """The draft as the event it becomes, built and schema-checked once (``publish_prepared``
-        only adds the chain position and signs it), or every problem of it, found without
-        signing or storing anything: unknown type (with a suggestion), schema, and a recorded
-        time the partnership would refuse.
-
-        Callers that take many drafts (the gateway, ``publish --batch``) prepare them all first
-        so one answer lists every problem of every draft, instead of stopping at the first. The
-        attributes this producer writes itself (``WRITTEN``) are not schema-checked per event;
-        what came from the caller (id, type, subject, times, data) is."""
-        known = self._types
-        if draft.event_type not in known:
-            hint = did_you_mean(draft.event_type, known)
-            return None, [Problem("/type", f"an event type of the vocabulary{hint}", repr(draft.event_type))]
-        now = self.clock()
-        recorded = draft.recorded or now
-        event = unsigned_event(
-            kid=self._signer.kid, source=self.agency_id, event_type=draft.event_type,
-            subject=draft.child, data=draft.data, time=draft.time or recorded, recordedtime=recorded,
-            sequence=1, prevhash="", event_id=draft.event_id,
-        )  # fmt: skip
-        event[SIGNATURE] = "A" * 86  # the shape of a signature, for the envelope's "required"
-        problems = validate_event(event, WRITTEN)
-        del event[SIGNATURE]
-        if self._validity is not None and not self._validity.valid_at(recorded):
-            problems.append(
-                Problem(
-                    "/recordedtime",
-                    f"a time when this agency's key is valid ({self._validity}; historical loads need "
-                    "a key registered with `sgledger agency add --valid-from`)",
-                    format_time(recorded),
-                )
-            )
-        if recorded > now + RECEIPT_SKEW:
-            problems.append(
-                Problem(
-                    "/recordedtime",
-                    f"no later than now plus {RECEIPT_SKEW} ({format_time(now + RECEIPT_SKEW)}): "
-                    "the partnership quarantines events recorded in the future",
-                    format_time(recorded),
-                )
-            )
-        if problems:
-            return None, problems
-        return Prepared(draft, event, self.topics.for_type(draft.event_type)), []
+        """``Preparer.prepare`` with this producer's agency, key and clock."""
+        return self.preparer.prepare(draft)
 
     def publish_many(
         self,
@@ -216,28 +239,30 @@ class Producer:
     ) -> list[dict[str, Any]]:
         """``publish_many`` for drafts the caller has had ``prepare``d (and so checked) itself:
         the gateway and ``publish --batch`` check every draft first to report every problem."""
-        entries = [
-            Entry(p.topic, self._sign_at(p), p.draft.event_id, _same_as(self.agency_id, p.draft))
-            for p in prepared
-        ]
-        return self.outbox.append(self.agency_id, entries, also=also)
+        return self.outbox.append(self.agency_id, (self.entry(p) for p in prepared), also=also)
+
+    def entry(self, prepared: Prepared) -> Entry:
+        """The outbox entry that signs ``prepared`` at the position the outbox gives it."""
+        return Entry(prepared.topic, self._sign_at(prepared), prepared.event_id, _same_as(prepared.unsigned))
 
     def _sign_at(self, prepared: Prepared) -> Callable[[int, str], SignedEvent]:
         def sign(sequence: int, prevhash: str) -> SignedEvent:
-            placed = {**prepared.unsigned, "sequence": sequence, "prevhash": prevhash}
-            signed = sign_unsigned(placed, self._signer)
+            signature, payload = self._signer.sign_placed(prepared.runs, sequence, prevhash)
             # The schema was checked (``prepare``) on this same content; only the size is new.
-            if len(signed.payload) > MAX_MESSAGE_BYTES:  # the ledger would quarantine it as oversized
-                problem = Problem("", f"at most {MAX_MESSAGE_BYTES} bytes", f"{len(signed.payload)} bytes")
-                raise InvalidEvent(prepared.draft.event_type, [problem])  # rolls the transaction back
-            return signed
+            if len(payload) > MAX_MESSAGE_BYTES:  # the ledger would quarantine it as oversized
+                problem = Problem("", f"at most {MAX_MESSAGE_BYTES} bytes", f"{len(payload)} bytes")
+                raise InvalidEvent(prepared.unsigned["type"], [problem])  # rolls the transaction back
+            placed = {**prepared.unsigned, "sequence": sequence, "prevhash": prevhash, SIGNATURE: signature}
+            return SignedEvent(placed, payload)
 
         return sign
 
 
-def _same_as(source: str, draft: Draft) -> Callable[[Mapping[str, Any]], bool]:
+def _same_as(unsigned: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], bool]:
+    """Is a stored event with the same id this one published again (same source, type, child
+    and data), rather than another event reusing the id?"""
+
     def same(stored: Mapping[str, Any]) -> bool:
-        asked = {"source": source, "type": draft.event_type, "subject": draft.child, "data": dict(draft.data)}
-        return {k: stored.get(k) for k in asked} == asked
+        return all(stored.get(k) == unsigned[k] for k in ("source", "type", "subject", "data"))
 
     return same

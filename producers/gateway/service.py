@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from ledger.canonical import canonical_forms, canonical_json, event_digest
+from ledger.canonical import canonical_forms, event_digest
 from ledger.envelope import SignedEvent
 from ledger.keystore import Keystore
 from ledger.signing import key_id, signature_valid
@@ -31,10 +31,12 @@ from ledger.topics import DEFAULT_PREFIX, Topics
 from ledger.validation import Problem, validate_event
 from ledger.verification import MAX_MESSAGE_BYTES, RECEIPT_SKEW
 from ledger.vocabulary import agency_types, did_you_mean
+from producers.gateway.drafts import batch_items, check_count, checked, request_hash
 from producers.gateway.problems import ProblemError, invalid, prefixed
 from producers.gateway.tokens import Caller, IdempotencyRow, TokenStore
+from producers.gateway.worker import DraftWorker
 from producers.outbox import DuplicateEventId, Entry, Outbox, OutboxRow
-from producers.sdk import InvalidEvent, Prepared, Producer, draft_from_json
+from producers.sdk import InvalidEvent, Prepared, Producer
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class GatewayConfig:
     max_batch_bytes: int = 64 * 1024 * 1024
     max_batch_events: int = 10_000
     busy_timeout_s: float = 5.0  # then 503: a client retries rather than hangs
+    # Check a batch's drafts in a second process while this one signs (producers/gateway/worker.py).
+    draft_worker: bool = True
 
 
 @dataclass(frozen=True)
@@ -82,13 +86,6 @@ def unavailable(exc: SQLAlchemyError) -> ProblemError:
     )  # fmt: skip
 
 
-def request_hash(kind: str, body: Any) -> str:
-    """What an Idempotency-Key is bound to: the request's meaning (JSON value), not its bytes,
-    so a retry that re-serialises the same drafts (or sends NDJSON instead of an array) is the
-    same request."""
-    return hashlib.sha256(canonical_json({"kind": kind, "body": body})).hexdigest()
-
-
 class Gateway:
     def __init__(self, config: GatewayConfig, clock: Callable[[], datetime] | None = None) -> None:
         self.config = config
@@ -103,6 +100,7 @@ class Gateway:
         self._public_key = Keystore(config.keys_dir).agency_private_key(config.agency).public_key()
         self.kid = key_id(self._public_key)
         self.tokens = TokenStore(config.outbox_url, busy_timeout_s=config.busy_timeout_s)
+        self.worker = DraftWorker(self.producer.preparer) if config.draft_worker else None
         self._ledger_engine = (
             create_engine(normalise_url(config.ledger_url), pool_pre_ping=True) if config.ledger_url else None
         )
@@ -112,6 +110,8 @@ class Gateway:
         return True, f"outbox answers ({self.outbox.pending_count()} event(s) waiting)"
 
     def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
         self.outbox.close()
         self.tokens.close()
         if self._ledger_engine is not None:
@@ -123,14 +123,10 @@ class Gateway:
         422 listing every problem of every item (paths of a batch start with the item's index)."""
         prepared: list[Prepared] = []
         problems: list[Problem] = []
-        for index, item in enumerate(items):
-            draft, found = draft_from_json(item)
-            if draft is not None:
-                ready, found = self.producer.prepare(draft)
-                if ready is not None:
-                    prepared.append(ready)
-            if found:
-                problems += prefixed(index, found) if batch else found
+        for ready, found in checked(self.producer.preparer, items, batch):
+            if ready is not None:
+                prepared.append(ready)
+            problems += found
         if problems:
             raise invalid(problems, "the batch" if batch else "the draft")
         return prepared
@@ -138,11 +134,27 @@ class Gateway:
     def publish_drafts(
         self, caller: Caller, idempotency_key: str | None, items: list[Any], batch: bool
     ) -> Outcome:
-        self._check_count(items)
+        check_count(items, self.config.max_batch_events)
         return self._once(
             caller, idempotency_key, request_hash("drafts", items),
             lambda also: self.producer.publish_prepared(self.drafts(items, batch), also=also),
         )  # fmt: skip
+
+    def publish_draft_batch(
+        self, caller: Caller, idempotency_key: str | None, raw: bytes, ndjson: bool
+    ) -> Outcome:
+        """A batch body of drafts (JSON array or NDJSON), read and checked by the draft worker
+        while this process signs and stores what it has checked (producers/gateway/worker.py);
+        the same answers as ``publish_drafts`` of the parsed body."""
+        if self.worker is None:
+            return self.publish_drafts(caller, idempotency_key, batch_items(raw, ndjson), True)
+        want_hash = idempotency_key is not None
+        with self.worker.job(raw, ndjson, want_hash, self.config.max_batch_events) as job:
+            wanted = job.start() or ""
+            return self._once(
+                caller, idempotency_key, wanted,
+                lambda also: self.producer.publish_prepared(job.prepared(), also=also),
+            )  # fmt: skip
 
     # -- events the agency signed itself ---------------------------------------------------
     def signed_entries(self, items: Sequence[Any], batch: bool) -> list[Entry]:
@@ -195,7 +207,7 @@ class Gateway:
     def publish_signed(
         self, caller: Caller, idempotency_key: str | None, items: list[Any], batch: bool
     ) -> Outcome:
-        self._check_count(items)
+        check_count(items, self.config.max_batch_events)
         return self._once(
             caller, idempotency_key, request_hash("signed", items),
             lambda also: self.outbox.append(self.config.agency, self.signed_entries(items, batch), also=also),
@@ -264,15 +276,6 @@ class Gateway:
         ids = json.loads(row.event_ids)
         rows = self.outbox.rows(ids)
         return Outcome([Outbox.decode(rows[i].payload) for i in ids], replayed=True)
-
-    def _check_count(self, items: list[Any]) -> None:
-        if not items:
-            raise ProblemError(422, "empty-batch", "Nothing to publish", "the request holds no events")
-        if len(items) > self.config.max_batch_events:
-            raise ProblemError(
-                413, "batch-too-large", "Too many events in one request",
-                f"{len(items)} events; at most {self.config.max_batch_events} per request: split the batch",
-            )  # fmt: skip
 
     # -- where is it? ---------------------------------------------------------------------------
     def status(self, event_id: str) -> dict[str, Any]:
