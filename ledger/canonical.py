@@ -83,6 +83,7 @@ def around_signature(event: Mapping[str, Any]) -> tuple[bytes, bytes]:
 
 PREVHASH, SEQUENCE = "prevhash", "sequence"
 _DIGEST = re.compile(r"[0-9a-f]{64}")
+_PREVHASH_PLACEHOLDER, _SEQUENCE_PLACEHOLDER = b'"prevhash":""', b'"sequence":1'  # see chain_runs
 
 
 class ChainRuns(NamedTuple):
@@ -101,9 +102,31 @@ class ChainRuns(NamedTuple):
 
 def chain_runs(unsigned: Mapping[str, Any]) -> ChainRuns:
     """The runs of an event without ``signature``, ``prevhash`` and ``sequence`` (any values
-    they have are ignored): the same ordering argument as ``around_signature``."""
+    they have are ignored): the same ordering argument as ``around_signature``.
+
+    An envelope's members after ``prevhash`` are all JSON scalars and none sorts between
+    ``sequence`` and ``signature``: then one serialisation with placeholder values is cut at
+    the placeholders (about half the cost of serialising each run). The cut is exact: the
+    bytes ``"prevhash":""`` can only be a member (a quote inside a string is escaped), and the
+    last such member is the top-level one when nothing after it is an object or array; the same
+    for ``"sequence":1`` after it. Any other object is serialised run by run."""
     if SIGNATURE in unsigned:
         raise ValueError("the event is already signed")
+    if not any(
+        k > PREVHASH and k != SEQUENCE and (isinstance(v, dict | list) or SEQUENCE < k < SIGNATURE)
+        for k, v in unsigned.items()
+    ):
+        text = canonical_json({**unsigned, PREVHASH: "", SEQUENCE: 1})
+        start = text.rfind(_PREVHASH_PLACEHOLDER)
+        end = text.rfind(_SEQUENCE_PLACEHOLDER, start)
+        middle_start = start + len(_PREVHASH_PLACEHOLDER) + 1
+        after_start = end + len(_SEQUENCE_PLACEHOLDER) + 1
+        return ChainRuns(
+            text[1 : max(start - 1, 1)],
+            text[middle_start : max(end - 1, middle_start)],
+            b"",
+            text[after_start:-1],
+        )
 
     def run(low: str | None, high: str | None) -> bytes:
         members = {

@@ -145,8 +145,8 @@ class Outbox:
         agency: str,
         entries: Iterable[Entry],
         *,
-        also: Callable[[Session, list[dict[str, Any]]], None] | None = None,
-    ) -> list[dict[str, Any]]:
+        also: Callable[[Session, list[SignedEvent]], None] | None = None,
+    ) -> list[SignedEvent]:
         """Chain, sign and store the entries in one transaction: all or nothing, one commit
         (fsync) per call; returns the signed events. An entry whose ``event_id`` is already
         stored (or earlier in the same call) gets that event, so a retried publish never takes
@@ -162,7 +162,7 @@ class Outbox:
         time; so ids repeated inside one call are found in ``known``, which holds the stored
         payloads of every id the entries name and gains each new event as it is signed."""
         self._ensure_head(agency)
-        results: list[dict[str, Any]] = []
+        results: list[SignedEvent] = []
         rows: list[dict[str, Any]] = []
         now = datetime.now(UTC)
         pending = iter(entries)
@@ -184,16 +184,15 @@ class Outbox:
                     sequence += 1
                     signed = entry.sign(sequence, digest)
                     digest = signed.digest
-                    event = signed.event
                     rows.append(
                         {
-                            "agency": agency, "sequence": sequence, "event_id": event["id"],
-                            "topic": entry.topic, "key": event["subject"], "payload": signed.payload,
+                            "agency": agency, "sequence": sequence, "event_id": signed.event_id,
+                            "topic": entry.topic, "key": signed.subject, "payload": signed.payload,
                             "created_at": now,
                         }
                     )  # fmt: skip
-                    known[event["id"]] = signed.payload
-                    results.append(event)
+                    known[signed.event_id] = signed.payload
+                    results.append(signed)
             if rows:
                 session.execute(insert(_EVENTS), rows)
                 head.last_sequence, head.last_digest = sequence, digest
@@ -209,14 +208,14 @@ class Outbox:
             found.update((event_id, payload) for event_id, payload in session.execute(query))
         return found
 
-    def _existing(self, payload: bytes, entry: Entry) -> dict[str, Any]:
+    def _existing(self, payload: bytes, entry: Entry) -> SignedEvent:
         stored = self.decode(payload)
         if not entry.same(stored):
             raise DuplicateEventId(
                 f"event id {stored['id']} is already used, with other content, by "
                 f"{stored['source']} sequence {stored['sequence']} ({stored['type']})"
             )
-        return stored
+        return SignedEvent.of(stored, payload)
 
     @staticmethod
     def decode(payload: bytes) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from ledger.canonical import event_digest
+from ledger.envelope import SignedEvent
 from ledger.vocabulary import envelope_schema
 from producers.gateway.drafts import bad_request, batch_items, parse_json
 from producers.gateway.problems import PROBLEM_JSON, ProblemError
@@ -267,22 +267,17 @@ async def _read(request: Request, limit: int) -> bytes:
 
 
 # -- responses -----------------------------------------------------------------------------------
-def _receipts(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each event's digest is its successor's prevhash when the successor follows it in the
-    chain (as in any batch just appended); only the others are serialised again."""
-    receipts = []
-    for event, after in zip(events, [*events[1:], None], strict=True):
-        follows = after is not None and after["sequence"] == event["sequence"] + 1
-        receipts.append(
-            {
-                "id": event["id"],
-                "sequence": event["sequence"],
-                "digest": after["prevhash"] if follows and after else event_digest(event),
-                "status": "queued",
-                "status_url": f"/v1/events/{event['id']}",
-            }
-        )
-    return receipts
+def _receipts(events: list[SignedEvent]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": event.event_id,
+            "sequence": event.sequence,
+            "digest": event.digest,
+            "status": "queued",
+            "status_url": f"/v1/events/{event.event_id}",
+        }
+        for event in events
+    ]
 
 
 def _replayed(outcome: Outcome) -> dict[str, str]:

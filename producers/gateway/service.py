@@ -56,7 +56,7 @@ class GatewayConfig:
 
 @dataclass(frozen=True)
 class Outcome:
-    events: list[dict[str, Any]]
+    events: list[SignedEvent]
     replayed: bool  # an earlier request with this Idempotency-Key created them
 
 
@@ -137,7 +137,7 @@ class Gateway:
         check_count(items, self.config.max_batch_events)
         return self._once(
             caller, idempotency_key, request_hash("drafts", items),
-            lambda also: self.producer.publish_prepared(self.drafts(items, batch), also=also),
+            lambda also: self.producer.append_prepared(self.drafts(items, batch), also=also),
         )  # fmt: skip
 
     def publish_draft_batch(
@@ -153,7 +153,7 @@ class Gateway:
             wanted = job.start() or ""
             return self._once(
                 caller, idempotency_key, wanted,
-                lambda also: self.producer.publish_prepared(job.prepared(), also=also),
+                lambda also: self.producer.append_prepared(job.prepared(), also=also),
             )  # fmt: skip
 
     # -- events the agency signed itself ---------------------------------------------------
@@ -223,7 +223,7 @@ class Gateway:
         caller: Caller,
         key: str | None,
         wanted: str,
-        publish: Callable[[Callable[[Session, list[dict[str, Any]]], None] | None], list[dict[str, Any]]],
+        publish: Callable[[Callable[[Session, list[SignedEvent]], None] | None], list[SignedEvent]],
     ) -> Outcome:
         try:
             if key is not None:
@@ -231,13 +231,13 @@ class Gateway:
                 if earlier is not None:
                     return earlier
 
-            def remember(session: Session, events: list[dict[str, Any]]) -> None:
+            def remember(session: Session, events: list[SignedEvent]) -> None:
                 assert key is not None
                 TokenStore.remember(
                     session,
                     IdempotencyRow(
                         system=caller.system, key=key, request_sha256=wanted,
-                        event_ids=json.dumps([e["id"] for e in events]), created_at=datetime.now(UTC),
+                        event_ids=json.dumps([e.event_id for e in events]), created_at=datetime.now(UTC),
                     ),
                 )  # fmt: skip
 
@@ -275,7 +275,9 @@ class Gateway:
             )  # fmt: skip
         ids = json.loads(row.event_ids)
         rows = self.outbox.rows(ids)
-        return Outcome([Outbox.decode(rows[i].payload) for i in ids], replayed=True)
+        return Outcome(
+            [SignedEvent.of(Outbox.decode(rows[i].payload), rows[i].payload) for i in ids], replayed=True
+        )
 
     # -- where is it? ---------------------------------------------------------------------------
     def status(self, event_id: str) -> dict[str, Any]:
@@ -322,7 +324,7 @@ def _placed(event: Mapping[str, Any], payload: bytes, topic: str) -> Entry:
     """An outbox entry for an event signed elsewhere (``payload``: its canonical bytes): it is
     stored only at the chain position it was signed for, so the outbox stays the one place that
     orders this agency's chain."""
-    signed = SignedEvent(dict(event), payload)
+    signed = SignedEvent.of(dict(event), payload)
 
     def place(sequence: int, prevhash: str) -> SignedEvent:
         if event["sequence"] != sequence or event["prevhash"] != prevhash:

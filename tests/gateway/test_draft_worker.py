@@ -9,6 +9,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pytest
 
 from ledger.canonical import event_digest
 from ledger.signing import signature_valid
+from producers.gateway.drafts import checked
 from producers.gateway.problems import ProblemError
 from producers.gateway.service import Gateway, GatewayConfig, Outcome
 from producers.gateway.tokens import Caller
@@ -78,8 +80,8 @@ def test_a_batch_checked_in_the_worker_is_the_chain_the_single_process_path_make
     in_process = service.publish_drafts(CALLER, None, [draft(subject="C-9")], batch=True)
     events = chain_of(service)
     assert len(events) == 456
-    assert [e["id"] for e in first.events + second.events + in_process.events] == [e["id"] for e in events]
-    assert first.events == events[:450]  # what the request answers is what was stored
+    assert [e.event_id for e in first.events + second.events + in_process.events] == [e["id"] for e in events]
+    assert [e.payload for e in first.events] == [row.payload for row in service.outbox.events(AGENCY)[:450]]
     assert [e["subject"] for e in events[450:455]] == [f"C-{n}" for n in range(5)]
 
 
@@ -107,8 +109,8 @@ def test_a_worker_killed_mid_request_fails_it_with_503_and_the_retry_stores_it_o
     again = service.publish_draft_batch(CALLER, "batch-2", request, ndjson=False)
     assert service.worker.pid != pid
     assert not retried.replayed and again.replayed
-    assert [e["id"] for e in again.events] == [e["id"] for e in retried.events]
-    assert [e["sequence"] for e in retried.events] == list(range(11, 2011))
+    assert [e.event_id for e in again.events] == [e.event_id for e in retried.events]
+    assert [e.sequence for e in retried.events] == list(range(11, 2011))
     assert len(chain_of(service)) == 2010
 
 
@@ -175,7 +177,30 @@ def test_refusals_list_every_problem_and_leave_the_worker_in_step(service: Gatew
     # an answer replayed from the idempotency record abandons the worker's job mid-way
     first = service.publish_draft_batch(CALLER, "k", body(1000), ndjson=False)
     again = service.publish_draft_batch(CALLER, "k", body(1000), ndjson=False)
-    assert again.replayed and again.events == first.events
+    assert again.replayed and [e.payload for e in again.events] == [e.payload for e in first.events]
     after = service.publish_draft_batch(CALLER, None, body(5, start=5000), ndjson=False)
-    assert [e["sequence"] for e in after.events] == list(range(1001, 1006))
+    assert [e.sequence for e in after.events] == list(range(1001, 1006))
     assert len(chain_of(service)) == 1005
+
+
+def test_ids_given_by_the_caller_find_the_stored_events_through_the_worker(service: Gateway) -> None:
+    """The worker sends drafts without their dicts (``Prepared.lean``): a retried batch with the
+    caller's ids is still recognised as the same events, and an id reused for other data is a
+    clash, decided on the event rebuilt from its canonical bytes."""
+    items = [draft(id=str(uuid.UUID(int=n + 1)), subject=f"C-{n}") for n in range(300)]
+    first = service.publish_draft_batch(CALLER, None, json.dumps(items).encode(), ndjson=False)
+    again = service.publish_draft_batch(CALLER, None, json.dumps(items).encode(), ndjson=False)
+    assert [e.event_id for e in again.events] == [e.event_id for e in first.events]
+    assert [e.digest for e in again.events] == [e.digest for e in first.events]
+    clash = [*items[:5], {**items[5], "data": {**INCIDENT, "incident_ref": "other"}}]
+    with pytest.raises(ProblemError) as refused:
+        service.publish_draft_batch(CALLER, None, json.dumps(clash).encode(), ndjson=False)
+    assert refused.value.status == 409 and refused.value.slug == "duplicate-id"
+    assert len(chain_of(service)) == 300
+
+
+def test_a_lean_prepared_draft_rebuilds_the_same_unsigned_event(service: Gateway) -> None:
+    [(ready, problems)] = list(checked(service.producer.preparer, [draft(subject="C-7")], batch=True))
+    assert ready is not None and not problems
+    lean = ready.lean()
+    assert lean.unsigned is None and lean.event() == ready.event()
