@@ -86,6 +86,8 @@ class Prepared(NamedTuple):
 # The envelope attributes a producer writes itself: never from a caller, so not schema-checked
 # per event (``sequence`` and ``prevhash`` come from the outbox, ``signature`` from the key).
 WRITTEN = frozenset({"specversion", "source", "kid", "sequence", "prevhash", "signature"})
+# ... and the id, when the producer made it (``uuid4``) rather than the caller.
+WRITTEN_WITH_ID = WRITTEN | {"id"}
 
 
 # A draft as JSON (gateway requests, `sgledger publish --batch` lines): docs/gateway.md.
@@ -159,7 +161,7 @@ class Preparer:
             sequence=1, prevhash="", event_id=draft.event_id,
         )  # fmt: skip
         event[SIGNATURE] = "A" * 86  # the shape of a signature, for the envelope's "required"
-        problems = validate_event(event, WRITTEN)
+        problems = validate_event(event, WRITTEN if draft.event_id is not None else WRITTEN_WITH_ID)
         del event[SIGNATURE]
         if self.validity is not None and not self.validity.valid_at(recorded):
             problems.append(
