@@ -29,6 +29,7 @@ from __future__ import annotations
 import gc
 import logging
 import multiprocessing
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -63,7 +64,9 @@ def worker_unavailable(reason: str) -> ProblemError:
 
 # -- in the worker process -----------------------------------------------------------------------
 def serve(conn: Connection, preparer: Preparer) -> None:
-    """The worker's loop: one job at a time until the pipe closes."""
+    """The worker's loop: one job at a time until the pipe closes (the serving process closes
+    it on shutdown, and the kernel does if that process dies, so no worker outlives it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
     gc.freeze()  # the imports and compiled validators live as long as the process (see app.py)
     conn.send(("ready",))
     while True:
@@ -180,7 +183,9 @@ class Job:
 
 class DraftWorker:
     """The worker process, started at once and again whenever one is lost; one job at a time
-    (the outbox's write lock serialises batches anyway)."""
+    (the outbox's write lock serialises batches anyway). Started with ``spawn``, which imports
+    the main module again in the worker: a program embedding the gateway needs the usual
+    ``if __name__ == "__main__"`` guard (the CLI's entry points have it)."""
 
     def __init__(self, preparer: Preparer, *, silence_s: float = SILENCE_S) -> None:
         self._preparer = preparer
