@@ -133,6 +133,23 @@ def test_placed_envelope_is_the_envelope_signed_in_one_pass() -> None:
 
 
 @pytest.mark.parametrize(
+    "unsigned",
+    [
+        # the placeholders' bytes nested before the top-level members, and inside strings after
+        {"data": {"prevhash": "", "sequence": 1, "x": [{"prevhash": ""}]}, "source": '"prevhash":""'},
+        {"a": '"sequence":1', "recordedtime": '","sequence":1,"', "type": '\\"prevhash":""'},
+        # not cut: an object after prevhash, a member between sequence and signature
+        {"data": 1, "subject": {"prevhash": "", "sequence": 1}},
+        {"sequence0": "x", "z": 1},
+    ],
+)
+def test_the_cut_serialisation_is_exact_where_the_placeholders_appear_elsewhere(
+    unsigned: dict[str, Any],
+) -> None:
+    check_placed(unsigned, 3, "cd" * 32)
+
+
+@pytest.mark.parametrize(
     ("sequence", "prevhash"), [(0, ""), (True, ""), (2**53, ""), (1, '"x'), (1, "AB" * 32), (1, "a" * 63)]
 )
 def test_a_chain_position_that_is_not_a_sequence_and_digest_is_refused(sequence: Any, prevhash: str) -> None:
