@@ -1,7 +1,7 @@
 """What the gateway does with a request, without HTTP: check, sign, chain, store, look up.
 
 Everything that decides whether an event is acceptable is the producer SDK's (``Producer.prepare``
-and ``Producer.publish_prepared``) or the ledger's (``validate_event``, ``signature_valid``); the
+and ``Producer.append_prepared``) or the ledger's (``validate_event``, ``signature_valid``); the
 gateway only turns requests into drafts, keeps idempotency records and reports status. The HTTP
 layer (``producers.gateway.app``) maps the exceptions raised here to problem responses.
 """
@@ -88,6 +88,7 @@ def unavailable(exc: SQLAlchemyError) -> ProblemError:
 
 class Gateway:
     def __init__(self, config: GatewayConfig, clock: Callable[[], datetime] | None = None) -> None:
+        """``clock``: a module-level function (the draft worker receives it pickled)."""
         self.config = config
         self.outbox = Outbox(config.outbox_url, busy_timeout_s=config.busy_timeout_s)
         self.producer = Producer(
