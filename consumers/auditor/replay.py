@@ -134,7 +134,7 @@ def project_shard(into_url: str, root: RootArgs, as_of: datetime, shard: Shard) 
     with target.read() as session:
         registered = target.key_registry(session, key).registered_agencies()
     written = failed = 0
-    for group in _groups(target, shard):
+    for group in shard_children(target, shard):
         evaluations, skipped = _evaluate(target, group, registered, as_of)
         with target.writer() as session:
             write_children(session, evaluations, as_of, rules, reraise=INFRASTRUCTURE_ERRORS)
@@ -143,9 +143,9 @@ def project_shard(into_url: str, root: RootArgs, as_of: datetime, shard: Shard) 
     return written, failed
 
 
-def _groups(ledger: Ledger, shard: Shard) -> Iterator[list[str]]:
+def shard_children(ledger: Ledger, shard: Shard, size: int = GROUP) -> Iterator[list[str]]:
     """The children ``shard`` owns (subjects of child events, as the projector's triggers
-    are), ``GROUP`` at a time, read in pages by child id so no list grows with the ledger."""
+    are), ``size`` at a time, read in pages by child id so no list grows with the ledger."""
     subject = AcceptedEvent.subject
     after, group = "", []
     while True:
@@ -155,16 +155,16 @@ def _groups(ledger: Ledger, shard: Shard) -> Iterator[list[str]]:
                     select(distinct(subject))
                     .where(subject > after, AcceptedEvent.type.not_in(NOT_CHILD_EVENTS))
                     .order_by(subject)
-                    .limit(GROUP)
+                    .limit(size)
                 )
             )
         for child in page:
             if shard.owns(child):
                 group.append(child)
-                if len(group) == GROUP:
+                if len(group) == size:
                     yield group
                     group = []
-        if len(page) < GROUP:
+        if len(page) < size:
             break
         after = page[-1]
     if group:
