@@ -55,7 +55,11 @@ from views.projection import ChildEvaluation, ChildFailed, evaluate_children, re
 
 log = logging.getLogger(__name__)
 PAGE = 5000  # events per read of the source and per write transaction of the copy
-GROUP = 500  # children per evaluation (one read) and per write transaction
+# Children per evaluation (one read) and per write transaction. Small enough that a group's
+# write (on the 1M bench ~150 flags a child, each with its change and concern rows) is short:
+# on SQLite the shards' writes take turns, and a shard waiting longer than the busy timeout
+# (60 s) for another's 500-child write failed on a loaded host; a group's memory stays small.
+GROUP = 100
 
 
 @dataclass(frozen=True)
