@@ -106,3 +106,28 @@ def test_the_image_copies_every_package_and_runs_as_the_manifests_uid() -> None:
         assert f"COPY {package} {package}" in dockerfile, package
     uids = {pod["securityContext"]["runAsUser"] for pod in pods()}
     assert uids == {10001} and "USER 10001:10001" in dockerfile
+
+
+def shards(args: list[str]) -> tuple[int, int] | None:
+    """(i, n) for `project --stage children --shard i/n`, else None."""
+    if args[:1] != ["project"] or "children" not in args:
+        return None
+    i, n = args[args.index("--shard") + 1].split("/")
+    return int(i), int(n)
+
+
+def test_every_child_shard_runs_in_exactly_one_process() -> None:
+    """docs/stages.md: every shard i/n must run, each in one process (two would write the same
+    children's rows; a missing one leaves its children unprojected)."""
+    compose = [s for service in COMPOSE["services"].values() if (s := shards(service.get("command", [])))]
+    assert sorted(compose) == [(1, 2), (2, 2)]
+    kube = []
+    for manifest in MANIFESTS:
+        if manifest["kind"] != "Deployment":
+            continue
+        for container in manifest["spec"]["template"]["spec"]["containers"]:
+            if shard := shards(container["args"]):
+                kube.append(shard)
+                assert manifest["spec"]["replicas"] == 1
+                assert manifest["spec"]["strategy"] == {"type": "Recreate"}  # never two side by side
+    assert sorted(kube) == [(1, 2), (2, 2)]

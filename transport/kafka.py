@@ -154,13 +154,18 @@ def _unavailable(settings: KafkaSettings, exc: Exception) -> BrokerUnavailable:
     )
 
 
+def open_admin(settings: KafkaSettings) -> KafkaAdminClient:
+    """A new admin client (the caller closes it); an unreachable broker is BrokerUnavailable."""
+    try:
+        return KafkaAdminClient(**settings.client_config())
+    except KafkaError as exc:
+        raise _unavailable(settings, exc) from exc
+
+
 @contextmanager
 def admin_client(settings: KafkaSettings) -> Iterator[KafkaAdminClient]:
     """An admin client that is always closed, with Kafka failures as BrokerUnavailable."""
-    try:
-        admin = KafkaAdminClient(**settings.client_config())
-    except KafkaError as exc:
-        raise _unavailable(settings, exc) from exc
+    admin = open_admin(settings)
     try:
         yield admin
     except KafkaError as exc:

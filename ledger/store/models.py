@@ -82,6 +82,9 @@ class SequenceHoleRow(Base):
     """A gap in an agency's chain: noticed when a later sequence arrived first."""
 
     __tablename__ = "ledger_holes"
+    # Every projector batch reads the open holes, and every batch's partnership flags the holes
+    # filled then (views.queries): without this index both scanned every hole ever noticed.
+    __table_args__ = (Index("ledger_holes_filled", "filled_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(200), index=True)

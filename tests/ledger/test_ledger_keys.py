@@ -72,3 +72,15 @@ def test_key_events_are_found_through_an_index_not_a_scan(ledger: Ledger) -> Non
             )
         )
     assert "USING COVERING INDEX ledger_accepted_type" in plan, plan
+
+
+def test_open_chain_holes_are_found_through_an_index_not_a_scan(ledger: Ledger) -> None:
+    """Each projector batch reads the open holes; the table grows with the ledger."""
+    with ledger.engine.connect() as connection:
+        plan = " ".join(
+            str(row[-1])
+            for row in connection.execute(
+                text("EXPLAIN QUERY PLAN SELECT * FROM ledger_holes WHERE filled_at IS NULL")
+            )
+        )
+    assert "USING INDEX ledger_holes_filled" in plan, plan

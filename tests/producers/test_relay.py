@@ -232,3 +232,32 @@ def test_broker_restart_loses_nothing(
         topics = [settings.topics.for_type(t) for t in ("incident.reported", "gp.registered")]
         received = {Outbox.decode(r.value)["id"] for r in consume(settings, topics, 10)}
     assert received == {e["id"] for e in before + after}
+
+
+def test_kept_relay_notices_a_broker_restarted_on_its_address(
+    agencies: Keystore, tmp_path: Path, kafka_settings: KafkaSettings
+) -> None:
+    """The relay keeps its admin connection between rounds (producers/relay.py): a broker that
+    restarted empty on the same address between two rounds, with nothing failing in between,
+    must still be recognised as a new cluster before anything is sent to it, and everything
+    acknowledged by the old one sent again."""
+    outbox = Outbox(f"sqlite:///{tmp_path / 'outbox.sqlite'}")
+    broker = EmbeddedBroker(tmp_path / "tansu", port=free_port()).start()
+    settings = dataclasses.replace(
+        kafka_settings, bootstrap_servers=broker.bootstrap_servers,
+        request_timeout_ms=2000, max_block_ms=2000, delivery_timeout_ms=4000, bootstrap_timeout_ms=2000,
+    )  # fmt: skip
+    try:
+        with Relay(outbox, settings) as relay:
+            before = publish_story(agencies, outbox, settings, 3)
+            assert len(relay.send_pending()) == len(before)
+            relay.send_pending()  # a round on the kept connection
+            broker.stop()
+            broker.start()  # same port, new (empty) cluster
+            after = publish_story(agencies, outbox, settings, 1)
+            assert len(relay.send_pending()) == len(before) + len(after)
+        topics = [settings.topics.for_type(t) for t in ("incident.reported", "gp.registered")]
+        received = {Outbox.decode(r.value)["id"] for r in consume(settings, topics, len(before) + len(after))}
+        assert received == {e["id"] for e in before + after}
+    finally:
+        broker.stop()
