@@ -40,7 +40,7 @@ def test_replay_as_of_gives_the_flags_the_scenario_expects(
 ) -> None:
     expectation = charlie.scenario.expect[point]
     url = f"sqlite:///{tmp_path / 'replay.db'}"
-    result = replay(charlie.ledger, charlie.root, expectation.as_of, url)
+    result = replay(charlie.ledger, charlie.root, expectation.as_of, url, workers=1)
     assert result.failed == 0 and result.children > 0
     replayed = open_flags(url)
     for wanted in expectation.open:
@@ -94,7 +94,7 @@ def test_a_prefix_replay_copies_only_what_was_recorded_by_then(charlie: Story, t
 def test_diff_lists_what_differs(charlie: Story, tmp_path: Path) -> None:
     early = charlie.scenario.expect[0].as_of
     url = f"sqlite:///{tmp_path / 'early.db'}"
-    replay(charlie.ledger, charlie.root, early, url)
+    replay(charlie.ledger, charlie.root, early, url, workers=1)
     differences = diff(url, charlie.settings.database_url)
     assert differences
     assert {d["table"] for d in differences} >= {"ledger_accepted", "view_children"}
@@ -114,6 +114,6 @@ def test_a_replay_into_postgresql_equals_the_sqlite_live_views(charlie: Story, p
     with engine.connect() as conn:
         evaluated = conn.execute(text("SELECT max(evaluated_at) FROM view_children")).scalar()
     engine.dispose()
-    replay(charlie.ledger, charlie.root, parse_time(str(evaluated)), postgres_db)
+    replay(charlie.ledger, charlie.root, parse_time(str(evaluated)), postgres_db, workers=2)
     differences = diff(postgres_db, charlie.settings.database_url)
     assert differences == [], differences
