@@ -28,6 +28,12 @@ resolved by a later event exists live (status resolved) and not in the replay; t
 batches did not reproduce it either, except by accident of where its pages ended. Integrity
 flags (lost events, equivocation) come from what intake noticed on the wire, which the ledger
 does not hold, so a replay has none (as before).
+
+Known limit (issue 13, found on the 1,000,000-event bench): into SQLite with two shards, one
+shard is nearly always inside a read transaction (evaluating) while the other writes, so the
+WAL is never checkpointed back to its start and grows with the whole replay (that run filled
+the disk at 91 %). Until the shards take turns around a checkpoint, replay a large ledger into
+PostgreSQL, or with ``workers=1`` into SQLite.
 """
 
 from __future__ import annotations
