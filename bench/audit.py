@@ -7,9 +7,9 @@ Histories are signed and written straight into a SQLite ledger with ``Ledger.rec
 batches inside ``ledger.writer()``: the projector's path through Kafka would make generating a
 million events take longer than auditing them, and the audit reads only the ledger. Replay
 copies the events recorded by its as-of time into a fresh database and evaluates every child
-once (views, policies, flags) on every core; it is timed as of the time of event
-``--replay-limit`` (0: the whole history), with its CPU time (this process and its workers)
-and the peak memory of the largest process. Beside the figures: the machine's
+once (views, policies, flags; one process into SQLite, see consumers/auditor/replay.py); it
+is timed as of the time of event ``--replay-limit`` (0: the whole history), with its CPU time
+(this process and its workers) and the peak memory of the largest process. Beside the figures: the machine's
 raw Ed25519 verify rate on one core and on all cores, and the machine description. Generated
 data goes to a temporary directory, never into the repository. With ``--keep DIR`` the ledgers
 stay there and a later run with the same ``--keep`` re-uses each complete one (its root public

@@ -32,8 +32,8 @@ does not hold, so a replay has none (as before).
 Known limit (issue 13, found on the 1,000,000-event bench): into SQLite with two shards, one
 shard is nearly always inside a read transaction (evaluating) while the other writes, so the
 WAL is never checkpointed back to its start and grows with the whole replay (that run filled
-the disk at 91 %). Until the shards take turns around a checkpoint, replay a large ledger into
-PostgreSQL, or with ``workers=1`` into SQLite.
+the disk at 91 %). So into SQLite a replay runs one shard unless asked for more (``workers``),
+into PostgreSQL one per core; letting the shards take turns around a checkpoint is the fix left.
 """
 
 from __future__ import annotations
@@ -109,7 +109,8 @@ def replay(
     workers: int | None = None,
 ) -> ReplayResult:
     """Copy the events recorded by ``as_of`` into the empty ``into_url`` and evaluate every
-    child as of then, in ``workers`` processes (default: one per core; 1 runs in this one)."""
+    child as of then, in ``workers`` processes (default: one per core into PostgreSQL, one into
+    SQLite, see the module's known limit; 1 runs in this process)."""
     target = Ledger(into_url)
     if target.count():
         raise ValueError(f"{into_url} already holds a ledger; replay into an empty database")
@@ -121,7 +122,7 @@ def replay(
         copied += len(page)
         if progress is not None:
             progress(copied)
-    count = max(1, workers or os.cpu_count() or 1)
+    count = max(1, workers or ((os.cpu_count() or 1) if target.is_postgres else 1))
     key = root_args(root)
     if count == 1:
         children, failed = project_shard(into_url, key, as_of, Shard())

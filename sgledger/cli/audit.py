@@ -218,7 +218,10 @@ def consistency_(app: AppContext, old_size: int, new_size: int) -> None:
 @click.option("--as-of", "as_of", required=True, help="RFC 3339 time: rebuild views as they stood then.")
 @click.option("--into", "into_url", required=True, help="Empty database (SQLAlchemy URL) to rebuild into.")
 @click.option(
-    "--workers", type=click.IntRange(min=1), help="Processes evaluating children (default: one per core)."
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes evaluating children (default: one per core into PostgreSQL; one into SQLite,"
+    " whose write-ahead log two would let grow with the replay).",
 )
 @REASON
 @pass_app
