@@ -229,9 +229,11 @@ def ledger_run(cache: Path, work: Path, size: int, batches: int, progress: bool)
         generated_s = round(time.perf_counter() - started, 1)
         partial.rename(cached_db)
         cached_state.write_text(json.dumps({"signers": signers.dump(), "at": at.isoformat()}))
+        cached_state.chmod(0o600)  # it holds the benchmark signers' private keys
     state = json.loads(cached_state.read_text())
     copy = work / f"ledger-{size}.db"
     shutil.copyfile(cached_db, copy)
+    copy.chmod(0o600)  # the ledger refuses a database other local users may read (private_files)
     ledger = opened(f"sqlite:///{copy}")
     events = ledger.count()
     timings, cpu = measure(

@@ -6,6 +6,7 @@ whatever order the events arrived in (flags are sorted; findings depend only on 
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from bisect import bisect_right
@@ -13,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from operator import itemgetter
 from typing import Any
 
@@ -91,6 +92,16 @@ class Flag:
             "dismissed_by": self.dismissed_by,
             "dismissed_reason": self.dismissed_reason,
         }
+
+    @cached_property
+    def payload_text(self) -> str:
+        """``to_json()`` as the flags table stores it, made once per flag object.
+
+        ``Evaluator`` hands back the same ``Flag`` objects for the rules whose inputs did not
+        change, so the flag sync compares one string per flag instead of serialising every flag
+        of the child on every event (issue 13: ~30% of a live event's CPU at 500 prior events).
+        A frozen dataclass may hold it: ``cached_property`` writes the instance dict directly."""
+        return json.dumps(self.to_json())
 
 
 @dataclass(frozen=True)

@@ -129,14 +129,17 @@ class FlagSync:
             }
         else:
             self.load([child])
+            spoken = None if rules is None else frozenset(rules)
             stored = {
-                fid: row for fid, row in self._stored[child].items() if rules is None or row.rule in rules
+                fid: row for fid, row in self._stored[child].items() if spoken is None or row.rule in spoken
             }
         changes: list[FlagChange] = []
         for flag in flags:
-            payload = flag.to_json()
-            text = json.dumps(payload)
+            text = flag.payload_text  # made once per flag object: most flags are unchanged ones
             row = stored.pop(flag.id, None)
+            if row is not None and text == row.payload and row.status == flag.status and row.due == flag.due:
+                continue  # unchanged: most of a child's flags on most evaluations, so write nothing
+            payload = flag.to_json()
             if row is None:
                 row = _Stored(flag.id, flag.rule, str(flag.severity), flag.status, flag.due, text, 0)
                 self._concerns[flag.id] = (row, payload, True)
@@ -159,8 +162,6 @@ class FlagSync:
                     }
                 )
                 continue
-            if text == row.payload and row.status == flag.status and row.due == flag.due:
-                continue  # unchanged: most of a child's flags on most evaluations, so write nothing
             change = _transition(json.loads(row.payload), payload)
             row.payload, row.status, row.due = text, flag.status, flag.due
             self._written(row, payload)

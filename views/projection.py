@@ -13,17 +13,23 @@ their households) in a few queries and runs the rules; ``write_children`` reads 
 rows and flags in a few queries and writes what changed with one executemany per table, through
 SQLAlchemy Core (issue 13: per-child queries and one ORM object per row were most of the
 projector's time, and nothing reads these rows back from the session).
+
+The whole child is still recomputed, but not re-read: ``ChildHistories`` keeps the decoded
+events of recently read children, so a batch reads and decodes only what was accepted since
+(docs/notes/rule-evaluation.md, "Reading only what is new").
 """
 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, delete, insert, select, update
+from sqlalchemy import Select, Table, and_, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from ledger.store.models import AcceptedEvent
@@ -75,6 +81,7 @@ def evaluate_children(
     *,
     owns: Callable[[str], bool] = lambda _: True,
     evaluator: Evaluator | None = None,
+    histories: ChildHistories | None = None,
     reraise: tuple[type[BaseException], ...] = (),
 ) -> list[ChildEvaluation]:
     """Evaluate every touched child (``triggers``: child -> the event that changed it) and the
@@ -87,7 +94,8 @@ def evaluate_children(
     shard re-evaluates its children whose sibling lives in another shard. Anything raised while
     one child is evaluated, except ``reraise`` (the database's own failures), is ``ChildFailed``.
     A long-lived ``evaluator`` (one per projecting process) re-runs only the rules whose inputs
-    changed since it last saw the child, with ``evaluate``'s result.
+    changed since it last saw the child, with ``evaluate``'s result; long-lived ``histories``
+    (read inside its ``transaction()``) reads only the events accepted since a child was last read.
     """
     judge = evaluate if evaluator is None else evaluator.evaluate
     wanted = dict(triggers)
@@ -96,7 +104,8 @@ def evaluate_children(
             wanted.setdefault(sibling, "")
     mine = sorted(child for child in wanted if owns(child))
     households = households_in(session, mine)
-    events = load_events(session, [*mine, *(other for child in mine for other in households[child])])
+    read = [*mine, *(other for child in mine for other in households[child])]
+    events = load_events(session, read, histories)
     evaluations: list[ChildEvaluation] = []
     for child in mine:
         try:
@@ -112,23 +121,114 @@ def evaluate_children(
     return evaluations
 
 
-def load_events(session: Session, children: Iterable[str]) -> dict[str, list[Event]]:
+def load_events(
+    session: Session, children: Iterable[str], histories: ChildHistories | None = None
+) -> dict[str, list[Event]]:
     """The accepted events of ``children`` as the rules see them (partnership bookkeeping left
-    out), in ledger order, in one query per few hundred children."""
+    out), in ledger order, in one query per few hundred children. With ``histories``, a child
+    it remembers is read and decoded only from where it was last read."""
     wanted = sorted(set(children))
-    events: dict[str, list[Event]] = {child: [] for child in wanted}
+    known = histories.known(wanted) if histories is not None else {}
+    events = {child: list(known[child][1]) if child in known else [] for child in wanted}
+    through = {child: known[child][0] if child in known else 0 for child in wanted}
     for start in range(0, len(wanted), _CHUNK):
-        query = (
-            select(_ACCEPTED.c.subject, _ACCEPTED.c.envelope)
-            .where(
-                _ACCEPTED.c.subject.in_(wanted[start : start + _CHUNK]),
-                _ACCEPTED.c.type.not_in(CHILD_EXCLUDED_TYPES),
-            )
-            .order_by(_ACCEPTED.c.subject, _ACCEPTED.c.position)
-        )
-        for subject, envelope in session.execute(query):
-            events[subject].append(Event.from_envelope(json.loads(envelope)))
+        chunk = wanted[start : start + _CHUNK]
+        fresh = [child for child in chunk if child not in known]
+        remembered = [child for child in chunk if child in known]
+        queries = [_events_of(fresh)] if fresh else []
+        if remembered:  # only what was accepted after the earliest of their last positions read
+            after = min(through[child] for child in remembered)
+            queries.append(_events_of(remembered).where(_ACCEPTED.c.position > after))
+        for query in queries:
+            for subject, position, envelope in session.execute(query):
+                if position > through[subject]:  # not decoded again if it is remembered
+                    events[subject].append(Event.from_envelope(json.loads(envelope)))
+                    through[subject] = position
+    if histories is not None:
+        histories.stage({child: (through[child], events[child]) for child in wanted})
     return events
+
+
+def _events_of(children: Sequence[str]) -> Select[tuple[str, int, str]]:
+    return (
+        select(_ACCEPTED.c.subject, _ACCEPTED.c.position, _ACCEPTED.c.envelope)
+        .where(_ACCEPTED.c.subject.in_(children), _ACCEPTED.c.type.not_in(CHILD_EXCLUDED_TYPES))
+        .order_by(_ACCEPTED.c.subject, _ACCEPTED.c.position)
+    )
+
+
+class ChildHistories:
+    """The decoded events of the children most recently read, so that a live event reads and
+    decodes only what was accepted since (issue 13: reading and decoding a child's whole history
+    on every event was a third of its cost at 500 prior events).
+
+    Exact because the ledger is append-only and positions are given in commit order (the
+    recorder's table lock): a child's committed events up to position p never change, and its
+    later ones are exactly those with a higher position. So only what a committed transaction
+    saw may be remembered: what ``load_events`` reads is staged, and kept by ``transaction()``
+    only if the block around the read ends without an exception (a rolled-back batch's events
+    must not be remembered: SQLite may even give their positions to other events). A read in a
+    read-only transaction sees only committed events, so it may be kept whatever the caller then
+    does with it.
+
+    Bounded like ``policies.engine.Evaluator``: at most ``children`` children and ``events``
+    events between them, least recently read dropped first (a child not remembered is read in
+    full); nothing grows with the ledger. One per projecting process, used by one thread at a
+    time (as the ``Applier`` and the child stage are). Ledger rows are never changed or deleted
+    in operation; a ledger tampered with underneath a running process is the auditor's to find,
+    and a restart reads it afresh.
+    """
+
+    def __init__(self, children: int = 1024, events: int = 50_000) -> None:
+        self.children, self.events = children, events
+        self._kept: OrderedDict[str, tuple[int, tuple[Event, ...]]] = OrderedDict()
+        self._held = 0  # events of the children kept
+        self._staged: dict[str, tuple[int, tuple[Event, ...]]] = {}
+        self._depth = 0  # open transaction() blocks: staging outside one is never kept
+
+    def known(self, children: Iterable[str]) -> dict[str, tuple[int, tuple[Event, ...]]]:
+        """child -> (the highest position read, its events up to there), for those remembered
+        (what this transaction already read first)."""
+        found: dict[str, tuple[int, tuple[Event, ...]]] = {}
+        for child in children:
+            if child in self._staged:
+                found[child] = self._staged[child]
+            elif child in self._kept:
+                self._kept.move_to_end(child)
+                found[child] = self._kept[child]
+        return found
+
+    def stage(self, read: Mapping[str, tuple[int, Sequence[Event]]]) -> None:
+        """What one read found: kept at the end of the enclosing ``transaction()``."""
+        if self._depth:
+            self._staged.update({child: (p, tuple(found)) for child, (p, found) in read.items()})
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Around a database transaction that reads through ``load_events``: what it read is
+        kept if the block (its commit included) completes, forgotten if it raises."""
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._staged.clear()
+            raise
+        finally:
+            self._depth -= 1
+        if not self._depth:
+            self._keep()
+
+    def _keep(self) -> None:
+        for child, entry in self._staged.items():
+            previous = self._kept.pop(child, None)
+            if previous is not None:
+                self._held -= len(previous[1])
+            self._kept[child] = entry
+            self._held += len(entry[1])
+        self._staged = {}
+        while self._kept and (len(self._kept) > self.children or self._held > self.events):
+            _, (_, dropped) = self._kept.popitem(last=False)
+            self._held -= len(dropped)
 
 
 def write_children(

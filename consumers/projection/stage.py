@@ -47,7 +47,7 @@ from ledger.store.models import AcceptedEvent, WriterLock
 from policies.base import Policy
 from policies.engine import Evaluator
 from policies.registry import ALL_POLICIES
-from views.projection import ChildEvaluation, ChildFailed, evaluate_children, write_children
+from views.projection import ChildEvaluation, ChildFailed, ChildHistories, evaluate_children, write_children
 from views.queries import due_children
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ class ChildProjection:
         self.monotonic = monotonic
         self._last_sweep = float("-inf")
         self.evaluator = Evaluator()  # re-runs only the rules whose inputs changed (exact)
+        self.histories = ChildHistories()  # reads only what was accepted since a child's last read
 
     @property
     def name(self) -> str:
@@ -100,7 +101,8 @@ class ChildProjection:
         now = self.clock()
         sweeping = self.monotonic() - self._last_sweep >= self.sweep_every_s
         start = self.position()
-        with self.ledger.read() as session:
+        # A read-only transaction sees only committed events: what it reads may be kept.
+        with self.histories.transaction(), self.ledger.read() as session:
             accepted = AcceptedEvent
             rows = session.execute(
                 select(accepted.position, accepted.subject, accepted.type, accepted.event_id)
@@ -139,6 +141,7 @@ class ChildProjection:
                     self.policies,
                     owns=lambda child: self.shard.owns(child) and child not in skipped,
                     evaluator=self.evaluator,
+                    histories=self.histories,
                     reraise=INFRASTRUCTURE_ERRORS,
                 )
             except ChildFailed as failure:

@@ -65,7 +65,7 @@ from policies.base import Policy
 from policies.engine import Evaluator
 from policies.registry import ALL_POLICIES
 from views.flags import FlagChange, sync_flags
-from views.projection import ChildFailed, evaluate_children, record_links, write_children
+from views.projection import ChildFailed, ChildHistories, evaluate_children, record_links, write_children
 from views.queries import due_children, integrity_flags_as_of
 
 log = logging.getLogger(__name__)
@@ -271,6 +271,9 @@ class Applier:
         # Re-runs only the rules a batch's events can change (policies.engine.Evaluator): the
         # flags are evaluate()'s, byte for byte, so replay still equals live.
         self.evaluator = Evaluator()
+        # Each child's events as last read, so a batch decodes only what it accepted (exact:
+        # kept only once the batch's transaction has committed, see ChildHistories).
+        self.histories = ChildHistories()
 
     # -- entry points ---------------------------------------------------------------------
     def apply(self, messages: Sequence[Message], track: Mapping[str, int] | None = None) -> ApplyStats:
@@ -297,7 +300,8 @@ class Applier:
         blamed: dict[int, Rejection] = {}
         while True:
             try:
-                return self._apply_checked(checked, blamed, track or {}, provisional)
+                with self.histories.transaction():  # around the commit: a failed batch is forgotten
+                    return self._apply_checked(checked, blamed, track or {}, provisional)
             except _MessageFailed as failure:
                 fresh = {i: failure.rejection for i in failure.indices if i not in blamed}
                 if not fresh:  # nothing left to set aside: a fault of no message in this batch
@@ -712,6 +716,7 @@ class Applier:
                     batch.now,
                     self.policies,
                     evaluator=self.evaluator,
+                    histories=self.histories,
                     reraise=INFRASTRUCTURE_ERRORS,
                 )
                 changes = write_children(
