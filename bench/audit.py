@@ -1,12 +1,15 @@
 """Audit rates: `audit verify` and `audit replay` in events/s on large generated histories.
 
     python bench/audit.py [--json] [--sizes 100000 1000000] [--replay-limit 20000] [--keep DIR]
+                          [--skip verify|replay]
 
 Histories are signed and written straight into a SQLite ledger with ``Ledger.record`` in large
 batches inside ``ledger.writer()``: the projector's path through Kafka would make generating a
 million events take longer than auditing them, and the audit reads only the ledger. Replay
-re-runs the projector's whole logic (views, policies, flags) and is timed on the first
-``--replay-limit`` events of each history (labelled as such). Beside the figures: the machine's
+copies the events recorded by its as-of time into a fresh database and evaluates every child
+once (views, policies, flags; one process into SQLite, see consumers/auditor/replay.py); it
+is timed as of the time of event ``--replay-limit`` (0: the whole history), with its CPU time
+(this process and its workers) and the peak memory of the largest process. Beside the figures: the machine's
 raw Ed25519 verify rate on one core and on all cores, and the machine description. Generated
 data goes to a temporary directory, never into the repository. With ``--keep DIR`` the ledgers
 stay there and a later run with the same ``--keep`` re-uses each complete one (its root public
@@ -156,6 +159,7 @@ def main() -> None:
     parser.add_argument("--replay-limit", type=int, default=20_000)
     parser.add_argument("--keep", type=Path, help="write the ledgers here instead of a temp dir")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--skip", choices=["verify", "replay"], help="leave one of the two out")
     args = parser.parse_args()
     say: Callable[[str], None] = (lambda _: None) if args.json else print
     say(f"machine: {describe()}")
@@ -173,14 +177,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sgledger-audit-bench-") as tmp:
         directory = args.keep or Path(tmp)
         for size in args.sizes:
-            result["runs"].append(run(directory, size, args.replay_limit, one, all_cores, say))
+            result["runs"].append(run(directory, size, args.replay_limit, one, all_cores, say, args.skip))
     result["peak_memory_mb"] = round(peak_memory_mb())
     if args.json:
         print(json.dumps(result, indent=2))
 
 
 def run(
-    directory: Path, size: int, replay_limit: int, one: float, all_cores: float, say: Callable[[str], None]
+    directory: Path,
+    size: int,
+    replay_limit: int,
+    one: float,
+    all_cores: float,
+    say: Callable[[str], None],
+    skip: str | None = None,
 ) -> dict[str, Any]:
     database, public = directory / f"ledger-{size}.db", directory / f"ledger-{size}.root-public-key"
     generated: float | None = None
@@ -200,6 +210,18 @@ def run(
         generated = time.perf_counter() - started
         public.write_bytes(root.public_key().public_bytes_raw())
         say(f"\n{size:,} events: generated in {generated:,.1f} s ({size / generated:,.0f} events/s)")
+    generate_s = None if generated is None else round(generated, 1)
+    result: dict[str, Any] = {"events": size, "generate_s": generate_s}
+    if skip != "verify":
+        result |= _verify(ledger, root_key, one, all_cores, say)
+    if skip != "replay":
+        result |= _replay(directory, ledger, root_key, size, replay_limit, one, say)
+    return result
+
+
+def _verify(
+    ledger: Ledger, root_key: RootKey, one: float, all_cores: float, say: Callable[[str], None]
+) -> dict[str, Any]:
     cpu_before = _cpu_seconds()
     report = verify(ledger, root_key)
     verify_cpu = _cpu_seconds() - cpu_before  # this process and its (finished) pool workers
@@ -209,28 +231,49 @@ def run(
         f"  audit verify: {report.events:,} events in {report.seconds:,.1f} s = {rate:,.0f} events/s "
         f"({verdict}); {rate / all_cores:.0%} of the raw all-core Ed25519 rate, {rate / one:.0%} of one core"
     )
-    as_of = T0 + timedelta(minutes=min(size, replay_limit))
-    started = time.perf_counter()
-    (directory / f"replay-{size}.db").unlink(missing_ok=True)
-    replayed = replay(ledger, root_key, as_of, f"sqlite:///{directory / f'replay-{size}.db'}").events
-    seconds = time.perf_counter() - started
-    say(
-        f"  audit replay: first {replayed:,} events (as of {as_of.isoformat()}) in {seconds:,.1f} s = "
-        f"{replayed / seconds:,.0f} events/s through the full projector logic"
-    )
     return {
-        "events": size,
-        "generate_s": None if generated is None else round(generated, 1),
         "verify_s": round(report.seconds, 1),
         "verify_events_per_s": round(rate),
         "verify_vs_raw_all_cores": round(rate / all_cores, 3),
         "verify_vs_raw_one_core": round(rate / one, 3),
         "verify_clean": report.ok,
         "verify_cpu_us_per_event": round(1e6 * verify_cpu / report.events, 1),
-        "replay_events": replayed,
+    }
+
+
+def _replay(
+    directory: Path,
+    ledger: Ledger,
+    root_key: RootKey,
+    size: int,
+    replay_limit: int,
+    one: float,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    limit = min(size, replay_limit) if replay_limit > 0 else size
+    as_of = T0 + timedelta(minutes=limit)
+    into = directory / f"replay-{size}.db"
+    for stale in (into, into.with_name(into.name + "-wal"), into.with_name(into.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    cpu_before, started = _cpu_seconds(), time.perf_counter()
+    result = replay(ledger, root_key, as_of, f"sqlite:///{into}")
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_before
+    workers_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    say(
+        f"  audit replay: {result.events:,} events (as of {as_of.isoformat()}), {result.children:,} "
+        f"children in {seconds:,.1f} s = {result.events / seconds:,.0f} events/s; "
+        f"{cpu:,.1f} s CPU; largest worker {workers_mb:,.0f} MB"
+    )
+    return {
+        "replay_events": result.events,
+        "replay_children": result.children,
+        "replay_failed_children": result.failed,
         "replay_s": round(seconds, 1),
-        "replay_events_per_s": round(replayed / seconds),
-        "replay_vs_raw_one_core": round(replayed / seconds / one, 4),
+        "replay_cpu_s": round(cpu, 1),
+        "replay_cpu_us_per_event": round(1e6 * cpu / result.events, 1),
+        "replay_events_per_s": round(result.events / seconds),
+        "replay_vs_raw_one_core": round(result.events / seconds / one, 4),
+        "replay_worker_peak_memory_mb": round(workers_mb),
     }
 
 

@@ -10,9 +10,13 @@ outbox transaction). Every accepted draft is validated, signed, chained and comm
 fsync before the 202. Not a test: figures go to bench/RESULTS.md.
 
 The gateway signs with libsodium (PyNaCl), so its batch rate is compared with libsodium's raw
-sign rate; ``cryptography``'s (OpenSSL, slower) is printed beside it. On a shared machine the
-wall-clock figures mostly measure the load, so the gateway process's CPU time per batch event
-(from /proc) is printed too, with the ratio of the two libraries' CPU time per signature to it.
+sign rate (the target's measure: issue 11 asks for half the rate of the signer in use);
+``cryptography``'s (OpenSSL, slower) is printed beside it. On a shared machine the wall-clock
+figures mostly measure the load, so CPU time per batch event (from /proc) is printed too: the
+serving process's (it signs) and its draft worker's (producers/gateway/worker.py), which run in
+parallel, so the batch rate on two free cores is bound by the busier of the two; the CPU ratios
+are one signature's CPU time over that busier process's per event. ``--no-draft-worker`` runs
+the gateway with everything in one process, for A/B runs.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from bench.machine import describe, sign_rate
+from bench.machine import describe, sign_rate, verify_rate
 from ledger.keystore import Keystore
 from producers.gateway.tokens import TokenStore
 from transport.broker import free_port
@@ -64,14 +68,27 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (the gateway's draft worker)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """CPU seconds so far of the gateway process and of its children (live ones)."""
+    return cpu_seconds(pid), sum(cpu_seconds(c) for c in children(pid))
+
+
+def start(data_dir: Path, *options: str) -> tuple[subprocess.Popen[bytes], str, str]:
     keystore = Keystore(data_dir / "keys")
     keystore.init_root("partnership/bench")
     keystore.create_agency_key(AGENCY)
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "sgledger", "--data-dir", str(data_dir), "gateway", "run",
-         "--agency", AGENCY, "--port", str(port)],
+         "--agency", AGENCY, "--port", str(port), *options],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -95,13 +112,16 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=1000, help="single-event requests")
     parser.add_argument("--batches", type=int, default=4, help="batch requests")
     parser.add_argument("--batch-size", type=int, default=5000, help="drafts per batch")
+    parser.add_argument(
+        "--no-draft-worker", action="store_true", help="check drafts in the serving process (A/B)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
 
     signs = {lib: sign_rate(2.0, library=lib) for lib in ("libsodium", "cryptography")}
     sign_cpu_us = {lib: 1e6 / sign_rate(2.0, library=lib, clock=time.process_time) for lib in signs}
     with tempfile.TemporaryDirectory(prefix="sgledger-bench-gateway-") as tmp:
-        process, url, token = start(Path(tmp))
+        process, url, token = start(Path(tmp), *(["--no-draft-worker"] if args.no_draft_worker else []))
         try:
             with httpx.Client(
                 base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=600
@@ -119,15 +139,17 @@ def main() -> None:
                     json.dumps([draft(args.single + b * args.batch_size + i) for i in range(args.batch_size)])
                     for b in range(args.batches)
                 ]
-                batch_times, batch_cpu = [], []
+                batch_times, batch_cpu, worker_cpu = [], [], []
                 for body in bodies:
-                    t0, cpu0 = time.perf_counter(), cpu_seconds(process.pid)
+                    t0, (cpu0, worker0) = time.perf_counter(), cpu_split(process.pid)
                     answer = http.post(
                         "/v1/events/batch", content=body, headers={"Content-Type": "application/json"}
                     )
                     answer.raise_for_status()
                     batch_times.append(time.perf_counter() - t0)
-                    batch_cpu.append(cpu_seconds(process.pid) - cpu0)
+                    cpu1, worker1 = cpu_split(process.pid)
+                    batch_cpu.append(cpu1 - cpu0)
+                    worker_cpu.append(worker1 - worker0)
         finally:
             process.terminate()
             process.wait(30)
@@ -135,8 +157,13 @@ def main() -> None:
     batch_events = args.batches * args.batch_size
     per_s = batch_events / sum(batch_times)
     cpu_us = 1e6 * sum(batch_cpu) / batch_events
+    worker_us = 1e6 * sum(worker_cpu) / batch_events
+    # Two processes on two cores: the batch rate is bound by the busier one (the serving
+    # process, which signs, when the split works), not by their sum.
+    critical_us = max(cpu_us, worker_us)
     result = {
         "machine": describe(),
+        "raw_verify_per_s_one_core": round(verify_rate(1.0)),
         "ed25519_sign_per_s_one_core_libsodium": round(signs["libsodium"]),
         "ed25519_sign_per_s_one_core_cryptography": round(signs["cryptography"]),
         "single_requests": args.single,
@@ -149,10 +176,12 @@ def main() -> None:
         "batch_share_of_sign_rate": round(per_s / signs["libsodium"], 3),
         "batch_share_of_sign_rate_cryptography": round(per_s / signs["cryptography"], 3),
         "batch_gateway_cpu_us_per_event": round(cpu_us, 1),
+        "batch_worker_cpu_us_per_event": round(worker_us, 1),
+        "batch_total_cpu_us_per_event": round(cpu_us + worker_us, 1),
         "sign_cpu_us_libsodium": round(sign_cpu_us["libsodium"], 1),
         "sign_cpu_us_cryptography": round(sign_cpu_us["cryptography"], 1),
-        "batch_cpu_share_of_sign_rate": round(sign_cpu_us["libsodium"] / cpu_us, 3),
-        "batch_cpu_share_of_sign_rate_cryptography": round(sign_cpu_us["cryptography"] / cpu_us, 3),
+        "batch_cpu_share_of_sign_rate": round(sign_cpu_us["libsodium"] / critical_us, 3),
+        "batch_cpu_share_of_sign_rate_cryptography": round(sign_cpu_us["cryptography"] / critical_us, 3),
     }
     if args.json:
         print(json.dumps(result, indent=2))
@@ -172,7 +201,10 @@ def main() -> None:
         f"{result['batch_share_of_sign_rate_cryptography']:.0%} of cryptography's)"
     )
     print(
-        f"gateway CPU per batch event:     {cpu_us:.1f} us, against {sign_cpu_us['libsodium']:.1f} us "
+        f"CPU per batch event:             {cpu_us:.1f} us serving (signs), {worker_us:.1f} us draft worker"
+    )
+    print(
+        f"busier process per batch event:  {critical_us:.1f} us, against {sign_cpu_us['libsodium']:.1f} us "
         f"per libsodium signature ({result['batch_cpu_share_of_sign_rate']:.0%}) and "
         f"{sign_cpu_us['cryptography']:.1f} us per cryptography signature "
         f"({result['batch_cpu_share_of_sign_rate_cryptography']:.0%})"

@@ -17,7 +17,7 @@ from nacl.bindings import crypto_sign, crypto_sign_seed_keypair
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from ledger.canonical import SIGNATURE, around_signature, joined, signing_input
+from ledger.canonical import SIGNATURE, ChainRuns, around_signature, joined, placed, signing_input
 
 
 def b64url(raw: bytes) -> str:
@@ -75,7 +75,14 @@ class Signer:
         ``canonical_json`` of the signed event, Hypothesis included."""
         if SIGNATURE in unsigned:
             raise ValueError("the event is already signed")
-        before, after = around_signature(unsigned)
+        return self._sign_runs(*around_signature(unsigned))
+
+    def sign_placed(self, runs: ChainRuns, sequence: int, prevhash: str) -> tuple[str, bytes]:
+        """``sign_canonical`` of the event of ``runs`` placed at ``sequence`` after ``prevhash``,
+        with no serialisation at all: what an agency's chain does per event (``chain_runs``)."""
+        return self._sign_runs(*placed(runs, sequence, prevhash))
+
+    def _sign_runs(self, before: bytes, after: bytes) -> tuple[str, bytes]:
         signature = b64url(self.sign(joined(before, after)))
         return signature, joined(before, b'"signature":"' + signature.encode("ascii") + b'"', after)
 

@@ -93,8 +93,14 @@ def _java() -> str | None:
 
 
 def new_cluster_id() -> str:
-    """Kafka's cluster ids are a UUID in URL-safe base64 without padding (22 characters)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """Kafka's cluster ids are a UUID in URL-safe base64 without padding (22 characters). One
+    that starts with "-" reads as an option to `StorageTool format -t ID` (1 in 64: the Kafka
+    tests failed to start with "expected one argument"); Kafka's own ``Uuid.randomUuid`` draws
+    again for that reason, and so does this."""
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not candidate.startswith("-"):
+            return candidate
 
 
 @dataclass

@@ -12,9 +12,9 @@ get the rows as stored. Pages keep memory flat on million-event histories.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cache
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
+from uuid import UUID
 
 from eventsourcing.persistence import Mapper, Notification
 from sqlalchemy import Table, func, select
@@ -26,8 +26,7 @@ from ledger.store.models import AcceptedEvent
 PAGE = 2000
 
 
-@dataclass(frozen=True)
-class IndexRow:
+class IndexRow(NamedTuple):
     event_id: str
     source: str
     sequence: int
@@ -36,20 +35,32 @@ class IndexRow:
     type: str
 
 
-@dataclass(frozen=True)
-class StoredRow:
+class StoredRow(NamedTuple):
     """One ``ledger_events`` row as stored (not yet decoded), with the index row at its position.
 
     `audit verify` ships these to its worker processes undecoded: decoding is per-event work,
     and the reading process, which every event passes through, must do as little as possible.
+    Plain tuples with the stream id as 16 bytes, not the library's ``Notification`` dataclass
+    with a ``UUID``: pickling those to the workers and back cost ~35 us an event, a sixth of
+    the audit's CPU (issue 13); as tuples ~6 us.
     """
 
-    notification: Notification
+    position: int
+    originator: bytes  # the stream's UUID, as its 16 bytes
+    version: int
+    topic: str
+    state: bytes
     indexed: IndexRow | None
 
     @property
-    def position(self) -> int:
-        return self.notification.id
+    def notification(self) -> Notification:
+        return Notification(
+            id=self.position,
+            originator_id=UUID(bytes=self.originator),
+            originator_version=self.version,
+            topic=self.topic,
+            state=self.state,
+        )
 
 
 def envelope_of(ledger: Ledger, notification: Notification) -> dict[str, Any]:
@@ -113,13 +124,11 @@ def read_pages(ledger: Ledger, findings: list[Finding]) -> Iterator[list[StoredR
             ).all()
         page = [
             StoredRow(
-                Notification(
-                    id=i,
-                    originator_id=originator,
-                    originator_version=version,
-                    topic=topic,
-                    state=bytes(state) if isinstance(state, memoryview) else state,
-                ),
+                i,
+                originator.bytes,
+                version,
+                topic,
+                bytes(state) if isinstance(state, memoryview) else state,
                 index.pop(i, None),
             )
             for i, originator, version, topic, state in stored

@@ -21,10 +21,9 @@ from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from ledger.canonical import event_digest
-from ledger.validation import Problem
-from ledger.verification import loads_strict
+from ledger.envelope import SignedEvent
 from ledger.vocabulary import envelope_schema
+from producers.gateway.drafts import bad_request, batch_items, parse_json
 from producers.gateway.problems import PROBLEM_JSON, ProblemError
 from producers.gateway.service import Gateway, Outcome, unavailable
 from producers.gateway.tokens import AuthError, Caller
@@ -126,7 +125,7 @@ def create_app(service: Gateway | None, kafka: KafkaSettings | None = None) -> F
         caller = await caller_of(request)
         key = _idempotency_key(request)
         media = _media_type(request, (JSON, CLOUDEVENT))
-        body = _json(await _read(request, gateway.config.max_event_bytes))
+        body = parse_json(await _read(request, gateway.config.max_event_bytes))
         if media == CLOUDEVENT:
             outcome = await run_in_threadpool(gateway.publish_signed, caller, key, [body], False)
         else:
@@ -158,13 +157,11 @@ def create_app(service: Gateway | None, kafka: KafkaSettings | None = None) -> F
         key = _idempotency_key(request)
         media = _media_type(request, (JSON, NDJSON, CLOUDEVENT_BATCH))
         raw = await _read(request, gateway.config.max_batch_bytes)
-        items = _ndjson(raw) if media == NDJSON else _json(raw)
-        if not isinstance(items, list):
-            raise _bad_request("the body must be a JSON array of events")
         if media == CLOUDEVENT_BATCH:
+            items = batch_items(raw, ndjson=False)
             outcome = await run_in_threadpool(gateway.publish_signed, caller, key, items, True)
-        else:
-            outcome = await run_in_threadpool(gateway.publish_drafts, caller, key, items, True)
+        else:  # parsed and checked in the draft worker, while this process signs
+            outcome = await run_in_threadpool(gateway.publish_draft_batch, caller, key, raw, media == NDJSON)
         events = _receipts(outcome.events)
         return JSONResponse(
             {"count": len(events), "events": events}, status_code=202, headers=_replayed(outcome)
@@ -229,10 +226,6 @@ def _relay_forever(relay: Relay, stop: threading.Event) -> None:
 
 
 # -- request reading -----------------------------------------------------------------------------
-def _bad_request(detail: str, problems: list[Problem] | None = None) -> ProblemError:
-    return ProblemError(400, "bad-request", "The request could not be read", detail, problems=problems or [])
-
-
 def _media_type(request: Request, accepted: tuple[str, ...]) -> str:
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media not in accepted:
@@ -248,7 +241,7 @@ def _idempotency_key(request: Request) -> str | None:
     if key is None:
         return None
     if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable() or not key.isascii():
-        raise _bad_request(
+        raise bad_request(
             f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters"
         )
     return key
@@ -273,43 +266,18 @@ async def _read(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _json(raw: bytes) -> Any:
-    try:
-        return loads_strict(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise _bad_request(f"the body is not UTF-8 JSON: {exc}") from exc
-
-
-def _ndjson(raw: bytes) -> list[Any]:
-    items: list[Any] = []
-    problems: list[Problem] = []
-    for index, line in enumerate(line for line in raw.splitlines() if line.strip()):
-        try:
-            items.append(loads_strict(line))
-        except (UnicodeDecodeError, ValueError) as exc:
-            problems.append(Problem(f"/{index}", "one JSON object on this line", f"not JSON ({exc})"))
-    if problems:
-        raise _bad_request("the body is not NDJSON (one JSON object per line)", problems)
-    return items
-
-
 # -- responses -----------------------------------------------------------------------------------
-def _receipts(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each event's digest is its successor's prevhash when the successor follows it in the
-    chain (as in any batch just appended); only the others are serialised again."""
-    receipts = []
-    for event, after in zip(events, [*events[1:], None], strict=True):
-        follows = after is not None and after["sequence"] == event["sequence"] + 1
-        receipts.append(
-            {
-                "id": event["id"],
-                "sequence": event["sequence"],
-                "digest": after["prevhash"] if follows and after else event_digest(event),
-                "status": "queued",
-                "status_url": f"/v1/events/{event['id']}",
-            }
-        )
-    return receipts
+def _receipts(events: list[SignedEvent]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": event.event_id,
+            "sequence": event.sequence,
+            "digest": event.digest,
+            "status": "queued",
+            "status_url": f"/v1/events/{event.event_id}",
+        }
+        for event in events
+    ]
 
 
 def _replayed(outcome: Outcome) -> dict[str, str]:

@@ -1,7 +1,7 @@
 """What the gateway does with a request, without HTTP: check, sign, chain, store, look up.
 
 Everything that decides whether an event is acceptable is the producer SDK's (``Producer.prepare``
-and ``Producer.publish_prepared``) or the ledger's (``validate_event``, ``signature_valid``); the
+and ``Producer.append_prepared``) or the ledger's (``validate_event``, ``signature_valid``); the
 gateway only turns requests into drafts, keeps idempotency records and reports status. The HTTP
 layer (``producers.gateway.app``) maps the exceptions raised here to problem responses.
 """
@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from ledger.canonical import canonical_forms, canonical_json, event_digest
+from ledger.canonical import canonical_forms, event_digest
 from ledger.envelope import SignedEvent
 from ledger.keystore import Keystore
 from ledger.signing import key_id, signature_valid
@@ -31,10 +31,12 @@ from ledger.topics import DEFAULT_PREFIX, Topics
 from ledger.validation import Problem, validate_event
 from ledger.verification import MAX_MESSAGE_BYTES, RECEIPT_SKEW
 from ledger.vocabulary import agency_types, did_you_mean
+from producers.gateway.drafts import batch_items, check_count, checked, request_hash
 from producers.gateway.problems import ProblemError, invalid, prefixed
 from producers.gateway.tokens import Caller, IdempotencyRow, TokenStore
+from producers.gateway.worker import DraftWorker
 from producers.outbox import DuplicateEventId, Entry, Outbox, OutboxRow
-from producers.sdk import InvalidEvent, Prepared, Producer, draft_from_json
+from producers.sdk import InvalidEvent, Prepared, Producer
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,13 @@ class GatewayConfig:
     max_batch_bytes: int = 64 * 1024 * 1024
     max_batch_events: int = 10_000
     busy_timeout_s: float = 5.0  # then 503: a client retries rather than hangs
+    # Check a batch's drafts in a second process while this one signs (producers/gateway/worker.py).
+    draft_worker: bool = True
 
 
 @dataclass(frozen=True)
 class Outcome:
-    events: list[dict[str, Any]]
+    events: list[SignedEvent]
     replayed: bool  # an earlier request with this Idempotency-Key created them
 
 
@@ -82,15 +86,9 @@ def unavailable(exc: SQLAlchemyError) -> ProblemError:
     )  # fmt: skip
 
 
-def request_hash(kind: str, body: Any) -> str:
-    """What an Idempotency-Key is bound to: the request's meaning (JSON value), not its bytes,
-    so a retry that re-serialises the same drafts (or sends NDJSON instead of an array) is the
-    same request."""
-    return hashlib.sha256(canonical_json({"kind": kind, "body": body})).hexdigest()
-
-
 class Gateway:
     def __init__(self, config: GatewayConfig, clock: Callable[[], datetime] | None = None) -> None:
+        """``clock``: a module-level function (the draft worker receives it pickled)."""
         self.config = config
         self.outbox = Outbox(config.outbox_url, busy_timeout_s=config.busy_timeout_s)
         self.producer = Producer(
@@ -103,6 +101,7 @@ class Gateway:
         self._public_key = Keystore(config.keys_dir).agency_private_key(config.agency).public_key()
         self.kid = key_id(self._public_key)
         self.tokens = TokenStore(config.outbox_url, busy_timeout_s=config.busy_timeout_s)
+        self.worker = DraftWorker(self.producer.preparer) if config.draft_worker else None
         self._ledger_engine = (
             create_engine(normalise_url(config.ledger_url), pool_pre_ping=True) if config.ledger_url else None
         )
@@ -112,6 +111,8 @@ class Gateway:
         return True, f"outbox answers ({self.outbox.pending_count()} event(s) waiting)"
 
     def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
         self.outbox.close()
         self.tokens.close()
         if self._ledger_engine is not None:
@@ -123,14 +124,10 @@ class Gateway:
         422 listing every problem of every item (paths of a batch start with the item's index)."""
         prepared: list[Prepared] = []
         problems: list[Problem] = []
-        for index, item in enumerate(items):
-            draft, found = draft_from_json(item)
-            if draft is not None:
-                ready, found = self.producer.prepare(draft)
-                if ready is not None:
-                    prepared.append(ready)
-            if found:
-                problems += prefixed(index, found) if batch else found
+        for ready, found in checked(self.producer.preparer, items, batch):
+            if ready is not None:
+                prepared.append(ready)
+            problems += found
         if problems:
             raise invalid(problems, "the batch" if batch else "the draft")
         return prepared
@@ -138,11 +135,27 @@ class Gateway:
     def publish_drafts(
         self, caller: Caller, idempotency_key: str | None, items: list[Any], batch: bool
     ) -> Outcome:
-        self._check_count(items)
+        check_count(items, self.config.max_batch_events)
         return self._once(
             caller, idempotency_key, request_hash("drafts", items),
-            lambda also: self.producer.publish_prepared(self.drafts(items, batch), also=also),
+            lambda also: self.producer.append_prepared(self.drafts(items, batch), also=also),
         )  # fmt: skip
+
+    def publish_draft_batch(
+        self, caller: Caller, idempotency_key: str | None, raw: bytes, ndjson: bool
+    ) -> Outcome:
+        """A batch body of drafts (JSON array or NDJSON), read and checked by the draft worker
+        while this process signs and stores what it has checked (producers/gateway/worker.py);
+        the same answers as ``publish_drafts`` of the parsed body."""
+        if self.worker is None:
+            return self.publish_drafts(caller, idempotency_key, batch_items(raw, ndjson), True)
+        want_hash = idempotency_key is not None
+        with self.worker.job(raw, ndjson, want_hash, self.config.max_batch_events) as job:
+            wanted = job.start() or ""
+            return self._once(
+                caller, idempotency_key, wanted,
+                lambda also: self.producer.append_prepared(job.prepared(), also=also),
+            )  # fmt: skip
 
     # -- events the agency signed itself ---------------------------------------------------
     def signed_entries(self, items: Sequence[Any], batch: bool) -> list[Entry]:
@@ -195,7 +208,7 @@ class Gateway:
     def publish_signed(
         self, caller: Caller, idempotency_key: str | None, items: list[Any], batch: bool
     ) -> Outcome:
-        self._check_count(items)
+        check_count(items, self.config.max_batch_events)
         return self._once(
             caller, idempotency_key, request_hash("signed", items),
             lambda also: self.outbox.append(self.config.agency, self.signed_entries(items, batch), also=also),
@@ -211,7 +224,7 @@ class Gateway:
         caller: Caller,
         key: str | None,
         wanted: str,
-        publish: Callable[[Callable[[Session, list[dict[str, Any]]], None] | None], list[dict[str, Any]]],
+        publish: Callable[[Callable[[Session, list[SignedEvent]], None] | None], list[SignedEvent]],
     ) -> Outcome:
         try:
             if key is not None:
@@ -219,13 +232,13 @@ class Gateway:
                 if earlier is not None:
                     return earlier
 
-            def remember(session: Session, events: list[dict[str, Any]]) -> None:
+            def remember(session: Session, events: list[SignedEvent]) -> None:
                 assert key is not None
                 TokenStore.remember(
                     session,
                     IdempotencyRow(
                         system=caller.system, key=key, request_sha256=wanted,
-                        event_ids=json.dumps([e["id"] for e in events]), created_at=datetime.now(UTC),
+                        event_ids=json.dumps([e.event_id for e in events]), created_at=datetime.now(UTC),
                     ),
                 )  # fmt: skip
 
@@ -263,16 +276,9 @@ class Gateway:
             )  # fmt: skip
         ids = json.loads(row.event_ids)
         rows = self.outbox.rows(ids)
-        return Outcome([Outbox.decode(rows[i].payload) for i in ids], replayed=True)
-
-    def _check_count(self, items: list[Any]) -> None:
-        if not items:
-            raise ProblemError(422, "empty-batch", "Nothing to publish", "the request holds no events")
-        if len(items) > self.config.max_batch_events:
-            raise ProblemError(
-                413, "batch-too-large", "Too many events in one request",
-                f"{len(items)} events; at most {self.config.max_batch_events} per request: split the batch",
-            )  # fmt: skip
+        return Outcome(
+            [SignedEvent.of(Outbox.decode(rows[i].payload), rows[i].payload) for i in ids], replayed=True
+        )
 
     # -- where is it? ---------------------------------------------------------------------------
     def status(self, event_id: str) -> dict[str, Any]:
@@ -319,7 +325,7 @@ def _placed(event: Mapping[str, Any], payload: bytes, topic: str) -> Entry:
     """An outbox entry for an event signed elsewhere (``payload``: its canonical bytes): it is
     stored only at the chain position it was signed for, so the outbox stays the one place that
     orders this agency's chain."""
-    signed = SignedEvent(dict(event), payload)
+    signed = SignedEvent.of(dict(event), payload)
 
     def place(sequence: int, prevhash: str) -> SignedEvent:
         if event["sequence"] != sequence or event["prevhash"] != prevhash:

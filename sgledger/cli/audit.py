@@ -217,22 +217,32 @@ def consistency_(app: AppContext, old_size: int, new_size: int) -> None:
 @audit.command("replay")
 @click.option("--as-of", "as_of", required=True, help="RFC 3339 time: rebuild views as they stood then.")
 @click.option("--into", "into_url", required=True, help="Empty database (SQLAlchemy URL) to rebuild into.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes evaluating children (default: one per core into PostgreSQL; one into SQLite,"
+    " whose write-ahead log two would let grow with the replay).",
+)
 @REASON
 @pass_app
-def replay_(app: AppContext, as_of: str, into_url: str, reason: str | None) -> None:
-    """Rebuild per-child views and flags from the events recorded by --as-of, into another database."""
+def replay_(app: AppContext, as_of: str, into_url: str, workers: int | None, reason: str | None) -> None:
+    """Rebuild per-child views and flags from the events recorded by --as-of, into another database.
+
+    Signatures are not checked again (they were on the way in; `audit verify` re-checks them)."""
     when = parse_as_of(as_of)
     shown = make_url(into_url).render_as_string(hide_password=True)  # never a password in the ledger
     record_access(app, "audit replay", f"ledger as of {format_time(when)} into {shown}", reason)
     ledger, root = app.ledger, app.root_key()
     try:
-        result = replay(ledger, root, when, into_url)
+        result = replay(ledger, root, when, into_url, workers=workers)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     click.echo(
-        f"replayed {result.events} events as of {format_time(when)}: {result.accepted} accepted, "
-        f"{result.quarantined} not accepted, {result.children} children, into {result.into_url}"
+        f"replayed {result.events} events as of {format_time(when)} (signatures not re-checked: "
+        f"`audit verify` does that): {result.children} children, into {result.into_url}"
     )
+    if result.failed:
+        raise UserError(f"{result.failed} children could not be evaluated (see the log): no views for them")
 
 
 @audit.command("diff")

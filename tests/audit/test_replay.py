@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from consumers.auditor.diff import diff
 from consumers.auditor.replay import replay
+from ledger.store.ledger import KEY_EVENT_TYPES, Ledger
+from ledger.store.models import AcceptedEvent
 from ledger.timeutil import parse_time
 from tests.audit.conftest import Story
-from views.queries import flags_as_of
+from views.queries import child_ids, flags_as_of
 
 
 def open_flags(url: str) -> list[dict[str, Any]]:
@@ -38,8 +40,8 @@ def test_replay_as_of_gives_the_flags_the_scenario_expects(
 ) -> None:
     expectation = charlie.scenario.expect[point]
     url = f"sqlite:///{tmp_path / 'replay.db'}"
-    result = replay(charlie.ledger, charlie.root, expectation.as_of, url)
-    assert result.quarantined == 0
+    result = replay(charlie.ledger, charlie.root, expectation.as_of, url, workers=1)
+    assert result.failed == 0 and result.children > 0
     replayed = open_flags(url)
     for wanted in expectation.open:
         assert any(matches(wanted, f) for f in replayed), (wanted, replayed)
@@ -49,24 +51,50 @@ def test_replay_as_of_gives_the_flags_the_scenario_expects(
     assert {f["id"] for f in replayed} == live
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_replay_as_of_the_live_evaluation_time_is_identical_to_the_live_views(
-    charlie: Story, tmp_path: Path
+    charlie: Story, tmp_path: Path, workers: int
 ) -> None:
-    """The live views were last evaluated at some time T; a replay as of T must equal them."""
+    """The live views were last evaluated at some time T; a replay as of T must equal them, in
+    one process or with the children split across two (each child written by exactly one)."""
     engine = create_engine(charlie.settings.database_url)
     with engine.connect() as conn:
         evaluated = conn.execute(text("SELECT max(evaluated_at) FROM view_children")).scalar()
     engine.dispose()
     as_of = evaluated if isinstance(evaluated, datetime) else parse_time(str(evaluated).replace(" ", "T"))
     url = f"sqlite:///{tmp_path / 'now.db'}"
-    replay(charlie.ledger, charlie.root, as_of, url)
+    result = replay(charlie.ledger, charlie.root, as_of, url, workers=workers)
     assert diff(url, charlie.settings.database_url) == []
+    with charlie.ledger.read() as session:
+        assert result.children == len(child_ids(session))
+
+
+def test_a_prefix_replay_copies_only_what_was_recorded_by_then(charlie: Story, tmp_path: Path) -> None:
+    """As of an early time: every event recorded by then and every key event, in ledger order,
+    and nothing recorded later (the views of those are the scenario's, tested above)."""
+    early = charlie.scenario.expect[0].as_of
+    url = f"sqlite:///{tmp_path / 'early.db'}"
+    result = replay(charlie.ledger, charlie.root, early, url, workers=1)
+    with charlie.ledger.read() as session:
+        rows = session.execute(
+            select(AcceptedEvent.event_id, AcceptedEvent.type, AcceptedEvent.recordedtime).order_by(
+                AcceptedEvent.position
+            )
+        ).all()
+    wanted = [event_id for event_id, kind, recorded in rows if recorded <= early or kind in KEY_EVENT_TYPES]
+    assert 0 < len(wanted) < len(rows)  # a real prefix, not the whole story
+    later = {event_id for event_id, kind, _ in rows if event_id not in wanted}
+    assert {kind for event_id, kind, _ in rows if event_id in later} - set(KEY_EVENT_TYPES)
+    target = Ledger(url)
+    with target.read() as session:
+        copied = session.scalars(select(AcceptedEvent.event_id).order_by(AcceptedEvent.position)).all()
+    assert list(copied) == wanted and result.events == len(wanted)
 
 
 def test_diff_lists_what_differs(charlie: Story, tmp_path: Path) -> None:
     early = charlie.scenario.expect[0].as_of
     url = f"sqlite:///{tmp_path / 'early.db'}"
-    replay(charlie.ledger, charlie.root, early, url)
+    replay(charlie.ledger, charlie.root, early, url, workers=1)
     differences = diff(url, charlie.settings.database_url)
     assert differences
     assert {d["table"] for d in differences} >= {"ledger_accepted", "view_children"}
@@ -86,6 +114,6 @@ def test_a_replay_into_postgresql_equals_the_sqlite_live_views(charlie: Story, p
     with engine.connect() as conn:
         evaluated = conn.execute(text("SELECT max(evaluated_at) FROM view_children")).scalar()
     engine.dispose()
-    replay(charlie.ledger, charlie.root, parse_time(str(evaluated)), postgres_db)
+    replay(charlie.ledger, charlie.root, parse_time(str(evaluated)), postgres_db, workers=2)
     differences = diff(postgres_db, charlie.settings.database_url)
     assert differences == [], differences

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.canonical import canonical_json, event_digest
+from ledger.canonical import canonical_json, chain_runs, event_digest, placed
 from ledger.envelope import ChainSigner, unsigned_event
 from ledger.signing import Signer, key_id, sign_event, signature_valid
 
@@ -93,3 +93,65 @@ def test_chain_signer_events_are_the_two_pass_reference_and_chain_by_digest() ->
     assert first == {**reference, "signature": sign_event(reference, KEY)}
     assert second["sequence"] == 2 and second["prevhash"] == event_digest(first)
     assert chain.prevhash == event_digest(second)
+
+
+def check_placed(unsigned: dict[str, Any], sequence: int, prevhash: str) -> None:
+    """Runs written without the chain position, then placed and signed, give exactly what
+    serialising and signing the placed event gives."""
+    runs = chain_runs({**unsigned, "sequence": 999, "prevhash": "placeholder"})
+    event = {**unsigned, "sequence": sequence, "prevhash": prevhash}
+    assert SIGNER.sign_placed(runs, sequence, prevhash) == SIGNER.sign_canonical(event)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(
+        (_keys | st.sampled_from(["prevhash0", "recordedtime", "sequenc", "sequence0", "a", "z"])).filter(
+            lambda k: k not in ("signature", "sequence", "prevhash")
+        ),
+        _values,
+        max_size=8,
+    ),
+    st.integers(min_value=1, max_value=2**53 - 1),
+    st.sampled_from(["", "0" * 64, "9f" * 32]),
+)
+def test_placing_runs_equals_serialising_the_placed_event(
+    unsigned: dict[str, Any], sequence: int, prevhash: str
+) -> None:
+    check_placed(unsigned, sequence, prevhash)
+
+
+def test_placed_envelope_is_the_envelope_signed_in_one_pass() -> None:
+    at = datetime(2024, 3, 5, 21, 40, tzinfo=UTC)
+    unsigned = unsigned_event(
+        kid=SIGNER.kid, source="police/avon-somerset", event_type="incident.reported", subject="C-1",
+        data={"incident_ref": "I-1", "note": "é😀"}, time=at, recordedtime=at, sequence=1, prevhash="",
+        event_id="1",
+    )  # fmt: skip
+    check_placed(unsigned, 1, "")
+    check_placed(unsigned, 7, "ab" * 32)
+
+
+@pytest.mark.parametrize(
+    "unsigned",
+    [
+        # the placeholders' bytes nested before the top-level members, and inside strings after
+        {"data": {"prevhash": "", "sequence": 1, "x": [{"prevhash": ""}]}, "source": '"prevhash":""'},
+        {"a": '"sequence":1', "recordedtime": '","sequence":1,"', "type": '\\"prevhash":""'},
+        # not cut: an object after prevhash, a member between sequence and signature
+        {"data": 1, "subject": {"prevhash": "", "sequence": 1}},
+        {"sequence0": "x", "z": 1},
+    ],
+)
+def test_the_cut_serialisation_is_exact_where_the_placeholders_appear_elsewhere(
+    unsigned: dict[str, Any],
+) -> None:
+    check_placed(unsigned, 3, "cd" * 32)
+
+
+@pytest.mark.parametrize(
+    ("sequence", "prevhash"), [(0, ""), (True, ""), (2**53, ""), (1, '"x'), (1, "AB" * 32), (1, "a" * 63)]
+)
+def test_a_chain_position_that_is_not_a_sequence_and_digest_is_refused(sequence: Any, prevhash: str) -> None:
+    with pytest.raises(ValueError):
+        placed(chain_runs({"a": 1}), sequence, prevhash)

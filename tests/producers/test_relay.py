@@ -129,7 +129,7 @@ def test_oversized_event_reaches_the_broker(
     outbox = Outbox(f"sqlite:///{tmp_path / 'outbox.sqlite'}")
     topic = kafka_settings.topics.for_type("incident.reported")
     big = {"id": "big-1", "subject": "C-1", "sequence": 1, "blob": "x" * (2 * 1024 * 1024)}
-    outbox.append(POLICE, [Entry(topic, lambda sequence, prevhash: SignedEvent(big, canonical_json(big)))])
+    outbox.append(POLICE, [Entry(topic, lambda sequence, prevhash: SignedEvent.of(big, canonical_json(big)))])
     with Relay(outbox, kafka_settings) as relay:
         assert relay.send_pending() == ["big-1"]
     [record] = consume(kafka_settings, [topic], 1)

@@ -148,4 +148,4 @@ def test_what_the_caller_sends_is_checked_even_where_the_producer_writes_the_res
     assert {p.path for p in problems} == {"/subject", "/time", "/id"}
     ready, problems = producer.prepare(Draft("incident.reported", "C-1", INCIDENT, time=AT))
     assert ready is not None and problems == []
-    assert "signature" not in ready.unsigned and ready.unsigned["source"] == POLICE
+    assert "signature" not in ready.event() and ready.event()["source"] == POLICE

@@ -1,0 +1,264 @@
+"""The draft worker: a second process that reads and checks a batch's drafts while the serving
+process signs and stores the ones already checked.
+
+Why (issue 11): an agency's chain is sequential by contract (each ``prevhash`` is the digest of
+the previous signed event, signature included), so signing runs on one core, and everything
+else a draft costs (JSON parsing, shape and schema checks, defaults, the event's RFC 8785 form
+around its chain position: ``chain_runs``) used to run on that same core before it, about four
+times a signature. None of that depends on the chain, so it runs here, on the other core, in
+chunks that stream to the serving process, which only places each event in the chain, signs it
+(``Signer.sign_placed``: no serialisation) and writes the outbox rows, all in one transaction.
+
+Guarantees kept: the batch is still all or nothing (every chunk is signed inside the outbox
+transaction, which a refused draft, a lost worker or any error rolls back); a refused batch
+lists every problem of every draft (the worker stops sending chunks at the first problem but
+checks every draft); a worker that dies or hangs fails the request with a 503 before anything
+is committed (a retry stores the batch once) and is started again for the next request.
+
+Protocol (one duplex pipe, pickled tuples). The worker first says ``("ready",)``. Serving
+process to worker: ``("job", body, ndjson, want_hash, max_events)``, ``("cancel",)`` (the
+serving process gave up on the job: stop sending). Worker to serving process, per job:
+``("start", request_hash | None)`` then ``("prepared", [Prepared.lean(), ...])`` chunks,
+ending with ``("end",)`` or ``("invalid", problems)``; or ``("refused", ProblemError fields)``
+instead of all of that when the body is unreadable; ``("failed", message)`` for a bug in the
+worker.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import multiprocessing
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from multiprocessing.connection import Connection
+from typing import Any
+
+from ledger.validation import Problem
+from producers.gateway.drafts import batch_items, check_count, checked, request_hash
+from producers.gateway.problems import ProblemError, invalid
+from producers.sdk import Prepared, Preparer
+
+log = logging.getLogger(__name__)
+
+# Drafts per message: big enough that pickling and pipe traffic are a small share, small enough
+# that the serving process starts signing soon after the body is parsed (and the last chunk,
+# signed while the worker has nothing left to do, is short).
+CHUNK = 200
+# A worker that sends nothing for this long is taken for hung: killed, the request 503.
+SILENCE_S = 60.0
+# How long a new worker may take to import and say it is ready (start-up is not silence).
+START_S = 120.0
+
+
+def worker_unavailable(reason: str) -> ProblemError:
+    return ProblemError(
+        503, "worker-unavailable", "The gateway could not check the batch",
+        f"the process checking drafts {reason}; nothing of this request was stored: retry it "
+        "(with the same Idempotency-Key, if it had one)",
+        headers={"Retry-After": "2"},
+    )  # fmt: skip
+
+
+# -- in the worker process -----------------------------------------------------------------------
+def serve(conn: Connection, preparer: Preparer) -> None:
+    """The worker's loop: one job at a time until the pipe closes (the serving process closes
+    it on shutdown, and the kernel does if that process dies, so no worker outlives it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    gc.freeze()  # the imports and compiled validators live as long as the process (see app.py)
+    conn.send(("ready",))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        if message[0] != "job":
+            continue  # a "cancel" that crossed the end of its job
+        _, raw, ndjson, want_hash, max_events = message
+        try:
+            _job(conn, preparer, raw, ndjson, want_hash, max_events)
+        except ProblemError as exc:
+            conn.send(("refused", (exc.status, exc.slug, exc.title, exc.detail, exc.problems, exc.headers)))
+        except Exception as exc:  # a bug: say so and stay up for the next request
+            log.exception("the draft worker failed")
+            conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+
+
+def _job(
+    conn: Connection, preparer: Preparer, raw: bytes, ndjson: bool, want_hash: bool, max_events: int
+) -> None:
+    items = batch_items(raw, ndjson)
+    check_count(items, max_events)
+    conn.send(("start", request_hash("drafts", items) if want_hash else None))
+    chunk: list[Prepared] = []
+    problems: list[Problem] = []
+    for index, (ready, found) in enumerate(checked(preparer, items, True), 1):
+        if found:
+            problems += found
+        elif ready is not None and not problems:
+            chunk.append(ready.lean())
+        if index % CHUNK == 0:
+            if chunk:
+                conn.send(("prepared", chunk))
+                chunk = []
+            if conn.poll() and conn.recv()[0] == "cancel":
+                conn.send(("end",))
+                return
+    if problems:
+        conn.send(("invalid", problems))
+        return
+    if chunk:
+        conn.send(("prepared", chunk))
+    conn.send(("end",))
+
+
+# -- in the serving process ----------------------------------------------------------------------
+class Job:
+    """One batch as the worker reports it; ``prepared()`` is read inside the outbox transaction."""
+
+    def __init__(self, conn: Connection, silence_s: float, received: Callable[[], None]) -> None:
+        self._conn = conn
+        self._silence_s = silence_s
+        self._received = received
+        self.finished = False  # the worker sent this job's last message
+        self.lost = False  # the worker died or hung: it must be replaced
+
+    def _recv(self) -> Any:
+        try:
+            if not self._conn.poll(self._silence_s):
+                self.lost = True
+                raise worker_unavailable(f"sent nothing for {self._silence_s:.0f} s")
+            return self._conn.recv()
+        except (EOFError, OSError) as exc:
+            self.lost = True
+            raise worker_unavailable("stopped") from exc
+
+    def start(self) -> str | None:
+        """The request's hash (when asked for), or the body's refusal."""
+        message = self._recv()
+        if message[0] == "refused":
+            self.finished = True
+            status, slug, title, detail, problems, headers = message[1]
+            raise ProblemError(status, slug, title, detail, problems=problems, headers=headers)
+        self._check(message, "start")
+        hashed: str | None = message[1]
+        return hashed
+
+    def prepared(self) -> Iterator[Prepared]:
+        """Every draft of the batch, prepared, as the chunks arrive; raises the 422 listing
+        every problem if any draft was refused."""
+        while True:
+            message = self._recv()
+            if message[0] == "prepared":
+                self._received()
+                yield from message[1]
+            elif message[0] == "invalid":
+                self.finished = True
+                raise invalid(message[1], "the batch")
+            else:
+                self._check(message, "end")
+                self.finished = True
+                return
+
+    def _check(self, message: Any, expected: str) -> None:
+        if message[0] == "failed":
+            self.finished = True
+            raise RuntimeError(f"the draft worker failed: {message[1]}")
+        if message[0] != expected:
+            self.lost = True  # out of step: start again with a new worker
+            raise RuntimeError(f"the draft worker sent {message[0]!r}, expected {expected!r}")
+
+    def abandon(self) -> None:
+        """The serving process stops reading (refused, replayed, failed): tell the worker and
+        read up to the job's last message, so the next job starts in step."""
+        self._conn.send(("cancel",))
+        while not self.finished:
+            kind = self._recv()[0]
+            self.finished = kind in ("end", "invalid", "refused", "failed")
+
+
+class DraftWorker:
+    """The worker process, started at once and again whenever one is lost; one job at a time
+    (the outbox's write lock serialises batches anyway). Started with ``spawn``, which imports
+    the main module again in the worker: a program embedding the gateway needs the usual
+    ``if __name__ == "__main__"`` guard (the CLI's entry points have it)."""
+
+    def __init__(self, preparer: Preparer, *, silence_s: float = SILENCE_S) -> None:
+        self._preparer = preparer
+        self.silence_s = silence_s
+        self.chunks = 0  # chunks received, all jobs (to see a batch under way)
+        self._lock = threading.Lock()
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+        with self._lock:
+            self._start()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def _start(self) -> None:
+        # spawn, not fork: the serving process has threads (uvicorn's pool, the relay)
+        context = multiprocessing.get_context("spawn")
+        here, there = context.Pipe()
+        process = context.Process(
+            target=serve, args=(there, self._preparer), name="sgledger-gateway-drafts", daemon=True
+        )
+        process.start()
+        there.close()
+        self._process, self._conn = process, here
+        try:
+            ready = here.poll(START_S) and here.recv() == ("ready",)
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            self._stop()
+            raise worker_unavailable(f"did not start within {START_S:.0f} s")
+
+    def _stop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        if self._process is not None:
+            self._process.kill()
+            self._process.join(5)
+        self._process = self._conn = None
+
+    def _count_chunk(self) -> None:
+        self.chunks += 1
+
+    @contextmanager
+    def job(self, raw: bytes, ndjson: bool, want_hash: bool, max_events: int) -> Iterator[Job]:
+        with self._lock:
+            if self._process is None or not self._process.is_alive():
+                self._stop()
+                self._start()
+            assert self._conn is not None
+            job = Job(self._conn, self.silence_s, self._count_chunk)
+            try:
+                try:
+                    self._conn.send(("job", raw, ndjson, want_hash, max_events))
+                except OSError as exc:
+                    job.lost = True
+                    raise worker_unavailable("stopped") from exc
+                yield job
+            finally:
+                if not job.finished and not job.lost:
+                    try:
+                        job.abandon()
+                    except (ProblemError, OSError):
+                        job.lost = True
+                if job.lost:
+                    self._stop()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                with suppress(OSError):
+                    self._conn.send(None)
+            if self._process is not None:
+                self._process.join(5)
+            self._stop()

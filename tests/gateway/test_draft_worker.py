@@ -1,0 +1,206 @@
+"""The draft worker (producers/gateway/worker.py): a batch checked in a second process while the
+serving process signs. Driven through ``Gateway`` in this process, with the real worker process
+and a real SQLite outbox, so a test can stop or kill the worker at a chosen moment."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.canonical import event_digest
+from ledger.signing import signature_valid
+from producers.gateway.drafts import checked
+from producers.gateway.problems import ProblemError
+from producers.gateway.service import Gateway, GatewayConfig, Outcome
+from producers.gateway.tokens import Caller
+from producers.outbox import Outbox
+from tests.gateway.conftest import AGENCY, INCIDENT, draft
+
+CALLER = Caller("token-1", "records-system")
+
+
+def body(count: int, start: int = 0, **overrides: Any) -> bytes:
+    items = [draft(data={**INCIDENT, "incident_ref": f"INC-{start + n}"}, **overrides) for n in range(count)]
+    return json.dumps(items).encode()
+
+
+@pytest.fixture
+def service(data_dir: Path) -> Iterator[Gateway]:
+    gateway = Gateway(
+        GatewayConfig(
+            agency=AGENCY, keys_dir=data_dir / "keys", outbox_url=f"sqlite:///{data_dir}/outbox.sqlite"
+        )
+    )
+    yield gateway
+    gateway.close()
+
+
+def chain_of(gateway: Gateway) -> list[dict[str, Any]]:
+    """The stored chain, checked link by link: sequences 1..n, each prevhash the digest of
+    the event before, every signature valid."""
+    events = [Outbox.decode(row.payload) for row in gateway.outbox.events(AGENCY)]
+    public = gateway._public_key
+    previous = ""
+    for sequence, event in enumerate(events, 1):
+        assert event["sequence"] == sequence and event["prevhash"] == previous
+        assert signature_valid(event, public)
+        previous = event_digest(event)
+    return events
+
+
+def in_thread(call: Callable[[], Outcome]) -> tuple[threading.Thread, dict[str, Any]]:
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["outcome"] = call()
+        except Exception as exc:  # the assertion is on what was raised
+            result["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, result
+
+
+def test_a_batch_checked_in_the_worker_is_the_chain_the_single_process_path_makes(
+    service: Gateway, data_dir: Path
+) -> None:
+    first = service.publish_draft_batch(CALLER, None, body(450), ndjson=False)
+    lines = b"\n".join(json.dumps(draft(subject=f"C-{n}")).encode() for n in range(5))
+    second = service.publish_draft_batch(CALLER, None, lines, ndjson=True)
+    in_process = service.publish_drafts(CALLER, None, [draft(subject="C-9")], batch=True)
+    events = chain_of(service)
+    assert len(events) == 456
+    assert [e.event_id for e in first.events + second.events + in_process.events] == [e["id"] for e in events]
+    assert [e.payload for e in first.events] == [row.payload for row in service.outbox.events(AGENCY)[:450]]
+    assert [e["subject"] for e in events[450:455]] == [f"C-{n}" for n in range(5)]
+
+
+def test_a_worker_killed_mid_request_fails_it_with_503_and_the_retry_stores_it_once(
+    service: Gateway,
+) -> None:
+    service.publish_draft_batch(CALLER, "before", body(10), ndjson=False)
+    assert service.worker is not None
+    pid = service.worker.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # the worker will not finish this request on its own
+    request = body(2000, start=10)
+    thread, result = in_thread(lambda: service.publish_draft_batch(CALLER, "batch-2", request, ndjson=False))
+    time.sleep(0.5)
+    assert thread.is_alive()  # waiting for the stopped worker, inside the outbox transaction
+    os.kill(pid, signal.SIGKILL)
+    thread.join(30)
+    error = result.get("error")
+    assert isinstance(error, ProblemError), result
+    assert error.status == 503 and error.slug == "worker-unavailable"
+    assert "nothing of this request was stored" in error.detail
+    assert len(chain_of(service)) == 10  # nothing of the failed request
+
+    retried = service.publish_draft_batch(CALLER, "batch-2", request, ndjson=False)  # a new worker
+    again = service.publish_draft_batch(CALLER, "batch-2", request, ndjson=False)
+    assert service.worker.pid != pid
+    assert not retried.replayed and again.replayed
+    assert [e.event_id for e in again.events] == [e.event_id for e in retried.events]
+    assert [e.sequence for e in retried.events] == list(range(11, 2011))
+    assert len(chain_of(service)) == 2010
+
+
+def test_a_worker_killed_after_sending_part_of_the_batch_leaves_nothing_stored(service: Gateway) -> None:
+    """Killed while the serving process is already signing its chunks."""
+    assert service.worker is not None
+    pid = service.worker.pid
+    assert pid is not None
+    before = service.worker.chunks
+    thread, result = in_thread(lambda: service.publish_draft_batch(CALLER, None, body(9000), ndjson=False))
+    deadline = time.monotonic() + 60
+    while service.worker.chunks == before and time.monotonic() < deadline:
+        time.sleep(0.001)
+    os.kill(pid, signal.SIGKILL)
+    thread.join(60)
+    assert isinstance(result.get("error"), ProblemError), result
+    assert result["error"].status == 503
+    assert service.outbox.events(AGENCY) == []
+    assert len(service.publish_draft_batch(CALLER, None, body(3), ndjson=False).events) == 3
+    assert len(chain_of(service)) == 3
+
+
+def test_a_silent_worker_is_replaced_after_the_silence_limit(data_dir: Path) -> None:
+    gateway = Gateway(
+        GatewayConfig(
+            agency=AGENCY, keys_dir=data_dir / "keys", outbox_url=f"sqlite:///{data_dir}/outbox.sqlite"
+        )
+    )
+    try:
+        assert gateway.worker is not None
+        gateway.worker.silence_s = 0.5
+        pid = gateway.worker.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        with pytest.raises(ProblemError, match=r"sent nothing for \d+ s") as refused:
+            gateway.publish_draft_batch(CALLER, None, body(5), ndjson=False)
+        assert refused.value.status == 503
+        gateway.worker.silence_s = 60.0
+        assert len(gateway.publish_draft_batch(CALLER, None, body(5), ndjson=False).events) == 5
+        assert gateway.worker.pid != pid
+    finally:
+        gateway.close()
+
+
+def test_refusals_list_every_problem_and_leave_the_worker_in_step(service: Gateway) -> None:
+    broken = [draft(), draft(data={**INCIDENT, "children_present": "yes"}), draft(type="nope"), draft()]
+    with pytest.raises(ProblemError) as refused:
+        service.publish_draft_batch(CALLER, None, json.dumps(broken * 300).encode(), ndjson=False)
+    assert refused.value.status == 422
+    paths = {p.path for p in refused.value.problems}
+    assert paths == {
+        f"/{4 * n + i}{p}" for n in range(300) for i, p in ((1, "/data/children_present"), (2, "/type"))
+    }
+    for unreadable, status in ((b"[", 400), (b'{"a": 1}', 400), (b"[]", 422)):
+        with pytest.raises(ProblemError) as answer:
+            service.publish_draft_batch(CALLER, None, unreadable, ndjson=False)
+        assert answer.value.status == status
+    # a draft refused only once signed (over the size limit), after many were signed: rolled back
+    huge = draft(data={**INCIDENT, "parties": [{"person": "P-m", "role": "victim"}] * 40_000})
+    items = [draft()] * 1000 + [huge] + [draft()] * 1000
+    with pytest.raises(Exception, match="1048576 bytes"):
+        service.publish_draft_batch(CALLER, None, json.dumps(items).encode(), ndjson=False)
+    assert service.outbox.events(AGENCY) == []
+    # an answer replayed from the idempotency record abandons the worker's job mid-way
+    first = service.publish_draft_batch(CALLER, "k", body(1000), ndjson=False)
+    again = service.publish_draft_batch(CALLER, "k", body(1000), ndjson=False)
+    assert again.replayed and [e.payload for e in again.events] == [e.payload for e in first.events]
+    after = service.publish_draft_batch(CALLER, None, body(5, start=5000), ndjson=False)
+    assert [e.sequence for e in after.events] == list(range(1001, 1006))
+    assert len(chain_of(service)) == 1005
+
+
+def test_ids_given_by_the_caller_find_the_stored_events_through_the_worker(service: Gateway) -> None:
+    """The worker sends drafts without their dicts (``Prepared.lean``): a retried batch with the
+    caller's ids is still recognised as the same events, and an id reused for other data is a
+    clash, decided on the event rebuilt from its canonical bytes."""
+    items = [draft(id=str(uuid.UUID(int=n + 1)), subject=f"C-{n}") for n in range(300)]
+    first = service.publish_draft_batch(CALLER, None, json.dumps(items).encode(), ndjson=False)
+    again = service.publish_draft_batch(CALLER, None, json.dumps(items).encode(), ndjson=False)
+    assert [e.event_id for e in again.events] == [e.event_id for e in first.events]
+    assert [e.digest for e in again.events] == [e.digest for e in first.events]
+    clash = [*items[:5], {**items[5], "data": {**INCIDENT, "incident_ref": "other"}}]
+    with pytest.raises(ProblemError) as refused:
+        service.publish_draft_batch(CALLER, None, json.dumps(clash).encode(), ndjson=False)
+    assert refused.value.status == 409 and refused.value.slug == "duplicate-id"
+    assert len(chain_of(service)) == 300
+
+
+def test_a_lean_prepared_draft_rebuilds_the_same_unsigned_event(service: Gateway) -> None:
+    [(ready, problems)] = list(checked(service.producer.preparer, [draft(subject="C-7")], batch=True))
+    assert ready is not None and not problems
+    lean = ready.lean()
+    assert lean.unsigned is None and lean.event() == ready.event()
