@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import signal
 import statistics
 import subprocess
@@ -132,7 +133,7 @@ def main() -> None:
             args.offered_rate, args.duration, args.children, args.database_url, args.json, args.verify_workers
         )
         return
-    work = Path(tempfile.mkdtemp(prefix="sgledger-bench-"))
+    work = scratch_dir()
     keystore = Keystore(work / "keys")
     root = keystore.init_root("partnership/bench")
     outbox = Outbox(f"sqlite:///{work / 'outbox.sqlite'}")
@@ -259,7 +260,7 @@ def offered_load(
 ) -> None:
     """Publish at ``rate`` for ``duration`` s with relay and projector as separate processes;
     print the publish -> visible latency (see the module docstring)."""
-    work = Path(tempfile.mkdtemp(prefix="sgledger-bench-"))
+    work = scratch_dir()
     keystore = Keystore(work / "keys")
     root = keystore.init_root("partnership/bench")
     outbox = Outbox(f"sqlite:///{work / 'outbox.sqlite'}")
@@ -421,5 +422,23 @@ def _wait_until(
         time.sleep(0.05)
 
 
+_SCRATCH: list[Path] = []
+
+
+def scratch_dir() -> Path:
+    """A directory for one run's ledger, outbox, broker and service logs (~175 MB): removed when
+    the run succeeds (runs were filling /tmp), kept with its logs when it fails."""
+    work = Path(tempfile.mkdtemp(prefix="sgledger-bench-"))
+    _SCRATCH.append(work)
+    return work
+
+
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BaseException:
+        for kept in _SCRATCH:
+            print(f"kept for its logs: {kept}", file=sys.stderr)
+        raise
+    for done in _SCRATCH:
+        shutil.rmtree(done, ignore_errors=True)
