@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import create_engine, make_url
 
 from bench.machine import (
     describe,
@@ -160,6 +163,12 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="write the ledgers here instead of a temp dir")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--skip", choices=["verify", "replay"], help="leave one of the two out")
+    parser.add_argument(
+        "--replay-into",
+        metavar="URL",
+        help="an empty PostgreSQL server database to replay into (created and dropped by this run; "
+        "one worker per core); default: a SQLite file beside the ledger (one worker)",
+    )
     args = parser.parse_args()
     say: Callable[[str], None] = (lambda _: None) if args.json else print
     say(f"machine: {describe()}")
@@ -177,7 +186,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sgledger-audit-bench-") as tmp:
         directory = args.keep or Path(tmp)
         for size in args.sizes:
-            result["runs"].append(run(directory, size, args.replay_limit, one, all_cores, say, args.skip))
+            result["runs"].append(
+                run(directory, size, args.replay_limit, one, all_cores, say, args.skip, args.replay_into)
+            )
     result["peak_memory_mb"] = round(peak_memory_mb())
     if args.json:
         print(json.dumps(result, indent=2))
@@ -191,6 +202,7 @@ def run(
     all_cores: float,
     say: Callable[[str], None],
     skip: str | None = None,
+    replay_into: str | None = None,
 ) -> dict[str, Any]:
     database, public = directory / f"ledger-{size}.db", directory / f"ledger-{size}.root-public-key"
     generated: float | None = None
@@ -215,7 +227,7 @@ def run(
     if skip != "verify":
         result |= _verify(ledger, root_key, one, all_cores, say)
     if skip != "replay":
-        result |= _replay(directory, ledger, root_key, size, replay_limit, one, say)
+        result |= _replay(directory, ledger, root_key, size, replay_limit, one, say, replay_into)
     return result
 
 
@@ -249,15 +261,14 @@ def _replay(
     replay_limit: int,
     one: float,
     say: Callable[[str], None],
+    replay_into: str | None = None,
 ) -> dict[str, Any]:
     limit = min(size, replay_limit) if replay_limit > 0 else size
     as_of = T0 + timedelta(minutes=limit)
-    into = directory / f"replay-{size}.db"
-    for stale in (into, into.with_name(into.name + "-wal"), into.with_name(into.name + "-shm")):
-        stale.unlink(missing_ok=True)
-    cpu_before, started = _cpu_seconds(), time.perf_counter()
-    result = replay(ledger, root_key, as_of, f"sqlite:///{into}")
-    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_before
+    with _replay_target(directory, size, replay_into) as url:
+        cpu_before, started = _cpu_seconds(), time.perf_counter()
+        result = replay(ledger, root_key, as_of, url)
+        seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_before
     workers_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     say(
         f"  audit replay: {result.events:,} events (as of {as_of.isoformat()}), {result.children:,} "
@@ -275,6 +286,29 @@ def _replay(
         "replay_vs_raw_one_core": round(result.events / seconds / one, 4),
         "replay_worker_peak_memory_mb": round(workers_mb),
     }
+
+
+@contextmanager
+def _replay_target(directory: Path, size: int, server_url: str | None) -> Iterator[str]:
+    """An empty database to replay into: a fresh SQLite file beside the ledger (kept, for a
+    look), or a database created on ``server_url``'s PostgreSQL server and dropped afterwards
+    (a 1M replay writes ~10 GB)."""
+    if server_url is None:
+        into = directory / f"replay-{size}.db"
+        for stale in (into, into.with_name(into.name + "-wal"), into.with_name(into.name + "-shm")):
+            stale.unlink(missing_ok=True)
+        yield f"sqlite:///{into}"
+        return
+    name = f"sgledger_replay_bench_{os.getpid()}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
 
 
 if __name__ == "__main__":
