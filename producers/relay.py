@@ -19,7 +19,14 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError, KafkaTimeoutError
 
 from producers.outbox import Outbox, Pending
-from transport.kafka import BrokerUnavailable, KafkaSettings, ensure_topics, make_producer, open_admin
+from transport.kafka import (
+    BrokerUnavailable,
+    KafkaSettings,
+    cluster_id_of,
+    ensure_topics,
+    make_producer,
+    open_admin,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,12 +117,12 @@ class Relay:
         less often was tried and lost that (rows reached a new, empty cluster unnoticed)."""
         if self._admin is not None:
             try:
-                return str(self._admin.describe_cluster()["cluster_id"])
+                return cluster_id_of(self._admin)
             except KafkaError:
                 self._close_admin()  # ask once more over a new connection
         admin = self._admin = open_admin(self.settings)
         try:
-            return str(admin.describe_cluster()["cluster_id"])
+            return cluster_id_of(admin)
         except KafkaError as exc:
             self._close_admin()
             raise BrokerUnavailable(f"Kafka at {self.settings.bootstrap_servers}: {exc}") from exc

@@ -191,7 +191,12 @@ def cluster_id(settings: KafkaSettings) -> str:
     """The cluster's id. The embedded broker gets a fresh one per start (it keeps nothing across
     a restart), so consumers can tell a new incarnation from the one their positions refer to."""
     with admin_client(settings) as admin:
-        return str(admin.describe_cluster()["cluster_id"])
+        return cluster_id_of(admin)
+
+
+def cluster_id_of(admin: KafkaAdminClient) -> str:
+    """The cluster id over an open admin client (one that a caller keeps between asks)."""
+    return str(admin.describe_cluster()["cluster_id"])
 
 
 def ensure_topics(settings: KafkaSettings, names: Iterable[str]) -> list[str]:
