@@ -178,7 +178,9 @@ def test_a_shard_killed_mid_batch_resumes_exactly_once(keystore: Keystore, tmp_p
     crashed_url, clean_url = f"sqlite:///{crashed}", f"sqlite:///{clean}"
     log = tmp_path / "stage.log"
     for stop_at in (head // 5, head // 2, (4 * head) // 5):
-        process = StageProcess(crashed_url, keystore.directory, log)
+        # Batches of 5: with remembered child histories a batch of 20 took so little that the
+        # stage could finish the last fifth between two looks of wait_until (no kill mid-way).
+        process = StageProcess(crashed_url, keystore.directory, log, max_batch=5)
         wait_until(lambda: position(crashed_url) >= stop_at, 120, process)  # noqa: B023 (called at once)
         process.kill()  # between two batches' commits: mid-batch, or mid-write
         assert position(crashed_url) < head
