@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from ledger.timeutil import format_time
 from policies.engine import FLAG_NAMESPACE, Flag
+from views.bulk import insert_rows
 from views.models import EVERY_AGENCY, FlagChangeRow, FlagConcernRow, FlagRow
 from views.my_flags import flag_tab
 
@@ -186,13 +187,11 @@ class FlagSync:
         inserted = {row["id"] for row in self._inserts}
         for values in self._inserts:
             values.update(self._updates.pop(values["id"], {}))
-        if self._inserts:
-            self.session.execute(insert(_FLAGS), self._inserts)
+        insert_rows(self.session, _FLAGS, self._inserts)
         updates = [{"flag_id": fid, **values} for fid, values in self._updates.items() if fid not in inserted]
         if updates:
             self.session.execute(update(_FLAGS).where(_FLAGS.c.id == bindparam("flag_id")), updates)
-        if self._changes:
-            self.session.execute(insert(_CHANGES), self._changes)
+        insert_rows(self.session, _CHANGES, self._changes)
         self._write_concerns()
         self._inserts, self._updates, self._changes = [], {}, []
 
@@ -214,8 +213,7 @@ class FlagSync:
             for row, payload, _ in self._concerns.values()
             for r in concern_rows(row.id, row.rule, row.severity, row.status, row.due, payload)
         ]
-        if rows:
-            self.session.execute(insert(_CONCERNS), rows)
+        insert_rows(self.session, _CONCERNS, rows)
         self._concerns = {}
 
     def _update(self, row: _Stored, now: datetime) -> None:
