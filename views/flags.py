@@ -61,13 +61,23 @@ class FlagChange:
 
 class FlagSync:
     """One transaction's flag writes: ``load`` the children to be evaluated, ``sync`` each
-    evaluation, then ``write`` once."""
+    evaluation, then ``write`` once.
+
+    ``fresh``: the children have no stored flags and this write is their only one (an audit
+    replay into an empty database evaluates each child once, as of its time T). Nothing is then
+    read back, and no ``flag_changes`` are written: a flag's lifecycle is what the live projector
+    lived through (raised one day, acknowledged, resolved by a later event), which one
+    evaluation at T does not have; what it would write is a "raised at T" or "resolved at T" per
+    flag, a history that never happened, and a third of a replay's rows. The flags, their
+    statuses and their ``flag_concerns`` (what `audit diff`, the workspace and My flags read)
+    are written as always; the history of a flag is read from the live database.
+    """
 
     _columns = (_FLAGS.c.id, _FLAGS.c.child, _FLAGS.c.rule, _FLAGS.c.severity, _FLAGS.c.status,
                 _FLAGS.c.due, _FLAGS.c.payload, _FLAGS.c.changes)  # fmt: skip
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    def __init__(self, session: Session, *, fresh: bool = False) -> None:
+        self.session, self.fresh = session, fresh
         self._stored: dict[str | None, dict[str, _Stored]] = {}
         self._complete: set[str | None] = set()  # children whose flags are all in _stored
         self._inserts: list[dict[str, Any]] = []
@@ -81,6 +91,10 @@ class FlagSync:
         yet, in a few queries."""
         wanted = {c for c in children if c not in self._complete}
         self._complete |= wanted
+        if self.fresh:
+            for child in wanted:
+                self._stored.setdefault(child, {})
+            return
         named = sorted(c for c in wanted if c is not None)
         queries = [
             select(*self._columns).where(_FLAGS.c.child.in_(named[start : start + _CHUNK]))
@@ -99,7 +113,7 @@ class FlagSync:
     def _load_ids(self, child: str | None, ids: Sequence[str]) -> None:
         """Read these flags of ``child`` (if stored), without reading its others."""
         known = self._stored.setdefault(child, {})
-        wanted = sorted(set(ids) - set(known))
+        wanted = [] if self.fresh else sorted(set(ids) - set(known))
         for start in range(0, len(wanted), _CHUNK):
             query = select(*self._columns).where(_FLAGS.c.id.in_(wanted[start : start + _CHUNK]))
             for fid, _, rule, severity, status, due, payload, changes in self.session.execute(query):
@@ -146,7 +160,7 @@ class FlagSync:
                 self._concerns[flag.id] = (row, payload, True)
                 self._stored[child][flag.id] = row
                 first = {"open": "raised", "resolved": "resolved", "dismissed": "dismissed"}
-                changes.append(self._change(row, first[flag.status], payload, now, evidence_detail))
+                self._change(changes, row, first[flag.status], payload, now, evidence_detail)
                 self._inserts.append(
                     {
                         "id": flag.id,
@@ -167,7 +181,7 @@ class FlagSync:
             row.payload, row.status, row.due = text, flag.status, flag.due
             self._written(row, payload)
             if change is not None:
-                changes.append(self._change(row, change, payload, now, evidence_detail))
+                self._change(changes, row, change, payload, now, evidence_detail)
             self._update(row, now)
         for row in stored.values():
             if row.status != "open":
@@ -177,7 +191,7 @@ class FlagSync:
             payload["detail"] = (payload.get("detail") or "") + " (resolved: the data changed)"
             row.payload, row.status = json.dumps(payload), "resolved"
             self._written(row, payload)
-            changes.append(self._change(row, "resolved", payload, now, evidence_detail))
+            self._change(changes, row, "resolved", payload, now, evidence_detail)
             self._update(row, now)
         return changes
 
@@ -227,12 +241,16 @@ class FlagSync:
 
     def _change(
         self,
+        changes: list[FlagChange],
         row: _Stored,
         change: str,
         payload: Mapping[str, Any],
         now: datetime,
         evidence_detail: Mapping[str, Mapping[str, Any]],
-    ) -> FlagChange:
+    ) -> None:
+        """Record one lifecycle change of ``row`` (nothing when ``fresh``: see the class)."""
+        if self.fresh:
+            return
         row.changes += 1
         change_id = str(uuid.uuid5(FLAG_NAMESPACE, f"{row.id}|{change}|{row.changes}"))
         detail = [dict(evidence_detail[i]) for i in payload["evidence"] if i in evidence_detail]
@@ -252,7 +270,7 @@ class FlagSync:
             "published": False,
         }
         self._changes.append(values)
-        return FlagChange(row.rule, change, values)
+        changes.append(FlagChange(row.rule, change, values))
 
 
 def sync_flags(

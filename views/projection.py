@@ -239,11 +239,14 @@ def write_children(
     rules: Sequence[str],
     *,
     reraise: tuple[type[BaseException], ...] = (),
+    fresh: bool = False,
 ) -> list[FlagChange]:
     """Write each evaluated child's view rows and flags (only what changed, one statement per
     table and kind at the end); the flag changes written are returned (they are the gap-flags
-    outbox). A child whose rows cannot be made is ``ChildFailed`` before anything is written."""
-    rows = ChildRows(session, now, rules)
+    outbox). A child whose rows cannot be made is ``ChildFailed`` before anything is written.
+    ``fresh``: the children have no rows yet and are written once (an audit replay): nothing is
+    read back and no flag lifecycle is recorded (``FlagSync``)."""
+    rows = ChildRows(session, now, rules, fresh=fresh)
     rows.prepare(e.child for e in evaluations)
     changes: list[FlagChange] = []
     for done in evaluations:
@@ -285,9 +288,9 @@ class ChildRows:
     half-written in the database (writes wait for ``write``); the caller's transaction decides
     the rest."""
 
-    def __init__(self, session: Session, now: datetime, rules: Sequence[str]) -> None:
-        self.session, self.now, self.rules = session, now, rules
-        self.flags = FlagSync(session)
+    def __init__(self, session: Session, now: datetime, rules: Sequence[str], *, fresh: bool = False) -> None:
+        self.session, self.now, self.rules, self.fresh = session, now, rules, fresh
+        self.flags = FlagSync(session, fresh=fresh)
         self._rows: dict[str, dict[str, Any] | None] = {}  # child -> its view_children row
         self._people: dict[str, dict[str, dict[str, Any]]] = {}
         self._agencies: dict[str, dict[str, dict[str, Any]]] = {}
@@ -300,7 +303,7 @@ class ChildRows:
         self.flags.load(wanted)
         for child in wanted:
             self._rows[child], self._people[child], self._agencies[child] = None, {}, {}
-        for start in range(0, len(wanted), _CHUNK):
+        for start in range(0, len(wanted) if not self.fresh else 0, _CHUNK):
             chunk = wanted[start : start + _CHUNK]
             for row in self.session.execute(select(_CHILDREN).where(_CHILDREN.c.child.in_(chunk))):
                 self._rows[row.child] = dict(row._mapping)

@@ -148,7 +148,7 @@ def project_shard(into_url: str, root: RootArgs, as_of: datetime, shard: Shard) 
     for group in shard_children(target, shard):
         evaluations, skipped = _evaluate(target, group, registered, as_of)
         with target.writer() as session:
-            write_children(session, evaluations, as_of, rules, reraise=INFRASTRUCTURE_ERRORS)
+            write_children(session, evaluations, as_of, rules, reraise=INFRASTRUCTURE_ERRORS, fresh=True)
         written += len(evaluations)
         failed += skipped
     return written, failed
