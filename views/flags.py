@@ -25,9 +25,9 @@ from typing import Any
 from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
+from ledger.store.bulk import insert_rows
 from ledger.timeutil import format_time
 from policies.engine import FLAG_NAMESPACE, Flag
-from views.bulk import insert_rows
 from views.models import EVERY_AGENCY, FlagChangeRow, FlagConcernRow, FlagRow
 from views.my_flags import flag_tab
 

@@ -32,12 +32,12 @@ from typing import Any
 from sqlalchemy import Select, Table, and_, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
+from ledger.store.bulk import insert_rows
 from ledger.store.models import AcceptedEvent
 from policies.base import Policy
 from policies.engine import Evaluation, Evaluator, evaluate
 from policies.household import linked_persons
 from policies.view import ChildView, Event
-from views.bulk import insert_rows
 from views.flags import FlagChange, FlagSync
 from views.models import AgencyRow, ChildRow, PersonLinkRow, PersonRow
 from views.queries import CHILD_EXCLUDED_TYPES, households_in
@@ -50,6 +50,7 @@ _CHILDREN: Table = ChildRow.__table__  # type: ignore[assignment]
 _PEOPLE: Table = PersonRow.__table__  # type: ignore[assignment]
 _AGENCIES: Table = AgencyRow.__table__  # type: ignore[assignment]
 _ACCEPTED: Table = AcceptedEvent.__table__  # type: ignore[assignment]
+_LINKS: Table = PersonLinkRow.__table__  # type: ignore[assignment]
 
 
 class ChildFailed(Exception):
@@ -278,8 +279,8 @@ def record_links(session: Session, envelopes: Iterable[Mapping[str, Any]]) -> No
             PersonLinkRow.child.in_(children[start : start + 500])
         )
         stored.update((person, child) for person, child in session.execute(query))
-    session.add_all(PersonLinkRow(person=p, child=c) for p, c in sorted(wanted - stored))
-    session.flush()  # households are looked up next, in a session that does not autoflush
+    rows = [{"person": p, "child": c} for p, c in sorted(wanted - stored)]
+    insert_rows(session, _LINKS, rows)  # Core: households are looked up next, no flush needed
 
 
 class ChildRows:

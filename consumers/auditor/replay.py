@@ -117,11 +117,13 @@ def replay(
     copied = 0
     for page in recorded_by(ledger, as_of):
         with target.writer() as session:
-            target.record(session, page, as_of)
+            target.load(session, page, as_of, copied + 1)
             record_links(session, (a.event for a in page))
         copied += len(page)
         if progress is not None:
             progress(copied)
+    with target.writer() as session:
+        target.end_load(session)
     count = max(1, workers or ((os.cpu_count() or 1) if target.is_postgres else 1))
     key = root_args(root)
     if count == 1:

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from ledger.canonical import canonical_json
 from ledger.keyregistry import KeyRegistry, RootKey
 from ledger.store import schema
+from ledger.store.bulk import insert_rows
 from ledger.store.models import AcceptedEvent, Base, WriterLock
 from ledger.store.private import private_sqlite
 from ledger.timeutil import parse_time
@@ -264,7 +265,41 @@ class Ledger:
         one ``insert_events`` call for the whole batch."""
         if not accepted:
             return
-        stored = [
+        positions = self._insert_stored_events(session, self._stored_events(accepted, accepted_at))
+        # One executemany through Core: ORM objects added nothing here (nobody reads them back
+        # from the session) and their unit of work was a seventh of the projector's time.
+        session.execute(insert(_ACCEPTED), _index_rows(accepted, positions, accepted_at))
+
+    def load(
+        self, session: Session, accepted: Sequence[Acceptance], accepted_at: datetime, first: int
+    ) -> None:
+        """``record`` for a bulk load into a ledger nobody else writes (`audit replay`'s copy
+        into its empty target): the events take positions ``first``, ``first + 1``... in order,
+        and both tables' rows go in with COPY on PostgreSQL (``insert_rows``). The same rows as
+        ``record`` would write, without the per-row INSERTs that were two thirds of a replay's
+        copy, and without the table lock and notification, which order and wake concurrent
+        writers and readers that a bulk load has not got. ``end_load`` must follow the last."""
+        if not accepted:
+            return
+        table = self.recorder.events_record_cls.__table__
+        positions = range(first, first + len(accepted))
+        stored = self._stored_events(accepted, accepted_at)
+        insert_rows(
+            session, table, [{"id": p, **_stored_row(e)} for p, e in zip(positions, stored, strict=True)]
+        )
+        insert_rows(session, _ACCEPTED, _index_rows(accepted, positions, accepted_at))
+
+    def end_load(self, session: Session) -> None:
+        """After ``load``: PostgreSQL's id sequence of ``ledger_events`` moves past the loaded
+        positions, so that a later ``record`` continues after them (SQLite does that itself)."""
+        if self.is_postgres:
+            table = self.recorder.events_record_cls.__table__.name
+            session.execute(
+                text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table}")
+            )
+
+    def _stored_events(self, accepted: Sequence[Acceptance], accepted_at: datetime) -> list[StoredEvent]:
+        return [
             self.app.mapper.to_stored_event(
                 EventAccepted(
                     originator_id=stream_id(a.event["source"]),
@@ -275,29 +310,6 @@ class Ledger:
             )
             for a in accepted
         ]
-        positions = self._insert_stored_events(session, stored)
-        # One executemany through Core: ORM objects added nothing here (nobody reads them back
-        # from the session) and their unit of work was a seventh of the projector's time.
-        session.execute(
-            insert(_ACCEPTED),
-            [
-                {
-                    "event_id": a.event["id"],
-                    "position": position,
-                    "source": a.event["source"],
-                    "sequence": a.event["sequence"],
-                    "subject": a.event["subject"],
-                    "type": a.event["type"],
-                    "time": parse_time(a.event["time"]),
-                    "recordedtime": parse_time(a.event["recordedtime"]),
-                    "accepted_at": accepted_at,
-                    "digest": a.digest,
-                    "envelope": a.canonical.decode("utf-8"),
-                    "over_hole": a.over_hole,
-                }
-                for a, position in zip(accepted, positions, strict=True)
-            ],
-        )
 
     def _insert_stored_events(self, session: Session, stored: Sequence[StoredEvent]) -> list[int]:
         """What ``insert_events`` does (take the table lock that keeps notification ids in commit
@@ -307,11 +319,7 @@ class Ledger:
         used, so the notification log is exactly what the library would have written."""
         table = self.recorder.events_record_cls.__table__
         self.recorder._lock_table(session)
-        rows = [
-            {"originator_id": e.originator_id, "originator_version": e.originator_version,
-             "topic": e.topic, "state": e.state}
-            for e in stored
-        ]  # fmt: skip
+        rows = [_stored_row(e) for e in stored]
         ids = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
         positions = list(ids.scalars())
         self.recorder._notify_channel(session)
@@ -341,3 +349,36 @@ class Ledger:
     def count(self) -> int:
         with self.read() as session:
             return session.scalar(select(func.count()).select_from(AcceptedEvent)) or 0
+
+
+def _stored_row(event: StoredEvent) -> dict[str, Any]:
+    """A ``ledger_events`` row of the eventsourcing recorder's table, as it would insert it."""
+    return {
+        "originator_id": event.originator_id,
+        "originator_version": event.originator_version,
+        "topic": event.topic,
+        "state": event.state,
+    }
+
+
+def _index_rows(
+    accepted: Sequence[Acceptance], positions: Sequence[int], accepted_at: datetime
+) -> list[dict[str, Any]]:
+    """The ``ledger_accepted`` rows of events given these positions."""
+    return [
+        {
+            "event_id": a.event["id"],
+            "position": position,
+            "source": a.event["source"],
+            "sequence": a.event["sequence"],
+            "subject": a.event["subject"],
+            "type": a.event["type"],
+            "time": parse_time(a.event["time"]),
+            "recordedtime": parse_time(a.event["recordedtime"]),
+            "accepted_at": accepted_at,
+            "digest": a.digest,
+            "envelope": a.canonical.decode("utf-8"),
+            "over_hole": a.over_hole,
+        }
+        for a, position in zip(accepted, positions, strict=True)
+    ]

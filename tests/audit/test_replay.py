@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, select, text
 
 from consumers.auditor.diff import diff
 from consumers.auditor.replay import replay
-from ledger.store.ledger import KEY_EVENT_TYPES, Ledger
+from ledger.store.ledger import KEY_EVENT_TYPES, Acceptance, Ledger
 from ledger.store.models import AcceptedEvent
 from ledger.timeutil import parse_time
 from tests.audit.conftest import Story
@@ -117,3 +117,28 @@ def test_a_replay_into_postgresql_equals_the_sqlite_live_views(charlie: Story, p
     replay(charlie.ledger, charlie.root, parse_time(str(evaluated)), postgres_db, workers=2)
     differences = diff(postgres_db, charlie.settings.database_url)
     assert differences == [], differences
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_replayed_ledger_takes_later_events_after_the_copied_ones_and_holds_no_flag_history(
+    charlie: Story, tmp_path: Path, request: pytest.FixtureRequest, backend: str
+) -> None:
+    """The copy loads events at positions it gives them (COPY on PostgreSQL): the ledger it
+    leaves must still record the next event after them, as the projector would. And one
+    evaluation at T has no lifecycle to record: the replay writes flags, never flag changes."""
+    url = f"sqlite:///{tmp_path / 'r.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_db")
+    early = charlie.scenario.expect[0].as_of
+    result = replay(charlie.ledger, charlie.root, early, url, workers=1)
+    with charlie.ledger.read() as session:
+        later = session.scalars(
+            select(AcceptedEvent.envelope).where(AcceptedEvent.recordedtime > early).limit(1)
+        ).one()
+    target = Ledger(url)
+    with target.writer() as session:
+        target.record(session, [Acceptance(json.loads(later), later.encode("utf-8"))], early)
+    with target.read() as session:
+        positions = session.scalars(select(AcceptedEvent.position).order_by(AcceptedEvent.position)).all()
+        flags = session.execute(text("SELECT count(*) FROM flags")).scalar()
+        changes = session.execute(text("SELECT count(*) FROM flag_changes")).scalar()
+    assert list(positions) == list(range(1, result.events + 2))
+    assert flags and changes == 0
