@@ -12,13 +12,19 @@ Two phases (issue 13: re-running the projector on every event made 1,000,000 eve
    and `audit verify` re-checks them from the root key alone; a replay trusts the ledger as
    `audit prove` does. (An event's recorded time is its producer's, not its arrival's, so a
    late-delivered event recorded by T may sit anywhere in the ledger: the database filters the
-   whole index, in C, while Python only sees the prefix's rows.)
+   whole index, in C, while Python only sees the prefix's rows.) The target is empty and this
+   is its only writer, so the pages are bulk-loaded (``Ledger.load``: COPY on PostgreSQL, at
+   positions 1, 2, 3... as ``record`` would have given them; per-row INSERTs were two thirds
+   of the copy's CPU).
 2. **Children.** Every child is evaluated once, as of T, from all its copied events and its
    household, with the projector's own two steps (``evaluate_children`` then
    ``write_children``, views.projection): re-using them is what makes "replay as of now equals
    the live views" a meaningful determinism check. Children are split across processes by the
    child stage's ``Shard`` (one shard per core), each shard in groups of ``GROUP`` children, so
-   memory is bounded by a group, never by the ledger.
+   memory is bounded by a group, never by the ledger. Each child is written once into an
+   empty database (``write_children(fresh=True)``): nothing is read back, and no flag
+   lifecycle (``flag_changes``) is written, since one evaluation at T has none to record
+   (views.flags.FlagSync; the history of a flag is the live database's).
 
 Evaluating each child once (rather than once per page of events, as the projector's batches
 did) is exact for the views and the flags as of T: both are a pure function of the events
