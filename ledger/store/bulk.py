@@ -15,6 +15,7 @@ SQLite keeps the executemany (the sqlite3 module loops in C; there is no COPY).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table, insert
@@ -35,7 +36,13 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     from psycopg import sql  # only here: psycopg is the [postgres] extra, SQLite needs none
 
     names = list(rows[0])
-    converters = [_converter(table.c[name].type, connection.dialect) for name in names]
+    values = itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
+    types = [table.c[name].type for name in names]
+    converted = [
+        (index, _converter(kind, connection.dialect))
+        for index, kind in enumerate(types)
+        if isinstance(kind, TypeDecorator)
+    ]
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, names))
     )
@@ -43,16 +50,17 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     assert raw is not None  # a checked-out connection always has its driver's connection
     with raw.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
-            copy.write_row([convert(row[name]) for name, convert in zip(names, converters, strict=True)])
+            line = list(values(row))
+            for index, convert in converted:
+                line[index] = convert(line[index])
+            copy.write_row(line)
 
 
-def _converter(column_type: Any, dialect: Dialect) -> Callable[[Any], Any]:
-    """What an INSERT would bind for a value of ``column_type``: a ``TypeDecorator`` (UTCTime's
-    fixed-width text) converts it; every other type here (text, integers, booleans) psycopg
+def _converter(column_type: TypeDecorator[Any], dialect: Dialect) -> Callable[[Any], Any]:
+    """What an INSERT would bind for a value of a ``TypeDecorator`` column (UTCTime's
+    fixed-width text); every other type here (text, integers, booleans, UUIDs, bytes) psycopg
     adapts itself. A batch repeats the same few times (its evaluation time, the due times of
     a rule), so each distinct value is converted once."""
-    if not isinstance(column_type, TypeDecorator):
-        return _same
     made: dict[Any, Any] = {}
 
     def convert(value: Any) -> Any:
@@ -61,7 +69,3 @@ def _converter(column_type: Any, dialect: Dialect) -> Callable[[Any], Any]:
         return made[value]
 
     return convert
-
-
-def _same(value: Any) -> Any:
-    return value
