@@ -1,0 +1,66 @@
+"""``insert_rows`` (COPY on PostgreSQL, executemany on SQLite) stores exactly what an INSERT of
+the same rows stores: times as UTCTime text, booleans, NULLs and defaults, inside the caller's
+transaction (rolled back with it)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Table, insert, select, text
+
+from ledger.store.bulk import insert_rows
+from ledger.store.ledger import Ledger
+from views.models import FlagChangeRow, FlagConcernRow
+
+CONCERNS: Table = FlagConcernRow.__table__  # type: ignore[assignment]
+CHANGES: Table = FlagChangeRow.__table__  # type: ignore[assignment]
+T = datetime(2024, 3, 31, 23, 30, tzinfo=timezone(timedelta(hours=1)))  # a non-UTC offset
+
+
+def _concern(flag: str, agency: str) -> dict[str, Any]:
+    return {"flag_id": flag, "agency": agency, "tab": "open", "status": "open", "due": T,
+            "severity": "high", "rule": "r"}  # fmt: skip
+
+
+def _change(change_id: str, published: bool) -> dict[str, Any]:
+    return {"change_id": change_id, "flag_id": "f", "change": "raised", "changed_at": T,
+            "message": '{"a": "\\t\\n\\\\ é"}', "published": published}  # fmt: skip
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Ledger:
+    if request.param == "sqlite":
+        return Ledger(f"sqlite:///{tmp_path / 'bulk.db'}")
+    return Ledger(request.getfixturevalue("postgres_db"))
+
+
+def test_bulk_rows_read_back_as_inserted_rows_do(ledger: Ledger) -> None:
+    with ledger.session() as session:
+        insert_rows(session, CONCERNS, [_concern("a", "*"), _concern("a", "gp/L1")])
+        session.execute(insert(CONCERNS), [_concern("b", "*"), _concern("b", "gp/L1")])
+        insert_rows(session, CHANGES, [_change("c1", False), _change("c2", True)])
+        session.execute(insert(CHANGES), [_change("c3", False), _change("c4", True)])
+        insert_rows(session, CHANGES, [])
+    with ledger.read() as session:  # as stored: plain SQL, no column types read them back
+        concerns = {r[0] + r[1]: r[2:] for r in session.execute(text("SELECT * FROM flag_concerns"))}
+        changes = {
+            r.change_id: (r.changed_at, r.message, r.published)
+            for r in session.execute(text("SELECT * FROM flag_changes"))
+        }
+        ids = session.scalars(text("SELECT id FROM flag_changes")).all()
+    assert concerns["a*"] == concerns["b*"] and concerns["agp/L1"] == concerns["bgp/L1"]
+    assert concerns["a*"][2] == "2024-03-31T22:30:00.000000Z"  # UTCTime's fixed-width UTC text
+    assert changes["c1"] == changes["c3"] and changes["c2"] == changes["c4"]
+    assert changes["c1"][1] == '{"a": "\\t\\n\\\\ é"}' and changes["c2"][2] in (True, 1)
+    assert len(ids) == len(set(ids)) == 4  # defaults (the id sequence) taken by both paths
+
+
+def test_bulk_rows_are_rolled_back_with_the_transaction(ledger: Ledger) -> None:
+    with pytest.raises(RuntimeError), ledger.session() as session:
+        insert_rows(session, CONCERNS, [_concern("a", "*")])
+        raise RuntimeError("the batch failed after writing")
+    with ledger.read() as session:
+        assert session.execute(select(CONCERNS)).first() is None
