@@ -9,7 +9,8 @@ million events take longer than auditing them, and the audit reads only the ledg
 copies the events recorded by its as-of time into a fresh database and evaluates every child
 once (views, policies, flags; one process into SQLite, see consumers/auditor/replay.py); it
 is timed as of the time of event ``--replay-limit`` (0: the whole history), with its CPU time
-(this process and its workers) and the peak memory of the largest process. Beside the figures: the machine's
+(this process and its workers), the CPU time of PostgreSQL's backends serving it (when the
+server runs on this machine) and the peak memory of the largest process. Beside the figures: the machine's
 raw Ed25519 verify rate on one core and on all cores, and the machine description. Generated
 data goes to a temporary directory, never into the repository. With ``--keep DIR`` the ledgers
 stay there and a later run with the same ``--keep`` re-uses each complete one (its root public
@@ -25,6 +26,7 @@ import os
 import resource
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -265,7 +267,7 @@ def _replay(
 ) -> dict[str, Any]:
     limit = min(size, replay_limit) if replay_limit > 0 else size
     as_of = T0 + timedelta(minutes=limit)
-    with _replay_target(directory, size, replay_into) as url:
+    with _replay_target(directory, size, replay_into) as url, _BackendCpu(url) as backends:
         cpu_before, started = _cpu_seconds(), time.perf_counter()
         result = replay(ledger, root_key, as_of, url)
         seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_before
@@ -273,7 +275,8 @@ def _replay(
     say(
         f"  audit replay: {result.events:,} events (as of {as_of.isoformat()}), {result.children:,} "
         f"children in {seconds:,.1f} s = {result.events / seconds:,.0f} events/s; "
-        f"{cpu:,.1f} s CPU; largest worker {workers_mb:,.0f} MB"
+        f"{cpu:,.1f} s CPU, PostgreSQL's backends {backends.seconds or 'not measured'} s; "
+        f"largest worker {workers_mb:,.0f} MB"
     )
     return {
         "replay_events": result.events,
@@ -282,10 +285,57 @@ def _replay(
         "replay_s": round(seconds, 1),
         "replay_cpu_s": round(cpu, 1),
         "replay_cpu_us_per_event": round(1e6 * cpu / result.events, 1),
+        "replay_postgres_backend_cpu_s": backends.seconds,
         "replay_events_per_s": round(result.events / seconds),
         "replay_vs_raw_one_core": round(result.events / seconds / one, 4),
         "replay_worker_peak_memory_mb": round(workers_mb),
     }
+
+
+class _BackendCpu:
+    """CPU time of the PostgreSQL backends serving the replay's database, when the server runs
+    on this machine (None otherwise, and into SQLite): the replay's writes cost as much again
+    in the server as in its own processes, and the two share the cores. Read from /proc every
+    half second by a thread (a backend's time is only visible while it lives, so up to half a
+    second of each is missed: a lower bound); a backend is recognised by the database name in
+    its process title."""
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        local = parsed.host in ("127.0.0.1", "localhost", "::1", None) and Path("/proc").is_dir()
+        self._name = parsed.database if parsed.get_backend_name() == "postgresql" and local else None
+        self._seen: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self._name is None else round(sum(self._seen.values()), 1)
+
+    def __enter__(self) -> _BackendCpu:
+        if self._name is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _sample(self) -> None:
+        assert self._name is not None
+        title, tick = f" {self._name} ".encode(), os.sysconf("SC_CLK_TCK")
+        while True:
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    if title not in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" "):
+                        continue
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:  # the process ended between the listing and the read
+                    continue
+                self._seen[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+            if self._stop.wait(0.5):
+                return
 
 
 @contextmanager
