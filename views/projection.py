@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, Table, and_, bindparam, delete, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from ledger.store.bulk import insert_rows
@@ -261,9 +262,12 @@ def write_children(
     return changes
 
 
-def record_links(session: Session, envelopes: Iterable[Mapping[str, Any]]) -> None:
+def record_links(session: Session, envelopes: Iterable[Mapping[str, Any]], *, shared: bool = False) -> None:
     """Index the parent figures accepted events name (``PersonLinkRow``), in the caller's
-    transaction: the one that accepts them."""
+    transaction: the one that accepts them. ``shared`` (PostgreSQL only): other transactions
+    may be indexing the same links at the same time (`audit replay`'s parallel copy), so a link
+    another one wrote first is skipped rather than failing the transaction (the rows go in
+    sorted, so two such transactions wait for each other in one order, never in a cycle)."""
     wanted: set[tuple[str, str]] = set()
     for envelope in envelopes:
         if envelope["type"] in CHILD_EXCLUDED_TYPES:
@@ -280,7 +284,10 @@ def record_links(session: Session, envelopes: Iterable[Mapping[str, Any]]) -> No
         )
         stored.update((person, child) for person, child in session.execute(query))
     rows = [{"person": p, "child": c} for p, c in sorted(wanted - stored)]
-    insert_rows(session, _LINKS, rows)  # Core: households are looked up next, no flush needed
+    if shared and rows:
+        session.execute(postgresql.insert(_LINKS).on_conflict_do_nothing(), rows)
+    else:
+        insert_rows(session, _LINKS, rows)  # Core: households are looked up next, no flush needed
 
 
 class ChildRows:

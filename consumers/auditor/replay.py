@@ -54,7 +54,7 @@ from datetime import datetime
 from multiprocessing import get_context
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import distinct, or_, select
+from sqlalchemy import and_, distinct, func, or_, select
 
 from consumers.auditor.checks import RootArgs, root_args
 from consumers.projection.shard import Shard
@@ -67,6 +67,9 @@ from views.projection import ChildEvaluation, ChildFailed, evaluate_children, re
 
 log = logging.getLogger(__name__)
 PAGE = 5000  # events per read of the source and per write transaction of the copy
+# Ledger positions per copy task: the copy's processes take spans in turn (enough spans for
+# both cores to stay busy to the end, few enough that each task's start-up is negligible).
+SPAN = 50_000
 # Children per evaluation (one read) and per write transaction. Small enough that a group's
 # write (on the 1M bench ~150 flags a child, each with its change and concern rows) is short:
 # on SQLite the shards' writes take turns, and a shard waiting longer than the busy timeout
@@ -82,15 +85,19 @@ class ReplayResult:
     into_url: str
 
 
-def recorded_by(ledger: Ledger, as_of: datetime, page: int = PAGE) -> Iterator[list[Acceptance]]:
+def recorded_by(
+    ledger: Ledger, as_of: datetime, page: int = PAGE, *, after: int = 0, through: int | None = None
+) -> Iterator[tuple[list[int], list[Acceptance]]]:
     """Pages of accepted events recorded by ``as_of`` (key events always), in position order,
-    from the index's canonical copy (the bytes that were signed, as the views read them). Each
-    page is read in its own transaction, closed before it is yielded: the eventsourcing
-    extension keeps one transaction per thread, so a caller writing another database in
-    between must not overlap this one."""
+    with their positions, from the index's canonical copy (the bytes that were signed, as the
+    views read them), at positions after ``after`` and up to ``through``. Each page is read in
+    its own transaction, closed before it is yielded: the eventsourcing extension keeps one
+    transaction per thread, so a caller writing another database in between must not overlap
+    this one."""
     accepted = AcceptedEvent
     wanted = or_(accepted.recordedtime <= as_of, accepted.type.in_(KEY_EVENT_TYPES))
-    after = 0
+    if through is not None:
+        wanted = and_(wanted, accepted.position <= through)
     while True:
         with ledger.read() as session:
             rows = session.execute(
@@ -101,7 +108,10 @@ def recorded_by(ledger: Ledger, as_of: datetime, page: int = PAGE) -> Iterator[l
             ).all()
         if not rows:
             return
-        yield [Acceptance(json.loads(text), text.encode("utf-8"), over_hole) for _, text, over_hole in rows]
+        yield (
+            [position for position, _, _ in rows],
+            [Acceptance(json.loads(text), text.encode("utf-8"), over_hole) for _, text, over_hole in rows],
+        )
         after = rows[-1].position
 
 
@@ -120,17 +130,8 @@ def replay(
     target = Ledger(into_url)
     if target.count():
         raise ValueError(f"{into_url} already holds a ledger; replay into an empty database")
-    copied = 0
-    for page in recorded_by(ledger, as_of):
-        with target.writer() as session:
-            target.load(session, page, as_of, copied + 1)
-            record_links(session, (a.event for a in page))
-        copied += len(page)
-        if progress is not None:
-            progress(copied)
-    with target.writer() as session:
-        target.end_load(session)
     count = max(1, workers or ((os.cpu_count() or 1) if target.is_postgres else 1))
+    copied = _copy(ledger, target, as_of, count, progress)
     key = root_args(root)
     if count == 1:
         children, failed = project_shard(into_url, key, as_of, Shard())
@@ -141,6 +142,53 @@ def replay(
             done = list(pool.map(project_shard, [into_url] * count, [key] * count, [as_of] * count, shards))
         children, failed = sum(d[0] for d in done), sum(d[1] for d in done)
     return ReplayResult(copied, children, failed, into_url)
+
+
+def _copy(
+    ledger: Ledger, target: Ledger, as_of: datetime, count: int, progress: Callable[[int], None] | None
+) -> int:
+    """Phase 1: the events recorded by ``as_of`` into ``target``, at their positions in the
+    source, a ``SPAN`` of positions at a time; into PostgreSQL in ``count`` processes (each span
+    in its own transactions: the spans are disjoint, and the household links two spans share
+    are written once, see ``record_links``), into SQLite here (one writer at a time anyway)."""
+    with ledger.read() as session:
+        last = session.scalar(select(func.max(AcceptedEvent.position))) or 0
+    spans = [(start, min(start + SPAN, last)) for start in range(0, last, SPAN)]
+    copied = 0
+    if count == 1 or not target.is_postgres:
+        for after, through in spans:
+            copied += _copy_span(ledger, target, as_of, after, through, shared=False)
+            if progress is not None:
+                progress(copied)
+    else:
+        with ProcessPoolExecutor(count, mp_context=get_context("spawn")) as pool:
+            n = len(spans)
+            for done in pool.map(
+                copy_span, [ledger.url] * n, [target.url] * n, [as_of] * n, *zip(*spans, strict=True)
+            ):
+                copied += done
+                if progress is not None:
+                    progress(copied)
+    with target.session() as session:
+        target.end_load(session)
+    return copied
+
+
+def copy_span(source_url: str, into_url: str, as_of: datetime, after: int, through: int) -> int:
+    """Worker: copy the events at positions ``after < p <= through`` (``_copy``)."""
+    return _copy_span(Ledger(source_url), Ledger(into_url), as_of, after, through, shared=True)
+
+
+def _copy_span(
+    ledger: Ledger, target: Ledger, as_of: datetime, after: int, through: int, *, shared: bool
+) -> int:
+    copied = 0
+    for positions, page in recorded_by(ledger, as_of, after=after, through=through):
+        with target.session() as session:
+            target.load(session, page, as_of, positions)
+            record_links(session, (a.event for a in page), shared=shared)
+        copied += len(page)
+    return copied
 
 
 def project_shard(into_url: str, root: RootArgs, as_of: datetime, shard: Shard) -> tuple[int, int]:

@@ -271,18 +271,22 @@ class Ledger:
         session.execute(insert(_ACCEPTED), _index_rows(accepted, positions, accepted_at))
 
     def load(
-        self, session: Session, accepted: Sequence[Acceptance], accepted_at: datetime, first: int
+        self,
+        session: Session,
+        accepted: Sequence[Acceptance],
+        accepted_at: datetime,
+        positions: Sequence[int],
     ) -> None:
         """``record`` for a bulk load into a ledger nobody else writes (`audit replay`'s copy
-        into its empty target): the events take positions ``first``, ``first + 1``... in order,
+        into its empty target): the events take the ``positions`` given (the source ledger's),
         and both tables' rows go in with COPY on PostgreSQL (``insert_rows``). The same rows as
         ``record`` would write, without the per-row INSERTs that were two thirds of a replay's
         copy, and without the table lock and notification, which order and wake concurrent
-        writers and readers that a bulk load has not got. ``end_load`` must follow the last."""
+        writers and readers that a bulk load has not got (several loads may run at once, on
+        disjoint positions). ``end_load`` must follow the last."""
         if not accepted:
             return
         table = self.recorder.events_record_cls.__table__
-        positions = range(first, first + len(accepted))
         stored = self._stored_events(accepted, accepted_at)
         insert_rows(
             session, table, [{"id": p, **_stored_row(e)} for p, e in zip(positions, stored, strict=True)]

@@ -120,19 +120,27 @@ def test_a_replay_into_postgresql_equals_the_sqlite_live_views(charlie: Story, p
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_a_replayed_ledger_takes_later_events_after_the_copied_ones_and_holds_no_flag_history(
-    charlie: Story, tmp_path: Path, request: pytest.FixtureRequest, backend: str
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_replayed_ledger_keeps_the_positions_takes_later_events_after_them_and_holds_no_flag_history(
+    charlie: Story, tmp_path: Path, request: pytest.FixtureRequest, backend: str, workers: int
 ) -> None:
-    """The copy loads events at positions it gives them (COPY on PostgreSQL): the ledger it
-    leaves must still record the next event after them, as the projector would. And one
-    evaluation at T has no lifecycle to record: the replay writes flags, never flag changes."""
+    """The copy loads events at their source positions (COPY on PostgreSQL, in two processes
+    with ``workers=2``, small spans so that both take several): the ledger it leaves must
+    record the next event after them, as the projector would. And one evaluation at T has no
+    lifecycle to record: the replay writes flags, never flag changes."""
     url = f"sqlite:///{tmp_path / 'r.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_db")
     early = charlie.scenario.expect[0].as_of
-    result = replay(charlie.ledger, charlie.root, early, url, workers=1)
     with charlie.ledger.read() as session:
-        later = session.scalars(
-            select(AcceptedEvent.envelope).where(AcceptedEvent.recordedtime > early).limit(1)
-        ).one()
+        rows = session.execute(
+            select(
+                AcceptedEvent.position, AcceptedEvent.type, AcceptedEvent.recordedtime, AcceptedEvent.envelope
+            )
+        ).all()
+    wanted = sorted(p for p, kind, recorded, _ in rows if recorded <= early or kind in KEY_EVENT_TYPES)
+    later = next(envelope for _, _, recorded, envelope in rows if recorded > early)
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    monkeypatch.setattr("consumers.auditor.replay.SPAN", 7)
+    result = replay(charlie.ledger, charlie.root, early, url, workers=workers)
     target = Ledger(url)
     with target.writer() as session:
         target.record(session, [Acceptance(json.loads(later), later.encode("utf-8"))], early)
@@ -140,5 +148,5 @@ def test_a_replayed_ledger_takes_later_events_after_the_copied_ones_and_holds_no
         positions = session.scalars(select(AcceptedEvent.position).order_by(AcceptedEvent.position)).all()
         flags = session.execute(text("SELECT count(*) FROM flags")).scalar()
         changes = session.execute(text("SELECT count(*) FROM flag_changes")).scalar()
-    assert list(positions) == list(range(1, result.events + 2))
+    assert result.events == len(wanted) and list(positions) == [*wanted, wanted[-1] + 1]
     assert flags and changes == 0
