@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
-from policies.view import ChildView
+from policies.view import ChildView, Event
 
 
 class Severity(StrEnum):
@@ -71,3 +71,39 @@ class Policy(ABC):
         Read the view only through its methods, and depend on ``as_of`` only through the view:
         ``policies.engine.Evaluator`` reuses a rule's findings while what it read is unchanged
         (docs/notes/rule-evaluation.md; tests/policies/test_incremental.py checks both)."""
+
+
+@dataclass
+class Fold:
+    """A rule's findings over a view, and whatever the rule keeps to extend them (its ``state``)."""
+
+    findings: list[Finding]
+    state: Any
+
+
+class FoldingPolicy(Policy):
+    """A rule that can bring its findings up to date from what it kept, given only the events
+    added since (issue 13: live traffic adds one event to a long history; re-running a rule over
+    the whole history on every event made the cost per event grow with it).
+
+    ``start`` computes the findings of a view from nothing (``findings`` is ``start``, so a full
+    evaluation and a replay run exactly this code). ``resume`` is asked only when the events the
+    rule read changed by additions alone, every one recorded after everything the previous view
+    held (live traffic in recorded order): no correction or withdrawal among them, nothing
+    back-dated in recorded time, the agencies, household and awareness it read unchanged
+    (``policies.engine.Evaluator`` checks all this from the view's fingerprints). It gets the
+    previous ``Fold``, the new view and the added events of the types it read (in recorded
+    order, ties by id), and returns the new ``Fold``, or None to be started afresh (e.g. an
+    added event touches an anchor in a way the rule does not extend). It must return exactly
+    what ``start`` would (tests/policies/test_incremental.py compares them), and may change the
+    state it is given: the engine never uses a fold again after resuming it.
+    """
+
+    @abstractmethod
+    def start(self, view: ChildView) -> Fold: ...
+
+    @abstractmethod
+    def resume(self, fold: Fold, view: ChildView, added: list[Event]) -> Fold | None: ...
+
+    def findings(self, view: ChildView, as_of: datetime) -> Iterable[Finding]:
+        return self.start(view).findings

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, lru_cache
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 from ledger.timeutil import format_time, utc
-from policies.base import Finding, Policy, RuleDescription, Severity
-from policies.view import ChildView, reading
+from policies.base import Finding, Fold, FoldingPolicy, Policy, RuleDescription, Severity
+from policies.facts import recorded_key
+from policies.view import ChildView, Event, reading
 
 FLAG_NAMESPACE = uuid.UUID("6f1f8f4e-5d7a-4c1e-9a8e-2b1f0d0c5a11")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -133,6 +134,7 @@ LIFECYCLE_TYPES = ("flag.acknowledged", "flag.dismissed")
 
 
 Ordered = tuple[tuple[int, str, str], Flag]  # a flag with its flag_order
+TypeFingerprint = tuple[tuple[str, tuple[str, ...]], ...]  # ChildView.fingerprint of an event type
 
 
 def _instant(t: datetime) -> int:
@@ -154,6 +156,34 @@ class _Remembered:
         self.dues = [_instant(f.due) for f in self.findings]
         self.lifecycle: Hashable = None
         self.flags: list[Ordered] = []  # flags of findings[: len(flags)] under ``lifecycle``
+        self.fold: Fold | None = None  # a FoldingPolicy's fold, to resume from
+        self.last: datetime | None = None  # the latest recorded time in the view it was made from
+
+    def added(self, view: ChildView) -> list[Event] | None:
+        """The events of the types read that ``view`` adds to the one these findings came from,
+        in recorded order, if it only adds (nothing corrected, withdrawn or cut away, no other
+        read changed) and every addition was recorded after everything that view held; else
+        None (the rule starts afresh)."""
+        if self.last is None:
+            return None
+        added: list[Event] = []
+        for what, was in self.reads:
+            now = view.fingerprint(what)
+            if now == was:
+                continue
+            if what.startswith("*"):  # the agencies, household, awareness or whole history
+                return None
+            entries = cast(TypeFingerprint, now)  # an event type's: (id, its corrections) each
+            before = set(cast(TypeFingerprint, was))
+            new = {entry[0] for entry in entries if entry not in before}
+            if len(entries) - len(new) != len(before):
+                return None  # an event it read was corrected or withdrawn
+            for event in view.of_type(what):
+                if event.id in new:
+                    if event.recordedtime <= self.last:
+                        return None
+                    added.append(event)
+        return sorted(added, key=recorded_key)
 
 
 class Evaluator:
@@ -198,11 +228,7 @@ class Evaluator:
                 if remembered is not None and remembered.lifecycle == lifecycle_print:
                     # It runs again, but mostly finds what it found before: keep those flags.
                     made = dict(zip(remembered.findings, remembered.flags, strict=False))
-                with reading() as reads:
-                    findings = tuple(policy.findings(known, as_of))
-                remembered = _Remembered(
-                    tuple((what, known.fingerprint(what)) for what in sorted(reads)), findings
-                )
+                remembered = self._run(policy, known, as_of, remembered)
             if remembered.lifecycle != lifecycle_print:
                 remembered.lifecycle, remembered.flags = lifecycle_print, []
             now[policy] = remembered
@@ -226,6 +252,32 @@ class Evaluator:
                 self._held -= held
         flags.sort(key=itemgetter(0))
         return Evaluation(tuple(flag for _, flag in flags), min(pending) if pending else None)
+
+
+    @staticmethod
+    def _run(policy: Policy, known: ChildView, as_of: datetime, before: _Remembered | None) -> _Remembered:
+        """Run ``policy`` on ``known``: a folding rule resumes from its previous fold when the
+        view only added events after it (``_Remembered.added``), else it starts afresh."""
+        fold: Fold | None = None
+        read_before: set[str] = set()
+        with reading() as reads:
+            if isinstance(policy, FoldingPolicy):
+                if before is not None and before.fold is not None:
+                    added = before.added(known)
+                    if added is not None:
+                        fold = policy.resume(before.fold, known, added)
+                        read_before = {what for what, _ in before.reads}
+                    before.fold = None  # a resumed fold may have been changed: never used again
+                if fold is None:
+                    fold, read_before = policy.start(known), set()
+                findings: Sequence[Finding] = fold.findings
+            else:
+                findings = tuple(policy.findings(known, as_of))
+        remembered = _Remembered(
+            tuple((what, known.fingerprint(what)) for what in sorted(reads | read_before)), findings
+        )
+        remembered.fold, remembered.last = fold, known.last_recorded
+        return remembered
 
 
 def make_flag(

@@ -151,6 +151,14 @@ class Timeline:
         self.events = sorted(events, key=recorded_key)
         self._times = [e.recordedtime for e in self.events]
 
+    def append(self, event: Event) -> None:
+        """Add an event recorded after (or with) the last one (a rule's fold, extended by live
+        traffic in recorded order): the order holds without sorting again."""
+        if self.events and recorded_key(event) < recorded_key(self.events[-1]):
+            raise ValueError(f"{event.id} was recorded before the timeline's last event")
+        self.events.append(event)
+        self._times.append(event.recordedtime)
+
     def first_from(self, since: datetime | None = None, excluding: str | None = None) -> Event | None:
         """The earliest event recorded at or after ``since`` (the earliest of all if None), other
         than the one whose id is ``excluding``."""
@@ -171,6 +179,18 @@ def timelines(events: Iterable[Event], key: Callable[[Event], Hashable]) -> dict
     for event in events:
         grouped.setdefault(key(event), []).append(event)
     return {k: Timeline(found) for k, found in grouped.items()}
+
+
+def extend_timelines(
+    lines: dict[Hashable, Timeline], events: Iterable[Event], key: Callable[[Event], Hashable]
+) -> None:
+    """Add events recorded after those of ``lines`` (``timelines``'s result) to their timelines."""
+    for event in events:
+        line = lines.get(key(event))
+        if line is None:
+            lines[key(event)] = Timeline((event,))
+        else:
+            line.append(event)
 
 
 def first_from(lines: dict[Hashable, Timeline], key: Hashable, since: datetime | None = None) -> Event | None:

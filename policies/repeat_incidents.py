@@ -30,17 +30,17 @@ them (docs/notes/rule-evaluation.md, "Flags that stay the same flag").
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 
-from policies.base import Finding, Policy, Severity
-from policies.facts import Timeline, domestic_abuse_incidents, recorded_key
+from policies.base import Finding, Fold, FoldingPolicy, Severity
+from policies.facts import Timeline, domestic_abuse_incidents
 from policies.view import ChildView, Event
 
 WINDOW = timedelta(days=365)
 
 
-class RepeatIncidents(Policy):
+class RepeatIncidents(FoldingPolicy):
     id = "repeat-incidents"
     version = 3
     severity = Severity.HIGH
@@ -54,31 +54,74 @@ class RepeatIncidents(Policy):
     )
     action = "Refer to children's social care or MARAC, or complete a child and family assessment."
 
-    def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        incidents = sorted(domestic_abuse_incidents(view.of_type("incident.reported")), key=recorded_key)
-        responses = Timeline(
-            e for e in view.of_type("referral.made", "assessment.completed") if _is_response(e)
-        )
-        closed: dict[str, datetime] = {}
-        for closure in view.of_type("referral.closed"):
-            ref = closure.data["referral_ref"]
-            closed[ref] = min(closed.get(ref, closure.recordedtime), closure.recordedtime)
-        after = None  # incidents recorded by a response that resolved a flag start no new one
-        counted: list[Event] = []  # the incidents recorded since then, in recorded order
-        for latest in incidents:
-            if after is not None and latest.recordedtime <= after:
-                continue
-            window = _latest_three(counted, latest)
-            counted.append(latest)
-            if window is None:
-                continue
-            # The pattern is known now, when the last of the three is recorded.
-            since, known = window[0].recordedtime, latest.recordedtime
-            if any(_open_at(r, closed, known) for r in responses.between(since, known)):
-                continue
-            response = responses.first_from(known)
-            in_time = sorted(window, key=lambda e: e.sort_key)
-            yield Finding(
+    def start(self, view: ChildView) -> Fold:
+        walk = _Walk()
+        found: list[Finding] = []
+        events = [
+            *domestic_abuse_incidents(view.of_type("incident.reported")),
+            *view.of_type("referral.made", "assessment.completed", "referral.closed"),
+        ]
+        for event in sorted(events, key=_walk_order):
+            walk.step(event, found)
+        return Fold(found, walk)
+
+    def resume(self, fold: Fold, view: ChildView, added: list[Event]) -> Fold:
+        """Events recorded after everything walked so far: the walk goes on from where it was
+        (what a flag says depends only on what was recorded by then; a flag waiting for a
+        response is resolved by the first response that comes)."""
+        for event in sorted(added, key=_walk_order):
+            if event.type != "incident.reported" or event.data.get("domestic_abuse") is True:
+                fold.state.step(event, fold.findings)
+        return fold
+
+
+def _walk_order(event: Event) -> tuple[datetime, int, str]:
+    """Recorded order; at one recorded time, responses and closures before incidents: a response
+    recorded with the third incident answers it (and a closure with it ends the response)."""
+    return (event.recordedtime, event.type == "incident.reported", event.id)
+
+
+class _Walk:
+    """The incidents, responses and closures so far, walked in ``_walk_order``: a flag is raised
+    at the incident that completes a pattern nothing answered, and waits for the first response
+    recorded at or after it; incidents recorded up to that response start no new pattern."""
+
+    def __init__(self) -> None:
+        self.responses = Timeline(())
+        self.closed: dict[str, datetime] = {}  # referral_ref -> its first closure
+        self.after: datetime | None = None  # when the last resolving response was recorded
+        self.counted: list[Event] = []  # the incidents recorded since then, in recorded order
+        self.waiting: int | None = None  # index of the flag no response has resolved yet
+
+    def step(self, event: Event, found: list[Finding]) -> None:
+        if event.type == "referral.closed":
+            ref, at = event.data["referral_ref"], event.recordedtime
+            self.closed[ref] = min(self.closed.get(ref, at), at)
+        elif event.type != "incident.reported":
+            if not _is_response(event):
+                return
+            self.responses.append(event)
+            if self.waiting is not None:
+                found[self.waiting] = replace(
+                    found[self.waiting], resolved_by=event.id, resolved_at=event.recordedtime
+                )
+                self.after, self.counted, self.waiting = event.recordedtime, [], None
+        elif self.waiting is None and (self.after is None or event.recordedtime > self.after):
+            self._incident(event, found)
+
+    def _incident(self, latest: Event, found: list[Finding]) -> None:
+        window = _latest_three(self.counted, latest)
+        self.counted.append(latest)
+        if window is None:
+            return
+        # The pattern is known now, when the last of the three is recorded.
+        since, known = window[0].recordedtime, latest.recordedtime
+        if any(_open_at(r, self.closed, known) for r in self.responses.between(since, known)):
+            return
+        response = self.responses.first_from(known)  # recorded with it (ties are walked first)
+        in_time = sorted(window, key=lambda e: e.sort_key)
+        found.append(
+            Finding(
                 key=latest.id,
                 due=known,
                 evidence=tuple(e.id for e in in_time),
@@ -89,9 +132,11 @@ class RepeatIncidents(Policy):
                 resolved_by=response.id if response else None,
                 resolved_at=response.recordedtime if response else None,
             )
-            if response is None:
-                return
-            after, counted = response.recordedtime, []
+        )
+        if response is None:
+            self.waiting = len(found) - 1
+        else:
+            self.after, self.counted = response.recordedtime, []
 
 
 def _latest_three(earlier: list[Event], latest: Event) -> tuple[Event, Event, Event] | None:

@@ -141,9 +141,13 @@ class ChildView:
             ),
         )
 
+    @property
+    def last_recorded(self) -> datetime | None:
+        """The latest recorded time of anything the view holds (None if it holds nothing)."""
+        return self._last_recorded
+
     @cached_property
     def _last_recorded(self) -> datetime | None:
-        """The latest recorded time of anything the view holds (None if it holds nothing)."""
         times = [e.recordedtime for e in self.events]
         times += [e.recordedtime for found in self.household.values() for e in found]
         times += self.registered_agencies.values()
