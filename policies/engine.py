@@ -253,7 +253,6 @@ class Evaluator:
         flags.sort(key=itemgetter(0))
         return Evaluation(tuple(flag for _, flag in flags), min(pending) if pending else None)
 
-
     @staticmethod
     def _run(policy: Policy, known: ChildView, as_of: datetime, before: _Remembered | None) -> _Remembered:
         """Run ``policy`` on ``known``: a folding rule resumes from its previous fold when the

@@ -12,7 +12,9 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
+from policies.base import Finding, Fold
 from policies.calendar import working_days_deadline
 from policies.view import CONCERN_ROLES, MALE_PARENT_ROLES, PARENT_ROLES, Event
 
@@ -225,3 +227,35 @@ def late(first_answer: Event | None, due: datetime) -> Late | None:
     if first_answer is not None and first_answer.recordedtime < due:
         return None
     return Late(first_answer)
+
+
+class Anchors:
+    """A folding rule's findings kept by anchor (an incident, a referral), so that resuming
+    judges again only the anchors an added event touches (``policies.base.FoldingPolicy``),
+    and the names notifications use for each incident (its id and incident_ref)."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, tuple[Finding, ...]] = {}  # anchor id -> its findings
+        self.events: dict[str, Event] = {}  # anchor id -> the anchor
+        self.named: dict[str, list[str]] = {}  # a name notifications use -> anchor ids
+        self.context: Any = None  # what else the rule keeps to judge an anchor (its indexes)
+
+    def judge(self, anchor: Event, findings: Iterable[Finding]) -> None:
+        if anchor.id not in self.events:
+            self.events[anchor.id] = anchor
+            for name in {anchor.id, anchor.data.get("incident_ref")}:
+                if isinstance(name, str):
+                    self.named.setdefault(name, []).append(anchor.id)
+        self.found[anchor.id] = tuple(findings)
+
+    def about(self, notifications: Iterable[Event]) -> list[Event]:
+        """The anchors these notifications name, each once."""
+        return self.called(str(name) for n in notifications for name in n.data.get("about", ()))
+
+    def called(self, names: Iterable[str]) -> list[Event]:
+        """The anchors with these names (ids or incident_refs), each once."""
+        ids = dict.fromkeys(i for name in names for i in self.named.get(name, ()))
+        return [self.events[i] for i in ids]
+
+    def fold(self) -> Fold:
+        return Fold([f for found in self.found.values() for f in found], self)
