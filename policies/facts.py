@@ -236,13 +236,13 @@ class Anchors:
 
     def __init__(self) -> None:
         self.found: dict[str, tuple[Finding, ...]] = {}  # anchor id -> its findings
-        self.events: dict[str, Event] = {}  # anchor id -> the anchor
+        self.by_id: dict[str, Event] = {}  # anchor id -> the anchor
         self.named: dict[str, list[str]] = {}  # a name notifications use -> anchor ids
         self.context: Any = None  # what else the rule keeps to judge an anchor (its indexes)
 
     def judge(self, anchor: Event, findings: Iterable[Finding]) -> None:
-        if anchor.id not in self.events:
-            self.events[anchor.id] = anchor
+        if anchor.id not in self.by_id:
+            self.by_id[anchor.id] = anchor
             for name in {anchor.id, anchor.data.get("incident_ref")}:
                 if isinstance(name, str):
                     self.named.setdefault(name, []).append(anchor.id)
@@ -255,7 +255,7 @@ class Anchors:
     def called(self, names: Iterable[str]) -> list[Event]:
         """The anchors with these names (ids or incident_refs), each once."""
         ids = dict.fromkeys(i for name in names for i in self.named.get(name, ()))
-        return [self.events[i] for i in ids]
+        return [self.by_id[i] for i in ids]
 
     def fold(self) -> Fold:
         return Fold([f for found in self.found.values() for f in found], self)
