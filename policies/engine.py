@@ -159,31 +159,38 @@ class _Remembered:
         self.fold: Fold | None = None  # a FoldingPolicy's fold, to resume from
         self.last: datetime | None = None  # the latest recorded time in the view it was made from
 
-    def added(self, view: ChildView) -> list[Event] | None:
+    def added(self, view: ChildView, seen: dict[tuple[str, int], list[Event] | None]) -> list[Event] | None:
         """The events of the types read that ``view`` adds to the one these findings came from,
         in recorded order, if it only adds (nothing corrected, withdrawn or cut away, no other
         read changed) and every addition was recorded after everything that view held; else
-        None (the rule starts afresh)."""
+        None (the rule starts afresh). ``seen``: the additions already found for a type since a
+        fingerprint, during one evaluation (rules remembered from one view share fingerprints)."""
         if self.last is None:
             return None
         added: list[Event] = []
         for what, was in self.reads:
-            now = view.fingerprint(what)
-            if now == was:
+            if view.fingerprint(what) == was:
                 continue
             if what.startswith("*"):  # the agencies, household, awareness or whole history
                 return None
-            entries = cast(TypeFingerprint, now)  # an event type's: (id, its corrections) each
-            before = set(cast(TypeFingerprint, was))
-            new = {entry[0] for entry in entries if entry not in before}
-            if len(entries) - len(new) != len(before):
-                return None  # an event it read was corrected or withdrawn
-            for event in view.of_type(what):
-                if event.id in new:
-                    if event.recordedtime <= self.last:
-                        return None
-                    added.append(event)
+            key = (what, id(was))
+            if key not in seen:
+                seen[key] = _additions(view, what, cast(TypeFingerprint, was))
+            found = seen[key]
+            if found is None or any(event.recordedtime <= self.last for event in found):
+                return None
+            added += found
         return sorted(added, key=recorded_key)
+
+
+def _additions(view: ChildView, what: str, was: TypeFingerprint) -> list[Event] | None:
+    """The effective events of type ``what`` in ``view`` that are not in fingerprint ``was``, if
+    every event of ``was`` is still there unchanged (None if one was corrected or withdrawn)."""
+    now = cast(TypeFingerprint, view.fingerprint(what))
+    new = set(now).difference(was)
+    if len(now) - len(new) != len(was):
+        return None
+    return [view.effective_event(event_id) for event_id, _ in new]
 
 
 class Evaluator:
@@ -221,6 +228,7 @@ class Evaluator:
         flags: list[Ordered] = []
         pending: list[datetime] = []
         cut = _instant(as_of)
+        seen: dict[tuple[str, int], list[Event] | None] = {}  # additions by (type, fingerprint)
         for policy in policies:
             remembered = before.get(policy)
             made: dict[Finding, Ordered] = {}
@@ -228,7 +236,7 @@ class Evaluator:
                 if remembered is not None and remembered.lifecycle == lifecycle_print:
                     # It runs again, but mostly finds what it found before: keep those flags.
                     made = dict(zip(remembered.findings, remembered.flags, strict=False))
-                remembered = self._run(policy, known, as_of, remembered)
+                remembered = self._run(policy, known, as_of, remembered, seen)
             if remembered.lifecycle != lifecycle_print:
                 remembered.lifecycle, remembered.flags = lifecycle_print, []
             now[policy] = remembered
@@ -254,7 +262,13 @@ class Evaluator:
         return Evaluation(tuple(flag for _, flag in flags), min(pending) if pending else None)
 
     @staticmethod
-    def _run(policy: Policy, known: ChildView, as_of: datetime, before: _Remembered | None) -> _Remembered:
+    def _run(
+        policy: Policy,
+        known: ChildView,
+        as_of: datetime,
+        before: _Remembered | None,
+        seen: dict[tuple[str, int], list[Event] | None],
+    ) -> _Remembered:
         """Run ``policy`` on ``known``: a folding rule resumes from its previous fold when the
         view only added events after it (``_Remembered.added``), else it starts afresh."""
         fold: Fold | None = None
@@ -262,7 +276,7 @@ class Evaluator:
         with reading() as reads:
             if isinstance(policy, FoldingPolicy):
                 if before is not None and before.fold is not None:
-                    added = before.added(known)
+                    added = before.added(known, seen)
                     if added is not None:
                         fold = policy.resume(before.fold, known, added)
                         read_before = {what for what, _ in before.reads}

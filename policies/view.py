@@ -199,6 +199,14 @@ class ChildView:
             )
         return tuple(sorted((e for i, e in by_id.items() if i not in withdrawn), key=SORT_KEY))
 
+    def effective_event(self, event_id: str) -> Event:
+        """An effective event of the view (corrections folded in), by id."""
+        return self._effective_by_id[event_id]
+
+    @cached_property
+    def _effective_by_id(self) -> dict[str, Event]:
+        return {e.id: e for e in self._effective}
+
     def event(self, event_id: str) -> Event:
         """An event of the view as recorded (not amended), by id."""
         return self._by_id[event_id]
