@@ -96,7 +96,9 @@ class FoldingPolicy(Policy):
     order, ties by id), and returns the new ``Fold``, or None to be started afresh (e.g. an
     added event touches an anchor in a way the rule does not extend). It must return exactly
     what ``start`` would (tests/policies/test_incremental.py compares them), and may change the
-    state it is given: the engine never uses a fold again after resuming it.
+    state it is given: the engine never uses a fold again after resuming it. ``start`` must read
+    (through the view's methods) every event type its fold depends on, even when the view holds
+    nothing to judge yet: ``resume`` is given the additions of the types read before.
     """
 
     @abstractmethod
