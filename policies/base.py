@@ -10,8 +10,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, ClassVar, Protocol
 
 from policies.view import ChildView, Event
@@ -23,6 +24,16 @@ class Severity(StrEnum):
     HIGH = "high"
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def instant(t: datetime) -> int:
+    """Whole microseconds since the epoch: one integer per instant, whatever the zone (comparing
+    datetimes in different zones asks each for its UTC offset on every comparison)."""
+    return (t - _EPOCH) // _MICROSECOND
+
+
 @dataclass(frozen=True)
 class Finding:
     key: str  # stable identity of this gap within (rule, child), e.g. "<incident id>|L85001"
@@ -32,6 +43,12 @@ class Finding:
     detail: str = ""  # one specific sentence; ids and refs only, never names or free text
     resolved_by: str | None = None  # id of the event that closed the gap after it was due
     resolved_at: datetime | None = None  # that event's recordedtime
+
+    @cached_property
+    def instant(self) -> int:
+        """``instant(due)``, made once per finding: a folding rule hands the engine the same
+        findings again on every event, and the engine orders them by due each time."""
+        return instant(self.due)
 
 
 class RuleDescription(Protocol):

@@ -13,19 +13,17 @@ from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from functools import cached_property, lru_cache
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, cast
 
 from ledger.timeutil import format_time, utc
-from policies.base import Finding, Fold, FoldingPolicy, Policy, RuleDescription, Severity
+from policies.base import Finding, Fold, FoldingPolicy, Policy, RuleDescription, Severity, instant
 from policies.facts import recorded_key
 from policies.view import ChildView, Event, reading
 
 FLAG_NAMESPACE = uuid.UUID("6f1f8f4e-5d7a-4c1e-9a8e-2b1f0d0c5a11")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 def flag_order(flag: Flag) -> tuple[int, str, str]:
@@ -33,7 +31,7 @@ def flag_order(flag: Flag) -> tuple[int, str, str]:
     same order as comparing the datetimes, but comparing two datetimes in different zones (UTC
     recorded times, London deadlines) asks each for its UTC offset on every comparison, and
     sorting a long history's flags that way was a quarter of an evaluation."""
-    return (_instant(flag.due), flag.rule, flag.id)
+    return (instant(flag.due), flag.rule, flag.id)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -137,11 +135,6 @@ Ordered = tuple[tuple[int, str, str], Flag]  # a flag with its flag_order
 TypeFingerprint = tuple[tuple[str, tuple[str, ...]], ...]  # ChildView.fingerprint of an event type
 
 
-def _instant(t: datetime) -> int:
-    """Whole microseconds since the epoch: one integer per instant, whatever the zone."""
-    return (t - _EPOCH) // _MICROSECOND
-
-
 class _Remembered:
     """One rule's findings for one child, what they were computed from (what the rule read, as
     ``ChildView.fingerprint`` values), and the flags made of them under one lifecycle.
@@ -152,11 +145,12 @@ class _Remembered:
 
     def __init__(self, reads: tuple[tuple[str, Hashable], ...], findings: Sequence[Finding]) -> None:
         self.reads = reads
-        self.findings = sorted(findings, key=lambda f: _instant(f.due))  # stable
-        self.dues = [_instant(f.due) for f in self.findings]
+        self.findings = sorted(findings, key=attrgetter("instant"))  # stable
+        self.dues = [f.instant for f in self.findings]
         self.lifecycle: Hashable = None
         self.flags: list[Ordered] = []  # flags of findings[: len(flags)] under ``lifecycle``
         self.fold: Fold | None = None  # a FoldingPolicy's fold, to resume from
+        self.resumed = False  # the fold was resumed: findings kept are the same objects
         self.last: datetime | None = None  # the latest recorded time in the view it was made from
 
     def added(self, view: ChildView, seen: dict[tuple[str, int], list[Event] | None]) -> list[Event] | None:
@@ -227,22 +221,29 @@ class Evaluator:
         now: dict[Policy, _Remembered] = {}
         flags: list[Ordered] = []
         pending: list[datetime] = []
-        cut = _instant(as_of)
+        cut = instant(as_of)
         seen: dict[tuple[str, int], list[Event] | None] = {}  # additions by (type, fingerprint)
         for policy in policies:
             remembered = before.get(policy)
-            made: dict[Finding, Ordered] = {}
+            made: Mapping[Any, Ordered] = {}
             if remembered is None or any(known.fingerprint(what) != was for what, was in remembered.reads):
-                if remembered is not None and remembered.lifecycle == lifecycle_print:
-                    # It runs again, but mostly finds what it found before: keep those flags.
-                    made = dict(zip(remembered.findings, remembered.flags, strict=False))
+                kept = (
+                    remembered if remembered is not None and remembered.lifecycle == lifecycle_print else None
+                )
                 remembered = self._run(policy, known, as_of, remembered, seen)
+                if kept is not None:
+                    # It ran again, but mostly found what it found before: keep those flags. A
+                    # resumed fold hands back the same finding objects (looked up by identity,
+                    # while ``kept`` holds them); a fresh run equal ones.
+                    pairs = zip(kept.findings, kept.flags, strict=False)
+                    made = {id(f): flag for f, flag in pairs} if remembered.resumed else dict(pairs)
+            key = id if remembered.resumed else _itself
             if remembered.lifecycle != lifecycle_print:
                 remembered.lifecycle, remembered.flags = lifecycle_print, []
             now[policy] = remembered
             raised = bisect_right(remembered.dues, cut)
             for finding in remembered.findings[len(remembered.flags) : raised]:
-                flag = made.get(finding)
+                flag = made.get(key(finding))
                 if flag is None:
                     if lifecycle is None:
                         lifecycle = _lifecycle(known)
@@ -290,7 +291,12 @@ class Evaluator:
             tuple((what, known.fingerprint(what)) for what in sorted(reads | read_before)), findings
         )
         remembered.fold, remembered.last = fold, known.last_recorded
+        remembered.resumed = bool(read_before)
         return remembered
+
+
+def _itself(finding: Finding) -> Finding:
+    return finding
 
 
 def make_flag(
