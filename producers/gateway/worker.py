@@ -18,7 +18,7 @@ is committed (a retry stores the batch once) and is started again for the next r
 Protocol (one duplex pipe, pickled tuples). The worker first says ``("ready",)``. Serving
 process to worker: ``("job", body, ndjson, want_hash, max_events)``, ``("cancel",)`` (the
 serving process gave up on the job: stop sending). Worker to serving process, per job:
-``("start", request_hash | None)`` then ``("prepared", [Prepared.lean(), ...])`` chunks,
+``("start", request_hash | None)`` then ``("prepared", [Prepared, ...])`` chunks,
 ending with ``("end",)`` or ``("invalid", problems)``; or ``("refused", ProblemError fields)``
 instead of all of that when the body is unreadable; ``("failed", message)`` for a bug in the
 worker.
@@ -100,7 +100,7 @@ def _job(
         if found:
             problems += found
         elif ready is not None and not problems:
-            chunk.append(ready.lean())
+            chunk.append(ready)
         if index % CHUNK == 0:
             if chunk:
                 conn.send(("prepared", chunk))

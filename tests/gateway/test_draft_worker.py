@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 from ledger.canonical import event_digest
+from ledger.envelope import unsigned_event
 from ledger.signing import signature_valid
+from ledger.timeutil import parse_time
 from producers.gateway.drafts import checked
 from producers.gateway.problems import ProblemError
 from producers.gateway.service import Gateway, GatewayConfig, Outcome
@@ -199,8 +201,15 @@ def test_ids_given_by_the_caller_find_the_stored_events_through_the_worker(servi
     assert len(chain_of(service)) == 300
 
 
-def test_a_lean_prepared_draft_rebuilds_the_same_unsigned_event(service: Gateway) -> None:
+def test_a_prepared_draft_is_the_envelope_the_producer_builds(service: Gateway) -> None:
+    """Drafts are framed from their parts (``envelope_runs``), not from an assembled envelope:
+    what is framed must be ``unsigned_event`` of the same draft, member for member."""
     [(ready, problems)] = list(checked(service.producer.preparer, [draft(subject="C-7")], batch=True))
     assert ready is not None and not problems
-    lean = ready.lean()
-    assert lean.unsigned is None and lean.event() == ready.event()
+    event = ready.event()
+    reference = unsigned_event(
+        kid=service.kid, source=AGENCY, event_type="incident.reported", subject="C-7", data=INCIDENT,
+        time=parse_time("2024-03-05T21:40:00+00:00"), recordedtime=parse_time(event["recordedtime"]),
+        sequence=1, prevhash="", event_id=ready.id,
+    )  # fmt: skip
+    assert event == reference and ready.event_id is None and ready.subject == "C-7"
