@@ -85,7 +85,7 @@ def around_signature(event: Mapping[str, Any]) -> tuple[bytes, bytes]:
 
 
 PREVHASH, SEQUENCE = "prevhash", "sequence"
-_HEX_DIGITS = "0123456789abcdef"
+_DIGEST = re.compile("[0-9a-f]{64}")
 _PREVHASH_PLACEHOLDER, _SEQUENCE_PLACEHOLDER = b'"prevhash":""', b'"sequence":1'  # see chain_runs
 
 
@@ -177,7 +177,7 @@ def placed(runs: ChainRuns, sequence: int, prevhash: str) -> tuple[bytes, bytes]
     ``prefix + ',"signature":"..."' + closing``."""
     if type(sequence) is not int or not 0 < sequence <= MAX_SEQUENCE:
         raise ValueError(f"sequence must be a positive integer, not {sequence!r}")
-    if prevhash and (len(prevhash) != 64 or prevhash.strip(_HEX_DIGITS)):
+    if prevhash and not _DIGEST.fullmatch(prevhash):
         raise ValueError(f"prevhash must be a SHA-256 hex digest or empty, not {prevhash!r}")
     prefix = b"".join(
         (runs.opening, prevhash.encode("ascii"), runs.between, b"%d" % sequence, runs.before_signature)

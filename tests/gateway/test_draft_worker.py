@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.responses import JSONResponse
 
 from ledger.canonical import event_digest
-from ledger.envelope import unsigned_event
+from ledger.envelope import SignedEvent, unsigned_event
 from ledger.signing import signature_valid
 from ledger.timeutil import parse_time
+from producers.gateway.app import _batch_receipt, _receipts
 from producers.gateway.drafts import checked
 from producers.gateway.problems import ProblemError
 from producers.gateway.service import Gateway, GatewayConfig, Outcome
@@ -261,3 +263,14 @@ def test_an_idempotency_key_binds_the_same_request_through_either_path(service: 
         service.publish_draft_batch(CALLER, "key-2", body(300, start=2000), ndjson=False)
     assert reused.value.status == 409 and reused.value.slug == "idempotency-key-reused"
     assert len(chain_of(service)) == 700
+
+
+def test_the_batch_receipt_is_what_json_response_writes(service: Gateway) -> None:
+    """The batch answer is written from a template (``_batch_receipt``): byte for byte what
+    ``JSONResponse`` writes for the receipts, also for an id JSON would escape."""
+    events = service.publish_draft_batch(CALLER, None, body(50), ndjson=False).events
+    expected = JSONResponse({"count": 50, "events": _receipts(events)}).body
+    assert _batch_receipt(events) == expected
+    odd = [SignedEvent(b"{}", event_id='a"\u00e9', subject="C-1", sequence=7)]
+    assert _batch_receipt(odd) == JSONResponse({"count": 1, "events": _receipts(odd)}).body
+    assert json.loads(_batch_receipt(odd))["events"][0]["id"] == 'a"\u00e9'
