@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
 import re
-import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -14,6 +14,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ledger.canonical import SIGNATURE, ChainRuns, canonical_json, chain_runs, digest_of_canonical
 from ledger.signing import Signer
 from ledger.timeutil import format_time
+
+
+def new_event_id() -> str:
+    """A random (version 4) UUID, as ``str(uuid.uuid4())`` writes it, from 16 random bytes
+    without the ``UUID`` object (a third of the cost: the gateway makes one per draft)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def unsigned_event(
@@ -33,7 +43,7 @@ def unsigned_event(
     ``datetime`` objects, or already formatted (``format_time``)."""
     return {
         "specversion": "1.0",
-        "id": event_id or str(uuid.uuid4()),
+        "id": event_id or new_event_id(),
         "source": source,
         "type": event_type,
         "subject": subject,

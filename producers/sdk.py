@@ -8,7 +8,6 @@ Nothing here talks to Kafka: the relay does, so ``publish`` succeeds while the b
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from typing import Any, NamedTuple
 from sqlalchemy.orm import Session
 
 from ledger.canonical import ChainRuns, placed
-from ledger.envelope import SignedEvent, envelope_runs, unsigned_event
+from ledger.envelope import SignedEvent, envelope_runs, new_event_id, unsigned_event
 from ledger.identifiers import AGENCY_ID
 from ledger.keystore import Keystore, KeyValidity
 from ledger.signing import SIGNATURE, Signer
@@ -89,9 +88,36 @@ WRITTEN_WITH_ID = WRITTEN | {"id"}
 DRAFT_FIELDS = ("type", "subject", "time", "recordedtime", "id", "data")
 
 
+_DRAFT_KEYS = frozenset(DRAFT_FIELDS)
+
+
 def draft_from_json(item: Any) -> tuple[Draft | None, list[Problem]]:
     """A Draft from its JSON form, or every problem of its shape (the content is ``check``ed
-    later, once the draft exists)."""
+    later, once the draft exists).
+
+    A draft as ``json.loads`` makes it, with nothing wrong, is read with exact type tests
+    first (the gateway reads thousands per request: the general checks below, with their
+    abstract-class tests and problem lists, cost half as much again); anything else takes the
+    general path, which gives the same draft or lists every problem."""
+    if type(item) is dict and item.keys() <= _DRAFT_KEYS:
+        kind, child, data = item.get("type"), item.get("subject"), item.get("data")
+        given = "id" not in item or type(item["id"]) is str
+        if type(kind) is str and type(child) is str and type(data) is dict and given:
+            at, recorded = item.get("time"), item.get("recordedtime")
+            try:
+                times = (
+                    None if at is None else parse_time(at),
+                    None if recorded is None else parse_time(recorded),
+                )
+            except TimeFormatError:
+                pass  # the general path says which
+            else:
+                return Draft(kind, child, data, *times, item.get("id")), []
+    return _draft_with_problems(item)
+
+
+def _draft_with_problems(item: Any) -> tuple[Draft | None, list[Problem]]:
+    """``draft_from_json`` by the general path."""
     if not isinstance(item, Mapping):
         return None, [Problem("", "a JSON object (an event draft)", show(item))]
     problems = []
@@ -151,7 +177,7 @@ class Preparer:
         now = self.clock()
         recorded = draft.recorded or now
         at, on_record = format_time(draft.time or recorded), format_time(recorded)
-        event_id = draft.event_id or str(uuid.uuid4())
+        event_id = draft.event_id or new_event_id()
         # The compiled verdict on what the caller sent, without assembling the envelope
         # (``compiled_members_refusal``); anything it refuses, and data with floats or huge
         # integers, is judged and explained on the whole event by ``validate_event``.

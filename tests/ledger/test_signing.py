@@ -3,6 +3,7 @@ signed event, the signature verifies, and libsodium signs exactly as ``cryptogra
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.canonical import canonical_json, chain_runs, event_digest, placed
-from ledger.envelope import ChainSigner, envelope_runs, unsigned_event
+from ledger.envelope import ChainSigner, envelope_runs, new_event_id, unsigned_event
 from ledger.signing import Signer, key_id, sign_event, signature_valid
 from ledger.validation import _plain_numbers
 
@@ -186,3 +187,11 @@ def test_envelope_runs_write_what_serialising_the_envelope_writes(
         assert envelope_runs(**parts, data_plain_numbers=True) == expected
     signed = SIGNER.sign_placed(envelope_runs(**parts), 4, "ab" * 32)
     assert signed == SIGNER.sign_placed(expected, 4, "ab" * 32)
+
+
+def test_new_event_ids_are_random_version_4_uuids() -> None:
+    ids = [new_event_id() for _ in range(5000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122

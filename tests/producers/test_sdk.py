@@ -13,7 +13,7 @@ from ledger.signing import key_id, public_key_text, signature_valid
 from ledger.topics import Topics
 from ledger.validation import Problem, validate_event
 from producers.outbox import DuplicateEventId, Outbox
-from producers.sdk import Draft, InvalidEvent, Producer
+from producers.sdk import Draft, InvalidEvent, Producer, _draft_with_problems, draft_from_json
 from tests.ledger.factory import INCIDENT
 from tests.producers.conftest import POLICE
 
@@ -149,3 +149,29 @@ def test_what_the_caller_sends_is_checked_even_where_the_producer_writes_the_res
     ready, problems = producer.prepare(Draft("incident.reported", "C-1", INCIDENT, time=AT))
     assert ready is not None and problems == []
     assert "signature" not in ready.event() and ready.event()["source"] == POLICE
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"type": "incident.reported", "subject": "C-1", "data": {"a": 1}},
+        {"type": "t", "subject": "C-1", "data": {}, "time": "2024-03-05T21:40:00+01:00", "id": "x"},
+        {"type": "t", "subject": "C-1", "data": {}, "recordedtime": "2024-03-05T21:40:00Z", "time": None},
+        {"type": "t", "subject": "C-1", "data": {}, "time": "yesterday"},
+        {"type": "t", "subject": "C-1", "data": {}, "time": ""},
+        {"type": "t", "subject": "C-1", "data": {}, "time": 5},
+        {"type": "t", "subject": "C-1", "data": {}, "id": None},
+        {"type": "t", "subject": "C-1", "data": {}, "id": 7},
+        {"type": "t", "subject": "C-1", "data": []},
+        {"type": "t", "subject": 1, "data": {}},
+        {"type": True, "subject": "C-1", "data": {}},
+        {"type": "t", "data": {}},
+        {"type": "t", "subject": "C-1", "data": {}, "extra": 1},
+        [],
+        "draft",
+    ],
+)
+def test_a_draft_read_by_the_quick_path_is_the_draft_of_the_general_one(item: object) -> None:
+    """``draft_from_json`` reads the common shape with exact type tests first: same draft,
+    same problems as the general path, for drafts right and wrong."""
+    assert draft_from_json(item) == _draft_with_problems(item)
