@@ -4,7 +4,7 @@ process signs and stores the ones already checked.
 Why (issue 11): an agency's chain is sequential by contract (each ``prevhash`` is the digest of
 the previous signed event, signature included), so signing runs on one core, and everything
 else a draft costs (JSON parsing, shape and schema checks, defaults, the event's RFC 8785 form
-around its chain position: ``chain_runs``) used to run on that same core before it, about four
+around its chain position: ``envelope_runs``) used to run on that same core before it, about four
 times a signature. None of that depends on the chain, so it runs here, on the other core, in
 chunks that stream to the serving process, which only places each event in the chain, signs it
 (``Signer.sign_placed``: no serialisation) and writes the outbox rows, all in one transaction.
