@@ -814,8 +814,10 @@ def _spans(positions: Sequence[int], gap: int = 1000) -> list[tuple[int, int]]:
 
 
 def _chain_order(checked: dict[str, Any] | Rejection) -> tuple[int, str, int]:
-    """Apply a batch in chain order, key registrations first: a poll interleaves partitions
-    arbitrarily, and applying in arrival order would hold most events for their predecessor."""
+    """Apply a batch in chain order, key registrations first. On the intake topic an agency's
+    chain arrives in order already (one partition); the sort still puts the partnership's key
+    events, on their own partition, before the events they sign, and orders chains that span
+    the first layout's family topics while those are drained (docs/envelope.md)."""
     if isinstance(checked, Rejection):
         return (2, "", 0)
     first = 0 if checked["type"] in KEY_EVENT_TYPES else 1
