@@ -136,10 +136,10 @@ class Projector:
         stats = ApplyStats()
         current, self._next = self._next, None
         if current is None:  # nothing was verified ahead: this process takes its share
-            current = self._prepare(self._poll_batch(timeout_ms), ahead=False)
+            current = self._prepare(self._poll_batch(timeout_ms))
         if current is not None:
             if self.overlap:
-                self._next = self._prepare(self._poll_batch(0), ahead=True)
+                self._next = self._prepare(self._poll_batch(0), after=current)
             try:
                 stats = self.applier.apply_prepared(current.prepared, current.track)
             except Exception:
@@ -152,12 +152,15 @@ class Projector:
         self.publish_outbox()
         return stats
 
-    def _prepare(self, records: dict[TopicPartition, list[Any]], *, ahead: bool) -> _Polled | None:
-        """Start verifying polled records (None if there are none). ``ahead``: while another
-        batch is applied, so the workers take all of it; otherwise it is applied next, and
-        this process checks a share instead of waiting idle for the workers (it used to leave
-        all to them: a replay's first batch, and every batch of a steady stream, where nothing
-        is polled ahead, was verified on one core while the other waited)."""
+    def _prepare(
+        self, records: dict[TopicPartition, list[Any]], *, after: _Polled | None = None
+    ) -> _Polled | None:
+        """Start verifying polled records (None if there are none). ``after``: the batch in
+        hand, applied meanwhile, so the workers take all of this one, checked with that batch's
+        keys (``Applier.prepare``). Without it the batch is applied next, and this process
+        checks a share instead of waiting idle for the workers (it used to leave all to them:
+        a replay's first batch, and every batch of a steady stream, where nothing is polled
+        ahead, was verified on one core while the other waited)."""
         if not records:
             return None
         messages: list[Message] = []
@@ -171,7 +174,9 @@ class Projector:
             track[tracking_name(self.cluster, tp.topic, tp.partition)] = batch[-1].offset
             offsets[tp] = batch[-1].offset + 1
         try:
-            prepared = self.applier.prepare(messages, overlap=ahead)
+            prepared = self.applier.prepare(
+                messages, overlap=after is not None, after=after.prepared if after is not None else None
+            )
         except Exception:
             self._rewind()
             raise
