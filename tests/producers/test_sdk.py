@@ -32,19 +32,22 @@ def test_publish_signs_stores_and_needs_no_broker(agencies: Keystore, outbox_url
     assert event["recordedtime"] == AT.isoformat()
     assert event["time"] == (AT - timedelta(hours=2)).isoformat()
     [row] = producer.outbox.events(POLICE)
-    assert (row.topic, row.key, row.event_id) == ("t.incident", "C-1", event["id"])
+    assert (row.topic, row.key, row.event_id) == ("t.intake", POLICE, event["id"])  # keyed by agency
     assert row.payload == canonical_json(event)
     assert row.sent_at is None
 
 
-def test_topic_follows_the_type(agencies: Keystore, outbox_url: str) -> None:
+def test_every_type_goes_to_the_intake_topic_keyed_by_agency(agencies: Keystore, outbox_url: str) -> None:
+    """An agency's chain is one ordered stream whatever the types in it (issue 13): before, a
+    closure went to ``.closure`` and an incident to ``.incident``, keyed by child."""
     producer = Producer(POLICE, agencies, outbox_url, topics=Topics("t"))
     producer.publish(
         "referral.closed", "C-1",
         {"referral_ref": "R-1", "outcome": "nfa", "reason": "no concerns",
          "persons_contacted": ["P-m"], "worked_by": "sw-1", "authorised_by": "tm-1"},
     )  # fmt: skip
-    assert [r.topic for r in producer.outbox.events(POLICE)] == ["t.closure"]
+    producer.publish("incident.reported", "C-2", INCIDENT)
+    assert [(r.topic, r.key) for r in producer.outbox.events(POLICE)] == [("t.intake", POLICE)] * 2
 
 
 def test_invalid_event_is_refused_with_path_expected_got(agencies: Keystore, outbox_url: str) -> None:
@@ -83,7 +86,7 @@ def test_partnership_publishes_with_the_root_key(keystore: Keystore, outbox_url:
     )  # fmt: skip
     assert event["kid"] == keystore.root_info().kid
     assert signature_valid(event, keystore.root_private_key().public_key())
-    assert producer.outbox.events("partnership/test")[0].topic == "safeguarding.registration"
+    assert producer.outbox.events("partnership/test")[0].topic == "safeguarding.intake"
 
 
 def test_same_event_id_is_idempotent_and_never_reused(agencies: Keystore, outbox_url: str) -> None:
