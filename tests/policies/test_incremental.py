@@ -136,6 +136,7 @@ def test_folding_rules_resumed_in_recorded_order_equal_a_full_evaluation(
     the result is a full evaluation's."""
     resumed: list[str] = []
     for rule in {type(p) for p in ALL_POLICIES if isinstance(p, FoldingPolicy)}:
+
         def counted(self: FoldingPolicy, fold: Fold, view: ChildView, added: list[Event],
                     resume: Any = rule.resume) -> Fold | None:  # fmt: skip
             resumed.append(self.id)
