@@ -10,17 +10,28 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import ClassVar, Protocol
+from functools import cached_property
+from typing import Any, ClassVar, Protocol
 
-from policies.view import ChildView
+from policies.view import ChildView, Event
 
 
 class Severity(StrEnum):
     LOW = "low"
     MEDIUM = "medium"
     HIGH = "high"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def instant(t: datetime) -> int:
+    """Whole microseconds since the epoch: one integer per instant, whatever the zone (comparing
+    datetimes in different zones asks each for its UTC offset on every comparison)."""
+    return (t - _EPOCH) // _MICROSECOND
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,12 @@ class Finding:
     detail: str = ""  # one specific sentence; ids and refs only, never names or free text
     resolved_by: str | None = None  # id of the event that closed the gap after it was due
     resolved_at: datetime | None = None  # that event's recordedtime
+
+    @cached_property
+    def instant(self) -> int:
+        """``instant(due)``, made once per finding: a folding rule hands the engine the same
+        findings again on every event, and the engine orders them by due each time."""
+        return instant(self.due)
 
 
 class RuleDescription(Protocol):
@@ -71,3 +88,41 @@ class Policy(ABC):
         Read the view only through its methods, and depend on ``as_of`` only through the view:
         ``policies.engine.Evaluator`` reuses a rule's findings while what it read is unchanged
         (docs/notes/rule-evaluation.md; tests/policies/test_incremental.py checks both)."""
+
+
+@dataclass
+class Fold:
+    """A rule's findings over a view, and whatever the rule keeps to extend them (its ``state``)."""
+
+    findings: list[Finding]
+    state: Any
+
+
+class FoldingPolicy(Policy):
+    """A rule that can bring its findings up to date from what it kept, given only the events
+    added since (issue 13: live traffic adds one event to a long history; re-running a rule over
+    the whole history on every event made the cost per event grow with it).
+
+    ``start`` computes the findings of a view from nothing (``findings`` is ``start``, so a full
+    evaluation and a replay run exactly this code). ``resume`` is asked only when the events the
+    rule read changed by additions alone, every one recorded after everything the previous view
+    held (live traffic in recorded order): no correction or withdrawal among them, nothing
+    back-dated in recorded time, the agencies, household and awareness it read unchanged
+    (``policies.engine.Evaluator`` checks all this from the view's fingerprints). It gets the
+    previous ``Fold``, the new view and the added events of the types it read (in recorded
+    order, ties by id), and returns the new ``Fold``, or None to be started afresh (e.g. an
+    added event touches an anchor in a way the rule does not extend). It must return exactly
+    what ``start`` would (tests/policies/test_incremental.py compares them), and may change the
+    state it is given: the engine never uses a fold again after resuming it. ``start`` must read
+    (through the view's methods) every event type its fold depends on, even when the view holds
+    nothing to judge yet: ``resume`` is given the additions of the types read before.
+    """
+
+    @abstractmethod
+    def start(self, view: ChildView) -> Fold: ...
+
+    @abstractmethod
+    def resume(self, fold: Fold, view: ChildView, added: list[Event]) -> Fold | None: ...
+
+    def findings(self, view: ChildView, as_of: datetime) -> Iterable[Finding]:
+        return self.start(view).findings

@@ -10,16 +10,24 @@ assessments and plans".
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import replace
 from datetime import datetime
 
-from policies.base import Finding, Policy, Severity
+from policies.base import Finding, Fold, FoldingPolicy, Severity
 from policies.corrections import gap_history
-from policies.facts import earliest, male_parent_figures, persons_of_concern, timelines
-from policies.view import ChildView, Event
+from policies.facts import (
+    Timeline,
+    earliest,
+    extend_timelines,
+    male_parent_figures,
+    persons_of_concern,
+    recorded_key,
+)
+from policies.view import SORT_KEY, ChildView, Event
 
 
-class ClosureWithoutFatherContact(Policy):
+class ClosureWithoutFatherContact(FoldingPolicy):
     id = "closure-without-father-contact"
     version = 1
     severity = Severity.HIGH
@@ -36,29 +44,84 @@ class ClosureWithoutFatherContact(Policy):
         "stands; the closing agency's lead should pass the case back."
     )
 
-    def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        referrals = {e.data["referral_ref"]: e for e in view.of_type("referral.made")}
-        concern_since = _concern_since(view)
-        contacts = timelines(view.of_type("contact.recorded"), lambda c: (c.source, c.data["person"]))
+    def start(self, view: ChildView) -> Fold:
+        state = _State()
+        state.add(view.of_type("child.registered", "person.linked", "incident.reported"))
+        state.add(view.of_type("referral.made"))
+        state.add(sorted(view.of_type("contact.recorded"), key=recorded_key))
+        found: list[Finding] = []
         for closure in view.of_type("referral.closed"):
-            # "while" a person is a father figure or of concern: as known when the closure was
-            # recorded; a perpetrator named months later does not make an old closure wrong.
-            concern = {p for p, since in concern_since.items() if since <= closure.recordedtime}
-            referral = referrals.get(closure.data["referral_ref"])
-            since = referral.recordedtime if referral else None
-            for person in sorted(concern):
-                # Unaccounted for in the closure as recorded (or as a correction left it).
-                history = gap_history(view, closure, _unaccounted(person))
-                if history is None:
-                    continue
-                theirs = contacts.get((closure.source, person))
-                first = theirs.first_from(since) if theirs else None
-                if first is not None and first.recordedtime <= closure.recordedtime:
-                    continue  # contacted since the referral, by the closure
-                # Resolved by a later contact with him, or by a correction that adds him.
-                later = theirs.first_from(closure.recordedtime) if theirs else None
-                ended = earliest(e for e in (later, history.resolved_by) if e)
-                yield Finding(
+            state.judge(view, closure, found)
+        return Fold(found, state)
+
+    def resume(self, fold: Fold, view: ChildView, added: list[Event]) -> Fold | None:
+        """Events recorded after every earlier one. A closure is judged by who was of concern by
+        then and by the contacts up to then, so earlier closures' findings stand; a new contact
+        resolves the open ones it answers; new closures are judged. A new referral under the
+        reference of a closure already judged changes that closure's referral: start afresh."""
+        state: _State = fold.state
+        if any(e.type == "referral.made" and e.data["referral_ref"] in state.closed_refs for e in added):
+            return None
+        state.add(e for e in added if e.type != "referral.closed")
+        for contact in (e for e in added if e.type == "contact.recorded"):
+            for index in state.waiting.pop((contact.source, contact.data["person"]), []):
+                fold.findings[index] = replace(
+                    fold.findings[index], resolved_by=contact.id, resolved_at=contact.recordedtime
+                )
+        for closure in sorted((e for e in added if e.type == "referral.closed"), key=SORT_KEY):
+            state.judge(view, closure, fold.findings)
+        return fold
+
+
+class _State:
+    """What judging a closure needs, kept between evaluations: when each person became a male
+    parent figure or a person of concern, the referral of each reference, the contacts by
+    (agency, person), and the open findings a contact would resolve."""
+
+    def __init__(self) -> None:
+        self.concern_since: dict[str, datetime] = {}
+        self.referrals: dict[str, Event] = {}  # referral_ref -> its referral (the latest in time)
+        self.contacts: dict[Hashable, Timeline] = {}
+        self.closed_refs: set[str] = set()
+        self.waiting: dict[tuple[str, str], list[int]] = {}  # (agency, person) -> open findings
+
+    def add(self, events: Iterable[Event]) -> None:
+        """Events that are not closures (contacts in recorded order, after those already added)."""
+        for event in events:
+            if event.type == "referral.made":
+                ref = event.data["referral_ref"]
+                if ref not in self.referrals or SORT_KEY(self.referrals[ref]) < SORT_KEY(event):
+                    self.referrals[ref] = event
+            elif event.type == "contact.recorded":
+                extend_timelines(self.contacts, (event,), _contact_key)
+            else:
+                for person in male_parent_figures((event,)) | persons_of_concern((event,)):
+                    since = self.concern_since.get(person, event.recordedtime)
+                    self.concern_since[person] = min(since, event.recordedtime)
+
+    def judge(self, view: ChildView, closure: Event, found: list[Finding]) -> None:
+        self.closed_refs.add(closure.data["referral_ref"])
+        # "while" a person is a father figure or of concern: as known when the closure was
+        # recorded; a perpetrator named months later does not make an old closure wrong.
+        concern = {p for p, since in self.concern_since.items() if since <= closure.recordedtime}
+        referral = self.referrals.get(closure.data["referral_ref"])
+        since = referral.recordedtime if referral else None
+        for person in sorted(concern):
+            # Unaccounted for in the closure as recorded (or as a correction left it).
+            history = gap_history(view, closure, _unaccounted(person))
+            if history is None:
+                continue
+            theirs = self.contacts.get((closure.source, person))
+            first = theirs.first_from(since) if theirs else None
+            if first is not None and first.recordedtime <= closure.recordedtime:
+                continue  # contacted since the referral, by the closure
+            # Resolved by a later contact with him, or by a correction that adds him.
+            later = theirs.first_from(closure.recordedtime) if theirs else None
+            ended = earliest(e for e in (later, history.resolved_by) if e)
+            if ended is None:
+                self.waiting.setdefault((closure.source, person), []).append(len(found))
+            found.append(
+                Finding(
                     key=f"{closure.id}|{person}",
                     due=history.began,
                     evidence=(closure.id, *((referral.id,) if referral else ())),
@@ -67,16 +130,11 @@ class ClosureWithoutFatherContact(Policy):
                     resolved_by=ended.id if ended else None,
                     resolved_at=ended.recordedtime if ended else None,
                 )
+            )
 
 
-def _concern_since(view: ChildView) -> dict[str, datetime]:
-    """Male parent figure or person of concern -> when first recorded as one (computed once per
-    view; asking "who, as known at this closure?" then costs a lookup, not a scan)."""
-    since: dict[str, datetime] = {}
-    for event in view.of_type("child.registered", "person.linked", "incident.reported"):
-        for person in male_parent_figures((event,)) | persons_of_concern((event,)):
-            since[person] = min(since.get(person, event.recordedtime), event.recordedtime)
-    return since
+def _contact_key(contact: Event) -> Hashable:
+    return (contact.source, contact.data["person"])
 
 
 def _unaccounted(person: str) -> Callable[[Event], bool]:

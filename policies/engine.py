@@ -13,18 +13,17 @@ from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from functools import cached_property, lru_cache
-from operator import itemgetter
-from typing import Any
+from operator import attrgetter, itemgetter
+from typing import Any, TypeGuard, cast
 
 from ledger.timeutil import format_time, utc
-from policies.base import Finding, Policy, RuleDescription, Severity
-from policies.view import ChildView, reading
+from policies.base import Finding, Fold, FoldingPolicy, Policy, RuleDescription, Severity, instant
+from policies.facts import recorded_key
+from policies.view import ChildView, Event, reading
 
 FLAG_NAMESPACE = uuid.UUID("6f1f8f4e-5d7a-4c1e-9a8e-2b1f0d0c5a11")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 def flag_order(flag: Flag) -> tuple[int, str, str]:
@@ -32,7 +31,7 @@ def flag_order(flag: Flag) -> tuple[int, str, str]:
     same order as comparing the datetimes, but comparing two datetimes in different zones (UTC
     recorded times, London deadlines) asks each for its UTC offset on every comparison, and
     sorting a long history's flags that way was a quarter of an evaluation."""
-    return (_instant(flag.due), flag.rule, flag.id)
+    return (instant(flag.due), flag.rule, flag.id)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -133,11 +132,7 @@ LIFECYCLE_TYPES = ("flag.acknowledged", "flag.dismissed")
 
 
 Ordered = tuple[tuple[int, str, str], Flag]  # a flag with its flag_order
-
-
-def _instant(t: datetime) -> int:
-    """Whole microseconds since the epoch: one integer per instant, whatever the zone."""
-    return (t - _EPOCH) // _MICROSECOND
+TypeFingerprint = tuple[tuple[str, tuple[str, ...]], ...]  # ChildView.fingerprint of an event type
 
 
 class _Remembered:
@@ -150,10 +145,46 @@ class _Remembered:
 
     def __init__(self, reads: tuple[tuple[str, Hashable], ...], findings: Sequence[Finding]) -> None:
         self.reads = reads
-        self.findings = sorted(findings, key=lambda f: _instant(f.due))  # stable
-        self.dues = [_instant(f.due) for f in self.findings]
+        self.findings = sorted(findings, key=attrgetter("instant"))  # stable
+        self.dues = [f.instant for f in self.findings]
         self.lifecycle: Hashable = None
         self.flags: list[Ordered] = []  # flags of findings[: len(flags)] under ``lifecycle``
+        self.fold: Fold | None = None  # a FoldingPolicy's fold, to resume from
+        self.resumed = False  # the fold was resumed: findings kept are the same objects
+        self.last: datetime | None = None  # the latest recorded time in the view it was made from
+
+    def added(self, view: ChildView, seen: dict[tuple[str, int], list[Event] | None]) -> list[Event] | None:
+        """The events of the types read that ``view`` adds to the one these findings came from,
+        in recorded order, if it only adds (nothing corrected, withdrawn or cut away, no other
+        read changed) and every addition was recorded after everything that view held; else
+        None (the rule starts afresh). ``seen``: the additions already found for a type since a
+        fingerprint, during one evaluation (rules remembered from one view share fingerprints)."""
+        if self.last is None:
+            return None
+        added: list[Event] = []
+        for what, was in self.reads:
+            if view.fingerprint(what) == was:
+                continue
+            if what.startswith("*"):  # the agencies, household, awareness or whole history
+                return None
+            key = (what, id(was))
+            if key not in seen:
+                seen[key] = _additions(view, what, cast(TypeFingerprint, was))
+            found = seen[key]
+            if found is None or any(event.recordedtime <= self.last for event in found):
+                return None
+            added += found
+        return sorted(added, key=recorded_key)
+
+
+def _additions(view: ChildView, what: str, was: TypeFingerprint) -> list[Event] | None:
+    """The effective events of type ``what`` in ``view`` that are not in fingerprint ``was``, if
+    every event of ``was`` is still there unchanged (None if one was corrected or withdrawn)."""
+    now = cast(TypeFingerprint, view.fingerprint(what))
+    new = set(now).difference(was)
+    if len(now) - len(new) != len(was):
+        return None
+    return [view.effective_event(event_id) for event_id, _ in new]
 
 
 class Evaluator:
@@ -190,25 +221,29 @@ class Evaluator:
         now: dict[Policy, _Remembered] = {}
         flags: list[Ordered] = []
         pending: list[datetime] = []
-        cut = _instant(as_of)
+        cut = instant(as_of)
+        seen: dict[tuple[str, int], list[Event] | None] = {}  # additions by (type, fingerprint)
         for policy in policies:
             remembered = before.get(policy)
-            made: dict[Finding, Ordered] = {}
+            made: Mapping[Any, Ordered] = {}
             if remembered is None or any(known.fingerprint(what) != was for what, was in remembered.reads):
-                if remembered is not None and remembered.lifecycle == lifecycle_print:
-                    # It runs again, but mostly finds what it found before: keep those flags.
-                    made = dict(zip(remembered.findings, remembered.flags, strict=False))
-                with reading() as reads:
-                    findings = tuple(policy.findings(known, as_of))
-                remembered = _Remembered(
-                    tuple((what, known.fingerprint(what)) for what in sorted(reads)), findings
+                kept = (
+                    remembered if remembered is not None and remembered.lifecycle == lifecycle_print else None
                 )
+                remembered = self._run(policy, known, as_of, remembered, seen)
+                if kept is not None:
+                    # It ran again, but mostly found what it found before: keep those flags. A
+                    # resumed fold hands back the same finding objects (looked up by identity,
+                    # while ``kept`` holds them); a fresh run equal ones.
+                    pairs = zip(kept.findings, kept.flags, strict=False)
+                    made = {id(f): flag for f, flag in pairs} if remembered.resumed else dict(pairs)
+            key = id if remembered.resumed else _itself
             if remembered.lifecycle != lifecycle_print:
                 remembered.lifecycle, remembered.flags = lifecycle_print, []
             now[policy] = remembered
             raised = bisect_right(remembered.dues, cut)
             for finding in remembered.findings[len(remembered.flags) : raised]:
-                flag = made.get(finding)
+                flag = made.get(key(finding))
                 if flag is None:
                     if lifecycle is None:
                         lifecycle = _lifecycle(known)
@@ -226,6 +261,48 @@ class Evaluator:
                 self._held -= held
         flags.sort(key=itemgetter(0))
         return Evaluation(tuple(flag for _, flag in flags), min(pending) if pending else None)
+
+    @staticmethod
+    def _run(
+        policy: Policy,
+        known: ChildView,
+        as_of: datetime,
+        before: _Remembered | None,
+        seen: dict[tuple[str, int], list[Event] | None],
+    ) -> _Remembered:
+        """Run ``policy`` on ``known``: a folding rule resumes from its previous fold when the
+        view only added events after it (``_Remembered.added``), else it starts afresh."""
+        fold: Fold | None = None
+        read_before: set[str] = set()
+        with reading() as reads:
+            if _folds(policy):
+                if before is not None and before.fold is not None:
+                    added = before.added(known, seen)
+                    if added is not None:
+                        fold = policy.resume(before.fold, known, added)
+                        read_before = {what for what, _ in before.reads}
+                    before.fold = None  # a resumed fold may have been changed: never used again
+                if fold is None:
+                    fold, read_before = policy.start(known), set()
+                findings: Sequence[Finding] = fold.findings
+            else:
+                findings = tuple(policy.findings(known, as_of))
+        remembered = _Remembered(
+            tuple((what, known.fingerprint(what)) for what in sorted(reads | read_before)), findings
+        )
+        remembered.fold, remembered.last = fold, known.last_recorded
+        remembered.resumed = bool(read_before)
+        return remembered
+
+
+def _folds(policy: Policy) -> TypeGuard[FoldingPolicy]:
+    """A folding rule whose ``findings`` is still its ``start``: a subclass that redefines
+    ``findings`` (a test's faulty rule, a local variant) is run as it says."""
+    return isinstance(policy, FoldingPolicy) and type(policy).findings is FoldingPolicy.findings
+
+
+def _itself(finding: Finding) -> Finding:
+    return finding
 
 
 def make_flag(

@@ -12,7 +12,9 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
+from policies.base import Finding, Fold
 from policies.calendar import working_days_deadline
 from policies.view import CONCERN_ROLES, MALE_PARENT_ROLES, PARENT_ROLES, Event
 
@@ -151,6 +153,14 @@ class Timeline:
         self.events = sorted(events, key=recorded_key)
         self._times = [e.recordedtime for e in self.events]
 
+    def append(self, event: Event) -> None:
+        """Add an event recorded after (or with) the last one (a rule's fold, extended by live
+        traffic in recorded order): the order holds without sorting again."""
+        if self.events and recorded_key(event) < recorded_key(self.events[-1]):
+            raise ValueError(f"{event.id} was recorded before the timeline's last event")
+        self.events.append(event)
+        self._times.append(event.recordedtime)
+
     def first_from(self, since: datetime | None = None, excluding: str | None = None) -> Event | None:
         """The earliest event recorded at or after ``since`` (the earliest of all if None), other
         than the one whose id is ``excluding``."""
@@ -171,6 +181,18 @@ def timelines(events: Iterable[Event], key: Callable[[Event], Hashable]) -> dict
     for event in events:
         grouped.setdefault(key(event), []).append(event)
     return {k: Timeline(found) for k, found in grouped.items()}
+
+
+def extend_timelines(
+    lines: dict[Hashable, Timeline], events: Iterable[Event], key: Callable[[Event], Hashable]
+) -> None:
+    """Add events recorded after those of ``lines`` (``timelines``'s result) to their timelines."""
+    for event in events:
+        line = lines.get(key(event))
+        if line is None:
+            lines[key(event)] = Timeline((event,))
+        else:
+            line.append(event)
 
 
 def first_from(lines: dict[Hashable, Timeline], key: Hashable, since: datetime | None = None) -> Event | None:
@@ -205,3 +227,35 @@ def late(first_answer: Event | None, due: datetime) -> Late | None:
     if first_answer is not None and first_answer.recordedtime < due:
         return None
     return Late(first_answer)
+
+
+class Anchors:
+    """A folding rule's findings kept by anchor (an incident, a referral), so that resuming
+    judges again only the anchors an added event touches (``policies.base.FoldingPolicy``),
+    and the names notifications use for each incident (its id and incident_ref)."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, tuple[Finding, ...]] = {}  # anchor id -> its findings
+        self.by_id: dict[str, Event] = {}  # anchor id -> the anchor
+        self.named: dict[str, list[str]] = {}  # a name notifications use -> anchor ids
+        self.context: Any = None  # what else the rule keeps to judge an anchor (its indexes)
+
+    def judge(self, anchor: Event, findings: Iterable[Finding]) -> None:
+        if anchor.id not in self.by_id:
+            self.by_id[anchor.id] = anchor
+            for name in {anchor.id, anchor.data.get("incident_ref")}:
+                if isinstance(name, str):
+                    self.named.setdefault(name, []).append(anchor.id)
+        self.found[anchor.id] = tuple(findings)
+
+    def about(self, notifications: Iterable[Event]) -> list[Event]:
+        """The anchors these notifications name, each once."""
+        return self.called(str(name) for n in notifications for name in n.data.get("about", ()))
+
+    def called(self, names: Iterable[str]) -> list[Event]:
+        """The anchors with these names (ids or incident_refs), each once."""
+        ids = dict.fromkeys(i for name in names for i in self.named.get(name, ()))
+        return [self.by_id[i] for i in ids]
+
+    def fold(self) -> Fold:
+        return Fold([f for found in self.found.values() for f in found], self)

@@ -24,8 +24,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from policies.base import Finding, Policy, Severity
+from policies.base import Finding, Fold, FoldingPolicy, Severity
 from policies.facts import (
+    Anchors,
     domestic_abuse_incidents,
     due_after_working_days,
     gp_links,
@@ -34,10 +35,10 @@ from policies.facts import (
     parent_figures,
     parties,
 )
-from policies.view import ChildView
+from policies.view import ChildView, Event
 
 
-class GpNotNotified(Policy):
+class GpNotNotified(FoldingPolicy):
     id = "gp-not-notified"
     version = 2
     severity = Severity.HIGH
@@ -53,32 +54,52 @@ class GpNotNotified(Policy):
     )
     action = "Send the incident (by id or incident reference) to the GP practice named in this flag."
 
-    def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
+    def start(self, view: ChildView) -> Fold:
         links_to_child = view.of_type("child.registered", "person.linked")
         family = (parent_figures(links_to_child) - non_resident_parent_figures(links_to_child)) | {view.child}
-        links = gp_links(view.of_type("gp.registered"))  # once per view, not once per incident
+        anchors = Anchors()
+        anchors.context = family, gp_links(view.of_type("gp.registered"))  # once per view
         for incident in domestic_abuse_incidents(view.of_type("incident.reported")):
-            people = family | parties(incident)
-            practices: dict[str, datetime] = {}
-            for person, practice, link in links:
-                if person in people:
-                    practices.setdefault(practice, link.recordedtime)
-            for practice, linked_at in sorted(practices.items()):
-                # A practice recorded only later could not have been told earlier: it is owed
-                # the same working day from when the link was recorded (as parent-gp-unaware).
-                due = due_after_working_days(max(incident.recordedtime, linked_at), 1)
-                told = view.notifications_about(incident, to=practice)  # in recorded order
-                gap = late(told[0] if told else None, due)
-                if gap is None:
-                    continue
-                yield Finding(
-                    key=f"{incident.id}|{practice}",
-                    due=due,
-                    evidence=(incident.id,),
-                    # The force that must send it, and the practice that should know (its lead can
-                    # ask for it: the victim may disclose there first).
-                    concerns=(incident.source, practice),
-                    detail=f"{practice} not told of incident {incident.data.get('incident_ref')}",
-                    resolved_by=gap.resolved_by,
-                    resolved_at=gap.resolved_at,
-                )
+            anchors.judge(incident, _judge(view, incident, *anchors.context))
+        return anchors.fold()
+
+    def resume(self, fold: Fold, view: ChildView, added: list[Event]) -> Fold | None:
+        """An incident is judged by the family and practices as they stand and by the
+        notifications naming it: judge new incidents and those new notifications name (a new
+        link or registration changes who must be told of every incident: start afresh)."""
+        anchors: Anchors = fold.state
+        if any(e.type in ("child.registered", "person.linked", "gp.registered") for e in added):
+            return None
+        new = domestic_abuse_incidents(e for e in added if e.type == "incident.reported")
+        for incident in [*anchors.about(e for e in added if e.type == "notification.sent"), *new]:
+            anchors.judge(incident, _judge(view, incident, *anchors.context))
+        return anchors.fold()
+
+
+def _judge(
+    view: ChildView, incident: Event, family: set[str], links: list[tuple[str, str, Event]]
+) -> Iterator[Finding]:
+    people = family | parties(incident)
+    practices: dict[str, datetime] = {}
+    for person, practice, link in links:
+        if person in people:
+            practices.setdefault(practice, link.recordedtime)
+    for practice, linked_at in sorted(practices.items()):
+        # A practice recorded only later could not have been told earlier: it is owed
+        # the same working day from when the link was recorded (as parent-gp-unaware).
+        due = due_after_working_days(max(incident.recordedtime, linked_at), 1)
+        told = view.notifications_about(incident, to=practice)  # in recorded order
+        gap = late(told[0] if told else None, due)
+        if gap is None:
+            continue
+        yield Finding(
+            key=f"{incident.id}|{practice}",
+            due=due,
+            evidence=(incident.id,),
+            # The force that must send it, and the practice that should know (its lead can
+            # ask for it: the victim may disclose there first).
+            concerns=(incident.source, practice),
+            detail=f"{practice} not told of incident {incident.data.get('incident_ref')}",
+            resolved_by=gap.resolved_by,
+            resolved_at=gap.resolved_at,
+        )

@@ -15,18 +15,18 @@ whose manager must re-authorise.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
-from datetime import datetime, timedelta
+from collections.abc import Hashable
+from datetime import timedelta
 
-from policies.base import Finding, Policy, Severity
+from policies.base import Finding, Fold, FoldingPolicy, Severity
 from policies.corrections import gap_history, versions
-from policies.facts import Timeline, timelines
+from policies.facts import Timeline, extend_timelines, timelines
 from policies.view import ChildView, Event
 
 WINDOW = timedelta(days=90)
 
 
-class SelfAuthorisedClosure(Policy):
+class SelfAuthorisedClosure(FoldingPolicy):
     id = "self-authorised-closure"
     version = 1
     severity = Severity.MEDIUM
@@ -39,27 +39,36 @@ class SelfAuthorisedClosure(Policy):
     )
     action = "Have another manager review and authorise the closure (referral.corrected naming them)."
 
-    def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
+    def start(self, view: ChildView) -> Fold:
         closures = view.of_type("referral.closed")
-        by_authoriser = timelines(closures, lambda c: c.data["authorised_by"])
-        for closure in closures:
-            # A correction naming another authoriser resolves the flag (and says which one did).
-            history = gap_history(view, closure, lambda v: self._gap(v, by_authoriser) is not None)
-            if history is None:
-                continue
-            detail, earlier = [g for v, _ in versions(view, closure) if (g := self._gap(v, by_authoriser))][
-                -1
-            ]
-            fixed = history.resolved_by
-            yield Finding(
-                key=closure.id,
-                due=history.began,
-                evidence=(closure.id, *(c.id for c in earlier)),
-                concerns=(closure.source,),
-                detail=detail,
-                resolved_by=fixed.id if fixed else None,
-                resolved_at=fixed.recordedtime if fixed else None,
-            )
+        by_authoriser = timelines(closures, _authoriser)
+        return Fold([f for c in closures if (f := self._finding(view, c, by_authoriser))], by_authoriser)
+
+    def resume(self, fold: Fold, view: ChildView, added: list[Event]) -> Fold:
+        """Closures recorded after every earlier one: a closure is judged against the closures
+        recorded before it, so the earlier findings stand and only the new closures are judged."""
+        extend_timelines(fold.state, added, _authoriser)
+        fold.findings += [f for c in added if (f := self._finding(view, c, fold.state))]
+        return fold
+
+    def _finding(
+        self, view: ChildView, closure: Event, by_authoriser: dict[Hashable, Timeline]
+    ) -> Finding | None:
+        # A correction naming another authoriser resolves the flag (and says which one did).
+        history = gap_history(view, closure, lambda v: self._gap(v, by_authoriser) is not None)
+        if history is None:
+            return None
+        detail, earlier = [g for v, _ in versions(view, closure) if (g := self._gap(v, by_authoriser))][-1]
+        fixed = history.resolved_by
+        return Finding(
+            key=closure.id,
+            due=history.began,
+            evidence=(closure.id, *(c.id for c in earlier)),
+            concerns=(closure.source,),
+            detail=detail,
+            resolved_by=fixed.id if fixed else None,
+            resolved_at=fixed.recordedtime if fixed else None,
+        )
 
     @staticmethod
     def _gap(closure: Event, by_authoriser: dict[Hashable, Timeline]) -> tuple[str, list[Event]] | None:
@@ -90,3 +99,7 @@ class SelfAuthorisedClosure(Policy):
                 f"referral {earlier[0].data['referral_ref']} within 90 days"
             ), earlier
         return None
+
+
+def _authoriser(closure: Event) -> Hashable:
+    return closure.data["authorised_by"]

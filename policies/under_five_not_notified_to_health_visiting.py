@@ -16,18 +16,26 @@ recorded the incident.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date
 
 from ledger.vocabulary import agency_kind
-from policies.base import Finding, Policy, Severity
+from policies.base import Finding, Fold, FoldingPolicy, Severity
 from policies.calendar import london_day
-from policies.facts import age_on, child_dob, domestic_abuse_incidents, due_after_working_days, earliest, late
-from policies.view import ChildView
+from policies.facts import (
+    Anchors,
+    age_on,
+    child_dob,
+    domestic_abuse_incidents,
+    due_after_working_days,
+    earliest,
+    late,
+)
+from policies.view import ChildView, Event
 
 UNDER = 5
 
 
-class UnderFiveNotNotifiedToHealthVisiting(Policy):
+class UnderFiveNotNotifiedToHealthVisiting(FoldingPolicy):
     id = "under-five-not-notified-to-health-visiting"
     version = 1
     severity = Severity.HIGH
@@ -41,24 +49,39 @@ class UnderFiveNotNotifiedToHealthVisiting(Policy):
     )
     action = "Notify health visiting (notification.sent to the phn/ agency, naming the incident)."
 
-    def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        dob = child_dob(view.of_type("child.registered"))
-        if dob is None:
-            return
+    def start(self, view: ChildView) -> Fold:
+        anchors = Anchors()
+        anchors.context = child_dob(view.of_type("child.registered"))
         for incident in domestic_abuse_incidents(view.of_type("incident.reported")):
-            if age_on(dob, london_day(incident.time)) >= UNDER:
-                continue
-            told = (n for n in view.notifications_about(incident) if agency_kind(str(n.data["to"])) == "phn")
-            due = due_after_working_days(incident.recordedtime, 1)
-            gap = late(earliest(told), due)
-            if gap is None:
-                continue
-            yield Finding(
-                key=incident.id,
-                due=due,
-                evidence=(incident.id,),
-                concerns=(incident.source,),
-                detail=f"health visiting not told of incident {incident.data.get('incident_ref')} (under 5)",
-                resolved_by=gap.resolved_by,
-                resolved_at=gap.resolved_at,
-            )
+            anchors.judge(incident, _judge(view, incident, anchors.context))
+        return anchors.fold()
+
+    def resume(self, fold: Fold, view: ChildView, added: list[Event]) -> Fold | None:
+        """An incident is judged by the child's date of birth and the notifications naming it:
+        judge new incidents and those new notifications name (a new registration: start afresh)."""
+        anchors: Anchors = fold.state
+        if any(e.type == "child.registered" for e in added):
+            return None
+        new = domestic_abuse_incidents(e for e in added if e.type == "incident.reported")
+        for incident in [*anchors.about(e for e in added if e.type == "notification.sent"), *new]:
+            anchors.judge(incident, _judge(view, incident, anchors.context))
+        return anchors.fold()
+
+
+def _judge(view: ChildView, incident: Event, dob: date | None) -> Iterator[Finding]:
+    if dob is None or age_on(dob, london_day(incident.time)) >= UNDER:
+        return
+    told = (n for n in view.notifications_about(incident) if agency_kind(str(n.data["to"])) == "phn")
+    due = due_after_working_days(incident.recordedtime, 1)
+    gap = late(earliest(told), due)
+    if gap is None:
+        return
+    yield Finding(
+        key=incident.id,
+        due=due,
+        evidence=(incident.id,),
+        concerns=(incident.source,),
+        detail=f"health visiting not told of incident {incident.data.get('incident_ref')} (under 5)",
+        resolved_by=gap.resolved_by,
+        resolved_at=gap.resolved_at,
+    )

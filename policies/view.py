@@ -141,9 +141,13 @@ class ChildView:
             ),
         )
 
+    @property
+    def last_recorded(self) -> datetime | None:
+        """The latest recorded time of anything the view holds (None if it holds nothing)."""
+        return self._last_recorded
+
     @cached_property
     def _last_recorded(self) -> datetime | None:
-        """The latest recorded time of anything the view holds (None if it holds nothing)."""
         times = [e.recordedtime for e in self.events]
         times += [e.recordedtime for found in self.household.values() for e in found]
         times += self.registered_agencies.values()
@@ -194,6 +198,14 @@ class ChildView:
                 corrected_by=(*original.corrected_by, amendment.id),
             )
         return tuple(sorted((e for i, e in by_id.items() if i not in withdrawn), key=SORT_KEY))
+
+    def effective_event(self, event_id: str) -> Event:
+        """An effective event of the view (corrections folded in), by id."""
+        return self._effective_by_id[event_id]
+
+    @cached_property
+    def _effective_by_id(self) -> dict[str, Event]:
+        return {e.id: e for e in self._effective}
 
     def event(self, event_id: str) -> Event:
         """An event of the view as recorded (not amended), by id."""

@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 
 import policies
-from policies.base import Finding, Policy, Severity
+from policies.base import Finding, Fold, FoldingPolicy, Policy, Severity
 from policies.engine import Evaluation, Evaluator, evaluate
 from policies.registry import ALL_POLICIES
 from policies.view import ChildView, Event
@@ -64,12 +65,15 @@ def lifecycle_events(child: str, evaluation: Evaluation, rng: random.Random, at:
     return found
 
 
-def replay_live(seed: int, size: int) -> int:
+def replay_live(seed: int, size: int, in_order: bool = False) -> int:
     """Deliver a generated history in batches, evaluating after each as the projector does;
-    returns how many evaluations were compared."""
+    returns how many evaluations were compared. ``in_order``: in recorded order (how live
+    traffic mostly arrives, and when folding rules resume rather than start again)."""
     rng = random.Random(seed)
     child, sibling = f"C-{seed}", f"C-{seed}-s"
     events = history(child, size, seed)
+    if in_order:
+        events.sort(key=lambda e: (e.recordedtime, e.id))
     theirs = [
         Event(
             e.id,
@@ -93,7 +97,8 @@ def replay_live(seed: int, size: int) -> int:
     while events:
         # A batch of one to three events, sometimes delivered out of recorded order.
         batch = [
-            events.pop(rng.randrange(min(3, len(events)))) for _ in range(min(rng.randint(1, 3), len(events)))
+            events.pop(0 if in_order else rng.randrange(min(3, len(events))))
+            for _ in range(min(rng.randint(1, 3), len(events)))
         ]
         arrived.extend(batch)
         if theirs and rng.random() < 0.3:
@@ -120,6 +125,27 @@ def replay_live(seed: int, size: int) -> int:
 @pytest.mark.parametrize("seed", range(12))
 def test_incremental_equals_full_evaluation_over_live_delivery(seed: int) -> None:
     assert replay_live(seed, size=(40, 120, 200)[seed % 3]) > 10
+
+
+@pytest.mark.parametrize("seed", range(100, 106))
+def test_folding_rules_resumed_in_recorded_order_equal_a_full_evaluation(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Delivered in recorded order, the folding rules mostly resume from their folds; whatever
+    they resume with (corrections and withdrawals among the additions force a fresh start),
+    the result is a full evaluation's."""
+    resumed: list[str] = []
+    for rule in {type(p) for p in ALL_POLICIES if isinstance(p, FoldingPolicy)}:
+
+        def counted(self: FoldingPolicy, fold: Fold, view: ChildView, added: list[Event],
+                    resume: Any = rule.resume) -> Fold | None:  # fmt: skip
+            resumed.append(self.id)
+            found: Fold | None = resume(self, fold, view, added)
+            return found
+
+        monkeypatch.setattr(rule, "resume", counted)
+    assert replay_live(seed, size=200, in_order=True) > 10
+    assert {p.id for p in ALL_POLICIES if isinstance(p, FoldingPolicy)} <= set(resumed)
 
 
 def test_a_back_dated_correction_of_an_old_event_is_seen() -> None:
@@ -219,11 +245,12 @@ def test_rules_read_the_view_only_through_its_methods() -> None:
 
 
 def test_findings_do_not_read_as_of() -> None:
-    """A rule sees as_of only through the view it is given (the engine compares deadlines)."""
+    """A rule sees as_of only through the view it is given (the engine compares deadlines); a
+    folding rule's ``start`` and ``resume`` are not even given it."""
     found = 0
     for module in _rule_modules():
         for node in ast.walk(module):
-            if isinstance(node, ast.FunctionDef) and node.name == "findings":
+            if isinstance(node, ast.FunctionDef) and node.name in ("findings", "start"):
                 found += 1
                 names = {
                     n.id for statement in node.body for n in ast.walk(statement) if isinstance(n, ast.Name)

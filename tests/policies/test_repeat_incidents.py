@@ -173,3 +173,35 @@ def test_flags_do_not_depend_on_delivery_order() -> None:
     ] + [ev("referral.made", {"referral_ref": "R-1", "to": "csc/somerset", "reason": "pattern"},
             "2020-03-20T10:00:00Z", source=POLICE)]  # fmt: skip
     assert_order_independent(RULE, events, LATER)
+
+
+def test_an_incident_reported_late_does_not_move_the_flag_raised_when_the_pattern_was_known() -> None:
+    """v3: the flag raised at the third incident is the same flag (same id, same due) after an
+    incident that happened between them is reported late; v2 re-cut its windows by the time
+    the incidents happened and found the pattern under another key from then on."""
+    incs = three()
+    late = incident("2020-03-01T10:00:00Z", "INC-L", recorded="2020-12-20T10:00:00Z")
+    before = only(flags(RULE, view(*incs, late), "2020-12-10T10:00:00Z"))
+    after = only(flags(RULE, view(*incs, late), LATER))
+    assert (after.id, after.due, after.evidence) == (before.id, t(THIRD), before.evidence)
+
+
+def test_the_latest_three_recorded_are_the_pattern() -> None:
+    """A response answers the patterns whose first incident came before it; once three
+    incidents have been recorded since it, the pattern is there again."""
+    incs = [*three(), incident("2020-12-20T10:00:00Z", "INC-4")]
+    v = view(*incs, referral("csc/somerset", "2020-01-15T10:00:00Z"))
+    assert flags(RULE, v, "2020-12-19T10:00:00Z") == []  # INC-1..3: the referral came after INC-1
+    flag = only(flags(RULE, v, LATER))  # INC-2..4: nothing since INC-2
+    assert set(flag.evidence) == {e.id for e in incs[1:]}
+    assert flag.due == t("2020-12-20T10:00:00Z")
+
+
+def test_three_incidents_more_than_a_year_apart_in_recorded_order_still_count_if_any_three_fit() -> None:
+    """A late report completes a pattern among earlier incidents, not only the latest two."""
+    a, b = incident("2020-01-10T10:00:00Z", "INC-A"), incident("2020-02-10T10:00:00Z", "INC-B")
+    far = incident("2021-06-10T10:00:00Z", "INC-FAR")
+    late = incident("2020-03-10T10:00:00Z", "INC-LATE", recorded="2021-06-20T10:00:00Z")
+    flag = only(flags(RULE, view(a, b, far, late), LATER))
+    assert set(flag.evidence) == {a.id, b.id, late.id}
+    assert flag.due == t("2021-06-20T10:00:00Z")
