@@ -119,11 +119,11 @@ def test_live_one_event_per_batch_leaves_the_flags_a_replay_leaves(
     replayed = f"sqlite:///{tmp_path / 'replay.db'}"
     replay(ledger, signers.root_key(), now[0], replayed)
     assert diff(replayed, live_url) == []  # flags (id, rule, version, status, due) and views
-    # Every flag the live projector ever announced is one the replay has, ending in the same
-    # status; live, a flag may also have been announced raised and then resolved.
-    live, again = latest_changes(live_url), latest_changes(replayed)
-    assert set(live) == set(again)
-    assert {fid: status for fid, (_, status) in live.items()} == {
-        fid: status for fid, (_, status) in again.items()
-    }
+    # Every flag the live projector ever announced is one the replay has, with the status its
+    # last announcement gave; live, a flag may also have been announced raised and then
+    # resolved. (A replay writes flags, not a lifecycle: views.flags.FlagSync ``fresh``.)
+    live = latest_changes(live_url)
+    again = {str(fid): str(status) for fid, status in rows(replayed, "SELECT id, status FROM flags")}
+    assert {fid: status for fid, (_, status) in live.items()} == again
+    assert not rows(replayed, "SELECT flag_id FROM flag_changes")
     ledger.engine.dispose()
