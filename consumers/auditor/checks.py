@@ -96,9 +96,7 @@ def _registry_before(
     return state.registry, state.count
 
 
-def check_chunk(
-    run: str, root: RootArgs, keys: Sequence[Positioned], wire: Sequence[WireRow]
-) -> ChunkResult:
+def check_chunk(run: str, root: RootArgs, keys: Sequence[Positioned], wire: Sequence[WireRow]) -> ChunkResult:
     """Decode every row, then index agreement and signature of every event; key events'
     signatures were checked by the parent (they must be, before anything they sign). ``run``
     names the audit run: ``keys`` grows only within one."""

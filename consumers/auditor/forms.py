@@ -15,11 +15,10 @@ The cut is taken only where it is provably at the top-level member: the signatur
 non-empty base64url string (so its canonical text is the string between quotes, and the bytes
 ``,"signature":"<sig>"`` can only be a member named ``signature`` with exactly that value,
 not first in its object: a comma followed by a quote is always outside strings, a quote inside
-a string being escaped), some top-level key sorts before ``signature`` (so the member follows a
-comma), and every top-level member after it is a JSON scalar (so no object that could hold
-such a member follows it, and the last occurrence is the top-level one). Any other event takes
-``canonical_forms``; tests/audit/test_forms.py compares the two on generated and adversarial
-events.
+a string being escaped), and every top-level member after it is a JSON scalar (so no object
+that could hold such a member follows it, and the last occurrence is the top-level one; none
+at all means no member sorts before it). Any other event takes ``canonical_forms``;
+tests/audit/test_forms.py compares the two on generated and adversarial events.
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ def whole_and_signed(event: Mapping[str, Any]) -> tuple[bytes, bytes]:
     whole = canonical_json(event)
     member = b',"signature":"' + signature.encode("ascii") + b'"'
     at = whole.rfind(member)
-    if at < 0:  # unreachable for a cuttable event; never guess
+    if at < 0:  # the signature is the first member (no comma before it)
         return canonical_forms(event)
     return whole, whole[:at] + whole[at + len(member) :]
 
@@ -50,12 +49,9 @@ def _cuttable(event: Mapping[str, Any], signature: str) -> bool:
     more than the check)."""
     if not signature or not signature.isascii() or not _BASE64URL.issuperset(signature.encode("ascii")):
         return False
-    before = False
     for key, value in event.items():
         if type(key) is not str:
             return False
-        if key < SIGNATURE:
-            before = True
-        elif key > SIGNATURE and not (value is None or isinstance(value, str | int | float)):
+        if key > SIGNATURE and not (value is None or isinstance(value, str | int | float)):
             return False
-    return before
+    return True
