@@ -82,10 +82,11 @@ def offline_mapper() -> Mapper[Any]:
     return LedgerApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}).mapper
 
 
-def pages_of_envelopes(ledger: Ledger) -> Iterator[list[tuple[int, dict[str, Any]]]]:
-    """Every stored event as (position, envelope), page by page: for readers that trust the rows
-    (proofs, replay); `audit verify` reads with ``read_pages`` and trusts nothing."""
-    start = 1
+def pages_of_envelopes(ledger: Ledger, after: int = 0) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+    """Every stored event after position ``after`` as (position, envelope), page by page: for
+    readers that trust the rows (proofs, replay, checkpoints); `audit verify` reads with
+    ``read_pages`` and trusts nothing."""
+    start = after + 1
     while True:
         notifications = ledger.recorder.select_notifications(start, PAGE)
         yield [(n.id, envelope_of(ledger, n)) for n in notifications]
