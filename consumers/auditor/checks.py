@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -53,7 +53,7 @@ WireRow = tuple[int, bytes, int, str, bytes, WireIndex | None]  # StoredRow's
 def to_wire(rows: Sequence[StoredRow]) -> list[WireRow]:
     """Rows as plain tuples for the trip to a worker: pickling the named tuples (a class
     reference and a Python ``__new__`` per row and per index row) cost ~3 us an event more."""
-    return [(*row[:5], row.indexed and cast(WireIndex, tuple(row.indexed))) for row in rows]
+    return [(*row[:5], row.indexed and row.indexed[:]) for row in rows]
 
 
 def _from_wire(rows: Sequence[WireRow]) -> list[StoredRow]:
