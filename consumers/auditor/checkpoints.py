@@ -36,8 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Table, func, select
 
 from consumers.auditor.findings import Finding
-from consumers.auditor.stored import pages_of_envelopes
-from consumers.auditor.tree_heads import build_tree
+from consumers.auditor.tree_heads import build_tree, leaves
 from ledger.canonical import canonical_json
 from ledger.checkpoint import ACCEPTED_LOG, QUARANTINE_LOG, AddCheckpoint, Checkpoint, origin_of
 from ledger.checkpoint_store import SUFFIX, CheckpointStore
@@ -88,10 +87,9 @@ def accepted_tree(ledger: Ledger, tree: MerkleTree | None = None, after: int = 0
     """The accepted log's tree (``tree`` with the events after position ``after`` appended, as
     ``build_tree`` builds it) and the position of its last event."""
     tree = MerkleTree() if tree is None else tree
-    for page in pages_of_envelopes(ledger, after):
-        for position, envelope in page:
-            tree.append(canonical_json(envelope))
-            after = position
+    for position, data in leaves(ledger, after):
+        tree.append(data)
+        after = position
     return tree, after
 
 

@@ -221,8 +221,8 @@ def plain_envelope(topic: str, state: bytes) -> dict[str, Any] | None:
     transcoding), so no object in the envelope is one the hook would replace (a key
     ``_type_`` is always those bytes; inside a string a quote is escaped). The timestamp must
     still be what the mapper can decode, or the row goes to the mapper to fail there."""
-    if topic != _TOPIC or state.count(b'"_type_"') != 1:
-        return None
+    if topic != _TOPIC or type(state) is not bytes or state.count(b'"_type_"') != 1:
+        return None  # (a state column edited to text comes back as str: the mapper fails on it)
     try:
         value = json.loads(state.decode("utf-8"))
     except ValueError:  # UnicodeDecodeError included

@@ -62,6 +62,11 @@ def test_rows_the_fast_pass_cannot_vouch_for_go_to_the_mapper() -> None:
     r = row(state(transcoded))
     findings: list[Any] = []
     assert check_row(offline_mapper(), r, findings) == mapper_envelope(r) != transcoded  # the mapper's
+    text = row(state(envelope).decode())  # type: ignore[arg-type]  # a state edited into a text value
+    assert plain_envelope(text.topic, text.state) is None
+    assert check_row(offline_mapper(), text, findings) is None
+    assert [f.check for f in findings] == ["index", "storage"]  # the first row has no index entry
+    assert "does not decode" in findings[1].detail
 
 
 _values = st.recursive(
