@@ -1,7 +1,7 @@
 """Events/s from `publish` to flag, through the real path, on the embedded default.
 
     python bench/ingest.py [--json] [--events 10000] [--children 500] [--database-url URL]
-                           [--verify-workers N]
+                           [--verify-workers N] [--no-stages]
     python bench/ingest.py --offered-rate 100 --duration 60 [--json] [--database-url URL] [--verify-workers N]
 
 Publishes N signed events from four agencies about many children into the durable outbox
@@ -9,6 +9,13 @@ Publishes N signed events from four agencies about many children into the durabl
 projector until every event is in the ledger, its child's view rebuilt and its policies
 evaluated. Prints each stage's rate, the end-to-end rate and latency percentiles (outbox write
 to ledger acceptance), peak memory, and the machine's raw Ed25519 verify rate beside them.
+
+The topics are then replayed twice into empty ledgers: by one projector process (intake and
+child projection in one transaction per batch, "projection alone"), and with the stages apart as
+deployed for two cores (docs/stages.md): intake in this process with its verification workers,
+and two child shards (``--stage children --shard 1/2`` and ``2/2``) as their own processes,
+started together; that run is done when intake holds every event and both shards have projected
+them all ("stages", skipped with ``--no-stages``).
 
 With ``--offered-rate R --duration S`` it measures latency under a steady load instead: events
 are published at R per second for S seconds, one outbox transaction each (as agency systems
@@ -41,6 +48,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import func, select
 
 from bench.machine import (
@@ -51,10 +60,13 @@ from bench.machine import (
     verify_rate_all_cores,
     verify_rate_cpu,
 )
-from consumers.projector.applier import Applier
+from consumers.projection.shard import Shard
+from consumers.projection.stage import ChildProjection
+from consumers.projector.applier import Applier, ApplyStats
 from consumers.projector.runner import Projector
 from consumers.projector.verifier import DEFAULT_WORKERS, Verifier
-from ledger.keystore import Keystore
+from ledger.keyregistry import RootKey
+from ledger.keystore import Keystore, RootInfo
 from ledger.signing import key_id, public_key_text
 from ledger.store.ledger import Ledger
 from ledger.store.models import AcceptedEvent, QuarantineEntry
@@ -126,7 +138,12 @@ def main() -> None:
         help=f"verification worker processes of the in-process projectors (default {DEFAULT_WORKERS}, as "
         "`sgledger project`; 0: verify in the projector's process)",
     )
+    parser.add_argument("--no-stages", action="store_true", help="skip the replay with the stages apart")
+    parser.add_argument("--shard-worker", nargs=4, help=argparse.SUPPRESS)  # URL ROOT-HEX PARTNERSHIP i/n
     args = parser.parse_args()
+    if args.shard_worker:
+        shard_worker(*args.shard_worker)
+        return
     say: Callable[[str], None] = (lambda _: None) if args.json else print
     if args.offered_rate:
         offered_load(
@@ -189,6 +206,7 @@ def main() -> None:
         replay_cpu = replay_main_cpu + workers_cpu
         with replay_ledger.read() as session:  # held for a predecessor in a later batch
             replay_held = session.scalar(select(func.count()).select_from(QuarantineEntry)) or 0
+        stages = None if args.no_stages else stages_replay(kafka, root, work, total, args.verify_workers)
     with ledger.read() as session:
         accepted = dict(
             session.execute(select(AcceptedEvent.event_id, AcceptedEvent.accepted_at)).tuples().all()
@@ -231,6 +249,11 @@ def main() -> None:
             "raw_verify_per_s_both_cores": round(both),
             "canonical_json_per_s_one_core": round(canonical),
         }
+        if stages is not None:
+            figures["stages"] = stages | {
+                "vs_raw_verify_one_core": round(stages["events_per_s"] / one, 4),
+                "vs_one_process": round(stages["events_per_s"] / projection, 2),
+            }
         print(json.dumps(figures, indent=2))
         return
     print(f"events: {args.events} about {args.children} children from {len(AGENCIES)} agencies")
@@ -244,10 +267,99 @@ def main() -> None:
         f"  of which the projector process {1000 * replay_main_cpu / total:.3f} ms/event, "
         f"{args.verify_workers} verification workers {1000 * workers_cpu / total:.3f}"
     )
+    if stages is not None:
+        print(
+            f"stages apart (intake + 2 child shards): {stages['events_per_s']:6.0f} events/s = "
+            f"{stages['events_per_s'] / projection:.2f}x one process; "
+            f"CPU {stages['cpu_ms_per_event']:.3f} ms/event"
+        )
     print(f"latency outbox -> ledger: p50 {p50:.2f} s, p95 {p95:.2f} s, p99 {p99:.2f} s")
     print(f"peak memory: {peak_memory_mb():.0f} MB")
     print(f"raw Ed25519 verify (cryptography): {one:9.0f}/s one core, {both:.0f}/s both")
     print(f"RFC 8785 canonical JSON:           {canonical:9.0f}/s one core")
+
+
+def stages_replay(
+    kafka: KafkaSettings, root: RootInfo, work: Path, total: int, workers: int
+) -> dict[str, Any]:
+    """Replay the topics with the stages apart (module docstring): wall and CPU seconds, the
+    CPU split between intake, its verification workers and the two shards."""
+    url = f"sqlite:///{work / 'stages.sqlite'}"
+    ledger = Ledger(url)  # the schema exists before the shards connect
+    public = root.root_key().public_key.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+    shards = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--shard-worker", url, public, root.partnership, f"{i}/2"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in (1, 2)
+    ]
+    for shard in shards:
+        assert shard.stdout is not None and shard.stdout.readline().strip() == "ready"
+    verifier = Verifier(workers)
+    intake = Projector(
+        Applier(ledger, root.root_key(), children=False, verifier=verifier), kafka, group_id=None
+    )
+    time.sleep(1.0 if workers else 0)  # the workers' start is not the replay's
+    started, cpu, children_cpu = time.perf_counter(), time.process_time(), _children_cpu()
+    for shard in shards:
+        assert shard.stdin is not None
+        shard.stdin.write("go\n")
+        shard.stdin.flush()
+    while ledger.count() < total:
+        intake.poll_once(timeout_ms=100)
+    intake_wall, intake_cpu = time.perf_counter() - started, time.process_time() - cpu
+    intake.close()
+    verifier.close()  # reaped before the shards: RUSAGE_CHILDREN then holds only the workers
+    workers_cpu = _children_cpu() - children_cpu
+    for shard in shards:  # intake is done: each shard finishes what is left, then reports
+        assert shard.stdin is not None
+        shard.stdin.write("finish\n")
+        shard.stdin.flush()
+    reports = [json.loads(shard.communicate()[0]) for shard in shards]
+    ledger.engine.dispose()
+    wall = max(intake_wall, *(r["wall_s"] for r in reports))
+    cpu_total = intake_cpu + workers_cpu + sum(r["cpu_s"] for r in reports)
+    return {
+        "events_per_s": round(total / wall),
+        "wall_s": round(wall, 2),
+        "intake_wall_s": round(intake_wall, 2),
+        "cpu_ms_per_event": round(1000 * cpu_total / total, 3),
+        "intake_cpu_ms_per_event": round(1000 * intake_cpu / total, 3),
+        "verify_workers_cpu_ms_per_event": round(1000 * workers_cpu / total, 3),
+        "shards": reports,
+    }
+
+
+def shard_worker(url: str, root_hex: str, partnership: str, shard: str) -> None:
+    """One child shard of ``stages_replay``: ready, then project from "go" until "finish" and
+    every notification after it is projected; prints its own wall and CPU seconds."""
+    root = RootKey(partnership, Ed25519PublicKey.from_public_bytes(bytes.fromhex(root_hex)))
+    stage = ChildProjection(Ledger(url), root, shard=Shard.parse(shard))
+    stage.lag()  # connected before the start
+    print("ready", flush=True)
+    sys.stdin.readline()
+    cpu, wall = time.process_time(), time.perf_counter()
+    finish = threading.Event()
+
+    def wait_for_finish() -> None:
+        sys.stdin.readline()
+        finish.set()
+
+    threading.Thread(target=wait_for_finish, daemon=True).start()
+    stats = ApplyStats()
+    stage.run(finish, lambda batch, _: stats.add(batch), idle_wait_s=0.05)
+    stats.add(stage.catch_up())
+    report = {
+        "shard": shard,
+        "children": len(stats.children),
+        "cpu_s": round(time.process_time() - cpu, 2),
+        "wall_s": round(time.perf_counter() - wall, 2),
+        "peak_mb": round(peak_memory_mb(), 1),
+    }
+    print(json.dumps(report), flush=True)
 
 
 def _children_cpu() -> float:

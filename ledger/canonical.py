@@ -45,13 +45,16 @@ _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_PLAIN_NUMBER = re.compile(r"\d[.eE]|\d{16}")
 
 
-def canonical_json(value: Any) -> bytes:
-    """The RFC 8785 canonical serialisation of a JSON value."""
+def canonical_json(value: Any, *, plain_numbers: bool = False) -> bytes:
+    """The RFC 8785 canonical serialisation of a JSON value. ``plain_numbers``: the caller has
+    seen ``ledger.validation._plain_numbers(value)`` hold (no float, no integer beyond
+    2**53 - 1: what a checked draft's ``data`` has), so the search for numbers the standard
+    encoder may write differently is skipped (a third of this function's cost)."""
     try:
         text = _ENCODER.encode(value)
     except (TypeError, ValueError, RecursionError):
         return rfc8785.dumps(value)  # raises the reference's error (or serialises what json cannot)
-    if text.isascii() and not _NOT_PLAIN_NUMBER.search(_outside_strings(text)):
+    if text.isascii() and (plain_numbers or not _NOT_PLAIN_NUMBER.search(_outside_strings(text))):
         return text.encode("ascii")
     return rfc8785.dumps(value)
 
@@ -82,26 +85,47 @@ def around_signature(event: Mapping[str, Any]) -> tuple[bytes, bytes]:
 
 
 PREVHASH, SEQUENCE = "prevhash", "sequence"
-_HEX_DIGITS = "0123456789abcdef"
+_DIGEST = re.compile("[0-9a-f]{64}")
 _PREVHASH_PLACEHOLDER, _SEQUENCE_PLACEHOLDER = b'"prevhash":""', b'"sequence":1'  # see chain_runs
 
 
 class ChainRuns(NamedTuple):
-    """An unsigned event's canonical members, without braces, around the two that only the
-    chain decides (``prevhash`` and ``sequence``): written before the chain position is known,
-    so the chain's critical path only splices (``placed``) and signs. Why: an agency's chain is
-    sequential (each ``prevhash`` names the previous signed event), so everything that can be
-    serialised without the position is done off that path (issue 11, producers/gateway/worker.py).
-    """
+    """An unsigned event's canonical form cut around the two members that only the chain decides
+    (``prevhash`` and ``sequence``) and the ``signature``: written before the chain position is
+    known, so the chain's critical path only splices (``placed``) and signs. Why: an agency's
+    chain is sequential (each ``prevhash`` names the previous signed event), so everything that
+    can be serialised without the position is done off that path (issue 11,
+    producers/gateway/worker.py).
 
-    head: bytes  # members sorting before "prevhash"
-    middle: bytes  # between "prevhash" and "sequence"
-    rest: bytes  # between "sequence" and "signature"
-    after: bytes  # after "signature"
+    Held as the literal bytes between the spliced values (braces, commas and member names
+    included), not as runs of members: placing an event is then one ``bytes.join`` of a tuple,
+    with no test for empty runs, and the signed payload a second one (``placed``)."""
+
+    opening: bytes  # "{", the members sorting before "prevhash", then '"prevhash":"'
+    between: bytes  # '"', the members between "prevhash" and "sequence", then ',"sequence":'
+    before_signature: bytes  # the members between "sequence" and "signature", each after a comma
+    closing: bytes  # the members after "signature", each after a comma, then "}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Unpickled by ``tuple.__new__`` (C) rather than the class's generated ``__new__``
+        (Python): the gateway's draft worker sends thousands per request (a third of the
+        pickling and unpickling cost)."""
+        return tuple.__new__, (type(self), tuple(self))
+
+
+def chain_frame(head: bytes, middle: bytes, rest: bytes, after: bytes) -> ChainRuns:
+    """``ChainRuns`` from the runs of canonical members (without braces, empty when none)
+    around ``prevhash``, ``sequence`` and ``signature``, in key order."""
+    return ChainRuns(
+        b"{" + head + b',"prevhash":"' if head else b'{"prevhash":"',
+        b'",' + middle + b',"sequence":' if middle else b'","sequence":',
+        b"," + rest if rest else b"",
+        b"," + after + b"}" if after else b"}",
+    )
 
 
 def chain_runs(unsigned: Mapping[str, Any]) -> ChainRuns:
-    """The runs of an event without ``signature``, ``prevhash`` and ``sequence`` (any values
+    """The frame of an event without ``signature``, ``prevhash`` and ``sequence`` (any values
     they have are ignored): the same ordering argument as ``around_signature``.
 
     An envelope's members after ``prevhash`` are all JSON scalars and none sorts between
@@ -109,7 +133,9 @@ def chain_runs(unsigned: Mapping[str, Any]) -> ChainRuns:
     the placeholders (about half the cost of serialising each run). The cut is exact: the
     bytes ``"prevhash":""`` can only be a member (a quote inside a string is escaped), and the
     last such member is the top-level one when nothing after it is an object or array; the same
-    for ``"sequence":1`` after it. Any other object is serialised run by run."""
+    for ``"sequence":1`` after it. Any other object is serialised run by run. (The gateway's
+    drafts do not come here: ``ledger.envelope.envelope_runs`` writes their frame from the
+    parts.)"""
     if SIGNATURE in unsigned:
         raise ValueError("the event is already signed")
     if _scalars_after_prevhash(unsigned):
@@ -118,7 +144,7 @@ def chain_runs(unsigned: Mapping[str, Any]) -> ChainRuns:
         end = text.rfind(_SEQUENCE_PLACEHOLDER, start)
         middle_start = start + len(_PREVHASH_PLACEHOLDER) + 1
         after_start = end + len(_SEQUENCE_PLACEHOLDER) + 1
-        return ChainRuns(
+        return chain_frame(
             text[1 : max(start - 1, 1)],
             text[middle_start : max(end - 1, middle_start)],
             b"",
@@ -131,7 +157,7 @@ def chain_runs(unsigned: Mapping[str, Any]) -> ChainRuns:
         }
         return canonical_json(members)[1:-1] if members else b""
 
-    return ChainRuns(
+    return chain_frame(
         run(None, PREVHASH), run(PREVHASH, SEQUENCE), run(SEQUENCE, SIGNATURE), run(SIGNATURE, None)
     )
 
@@ -147,20 +173,22 @@ def _scalars_after_prevhash(unsigned: Mapping[str, Any]) -> bool:
     return True
 
 
+MAX_SEQUENCE = 2**53 - 1
+
+
 def placed(runs: ChainRuns, sequence: int, prevhash: str) -> tuple[bytes, bytes]:
-    """The runs before and after ``signature`` (as ``around_signature`` gives them) once the
-    event is placed at ``sequence`` after ``prevhash``: a digest (64 lowercase hex) or "" for
-    the first event, whose canonical form is the text between quotes; anything else is refused
-    rather than written unescaped."""
-    if type(sequence) is not int or not 0 < sequence <= 2**53 - 1:
+    """The event of ``runs`` placed at ``sequence`` after ``prevhash`` (a digest: 64 lowercase
+    hex, or "" for the first event; anything else is refused rather than written unescaped), as
+    ``(prefix, closing)``: its signing input is ``prefix + closing``, the signed event
+    ``prefix + ',"signature":"..."' + closing``."""
+    if type(sequence) is not int or not 0 < sequence <= MAX_SEQUENCE:
         raise ValueError(f"sequence must be a positive integer, not {sequence!r}")
-    if prevhash and (len(prevhash) != 64 or prevhash.strip(_HEX_DIGITS)):
+    if prevhash and not _DIGEST.fullmatch(prevhash):
         raise ValueError(f"prevhash must be a SHA-256 hex digest or empty, not {prevhash!r}")
-    position = (
-        runs.head, b'"prevhash":"' + prevhash.encode("ascii") + b'"', runs.middle,
-        b'"sequence":' + str(sequence).encode("ascii"), runs.rest,
-    )  # fmt: skip
-    return b",".join(m for m in position if m), runs.after
+    prefix = b"".join(
+        (runs.opening, prevhash.encode("ascii"), runs.between, b"%d" % sequence, runs.before_signature)
+    )
+    return prefix, runs.closing
 
 
 def joined(*members: bytes) -> bytes:

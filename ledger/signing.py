@@ -7,6 +7,7 @@ auditor can recompute it from the registration event alone.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 from collections.abc import Mapping
 from typing import Any
@@ -21,7 +22,16 @@ from ledger.canonical import SIGNATURE, ChainRuns, around_signature, joined, pla
 
 
 def b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return b64url_bytes(raw).decode("ascii")
+
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def b64url_bytes(raw: bytes) -> bytes:
+    """Base64url without padding, as bytes: ``b64url`` without the two extra copies of
+    ``base64.urlsafe_b64encode`` (it runs once per signature on the gateway's chain)."""
+    return binascii.b2a_base64(raw, newline=False).rstrip(b"=").translate(_URLSAFE)
 
 
 def b64url_decode(text: str) -> bytes:
@@ -79,8 +89,11 @@ class Signer:
 
     def sign_placed(self, runs: ChainRuns, sequence: int, prevhash: str) -> tuple[str, bytes]:
         """``sign_canonical`` of the event of ``runs`` placed at ``sequence`` after ``prevhash``,
-        with no serialisation at all: what an agency's chain does per event (``chain_runs``)."""
-        return self._sign_runs(*placed(runs, sequence, prevhash))
+        with no serialisation at all: what an agency's chain does per event (``chain_runs``):
+        two joins of bytes around one signature."""
+        prefix, closing = placed(runs, sequence, prevhash)
+        signature = b64url_bytes(self.sign(prefix + closing))
+        return signature.decode("ascii"), b"".join((prefix, b',"signature":"', signature, b'"', closing))
 
     def _sign_runs(self, before: bytes, after: bytes) -> tuple[str, bytes]:
         signature = b64url(self.sign(joined(before, after)))

@@ -1,4 +1,11 @@
-"""Which Kafka topic carries which event type (DESIGN.md, "Kafka"). Names only: no client here.
+"""Which Kafka topics the partnership uses (docs/envelope.md, "Topics"). Names only: no client.
+
+Every event travels on one intake topic, keyed by its agency (``source``): an agency's hash
+chain is then one ordered stream, in one partition, and the projector meets each event after
+its predecessor instead of holding it (issue 13; DESIGN.md allows the change as long as one
+child's events still meet in one consumer, which the child projection does: it follows the
+ledger, sharded by child, docs/stages.md). The per-family topics of the first layout are only
+read, so that a partnership upgrading with events still in them loses none.
 
 The prefix is configurable (default ``safeguarding``) so that tests and several partnerships can
 share one cluster without sharing topics.
@@ -8,10 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ledger.vocabulary import PARTNERSHIP_TYPES, family
-
 DEFAULT_PREFIX = "safeguarding"
-FAMILIES = (
+# The first layout's event topics, one per family, keyed by child. Nothing publishes to them
+# any more; consumers still read those that exist (``Topics.events``) until they are drained and
+# deleted (docs/envelope.md, "Upgrading from the family topics").
+LEGACY_FAMILIES = (
     "incident",
     "referral",
     "closure",
@@ -21,29 +29,15 @@ FAMILIES = (
     "registration",
 )
 
-_BY_FAMILY = {
-    "incident": "incident",
-    "referral": "referral",
-    # The child protection process that follows a referral travels with it.
-    "strategy-discussion": "referral",
-    "conference": "referral",
-    "marac.plan": "marac",
-    "marac.referral": "marac",
-    "safety-plan": "marac",
-    "contact": "contact",
-    "contact-arrangement": "contact",
-    "assessment": "contact",
-    "notification": "notification",
-    "child": "registration",
-    "person": "registration",
-    "gp": "registration",
-    "school": "registration",
-}
-
 
 @dataclass(frozen=True)
 class Topics:
     prefix: str = DEFAULT_PREFIX
+
+    @property
+    def intake(self) -> str:
+        """Every event of every agency, keyed by ``source`` (``record_key``)."""
+        return f"{self.prefix}.intake"
 
     @property
     def gap_flags(self) -> str:
@@ -64,19 +58,28 @@ class Topics:
         """Checkpoints cosigned by the agencies' witnesses, back to the partnership."""
         return f"{self.prefix}.cosignatures"
 
+    def legacy_events(self) -> list[str]:
+        """The first layout's per-family event topics: read (if they exist), never created."""
+        return [f"{self.prefix}.{name}" for name in LEGACY_FAMILIES]
+
     def events(self) -> list[str]:
-        """The topics agencies publish to (the projector subscribes to all of them)."""
-        return [f"{self.prefix}.{name}" for name in FAMILIES]
+        """The topics events are read from: the intake topic, then the legacy ones. A reader
+        subscribes by a pattern or assigns only existing partitions (``transport.kafka``), so a
+        legacy topic that does not exist is neither created nor waited for."""
+        return [self.intake, *self.legacy_events()]
 
     def all(self) -> list[str]:
-        return [*self.events(), self.gap_flags, self.quarantine, self.checkpoints, self.cosignatures]
+        """The topics a partnership creates (``sgledger topics ensure``, deploy/topics.sh)."""
+        return [self.intake, self.gap_flags, self.quarantine, self.checkpoints, self.cosignatures]
 
     def for_type(self, event_type: str) -> str:
-        """``referral.closed`` goes to ``.closure``; amendments follow the family they amend;
-        partnership governance events (keys, flag lifecycle, access, tree heads) to
-        ``.registration``."""
-        if event_type == "referral.closed":
-            return f"{self.prefix}.closure"
-        if event_type in PARTNERSHIP_TYPES:
-            return f"{self.prefix}.registration"
-        return f"{self.prefix}.{_BY_FAMILY.get(family(event_type), 'registration')}"
+        """The topic an event of this type is published to: the intake topic, whatever the type
+        (the type is kept in the signature so that producers need not know the layout)."""
+        del event_type
+        return self.intake
+
+
+def record_key(source: str) -> bytes:
+    """The Kafka record key of an event: its agency, so that the agency's chain stays in one
+    partition, in sequence order."""
+    return source.encode()

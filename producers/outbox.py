@@ -195,8 +195,8 @@ class Outbox:
                     signed = entry.sign(sequence, digest)
                     digest = signed.digest
                     rows.append(
-                        (agency, sequence, signed.event_id, entry.topic, signed.subject, signed.payload, now)
-                    )  # in the order of ROW_COLUMNS
+                        (agency, sequence, signed.event_id, entry.topic, agency, signed.payload, now)
+                    )  # in the order of ROW_COLUMNS; keyed by agency (ledger.topics.record_key)
                     known[signed.event_id] = signed.payload
                     results.append(signed)
             if rows:
@@ -279,15 +279,20 @@ class Outbox:
                 or 0
             )
 
-    def mark_sent(self, acks: list[tuple[int, int, int]]) -> None:
-        """Record broker acknowledgements: (row id, partition, offset)."""
+    def mark_sent(self, acks: list[tuple[int, str, int, int]]) -> None:
+        """Record broker acknowledgements: (row id, topic, partition, offset). The topic is
+        recorded too: the relay sends a row stored for a legacy family topic to the intake
+        topic (``Relay.destination``)."""
         if not acks:
             return
         now = datetime.now(UTC)
         with self._transaction() as session:
             session.execute(
                 update(OutboxRow),
-                [{"id": i, "sent_at": now, "kafka_partition": p, "kafka_offset": o} for i, p, o in acks],
+                [
+                    {"id": i, "sent_at": now, "topic": t, "kafka_partition": p, "kafka_offset": o}
+                    for i, t, p, o in acks
+                ],
             )
 
     def sent_event_ids(self) -> set[str]:

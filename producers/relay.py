@@ -18,6 +18,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError, KafkaTimeoutError
 
+from ledger.topics import record_key
 from producers.outbox import Outbox, Pending
 from transport.kafka import (
     BrokerUnavailable,
@@ -53,7 +54,7 @@ class Relay:
         self._known_topics: set[str] = set()
 
     def send_pending(self, timeout_s: float = 30.0) -> list[str]:
-        """Send every unsent row, in (agency, sequence) order, keyed by child; returns the ids of
+        """Send every unsent row, in (agency, sequence) order, keyed by agency; returns the ids of
         the events the broker acknowledged. Stops early (rows stay queued) once ``timeout_s`` has
         passed. Raises BrokerUnavailable if the broker fails; acknowledged rows are marked first."""
         deadline = time.monotonic() + timeout_s
@@ -67,12 +68,13 @@ class Relay:
         return sent
 
     def _send(self, batch: list[Pending], timeout_s: float) -> list[str]:
-        producer = self._connected([row.topic for row in batch])
+        destinations = [self.destination(row) for row in batch]
+        producer = self._connected([topic for topic, _ in destinations])
         futures = []
         failure: Exception | None = None
         try:
-            for row in batch:
-                futures.append((row, producer.send(row.topic, key=row.key.encode(), value=row.payload)))
+            for row, (topic, key) in zip(batch, destinations, strict=True):
+                futures.append((row, producer.send(topic, key=key, value=row.payload)))
             producer.flush(timeout=max(timeout_s, 0.1))
         except KafkaError as exc:
             failure = exc
@@ -80,7 +82,7 @@ class Relay:
         sent = []
         for row, future in futures:
             if future.is_done and future.succeeded():
-                acks.append((row.id, future.value.partition, future.value.offset))
+                acks.append((row.id, future.value.topic, future.value.partition, future.value.offset))
                 sent.append(row.event_id)
             elif failure is None:
                 failure = future.exception or KafkaTimeoutError("no acknowledgement in time")
@@ -92,6 +94,16 @@ class Relay:
                 f"{len(batch) - len(acks)} event(s) ({failure}); they stay in the outbox"
             ) from failure
         return sent
+
+    def destination(self, row: Pending) -> tuple[str, bytes]:
+        """Where a row goes: as stored, except a row stored for one of the first layout's family
+        topics (by an outbox written before the upgrade, or re-queued after a broker restart),
+        which goes to the intake topic keyed by its agency like every new row, so that the
+        agency's chain is not split between the layouts any further (docs/envelope.md)."""
+        topics = self.settings.topics
+        if row.topic in topics.legacy_events():
+            return topics.intake, record_key(row.agency)
+        return row.topic, row.key.encode()
 
     def _check_cluster(self) -> None:
         """Once per call of send_pending (one metadata round trip): a broker that restarted

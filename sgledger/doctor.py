@@ -107,6 +107,11 @@ def check_kafka(settings: KafkaSettings) -> Iterator[Check]:
                 yield Check("topics", "fail", f"missing: {', '.join(missing)}",
                             "create them (deploy/topics.sh), or start a service once")  # fmt: skip
             described = admin.describe_topics([t for t in wanted if t in existing])
+            legacy = [t for t in settings.topics.legacy_events() if t in existing]
+            if legacy:  # the first layout's, before issue 13: still read, no longer written
+                yield Check("family topics", "warn", f"still present: {', '.join(legacy)}",
+                            "delete them once the projector has drained them and every relay is "
+                            "upgraded (docs/envelope.md, Upgrading from the family topics)")  # fmt: skip
     except BrokerUnavailable as exc:
         yield Check("broker", "fail", str(exc), "start the broker or fix --bootstrap-servers")
         return

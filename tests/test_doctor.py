@@ -58,6 +58,19 @@ def test_a_healthy_deployment_passes_every_check(deployment: Path, kafka_setting
 
 
 @pytest.mark.kafka
+def test_family_topics_left_from_the_first_layout_are_a_warning(
+    deployment: Path, kafka_settings: KafkaSettings
+) -> None:
+    """After the upgrade to the intake topic (issue 13) the family topics are still read until
+    drained; the operator is told to delete them then, without failing the deployment."""
+    ensure_topics(kafka_settings, [*kafka_settings.topics.all(), f"{kafka_settings.topic_prefix}.incident"])
+    code, checks = doctor(deployment, kafka_settings)
+    assert code == 0, checks
+    assert checks["family topics"]["status"] == "warn"
+    assert checks["family topics"]["detail"] == f"still present: {kafka_settings.topic_prefix}.incident"
+
+
+@pytest.mark.kafka
 def test_a_missing_topic_and_a_wrong_partition_count_are_named(
     deployment: Path, kafka_settings: KafkaSettings
 ) -> None:

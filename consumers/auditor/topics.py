@@ -1,5 +1,9 @@
 """Read every event topic from offset 0 with a fresh consumer that belongs to no group.
 
+The event topics are the intake topic and whichever of the first layout's family topics still
+exist (``Topics.events``; docs/envelope.md, "Upgrading from the family topics"): ``assign_all``
+assigns only partitions the cluster has, so a family topic that does not exist is not created.
+
 No group means no committed offsets are touched and no running projector is rebalanced: the
 audit is a pure reader. tansu's ``end_offsets`` is wrong, so the end is each partition's
 highwater mark as reported by fetches.

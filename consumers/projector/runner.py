@@ -64,9 +64,8 @@ class _SeekToTracked(ConsumerRebalanceListener):
 
 @dataclass
 class _Polled:
-    """A polled batch: its records, what applying it tracks and commits, its verification."""
+    """A polled batch: what applying it tracks and commits, and its verification."""
 
-    records: dict[TopicPartition, list[Any]]
     track: dict[str, int]
     offsets: dict[TopicPartition, Any]
     prepared: Prepared
@@ -136,15 +135,15 @@ class Projector:
             self.resync = False
         stats = ApplyStats()
         current, self._next = self._next, None
-        if current is None:
+        if current is None:  # nothing was verified ahead: this process takes its share
             current = self._prepare(self._poll_batch(timeout_ms))
         if current is not None:
             if self.overlap:
-                self._next = self._prepare(self._poll_batch(0), current)
+                self._next = self._prepare(self._poll_batch(0), after=current)
             try:
                 stats = self.applier.apply_prepared(current.prepared, current.track)
             except Exception:
-                self._rewind(current.records)
+                self._rewind()
                 raise
             self._commit(current.offsets)
         if self.clock() - self._last_sweep >= self.sweep_every_s:
@@ -154,10 +153,14 @@ class Projector:
         return stats
 
     def _prepare(
-        self, records: dict[TopicPartition, list[Any]], before: _Polled | None = None
+        self, records: dict[TopicPartition, list[Any]], *, after: _Polled | None = None
     ) -> _Polled | None:
-        """Start verifying polled records (None if there are none). ``before``: the batch in
-        hand, rewound too if this fails (its records come first)."""
+        """Start verifying polled records (None if there are none). ``after``: the batch in
+        hand, applied meanwhile, so the workers take all of this one, checked with that batch's
+        keys (``Applier.prepare``). Without it the batch is applied next, and this process
+        checks a share instead of waiting idle for the workers (it used to leave all to them:
+        a replay's first batch, and every batch of a steady stream, where nothing is polled
+        ahead, was verified on one core while the other waited)."""
         if not records:
             return None
         messages: list[Message] = []
@@ -171,26 +174,25 @@ class Projector:
             track[tracking_name(self.cluster, tp.topic, tp.partition)] = batch[-1].offset
             offsets[tp] = batch[-1].offset + 1
         try:
-            prepared = self.applier.prepare(messages, overlap=self.overlap)
+            prepared = self.applier.prepare(
+                messages, overlap=after is not None, after=after.prepared if after is not None else None
+            )
         except Exception:
-            self._rewind(records, before.records if before is not None else {})
+            self._rewind()
             raise
-        return _Polled(records, track, offsets, prepared)
+        return _Polled(track, offsets, prepared)
 
-    def _rewind(self, *polled: dict[TopicPartition, list[Any]]) -> None:
+    def _rewind(self) -> None:
         """A batch failed: the consumer's position already moved past its records (and past
         the next batch's, polled meanwhile); without rewinding, the next poll would skip them
-        until a restart. The database's positions are the truth, but when the database is
-        what failed they cannot be read: rewind to the first record polled of each partition
-        (never skips), and seek from the database before the next poll (in case the commit
-        went through before the failure)."""
-        first: dict[TopicPartition, int] = {}
-        for records in (*polled, self._next.records if self._next is not None else {}):
-            for tp, batch in records.items():
-                first[tp] = min(first.get(tp, batch[0].offset), batch[0].offset)
+        until a restart. The database's positions are the truth: forget the batch polled ahead
+        and seek every assigned partition from them before the next poll (``poll_once``, which
+        raises, and so polls nothing, until the database answers again).
+
+        This replaced seeking each partition back to the first record polled of the failed
+        batches (and then from the database as well): the second seek made the first redundant,
+        since nothing is polled before it succeeds."""
         self.drop_next()
-        for tp, offset in first.items():
-            self.consumer.seek(tp, offset)
         self.resync = True
 
     def drop_next(self) -> None:
@@ -202,9 +204,11 @@ class Projector:
     def _poll_batch(self, timeout_ms: int) -> dict[TopicPartition, list[Any]]:
         """Up to ``max_batch`` records, polling again while records are ready.
 
-        One poll returns records from a few partitions only; an agency's chain spans all of
-        them (partitions are keyed by child), so a larger batch across partitions lets most
-        events meet their predecessor in the same transaction instead of being held.
+        An agency's chain is one partition of the intake topic (``ledger.topics``), read in
+        order, so each event meets its predecessor in the same or an earlier batch whatever the
+        batch's size; only the first layout's family topics (keyed by child, drained after an
+        upgrade) spread a chain over partitions, where a larger batch lets more events meet
+        their predecessor instead of being held.
 
         A batch grows only while records are waiting (a backlog: a replay, catching up after an
         outage), so its size does not delay anything at a steady rate, where each poll returns

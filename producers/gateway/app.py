@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -162,9 +163,8 @@ def create_app(service: Gateway | None, kafka: KafkaSettings | None = None) -> F
             outcome = await run_in_threadpool(gateway.publish_signed, caller, key, items, True)
         else:  # parsed and checked in the draft worker, while this process signs
             outcome = await run_in_threadpool(gateway.publish_draft_batch, caller, key, raw, media == NDJSON)
-        events = _receipts(outcome.events)
-        return JSONResponse(
-            {"count": len(events), "events": events}, status_code=202, headers=_replayed(outcome)
+        return Response(
+            _batch_receipt(outcome.events), status_code=202, headers=_replayed(outcome), media_type=JSON
         )
 
     @app.get(
@@ -278,6 +278,26 @@ def _receipts(events: list[SignedEvent]) -> list[dict[str, Any]]:
         }
         for event in events
     ]
+
+
+# One receipt of ``_receipts`` as ``JSONResponse`` writes it, for ids that JSON writes as they are.
+_RECEIPT = b'{"id":"%b","sequence":%d,"digest":"%b","status":"queued","status_url":"/v1/events/%b"}'
+_PLAIN_IDS = re.compile(r"[0-9A-Za-z._:-]*")
+
+
+def _batch_receipt(events: list[SignedEvent]) -> bytes:
+    """The batch answer, ``{"count": n, "events": _receipts(events)}``, written as the bytes
+    ``JSONResponse`` writes for it, from one template per event: building thousands of dicts
+    and encoding them cost the serving process about a tenth of a signature per event (issue
+    11). Ids are UUIDs by the envelope schema; should one need escaping, the dicts are encoded."""
+    if not _PLAIN_IDS.fullmatch("".join(e.event_id for e in events)):
+        return bytes(JSONResponse({"count": len(events), "events": _receipts(events)}).body)
+    receipts = [
+        _RECEIPT % (ids, e.sequence, e.digest.encode("ascii"), ids)
+        for e in events
+        for ids in (e.event_id.encode("ascii"),)
+    ]
+    return b'{"count":%d,"events":[%b]}' % (len(events), b",".join(receipts))
 
 
 def _replayed(outcome: Outcome) -> dict[str, str]:

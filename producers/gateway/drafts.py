@@ -5,12 +5,14 @@ bodies with the same problems."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+import json
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from ledger.canonical import canonical_json
 from ledger.validation import Problem
-from ledger.verification import loads_strict
+from ledger.verification import _refuse_constant, _unique_members, loads_strict
 from producers.gateway.problems import ProblemError, prefixed
 from producers.sdk import Prepared, Preparer, draft_from_json
 
@@ -27,16 +29,75 @@ def parse_json(raw: bytes) -> Any:
 
 
 def parse_ndjson(raw: bytes) -> list[Any]:
-    items: list[Any] = []
+    return list(iter_ndjson(raw))
+
+
+def iter_ndjson(raw: bytes) -> Iterator[Any]:
+    """The items of an NDJSON body as each line is read; a 400 listing every unreadable line
+    once all are read (the items before it were already given: a caller that acted on them
+    undoes that, as the gateway's transaction does)."""
     problems: list[Problem] = []
     for index, line in enumerate(line for line in raw.splitlines() if line.strip()):
         try:
-            items.append(loads_strict(line))
+            item = loads_strict(line)
         except (UnicodeDecodeError, ValueError) as exc:
             problems.append(Problem(f"/{index}", "one JSON object on this line", f"not JSON ({exc})"))
+            continue
+        if not problems:
+            yield item
     if problems:
         raise bad_request("the body is not NDJSON (one JSON object per line)", problems)
-    return items
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")  # JSON's whitespace
+
+
+def _after_space(text: str, index: int) -> int:
+    match = _SPACE.match(text, index)
+    return index if match is None else match.end()  # never None: the pattern matches ""
+
+
+# ``loads_strict``'s rules, for reading item by item
+_STRICT = json.JSONDecoder(parse_constant=_refuse_constant, object_pairs_hook=_unique_members)
+
+
+def iter_json_array(raw: bytes) -> Iterator[Any]:
+    """The items of a JSON array body as each is parsed (``loads_strict``'s rules), so the
+    draft worker can send the first drafts on before the last is read (issue 11: the body
+    used to be parsed whole first, while the signing process waited). Any body that is not a
+    plain UTF-8 array, or breaks off, is read whole by ``batch_items`` instead, whose answer
+    (the items, or the 400 saying why) is then the answer."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = ""
+    start = _after_space(text, 0)
+    if not text.startswith("[", start):
+        yield from batch_items(raw, ndjson=False)
+        return
+    index = _after_space(text, start + 1)
+    closed = text.startswith("]", index)
+    while not closed:
+        try:
+            item, index = _STRICT.raw_decode(text, index)
+        except ValueError:
+            break
+        yield item
+        index = _after_space(text, index)
+        if text.startswith(",", index):
+            index = _after_space(text, index + 1)
+        elif text.startswith("]", index):
+            closed = True
+        else:
+            break
+    if not closed or _after_space(text, index + 1) != len(text):
+        parse_json(raw)  # raises the whole body's 400
+        raise AssertionError("a body read whole but not item by item")
+
+
+def stream_items(raw: bytes, ndjson: bool) -> Iterator[Any]:
+    """``batch_items``, item by item (a refusal may come after some items)."""
+    return iter_ndjson(raw) if ndjson else iter_json_array(raw)
 
 
 def batch_items(raw: bytes, ndjson: bool) -> list[Any]:
@@ -47,21 +108,51 @@ def batch_items(raw: bytes, ndjson: bool) -> list[Any]:
     return items
 
 
+def empty_batch() -> ProblemError:
+    return ProblemError(422, "empty-batch", "Nothing to publish", "the request holds no events")
+
+
+def too_many(count: str, limit: int) -> ProblemError:
+    return ProblemError(
+        413, "batch-too-large", "Too many events in one request",
+        f"{count} events; at most {limit} per request: split the batch",
+    )  # fmt: skip
+
+
 def check_count(items: Sequence[Any], limit: int) -> None:
     if not items:
-        raise ProblemError(422, "empty-batch", "Nothing to publish", "the request holds no events")
+        raise empty_batch()
     if len(items) > limit:
-        raise ProblemError(
-            413, "batch-too-large", "Too many events in one request",
-            f"{len(items)} events; at most {limit} per request: split the batch",
-        )  # fmt: skip
+        raise too_many(str(len(items)), limit)
 
 
-def request_hash(kind: str, body: Any) -> str:
+class RequestHash:
     """What an Idempotency-Key is bound to: the request's meaning (JSON value), not its bytes,
     so a retry that re-serialises the same drafts (or sends NDJSON instead of an array) is the
-    same request."""
-    return hashlib.sha256(canonical_json({"kind": kind, "body": body})).hexdigest()
+    same request. SHA-256 of the RFC 8785 form of ``{"body": items, "kind": kind}``, fed item
+    by item (RFC 8785 writes an array's items independently), so the draft worker hashes a
+    body as it streams it."""
+
+    def __init__(self, kind: str) -> None:
+        self._sha = hashlib.sha256(b'{"body":[')
+        self._kind = kind
+        self._separator = b""
+
+    def add(self, item: Any) -> None:
+        self._sha.update(self._separator + canonical_json(item))
+        self._separator = b","
+
+    def hexdigest(self) -> str:
+        done = self._sha.copy()
+        done.update(b'],"kind":' + canonical_json(self._kind) + b"}")
+        return done.hexdigest()
+
+
+def request_hash(kind: str, items: Iterable[Any]) -> str:
+    hashed = RequestHash(kind)
+    for item in items:
+        hashed.add(item)
+    return hashed.hexdigest()
 
 
 def checked(
@@ -70,8 +161,13 @@ def checked(
     """Each item as a prepared draft, or its problems (paths of a batch start with the item's
     index): built and checked once (``Preparer.prepare``)."""
     for index, item in enumerate(items):
-        draft, found = draft_from_json(item)
-        ready = None
-        if draft is not None:
-            ready, found = preparer.prepare(draft)
-        yield ready, (prefixed(index, found) if batch and found else found)
+        yield checked_item(preparer, index if batch else None, item)
+
+
+def checked_item(preparer: Preparer, index: int | None, item: Any) -> tuple[Prepared | None, list[Problem]]:
+    """``checked`` of one item, the ``index``-th of a batch (None: a single event)."""
+    draft, found = draft_from_json(item)
+    ready = None
+    if draft is not None:
+        ready, found = preparer.prepare(draft)
+    return ready, (prefixed(index, found) if index is not None and found else found)

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,7 @@ class Gateway:
     ) -> Outcome:
         check_count(items, self.config.max_batch_events)
         return self._once(
-            caller, idempotency_key, request_hash("drafts", items),
+            caller, idempotency_key, cache(lambda: request_hash("drafts", items)),
             lambda also: self.producer.append_prepared(self.drafts(items, batch), also=also),
         )  # fmt: skip
 
@@ -146,14 +147,15 @@ class Gateway:
     ) -> Outcome:
         """A batch body of drafts (JSON array or NDJSON), read and checked by the draft worker
         while this process signs and stores what it has checked (producers/gateway/worker.py);
-        the same answers as ``publish_drafts`` of the parsed body."""
+        the same answers as ``publish_drafts`` of the parsed body. The request's hash comes
+        from the worker once it has read the whole body (``Job.request_hash``)."""
         if self.worker is None:
             return self.publish_drafts(caller, idempotency_key, batch_items(raw, ndjson), True)
         want_hash = idempotency_key is not None
         with self.worker.job(raw, ndjson, want_hash, self.config.max_batch_events) as job:
-            wanted = job.start() or ""
+            job.start()
             return self._once(
-                caller, idempotency_key, wanted,
+                caller, idempotency_key, job.request_hash,
                 lambda also: self.producer.append_prepared(job.prepared(), also=also),
             )  # fmt: skip
 
@@ -210,7 +212,7 @@ class Gateway:
     ) -> Outcome:
         check_count(items, self.config.max_batch_events)
         return self._once(
-            caller, idempotency_key, request_hash("signed", items),
+            caller, idempotency_key, cache(lambda: request_hash("signed", items)),
             lambda also: self.outbox.append(self.config.agency, self.signed_entries(items, batch), also=also),
         )  # fmt: skip
 
@@ -223,7 +225,7 @@ class Gateway:
         self,
         caller: Caller,
         key: str | None,
-        wanted: str,
+        wanted: Callable[[], str],
         publish: Callable[[Callable[[Session, list[SignedEvent]], None] | None], list[SignedEvent]],
     ) -> Outcome:
         try:
@@ -237,7 +239,7 @@ class Gateway:
                 TokenStore.remember(
                     session,
                     IdempotencyRow(
-                        system=caller.system, key=key, request_sha256=wanted,
+                        system=caller.system, key=key, request_sha256=wanted(),
                         event_ids=json.dumps([e.event_id for e in events]), created_at=datetime.now(UTC),
                     ),
                 )  # fmt: skip
@@ -264,11 +266,14 @@ class Gateway:
                 raise
             raise unavailable(exc) from exc
 
-    def _earlier(self, caller: Caller, key: str, wanted: str) -> Outcome | None:
+    def _earlier(self, caller: Caller, key: str, wanted: Callable[[], str]) -> Outcome | None:
+        """The outcome of an earlier request with this key, if any: ``wanted()``, the hash
+        of this request, is asked for only then (for a batch streamed through the draft worker
+        it is known only once the worker has read the whole body)."""
         row = self.tokens.remembered(caller.system, key)
         if row is None:
             return None
-        if row.request_sha256 != wanted:
+        if row.request_sha256 != wanted():
             raise ProblemError(
                 409, "idempotency-key-reused", "Idempotency-Key reused with a different request",
                 f"Idempotency-Key {key!r} of {caller.system} was used at {row.created_at:%Y-%m-%d %H:%M} "

@@ -4,7 +4,7 @@ process signs and stores the ones already checked.
 Why (issue 11): an agency's chain is sequential by contract (each ``prevhash`` is the digest of
 the previous signed event, signature included), so signing runs on one core, and everything
 else a draft costs (JSON parsing, shape and schema checks, defaults, the event's RFC 8785 form
-around its chain position: ``chain_runs``) used to run on that same core before it, about four
+around its chain position: ``envelope_runs``) used to run on that same core before it, about four
 times a signature. None of that depends on the chain, so it runs here, on the other core, in
 chunks that stream to the serving process, which only places each event in the chain, signs it
 (``Signer.sign_placed``: no serialisation) and writes the outbox rows, all in one transaction.
@@ -18,10 +18,13 @@ is committed (a retry stores the batch once) and is started again for the next r
 Protocol (one duplex pipe, pickled tuples). The worker first says ``("ready",)``. Serving
 process to worker: ``("job", body, ndjson, want_hash, max_events)``, ``("cancel",)`` (the
 serving process gave up on the job: stop sending). Worker to serving process, per job:
-``("start", request_hash | None)`` then ``("prepared", [Prepared.lean(), ...])`` chunks,
-ending with ``("end",)`` or ``("invalid", problems)``; or ``("refused", ProblemError fields)``
-instead of all of that when the body is unreadable; ``("failed", message)`` for a bug in the
-worker.
+``("start",)`` then ``("prepared", [Prepared, ...])`` chunks as the body is read (``stream_items``),
+ending with ``("end", request_hash | None)`` or ``("invalid", problems, request_hash | None)``;
+``("refused", ProblemError fields)`` ends it instead when the body turns out unreadable, empty or
+too long (possibly after some chunks: the serving process then rolls back what it signed);
+``("failed", message)`` for a bug in the worker. The request's hash (for an Idempotency-Key)
+comes last because it covers the whole body: the serving process reads it when it stores the
+key's record, or reads ahead to it when the key was used before (``Job.request_hash``).
 """
 
 from __future__ import annotations
@@ -37,16 +40,18 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ledger.validation import Problem
-from producers.gateway.drafts import batch_items, check_count, checked, request_hash
+from producers.gateway.drafts import RequestHash, checked_item, empty_batch, stream_items, too_many
 from producers.gateway.problems import ProblemError, invalid
 from producers.sdk import Prepared, Preparer
 
 log = logging.getLogger(__name__)
 
 # Drafts per message: big enough that pickling and pipe traffic are a small share, small enough
-# that the serving process starts signing soon after the body is parsed (and the last chunk,
-# signed while the worker has nothing left to do, is short).
+# that the last chunk, signed while the worker has nothing left to do, is short. A job's first
+# chunk is smaller still, and each next one twice the last up to CHUNK: the serving process
+# waits only for the first FIRST_CHUNK drafts to be read and checked.
 CHUNK = 200
+FIRST_CHUNK = 8
 # A worker that sends nothing for this long is taken for hung: killed, the request 503.
 SILENCE_S = 60.0
 # How long a new worker may take to import and say it is ready (start-up is not silence).
@@ -91,29 +96,40 @@ def serve(conn: Connection, preparer: Preparer) -> None:
 def _job(
     conn: Connection, preparer: Preparer, raw: bytes, ndjson: bool, want_hash: bool, max_events: int
 ) -> None:
-    items = batch_items(raw, ndjson)
-    check_count(items, max_events)
-    conn.send(("start", request_hash("drafts", items) if want_hash else None))
+    """Read, hash and check the body item by item, sending chunks of prepared drafts as they
+    are ready: the first ones small, so the serving process starts signing after a few drafts
+    rather than after the whole body was parsed (``FIRST_CHUNK``)."""
+    conn.send(("start",))
+    hashed = RequestHash("drafts") if want_hash else None
     chunk: list[Prepared] = []
     problems: list[Problem] = []
-    for index, (ready, found) in enumerate(checked(preparer, items, True), 1):
+    size, count = FIRST_CHUNK, 0
+    for index, item in enumerate(stream_items(raw, ndjson)):
+        if index == max_events:
+            raise too_many(f"more than {max_events}", max_events)
+        if hashed is not None:
+            hashed.add(item)
+        ready, found = checked_item(preparer, index, item)
+        count += 1
         if found:
             problems += found
         elif ready is not None and not problems:
-            chunk.append(ready.lean())
-        if index % CHUNK == 0:
-            if chunk:
-                conn.send(("prepared", chunk))
-                chunk = []
-            if conn.poll() and conn.recv()[0] == "cancel":
-                conn.send(("end",))
-                return
+            chunk.append(ready)
+        if len(chunk) == size:
+            conn.send(("prepared", chunk))
+            chunk, size = [], min(size * 2, CHUNK)
+        if count % CHUNK == 0 and conn.poll() and conn.recv()[0] == "cancel":
+            conn.send(("end", None))
+            return
+    if not count:
+        raise empty_batch()
+    digest = None if hashed is None else hashed.hexdigest()
     if problems:
-        conn.send(("invalid", problems))
+        conn.send(("invalid", problems, digest))
         return
     if chunk:
         conn.send(("prepared", chunk))
-    conn.send(("end",))
+    conn.send(("end", digest))
 
 
 # -- in the serving process ----------------------------------------------------------------------
@@ -126,6 +142,7 @@ class Job:
         self._received = received
         self.finished = False  # the worker sent this job's last message
         self.lost = False  # the worker died or hung: it must be replaced
+        self._hash: str | None = None  # the request's hash, with the job's last message
 
     def _recv(self) -> Any:
         try:
@@ -137,32 +154,49 @@ class Job:
             self.lost = True
             raise worker_unavailable("stopped") from exc
 
-    def start(self) -> str | None:
-        """The request's hash (when asked for), or the body's refusal."""
-        message = self._recv()
-        if message[0] == "refused":
-            self.finished = True
-            status, slug, title, detail, problems, headers = message[1]
-            raise ProblemError(status, slug, title, detail, problems=problems, headers=headers)
-        self._check(message, "start")
-        hashed: str | None = message[1]
-        return hashed
+    def start(self) -> None:
+        """The worker has the job (or refused it outright)."""
+        self._check(self._final(self._recv()), "start")
 
     def prepared(self) -> Iterator[Prepared]:
         """Every draft of the batch, prepared, as the chunks arrive; raises the 422 listing
-        every problem if any draft was refused."""
+        every problem if any draft was refused, or the body's refusal (400, 413, 422) when
+        the worker finds it, which may be after some chunks."""
         while True:
-            message = self._recv()
+            message = self._final(self._recv())
             if message[0] == "prepared":
                 self._received()
                 yield from message[1]
             elif message[0] == "invalid":
-                self.finished = True
                 raise invalid(message[1], "the batch")
             else:
                 self._check(message, "end")
-                self.finished = True
                 return
+
+    def request_hash(self) -> str:
+        """The request's hash (``RequestHash``; the job must have been started with
+        ``want_hash``): known once the worker has read the whole body, so this reads up to the
+        job's last message, dropping chunks not read yet (an earlier request with the same
+        Idempotency-Key is answered without signing this one)."""
+        while not self.finished:
+            message = self._final(self._recv())
+            if message[0] not in ("prepared", "invalid"):
+                self._check(message, "end")
+        if self._hash is None:
+            raise RuntimeError("the draft worker was not asked for the request's hash")
+        return self._hash
+
+    def _final(self, message: Any) -> Any:
+        """``message``, noting the job's end and hash if it is the last one; raises the body's
+        refusal."""
+        if message[0] in ("end", "invalid"):
+            self.finished = True
+            self._hash = message[-1]
+        elif message[0] == "refused":
+            self.finished = True
+            status, slug, title, detail, problems, headers = message[1]
+            raise ProblemError(status, slug, title, detail, problems=problems, headers=headers)
+        return message
 
     def _check(self, message: Any, expected: str) -> None:
         if message[0] == "failed":

@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from ledger.keystore import Keystore
 from ledger.signing import key_id, public_key_text
+from ledger.topics import record_key
 from tests.ledger.factory import INCIDENT, T0, Chain
 from transport.kafka import KafkaSettings, ensure_topics, make_producer
 
@@ -25,7 +26,7 @@ AGENCIES = ("police/avon-somerset", "csc/somerset", "gp/L85001", "phn/somerset")
 
 def story(keystore: Keystore, children: int, incidents_per_child: int) -> list[dict[str, Any]]:
     """Key registrations, then per child: registration, GP link and incidents, interleaved
-    across agencies so every chain spans many partitions."""
+    across agencies (in the first layout, keyed by child, every chain spanned many partitions)."""
     root = Chain(keystore.root_info().partnership, keystore.root_private_key())
     chains = {a: Chain(a) for a in AGENCIES}
     events = [
@@ -77,11 +78,26 @@ def send_raw(settings: KafkaSettings, messages: Iterable[tuple[str, bytes, bytes
 
 
 def send_events(settings: KafkaSettings, events: Iterable[Mapping[str, Any]]) -> None:
-    topics = settings.topics
+    """As the relay sends them: on the intake topic, keyed by agency."""
     send_raw(
         settings,
-        ((topics.for_type(e["type"]), e["subject"].encode(), json.dumps(e).encode()) for e in events),
+        ((settings.topics.intake, record_key(e["source"]), json.dumps(e).encode()) for e in events),
     )
+
+
+def send_legacy(settings: KafkaSettings, events: Iterable[Mapping[str, Any]]) -> None:
+    """As the first layout's relay sent them (before issue 13): on a family topic, keyed by
+    child (key events on the registration topic, the rest on the incident topic is enough to
+    spread a chain over topics and partitions)."""
+    events = list(events)
+    legacy = settings.topics.legacy_events()
+    ensure_topics(settings, legacy)
+
+    def topic(event: Mapping[str, Any]) -> str:
+        family = "registration" if event["type"].startswith("agency.") else "incident"
+        return f"{settings.topics.prefix}.{family}"
+
+    send_raw(settings, ((topic(e), e["subject"].encode(), json.dumps(e).encode()) for e in events))
 
 
 def count(url: str, sql: str) -> int:

@@ -96,6 +96,34 @@ def test_a_batch_verified_before_a_revocation_is_judged_with_it(tmp_path: Path, 
     ledger.engine.dispose()
 
 
+def test_a_batch_verified_while_the_registering_batch_is_applied_uses_its_keys(
+    tmp_path: Path, pool: Verifier
+) -> None:
+    """A replay's key registrations come in its first batch; the second is verified while the
+    first is applied, before the ledger holds the keys. Verified with the first batch's keys
+    (``prepare(after=...)``) its events pass in the workers; verified with the ledger's alone
+    all of them were refused as unknown-key and checked again in the projector's process."""
+    partnership, police = Partnership(), Chain("police/avon-somerset")
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    applier = Applier(ledger, partnership.root_key, clock=lambda: T0 + timedelta(days=30), verifier=pool)
+    first_events = [partnership.register(police)] + [
+        police.event("incident.reported", {**INCIDENT, "incident_ref": f"I-{n}"}) for n in range(10)
+    ]
+    second_events = [
+        police.event("incident.reported", {**INCIDENT, "incident_ref": f"J-{n}"}) for n in range(40)
+    ]
+    first = applier.prepare([Message(json.dumps(e).encode()) for e in first_events])
+    second = applier.prepare(
+        [Message(json.dumps(e).encode()) for e in second_events], overlap=True, after=first
+    )
+    assert all(isinstance(verdict, dict) for verdict, _ in second.pending.result())
+    applier.apply_prepared(first)
+    stats = applier.apply_prepared(second)
+    assert (stats.accepted, stats.held, stats.quarantined) == (40, 0, 0)
+    assert ledger.count() == 51
+    ledger.engine.dispose()
+
+
 def test_a_pool_applies_what_the_projector_process_applies(tmp_path: Path, pool: Verifier) -> None:
     partnership, police, gp = Partnership(), Chain("police/avon-somerset"), Chain("gp/L85001")
     events: list[dict[str, Any] | bytes] = [partnership.register(police), partnership.register(gp)]

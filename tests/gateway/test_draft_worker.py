@@ -4,6 +4,7 @@ and a real SQLite outbox, so a test can stop or kill the worker at a chosen mome
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -15,9 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.responses import JSONResponse
 
 from ledger.canonical import event_digest
+from ledger.envelope import SignedEvent, unsigned_event
 from ledger.signing import signature_valid
+from ledger.timeutil import parse_time
+from producers.gateway.app import _batch_receipt, _receipts
 from producers.gateway.drafts import checked
 from producers.gateway.problems import ProblemError
 from producers.gateway.service import Gateway, GatewayConfig, Outcome
@@ -199,8 +204,73 @@ def test_ids_given_by_the_caller_find_the_stored_events_through_the_worker(servi
     assert len(chain_of(service)) == 300
 
 
-def test_a_lean_prepared_draft_rebuilds_the_same_unsigned_event(service: Gateway) -> None:
+def test_a_prepared_draft_is_the_envelope_the_producer_builds(service: Gateway) -> None:
+    """Drafts are framed from their parts (``envelope_runs``), not from an assembled envelope:
+    what is framed must be ``unsigned_event`` of the same draft, member for member."""
     [(ready, problems)] = list(checked(service.producer.preparer, [draft(subject="C-7")], batch=True))
     assert ready is not None and not problems
-    lean = ready.lean()
-    assert lean.unsigned is None and lean.event() == ready.event()
+    event = ready.event()
+    reference = unsigned_event(
+        kid=service.kid, source=AGENCY, event_type="incident.reported", subject="C-7", data=INCIDENT,
+        time=parse_time("2024-03-05T21:40:00+00:00"), recordedtime=parse_time(event["recordedtime"]),
+        sequence=1, prevhash="", event_id=ready.id,
+    )  # fmt: skip
+    assert event == reference and ready.event_id is None and ready.subject == "C-7"
+
+
+def test_a_body_is_streamed_and_one_that_breaks_off_late_stores_nothing(service: Gateway) -> None:
+    """The worker reads the body item by item and sends the first drafts before it has read
+    the last (``stream_items``): a body whose end is unreadable is refused (400, 413) after
+    chunks were signed, and nothing of it is stored."""
+    assert service.worker is not None
+    good = body(2000)
+    for unreadable, ndjson in (
+        (good[:-1] + b", {", False),  # an array that breaks off
+        (good[:-1] + b"] x", False),  # something after the array
+        (b"\n".join(json.dumps(draft()).encode() for _ in range(2000)) + b"\n{no", True),
+    ):
+        before = service.worker.chunks
+        with pytest.raises(ProblemError) as refused:
+            service.publish_draft_batch(CALLER, None, unreadable, ndjson=ndjson)
+        assert refused.value.status == 400
+        assert service.worker.chunks > before  # signing had started: the body was streamed
+    assert refused.value.problems[0].path == "/2000"  # the NDJSON line, as before
+    small = Gateway(dataclasses.replace(service.config, max_batch_events=500))
+    try:
+        with pytest.raises(ProblemError) as too_long:
+            small.publish_draft_batch(CALLER, None, good, ndjson=False)
+        assert too_long.value.status == 413 and "more than 500" in too_long.value.detail
+    finally:
+        small.close()
+    assert service.outbox.events(AGENCY) == []
+    assert len(service.publish_draft_batch(CALLER, None, body(3), ndjson=False).events) == 3
+
+
+def test_an_idempotency_key_binds_the_same_request_through_either_path(service: Gateway) -> None:
+    """The worker hashes the body as it streams it (``RequestHash``): the hash must be the one
+    the single-process path computes from the parsed body, so a request stored by one path and
+    retried by the other (or as NDJSON) is a replay, and a different body with the key a 409."""
+    items = [draft(data={**INCIDENT, "incident_ref": f"INC-{n}"}) for n in range(400)]
+    first = service.publish_drafts(CALLER, "key-1", items, batch=True)
+    ndjson = b"\n".join(json.dumps(item).encode() for item in items)
+    for raw, is_ndjson in ((json.dumps(items, indent=1).encode(), False), (ndjson, True)):
+        again = service.publish_draft_batch(CALLER, "key-1", raw, ndjson=is_ndjson)
+        assert again.replayed and [e.payload for e in again.events] == [e.payload for e in first.events]
+    streamed = service.publish_draft_batch(CALLER, "key-2", body(300, start=1000), ndjson=False)
+    assert not streamed.replayed
+    assert service.publish_drafts(CALLER, "key-2", json.loads(body(300, start=1000)), batch=True).replayed
+    with pytest.raises(ProblemError) as reused:
+        service.publish_draft_batch(CALLER, "key-2", body(300, start=2000), ndjson=False)
+    assert reused.value.status == 409 and reused.value.slug == "idempotency-key-reused"
+    assert len(chain_of(service)) == 700
+
+
+def test_the_batch_receipt_is_what_json_response_writes(service: Gateway) -> None:
+    """The batch answer is written from a template (``_batch_receipt``): byte for byte what
+    ``JSONResponse`` writes for the receipts, also for an id JSON would escape."""
+    events = service.publish_draft_batch(CALLER, None, body(50), ndjson=False).events
+    expected = JSONResponse({"count": 50, "events": _receipts(events)}).body
+    assert _batch_receipt(events) == expected
+    odd = [SignedEvent(b"{}", event_id='a"\u00e9', subject="C-1", sequence=7)]
+    assert _batch_receipt(odd) == JSONResponse({"count": 1, "events": _receipts(odd)}).body
+    assert json.loads(_batch_receipt(odd))["events"][0]["id"] == 'a"\u00e9'

@@ -16,7 +16,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from ledger.validation import _explain, _plain_numbers, compiled_refusal, validate_event
+from ledger.validation import (
+    _explain,
+    _plain_numbers,
+    compiled_members_refusal,
+    compiled_refusal,
+    validate_event,
+)
+from producers.sdk import WRITTEN, WRITTEN_WITH_ID
 from sgledger.scenariofile import load_scenario
 from tests.ledger.factory import PARTNERSHIP, T0, Chain, Partnership
 
@@ -131,6 +138,36 @@ def test_verdicts_agree_on_every_mutation() -> None:
     assert not disagreements, "\n".join(disagreements[:20])
     assert compared > 2000
     assert strict_only > 0  # the floats were exercised too
+
+
+def test_the_verdict_on_a_drafts_members_is_the_verdict_on_its_envelope() -> None:
+    """The producer checks a draft's members without assembling the envelope
+    (``compiled_members_refusal``, issue 11): on every mutation of what a caller sends (type,
+    subject, times, id, data), it must refuse exactly what ``compiled_refusal`` refuses of the
+    whole event with the producer's own members skipped (``WRITTEN``)."""
+    compared = refused = 0
+    disagreements: list[str] = []
+    seen_types: set[str] = set()
+    for event in valid_events():
+        if event["type"] in seen_types:
+            continue
+        seen_types.add(event["type"])
+        for written in (WRITTEN, WRITTEN_WITH_ID):
+            for description, mutated in mutations(event):
+                members = {k: v for k, v in mutated.items() if k not in written}
+                if set(mutated) != set(event) or not _plain_numbers(mutated):
+                    continue  # the producer writes every member, no other; floats: the strict path
+                if not isinstance(mutated["type"], str):
+                    continue  # the producer looks the type up in the vocabulary first
+                whole = compiled_refusal(mutated, written) is None
+                alone = compiled_members_refusal(members) is None
+                compared += 1
+                refused += not whole
+                if whole != alone:
+                    verdict = f"whole event {whole}, members {alone}"
+                    disagreements.append(f"{event['type']}, {len(written)} written: {description}: {verdict}")
+    assert not disagreements, "\n".join(disagreements[:20])
+    assert compared > 2000 and refused > 1000
 
 
 def test_a_refusal_names_the_path() -> None:

@@ -3,6 +3,7 @@ signed event, the signature verifies, and libsodium signs exactly as ``cryptogra
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.canonical import canonical_json, chain_runs, event_digest, placed
-from ledger.envelope import ChainSigner, unsigned_event
+from ledger.envelope import ChainSigner, envelope_runs, new_event_id, unsigned_event
 from ledger.signing import Signer, key_id, sign_event, signature_valid
+from ledger.validation import _plain_numbers
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 SIGNER = Signer(KEY)
@@ -155,3 +157,41 @@ def test_the_cut_serialisation_is_exact_where_the_placeholders_appear_elsewhere(
 def test_a_chain_position_that_is_not_a_sequence_and_digest_is_refused(sequence: Any, prevhash: str) -> None:
     with pytest.raises(ValueError):
         placed(chain_runs({"a": 1}), sequence, prevhash)
+
+
+_texts = st.text(max_size=12) | st.sampled_from(["C-1", "é", '"', "\\", "\x00", "\U0001f600", "a b"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.dictionaries(st.text(max_size=4), _values, max_size=5),
+    _texts,
+    _texts,
+    st.sampled_from(["2024-03-05T21:40:00+00:00", "2024-03-05T21:40:00.123456+05:30", 'x"y', "é"]),
+    st.sampled_from(["5f0c6a52-0d1e-4c1b-9a57-2d8c1f3e7a01", "1", '\u00e9"']),
+)
+def test_envelope_runs_write_what_serialising_the_envelope_writes(
+    data: dict[str, Any], subject: str, event_type: str, time: str, event_id: str
+) -> None:
+    """The gateway's drafts are framed from their parts (``envelope_runs``): the bytes must be
+    those of ``chain_runs`` over the envelope ``unsigned_event`` builds, for any data (floats,
+    non-ASCII, escapes) and any strings, including ones the envelope's patterns refuse (then
+    ``envelope_runs`` falls back to ``chain_runs``)."""
+    parts = {
+        "kid": SIGNER.kid, "source": "police/avon-somerset", "event_type": event_type,
+        "subject": subject, "data": data, "time": time, "recordedtime": time, "event_id": event_id,
+    }  # fmt: skip
+    expected = chain_runs(unsigned_event(**parts, sequence=1, prevhash=""))
+    assert envelope_runs(**parts) == expected
+    if _plain_numbers(data):
+        assert envelope_runs(**parts, data_plain_numbers=True) == expected
+    signed = SIGNER.sign_placed(envelope_runs(**parts), 4, "ab" * 32)
+    assert signed == SIGNER.sign_placed(expected, 4, "ab" * 32)
+
+
+def test_new_event_ids_are_random_version_4_uuids() -> None:
+    ids = [new_event_id() for _ in range(5000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122

@@ -81,9 +81,11 @@ def test_mark_sent_and_unsent(agencies: Keystore, outbox_url: str) -> None:
     for n in range(4):
         producer.publish("incident.reported", "C-1", {**INCIDENT, "incident_ref": f"INC-{n}"})
     outbox = producer.outbox
-    outbox.mark_sent([(p.id, 0, n) for n, p in enumerate(outbox.pending())])
+    outbox.mark_sent([(p.id, "t.intake", 0, n) for n, p in enumerate(outbox.pending())])
     assert outbox.pending_count() == 0
-    assert [(r.kafka_partition, r.kafka_offset) for r in outbox.events(POLICE)] == [(0, n) for n in range(4)]
+    assert [(r.topic, r.kafka_partition, r.kafka_offset) for r in outbox.events(POLICE)] == [
+        ("t.intake", 0, n) for n in range(4)
+    ]
     assert all(r.sent_at is not None for r in outbox.events(POLICE))
     ids = [r.event_id for r in outbox.events(POLICE)]
     assert outbox.sent_event_ids() == set(ids)

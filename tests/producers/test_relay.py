@@ -1,5 +1,5 @@
 """The relay against real brokers: nothing lost while Kafka is down, rows marked sent only after
-the broker acknowledged them, and the exact signed bytes arrive, keyed by child, in order."""
+the broker acknowledged them, and the exact signed bytes arrive, keyed by agency, in order."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from sqlalchemy import update
 
 from ledger.canonical import canonical_json
 from ledger.envelope import SignedEvent
 from ledger.keystore import Keystore
 from ledger.signing import signature_valid
-from producers.outbox import Entry, Outbox
+from producers.outbox import Entry, Outbox, OutboxRow
 from producers.relay import Relay
 from producers.sdk import Producer
 from tests.ledger.factory import INCIDENT
@@ -81,23 +82,24 @@ def test_publish_while_down_then_relay_delivers_exact_bytes_in_order(
         assert relay.send_pending() == []
     assert outbox.pending_count() == 0
 
-    topics = [kafka_settings.topics.for_type(t) for t in ("incident.reported", "gp.registered")]
-    records = consume(kafka_settings, topics, len(events))
+    records = consume(kafka_settings, [kafka_settings.topics.intake], len(events))
     assert len(records) == len(events)
     by_id = {e["id"]: e for e in events}
     keys = {POLICE: agencies.agency_private_key(POLICE), GP: agencies.agency_private_key(GP)}
     for record in records:
         event = Outbox.decode(record.value)
         assert record.value == canonical_json(by_id[event["id"]])
-        assert record.key == event["subject"].encode()
+        assert record.key == event["source"].encode()
         assert signature_valid(event, keys[event["source"]].public_key())
-    # Within a partition each agency's events keep their sequence order.
-    seen: dict[tuple[str, int, str], int] = {}
+    # Each agency's chain is one partition, in sequence order with no gap (issue 13: keyed by
+    # child, a chain spanned every topic and partition).
+    chains: dict[str, list[tuple[int, int, int]]] = {}
     for record in records:
         event = Outbox.decode(record.value)
-        slot = (record.topic, record.partition, event["source"])
-        assert event["sequence"] > seen.get(slot, 0)
-        seen[slot] = event["sequence"]
+        chains.setdefault(event["source"], []).append((record.partition, record.offset, event["sequence"]))
+    for chain in chains.values():
+        assert len({partition for partition, _, _ in chain}) == 1
+        assert [sequence for _, _, sequence in sorted(chain)] == list(range(1, len(chain) + 1))
     # The outbox recorded where each event landed.
     landed = {(r.topic, r.partition, r.offset) for r in records}
     rows = outbox.events(POLICE) + outbox.events(GP)
@@ -116,10 +118,36 @@ def test_resend_is_at_least_once_with_the_same_ids(
         assert len(relay.send_pending()) == 1
         assert relay.resend() == len(events)
         assert len(relay.send_pending()) == len(events)
-    topic = kafka_settings.topics.for_type("incident.reported")
-    ids = [Outbox.decode(r.value)["id"] for r in consume(kafka_settings, [topic], 5)]
+    received = [Outbox.decode(r.value) for r in consume(kafka_settings, [kafka_settings.topics.intake], 9)]
+    ids = [e["id"] for e in received if e["source"] == POLICE]
     police_ids = [e["id"] for e in events if e["source"] == POLICE]
     assert sorted(ids) == sorted(police_ids * 2 + police_ids[1:])
+
+
+def test_a_row_stored_for_a_family_topic_goes_to_the_intake_topic_keyed_by_agency(
+    agencies: Keystore, tmp_path: Path, kafka_settings: KafkaSettings
+) -> None:
+    """An outbox written before the upgrade (issue 13) holds rows for the first layout's family
+    topics, keyed by child: they must join their agency's chain on the intake topic, and the
+    outbox must say where they landed."""
+    outbox = Outbox(f"sqlite:///{tmp_path / 'outbox.sqlite'}")
+    legacy = f"{kafka_settings.topics.prefix}.incident"
+    old = Producer(POLICE, agencies, outbox, topics=kafka_settings.topics)
+    first = old.publish("incident.reported", "C-1", {**INCIDENT, "incident_ref": "I-old"})
+    with outbox._transaction() as session:  # as the first layout stored it
+        session.execute(update(OutboxRow).values(topic=legacy, key="C-1"))
+    second = old.publish("incident.reported", "C-2", {**INCIDENT, "incident_ref": "I-new"})
+    with Relay(outbox, kafka_settings) as relay:
+        assert relay.send_pending() == [first["id"], second["id"]]
+    records = consume(kafka_settings, [kafka_settings.topics.intake], 2)
+    assert [Outbox.decode(r.value)["id"] for r in sorted(records, key=lambda r: r.offset)] == [
+        first["id"], second["id"],
+    ]  # fmt: skip
+    assert {r.key for r in records} == {POLICE.encode()}
+    assert len({r.partition for r in records}) == 1
+    assert {(r.topic, r.kafka_partition) for r in outbox.events(POLICE)} == {
+        (kafka_settings.topics.intake, records[0].partition)
+    }
 
 
 def test_oversized_event_reaches_the_broker(
@@ -127,7 +155,7 @@ def test_oversized_event_reaches_the_broker(
 ) -> None:
     """Events over 1 MiB must reach the projector, which quarantines them with a reason."""
     outbox = Outbox(f"sqlite:///{tmp_path / 'outbox.sqlite'}")
-    topic = kafka_settings.topics.for_type("incident.reported")
+    topic = kafka_settings.topics.intake
     big = {"id": "big-1", "subject": "C-1", "sequence": 1, "blob": "x" * (2 * 1024 * 1024)}
     outbox.append(POLICE, [Entry(topic, lambda sequence, prevhash: SignedEvent.of(big, canonical_json(big)))])
     with Relay(outbox, kafka_settings) as relay:
@@ -229,7 +257,7 @@ def test_broker_restart_loses_nothing(
         with Relay(outbox, settings) as relay:
             relay.resend()
             assert len(relay.send_pending()) == len(before) + len(after)
-        topics = [settings.topics.for_type(t) for t in ("incident.reported", "gp.registered")]
+        topics = [settings.topics.intake]
         received = {Outbox.decode(r.value)["id"] for r in consume(settings, topics, 10)}
     assert received == {e["id"] for e in before + after}
 
@@ -256,7 +284,7 @@ def test_kept_relay_notices_a_broker_restarted_on_its_address(
             broker.start()  # same port, new (empty) cluster
             after = publish_story(agencies, outbox, settings, 1)
             assert len(relay.send_pending()) == len(before) + len(after)
-        topics = [settings.topics.for_type(t) for t in ("incident.reported", "gp.registered")]
+        topics = [settings.topics.intake]
         received = {Outbox.decode(r.value)["id"] for r in consume(settings, topics, len(before) + len(after))}
         assert received == {e["id"] for e in before + after}
     finally:

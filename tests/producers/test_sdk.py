@@ -13,7 +13,7 @@ from ledger.signing import key_id, public_key_text, signature_valid
 from ledger.topics import Topics
 from ledger.validation import Problem, validate_event
 from producers.outbox import DuplicateEventId, Outbox
-from producers.sdk import Draft, InvalidEvent, Producer
+from producers.sdk import Draft, InvalidEvent, Producer, _draft_with_problems, draft_from_json
 from tests.ledger.factory import INCIDENT
 from tests.producers.conftest import POLICE
 
@@ -32,19 +32,22 @@ def test_publish_signs_stores_and_needs_no_broker(agencies: Keystore, outbox_url
     assert event["recordedtime"] == AT.isoformat()
     assert event["time"] == (AT - timedelta(hours=2)).isoformat()
     [row] = producer.outbox.events(POLICE)
-    assert (row.topic, row.key, row.event_id) == ("t.incident", "C-1", event["id"])
+    assert (row.topic, row.key, row.event_id) == ("t.intake", POLICE, event["id"])  # keyed by agency
     assert row.payload == canonical_json(event)
     assert row.sent_at is None
 
 
-def test_topic_follows_the_type(agencies: Keystore, outbox_url: str) -> None:
+def test_every_type_goes_to_the_intake_topic_keyed_by_agency(agencies: Keystore, outbox_url: str) -> None:
+    """An agency's chain is one ordered stream whatever the types in it (issue 13): before, a
+    closure went to ``.closure`` and an incident to ``.incident``, keyed by child."""
     producer = Producer(POLICE, agencies, outbox_url, topics=Topics("t"))
     producer.publish(
         "referral.closed", "C-1",
         {"referral_ref": "R-1", "outcome": "nfa", "reason": "no concerns",
          "persons_contacted": ["P-m"], "worked_by": "sw-1", "authorised_by": "tm-1"},
     )  # fmt: skip
-    assert [r.topic for r in producer.outbox.events(POLICE)] == ["t.closure"]
+    producer.publish("incident.reported", "C-2", INCIDENT)
+    assert [(r.topic, r.key) for r in producer.outbox.events(POLICE)] == [("t.intake", POLICE)] * 2
 
 
 def test_invalid_event_is_refused_with_path_expected_got(agencies: Keystore, outbox_url: str) -> None:
@@ -83,7 +86,7 @@ def test_partnership_publishes_with_the_root_key(keystore: Keystore, outbox_url:
     )  # fmt: skip
     assert event["kid"] == keystore.root_info().kid
     assert signature_valid(event, keystore.root_private_key().public_key())
-    assert producer.outbox.events("partnership/test")[0].topic == "safeguarding.registration"
+    assert producer.outbox.events("partnership/test")[0].topic == "safeguarding.intake"
 
 
 def test_same_event_id_is_idempotent_and_never_reused(agencies: Keystore, outbox_url: str) -> None:
@@ -149,3 +152,29 @@ def test_what_the_caller_sends_is_checked_even_where_the_producer_writes_the_res
     ready, problems = producer.prepare(Draft("incident.reported", "C-1", INCIDENT, time=AT))
     assert ready is not None and problems == []
     assert "signature" not in ready.event() and ready.event()["source"] == POLICE
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"type": "incident.reported", "subject": "C-1", "data": {"a": 1}},
+        {"type": "t", "subject": "C-1", "data": {}, "time": "2024-03-05T21:40:00+01:00", "id": "x"},
+        {"type": "t", "subject": "C-1", "data": {}, "recordedtime": "2024-03-05T21:40:00Z", "time": None},
+        {"type": "t", "subject": "C-1", "data": {}, "time": "yesterday"},
+        {"type": "t", "subject": "C-1", "data": {}, "time": ""},
+        {"type": "t", "subject": "C-1", "data": {}, "time": 5},
+        {"type": "t", "subject": "C-1", "data": {}, "id": None},
+        {"type": "t", "subject": "C-1", "data": {}, "id": 7},
+        {"type": "t", "subject": "C-1", "data": []},
+        {"type": "t", "subject": 1, "data": {}},
+        {"type": True, "subject": "C-1", "data": {}},
+        {"type": "t", "data": {}},
+        {"type": "t", "subject": "C-1", "data": {}, "extra": 1},
+        [],
+        "draft",
+    ],
+)
+def test_a_draft_read_by_the_quick_path_is_the_draft_of_the_general_one(item: object) -> None:
+    """``draft_from_json`` reads the common shape with exact type tests first: same draft,
+    same problems as the general path, for drafts right and wrong."""
+    assert draft_from_json(item) == _draft_with_problems(item)
