@@ -50,11 +50,42 @@ class MerkleTree:
 
     def __init__(self, leaves: Iterable[bytes] = ()) -> None:
         self._levels: list[bytearray] = [bytearray()]
+        # Nodes at the start of each level that are not held: none, except in a tree grown from
+        # a frontier (``from_frontier``), which holds no node under its frontier's subtrees.
+        self._skipped: list[int] = [0]
         for data in leaves:
             self.append(data)
 
+    @classmethod
+    def from_frontier(cls, size: int, hashes: Sequence[bytes]) -> MerkleTree:
+        """A tree of ``size`` leaves known only by its frontier (``frontier()``: the roots of its
+        perfect subtrees, largest first), to append to.
+
+        Why: a log that signs a checkpoint every few minutes need not re-read its whole history
+        each time. Every root and consistency proof from ``size`` on is built from those hashes
+        and nodes over later leaves (RFC 9162's decompositions of ``[0, n)`` for ``n >= size``
+        meet the first ``size`` leaves only in the subtrees the frontier holds); anything else
+        under them (an inclusion proof of an early leaf, a consistency proof from a smaller
+        size) raises ``ProofError``."""
+        heights = [h for h in reversed(range(size.bit_length())) if size >> h & 1]
+        if size < 0 or len(hashes) != len(heights) or any(len(h) != HASH_SIZE for h in hashes):
+            raise ProofError(f"a frontier of {size} leaves has {len(heights)} hashes of {HASH_SIZE} bytes")
+        tree = cls()
+        tree._levels = [bytearray() for _ in range(max(size.bit_length(), 1))]
+        tree._skipped = [size >> h for h in range(len(tree._levels))]
+        for height, digest in zip(heights, hashes, strict=True):
+            tree._levels[height] += digest
+            tree._skipped[height] -= 1
+        return tree
+
+    def frontier(self) -> list[bytes]:
+        """The roots of the perfect subtrees the leaves split into, largest first: all a later
+        round needs to carry on from this size (``from_frontier``)."""
+        size = len(self)
+        return [self._stored(h, (size >> h) - 1) for h in reversed(range(size.bit_length())) if size >> h & 1]
+
     def __len__(self) -> int:
-        return len(self._levels[0]) // HASH_SIZE
+        return len(self._levels[0]) // HASH_SIZE + self._skipped[0]
 
     def append(self, data: bytes) -> None:
         """Add a leaf's data (not its hash); completes every perfect subtree it closes."""
@@ -65,15 +96,19 @@ class MerkleTree:
         while True:
             row = self._levels[level]
             row += current
-            count = len(row) // HASH_SIZE
+            count = len(row) // HASH_SIZE + self._skipped[level]
             if count % 2:
                 return
             if level + 1 == len(self._levels):
                 self._levels.append(bytearray())
+                self._skipped.append(0)
             current = node_hash(bytes(row[-2 * HASH_SIZE : -HASH_SIZE]), bytes(row[-HASH_SIZE:]))
             level += 1
 
     def _stored(self, height: int, index: int) -> bytes:
+        index -= self._skipped[height]
+        if index < 0:
+            raise ProofError("that node lies under the frontier this tree was grown from, and is not held")
         return bytes(self._levels[height][index * HASH_SIZE : (index + 1) * HASH_SIZE])
 
     def _subtree(self, start: int, end: int) -> bytes:

@@ -26,15 +26,17 @@ finds the log key the same way as every other key: in the root-signed registrati
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import select
+from sqlalchemy import Table, func, select
 
 from consumers.auditor.findings import Finding
-from consumers.auditor.tree_heads import build_tree
+from consumers.auditor.tree_heads import build_tree, leaves
 from ledger.canonical import canonical_json
 from ledger.checkpoint import ACCEPTED_LOG, QUARANTINE_LOG, AddCheckpoint, Checkpoint, origin_of
 from ledger.checkpoint_store import SUFFIX, CheckpointStore
@@ -69,19 +71,116 @@ def quarantine_leaf(entry: QuarantineEntry) -> bytes:
     )
 
 
-def quarantine_tree(ledger: Ledger) -> MerkleTree:
-    tree = MerkleTree()
+def quarantine_tree(ledger: Ledger, tree: MerkleTree | None = None, after: int = 0) -> tuple[MerkleTree, int]:
+    """The quarantine log's tree (``tree`` with the entries after entry ``after`` appended) and
+    the id of its last entry (``after`` if none came)."""
+    tree = MerkleTree() if tree is None else tree
     with ledger.read() as session:
-        for entry in session.scalars(select(QuarantineEntry).order_by(QuarantineEntry.id)):
+        query = select(QuarantineEntry).where(QuarantineEntry.id > after).order_by(QuarantineEntry.id)
+        for entry in session.scalars(query.execution_options(yield_per=1000)):
             tree.append(quarantine_leaf(entry))
-    return tree
+            after = entry.id
+    return tree, after
+
+
+def accepted_tree(ledger: Ledger, tree: MerkleTree | None = None, after: int = 0) -> tuple[MerkleTree, int]:
+    """The accepted log's tree (``tree`` with the events after position ``after`` appended, as
+    ``build_tree`` builds it) and the position of its last event."""
+    tree = MerkleTree() if tree is None else tree
+    for position, data in leaves(ledger, after):
+        tree.append(data)
+        after = position
+    return tree, after
+
+
+@dataclass(frozen=True)
+class GrownLogs:
+    """Each log's tree as the database holds it now, and where its last leaf came from (ledger
+    position, quarantine entry id): what the next round grows from."""
+
+    trees: dict[str, MerkleTree]
+    lasts: dict[str, int]
+
+
+FRONTIER = "frontier.json"
+
+
+def grow_logs(
+    ledger: Ledger, store: CheckpointStore, partnership: str, *, rebuild: bool = False
+) -> GrownLogs:
+    """Both logs, each grown from the frontier kept beside its latest checkpoint: only entries
+    after it are read (issue 13: a round read the whole history, a million events, every few
+    minutes). Without a usable frontier (none yet, ``rebuild``, one that does not match the
+    latest kept checkpoint's size and root, or fewer entries up to its last one than it covers)
+    the log is read from its first entry, and ``make_checkpoints`` compares that history with
+    the checkpoint (and refuses a different one) as before.
+
+    Decision (docs/checkpoints.md): a deleted or truncated entry under the frontier is still
+    refused at once (the count of entries up to the frontier's last one, an index count, falls
+    short of its size); an entry edited in place under it is not re-read, so the round signs the
+    log as the last checkpoint and the new entries make it (built from that checkpoint's own
+    hashes, so it always extends it) and `audit verify --checkpoints` reports the edit.
+    ``--rebuild`` reads everything and refuses that too."""
+    trees, lasts = {}, {}
+    for log, read, count in (
+        (ACCEPTED_LOG, accepted_tree, _events_up_to),
+        (QUARANTINE_LOG, quarantine_tree, _entries_up_to),
+    ):
+        kept = None if rebuild else _kept_frontier(store, origin_of(partnership, log))
+        if kept is not None and count(ledger, kept[1]) != len(kept[0]):
+            kept = None  # entries under the frontier are gone: read it all, and refuse
+        trees[log], lasts[log] = read(ledger, *(kept or (None, 0)))
+    return GrownLogs(trees, lasts)
+
+
+def _events_up_to(ledger: Ledger, position: int) -> int:
+    events = cast(Table, ledger.recorder.events_record_cls.__table__)
+    with ledger.read() as session:
+        return session.scalar(select(func.count()).select_from(events).where(events.c.id <= position)) or 0
+
+
+def _entries_up_to(ledger: Ledger, entry: int) -> int:
+    with ledger.read() as session:
+        return session.scalar(select(func.count()).where(QuarantineEntry.id <= entry)) or 0
+
+
+def _kept_frontier(store: CheckpointStore, origin: str) -> tuple[MerkleTree, int] | None:
+    """The tree of the latest kept checkpoint of ``origin``, from the frontier file beside it,
+    and the last leaf's place; None unless the frontier has that checkpoint's size and root."""
+    latest = store.latest(origin)
+    if latest is None:
+        return None
+    checkpoint = latest[0]
+    try:
+        kept = json.loads(store.path(checkpoint).with_name(FRONTIER).read_text("utf-8"))
+        tree = MerkleTree.from_frontier(kept["size"], [bytes.fromhex(h) for h in kept["hashes"]])
+        last = int(kept["last"])
+    except (OSError, ValueError, KeyError, TypeError):  # none yet, or damaged: read it all
+        return None
+    if kept.get("origin") != origin or len(tree) != checkpoint.size or tree.root() != checkpoint.root_hash:
+        return None
+    return tree, last
+
+
+def _keep_frontier(store: CheckpointStore, checkpoint: Checkpoint, tree: MerkleTree, last: int) -> None:
+    path = store.path(checkpoint).with_name(FRONTIER)
+    kept = {
+        "origin": checkpoint.origin,
+        "size": len(tree),
+        "last": last,
+        "hashes": [h.hex() for h in tree.frontier()],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(kept), "utf-8")
+    tmp.replace(path)
 
 
 def log_trees(ledger: Ledger, accepted: MerkleTree | None = None) -> dict[str, MerkleTree]:
     """Log name -> its tree as the database holds it now (``accepted``: one already built)."""
     return {
         ACCEPTED_LOG: accepted if accepted is not None else build_tree(ledger).tree,
-        QUARANTINE_LOG: quarantine_tree(ledger),
+        QUARANTINE_LOG: quarantine_tree(ledger)[0],
     }
 
 
@@ -95,10 +194,16 @@ def log_verifier_keys(registry: KeyRegistry, partnership: str) -> list[VerifierK
 
 
 def make_checkpoints(
-    trees: Mapping[str, MerkleTree], partnership: str, key: Ed25519PrivateKey, store: CheckpointStore
+    trees: Mapping[str, MerkleTree],
+    partnership: str,
+    key: Ed25519PrivateKey,
+    store: CheckpointStore,
+    lasts: Mapping[str, int] | None = None,
 ) -> list[AddCheckpoint]:
     """Sign a checkpoint of each log that grew since the last one kept, keep it, and return the
-    witness requests (with a consistency proof from the previous kept size) to send out."""
+    witness requests (with a consistency proof from the previous kept size) to send out. With
+    ``lasts`` (``GrownLogs``), each log's frontier is kept beside its latest checkpoint for the
+    next round to grow from."""
     requests = []
     for log, tree in trees.items():
         origin = origin_of(partnership, log)
@@ -111,12 +216,15 @@ def make_checkpoints(
                 "checkpoint unchanged; refusing to sign a different history (run `audit verify "
                 "--checkpoints`)"
             )
-        if latest is not None and len(tree) == old_size:
-            continue
-        checkpoint = Checkpoint(origin, len(tree), tree.root())
-        note = sign_note(checkpoint.note(), origin, key)
-        store.save(note)
-        requests.append(AddCheckpoint.make(old_size, tree.consistency_proof(old_size), note))
+        if latest is None or len(tree) != old_size:
+            checkpoint = Checkpoint(origin, len(tree), tree.root())
+            note = sign_note(checkpoint.note(), origin, key)
+            store.save(note)
+            requests.append(AddCheckpoint.make(old_size, tree.consistency_proof(old_size), note))
+        else:
+            checkpoint = latest[0]
+        if lasts is not None:  # after the checkpoint: a frontier ahead of every kept one is not used
+            _keep_frontier(store, checkpoint, tree, lasts[log])
     return requests
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from array import array
 from bisect import bisect_left
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,13 +43,20 @@ class LedgerTree:
         return i
 
 
-def build_tree(ledger: Ledger) -> LedgerTree:
-    """Leaves = RFC 8785 bytes of each stored envelope, in position order."""
-    tree, positions = MerkleTree(), array("q")
-    for page in pages_of_envelopes(ledger):
+def leaves(ledger: Ledger, after: int = 0) -> Iterator[tuple[int, bytes]]:
+    """(position, leaf data) of every stored event after position ``after``, in position order:
+    the leaf is the RFC 8785 bytes of the stored envelope."""
+    for page in pages_of_envelopes(ledger, after):
         for position, envelope in page:
-            tree.append(canonical_json(envelope))
-            positions.append(position)
+            yield position, canonical_json(envelope)
+
+
+def build_tree(ledger: Ledger) -> LedgerTree:
+    """The whole tree, with each leaf's ledger position."""
+    tree, positions = MerkleTree(), array("q")
+    for position, data in leaves(ledger):
+        tree.append(data)
+        positions.append(position)
     return LedgerTree(tree, positions)
 
 

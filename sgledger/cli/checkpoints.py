@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from consumers.auditor.checkpoints import (
     LOG_AGENCY,
+    grow_logs,
     log_trees,
     log_verifier_keys,
     make_checkpoints,
@@ -68,6 +69,12 @@ def _kafka(app: AppContext) -> KafkaSettings | None:
 )
 @STORE
 @click.option("--json", "as_json", is_flag=True, help="Print what was signed as JSON.")
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Read both logs from their first entry (the first round only), not from the frontier kept "
+    "beside the last checkpoint, and refuse an entry edited under it too.",
+)
 @health_options
 @pass_app
 def checkpoint(
@@ -75,6 +82,7 @@ def checkpoint(
     every: float | None,
     directory: Path | None,
     as_json: bool,
+    rebuild: bool,
     metrics_port: int | None,
     metrics_host: str,
 ) -> None:
@@ -85,7 +93,11 @@ def checkpoint(
     with a consistency proof from the previous one, to <prefix>.checkpoints for the agencies'
     witnesses (`sgledger witness run`), and their cosigned copies on <prefix>.cosignatures are
     added to the kept files. With --every it runs until Ctrl-C / SIGTERM; it stops (exit 2)
-    rather than sign a history that does not extend the last checkpoint it kept."""
+    rather than sign a history that does not extend the last checkpoint it kept.
+
+    Each round reads only the entries after the last checkpoint (from the frontier kept beside
+    it); an entry deleted under it is refused at once, one edited in place is reported by
+    `audit verify --checkpoints` (or refused here with --rebuild)."""
     store = store_of(app, directory)
     try:
         key = app.keystore.agency_private_key(LOG_AGENCY)
@@ -104,7 +116,8 @@ def checkpoint(
     stop = stop_on_signals() if every else threading.Event()
     try:
         while True:
-            _round(app, store, partnership, key, kafka, as_json)
+            _round(app, store, partnership, key, kafka, as_json, rebuild)
+            rebuild = False
             last_round[0] = time.monotonic()
             if metrics is not None:
                 metrics.last_success.set_to_current_time()
@@ -122,10 +135,12 @@ def _round(
     key: Ed25519PrivateKey,
     kafka: KafkaSettings | None,
     as_json: bool,
+    rebuild: bool = False,
 ) -> None:
     """Sign what grew, send it to the witnesses and collect what they sent back; say what happened."""
     try:
-        requests = make_checkpoints(log_trees(app.ledger), partnership, key, store)
+        logs = grow_logs(app.ledger, store, partnership, rebuild=rebuild)
+        requests = make_checkpoints(logs.trees, partnership, key, store, logs.lasts)
     except ProofError as exc:
         raise UserError(str(exc)) from exc
     except NoteError as exc:  # a kept file that no longer parses: someone edited it

@@ -156,3 +156,46 @@ def test_out_of_range_requests_are_refused() -> None:
         tree.inclusion_proof(8, 8)
     with pytest.raises(ProofError):
         tree.consistency_proof(5, 9)
+
+
+def grown(old: int, leaves: list[bytes]) -> MerkleTree:
+    """The tree of ``leaves`` built as an incremental checkpoint round does: from the frontier of
+    the first ``old`` leaves, then the rest appended."""
+    tree = MerkleTree.from_frontier(old, MerkleTree(leaves[:old]).frontier())
+    for leaf in leaves[old:]:
+        tree.append(leaf)
+    return tree
+
+
+@pytest.mark.parametrize(("old", "new", "path"), CONSISTENCY)
+def test_a_tree_grown_from_a_frontier_gives_the_reference_roots_and_proofs(
+    old: int, new: int, path: list[str]
+) -> None:
+    tree = grown(old, LEAVES[:new])
+    assert [p.hex() for p in tree.consistency_proof(old)] == path
+    assert tree.root().hex() == ROOTS[new - 1] and tree.root(old).hex() == ROOTS[old - 1]
+
+
+def test_a_tree_grown_from_any_frontier_equals_the_tree_built_whole() -> None:
+    leaves = [bytes([n]) * (n % 5) for n in range(70)]
+    for old in range(40):
+        for new in range(old, 70):
+            whole, tree = MerkleTree(leaves[:new]), grown(old, leaves[:new])
+            assert len(tree) == new
+            assert tree.root() == whole.root() and tree.root(old) == whole.root(old)
+            assert tree.consistency_proof(old) == whole.consistency_proof(old, new)
+            assert tree.frontier() == whole.frontier()
+            if old and old < new:
+                assert verify_consistency(
+                    old, new, whole.root(old), whole.root(), tree.consistency_proof(old)
+                )
+
+
+def test_a_grown_tree_refuses_what_lies_under_its_frontier() -> None:
+    tree = grown(6, LEAVES)
+    with pytest.raises(ProofError, match="under the frontier"):
+        tree.inclusion_proof(1)
+    with pytest.raises(ProofError, match="under the frontier"):
+        tree.consistency_proof(3)
+    with pytest.raises(ProofError, match="frontier of 6 leaves"):
+        MerkleTree.from_frontier(6, [b"\0" * 32])

@@ -3,15 +3,20 @@ of one stored event, one row deleted, two rows swapped), each reported with the 
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.audit import generate_history
+from consumers.auditor.checks import _registry_before, root_args
 from consumers.auditor.verify import verify
+from ledger.envelope import ChainSigner
 from ledger.keyregistry import RootKey
+from ledger.signing import key_id, public_key_text
 from ledger.store.ledger import Ledger
 
 PARTNERSHIP = "partnership/test"
@@ -128,3 +133,47 @@ def test_an_index_that_hides_a_key_registration_is_reported(
     lies = [f for f in report.findings if f.check == "index" and f.position == 1]
     assert [f.event_id for f in lies] == [named]
     assert "type" in lies[0].detail
+
+
+def test_an_index_copy_that_is_the_same_json_but_not_canonical_is_reported(
+    ledger_copy: tuple[Path, Ledger, RootKey],
+) -> None:
+    """The index's ``envelope`` is the event's canonical text, the bytes the chain digest and the
+    Merkle leaf are over: the audit compares it with the canonical form of the stored event byte
+    for byte, so an equivalent but non-canonical text (members reordered, a space) is caught."""
+    db, ledger, root = ledger_copy
+    with sqlite3.connect(db) as conn:
+        (text,) = conn.execute("SELECT envelope FROM ledger_accepted WHERE position = 1500").fetchone()
+        members = json.loads(text)
+        reordered = json.dumps(dict(reversed(members.items())), separators=(",", ":"), ensure_ascii=False)
+        conn.execute("UPDATE ledger_accepted SET envelope = ? WHERE position = 1500", (reordered,))
+        spaced = "UPDATE ledger_accepted SET envelope = replace(envelope, ',\"id\":', ', \"id\":')"
+        conn.execute(spaced + " WHERE position = 1600")
+    report = verify(ledger, root, workers=2)
+    altered = [(f.check, f.position) for f in report.findings]
+    assert altered == [("index", 1500), ("index", 1600)]
+    assert all("differs from the index copy" in f.detail for f in report.findings)
+
+
+def test_a_worker_folds_keys_on_from_its_last_chunk_and_afresh_for_an_earlier_one() -> None:
+    root_key = Ed25519PrivateKey.generate()
+    root = RootKey(PARTNERSHIP, root_key.public_key())
+    signer = ChainSigner(PARTNERSHIP, root_key)
+    at = datetime(2024, 1, 1, tzinfo=UTC)
+    kids, keys = [], []
+    for position, agency in ((1, "police/a"), (5, "police/b"), (9, "police/c")):
+        public = Ed25519PrivateKey.generate().public_key()
+        kids.append(key_id(public))
+        data = {"agency": agency, "kid": kids[-1], "public_key": public_key_text(public)}
+        keys.append((position, signer.sign("agency.key.registered", data, subject=agency, at=at)))
+    args = root_args(root)
+
+    def known(run: str, position: int) -> list[bool]:
+        registry, count = _registry_before(run, args, keys, position)
+        assert count == sum(p < position for p, _ in keys)
+        return [registry.get(kid) is not None for kid in kids]
+
+    assert known("run-1", 6) == [True, True, False]
+    assert known("run-1", 3) == [True, False, False]  # an earlier chunk: not the later keys
+    assert known("run-1", 10) == [True, True, True]
+    assert known("run-2", 2) == [True, False, False]  # another run starts afresh
