@@ -92,14 +92,6 @@ def latest_changes(url: str) -> dict[str, tuple[str, str]]:
     return found
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def live_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'live.db'}"
-    url: str = request.getfixturevalue("postgres_db")
-    return url
-
-
 @pytest.mark.parametrize("seed", [1, 2])
 def test_live_one_event_per_batch_leaves_the_flags_a_replay_leaves(
     live_url: str, tmp_path: Path, seed: int

@@ -35,14 +35,6 @@ def stored_flags(url: str) -> dict[str, dict[str, Any]]:
     return {flag["id"]: flag for flag in map(json.loads, rows)}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def live_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'live.db'}"
-    url: str = request.getfixturevalue("postgres_db")
-    return url
-
-
 def test_a_withdrawal_after_500_events_changes_the_flags_live_exactly_as_a_replay(
     live_url: str, tmp_path: Path
 ) -> None:
