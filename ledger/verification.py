@@ -151,6 +151,11 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+STRICT_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, object_pairs_hook=_unique_members)
+"""``loads_strict``'s rules as a decoder, for a reader that takes a document item by item with
+``raw_decode`` (the gateway's streamed batch body), so both read JSON by the same rules."""
+
+
 def check_event(
     event: Mapping[str, Any],
     keys: KeyRegistry,

@@ -5,14 +5,13 @@ bodies with the same problems."""
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from ledger.canonical import canonical_json
 from ledger.validation import Problem
-from ledger.verification import _refuse_constant, _unique_members, loads_strict
+from ledger.verification import STRICT_DECODER, loads_strict
 from producers.gateway.problems import ProblemError, prefixed
 from producers.sdk import Prepared, Preparer, draft_from_json
 
@@ -57,10 +56,6 @@ def _after_space(text: str, index: int) -> int:
     return index if match is None else match.end()  # never None: the pattern matches ""
 
 
-# ``loads_strict``'s rules, for reading item by item
-_STRICT = json.JSONDecoder(parse_constant=_refuse_constant, object_pairs_hook=_unique_members)
-
-
 def iter_json_array(raw: bytes) -> Iterator[Any]:
     """The items of a JSON array body as each is parsed (``loads_strict``'s rules), so the
     draft worker can send the first drafts on before the last is read (issue 11: the body
@@ -79,7 +74,7 @@ def iter_json_array(raw: bytes) -> Iterator[Any]:
     closed = text.startswith("]", index)
     while not closed:
         try:
-            item, index = _STRICT.raw_decode(text, index)
+            item, index = STRICT_DECODER.raw_decode(text, index)
         except ValueError:
             break
         yield item
