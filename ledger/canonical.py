@@ -198,15 +198,52 @@ def joined(*members: bytes) -> bytes:
 
 def canonical_forms(event: Mapping[str, Any]) -> tuple[bytes, bytes]:
     """The whole event and its signing input (every attribute except ``signature``), both in
-    canonical form, from one serialisation pass (``around_signature``).
+    canonical form, from one serialisation pass.
 
     Verifying an event needs both (the signature covers one, the chain digest and the Merkle
-    leaf hash the other)."""
+    leaf hash the other). A signed event is serialised whole once and the signing input is that
+    text with the top-level ``signature`` member cut out, which RFC 8785 allows: it writes an
+    object's members independently, sorted and comma-joined, so removing one member and its
+    comma leaves the canonical form of the object without it (~12 us an event against ~15 for
+    ``around_signature``'s two runs; the projector, the gateway and the audit all verify here).
+
+    The cut is taken only where it is provably at the top-level member: the signature is a
+    non-empty base64url string (so its canonical text is the string between quotes, and the
+    bytes ``,"signature":"<sig>"`` can only be a member named ``signature`` with exactly that
+    value, not first in its object: a comma followed by a quote is always outside strings, a
+    quote inside a string being escaped), and every top-level member after it is a JSON scalar
+    (so no object that could hold such a member follows it, and the last occurrence is the
+    top-level one; none at all means no member sorts before it). Any other event is serialised
+    around its signature (``around_signature``); tests/ledger/test_canonical_forms.py compares
+    the result with the definitions on generated events and events built to mislead the cut."""
+    signature = event.get(SIGNATURE)
+    if type(signature) is str and _cuttable(event, signature):
+        whole = canonical_json(event)
+        member = b',"signature":"' + signature.encode("ascii") + b'"'
+        at = whole.rfind(member)
+        if at >= 0:  # else the signature is the first member (no comma before it)
+            return whole, whole[:at] + whole[at + len(member) :]
     before, after = around_signature(event)
     signed = joined(before, after)
     if SIGNATURE not in event:
         return signed, signed
     return joined(before, b'"signature":' + canonical_json(event[SIGNATURE]), after), signed
+
+
+_BASE64URL = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def _cuttable(event: Mapping[str, Any], signature: str) -> bool:
+    """``canonical_forms``'s conditions for the cut (a loop: a generator's frame per member
+    costs more than the check)."""
+    if not signature or not signature.isascii() or not _BASE64URL.issuperset(signature.encode("ascii")):
+        return False
+    for key, value in event.items():
+        if type(key) is not str:
+            return False
+        if key > SIGNATURE and not (value is None or isinstance(value, str | int | float)):
+            return False
+    return True
 
 
 def signing_input(event: Mapping[str, Any]) -> bytes:

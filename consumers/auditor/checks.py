@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from consumers.auditor.findings import Finding
-from consumers.auditor.forms import whole_and_signed
 from consumers.auditor.stored import IndexRow, StoredRow, check_row, offline_mapper
+from ledger.canonical import canonical_forms
 from ledger.keyregistry import KeyRegistry, RootKey
 from ledger.merkle import leaf_hash
 from ledger.store.ledger import KEY_EVENT_TYPES
@@ -114,7 +114,7 @@ def check_chunk(run: str, root: RootArgs, keys: Sequence[Positioned], wire: Sequ
         if event is None:
             continue
         links.append(({k: event.get(k) for k in LINK_FIELDS}, position))
-        canonical, signed = whole_and_signed(event)  # one serialisation for digest and signature
+        canonical, signed = canonical_forms(event)  # one serialisation for digest and signature
         digests.append(hashlib.sha256(canonical).hexdigest())
         leaves += leaf_hash(canonical)
         findings.extend(_index_findings(row.indexed, event, position, canonical, digests[-1]))

@@ -1,6 +1,7 @@
-"""`audit verify`'s one-serialisation forms (consumers/auditor/forms.py) are exactly
-``canonical_forms``: the whole event and its signing input, for honest events and for events
-built to put the bytes of the signature member where a cut could take the wrong one."""
+"""``canonical_forms`` (one serialisation, the signature member cut out where provably safe) is
+exactly its definition: the whole event in RFC 8785 form and its signing input, for honest
+events and for events built to put the bytes of the signature member where a cut could take the
+wrong one."""
 
 from __future__ import annotations
 
@@ -12,15 +13,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumers.auditor.forms import whole_and_signed
-from ledger.canonical import canonical_forms
+from ledger.canonical import canonical_forms, canonical_json, signing_input
 from ledger.envelope import ChainSigner
 
 SIG = "AbC-_09" * 12
 
 
 def check(event: dict[str, Any]) -> None:
-    assert whole_and_signed(event) == canonical_forms(event)
+    assert canonical_forms(event) == (canonical_json(event), signing_input(event))
 
 
 def test_signed_events_of_every_shape_the_bench_writes() -> None:
@@ -41,7 +41,7 @@ def test_signed_events_of_every_shape_the_bench_writes() -> None:
         # the same member nested before the top-level one (data sorts first)
         {"data": {"signature": SIG, "x": [{"signature": SIG}]}, "id": "e", "signature": SIG, "type": "t"},
         {"data": {"a": 1, "signature": SIG, "x": [{"a": 1, "signature": SIG}]}, "signature": SIG, "z": 1},
-        # ... and after it, inside an object: not cuttable, so canonical_forms decides
+        # ... and after it, inside an object: not cuttable, so serialised around the signature
         {"data": 1, "signature": SIG, "zzz": {"a": 1, "signature": SIG}},
         {"data": 1, "signature": SIG, "zzz": [{"a": 1, "signature": SIG}]},
         # a later key whose escaped quote makes the bytes "signature":"<sig>" inside its name
