@@ -16,19 +16,38 @@ Due at the first instant after the 10th working day (1 ms
 after ``working_days_deadline``). Any notification to a ``leaving-care/`` agency about the child
 before then counts. Concerns: the agency that first brought the child to the partnership's
 attention (it holds the relationship with the family).
+
+Version 3: the duty is judged as the partnership knew it over time, not as the history ends.
+Version 2 read the person's status folded to the end, so a later status (no longer recorded as a
+care leaver, or a date of birth making them older) dropped a finding already raised: a live
+projector kept it, resolved "by the data changing", while a replay never raised it (issue 13).
+Now the records are walked in recorded order (``policies.facts.spells``): the person is owed a
+notification from the first moment all of it held (an incident or referral about the child, a
+parent figure, known as a care leaver of known age, under 25 that day) until a status says they
+are not a care leaver, or a status gives an age of 25 or more (the age first recorded was
+wrong). Ended before the ten working days were up, it was never a gap; ended later, the gap
+stands, resolved by that status unless leaving care was told first. A birthday alone ends
+nothing: support, once owed, is not cut off by the calendar mid-way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator
 from datetime import date, datetime
 from typing import Any
 
 from ledger.vocabulary import agency_kind
 from policies.base import Finding, Policy, Severity
 from policies.calendar import london_day
-from policies.facts import age_on, due_after_working_days, earliest, late, parent_figures
-from policies.person_status import person_statuses
+from policies.facts import (
+    age_on,
+    due_after_working_days,
+    earliest,
+    first_gap,
+    parent_figures,
+    recorded,
+    spells,
+)
 from policies.view import ChildView, Event
 
 SUPPORT_AGE_LIMIT = 25
@@ -36,7 +55,7 @@ SUPPORT_AGE_LIMIT = 25
 
 class CareLeaverParentUnsupported(Policy):
     id = "care-leaver-parent-unsupported"
-    version = 2
+    version = 3
     severity = Severity.MEDIUM
     title = "Parent is a care leaver (under 25) and leaving care services were not told"
     source = "CSPR Family A recommendation 8"
@@ -48,67 +67,90 @@ class CareLeaverParentUnsupported(Policy):
     action = "Notify the leaving care service (notification.sent to a leaving-care/ agency)."
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        trigger = earliest(view.of_type("incident.reported", "referral.made"))
-        if trigger is None:
-            return
         notified = earliest(
             e for e in view.of_type("notification.sent") if agency_kind(str(e.data["to"])) == "leaving-care"
         )
-        statuses = view.of_type("person.status")
-        for person in sorted(parent_figures(view.of_type("child.registered", "person.linked"))):
-            status = _qualifying_status(statuses, person)
-            if status is None:
-                continue
-            start = max(trigger, status, key=lambda e: e.recordedtime)
-            age = _age(statuses, person, london_day(start.recordedtime))
-            if age is None or age >= SUPPORT_AGE_LIMIT:
-                continue
-            due = due_after_working_days(start.recordedtime, 10)
-            gap = late(notified, due)
+        walk = recorded(
+            view.of_type("incident.reported", "referral.made"),
+            view.of_type("child.registered", "person.linked", "person.status"),
+        )
+        for person, owed in sorted(spells(_steps(walk)).items()):
+            gap = first_gap(owed, lambda spell: due_after_working_days(spell.start, 10), notified)
             if gap is None:
                 continue
+            spell, due, late = gap
+            trigger, status, age = spell.payload
             yield Finding(
-                key=person,
+                key=str(person),
                 due=due,
                 evidence=(trigger.id, status.id),
                 concerns=(trigger.source,),
                 detail=f"parent figure {person} is a care leaver aged {age}; leaving care not told",
-                resolved_by=gap.resolved_by,
-                resolved_at=gap.resolved_at,
+                resolved_by=late.resolved_by,
+                resolved_at=late.resolved_at,
             )
 
 
-def _qualifying_status(events: Sequence[Event], person: str) -> Event | None:
-    """The status event from which the person is known to be a care leaver of known age, if they
-    still are (a later status saying they are not a care leaver ends the rule)."""
-    fields: dict[str, Any] = {}
-    since: Event | None = None
-    for event in person_statuses(events, person):
-        fields.update(event.data)
-        if not _qualifies(fields):
-            since = None
-        elif since is None:
-            since = event
-    return since
+class _Status:
+    """One person's status folded over ``person.status`` in recorded order (a later status that
+    omits a field keeps what an earlier one said)."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, Any] = {}
+        self.since: Event | None = None  # the status from which they qualify, while they do
+        self.dob: date | None = None
+        self.recorded_age: tuple[int, date] | None = None
+
+    def add(self, event: Event) -> None:
+        self.fields.update(event.data)
+        if not _qualifies(self.fields):
+            self.since = None
+        elif self.since is None:
+            self.since = event
+        if "dob" in event.data:
+            self.dob = date.fromisoformat(event.data["dob"])
+        if isinstance(event.data.get("age"), int):
+            self.recorded_age = (event.data["age"], london_day(event.recordedtime))
+
+    def age(self, on: date) -> int | None:
+        """Age on ``on``: from the latest recorded ``dob``, else from the latest recorded ``age``
+        plus whole years since (the youngest they can be); None if neither is known."""
+        if self.dob is not None:
+            return age_on(self.dob, on)
+        if self.recorded_age is not None:
+            age, since = self.recorded_age
+            return age + age_on(since, on)
+        return None
+
+
+def _steps(walk: list[Event]) -> Iterator[tuple[Event, dict[Hashable, Any]]]:
+    """After each record (recorded order), the parent figures owed a notification to leaving
+    care, with the trigger, the qualifying status and the age that made it owed."""
+    trigger: Event | None = None
+    parents: set[str] = set()
+    statuses: dict[str, _Status] = {}
+    owed: dict[Hashable, Any] = {}
+    for event in walk:
+        if event.type in ("incident.reported", "referral.made"):
+            trigger = trigger or event
+        elif event.type == "person.status":
+            statuses.setdefault(event.data["person"], _Status()).add(event)
+        else:
+            parents |= parent_figures((event,))
+        now: dict[Hashable, Any] = {}
+        for person in sorted(parents) if trigger is not None else ():
+            status = statuses.get(person)
+            if status is None or status.since is None:
+                continue
+            if person in owed and not (event.type == "person.status" and event.data["person"] == person):
+                now[person] = owed[person]  # the calendar alone ends nothing
+                continue
+            age = status.age(london_day(event.recordedtime))
+            if age is not None and age < SUPPORT_AGE_LIMIT:
+                now[person] = owed.get(person) or (trigger, status.since, age)
+        owed = now
+        yield event, owed
 
 
 def _qualifies(fields: dict[str, Any]) -> bool:
     return fields.get("care_leaver") is True and ("dob" in fields or isinstance(fields.get("age"), int))
-
-
-def _age(events: Sequence[Event], person: str, on: date) -> int | None:
-    """The person's age on ``on``: from the latest recorded ``dob``, else from the latest recorded
-    ``age`` plus whole years since (the youngest they can be); None if neither is known."""
-    dob: date | None = None
-    recorded_age: tuple[int, date] | None = None
-    for status in person_statuses(events, person):
-        if "dob" in status.data:
-            dob = date.fromisoformat(status.data["dob"])
-        if isinstance(status.data.get("age"), int):
-            recorded_age = (status.data["age"], london_day(status.recordedtime))
-    if dob is not None:
-        return age_on(dob, on)
-    if recorded_age is not None:
-        age, since = recorded_age
-        return age + age_on(since, on)
-    return None

@@ -9,7 +9,7 @@ a notification about the child.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -61,11 +61,6 @@ def co_resident_parent_figures(events: Sequence[Event]) -> set[str]:
     return _parent_figures_living_with(events, True)
 
 
-def non_resident_parent_figures(events: Sequence[Event]) -> set[str]:
-    """Parent figures an agency last recorded as *not* living with the child."""
-    return _parent_figures_living_with(events, False)
-
-
 def _parent_figures_living_with(events: Sequence[Event], lives_with_child: bool) -> set[str]:
     links = latest_links(events)
     return {
@@ -106,22 +101,6 @@ def persons_of_concern(incidents: Iterable[Event]) -> set[str]:
 
 def parties(incident: Event) -> set[str]:
     return {party["person"] for party in incident.data.get("parties", ())}
-
-
-def gp_links(events: Iterable[Event]) -> list[tuple[str, str, Event]]:
-    """(person, practice agency id, the gp.registered event): each person's current practice.
-
-    In England a patient is registered with one practice at a time, so a later registration
-    replaces the earlier one; a practice the person has left is no longer theirs to tell.
-    """
-    current: dict[str, Event] = {}
-    for event in sorted(events, key=lambda e: (e.recordedtime, e.id)):
-        if event.type == "gp.registered":
-            current[event.data["person"]] = event
-    return sorted(
-        ((person, f"gp/{e.data['practice']}", e) for person, e in current.items()),
-        key=lambda link: (link[2].recordedtime, link[0]),
-    )
 
 
 def incident_names(incidents: Iterable[Event]) -> frozenset[str]:
@@ -259,3 +238,145 @@ class Anchors:
 
     def fold(self) -> Fold:
         return Fold([f for found in self.found.values() for f in found], self)
+
+
+@dataclass(frozen=True)
+class Spell:
+    """A stretch of recorded time during which a duty was owed, as the partnership knew it: from
+    the event whose recording made it owed to the one whose recording ended it (None: still owed).
+    ``payload``: what the rule noted when the duty began (e.g. the registration that made a
+    practice owed), so a finding's evidence does not move as history grows."""
+
+    start: datetime  # the recorded time of ``started_by``
+    started_by: Event | None  # None: owed from a time, not an event (e.g. an agency's awareness)
+    ended_by: Event | None = None
+    payload: Any = None
+
+
+def spells(steps: Iterable[tuple[Event, Mapping[Hashable, Any]]]) -> dict[Hashable, list[Spell]]:
+    """Key -> its spells in order, from ``steps``: each event that can change who is owed (in
+    recorded order, ties by id) with who is owed once it is recorded (key -> payload).
+
+    Rules whose duty depends on a *current* fact (a person's practice, the child's school,
+    where a parent lives) judged it as of the view's end, so a later fact dropped a finding that
+    an earlier evaluation had raised: live and replay then differed (issue 13). Judged by spells,
+    what was owed at any moment is fixed by what had been recorded by then."""
+    running: dict[Hashable, tuple[Event, Any]] = {}
+    found: dict[Hashable, list[Spell]] = {}
+    for event, owed in steps:
+        for key in [k for k in running if k not in owed]:
+            started_by, payload = running.pop(key)
+            found.setdefault(key, []).append(Spell(started_by.recordedtime, started_by, event, payload))
+        for key, payload in owed.items():
+            if key not in running:
+                running[key] = (event, payload)
+    for key, (started_by, payload) in running.items():
+        found.setdefault(key, []).append(Spell(started_by.recordedtime, started_by, None, payload))
+    return found
+
+
+def first_gap(
+    owed: Sequence[Spell], due_of: Callable[[Spell], datetime], answer: Event | None
+) -> tuple[Spell, datetime, Late] | None:
+    """The gap, if any, of a duty owed over ``owed`` (in order) and met by ``answer`` (the
+    earliest-recorded event that meets it, whenever it came).
+
+    A spell that ended before its due was never a gap (the practice was left, the child moved
+    school, before anyone was late); the first spell still owed at its due is the gap, resolved
+    by whichever came first after that: the answer, or the event that ended the duty. One gap
+    per duty: once a finding is due, nothing recorded later can move it (it depends only on
+    events recorded before its due), so a live projector and a replay raise the same one."""
+    for spell in owed:
+        due = due_of(spell)
+        if answer is not None and answer.recordedtime < due:
+            return None
+        ended = spell.ended_by
+        if ended is not None and ended.recordedtime < due:
+            continue
+        return spell, due, Late(earliest(e for e in (answer, ended) if e is not None))
+    return None
+
+
+def recorded(*groups: Iterable[Event]) -> list[Event]:
+    """The events of ``groups`` in recorded order, ties by id (the order spells are walked in)."""
+    return sorted((e for group in groups for e in group), key=recorded_key)
+
+
+class Family:
+    """Who the partnership knew, after each event, to be the child's parent figures, which of
+    them it knew to live elsewhere, and each person's GP practice (``gp.registered``: one
+    practice at a time in England, so a later registration replaces the earlier one).
+
+    ``states`` holds, per event of ``child.registered``, ``person.linked`` and ``gp.registered``
+    (recorded order), the event and the state it left; ``practices`` turns them into spells of
+    the practices owed to a set of people. Built once per view."""
+
+    def __init__(self, events: Iterable[Event]) -> None:
+        self.states: list[tuple[Event, frozenset[str], frozenset[str], Mapping[str, Event]]] = []
+        parents: set[str] = set()
+        elsewhere: set[str] = set()
+        registered: dict[str, Event] = {}
+        for event in recorded(events):
+            if event.type == "gp.registered":
+                registered[event.data["person"]] = event
+            else:
+                parents |= parent_figures((event,))
+                if event.type == "person.linked":
+                    person = event.data["person"]
+                    if event.data.get("lives_with_child") is False:
+                        elsewhere.add(person)
+                    else:
+                        elsewhere.discard(person)
+            self.states.append((event, frozenset(parents), frozenset(elsewhere), dict(registered)))
+
+    def practices(
+        self, people: Callable[[frozenset[str], frozenset[str]], Iterable[str]]
+    ) -> dict[Hashable, list[Spell]]:
+        """Practice -> spells in which it was the practice of one of ``people(parents,
+        living elsewhere)``; payload: the registration that made it owed."""
+
+        def owed(registered: Mapping[str, Event], persons: Iterable[str]) -> dict[Hashable, Event]:
+            found: dict[Hashable, Event] = {}
+            for person in sorted(persons):
+                link = registered.get(person)
+                if link is not None:
+                    found.setdefault(f"gp/{link.data['practice']}", link)
+            return found
+
+        return spells(
+            (event, owed(registered, people(parents, elsewhere)))
+            for event, parents, elsewhere, registered in self.states
+        )
+
+
+def school_spells(
+    enrolments: Iterable[Event], at: datetime, joined_after: bool = False
+) -> dict[Hashable, list[Spell]]:
+    """School agency id -> spells in which the partnership knew the child to be on its roll at
+    ``at`` (or, with ``joined_after``, to have joined it after ``at``) and not to have left it
+    since. Walked over ``school.enrolled`` and ``school.left`` in recorded order; enrolment is
+    judged by event time (a back-dated leaving date counts from when it is recorded)."""
+    known: list[Event] = []
+    steps: list[tuple[Event, Mapping[Hashable, Any]]] = []
+    for event in recorded(enrolments):
+        known.append(event)
+        in_time = sorted(known, key=lambda e: (e.time, e.recordedtime, e.id))
+        now = _on_roll(in_time, None)
+        then = _on_roll(in_time, at)
+        joined = {f"school/{e.data['school']}" for e in in_time if joined_after and e.time > at}
+        steps.append((event, dict.fromkeys(sorted(now & (then | joined)))))
+    return spells(steps)
+
+
+def _on_roll(enrolments: Sequence[Event], at: datetime | None) -> set[str]:
+    """Schools the child was on the roll of at ``at`` (None: after everything), by event time."""
+    schools: set[str] = set()
+    for event in enrolments:
+        if at is not None and event.time > at:
+            break
+        school = f"school/{event.data['school']}"
+        if event.type == "school.left":
+            schools.discard(school)
+        else:
+            schools.add(school)
+    return schools

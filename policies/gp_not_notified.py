@@ -17,6 +17,20 @@ partner's new relationship for no safeguarding purpose (UK GDPR art. 5(1)(c), da
 minimisation). A parent figure whose household no agency has recorded is treated as living with
 the child: the review's lesson is a GP who did not know, and an unnecessary notification to a
 parent's own practice is the lesser harm. Version 1 counted every parent figure.
+
+Version 3: who is owed is judged as the partnership knew it at each moment, not as it stands at
+the end of the history. Version 2 read each person's *current* practice and household, so when a
+person moved practice (or was recorded as living elsewhere) the old practice's finding vanished:
+a live projector had raised it and kept it, resolved "by the data changing", while a replay of
+the same ledger never raised it (issue 13, DESIGN invariant 4). The lesson is the same either
+way: the practice that was the family's when the incident was known had to be told. So a
+practice is owed over the spells in which it was the practice of someone owed
+(``policies.facts.Family``): a spell that ended before the working day was up (the person
+left the practice, or was recorded as living elsewhere) was never a gap; otherwise the gap stands
+and is resolved by the notification or by the event that ended the duty (the registration
+elsewhere, the link), whichever came first. The new practice is owed from its registration. A
+practice is owed from when the partnership knew both the registration and that its patient
+was owed (a parent figure linked after the registration: from the link).
 """
 
 from __future__ import annotations
@@ -27,12 +41,11 @@ from datetime import datetime
 from policies.base import Finding, Fold, FoldingPolicy, Severity
 from policies.facts import (
     Anchors,
+    Family,
+    Spell,
     domestic_abuse_incidents,
     due_after_working_days,
-    gp_links,
-    late,
-    non_resident_parent_figures,
-    parent_figures,
+    first_gap,
     parties,
 )
 from policies.view import ChildView, Event
@@ -40,7 +53,7 @@ from policies.view import ChildView, Event
 
 class GpNotNotified(FoldingPolicy):
     id = "gp-not-notified"
-    version = 2
+    version = 3
     severity = Severity.HIGH
     title = "GP practice not told of a domestic-abuse incident"
     source = "CSPR Child Charlie 2.14; CSPR Family A recommendation 3"
@@ -55,12 +68,10 @@ class GpNotNotified(FoldingPolicy):
     action = "Send the incident (by id or incident reference) to the GP practice named in this flag."
 
     def start(self, view: ChildView) -> Fold:
-        links_to_child = view.of_type("child.registered", "person.linked")
-        family = (parent_figures(links_to_child) - non_resident_parent_figures(links_to_child)) | {view.child}
         anchors = Anchors()
-        anchors.context = family, gp_links(view.of_type("gp.registered"))  # once per view
+        anchors.context = Family(view.of_type("child.registered", "person.linked", "gp.registered"))
         for incident in domestic_abuse_incidents(view.of_type("incident.reported")):
-            anchors.judge(incident, _judge(view, incident, *anchors.context))
+            anchors.judge(incident, _judge(view, incident, anchors.context))
         return anchors.fold()
 
     def resume(self, fold: Fold, view: ChildView, added: list[Event]) -> Fold | None:
@@ -72,34 +83,36 @@ class GpNotNotified(FoldingPolicy):
             return None
         new = domestic_abuse_incidents(e for e in added if e.type == "incident.reported")
         for incident in [*anchors.about(e for e in added if e.type == "notification.sent"), *new]:
-            anchors.judge(incident, _judge(view, incident, *anchors.context))
+            anchors.judge(incident, _judge(view, incident, anchors.context))
         return anchors.fold()
 
 
-def _judge(
-    view: ChildView, incident: Event, family: set[str], links: list[tuple[str, str, Event]]
-) -> Iterator[Finding]:
-    people = family | parties(incident)
-    practices: dict[str, datetime] = {}
-    for person, practice, link in links:
-        if person in people:
-            practices.setdefault(practice, link.recordedtime)
-    for practice, linked_at in sorted(practices.items()):
-        # A practice recorded only later could not have been told earlier: it is owed
-        # the same working day from when the link was recorded (as parent-gp-unaware).
-        due = due_after_working_days(max(incident.recordedtime, linked_at), 1)
-        told = view.notifications_about(incident, to=practice)  # in recorded order
-        gap = late(told[0] if told else None, due)
+def _judge(view: ChildView, incident: Event, family: Family) -> Iterator[Finding]:
+    involved = parties(incident)
+
+    def people(parents: frozenset[str], elsewhere: frozenset[str]) -> frozenset[str]:
+        """The child, the incident's parties and the parent figures living with the child."""
+        return (parents - elsewhere) | involved | {view.child}
+
+    def due_of(spell: Spell) -> datetime:
+        # A practice recorded only later could not have been told earlier: it is owed the same
+        # working day from when it became the family's (as parent-gp-unaware).
+        return due_after_working_days(max(incident.recordedtime, spell.start), 1)
+
+    for practice, owed in sorted(family.practices(people).items()):
+        told = view.notifications_about(incident, to=str(practice))  # in recorded order
+        gap = first_gap(owed, due_of, told[0] if told else None)
         if gap is None:
             continue
+        _, due, late = gap
         yield Finding(
             key=f"{incident.id}|{practice}",
             due=due,
             evidence=(incident.id,),
             # The force that must send it, and the practice that should know (its lead can
             # ask for it: the victim may disclose there first).
-            concerns=(incident.source, practice),
+            concerns=(incident.source, str(practice)),
             detail=f"{practice} not told of incident {incident.data.get('incident_ref')}",
-            resolved_by=gap.resolved_by,
-            resolved_at=gap.resolved_at,
+            resolved_by=late.resolved_by,
+            resolved_at=late.resolved_at,
         )

@@ -13,23 +13,34 @@ Version 2 (where the issue was silent, decided here):
   a ``referral.made`` that names a registered agency (version 1 did not count a referral's
   recipient), the current GP practice of the child and of each person in the plan, and the
   child's current school (a school the child left before the plan is not owed it).
+
+Version 3: the GP practices and schools are judged as the partnership knew them over time
+(``policies.facts.Family.practices``, ``policies.facts.school_spells``), not as they stand at the
+end of the history. Version 2 dropped the finding of a practice a person in the plan later left,
+or of a school the child was later recorded as having left, so a live projector kept a flag
+(resolved "by the data changing") that a replay never raised (issue 13). Now a practice or school
+that stopped being involved before the working day was up was never owed; one that stopped later
+keeps its gap, resolved by the event that ended its involvement (the registration elsewhere, the
+leaving) unless the plan was shared first: a plan is for those working with the child, and
+sending it to a school the child has left would disclose it for no purpose. An agency involved
+in its own right (aware of the child, sent a referral) stays owed whatever its practice or school
+role does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from ledger.vocabulary import agency_kind
 from policies.base import Finding, Policy, Severity
-from policies.facts import due_after_working_days, gp_links, late, recorded_key
-from policies.school_not_notified import current_schools
+from policies.facts import Family, Spell, due_after_working_days, first_gap, recorded_key, school_spells
 from policies.view import ChildView, Event
 
 
 class MaracPlanNotShared(Policy):
     id = "marac-plan-not-shared"
-    version = 2
+    version = 3
     severity = Severity.HIGH
     title = "MARAC plan not shared with an agency working with the child"
     source = "CSPR Family A recommendation 7"
@@ -50,7 +61,7 @@ class MaracPlanNotShared(Policy):
             return
         involved = _involved(view)
         enrolments = view.of_type("school.enrolled", "school.left")
-        practices = gp_links(view.of_type("gp.registered"))  # once per view, not once per plan
+        family = Family(view.of_type("child.registered", "person.linked", "gp.registered"))
         first_shared: dict[tuple[str, str], Event] = {}  # (plan_ref, agency) -> first share with it
         for share in view.of_type("marac.plan.shared"):
             for agency in share.data["to"]:
@@ -61,22 +72,26 @@ class MaracPlanNotShared(Policy):
             ref = plan.data["plan_ref"]
             ends = plans[index + 1].recordedtime if index + 1 < len(plans) else None
             people = {view.child, *plan.data.get("persons", ())}
-            expected = dict(involved)
-            for person, practice, link in practices:
-                if person in people:
-                    expected[practice] = min(expected.get(practice, link.recordedtime), link.recordedtime)
-            for school, since in current_schools(enrolments, plan.time).items():
-                expected.setdefault(school, since)
-            for enrolment in enrolments:  # schools joined while the plan is live
-                if enrolment.type == "school.enrolled" and enrolment.time > plan.time:
-                    expected.setdefault(f"school/{enrolment.data['school']}", enrolment.recordedtime)
-            for agency, since in sorted(expected.items()):
-                if ends is not None and since >= ends:
-                    continue  # involved only once a newer plan was live: that plan is owed
-                due = due_after_working_days(max(plan.recordedtime, since), 1)
-                gap = late(first_shared.get((ref, agency)), due)
+            owed: dict[str, list[Spell]] = {}
+            for found in (
+                family.practices(_these(people)),
+                school_spells(enrolments, plan.time, joined_after=True),
+            ):
+                for agency, agency_spells in found.items():
+                    owed.setdefault(str(agency), []).extend(agency_spells)
+            for agency, since in involved.items():
+                owed[agency] = _involved_from(owed.get(agency, []), since)
+
+            def due_of(spell: Spell, plan: Event = plan) -> datetime:
+                return due_after_working_days(max(plan.recordedtime, spell.start), 1)
+
+            for agency, agency_spells in sorted(owed.items()):
+                live = [spell for spell in agency_spells if ends is None or spell.start < ends]
+                # (involved only once a newer plan was live: that plan is owed, not this one)
+                gap = first_gap(live, due_of, first_shared.get((ref, agency)))
                 if gap is None:
                     continue
+                _, due, late = gap
                 yield Finding(
                     key=f"{plan.id}|{agency}",
                     due=due,
@@ -85,9 +100,24 @@ class MaracPlanNotShared(Policy):
                     # left out (named in detail), so that routing a flag never discloses the plan.
                     concerns=(plan.source,),
                     detail=f"MARAC plan {ref} not shared with {agency}",
-                    resolved_by=gap.resolved_by,
-                    resolved_at=gap.resolved_at,
+                    resolved_by=late.resolved_by,
+                    resolved_at=late.resolved_at,
                 )
+
+
+def _these(people: set[str]) -> Callable[[frozenset[str], frozenset[str]], set[str]]:
+    """``Family.practices``'s question for a plan: the child and the persons in it, always."""
+    return lambda _parents, _elsewhere: people
+
+
+def _involved_from(spells: list[Spell], since: datetime) -> list[Spell]:
+    """An agency's spells as a practice or school, and from ``since`` on as involved in its own
+    right (which never ends): a spell running at ``since`` runs on; later ones are covered."""
+    kept = [spell for spell in spells if spell.start < since]
+    if kept and (kept[-1].ended_by is None or kept[-1].ended_by.recordedtime >= since):
+        kept[-1] = Spell(kept[-1].start, kept[-1].started_by, None, kept[-1].payload)
+        return kept
+    return [*kept, Spell(since, None)]
 
 
 def _involved(view: ChildView) -> dict[str, datetime]:

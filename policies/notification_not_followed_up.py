@@ -11,24 +11,40 @@ instant after the 5th working day from the notification's recorded time (1 ms af
 ``working_days_deadline``). A follow-up is a ``contact.recorded`` by the notified PHN agency,
 recorded at or after the notification, with the child or a parent figure, in person, by phone or
 by video. Concerns: the notified PHN agency.
+
+Version 2: a contact with a person counts from when the partnership knew the person to be a
+parent figure (from the contact, or from the link if that was recorded later). Version 1 asked
+whether the person was a parent figure by the end of the history, so a link recorded after the
+deadline made an earlier contact count retroactively and dropped a finding already raised: a
+live projector kept it, resolved "by the data changing", while a replay never raised it (issue
+13). The contact did happen; what was missing at the deadline was knowing it was with the family.
+So it resolves the gap from when the link made it count (the link is the resolving event).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from ledger.vocabulary import agency_kind
 from policies.base import Finding, Policy, Severity
-from policies.facts import due_after_working_days, first_from, incident_names, late, parent_figures, timelines
-from policies.view import ChildView
+from policies.facts import (
+    due_after_working_days,
+    incident_names,
+    late,
+    parent_figures,
+    recorded,
+    recorded_key,
+)
+from policies.view import ChildView, Event
 
 REAL_CONTACT = frozenset({"in-person", "phone", "video"})
 
 
 class NotificationNotFollowedUp(Policy):
     id = "notification-not-followed-up"
-    version = 1
+    version = 2
     severity = Severity.MEDIUM
     title = "Health visiting told of an incident, no contact with the family within five working days"
     source = "CSPR Child Charlie 2.7, 6.1"
@@ -42,21 +58,22 @@ class NotificationNotFollowedUp(Policy):
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
         incidents = incident_names(view.of_type("incident.reported"))
-        family = parent_figures(view.of_type("child.registered", "person.linked")) | {view.child}
-        real_contacts = timelines(
-            (
-                e
-                for e in view.of_type("contact.recorded")
-                if e.data["person"] in family and e.data["mode"] in REAL_CONTACT
-            ),
-            lambda e: e.source,
-        )
+        since: dict[str, Event | None] = {view.child: None}  # person -> the record making them family
+        for event in recorded(view.of_type("child.registered", "person.linked")):
+            for person in parent_figures((event,)):
+                since.setdefault(person, event)
+        contacts: dict[str, list[Event]] = {}
+        for contact in view.of_type("contact.recorded"):
+            if contact.data["person"] in since and contact.data["mode"] in REAL_CONTACT:
+                contacts.setdefault(contact.source, []).append(contact)
+        follow_ups = {agency: _FollowUps(found, since) for agency, found in contacts.items()}
         for notification in view.of_type("notification.sent"):
             phn = str(notification.data["to"])
             if agency_kind(phn) != "phn" or incidents.isdisjoint(notification.data.get("about", ())):
                 continue
             due = due_after_working_days(notification.recordedtime, 5)
-            gap = late(first_from(real_contacts, phn, notification.recordedtime), due)
+            found = follow_ups.get(phn)
+            gap = late(found.first_from(notification.recordedtime) if found else None, due)
             if gap is None:
                 continue
             yield Finding(
@@ -69,3 +86,25 @@ class NotificationNotFollowedUp(Policy):
                 resolved_by=gap.resolved_by,
                 resolved_at=gap.resolved_at,
             )
+
+
+class _FollowUps:
+    """One agency's real contacts with the family, asked "of the contacts recorded at or after
+    t, which first counted, and by which record?" by bisection: a contact counts once both it
+    and the link that made its person family are recorded, so the answer is the later of the
+    two, and the earliest answer over a suffix of the contacts is precomputed."""
+
+    def __init__(self, contacts: Iterable[Event], since: dict[str, Event | None]) -> None:
+        ordered = sorted(contacts, key=recorded_key)
+        self._times = [c.recordedtime for c in ordered]
+        self._first: list[Event | None] = [None] * (len(ordered) + 1)
+        for index in range(len(ordered) - 1, -1, -1):
+            contact, link = ordered[index], since[ordered[index].data["person"]]
+            counted = contact if link is None else max(contact, link, key=recorded_key)
+            later = self._first[index + 1]
+            self._first[index] = (
+                counted if later is None or recorded_key(counted) <= recorded_key(later) else later
+            )
+
+    def first_from(self, at: datetime) -> Event | None:
+        return self._first[bisect_left(self._times, at)]

@@ -12,32 +12,45 @@ substances). "Under 2" is the child's age (``child.registered`` dob) on the Lond
 of that later fact. Due at the first instant after the 10th working day (1 ms after
 ``working_days_deadline``); an arrangement recorded after that resolves the flag. Concerns: the
 agencies whose records make up the risk (the link and the concern).
+
+Version 2: the duty is judged as the partnership knew it over time, not as the history ends.
+Version 1 read the person's *latest* link and status, so a later link (they moved in, or a
+second "lives elsewhere" link that moved the clock) or a status saying they no longer misuse
+substances dropped a finding already raised: a live projector kept it, resolved "by the data
+changing", while a replay never raised it (issue 13). Now the records are walked in recorded
+order (``policies.facts.spells``): the person is owed an exploration from the first moment all
+of it held (a parent figure, last recorded as living elsewhere, a concern known, the child under
+two that day) until one of it stops holding. A duty that stopped before the ten working days were
+up was never a gap; one that stopped later leaves the gap standing, resolved by the record that
+ended it (they now live with the child, or no concern remains: there is no contact arrangement
+with a risky parent left to explore), or a registration giving a date of birth that makes the
+child two or older that day, unless an arrangement was recorded first. Turning two alone ends
+nothing: the calendar does not end a duty mid-way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from datetime import datetime
+from collections.abc import Hashable, Iterator
+from datetime import date, datetime
+from typing import Any
 
 from policies.base import Finding, Policy, Severity
 from policies.calendar import london_day
 from policies.facts import (
     age_on,
-    child_dob,
-    domestic_abuse_incidents,
     due_after_working_days,
     earliest,
-    late,
-    latest_links,
+    first_gap,
     parent_figures,
+    recorded,
+    spells,
 )
-from policies.person_status import person_statuses
 from policies.view import CONCERN_ROLES, ChildView, Event
 
 
 class OvernightContactUnexplored(Policy):
     id = "overnight-contact-unexplored"
-    version = 1
+    version = 2
     severity = Severity.HIGH
     title = "Contact arrangements with a non-resident parent of concern not explored (child under 2)"
     source = "CSPR Child Charlie 1.6, 5 (practice learning 3)"
@@ -53,53 +66,64 @@ class OvernightContactUnexplored(Policy):
     )
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        dob = child_dob(view.of_type("child.registered"))
-        if dob is None:
-            return
         arrangements = view.of_type("contact-arrangement.recorded")
-        links = latest_links(view.of_type("person.linked"))
-        incidents = domestic_abuse_incidents(view.of_type("incident.reported"))
-        statuses = view.of_type("person.status")
-        for person in sorted(parent_figures(view.of_type("child.registered", "person.linked"))):
-            link = links.get(person)
-            if link is None or link.data.get("lives_with_child") is not False:
-                continue
-            concern = _first_concern(incidents, statuses, person)
-            if concern is None:
-                continue
-            start = max(link, concern, key=lambda e: e.recordedtime)
-            if age_on(dob, london_day(start.recordedtime)) >= 2:
-                continue
-            due = due_after_working_days(start.recordedtime, 10)
-            gap = late(earliest(a for a in arrangements if a.data["person"] == person), due)
+        walk = recorded(
+            view.of_type("child.registered", "person.linked", "person.status"),
+            (e for e in view.of_type("incident.reported") if e.data.get("domestic_abuse") is True),
+        )
+        for person, owed in sorted(spells(_steps(walk)).items()):
+            first = earliest(a for a in arrangements if a.data["person"] == person)
+            gap = first_gap(owed, lambda spell: due_after_working_days(spell.start, 10), first)
             if gap is None:
                 continue
+            spell, due, late = gap
+            link, concern = spell.payload
             yield Finding(
-                key=person,
+                key=str(person),
                 due=due,
                 evidence=(link.id, concern.id),
                 concerns=tuple(sorted({link.source, concern.source})),
                 detail=f"no contact arrangement recorded for {person}, who does not live with the child",
-                resolved_by=gap.resolved_by,
-                resolved_at=gap.resolved_at,
+                resolved_by=late.resolved_by,
+                resolved_at=late.resolved_at,
             )
 
 
-def _first_concern(incidents: Sequence[Event], statuses: Sequence[Event], person: str) -> Event | None:
-    """The first domestic-abuse incident naming the person of concern, or the status from which
-    the person is known to misuse substances (if no later status says they no longer do)."""
-    facts = [
-        e
-        for e in incidents
-        if any(p["person"] == person and p["role"] in CONCERN_ROLES for p in e.data.get("parties", ()))
-    ]
-    misuse_since: Event | None = None
-    for status in person_statuses(statuses, person):
-        misuse = status.data.get("substance_misuse")
-        if misuse is True and misuse_since is None:
-            misuse_since = status
-        elif misuse is False:
-            misuse_since = None
-    if misuse_since is not None:
-        facts.append(misuse_since)
-    return min(facts, key=lambda e: (e.recordedtime, e.id)) if facts else None
+def _steps(walk: list[Event]) -> Iterator[tuple[Event, dict[Hashable, Any]]]:
+    """After each record (recorded order), the persons owed an exploration, with the link and
+    the concern that made it owed when it began."""
+    dob: date | None = None
+    parents: set[str] = set()
+    links: dict[str, Event] = {}  # person -> latest person.linked
+    incident: dict[str, Event] = {}  # person -> first domestic-abuse incident naming them of concern
+    misuse_since: dict[str, Event] = {}  # person -> status from which they are known to misuse
+    owed: dict[Hashable, Any] = {}
+    for event in walk:
+        if event.type == "child.registered":
+            dob = date.fromisoformat(event.data["dob"])
+        if event.type in ("child.registered", "person.linked"):
+            parents |= parent_figures((event,))
+        if event.type == "person.linked":
+            links[event.data["person"]] = event
+        elif event.type == "person.status":
+            misuse = event.data.get("substance_misuse")
+            if misuse is True:
+                misuse_since.setdefault(event.data["person"], event)
+            elif misuse is False:
+                misuse_since.pop(event.data["person"], None)
+        elif event.type == "incident.reported":
+            for party in event.data.get("parties", ()):
+                if party["role"] in CONCERN_ROLES:
+                    incident.setdefault(party["person"], event)
+        now: dict[Hashable, Any] = {}
+        for person in sorted(parents):
+            link = links.get(person)
+            concerns = [e for e in (incident.get(person), misuse_since.get(person)) if e is not None]
+            if link is None or link.data.get("lives_with_child") is not False or not concerns:
+                continue
+            if person in owed and event.type != "child.registered":
+                now[person] = owed[person]  # the calendar alone ends nothing
+            elif dob is not None and age_on(dob, london_day(event.recordedtime)) < 2:
+                now[person] = owed.get(person) or (link, earliest(concerns))
+        owed = now
+        yield event, owed

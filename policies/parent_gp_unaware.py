@@ -3,6 +3,15 @@
 Child Charlie 2.2: "Father's GP did not know he had become a parent", although "primary care
 held information about father's history of drug addiction, alcohol dependency". 2.14: father
 "was registered with a different practice".
+
+Version 2: a practice is owed over the spells in which it was a parent figure's practice as the
+partnership knew it (``policies.facts.Family``: from the registration, or from the link that
+made its patient a parent figure if later), not only while it is the *current* one. Version 1
+dropped the finding when the parent moved practice, so a live projector kept a flag (resolved
+"by the data changing") that a replay never raised (issue 13). A parent who left the practice
+before the five working days were up never made a gap there; one who left later leaves the gap
+standing, resolved by the registration elsewhere (the old practice no longer holds the parent's
+record) unless the practice was told first; the new practice is owed from its registration.
 """
 
 from __future__ import annotations
@@ -11,13 +20,13 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from policies.base import Finding, Policy, Severity
-from policies.facts import due_after_working_days, gp_links, parent_figures
+from policies.facts import Family, Spell, due_after_working_days, first_gap
 from policies.view import ChildView, Event
 
 
 class ParentGpUnaware(Policy):
     id = "parent-gp-unaware"
-    version = 1
+    version = 2
     severity = Severity.MEDIUM
     title = "A parent's GP practice is not aware of the child"
     source = "CSPR Child Charlie 2.2, 2.14"
@@ -34,26 +43,28 @@ class ParentGpUnaware(Policy):
         if not triggers:
             return
         first = triggers[0]
-        parents = parent_figures(view.of_type("child.registered", "person.linked"))
-        seen: set[str] = set()
-        for person, practice, link in gp_links(view.of_type("gp.registered")):
-            if person not in parents or practice in seen:
+
+        def due_of(spell: Spell) -> datetime:
+            return due_after_working_days(max(first.recordedtime, spell.start), 5)
+
+        family = Family(view.of_type("child.registered", "person.linked", "gp.registered"))
+        for practice, owed in sorted(family.practices(lambda parents, _: parents).items()):
+            name = str(practice)
+            made_aware = _awareness_event(view.first_event_from(name), view.notifications_to(name))
+            gap = first_gap(owed, due_of, made_aware)
+            if gap is None:
                 continue
-            seen.add(practice)
-            due = due_after_working_days(max(first.recordedtime, link.recordedtime), 5)
-            made_aware = _awareness_event(view.first_event_from(practice), view.notifications_to(practice))
-            if made_aware is not None and made_aware.recordedtime < due:
-                continue
+            spell, due, late = gap
             yield Finding(
-                key=practice,
+                key=name,
                 due=due,
-                evidence=(first.id, link.id),
+                evidence=(first.id, spell.payload.id),
                 # The agency that first brought the child to attention holds what the practice
                 # needs; the practice itself cannot be routed to: it does not know the child.
                 concerns=(first.source,),
                 detail=f"{practice} (a parent figure's practice) has not been told of the child",
-                resolved_by=made_aware.id if made_aware else None,
-                resolved_at=made_aware.recordedtime if made_aware else None,
+                resolved_by=late.resolved_by,
+                resolved_at=late.resolved_at,
             )
 
 

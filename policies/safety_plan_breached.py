@@ -10,6 +10,16 @@ or contact happened (event time); it is due when both plan and breach are record
 resolved by a newer ``safety-plan.recorded`` with the same ``plan_ref`` made after the breach
 (the plan revisited, whatever it now says); a revision recorded before the breach was known means
 there was never a gap. Concerns: the plan's author and the agency that recorded the breach.
+
+Version 2: the plan in force is the one the partnership knew of when the breach became known
+(its due), not the one the history ends with. Version 1 took the latest version *by event time*
+from all of the history, so a version recorded later but dated before the breach replaced the
+plan a flag had been raised against: the finding vanished (a live projector kept it, resolved "by
+the data changing", while a replay never raised it; issue 13). Now each version dated by the
+breach is judged as of its own due: it was in force then unless a version dated after it had
+been recorded by then (a newer plan dated by the breach is judged itself; one dated after the
+breach means the plan was revisited before the breach was known: never a gap). A version
+recorded after the due, whatever its date, is the plan being revisited: it resolves the finding.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from policies.view import ChildView, Event
 
 class SafetyPlanBreached(Policy):
     id = "safety-plan-breached"
-    version = 1
+    version = 2
     severity = Severity.HIGH
     title = "Safety plan breached: contact with a person the plan excludes"
     source = "CSPR Child Charlie 2.8, 2.11-2.13"
@@ -50,32 +60,31 @@ class SafetyPlanBreached(Policy):
         ]
         for breach in breaches:
             for ref, plan_versions in plans.items():
-                # The plan as it stood when the incident or contact happened; versions made after
-                # it are the plan being revisited.
+                # The versions dated by the breach (event time): each is judged as of when the
+                # breach would be known against it; versions dated after it revisit the plan.
                 made = bisect_right(plan_versions.times, breach.time)
-                if made == 0:
-                    continue
-                plan, revised = plan_versions.in_time_order[made - 1], plan_versions.first_recorded_from[made]
-                for term in plan.data["terms"]:
-                    if not _breaches(term, breach):
-                        continue
+                for index in range(made):
+                    plan = plan_versions.in_time_order[index]
                     # Known (due) once both the plan and the breach are recorded.
                     due = max(plan.recordedtime, breach.recordedtime)
+                    revised = plan_versions.first_recorded_from[index + 1]
                     if revised is not None and revised.recordedtime <= due:
-                        continue  # revisited by the time the breach was known: never a gap
-                    late = revised
-                    yield Finding(
-                        key=f"{plan.id}|{breach.id}|{term['person']}",
-                        due=due,
-                        evidence=(plan.id, breach.id),
-                        concerns=tuple(sorted({plan.source, breach.source})),
-                        detail=(
-                            f"plan {ref} ({term['contact']} for {term['person']}) "
-                            f"breached by {breach.type} {breach.id}"
-                        ),
-                        resolved_by=late.id if late else None,
-                        resolved_at=late.recordedtime if late else None,
-                    )
+                        continue  # superseded, or revisited, by the time the breach was known
+                    for term in plan.data["terms"]:
+                        if not _breaches(term, breach):
+                            continue
+                        yield Finding(
+                            key=f"{plan.id}|{breach.id}|{term['person']}",
+                            due=due,
+                            evidence=(plan.id, breach.id),
+                            concerns=tuple(sorted({plan.source, breach.source})),
+                            detail=(
+                                f"plan {ref} ({term['contact']} for {term['person']}) "
+                                f"breached by {breach.type} {breach.id}"
+                            ),
+                            resolved_by=revised.id if revised else None,
+                            resolved_at=revised.recordedtime if revised else None,
+                        )
 
 
 class _Versions:

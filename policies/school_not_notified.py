@@ -13,22 +13,33 @@ recorded (``next_school_day_start``), or when the enrolment was recorded if the 
 learned of the school only later; a notification recorded before then is in time, one after it
 resolves the flag. One flag per (incident, school). Concerns: the police force that recorded
 the incident (Operation Encompass is its duty).
+
+Version 3: the school is judged as the partnership knew it, not as the history ends. Version 2
+dropped the finding when a leaving date was recorded later (even one back-dated before the
+incident), so a live projector kept a flag resolved "by the data changing" that a replay never
+raised (issue 13). Now a school is owed over the spells in which it was, as far as anyone had
+recorded, the child's school at the incident and the child had not left it since
+(``policies.facts.school_spells``). A leaving recorded before the school day the notice was due
+means there was never a gap; recorded after it, the gap stands and the leaving resolves it (the
+child is no longer there to be met by someone who knows, and the school no longer has a reason to
+hold the information), unless the school was told first. A leaving date after the incident ends
+the duty the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import datetime
 
 from policies.base import Finding, Policy, Severity
 from policies.calendar import next_school_day_start
-from policies.facts import late
-from policies.view import ChildView, Event
+from policies.facts import Spell, first_gap, school_spells
+from policies.view import ChildView
 
 
 class SchoolNotNotified(Policy):
     id = "school-not-notified"
-    version = 2
+    version = 3
     severity = Severity.MEDIUM
     title = "School not told of an incident before the next school day"
     source = "Operation Encompass; CSPR Child Charlie 5 (schools)"
@@ -44,12 +55,17 @@ class SchoolNotNotified(Policy):
         for incident in view.of_type("incident.reported"):
             if incident.data.get("children_present") is not True:
                 continue
-            for school, enrolled in sorted(current_schools(enrolments, incident.time).items()):
-                due = max(next_school_day_start(incident.recordedtime), enrolled)
-                told = view.notifications_about(incident, to=school)  # in recorded order
-                gap = late(told[0] if told else None, due)
+            school_day = next_school_day_start(incident.recordedtime)
+
+            def due_of(spell: Spell, school_day: datetime = school_day) -> datetime:
+                return max(school_day, spell.start)
+
+            for school, owed in sorted(school_spells(enrolments, incident.time).items()):
+                told = view.notifications_about(incident, to=str(school))  # in recorded order
+                gap = first_gap(owed, due_of, told[0] if told else None)
                 if gap is None:
                     continue
+                _, due, late = gap
                 yield Finding(
                     key=f"{incident.id}|{school}",
                     due=due,
@@ -59,26 +75,6 @@ class SchoolNotNotified(Policy):
                         f"{school} not told of incident {incident.data.get('incident_ref')} "
                         "before the school day"
                     ),
-                    resolved_by=gap.resolved_by,
-                    resolved_at=gap.resolved_at,
+                    resolved_by=late.resolved_by,
+                    resolved_at=late.resolved_at,
                 )
-
-
-def current_schools(enrolments: Sequence[Event], at: datetime) -> dict[str, datetime]:
-    """School agency id -> when the partnership learned of the enrolment, for the schools the
-    child was on the roll of at ``at``: enrolled by then (event time) and not left since.
-
-    ``enrolments`` are the effective ``school.enrolled`` and ``school.left`` in time order; a
-    later enrolment at a school the child left opens it again. An enrolment the partnership
-    learned of only later still counts, from when it was recorded.
-    """
-    schools: dict[str, datetime] = {}
-    for event in enrolments:
-        if event.time > at:
-            break
-        school = f"school/{event.data['school']}"
-        if event.type == "school.left":
-            schools.pop(school, None)
-        else:
-            schools[school] = min(schools.get(school, event.recordedtime), event.recordedtime)
-    return schools
