@@ -158,3 +158,13 @@ def test_calendar_day_is_london_not_utc() -> None:
     (flag,) = flags(RULE, v, "2024-05-17T23:00:01+00:00")
     assert flag.due == t("2024-05-18T00:00:00+01:00")
     assert flags(RULE, view(*base, notified("2024-05-17T23:59:00+01:00")), "2024-06-01T00:00:00+01:00") == []
+
+
+def test_version_3_a_status_after_the_deadline_resolves_instead_of_dropping_the_flag() -> None:
+    """Recorded as no longer a care leaver after the ten working days: version 2 dropped the
+    flag (a live projector had raised it); now it stays, resolved by that status."""
+    later = status("2024-04-20T10:00:00+01:00", care_leaver=False)
+    (flag,) = flags(RULE, view(*story(), later), "2024-05-01T00:00:00+01:00")
+    assert flag.due == t(DUE) and flag.status == "resolved" and flag.resolved_by == later.id
+    earlier = status("2024-04-02T10:00:00+01:00", care_leaver=False)
+    assert flags(RULE, view(*story(), earlier), "2024-05-01T00:00:00+01:00") == []

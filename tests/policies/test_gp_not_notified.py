@@ -236,3 +236,25 @@ def test_flags_do_not_depend_on_delivery_order() -> None:
     first, second = incident(MONDAY), incident("2020-03-09T10:00:00Z")
     events = [*family(), first, second, notify(FATHER_GP, first.id, "2020-03-05T09:00:00Z")]
     assert_order_independent(RULE, events, "2020-03-20T00:00:00Z")
+
+
+def test_version_3_a_practice_left_after_the_deadline_keeps_its_gap_resolved_by_the_move() -> None:
+    """The father's practice was owed the incident; he registers elsewhere after the working day
+    was up. Version 2 dropped the flag (his practice was no longer "current"), which a live
+    projector had already raised: now it stays, resolved by the new registration, and the new
+    practice is owed from when it was recorded."""
+    inc = incident(MONDAY)
+    moved = ev("gp.registered", {"person": "F-1", "practice": "Y00002"}, "2020-03-05T10:00:00Z", source=CSC)
+    v = view(*family(), inc, moved)
+    by_key = {f.detail.split()[0]: f for f in flags(RULE, v, "2020-03-20T00:00:00Z")}
+    old = by_key[FATHER_GP]
+    assert old.status == "resolved" and old.resolved_by == moved.id and old.due == t(DUE)
+    assert by_key["gp/Y00002"].status == "open"
+    assert by_key["gp/Y00002"].due == t("2020-03-07T00:00:00Z")  # a working day after the move
+
+
+def test_version_3_a_practice_left_before_the_deadline_was_never_owed() -> None:
+    inc = incident(MONDAY)
+    moved = ev("gp.registered", {"person": "F-1", "practice": "Y00002"}, "2020-03-03T10:00:00Z", source=CSC)
+    details = [f.detail for f in flags(RULE, view(*family(), inc, moved), "2020-03-20T00:00:00Z")]
+    assert not any(d.startswith(FATHER_GP) for d in details) and any("gp/Y00002" in d for d in details)

@@ -167,3 +167,17 @@ def test_delivery_order_does_not_change_flags() -> None:
 
 def test_without_a_date_of_birth_the_age_test_cannot_be_made() -> None:
     assert flags(RULE, view(*story()[1:]), AFTER) == []
+
+
+def test_version_2_a_later_link_resolves_instead_of_dropping_or_moving_the_flag() -> None:
+    """After the ten working days the father is recorded as living with the child (version 1
+    dropped the flag) or again as living elsewhere (version 1 moved its due): the flag stays,
+    resolved by the move in, or unchanged."""
+    moved_in = linked("2024-04-20T10:00:00+01:00", True)
+    (flag,) = flags(RULE, view(*story(), moved_in), "2024-05-20T00:00:00+01:00")
+    assert flag.due == t(DUE) and flag.status == "resolved" and flag.resolved_by == moved_in.id
+    again = linked("2024-04-20T10:00:00+01:00", False)
+    (flag,) = flags(RULE, view(*story(), again), "2024-05-20T00:00:00+01:00")
+    assert flag.due == t(DUE) and flag.status == "open"
+    in_time = linked("2024-04-02T10:00:00+01:00", True)
+    assert flags(RULE, view(*story(), in_time), "2024-05-20T00:00:00+01:00") == []

@@ -203,3 +203,21 @@ def test_flags_do_not_depend_on_delivery_order() -> None:
         ev("notification.sent", {"to": "gp/Y00002", "about": ["R-1"]}, "2020-03-20T10:00:00Z", source=CSC),
     ]
     assert_order_independent(RULE, events, LATER)
+
+
+def test_version_2_a_parent_who_moves_practice_after_the_deadline_leaves_the_gap_resolved() -> None:
+    """Version 1 dropped the old practice's flag when the father moved; now it stays, resolved
+    by the registration elsewhere, and the new practice is owed five working days from it."""
+    inc, link = incident(), gp_link()
+    moved = gp_link("2020-03-12T10:00:00Z", practice="Y00002")
+    found = {f.id: f for f in flags(RULE, view(father(), link, inc, moved), LATER)}
+    old = next(f for f in found.values() if PRACTICE in f.detail)
+    assert old.status == "resolved" and old.resolved_by == moved.id and old.due == t(DUE)
+    new = next(f for f in found.values() if "gp/Y00002" in f.detail)
+    assert new.status == "open" and new.due == t("2020-03-20T00:00:00Z")  # Thu 12th + 5 working days
+
+
+def test_version_2_a_parent_who_moved_before_the_deadline_never_made_a_gap_there() -> None:
+    moved = gp_link("2020-03-04T10:00:00Z", practice="Y00002")
+    found = flags(RULE, view(father(), gp_link(), incident(), moved), LATER)
+    assert [PRACTICE in f.detail for f in found] == [False]

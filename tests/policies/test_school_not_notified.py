@@ -135,3 +135,24 @@ def test_delivery_order_does_not_change_flags() -> None:
         told("2024-05-13T10:00:00+01:00", about="INC-2"),
     ]
     assert_order_independent(RULE, events, "2024-06-01T00:00:00+01:00")
+
+
+def left(at: str, *, recorded: str | None = None, urn: str = "100001") -> Event:
+    return ev("school.left", {"school": urn}, at, source=f"school/{urn}", recorded=recorded)
+
+
+def test_version_3_a_leaving_recorded_after_the_school_day_resolves_the_gap() -> None:
+    """Leaving dated before the incident but recorded after the notice was due: version 2
+    dropped the flag a live projector had raised; now it stays, resolved by the leaving."""
+    inc = incident("2024-05-08T20:00:00+01:00")
+    gone = left("2024-05-01T15:00:00+01:00", recorded="2024-05-10T12:00:00+01:00")
+    (flag,) = flags(RULE, view(enrolled(), inc, gone), "2024-06-01T00:00:00+01:00")
+    assert flag.due == t("2024-05-09T09:00:00+01:00")
+    assert flag.status == "resolved" and flag.resolved_by == gone.id
+
+
+def test_version_3_a_leaving_recorded_before_the_school_day_means_no_gap() -> None:
+    inc = incident("2024-05-08T20:00:00+01:00")
+    # Recorded the evening of the incident, before 09:00 the next day; dated after it, too.
+    gone = left("2024-05-08T21:00:00+01:00", recorded="2024-05-08T22:00:00+01:00")
+    assert flags(RULE, view(enrolled(), inc, gone), "2024-06-01T00:00:00+01:00") == []
