@@ -70,10 +70,12 @@ class CareLeaverParentUnsupported(Policy):
         notified = earliest(
             e for e in view.of_type("notification.sent") if agency_kind(str(e.data["to"])) == "leaving-care"
         )
-        walk = recorded(
-            view.of_type("incident.reported", "referral.made"),
-            view.of_type("child.registered", "person.linked", "person.status"),
-        )
+        trigger = earliest(view.of_type("incident.reported", "referral.made"))
+        if trigger is None:
+            return
+        # Only the first incident or referral starts a clock: later ones are left out of the walk,
+        # which then grows with the links and statuses, not with the history.
+        walk = recorded((trigger,), view.of_type("child.registered", "person.linked", "person.status"))
         for person, owed in sorted(spells(_steps(walk)).items()):
             gap = first_gap(owed, lambda spell: due_after_working_days(spell.start, 10), notified)
             if gap is None:

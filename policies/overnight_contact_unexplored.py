@@ -43,6 +43,7 @@ from policies.facts import (
     first_gap,
     parent_figures,
     recorded,
+    recorded_key,
     spells,
 )
 from policies.view import CONCERN_ROLES, ChildView, Event
@@ -69,7 +70,7 @@ class OvernightContactUnexplored(Policy):
         arrangements = view.of_type("contact-arrangement.recorded")
         walk = recorded(
             view.of_type("child.registered", "person.linked", "person.status"),
-            (e for e in view.of_type("incident.reported") if e.data.get("domestic_abuse") is True),
+            _first_concerns(view.of_type("incident.reported")),
         )
         for person, owed in sorted(spells(_steps(walk)).items()):
             first = earliest(a for a in arrangements if a.data["person"] == person)
@@ -87,6 +88,23 @@ class OvernightContactUnexplored(Policy):
                 resolved_by=late.resolved_by,
                 resolved_at=late.resolved_at,
             )
+
+
+def _first_concerns(incidents: list[Event]) -> list[Event]:
+    """Per person, the first-recorded domestic-abuse incident naming them of concern: only it
+    can begin a duty (later ones change nothing), so the walk grows with the people, not with
+    the incidents."""
+    first: dict[str, Event] = {}
+    for incident in incidents:
+        if incident.data.get("domestic_abuse") is not True:
+            continue
+        for party in incident.data.get("parties", ()):
+            if party["role"] not in CONCERN_ROLES:
+                continue
+            known = first.get(party["person"])
+            if known is None or recorded_key(incident) < recorded_key(known):
+                first[party["person"]] = incident
+    return list({incident.id: incident for incident in first.values()}.values())
 
 
 def _steps(walk: list[Event]) -> Iterator[tuple[Event, dict[Hashable, Any]]]:

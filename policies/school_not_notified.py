@@ -28,7 +28,7 @@ the duty the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from datetime import datetime
 
 from policies.base import Finding, Policy, Severity
@@ -52,6 +52,9 @@ class SchoolNotNotified(Policy):
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
         enrolments = view.of_type("school.enrolled", "school.left")
+        if not enrolments:
+            return
+        schools: dict[datetime, dict[Hashable, list[Spell]]] = {}  # by incident time
         for incident in view.of_type("incident.reported"):
             if incident.data.get("children_present") is not True:
                 continue
@@ -60,7 +63,9 @@ class SchoolNotNotified(Policy):
             def due_of(spell: Spell, school_day: datetime = school_day) -> datetime:
                 return max(school_day, spell.start)
 
-            for school, owed in sorted(school_spells(enrolments, incident.time).items()):
+            if incident.time not in schools:
+                schools[incident.time] = school_spells(enrolments, incident.time)
+            for school, owed in sorted(schools[incident.time].items()):
                 told = view.notifications_about(incident, to=str(school))  # in recorded order
                 gap = first_gap(owed, due_of, told[0] if told else None)
                 if gap is None:
