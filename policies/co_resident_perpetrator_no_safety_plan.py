@@ -18,17 +18,23 @@ resolves it. One flag per person. Concerns: the agencies that recorded the two i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime
+from collections.abc import Iterable, Iterator
 
-from policies.base import Finding, Policy, Severity
-from policies.facts import domestic_abuse_incidents, due_after_working_days, earliest, late, latest_links
+from policies.base import Finding, Fold, FoldingPolicy, Severity
+from policies.facts import (
+    domestic_abuse_incidents,
+    due_after_working_days,
+    earliest,
+    late,
+    latest_links,
+    recorded_key,
+)
 from policies.view import CONCERN_ROLES, ChildView, Event
 
 WORKING_DAYS = 5
 
 
-class CoResidentPerpetratorNoSafetyPlan(Policy):
+class CoResidentPerpetratorNoSafetyPlan(FoldingPolicy):
     id = "co-resident-perpetrator-no-safety-plan"
     version = 1
     severity = Severity.HIGH
@@ -43,21 +49,48 @@ class CoResidentPerpetratorNoSafetyPlan(Policy):
     )
     action = "Agree a safety plan with the family that covers the person named (safety-plan.recorded)."
 
-    def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        incidents = sorted(
-            domestic_abuse_incidents(view.of_type("incident.reported")), key=lambda e: (e.recordedtime, e.id)
+    def start(self, view: ChildView) -> Fold:
+        state = _State(
+            sorted(view.of_type("person.linked"), key=recorded_key),
+            sorted(view.of_type("safety-plan.recorded"), key=recorded_key),
         )
-        by_person: dict[str, list[Event]] = {}  # the first two incidents naming each person
-        for incident in incidents:
+        state.add_incidents(
+            sorted(domestic_abuse_incidents(view.of_type("incident.reported")), key=recorded_key)
+        )
+        return Fold(list(state.judge()), state)
+
+    def resume(self, fold: Fold, view: ChildView, added: list[Event]) -> Fold | None:
+        """Only the first two incidents naming each person count, and the links and plans are
+        few: keep them, add what arrived (all recorded after them, so appended in recorded
+        order), and judge each person again (issue 13: sorting every incident on each event
+        made the rule grow with the history)."""
+        state: _State = fold.state
+        state.add_incidents(domestic_abuse_incidents(e for e in added if e.type == "incident.reported"))
+        state.links += [e for e in added if e.type == "person.linked"]
+        state.plans += [e for e in added if e.type == "safety-plan.recorded"]
+        return Fold(list(state.judge()), state)
+
+
+class _State:
+    """The first two domestic-abuse incidents naming each person of concern (recorded order),
+    and the links and safety plans in recorded order."""
+
+    def __init__(self, links: list[Event], plans: list[Event]) -> None:
+        self.by_person: dict[str, list[Event]] = {}
+        self.links, self.plans = links, plans
+
+    def add_incidents(self, incidents: Iterable[Event]) -> None:
+        for incident in incidents:  # in recorded order
             for person in {
                 p["person"] for p in incident.data.get("parties", ()) if p["role"] in CONCERN_ROLES
             }:
-                named = by_person.setdefault(person, [])
+                named = self.by_person.setdefault(person, [])
                 if len(named) < 2:
                     named.append(incident)
-        links = sorted(view.of_type("person.linked"), key=lambda e: (e.recordedtime, e.id))
-        plans = sorted(view.of_type("safety-plan.recorded"), key=lambda e: (e.recordedtime, e.id))
-        for person, named in sorted(by_person.items()):
+
+    def judge(self) -> Iterator[Finding]:
+        links, plans = self.links, self.plans
+        for person, named in sorted(self.by_person.items()):
             if len(named) < 2:
                 continue
             first, second = named[0], named[1]

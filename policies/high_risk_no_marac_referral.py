@@ -15,19 +15,18 @@ agency that recorded the incident.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from datetime import datetime
+from collections.abc import Mapping
 from typing import Any
 
 from ledger.vocabulary import agency_kind
-from policies.base import Finding, Policy, Severity
+from policies.base import Finding, Fold, FoldingPolicy, Severity
 from policies.facts import Timeline, domestic_abuse_incidents, due_after_working_days, late
-from policies.view import ChildView
+from policies.view import ChildView, Event
 
 HIGH_DASH_SCORE = 14
 
 
-class HighRiskNoMaracReferral(Policy):
+class HighRiskNoMaracReferral(FoldingPolicy):
     id = "high-risk-no-marac-referral"
     version = 1
     severity = Severity.HIGH
@@ -41,29 +40,60 @@ class HighRiskNoMaracReferral(Policy):
     )
     action = "Refer the case to MARAC (marac.referral.made)."
 
-    def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        referrals = Timeline(
-            [
-                *view.of_type("marac.referral.made"),
-                *(r for r in view.of_type("referral.made") if agency_kind(str(r.data["to"])) == "marac"),
-            ]
-        )
+    def start(self, view: ChildView) -> Fold:
+        referrals = Timeline(e for e in view.of_type("marac.referral.made", "referral.made") if _to_marac(e))
+        state = _State()
         for incident in domestic_abuse_incidents(view.of_type("incident.reported")):
-            if not is_high_risk(incident.data):
-                continue
-            due = due_after_working_days(incident.recordedtime, 1)
-            gap = late(referrals.first_from(incident.recordedtime), due)
-            if gap is None:
-                continue
-            yield Finding(
-                key=incident.id,
-                due=due,
-                evidence=(incident.id,),
-                concerns=(incident.source,),
-                detail=f"incident {incident.data.get('incident_ref')} assessed high risk; no MARAC referral",
-                resolved_by=gap.resolved_by,
-                resolved_at=gap.resolved_at,
-            )
+            if is_high_risk(incident.data):
+                state.judge(incident, referrals.first_from(incident.recordedtime))
+        return Fold(list(state.found.values()), state)
+
+    def resume(self, fold: Fold, view: ChildView, added: list[Event]) -> Fold | None:
+        """Every addition was recorded after everything judged: a new high-risk incident has
+        no referral yet, and a new MARAC referral answers the incidents still unanswered that
+        were recorded by then (corrections make the engine start afresh)."""
+        state: _State = fold.state
+        for incident in domestic_abuse_incidents(e for e in added if e.type == "incident.reported"):
+            if is_high_risk(incident.data):
+                state.judge(incident, None)
+        for referral in added:
+            if referral.type != "incident.reported" and _to_marac(referral):
+                waiting, state.unanswered = state.unanswered, []
+                for incident in waiting:
+                    state.judge(
+                        incident, referral if incident.recordedtime <= referral.recordedtime else None
+                    )
+        return Fold(list(state.found.values()), state)
+
+
+def _to_marac(event: Event) -> bool:
+    return event.type == "marac.referral.made" or agency_kind(str(event.data["to"])) == "marac"
+
+
+class _State:
+    """The findings by incident, and the high-risk incidents no MARAC referral has answered yet."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, Finding] = {}
+        self.unanswered: list[Event] = []
+
+    def judge(self, incident: Event, referral: Event | None) -> None:
+        if referral is None:
+            self.unanswered.append(incident)
+        due = due_after_working_days(incident.recordedtime, 1)
+        gap = late(referral, due)
+        if gap is None:
+            self.found.pop(incident.id, None)
+            return
+        self.found[incident.id] = Finding(
+            key=incident.id,
+            due=due,
+            evidence=(incident.id,),
+            concerns=(incident.source,),
+            detail=f"incident {incident.data.get('incident_ref')} assessed high risk; no MARAC referral",
+            resolved_by=gap.resolved_by,
+            resolved_at=gap.resolved_at,
+        )
 
 
 def is_high_risk(data: Mapping[str, Any]) -> bool:

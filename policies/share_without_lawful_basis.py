@@ -14,14 +14,14 @@ resolves the flag and names the correction. Concerns: the sender.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 
-from policies.base import Finding, Policy, Severity
+from policies.base import Finding, Fold, FoldingPolicy, Severity
 from policies.corrections import gap_history
+from policies.facts import Anchors
 from policies.view import ChildView, Event
 
 
-class ShareWithoutLawfulBasis(Policy):
+class ShareWithoutLawfulBasis(FoldingPolicy):
     id = "share-without-lawful-basis"
     version = 1
     severity = Severity.LOW
@@ -35,21 +35,35 @@ class ShareWithoutLawfulBasis(Policy):
     )
     action = "Correct the notification (notification.corrected) with its lawful_basis."
 
-    def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
+    def start(self, view: ChildView) -> Fold:
+        anchors = Anchors()
         for notification in view.of_type("notification.sent"):
-            history = gap_history(view, notification, _without_basis)
-            if history is None:
-                continue
-            fixed = history.resolved_by
-            yield Finding(
-                key=notification.id,
-                due=history.began,
-                evidence=(notification.id,),
-                concerns=(notification.source,),
-                detail=f"notification to {notification.data['to']} records no lawful basis",
-                resolved_by=fixed.id if fixed else None,
-                resolved_at=fixed.recordedtime if fixed else None,
-            )
+            anchors.judge(notification, _judge(view, notification))
+        return anchors.fold()
+
+    def resume(self, fold: Fold, view: ChildView, added: list[Event]) -> Fold | None:
+        """A notification is judged by its own versions alone: judge the new ones (a correction
+        changes the type's fingerprint, and the engine starts afresh)."""
+        anchors: Anchors = fold.state
+        for notification in added:
+            anchors.judge(notification, _judge(view, notification))
+        return anchors.fold()
+
+
+def _judge(view: ChildView, notification: Event) -> Iterator[Finding]:
+    history = gap_history(view, notification, _without_basis)
+    if history is None:
+        return
+    fixed = history.resolved_by
+    yield Finding(
+        key=notification.id,
+        due=history.began,
+        evidence=(notification.id,),
+        concerns=(notification.source,),
+        detail=f"notification to {notification.data['to']} records no lawful basis",
+        resolved_by=fixed.id if fixed else None,
+        resolved_at=fixed.recordedtime if fixed else None,
+    )
 
 
 def _without_basis(notification: Event) -> bool:
