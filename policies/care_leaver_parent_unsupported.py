@@ -33,13 +33,14 @@ nothing: support, once owed, is not cut off by the calendar mid-way.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterator
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from ledger.vocabulary import agency_kind
-from policies.base import Finding, Policy, Severity
+from policies.base import Finding, Fold, FoldingPolicy, Severity
 from policies.calendar import london_day
 from policies.facts import (
+    Spell,
     age_on,
     due_after_working_days,
     earliest,
@@ -53,7 +54,7 @@ from policies.view import ChildView, Event
 SUPPORT_AGE_LIMIT = 25
 
 
-class CareLeaverParentUnsupported(Policy):
+class CareLeaverParentUnsupported(FoldingPolicy):
     id = "care-leaver-parent-unsupported"
     version = 3
     severity = Severity.MEDIUM
@@ -66,18 +67,47 @@ class CareLeaverParentUnsupported(Policy):
     )
     action = "Notify the leaving care service (notification.sent to a leaving-care/ agency)."
 
-    def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        notified = earliest(
-            e for e in view.of_type("notification.sent") if agency_kind(str(e.data["to"])) == "leaving-care"
-        )
+    def start(self, view: ChildView) -> Fold:
+        notified = earliest(e for e in view.of_type("notification.sent") if _to_leaving_care(e))
         trigger = earliest(view.of_type("incident.reported", "referral.made"))
-        if trigger is None:
-            return
+        people = view.of_type("child.registered", "person.linked", "person.status")
         # Only the first incident or referral starts a clock: later ones are left out of the walk,
         # which then grows with the links and statuses, not with the history.
-        walk = recorded((trigger,), view.of_type("child.registered", "person.linked", "person.status"))
-        for person, owed in sorted(spells(_steps(walk)).items()):
-            gap = first_gap(owed, lambda spell: due_after_working_days(spell.start, 10), notified)
+        owed = spells(_steps(recorded((trigger,), people))) if trigger is not None else {}
+        state = _Kept(trigger, notified, owed)
+        return Fold(list(state.judged()), state)
+
+    def resume(self, fold: Fold, view: ChildView, added: list[Event]) -> Fold | None:
+        """Once there is a trigger, a later incident or referral changes nothing, and only the
+        first notification to leaving care answers: a new link or status (or a first trigger)
+        starts afresh; the first such notification re-judges the few persons owed."""
+        state: _Kept = fold.state
+        if state.trigger is None or any(e.type in _PEOPLE for e in added):
+            return None
+        if state.notified is not None:
+            return fold
+        state.notified = earliest(e for e in added if e.type == "notification.sent" and _to_leaving_care(e))
+        return fold if state.notified is None else Fold(list(state.judged()), state)
+
+
+_PEOPLE = frozenset({"child.registered", "person.linked", "person.status"})
+
+
+def _to_leaving_care(notification: Event) -> bool:
+    return agency_kind(str(notification.data["to"])) == "leaving-care"
+
+
+class _Kept:
+    """The first trigger, the first notification to leaving care and the spells of each person."""
+
+    def __init__(
+        self, trigger: Event | None, notified: Event | None, owed: dict[Hashable, list[Spell]]
+    ) -> None:
+        self.trigger, self.notified, self.owed = trigger, notified, owed
+
+    def judged(self) -> Iterator[Finding]:
+        for person, owed in sorted(self.owed.items()):
+            gap = first_gap(owed, lambda spell: due_after_working_days(spell.start, 10), self.notified)
             if gap is None:
                 continue
             spell, due, late = gap

@@ -31,12 +31,13 @@ nothing: the calendar does not end a duty mid-way.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterator
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
-from policies.base import Finding, Policy, Severity
+from policies.base import Finding, Fold, FoldingPolicy, Severity
 from policies.calendar import london_day
 from policies.facts import (
+    Spell,
     age_on,
     due_after_working_days,
     earliest,
@@ -49,7 +50,7 @@ from policies.facts import (
 from policies.view import CONCERN_ROLES, ChildView, Event
 
 
-class OvernightContactUnexplored(Policy):
+class OvernightContactUnexplored(FoldingPolicy):
     id = "overnight-contact-unexplored"
     version = 2
     severity = Severity.HIGH
@@ -66,14 +67,46 @@ class OvernightContactUnexplored(Policy):
         "(contact-arrangement.recorded)."
     )
 
-    def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        arrangements = view.of_type("contact-arrangement.recorded")
-        walk = recorded(
-            view.of_type("child.registered", "person.linked", "person.status"),
-            _first_concerns(view.of_type("incident.reported")),
-        )
-        for person, owed in sorted(spells(_steps(walk)).items()):
-            first = earliest(a for a in arrangements if a.data["person"] == person)
+    def start(self, view: ChildView) -> Fold:
+        arrangements: dict[str, Event] = {}  # person -> first-recorded arrangement
+        for arrangement in sorted(view.of_type("contact-arrangement.recorded"), key=recorded_key):
+            arrangements.setdefault(arrangement.data["person"], arrangement)
+        concerns = _first_concerns(view.of_type("incident.reported"))
+        first = {incident.id: incident for incident in concerns.values()}.values()  # each once
+        walk = recorded(view.of_type("child.registered", "person.linked", "person.status"), first)
+        state = _Kept(arrangements, set(concerns), spells(_steps(walk)))
+        return Fold(list(state.judged()), state)
+
+    def resume(self, fold: Fold, view: ChildView, added: list[Event]) -> Fold | None:
+        """Only a person's first incident of concern and first arrangement count: a new link,
+        status or registration, or an incident naming someone of concern for the first time,
+        starts afresh; a person's first arrangement re-judges the few persons owed."""
+        state: _Kept = fold.state
+        if any(e.type in ("child.registered", "person.linked", "person.status") for e in added):
+            return None
+        if not set(_first_concerns([e for e in added if e.type == "incident.reported"])) <= state.concerned:
+            return None
+        new = [
+            e
+            for e in added
+            if e.type == "contact-arrangement.recorded" and e.data["person"] not in state.arrangements
+        ]
+        for arrangement in new:
+            state.arrangements.setdefault(arrangement.data["person"], arrangement)
+        return Fold(list(state.judged()), state) if new else fold
+
+
+class _Kept:
+    """Each person's first arrangement, who has been named of concern, and the spells owed."""
+
+    def __init__(
+        self, arrangements: dict[str, Event], concerned: set[str], owed: dict[Hashable, list[Spell]]
+    ) -> None:
+        self.arrangements, self.concerned, self.owed = arrangements, concerned, owed
+
+    def judged(self) -> Iterator[Finding]:
+        for person, owed in sorted(self.owed.items()):
+            first = self.arrangements.get(str(person))
             gap = first_gap(owed, lambda spell: due_after_working_days(spell.start, 10), first)
             if gap is None:
                 continue
@@ -90,7 +123,7 @@ class OvernightContactUnexplored(Policy):
             )
 
 
-def _first_concerns(incidents: list[Event]) -> list[Event]:
+def _first_concerns(incidents: list[Event]) -> dict[str, Event]:
     """Per person, the first-recorded domestic-abuse incident naming them of concern: only it
     can begin a duty (later ones change nothing), so the walk grows with the people, not with
     the incidents."""
@@ -104,7 +137,7 @@ def _first_concerns(incidents: list[Event]) -> list[Event]:
             known = first.get(party["person"])
             if known is None or recorded_key(incident) < recorded_key(known):
                 first[party["person"]] = incident
-    return list({incident.id: incident for incident in first.values()}.values())
+    return first
 
 
 def _steps(walk: list[Event]) -> Iterator[tuple[Event, dict[Hashable, Any]]]:

@@ -16,15 +16,16 @@ record) unless the practice was told first; the new practice is owed from its re
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from datetime import datetime
+from itertools import chain
 
-from policies.base import Finding, Policy, Severity
+from policies.base import Finding, Fold, FoldingPolicy, Severity
 from policies.facts import Family, Spell, due_after_working_days, first_gap
 from policies.view import ChildView, Event
 
 
-class ParentGpUnaware(Policy):
+class ParentGpUnaware(FoldingPolicy):
     id = "parent-gp-unaware"
     version = 2
     severity = Severity.MEDIUM
@@ -38,20 +39,62 @@ class ParentGpUnaware(Policy):
     )
     action = "Tell the parent figure's GP practice about the child (notification.sent to the practice)."
 
-    def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        triggers = sorted(view.of_type("incident.reported", "referral.made"), key=lambda e: e.recordedtime)
-        if not triggers:
+    def start(self, view: ChildView) -> Fold:
+        # The first incident or referral (recorded order; ties in time order), found without
+        # sorting the history.
+        first = min(
+            chain(view.of_type("incident.reported"), view.of_type("referral.made")),
+            key=lambda e: (e.recordedtime, e.time, e.id),
+            default=None,
+        )
+        family = Family(view.of_type("child.registered", "person.linked", "gp.registered"))
+        owed = family.practices(lambda parents, _: parents)
+        aware = {
+            str(practice): _awareness_event(
+                view.first_event_from(str(practice)), view.notifications_to(str(practice))
+            )
+            for practice in owed
+        }
+        state = _Kept(first, owed, aware)
+        return Fold(list(state.judged()), state)
+
+    def resume(self, fold: Fold, view: ChildView, added: list[Event]) -> Fold | None:
+        """Once there is a first incident or referral, later ones change nothing; a practice is
+        made aware once (its own first event about the child changes the agencies' first events,
+        which makes the engine start afresh): only a first notification to a practice owed
+        re-judges it. A new link or registration starts afresh."""
+        state: _Kept = fold.state
+        if state.first is None or any(
+            e.type in ("child.registered", "person.linked", "gp.registered") for e in added
+        ):
+            return None
+        changed = False
+        for notification in added:
+            to = str(notification.data.get("to")) if notification.type == "notification.sent" else ""
+            if to in state.aware and state.aware[to] is None:
+                state.aware[to], changed = notification, True
+        return Fold(list(state.judged()), state) if changed else fold
+
+
+class _Kept:
+    """The first trigger, the spells of each practice owed, and the event that made each aware."""
+
+    def __init__(
+        self, first: Event | None, owed: dict[Hashable, list[Spell]], aware: dict[str, Event | None]
+    ) -> None:
+        self.first, self.owed, self.aware = first, owed, aware
+
+    def judged(self) -> Iterator[Finding]:
+        first = self.first
+        if first is None:
             return
-        first = triggers[0]
 
         def due_of(spell: Spell) -> datetime:
             return due_after_working_days(max(first.recordedtime, spell.start), 5)
 
-        family = Family(view.of_type("child.registered", "person.linked", "gp.registered"))
-        for practice, owed in sorted(family.practices(lambda parents, _: parents).items()):
+        for practice, owed in sorted(self.owed.items()):
             name = str(practice)
-            made_aware = _awareness_event(view.first_event_from(name), view.notifications_to(name))
-            gap = first_gap(owed, due_of, made_aware)
+            gap = first_gap(owed, due_of, self.aware[name])
             if gap is None:
                 continue
             spell, due, late = gap
