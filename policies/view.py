@@ -97,6 +97,7 @@ class Event:
 
 
 SORT_KEY = attrgetter("time", "recordedtime", "id")  # Event.sort_key, without a Python call per event
+_ID_AND_CORRECTIONS = attrgetter("id", "corrected_by")  # an effective event's part of a fingerprint
 
 
 @dataclass(frozen=True)
@@ -179,8 +180,18 @@ class ChildView:
         its family; an invalid amendment is ignored (the original stands). Corrections apply in
         recorded order; later fields win.
         """
-        by_id = {e.id: e for e in self.events if not is_amendment(e.type)}
-        amendments = sorted((e for e in self.events if is_amendment(e.type)), key=lambda e: e.recordedtime)
+        # Amendments found by type (a few types), not by asking of every event (issue 13: that was
+        # a third of building a long history's view). With none, the effective events are the
+        # view's own, in its own order (accepted events are unique by id: the ledger is
+        # idempotent on it).
+        kinds = frozenset(t for t in self._recorded_by_type if is_amendment(t))
+        if not kinds:
+            return self.events
+        by_id = {e.id: e for e in self.events if e.type not in kinds}
+        amendments = sorted(
+            (e for t in kinds for e in self._recorded_by_type[t]),
+            key=lambda e: (e.recordedtime, e.time, e.id),  # recorded order, ties in the view's order
+        )
         withdrawn: set[str] = set()
         for amendment in amendments:
             original = by_id.get(str(amendment.data.get("original")))
@@ -239,6 +250,8 @@ class ChildView:
 
     @cached_property
     def _by_type(self) -> dict[str, tuple[Event, ...]]:
+        if self._effective is self.events:  # nothing amended: the recorded index is this one
+            return self._recorded_by_type
         found: dict[str, list[Event]] = {}
         for event in self._effective:
             found.setdefault(event.type, []).append(event)
@@ -331,7 +344,7 @@ class ChildView:
                     (other, tuple(e.id for e in events)) for other, events in self.household.items()
                 )
             else:
-                found = tuple((e.id, e.corrected_by) for e in self._by_type.get(what, ()))
+                found = tuple(map(_ID_AND_CORRECTIONS, self._by_type.get(what, ())))
             self._fingerprints[what] = found
         return found
 
