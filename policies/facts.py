@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from ledger.vocabulary import agency_kind
 from policies.base import Finding, Fold
 from policies.calendar import working_days_deadline
 from policies.view import CONCERN_ROLES, MALE_PARENT_ROLES, PARENT_ROLES, Event
@@ -380,3 +381,78 @@ def _on_roll(enrolments: Sequence[Event], at: datetime | None) -> set[str]:
         else:
             schools.add(school)
     return schools
+
+
+class PhnNotified:
+    """A folding rule's state for "public health nursing was told of an incident: did the agency
+    told answer within N working days?" (notification-not-followed-up: a real contact;
+    health-assessment-not-updated: an FHNA). A notification counts if it names an incident of the
+    child; its answer is the first qualifying event from the notified agency recorded at or
+    after it. Kept between evaluations: the incident names, the notifications waiting for an
+    incident they name, those still unanswered (by agency) and the findings (by notification)."""
+
+    def __init__(self, names: frozenset[str], days: int, missing: str) -> None:
+        self.names = set(names)
+        self.days, self.missing = days, missing  # missing: what the detail says did not happen
+        self.waiting: dict[str, list[Event]] = {}  # incident name -> notifications naming it
+        self.unanswered: dict[str, list[Event]] = {}  # PHN agency -> notifications, no answer yet
+        self.found: dict[str, Finding] = {}
+        self.context: Any = None  # what else the rule keeps
+
+    def counted(self, notification: Event) -> bool:
+        """A notification to public health nursing about an incident of the child's (else, if to
+        PHN, it waits under the names it uses, in case that incident is recorded later)."""
+        if agency_kind(str(notification.data["to"])) != "phn":
+            return False
+        about = [str(name) for name in notification.data.get("about", ())]
+        if self.names.isdisjoint(about):
+            for name in about:
+                self.waiting.setdefault(name, []).append(notification)
+            return False
+        return True
+
+    def judge(self, notification: Event, answer: Event | None) -> None:
+        phn = str(notification.data["to"])
+        if answer is None:
+            self.unanswered.setdefault(phn, []).append(notification)
+        due = due_after_working_days(notification.recordedtime, self.days)
+        gap = late(answer, due)
+        if gap is None:
+            self.found.pop(notification.id, None)
+            return
+        self.found[notification.id] = Finding(
+            key=notification.id,
+            due=due,
+            evidence=(notification.id,),
+            concerns=(phn,),
+            detail=f"{phn} told of {', '.join(map(str, notification.data['about']))}; {self.missing}",
+            resolved_by=gap.resolved_by,
+            resolved_at=gap.resolved_at,
+        )
+
+    def resume(self, added: Sequence[Event], answers: Callable[[Event], bool]) -> Fold | None:
+        """Bring the findings up to date from additions all recorded after everything judged: a
+        new notification has no answer yet, and a new answer (``answers``) meets the notifications
+        to its agency still unanswered that were recorded by then. None (start afresh) if a new
+        incident is one that earlier notifications name."""
+        for event in added:
+            if event.type == "incident.reported":
+                names = incident_names((event,))
+                if any(name in self.waiting for name in names):
+                    return None
+                self.names |= names
+        for event in added:
+            if event.type == "notification.sent" and self.counted(event):
+                self.judge(event, None)
+        for event in added:
+            if answers(event):
+                waiting = self.unanswered.pop(event.source, [])
+                for notification in waiting:
+                    if notification.recordedtime <= event.recordedtime:
+                        self.judge(notification, event)
+                    else:
+                        self.unanswered.setdefault(event.source, []).append(notification)
+        return self.fold()
+
+    def fold(self) -> Fold:
+        return Fold(list(self.found.values()), self)

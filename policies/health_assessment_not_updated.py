@@ -15,18 +15,14 @@ agency.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime
-
-from ledger.vocabulary import agency_kind
-from policies.base import Finding, Policy, Severity
-from policies.facts import due_after_working_days, first_from, incident_names, late, timelines
-from policies.view import ChildView
+from policies.base import Fold, FoldingPolicy, Severity
+from policies.facts import PhnNotified, first_from, incident_names, timelines
+from policies.view import ChildView, Event
 
 WORKING_DAYS = 10
 
 
-class HealthAssessmentNotUpdated(Policy):
+class HealthAssessmentNotUpdated(FoldingPolicy):
     id = "health-assessment-not-updated"
     version = 1
     severity = Severity.MEDIUM
@@ -40,25 +36,25 @@ class HealthAssessmentNotUpdated(Policy):
     )
     action = "Update the family health needs assessment (assessment.completed, kind FHNA)."
 
-    def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
-        incidents = incident_names(view.of_type("incident.reported"))
+    def start(self, view: ChildView) -> Fold:
+        state = PhnNotified(
+            incident_names(view.of_type("incident.reported")), WORKING_DAYS, "FHNA not updated"
+        )
         assessments = timelines(
-            (a for a in view.of_type("assessment.completed") if a.data["kind"] == "FHNA"), lambda a: a.source
+            (a for a in view.of_type("assessment.completed") if _fhna(a)), lambda a: a.source
         )
         for notification in view.of_type("notification.sent"):
-            phn = str(notification.data["to"])
-            if agency_kind(phn) != "phn" or incidents.isdisjoint(notification.data["about"]):
-                continue
-            due = due_after_working_days(notification.recordedtime, WORKING_DAYS)
-            gap = late(first_from(assessments, phn, notification.recordedtime), due)
-            if gap is None:
-                continue
-            yield Finding(
-                key=notification.id,
-                due=due,
-                evidence=(notification.id,),
-                concerns=(phn,),
-                detail=f"{phn} told of {', '.join(map(str, notification.data['about']))}; FHNA not updated",
-                resolved_by=gap.resolved_by,
-                resolved_at=gap.resolved_at,
-            )
+            if state.counted(notification):
+                phn = str(notification.data["to"])
+                state.judge(notification, first_from(assessments, phn, notification.recordedtime))
+        return state.fold()
+
+    def resume(self, fold: Fold, view: ChildView, added: list[Event]) -> Fold | None:
+        """A new notification has no assessment after it yet, and a new FHNA answers the
+        notifications to its agency still unanswered (``PhnNotified.resume``)."""
+        state: PhnNotified = fold.state
+        return state.resume(added, _fhna)
+
+
+def _fhna(event: Event) -> bool:
+    return event.type == "assessment.completed" and event.data["kind"] == "FHNA"

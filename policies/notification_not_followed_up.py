@@ -27,12 +27,10 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from datetime import datetime
 
-from ledger.vocabulary import agency_kind
-from policies.base import Finding, Fold, FoldingPolicy, Severity
+from policies.base import Fold, FoldingPolicy, Severity
 from policies.facts import (
-    due_after_working_days,
+    PhnNotified,
     incident_names,
-    late,
     parent_figures,
     recorded,
     recorded_key,
@@ -57,97 +55,39 @@ class NotificationNotFollowedUp(FoldingPolicy):
     action = "Contact the child or a parent figure in person, by phone or by video, and record it."
 
     def start(self, view: ChildView) -> Fold:
-        state = _State(incident_names(view.of_type("incident.reported")))
-        state.since[view.child] = None
+        state = PhnNotified(
+            incident_names(view.of_type("incident.reported")), 5, "no contact within 5 working days"
+        )
+        since: dict[str, Event | None] = {view.child: None}  # person -> the record making them family
         for event in recorded(view.of_type("child.registered", "person.linked")):
             for person in parent_figures((event,)):
-                state.since.setdefault(person, event)
+                since.setdefault(person, event)
+        state.context = since
         contacts: dict[str, list[Event]] = {}
         for contact in view.of_type("contact.recorded"):
-            if state.counts(contact):
+            if _counts(contact, since):
                 contacts.setdefault(contact.source, []).append(contact)
-        follow_ups = {agency: _FollowUps(found, state.since) for agency, found in contacts.items()}
+        follow_ups = {agency: _FollowUps(found, since) for agency, found in contacts.items()}
         for notification in view.of_type("notification.sent"):
             if state.counted(notification):
                 found = follow_ups.get(str(notification.data["to"]))
                 state.judge(notification, found.first_from(notification.recordedtime) if found else None)
-        return Fold(list(state.found.values()), state)
+        return state.fold()
 
     def resume(self, fold: Fold, view: ChildView, added: list[Event]) -> Fold | None:
-        """Every addition was recorded after everything judged: a new notification has no
-        follow-up yet, and a new real contact with the family answers the notifications to its
-        agency still unanswered (recorded by then). A new link can make earlier contacts count,
-        and a new incident earlier notifications: start afresh for those (rare)."""
-        state: _State = fold.state
-        for event in added:
-            if event.type in ("child.registered", "person.linked"):
-                return None
-            if event.type == "incident.reported":
-                names = incident_names((event,))
-                if any(name in state.waiting for name in names):
-                    return None
-                state.names |= names
-        for event in added:
-            if event.type == "notification.sent" and state.counted(event):
-                state.judge(event, None)
-        for event in added:
-            if event.type == "contact.recorded" and state.counts(event):
-                waiting = state.unanswered.pop(event.source, [])
-                for notification in waiting:
-                    if notification.recordedtime <= event.recordedtime:
-                        state.judge(notification, event)
-                    else:
-                        state.unanswered.setdefault(event.source, []).append(notification)
-        return Fold(list(state.found.values()), state)
+        """A new notification has no follow-up yet, and a new real contact with the family
+        answers the notifications to its agency still unanswered (``PhnNotified.resume``). A
+        new link can make earlier contacts count: start afresh (rare)."""
+        state: PhnNotified = fold.state
+        if any(event.type in ("child.registered", "person.linked") for event in added):
+            return None
+        since = state.context
+        return state.resume(added, lambda e: e.type == "contact.recorded" and _counts(e, since))
 
 
-class _State:
-    """What the rule keeps between evaluations: the incident names, who is family since when,
-    the notifications not yet about a known incident (by name), those with no follow-up yet (by
-    agency) and the findings (by notification id)."""
-
-    def __init__(self, names: frozenset[str]) -> None:
-        self.names = set(names)
-        self.since: dict[str, Event | None] = {}  # person -> the record making them family
-        self.waiting: dict[str, list[Event]] = {}  # incident name -> notifications to PHN naming it
-        self.unanswered: dict[str, list[Event]] = {}  # PHN agency -> notifications, no follow-up
-        self.found: dict[str, Finding] = {}
-
-    def counts(self, contact: Event) -> bool:
-        """A real contact with the child or a parent figure (as far as links say, by now)."""
-        return contact.data["person"] in self.since and contact.data["mode"] in REAL_CONTACT
-
-    def counted(self, notification: Event) -> bool:
-        """A notification to public health nursing about an incident of the child's (else it is
-        kept waiting under the names it uses, in case that incident is recorded later)."""
-        if agency_kind(str(notification.data["to"])) != "phn":
-            return False
-        about = [str(name) for name in notification.data.get("about", ())]
-        if self.names.isdisjoint(about):
-            for name in about:
-                self.waiting.setdefault(name, []).append(notification)
-            return False
-        return True
-
-    def judge(self, notification: Event, answer: Event | None) -> None:
-        phn = str(notification.data["to"])
-        if answer is None:
-            self.unanswered.setdefault(phn, []).append(notification)
-        due = due_after_working_days(notification.recordedtime, 5)
-        gap = late(answer, due)
-        if gap is None:
-            self.found.pop(notification.id, None)
-            return
-        self.found[notification.id] = Finding(
-            key=notification.id,
-            due=due,
-            evidence=(notification.id,),
-            concerns=(phn,),
-            detail=f"{phn} told of {', '.join(map(str, notification.data['about']))}; "
-            "no contact within 5 working days",
-            resolved_by=gap.resolved_by,
-            resolved_at=gap.resolved_at,
-        )
+def _counts(contact: Event, since: dict[str, Event | None]) -> bool:
+    """A real contact with the child or a parent figure (as far as links say, by now)."""
+    return contact.data["person"] in since and contact.data["mode"] in REAL_CONTACT
 
 
 class _FollowUps:
