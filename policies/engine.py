@@ -182,6 +182,8 @@ def _additions(view: ChildView, what: str, was: TypeFingerprint) -> list[Event] 
     """The effective events of type ``what`` in ``view`` that are not in fingerprint ``was``, if
     every event of ``was`` is still there unchanged (None if one was corrected or withdrawn)."""
     now = cast(TypeFingerprint, view.fingerprint(what))
+    if now[: len(was)] == was:  # live traffic: the new events come last in time order too
+        return [view.effective_event(event_id) for event_id, _ in now[len(was) :]]
     new = set(now).difference(was)
     if len(now) - len(new) != len(was):
         return None
