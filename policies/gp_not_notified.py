@@ -75,9 +75,9 @@ class GpNotNotified(FoldingPolicy):
         return anchors.fold()
 
     def resume(self, fold: Fold, view: ChildView, added: list[Event]) -> Fold | None:
-        """An incident is judged by the family and practices as they stand and by the
+        """An incident is judged by the spells of the family's practices and by the
         notifications naming it: judge new incidents and those new notifications name (a new
-        link or registration changes who must be told of every incident: start afresh)."""
+        link or registration can end or begin a spell for every incident: start afresh)."""
         anchors: Anchors = fold.state
         if any(e.type in ("child.registered", "person.linked", "gp.registered") for e in added):
             return None
