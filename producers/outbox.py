@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -121,16 +121,24 @@ class DuplicateEventId(ValueError):
     """An event id already used for a different event: ids are the ledger's idempotency key."""
 
 
-@dataclass(frozen=True)
-class Entry:
+def _unknown(stored: Mapping[str, Any]) -> bool:
+    """``Entry.same`` when nothing says whether a stored event is this one: a clash."""
+    return False
+
+
+class Entry(NamedTuple):
     """One event to append. ``sign(sequence, prevhash)`` builds the signed event (with its
     canonical bytes) for the chain position the outbox assigns; ``same(stored)`` says whether an
-    event already stored under ``event_id`` is this one (a retried publish) rather than a clash."""
+    event already stored under ``event_id`` is this one (a retried publish) rather than a clash.
+
+    A tuple rather than a frozen dataclass: the gateway makes one per event of a batch on its
+    critical path, and a frozen dataclass's ``__init__`` (``object.__setattr__`` per field) cost
+    about 1.3 us against 0.45 (issue 11)."""
 
     topic: str
     sign: Callable[[int, str], SignedEvent]
     event_id: str | None = None
-    same: Callable[[Mapping[str, Any]], bool] = lambda stored: False  # unknown: a clash
+    same: Callable[[Mapping[str, Any]], bool] = _unknown
 
 
 class Outbox:
