@@ -11,9 +11,7 @@ works; the relay reads the same tables.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -92,9 +90,13 @@ class RelayCluster(Base):
 
 # Entries looked up (for ids already stored) per query: bounded IN lists, see ``_chunks``.
 LOOKUP = 500
-# Rows per executemany while an append signs (``_Inserts``): the last of them is inserted after
-# the last signature, so small enough that this tail is short (about 2 ms on SQLite), big
-# enough that handing each to the insert thread costs little.
+# Rows per executemany while an append signs. Why (issue 11): the gateway's batches inserted
+# every row after the last signature, about 25 ms of a 3,000-event batch (~8 us a row on
+# SQLite) while the draft worker had finished and its core idled; inserted as they are signed,
+# they fill the serving process's waits for the worker's next chunk, and only the last few go
+# in after the last signature (about 2 ms). Not on a thread of its own: sqlite3 releases the
+# GIL at every row, and the hand-offs between the signing thread and an insert thread cost more
+# CPU than the overlap saved on two busy cores (measured: 38-55 against 34-42 us an event).
 INSERT_ROWS = 256
 
 # The columns ``Outbox.append`` writes, in the order of its row tuples.
@@ -158,8 +160,6 @@ class Outbox:
         )
         created_at = _EVENTS.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
         self._bind_created_at = created_at if sqlite else None
-        self._insert_lock = threading.Lock()
-        self._insert_executor: ThreadPoolExecutor | None = None  # started by the first long append
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
@@ -183,14 +183,15 @@ class Outbox:
         batch path passes a stream that another process is still preparing (producers/gateway/
         worker.py), so preparing and signing overlap; anything it raises rolls everything back.
 
-        The rows go in ``INSERT_ROWS`` at a time as they are signed (``_Inserts``), all with the
-        transaction's time; ids repeated inside one call are found in ``known``, which holds the
-        stored payloads of every id the entries name and gains each new event as it is signed."""
+        The rows go in ``INSERT_ROWS`` at a time as they are signed, all with the transaction's
+        time (why: ``INSERT_ROWS``); ids repeated inside one call are found in ``known``, which
+        holds the stored payloads of every id the entries name and gains each new event as it is
+        signed."""
         self._ensure_head(agency)
         results: list[SignedEvent] = []
         now = self._created_at(datetime.now(UTC))
         pending = iter(entries)
-        with self._transaction() as session, _Inserts(self, session) as inserts:
+        with self._transaction() as session:
             head = session.scalars(
                 select(ChainHead).where(ChainHead.agency == agency).with_for_update()
             ).one()
@@ -200,7 +201,6 @@ class Outbox:
             while chunk := list(islice(pending, LOOKUP)):
                 named = [e.event_id for e in chunk if e.event_id and e.event_id not in known]
                 if named:
-                    inserts.wait()  # the connection is the insert thread's until it is done
                     known.update(self._stored_payloads(session, named))
                 for entry in chunk:
                     stored = known.get(entry.event_id) if entry.event_id else None
@@ -216,9 +216,10 @@ class Outbox:
                     known[signed.event_id] = signed.payload
                     results.append(signed)
                     if len(rows) == INSERT_ROWS:
-                        inserts.start(rows)
+                        self._insert(session, rows)
                         rows = []
-            inserts.finish(rows)
+            if rows:
+                self._insert(session, rows)
             if sequence != head.last_sequence:
                 head.last_sequence, head.last_digest = sequence, digest
             if also is not None:
@@ -235,12 +236,6 @@ class Outbox:
             session.connection().exec_driver_sql(self._driver_insert, rows)
         else:
             session.execute(insert(_EVENTS), [dict(zip(ROW_COLUMNS, row, strict=True)) for row in rows])
-
-    def _insert_thread(self) -> ThreadPoolExecutor:
-        with self._insert_lock:
-            if self._insert_executor is None:
-                self._insert_executor = ThreadPoolExecutor(1, thread_name_prefix="sgledger-outbox-insert")
-            return self._insert_executor
 
     def _created_at(self, now: datetime) -> Any:
         """``now`` as the value ``_insert`` passes: what SQLAlchemy would bind, for the driver."""
@@ -400,64 +395,7 @@ class Outbox:
             )
 
     def close(self) -> None:
-        if self._insert_executor is not None:
-            self._insert_executor.shutdown()
         self.engine.dispose()
-
-
-class _Inserts:
-    """The rows of one ``Outbox.append``, inserted while the next ones are signed.
-
-    Why (issue 11): the gateway's batches used to insert every row after signing the last, about
-    8 us a row on SQLite, while nothing else ran (the draft worker done, the client waiting). On
-    SQLite the rows go, ``INSERT_ROWS`` at a time, to a thread that runs the same executemany
-    on the transaction's connection: sqlite3 releases the GIL while SQLite steps, so that work
-    overlaps the signing of the next rows (libsodium releases it too). Still one transaction:
-    the thread uses the same connection, one executemany at a time and in order (each waits for
-    the one before), and the transaction ends only after the last has finished, whatever
-    happened (``__exit__``); an insert's error is raised in the appending thread, so it rolls
-    everything back as before. Other databases insert in the appending thread, chunk by chunk.
-    The last chunk is inserted in the appending thread too: nothing is left to overlap it with
-    (so a single event never waits for a thread)."""
-
-    def __init__(self, outbox: Outbox, session: Session) -> None:
-        self._outbox = outbox
-        self._session = session
-        self._running: Future[Any] | None = None
-
-    def __enter__(self) -> _Inserts:
-        return self
-
-    def start(self, rows: list[tuple[Any, ...]]) -> None:
-        """Insert ``rows`` after those already started, on the insert thread where that helps."""
-        self.wait()
-        if self._outbox._driver_insert is None:
-            self._outbox._insert(self._session, rows)
-            return
-        connection = self._session.connection()  # in this thread: it begins the transaction
-        self._running = self._outbox._insert_thread().submit(
-            connection.exec_driver_sql, self._outbox._driver_insert, rows
-        )
-
-    def wait(self) -> None:
-        """Until the rows started so far are in (raising the insert's error, if any)."""
-        running, self._running = self._running, None
-        if running is not None:
-            running.result()
-
-    def finish(self, rows: list[tuple[Any, ...]]) -> None:
-        """The last rows, inserted here once the others are in."""
-        self.wait()
-        if rows:
-            self._outbox._insert(self._session, rows)
-
-    def __exit__(self, kind: object, error: object, trace: object) -> None:
-        """Never leave the transaction (commit or roll back) while an insert still runs on its
-        connection; an insert's own error counts only when nothing else was raised."""
-        if self._running is not None:
-            self._running.exception()  # waits; the error raised first is the one reported
-            if kind is None:
-                self.wait()
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:

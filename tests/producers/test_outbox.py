@@ -120,9 +120,9 @@ def _prepared(producer: Producer, count: int) -> list[Prepared]:
 
 
 def test_a_long_append_inserts_every_row_once_in_chain_order(agencies: Keystore, outbox_url: str) -> None:
-    """Rows go in ``INSERT_ROWS`` at a time while the next are signed (on SQLite from a thread):
-    every row is stored once, inserted in chain order (the row ids follow the sequences), with
-    the bytes the append returned."""
+    """Rows go in ``INSERT_ROWS`` at a time while the next are signed: every row is stored once,
+    inserted in chain order (the row ids follow the sequences), with the bytes the append
+    returned."""
     producer = Producer(POLICE, agencies, outbox_url)
     count = 3 * INSERT_ROWS + 17
     events = producer.append_prepared(_prepared(producer, count))
