@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, inspect, text
 
 from bench.growth import T0, Signers, life_event
 from consumers.projector.applier import Applier, Message
+from ledger.store import schema
 from ledger.store.ledger import Ledger
 from views.projection import ChildHistories
 
@@ -123,3 +124,33 @@ def test_a_remembered_child_is_compared_in_memory_and_a_forgotten_one_read(tmp_p
     read = send(batches[-1])  # the one child remembered is not read, the other is
     assert len(read) == len(stored) and len({child for params in read for child in params}) == 1
     ledger.engine.dispose()
+
+
+def test_an_existing_database_upgraded_by_0009_is_read_in_full_and_ends_the_same(tmp_path: Path) -> None:
+    """Rows written before the stamp existed get stamp 0, which no write sets: a projector that
+    remembers rows (here: from before a downgrade and upgrade) reads them again."""
+    signers, batches = history(12)
+    alone = project(f"sqlite:///{tmp_path / 'alone.db'}", signers, batches, 1)
+    url = f"sqlite:///{tmp_path / 'upgraded.db'}"
+    ledger = Ledger(url)
+    now = [T0]
+    applier = Applier(ledger, signers.root_key(), clock=lambda: now[0])
+
+    def send(batch: list[dict[str, Any]]) -> None:
+        now[0] = clock_of(batch)
+        assert applier.apply([Message(json.dumps(e).encode()) for e in batch]).accepted == len(batch)
+
+    for batch in batches[:6]:
+        send(batch)
+    metadata = ledger.metadata()
+    with ledger.engine.begin() as connection:
+        schema.downgrade(connection, metadata, "0008")
+        assert "stamp" not in {c["name"] for c in inspect(connection).get_columns("view_children")}
+    with ledger.engine.begin() as connection:
+        assert schema.upgrade(connection, metadata) == ("0008", schema.head_revision())
+        assert schema.drift(connection, metadata) == []
+        assert set(connection.execute(text("SELECT stamp FROM view_children")).scalars()) == {0}
+    for batch in batches[6:]:
+        send(batch)
+    ledger.engine.dispose()
+    assert rows(url) == alone
