@@ -453,18 +453,14 @@ class ChildRows:
         if self.histories is not None:
             for child in self._queued:
                 flags = self.flags.stored(child)
+                fold = self._folds.get(child)
                 size = sum(len(f.payload) + 200 for f in flags.values())
                 size += 200 * (len(self._people[child]) + len(self._agencies[child]) + 1)
+                size += 0 if fold is None else fold.size()
                 row = self._rows[child]
                 assert row is not None  # queue() inserted or updated it
-                written = WrittenRows(
-                    row["stamp"],
-                    self._people[child],
-                    self._agencies[child],
-                    flags,
-                    size,
-                    self._folds.get(child),
-                )
+                people, agencies = self._people[child], self._agencies[child]
+                written = WrittenRows(row["stamp"], people, agencies, flags, size, fold)
                 self.histories.stage_written(child, written)
         self._queued = []
 
@@ -573,6 +569,10 @@ class ViewFold:
         self.last_recorded = max(e.recordedtime for e in view.events)
         self.count, self.last = len(view.events), view.events[-1]
         self.amended = {str(e.data.get("original")) for e in view.events if is_amendment(e.type)}
+
+    def size(self) -> int:
+        """Roughly what this holds, in bytes, for ``ChildHistories``' bound."""
+        return 200 * (len(self.facts.people) + len(self.aware) + len(self.amended) + 1)
 
     @classmethod
     def of(cls, view: ChildView, previous: ViewFold | None) -> ViewFold:

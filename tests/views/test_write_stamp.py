@@ -104,7 +104,7 @@ def reads_of(ledger: Ledger, tables: tuple[str, ...]) -> Iterator[list[tuple[str
 
 
 def test_a_remembered_child_is_compared_in_memory_and_a_forgotten_one_read(tmp_path: Path) -> None:
-    signers, batches = history(10)
+    signers, batches = history(11)
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     now = [T0]
     applier = Applier(ledger, signers.root_key(), clock=lambda: now[0])
@@ -116,13 +116,16 @@ def test_a_remembered_child_is_compared_in_memory_and_a_forgotten_one_read(tmp_p
             assert applier.apply([Message(json.dumps(e).encode()) for e in batch]).accepted == len(batch)
         return seen
 
-    for batch in batches[:-3]:
+    for batch in batches[:-5]:
         send(batch)
-    assert send(batches[-3]) == []  # both children remembered: none of their rows read back
+    assert send(batches[-5]) == []  # both children remembered: none of their rows read back
     applier.histories = ChildHistories(children=1)  # as after a restart, with room for one child
-    assert send(batches[-2]) == [CHILDREN] * len(stored)  # nothing remembered: both read
-    read = send(batches[-1])  # the one child remembered is not read, the other is
+    assert send(batches[-4]) == [CHILDREN] * len(stored)  # nothing remembered: both read
+    read = send(batches[-3])  # the one child remembered is not read, the other is
     assert len(read) == len(stored) and len({child for params in read for child in params}) == 1
+    applier.histories = ChildHistories(rows=1_000)  # less than one child's rows
+    send(batches[-2])
+    assert send(batches[-1]) == [CHILDREN] * len(stored)  # neither kept
     ledger.engine.dispose()
 
 
