@@ -186,6 +186,16 @@ class Verifier:
                 parts.append((part, None))
         return Pending(self, registry, parts)
 
+    def intact(self) -> bool:
+        """Whether the pool has not noticed a dead worker. Chunks are taken over (their futures
+        cancelled) only then: CPython 3.11's pool, marking every pending future failed when a
+        worker dies, raises in its own thread on one that is cancelled (3.12 ignores it). That
+        can still happen if a worker dies between this check and a cancel; the pool is broken
+        then anyway and is replaced, and no verdict waits on it: the futures it leaves unmarked
+        come after the cancelled ones (it starts them in order), so they are pending still and
+        taken over here too."""
+        return self._pool is not None and not getattr(self._pool, "_broken", False)
+
     def _replace(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
@@ -217,7 +227,7 @@ class Pending:
         verdicts: dict[int, list[Checked]] = {}
         for i in reversed(range(len(self.parts))):
             part, future = self.parts[i]
-            if future is None or future.cancel():
+            if future is None or (self.verifier.intact() and future.cancel()):
                 verdicts[i] = check_chunk(self.registry, part)
                 self.taken += future is not None
         results: list[Checked] = []
@@ -229,8 +239,9 @@ class Pending:
             try:
                 results.extend(future.result())
             except BrokenProcessPool:
-                log.warning("a verification worker died: %d messages checked here, pool restarted", len(part))
-                self.verifier._replace()
+                if self.verifier._pool is not None:
+                    log.warning("a verification worker died: its chunks are checked here, pool restarted")
+                    self.verifier._replace()
                 results.extend(check_chunk(self.registry, part))
         return results
 
