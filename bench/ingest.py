@@ -63,6 +63,7 @@ from bench.machine import (
 from consumers.projection.shard import Shard
 from consumers.projection.stage import ChildProjection
 from consumers.projector.applier import Applier, ApplyStats
+from consumers.projector.collector import collect_less
 from consumers.projector.runner import Projector
 from consumers.projector.verifier import DEFAULT_WORKERS, Verifier
 from ledger.keyregistry import RootKey
@@ -337,6 +338,7 @@ def shard_worker(url: str, root_hex: str, partnership: str, shard: str) -> None:
     """One child shard of ``stages_replay``: ready, then project from "go" until "finish" and
     every notification after it is projected; prints its own wall and CPU seconds."""
     root = RootKey(partnership, Ed25519PublicKey.from_public_bytes(bytes.fromhex(root_hex)))
+    collect_less()  # as `sgledger project --stage children` does
     stage = ChildProjection(Ledger(url), root, shard=Shard.parse(shard))
     stage.lag()  # connected before the start
     print("ready", flush=True)

@@ -37,6 +37,7 @@ from bench.machine import describe, peak_memory_mb, verify_rate, verify_rate_cpu
 from consumers.projection.shard import Shard
 from consumers.projection.stage import ChildProjection
 from consumers.projector.applier import Applier, Message
+from consumers.projector.collector import collect_less
 from ledger.keyregistry import RootKey
 from ledger.store.ledger import Ledger
 
@@ -97,6 +98,7 @@ def worker(url: str, root_hex: str, shard: str, max_batch: int) -> None:
     root = RootKey(PARTNERSHIP, Ed25519PublicKey.from_public_bytes(bytes.fromhex(root_hex)))
     ledger = Ledger(url)
     at = T0 + timedelta(days=400)
+    collect_less()  # as `sgledger project --stage children` does
     stage = ChildProjection(ledger, root, shard=Shard.parse(shard), clock=lambda: at, max_batch=max_batch)
     stage.lag()  # connected before the start
     print("ready", flush=True)

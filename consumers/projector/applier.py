@@ -296,14 +296,13 @@ class Applier:
         """
         return self.apply_prepared(self.prepare(messages), track)
 
-    def prepare(
-        self, messages: Sequence[Message], *, overlap: bool = False, after: Prepared | None = None
-    ) -> Prepared:
-        """Start pre-verifying a batch (``apply_prepared`` applies it). With ``overlap`` the
-        verification workers take all of it, so that this process can apply the previous batch
-        meanwhile (``consumers.projector.runner``). The keys it is checked with may then lack
-        what the previous batch changes: ``apply_prepared`` checks again every message whose
-        key the ledger holds differently when its turn comes.
+    def prepare(self, messages: Sequence[Message], *, after: Prepared | None = None) -> Prepared:
+        """Start pre-verifying a batch (``apply_prepared`` applies it): the verification workers
+        begin at once, so that this process can apply the previous batch meanwhile
+        (``consumers.projector.runner``), and ``apply_prepared`` checks here what they have not
+        reached by then (``Verifier``). The keys it is checked with may then lack what the
+        previous batch changes: ``apply_prepared`` checks again every message whose key the
+        ledger holds differently when its turn comes.
 
         ``after``: the batch to be applied just before this one, not applied yet. Its keys (the
         ledger's with its own key events folded in) are then the base instead of the ledger's
@@ -319,7 +318,7 @@ class Applier:
         keys, early = self._with_batch_keys(registry, messages)
         rest = [i for i in range(len(messages)) if i not in early]
         items = [(messages[i].raw, messages[i].received) for i in rest]
-        return Prepared(messages, keys, early, rest, self.verifier.start(items, keys, share=not overlap))
+        return Prepared(messages, keys, early, rest, self.verifier.start(items, keys))
 
     def apply_prepared(self, prepared: Prepared, track: Mapping[str, int] | None = None) -> ApplyStats:
         """``apply``, for a batch ``prepare`` started."""

@@ -23,6 +23,7 @@ from kafka.structs import OffsetAndMetadata
 from sqlalchemy import select, update
 
 from consumers.projector.applier import Applier, ApplyStats, Message, Prepared
+from consumers.projector.collector import collect_less
 from ledger.store.models import QuarantineEntry
 from transport.kafka import (
     KafkaSettings,
@@ -88,6 +89,7 @@ class Projector:
         sweep_every_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        collect_less()  # this process's collector walked its growing heap: a quarter of its CPU
         self.applier = applier
         self.settings = settings
         self.group_id = group_id
@@ -156,11 +158,10 @@ class Projector:
         self, records: dict[TopicPartition, list[Any]], *, after: _Polled | None = None
     ) -> _Polled | None:
         """Start verifying polled records (None if there are none). ``after``: the batch in
-        hand, applied meanwhile, so the workers take all of this one, checked with that batch's
-        keys (``Applier.prepare``). Without it the batch is applied next, and this process
-        checks a share instead of waiting idle for the workers (it used to leave all to them:
-        a replay's first batch, and every batch of a steady stream, where nothing is polled
-        ahead, was verified on one core while the other waited)."""
+        hand, applied meanwhile, whose keys this one is checked with (``Applier.prepare``).
+        Either way this process checks what the workers have not begun when it asks for the
+        verdicts (``Verifier``): at once for a batch with nothing verified ahead (a replay's
+        first, each one of a steady stream), after applying the batch in hand otherwise."""
         if not records:
             return None
         messages: list[Message] = []
@@ -174,9 +175,7 @@ class Projector:
             track[tracking_name(self.cluster, tp.topic, tp.partition)] = batch[-1].offset
             offsets[tp] = batch[-1].offset + 1
         try:
-            prepared = self.applier.prepare(
-                messages, overlap=after is not None, after=after.prepared if after is not None else None
-            )
+            prepared = self.applier.prepare(messages, after=after.prepared if after is not None else None)
         except Exception:
             self._rewind()
             raise

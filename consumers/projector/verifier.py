@@ -38,6 +38,7 @@ from typing import Any
 from rfc8785 import CanonicalizationError
 from sqlalchemy import exc as sql_errors
 
+from consumers.projector.collector import collect_less
 from ledger.canonical import canonical_forms
 from ledger.keyregistry import KeyRegistry
 from ledger.verification import Reason, Rejection, check_event, parse_message
@@ -47,6 +48,8 @@ DEFAULT_WORKERS = 1  # chosen by measurement: see the module docstring
 # Fewer messages than this are checked in this process: below it, sending them and the registry
 # to a worker costs more than checking them (a steady low rate: one or two per poll).
 POOL_FROM = 64
+# Most messages in one task of a worker (see ``Verifier.start``).
+CHUNK = 250
 
 # A message's verdict and, when it passed, its whole canonical form (the chain digest's input:
 # computed once here, not again on acceptance).
@@ -111,9 +114,11 @@ def _ready() -> None:
 
 
 def _exit_with(parent: int) -> None:
-    """A worker's initializer: exit once the projector that started it is gone. A projector
-    killed with SIGKILL cannot shut its pool down, and its worker would wait for work forever
-    (found by the SIGKILL test: one orphan per kill)."""
+    """A worker's initializer: exit once the projector that started it is gone (a projector
+    killed with SIGKILL cannot shut its pool down, and its worker would wait for work forever:
+    found by the SIGKILL test, one orphan per kill), and collect garbage at the projector's pace
+    (``consumers.projector.collector``)."""
+    collect_less()
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -125,10 +130,19 @@ def _exit_with(parent: int) -> None:
 
 class Verifier:
     """``workers`` = 0 checks in this process, when the verdicts are asked for. With workers,
-    ``start`` hands a batch to them at once and returns; ``Pending.result`` collects it. With
-    ``share=True`` this process takes one part itself while the workers take the others (one
-    worker and this process: both cores verify one batch); with ``share=False`` the workers take
-    it all, so that this process can apply the previous batch meanwhile (the runner's overlap)."""
+    ``start`` hands a batch to them at once, in chunks, and returns; ``Pending.result`` collects
+    it, and this process checks every chunk no worker has begun by then (from the end, while the
+    workers go on from the front). Asked at once (``check_all``, a batch with nothing verified
+    ahead) both cores verify one batch; asked after applying the previous batch (the runner's
+    overlap), this process takes over whatever the workers have not reached, instead of waiting
+    idle for them.
+
+    Why take over rather than a fixed split: how long applying a batch takes depends on the
+    stage and the batch (the intake stage alone applies 5,000 events in about a third of the time
+    its worker needs to verify them; stage ``both``, with the children, takes longer than the
+    worker), so a fixed share leaves one core idle in one of the cases. Before (issue 13), the
+    overlapped batch went to the workers whole and the intake stage waited for them; the first
+    batch was split in halves."""
 
     def __init__(self, workers: int = 0) -> None:
         if workers < 0:
@@ -152,27 +166,35 @@ class Verifier:
 
     def check_all(self, items: Sequence[Item], registry: KeyRegistry) -> list[Checked]:
         """The verdict of each item, in order."""
-        return self.start(items, registry, share=True).result()
+        return self.start(items, registry).result()
 
-    def start(self, items: Sequence[Item], registry: KeyRegistry, *, share: bool) -> Pending:
+    def start(self, items: Sequence[Item], registry: KeyRegistry) -> Pending:
         """Begin checking ``items`` against ``registry``; the verdicts come from ``result``."""
-        hands = self.workers + share
-        if not self.workers or len(items) < max(POOL_FROM, 2 * hands):
+        if not self.workers or len(items) < POOL_FROM:
             return Pending(self, registry, [(items, None)])
         pool = self._pool or self._start()
-        size = -(-len(items) // hands)
+        # Small enough that this process and the workers end together (a chunk is ~75 ms of
+        # checks), at least two per hand for a small batch.
+        size = max(1, min(CHUNK, -(-len(items) // (2 * (self.workers + 1)))))
         parts: list[tuple[Sequence[Item], Future[list[Checked]] | None]] = []
         for start in range(0, len(items), size):
             part = items[start : start + size]
-            if share and start + size >= len(items):
-                parts.append((part, None))  # this process's part, checked in ``result``
-                continue
             try:
                 parts.append((part, pool.submit(check_chunk, registry, part)))
             except BrokenProcessPool:
                 self._replace()
                 parts.append((part, None))
         return Pending(self, registry, parts)
+
+    def intact(self) -> bool:
+        """Whether the pool has not noticed a dead worker. Chunks are taken over (their futures
+        cancelled) only then: CPython 3.11's pool, marking every pending future failed when a
+        worker dies, raises in its own thread on one that is cancelled (3.12 ignores it). That
+        can still happen if a worker dies between this check and a cancel; the pool is broken
+        then anyway and is replaced, and no verdict waits on it: the futures it leaves unmarked
+        come after the cancelled ones (it starts them in order), so they are pending still and
+        taken over here too."""
+        return self._pool is not None and not getattr(self._pool, "_broken", False)
 
     def _replace(self) -> None:
         if self._pool is not None:
@@ -186,8 +208,8 @@ class Verifier:
 
 
 class Pending:
-    """A batch being checked: parts in order, each with the worker's future or None (checked
-    here when the result is asked for)."""
+    """A batch being checked: chunks in order, each with a worker's future, or None to check it
+    here. ``taken`` counts the chunks this process took over from the workers."""
 
     def __init__(
         self,
@@ -196,21 +218,30 @@ class Pending:
         parts: list[tuple[Sequence[Item], Future[list[Checked]] | None]],
     ) -> None:
         self.verifier, self.registry, self.parts = verifier, registry, parts
+        self.taken = 0
 
     def result(self) -> list[Checked]:
-        """Every verdict, in order. This process's own part is checked first, while the
-        workers still run; a part whose worker died is checked here (see the module doc)."""
-        mine = {i: check_chunk(self.registry, part) for i, (part, f) in enumerate(self.parts) if f is None}
+        """Every verdict, in order. Chunks no worker has begun are checked here first, from the
+        last one back (a cancelled future is one the pool will never start; the workers take
+        chunks from the front); a chunk whose worker died is checked here (see the module doc)."""
+        verdicts: dict[int, list[Checked]] = {}
+        for i in reversed(range(len(self.parts))):
+            part, future = self.parts[i]
+            if future is None or (self.verifier.intact() and future.cancel()):
+                verdicts[i] = check_chunk(self.registry, part)
+                self.taken += future is not None
         results: list[Checked] = []
         for i, (part, future) in enumerate(self.parts):
-            if future is None:
-                results.extend(mine[i])
+            if i in verdicts:
+                results.extend(verdicts[i])
                 continue
+            assert future is not None
             try:
                 results.extend(future.result())
             except BrokenProcessPool:
-                log.warning("a verification worker died: %d messages checked here, pool restarted", len(part))
-                self.verifier._replace()
+                if self.verifier._pool is not None:
+                    log.warning("a verification worker died: its chunks are checked here, pool restarted")
+                    self.verifier._replace()
                 results.extend(check_chunk(self.registry, part))
         return results
 

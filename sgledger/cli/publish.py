@@ -14,6 +14,7 @@ import click
 from consumers.projection.shard import Shard
 from consumers.projection.stage import ChildProjection
 from consumers.projector.applier import Applier, ApplyStats
+from consumers.projector.collector import collect_less
 from consumers.projector.runner import GROUP_ID, Projector
 from consumers.projector.verifier import DEFAULT_WORKERS, Verifier
 from ledger.timeutil import TimeFormatError, parse_time
@@ -318,6 +319,7 @@ def _project_children(
 ) -> None:
     """`project --stage children`: follow the ledger, no broker. /metrics reports the
     notifications not yet projected as ``sgledger_consumer_lag{topic="ledger",partition=i}``."""
+    collect_less()  # as the other stages' processes (consumers.projector.collector)
     stage = ChildProjection(app.ledger, app.root_key(), shard=shard, max_batch=max_batch)
     heartbeat = Heartbeat(ready_within, "database trouble")
     metrics, server = start_health("projection", metrics_port, metrics_host, heartbeat.ready)
