@@ -190,7 +190,7 @@ def publisher_worker(
     sys.stdin.readline()
     cpu, wall = time.process_time(), time.perf_counter()
     for start in range(0, len(drafts), chunk):
-        producer.publish_many(drafts[start : start + chunk])
+        producer.append_many(drafts[start : start + chunk])
     report = {
         "agency": agency,
         "events": len(drafts),
