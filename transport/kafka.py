@@ -71,6 +71,11 @@ class KafkaSettings:
     # as a record arrives anyway; tansu answers only when the wait ends, so the client's default
     # (500 ms) added up to half a second to every event's publish -> flag latency (issue 13).
     fetch_max_wait_ms: int = 50
+    # The relay's (and every producer's) compression: none, gzip, snappy, lz4 or zstd (the last
+    # three need their Python package). Off by default: on one machine CPU is what runs out, and
+    # gzip cost the relay and the projector more CPU per event than it saved (issue 13,
+    # bench/RESULTS.md); a partnership whose broker is across a slow link may turn it on.
+    compression_type: str = "none"
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_plain_username: str | None = None
@@ -304,7 +309,7 @@ def make_producer(settings: KafkaSettings) -> KafkaProducer:
             linger_ms=settings.linger_ms,
             batch_size=512 * 1024,
             max_request_size=MESSAGE_MAX_BYTES,
-            compression_type=None,
+            compression_type=None if settings.compression_type == "none" else settings.compression_type,
             max_block_ms=settings.max_block_ms,
             delivery_timeout_ms=settings.delivery_timeout_ms,
             allow_auto_create_topics=False,  # topics come only from ensure_topics, with our settings
