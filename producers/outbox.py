@@ -89,6 +89,9 @@ class RelayCluster(Base):
     cluster_id: Mapped[str] = mapped_column(String(200))
 
 
+# The execution option that marks a read-only transaction (``Outbox._reads``, ``_engine``).
+READ_ONLY = "sgledger_outbox_read_only"
+
 # Entries looked up (for ids already stored) per query: bounded IN lists, see ``_chunks``.
 LOOKUP = 500
 
@@ -154,6 +157,8 @@ class Outbox:
         self.engine = _engine(url, busy_timeout_s)
         Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Reads (the relay's ``pending`` above all) begin a deferred transaction: see ``_engine``.
+        self._reads = sessionmaker(self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
         self._heads: set[str] = set()  # agencies whose head row is known to exist
         dialect = self.engine.dialect
         sqlite = dialect.name == "sqlite"
@@ -278,7 +283,7 @@ class Outbox:
 
     def head(self, agency: str) -> tuple[int, str]:
         """(last sequence, digest of the last event); (0, "") before the first publish."""
-        with self._sessions() as session:
+        with self._reads() as session:
             row = session.get(ChainHead, agency)
             return (0, "") if row is None else (row.last_sequence, row.last_digest)
 
@@ -287,7 +292,7 @@ class Outbox:
 
         Read as plain rows, not ORM objects: the relay reads every event once, and loading
         ``OutboxRow`` instances (identity map, instance state) was a fifth of its CPU per event."""
-        with self._sessions() as session:
+        with self._reads() as session:
             rows = session.execute(
                 select(*(_EVENTS.c[name] for name in PENDING_COLUMNS))
                 .where(_EVENTS.c.sent_at.is_(None))
@@ -297,7 +302,7 @@ class Outbox:
             return [Pending(*row) for row in rows]
 
     def pending_count(self) -> int:
-        with self._sessions() as session:
+        with self._reads() as session:
             return (
                 session.scalar(select(func.count()).select_from(OutboxRow).where(OutboxRow.sent_at.is_(None)))
                 or 0
@@ -325,7 +330,7 @@ class Outbox:
 
     def sent_event_ids(self) -> set[str]:
         """Ids of every event the broker acknowledged (to find those a consumer never got)."""
-        with self._sessions() as session:
+        with self._reads() as session:
             return set(session.scalars(select(OutboxRow.event_id).where(OutboxRow.sent_at.is_not(None))))
 
     def mark_unsent(
@@ -359,7 +364,7 @@ class Outbox:
     def rows(self, event_ids: Collection[str]) -> dict[str, OutboxRow]:
         """Stored rows by event id (those not in the outbox are absent)."""
         found: dict[str, OutboxRow] = {}
-        with self._sessions() as session:
+        with self._reads() as session:
             for chunk in _chunks(sorted(event_ids), 500):
                 found.update(
                     (row.event_id, row)
@@ -395,7 +400,7 @@ class Outbox:
 
     def events(self, agency: str) -> list[OutboxRow]:
         """An agency's outbox rows in chain order (for inspection and tests)."""
-        with self._sessions() as session:
+        with self._reads() as session:
             return list(
                 session.scalars(
                     select(OutboxRow).where(OutboxRow.agency == agency).order_by(OutboxRow.sequence)
@@ -438,6 +443,12 @@ def _engine(url: str, busy_timeout_s: float) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # ... except for the outbox's reads (``Outbox._reads``): in WAL mode a deferred read sees
+        # the last commit and never waits for a writer, while BEGIN IMMEDIATE made the relay's
+        # every look for pending rows queue behind each publisher's transaction (which holds
+        # the write lock while it signs its whole batch), and the publishers behind the relay's
+        # looks (issue 13).
+        read = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
     return engine
