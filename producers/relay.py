@@ -185,7 +185,7 @@ class Relay:
         backoff = poll_interval_s
         last_round = float("-inf")
         while not stop.is_set():
-            if time.monotonic() - last_round < idle_round_s and not self.outbox.pending(1):
+            if time.monotonic() - last_round < idle_round_s and not self.outbox.has_pending():
                 stop.wait(poll_interval_s)
                 continue
             last_round = time.monotonic()
