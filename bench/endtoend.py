@@ -241,6 +241,7 @@ def run_layout(
         for (role, args), log in zip(jobs, logs, strict=True)
     ]
     publishers: list[subprocess.Popen[str]] = []
+    relay_sent_cpu = 0.0
     try:
         shards = [f"children:{i}/2" for i in (1, 2)] if layout == "stages" else []
         # Started and warm: the registrations are in the ledger (and projected by each shard).
@@ -270,9 +271,16 @@ def run_layout(
             publisher.stdin.write("go\n")
             publisher.stdin.flush()
         published_at: float | None = None
+        relayed_at: float | None = None
+        outbox = Outbox(outbox_url)
         while True:
             if published_at is None and all(p.poll() is not None for p in publishers):
                 published_at = time.perf_counter()
+            if published_at is not None and relayed_at is None and not outbox.pending(1):
+                # Everything is at the broker: the relay's CPU from here on is idle polling
+                # while the projector catches up, which grows with the run's wall time.
+                relayed_at = time.perf_counter()
+                relay_sent_cpu = services[0].sample() - services[0].cpu_at_go  # jobs[0]: the relay
             if ledger.count() >= total and _projected(ledger, shards):
                 break
             if any(s.process.poll() is not None for s in services):
@@ -281,6 +289,7 @@ def run_layout(
                 raise SystemExit(f"the {layout} run did not finish within 30 min")
             time.sleep(0.05)
         wall = time.perf_counter() - started
+        outbox.close()
         monitor_cpu = time.process_time() - monitor_cpu
         for service in services:
             service.cpu_at_end = service.sample()
@@ -298,11 +307,16 @@ def run_layout(
         flags = session.scalar(select(func.count()).select_from(FlagRow)) or 0
         quarantined = session.scalar(select(func.count()).select_from(QuarantineEntry)) or 0
     ledger.engine.dispose()
+    run_events = total - registrations
     return Run(
         layout=layout,
-        events=total - registrations,
+        events=run_events,
         wall_s=wall,
         publish_wall_s=(published_at or time.perf_counter()) - started,
+        extra={
+            "relayed_wall_s": round((relayed_at or time.perf_counter()) - started, 2),
+            "relay_cpu_ms_per_event_until_all_sent": round(1000 * relay_sent_cpu / run_events, 3),
+        },
         services=services,
         broker_cpu_s=broker_cpu,
         publishers=reports,

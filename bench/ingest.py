@@ -237,6 +237,10 @@ def main() -> None:
             f"({run['wall_s']:.1f} s; publishers done at {run['publish_wall_s']:.1f} s), "
             f"{run['cpu_ms_per_event']:.3f} ms CPU/event, {run['cores_busy']:.2f} cores busy"
         )
+        print(
+            f"    everything at the broker at {run['relayed_wall_s']:.1f} s; the relay's CPU until then "
+            f"{run['relay_cpu_ms_per_event_until_all_sent']:.3f} ms/event (after it: idle polling)"
+        )
         for role, part in run["by_role"].items():
             print(
                 f"    {role:>10}: {part['cpu_ms_per_event']:.3f} ms CPU/event in {part['processes']} "
