@@ -17,19 +17,30 @@ serving process's (it signs) and its draft worker's (producers/gateway/worker.py
 parallel, so the batch rate on two free cores is bound by the busier of the two; the CPU ratios
 are one signature's CPU time over that busier process's per event. ``--no-draft-worker`` runs
 the gateway with everything in one process, for A/B runs.
+
+``--bound`` also measures, in this process and by CPU time, what each side of a batch costs
+alone (no HTTP, nothing in parallel): the chain (place, sign, SHA-256), the serving process's
+whole critical path (the chain plus the outbox rows and the commit, ``Outbox.append``) and the
+draft worker's share (read, check, frame and pickle a draft). On two free cores a batch can go
+no faster than the costlier of the last two per event: that is the bound the wall-clock rate is
+compared with.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import pickle
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +49,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 
 from bench.machine import describe, sign_rate, verify_rate
+from ledger.canonical import placed
 from ledger.keystore import Keystore
+from producers.gateway.drafts import checked_item, stream_items
 from producers.gateway.tokens import TokenStore
+from producers.gateway.worker import CHUNK
+from producers.sdk import Prepared, Producer
 from transport.broker import free_port
 
 AGENCY = "police/avon-somerset"
@@ -107,6 +122,56 @@ def start(data_dir: Path, *options: str) -> tuple[subprocess.Popen[bytes], str, 
     return process, url, token
 
 
+def bound(count: int, repeats: int = 5) -> dict[str, float]:
+    """CPU microseconds per event of each side of a batch of ``count`` drafts, alone (see the
+    module's docstring), the least of ``repeats`` runs (a shared host's load only ever adds):
+    ``worker`` (read, check, frame, pickle), ``chain`` (place, sign, SHA-256), ``serving``
+    (``Producer.append_prepared``: the chain, the SQLite outbox rows and the commit) and
+    ``sign`` (libsodium over the same events' signing inputs)."""
+    with tempfile.TemporaryDirectory(prefix="sgledger-bench-gateway-bound-") as tmp:
+        keystore = Keystore(Path(tmp) / "keys")
+        keystore.init_root("partnership/bench")
+        keystore.create_agency_key(AGENCY)
+        producer = Producer(AGENCY, keystore, f"sqlite:///{tmp}/outbox.sqlite")
+        body = json.dumps([draft(n) for n in range(count)]).encode()
+        signer = producer._signer
+
+        def prepare() -> list[Prepared]:
+            ready = [
+                checked_item(producer.preparer, i, item)[0]
+                for i, item in enumerate(stream_items(body, False))
+            ]
+            for start in range(0, count, CHUNK):  # as the worker sends them
+                pickle.dumps(ready[start : start + CHUNK], protocol=pickle.HIGHEST_PROTOCOL)
+            return [p for p in ready if p is not None]
+
+        def sign() -> None:
+            for message in inputs:
+                signer.sign(message)
+
+        def chain() -> None:
+            digest = ""
+            for n, p in enumerate(prepared, 1):
+                digest = hashlib.sha256(signer.sign_placed(p.runs, n, digest)[1]).hexdigest()
+
+        def cpu(call: Callable[[], object]) -> float:
+            t0 = time.process_time()
+            call()
+            return time.process_time() - t0
+
+        producer.append_prepared(prepare())  # warm up: imports, validators, the outbox's tables
+        prepared = prepare()
+        assert len(prepared) == count
+        inputs = [b"".join(placed(p.runs, n + 1, "0" * 64)) for n, p in enumerate(prepared)]
+        least = {"worker": min(cpu(prepare) for _ in range(repeats))}
+        least["sign"] = min(cpu(sign) for _ in range(repeats))
+        least["chain"] = min(cpu(chain) for _ in range(repeats))
+        batches = [prepare() for _ in range(repeats)]  # new ids each: every append stores its own
+        least["serving"] = min(cpu(partial(producer.append_prepared, batch)) for batch in batches)
+        producer.outbox.close()
+    return {k: round(1e6 * v / count, 1) for k, v in least.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--single", type=int, default=1000, help="single-event requests")
@@ -114,6 +179,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=5000, help="drafts per batch")
     parser.add_argument(
         "--no-draft-worker", action="store_true", help="check drafts in the serving process (A/B)"
+    )
+    parser.add_argument(
+        "--bound",
+        action="store_true",
+        help="also measure each side of a batch alone, by CPU time (see above)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
@@ -183,6 +253,11 @@ def main() -> None:
         "batch_cpu_share_of_sign_rate": round(sign_cpu_us["libsodium"] / critical_us, 3),
         "batch_cpu_share_of_sign_rate_cryptography": round(sign_cpu_us["cryptography"] / critical_us, 3),
     }
+    if args.bound:
+        alone = bound(args.batch_size)
+        result.update({f"bound_{k}_cpu_us_per_event": v for k, v in alone.items()})
+        # Two free cores, perfect overlap: one event per the costlier side's CPU time.
+        result["bound_share_of_sign"] = round(alone["sign"] / max(alone["worker"], alone["serving"]), 3)
     if args.json:
         print(json.dumps(result, indent=2))
         return
@@ -209,6 +284,12 @@ def main() -> None:
         f"{sign_cpu_us['cryptography']:.1f} us per cryptography signature "
         f"({result['batch_cpu_share_of_sign_rate_cryptography']:.0%})"
     )
+    if args.bound:
+        print(
+            f"each side alone (CPU us/event):  worker {alone['worker']}, serving {alone['serving']} "
+            f"(of which chain {alone['chain']}, signature {alone['sign']}): at best "
+            f"{result['bound_share_of_sign']:.0%} of the sign rate on two free cores"
+        )
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ _CHUNK = 500  # children per IN (...) query: far below every backend's parameter
 
 
 @dataclass
-class _Stored:
+class StoredFlag:
     """What the sync needs of a stored flag row."""
 
     id: str
@@ -78,13 +78,13 @@ class FlagSync:
 
     def __init__(self, session: Session, *, fresh: bool = False) -> None:
         self.session, self.fresh = session, fresh
-        self._stored: dict[str | None, dict[str, _Stored]] = {}
+        self._stored: dict[str | None, dict[str, StoredFlag]] = {}
         self._complete: set[str | None] = set()  # children whose flags are all in _stored
         self._inserts: list[dict[str, Any]] = []
         self._updates: dict[str, dict[str, Any]] = {}  # flag id -> its new column values
         self._changes: list[dict[str, Any]] = []
         # flag id -> (row, payload, new) of each flag written: its flag_concerns rows are rewritten
-        self._concerns: dict[str, tuple[_Stored, Mapping[str, Any], bool]] = {}
+        self._concerns: dict[str, tuple[StoredFlag, Mapping[str, Any], bool]] = {}
 
     def load(self, children: Iterable[str | None]) -> None:
         """Read the stored flags of ``children`` (None: the partnership-wide flags) not loaded
@@ -107,8 +107,21 @@ class FlagSync:
         for query in queries:
             for fid, child, rule, severity, status, due, payload, changes in self.session.execute(query):
                 self._stored[child].setdefault(
-                    fid, _Stored(fid, rule, severity, status, due, payload, changes)
+                    fid, StoredFlag(fid, rule, severity, status, due, payload, changes)
                 )
+
+    def remember(self, child: str, flags: dict[str, StoredFlag]) -> None:
+        """Take ``child``'s stored flags from what this process last wrote for it instead of
+        reading them (``views.projection.ChildHistories``: only while the child's write stamp
+        shows nobody wrote it since). The dict is this sync's from now on: it is updated in
+        place as the flags are synced, and ``stored`` hands it back."""
+        self._stored[child] = flags
+        self._complete.add(child)
+
+    def stored(self, child: str) -> dict[str, StoredFlag]:
+        """``child``'s flags as they stand once ``write`` has run: every stored flag of the child
+        (``load``ed or ``remember``ed), with this sync's inserts and changes."""
+        return self._stored[child]
 
     def _load_ids(self, child: str | None, ids: Sequence[str]) -> None:
         """Read these flags of ``child`` (if stored), without reading its others."""
@@ -117,7 +130,7 @@ class FlagSync:
         for start in range(0, len(wanted), _CHUNK):
             query = select(*self._columns).where(_FLAGS.c.id.in_(wanted[start : start + _CHUNK]))
             for fid, _, rule, severity, status, due, payload, changes in self.session.execute(query):
-                known.setdefault(fid, _Stored(fid, rule, severity, status, due, payload, changes))
+                known.setdefault(fid, StoredFlag(fid, rule, severity, status, due, payload, changes))
 
     def sync(
         self,
@@ -156,7 +169,7 @@ class FlagSync:
                 continue  # unchanged: most of a child's flags on most evaluations, so write nothing
             payload = flag.to_json()
             if row is None:
-                row = _Stored(flag.id, flag.rule, str(flag.severity), flag.status, flag.due, text, 0)
+                row = StoredFlag(flag.id, flag.rule, str(flag.severity), flag.status, flag.due, text, 0)
                 self._concerns[flag.id] = (row, payload, True)
                 self._stored[child][flag.id] = row
                 first = {"open": "raised", "resolved": "resolved", "dismissed": "dismissed"}
@@ -209,7 +222,7 @@ class FlagSync:
         self._write_concerns()
         self._inserts, self._updates, self._changes = [], {}, []
 
-    def _written(self, row: _Stored, payload: Mapping[str, Any]) -> None:
+    def _written(self, row: StoredFlag, payload: Mapping[str, Any]) -> None:
         """Note a stored flag rewritten (a flag inserted in this batch stays "new")."""
         new = row.id in self._concerns and self._concerns[row.id][2]
         self._concerns[row.id] = (row, payload, new)
@@ -230,7 +243,7 @@ class FlagSync:
         insert_rows(self.session, _CONCERNS, rows)
         self._concerns = {}
 
-    def _update(self, row: _Stored, now: datetime) -> None:
+    def _update(self, row: StoredFlag, now: datetime) -> None:
         self._updates[row.id] = {
             "payload": row.payload,
             "status": row.status,
@@ -242,7 +255,7 @@ class FlagSync:
     def _change(
         self,
         changes: list[FlagChange],
-        row: _Stored,
+        row: StoredFlag,
         change: str,
         payload: Mapping[str, Any],
         now: datetime,

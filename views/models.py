@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy import BigInteger, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ledger.store.models import Base
@@ -28,6 +28,11 @@ class ChildRow(Base):
     schools: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of URNs
     next_due: Mapped[datetime | None] = mapped_column(UTCTime, default=None, index=True)
     evaluated_at: Mapped[datetime | None] = mapped_column(UTCTime, default=None)
+    # A random number set anew by every write of the child's view and flag rows
+    # (views.projection.ChildRows): a process that remembers what it wrote under this stamp may
+    # compare with that memory instead of reading the rows back, and reads them when it differs
+    # (another process wrote the child). 0: never written since migration 0009.
+    stamp: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class PersonRow(Base):

@@ -76,7 +76,8 @@ class ChildProjection:
         self.monotonic = monotonic
         self._last_sweep = float("-inf")
         self.evaluator = Evaluator()  # re-runs only the rules whose inputs changed (exact)
-        self.histories = ChildHistories()  # reads only what was accepted since a child's last read
+        # reads only what was accepted since a child's last read, compares with the rows it last wrote
+        self.histories = ChildHistories()
 
     @property
     def name(self) -> str:
@@ -161,7 +162,8 @@ class ChildProjection:
         skipped: set[str] = set()
         while True:
             try:
-                with self.ledger.session() as session, session.no_autoflush:
+                # around the commit: what a failed write wrote is not remembered (ChildHistories)
+                with self.histories.transaction(), self.ledger.session() as session, session.no_autoflush:
                     self._lock(session)
                     if self.position() != start:
                         return False
@@ -171,6 +173,7 @@ class ChildProjection:
                         now,
                         self.rules,
                         reraise=INFRASTRUCTURE_ERRORS,
+                        histories=self.histories,
                     )
                     if end is not None:
                         self.ledger.track(session, self.name, end)

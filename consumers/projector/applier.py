@@ -775,7 +775,7 @@ class Applier:
                 )
                 changes = write_children(
                     batch.session, evaluations, batch.now, [p.id for p in self.policies],
-                    reraise=INFRASTRUCTURE_ERRORS,
+                    reraise=INFRASTRUCTURE_ERRORS, histories=self.histories,
                 )  # fmt: skip
             except ChildFailed as failure:
                 if not batch.touched_by.get(failure.child):

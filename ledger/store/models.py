@@ -28,6 +28,9 @@ class AcceptedEvent(Base):
     __table_args__ = (
         UniqueConstraint("source", "sequence", name="ledger_accepted_chain"),
         Index("ledger_accepted_subject", "subject", "time"),
+        # A child projection reads a child's events accepted after the last position it read
+        # (views.projection.load_events): a seek, not a pass over all the child's rows (0009).
+        Index("ledger_accepted_subject_position", "subject", "position"),
         # The key registry reads only key events, and first only their ids and positions
         # (Ledger.key_registry): covering, so that costs the same at 10k and at 1M events.
         Index("ledger_accepted_type", "type", "position", "event_id"),

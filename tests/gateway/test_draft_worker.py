@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from starlette.responses import JSONResponse
 
+from bench.gateway import cpu_seconds
 from ledger.canonical import event_digest
 from ledger.envelope import SignedEvent, unsigned_event
 from ledger.signing import signature_valid
@@ -274,3 +275,26 @@ def test_the_batch_receipt_is_what_json_response_writes(service: Gateway) -> Non
     odd = [SignedEvent(b"{}", event_id='a"\u00e9', subject="C-1", sequence=7)]
     assert _batch_receipt(odd) == JSONResponse({"count": 1, "events": _receipts(odd)}).body
     assert json.loads(_batch_receipt(odd))["events"][0]["id"] == 'a"\u00e9'
+
+
+def test_the_worker_is_never_held_back_by_the_signing_process(service: Gateway) -> None:
+    """The serving process reads the worker's pipe on a thread (``_read_job``): the worker
+    checks a whole 3,000-draft body (a few MB of chunks, far more than a socket buffer holds)
+    while the serving process signs nothing. Shown by killing the worker once it has stopped
+    working: every chunk, in order, and the job's end had already been read from it."""
+    assert service.worker is not None
+    pid = service.worker.pid
+    assert pid is not None
+    items = [draft(data={**INCIDENT, "incident_ref": f"INC-{n}"}) for n in range(3000)]
+    with service.worker.job(json.dumps(items).encode(), False, False, 10_000) as job:
+        job.start()
+        used, deadline = -1.0, time.monotonic() + 60
+        while time.monotonic() < deadline:  # until its CPU time stops growing: done, or blocked
+            time.sleep(2)
+            now = cpu_seconds(pid)
+            if now == used:
+                break
+            used = now
+        os.kill(pid, signal.SIGKILL)
+        prepared = list(job.prepared())
+    assert [p.event()["data"]["incident_ref"] for p in prepared] == [f"INC-{n}" for n in range(3000)]
