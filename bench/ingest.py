@@ -1,21 +1,27 @@
 """Events/s from `publish` to flag, through the real path, on the embedded default.
 
-    python bench/ingest.py [--json] [--events 10000] [--children 500] [--database-url URL]
-                           [--verify-workers N] [--no-stages]
+    python bench/ingest.py [--json] [--events 10000] [--children 500] [--layout one|stages|both]
+                           [--publish-chunk 500] [--verify-workers N] [--no-replay] [--no-stages]
+                           [--database-url URL (with one --layout)]
     python bench/ingest.py --offered-rate 100 --duration 60 [--json] [--database-url URL] [--verify-workers N]
 
-Publishes N signed events from four agencies about many children into the durable outbox
-(one transaction per 500 events), relays them to the embedded tansu broker, and runs the
-projector until every event is in the ledger, its child's view rebuilt and its policies
-evaluated. Prints each stage's rate, the end-to-end rate and latency percentiles (outbox write
-to ledger acceptance), peak memory, and the machine's raw Ed25519 verify rate beside them.
+End to end (bench/endtoend.py): N signed events from four agencies about many children are
+published by four agency processes through the SDK into the durable outbox (``--publish-chunk``
+drafts per transaction), while ``sgledger relay`` sends them to the embedded tansu broker and
+``sgledger project`` projects them, every party its own process as a partnership runs them: the
+projector as one process (``one``) and, on fresh topics and a fresh ledger, with the stages
+apart (``stages``: intake and two child shards). Each run is timed from the publishers' start to
+the last flag written, with the CPU per event of each process (publishers, relay, broker,
+projector) read from /proc, their peak memory, and the machine's raw Ed25519 verify rate beside
+them. The faster layout's rate is ``end_to_end_events_per_s``.
 
-The topics are then replayed twice into empty ledgers: by one projector process (intake and
-child projection in one transaction per batch, "projection alone"), and with the stages apart as
-deployed for two cores (docs/stages.md): intake in this process with its verification workers,
-and two child shards (``--stage children --shard 1/2`` and ``2/2``) as their own processes,
-started together; that run is done when intake holds every event and both shards have projected
-them all ("stages", skipped with ``--no-stages``).
+The first run's topics are then replayed twice into empty ledgers (skipped with
+``--no-replay``): by one projector process (intake and child projection in one transaction per
+batch, "projection alone"), and with the stages apart as deployed for two cores
+(docs/stages.md): intake in this process with its verification workers, and two child shards
+(``--stage children --shard 1/2`` and ``2/2``) as their own processes, started together; that
+run is done when intake holds every event and both shards have projected them all ("stages",
+skipped with ``--no-stages``).
 
 With ``--offered-rate R --duration S`` it measures latency under a steady load instead: events
 are published at R per second for S seconds, one outbox transaction each (as agency systems
@@ -52,6 +58,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import func, select
 
+from bench.endtoend import LAYOUTS, publisher_worker, run_layout
 from bench.machine import (
     canonical_rate,
     describe,
@@ -72,7 +79,6 @@ from ledger.signing import key_id, public_key_text
 from ledger.store.ledger import Ledger
 from ledger.store.models import AcceptedEvent, QuarantineEntry
 from producers.outbox import Outbox, OutboxRow
-from producers.relay import Relay
 from producers.sdk import Draft, Producer
 from transport.broker import EmbeddedBroker
 from transport.kafka import KafkaSettings
@@ -110,18 +116,6 @@ def drafts(events: int, children: int) -> dict[str, list[Draft]]:
     return by_agency
 
 
-def publish_all(
-    plan: dict[str, list[Draft]], keystore: Keystore, outbox: Outbox, kafka: KafkaSettings
-) -> None:
-    """Agencies publish in chunks of 500 (one outbox transaction each), interleaved."""
-    producers = {a: Producer(a, keystore, outbox, topics=kafka.topics) for a in plan}
-    longest = max(len(items) for items in plan.values())
-    for start in range(0, longest, 500):
-        for agency, items in plan.items():
-            if items[start : start + 500]:
-                producers[agency].publish_many(items[start : start + 500])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000)
@@ -140,10 +134,28 @@ def main() -> None:
         "`sgledger project`; 0: verify in the projector's process)",
     )
     parser.add_argument("--no-stages", action="store_true", help="skip the replay with the stages apart")
+    parser.add_argument(
+        "--layout",
+        choices=(*LAYOUTS, "both"),
+        default="both",
+        help="end to end with one projector process, the stages apart (intake + 2 child shards), "
+        "or both, one after the other (default)",
+    )
+    parser.add_argument(
+        "--publish-chunk", type=int, default=500, help="drafts per outbox transaction of each publisher"
+    )
+    parser.add_argument("--no-replay", action="store_true", help="end to end only: skip the replays")
     parser.add_argument("--shard-worker", nargs=4, help=argparse.SUPPRESS)  # URL ROOT-HEX PARTNERSHIP i/n
+    # OUTBOX KEYS PREFIX AGENCY CHUNK
+    parser.add_argument("--publisher-worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.shard_worker:
         shard_worker(*args.shard_worker)
+        return
+    if args.publisher_worker:
+        outbox_url, keys, prefix, agency, chunk = args.publisher_worker
+        mine = drafts(args.events, args.children)[agency]
+        publisher_worker(outbox_url, keys, prefix, agency, int(chunk), mine)
         return
     say: Callable[[str], None] = (lambda _: None) if args.json else print
     if args.offered_rate:
@@ -151,133 +163,137 @@ def main() -> None:
             args.offered_rate, args.duration, args.children, args.database_url, args.json, args.verify_workers
         )
         return
+    layouts = LAYOUTS if args.layout == "both" else (args.layout,)
+    if args.database_url and len(layouts) > 1:
+        parser.error("--database-url holds one run's ledger: give --layout one or --layout stages")
     work = scratch_dir()
     keystore = Keystore(work / "keys")
     root = keystore.init_root("partnership/bench")
-    outbox = Outbox(f"sqlite:///{work / 'outbox.sqlite'}")
-    ledger = Ledger(args.database_url or f"sqlite:///{work / 'ledger.sqlite'}")
+    for agency in AGENCIES:
+        keystore.create_agency_key(agency)
     say(f"machine: {describe()}")
+    plan = drafts(args.events, args.children)
+    total = args.events + len(AGENCIES)
     with EmbeddedBroker(work / "broker") as broker:
-        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topic_prefix="bench")
-        partnership = Producer(root.partnership, keystore, outbox, topics=kafka.topics)
-        for agency in AGENCIES:
-            public = keystore.create_agency_key(agency).public_key()
-            partnership.publish(
-                "agency.key.registered",
-                agency,
-                {"agency": agency, "kid": key_id(public), "public_key": public_key_text(public)},
-                time=T0 - timedelta(days=1),
-                recorded=T0 - timedelta(days=1),
-            )
-        plan = drafts(args.events, args.children)
-        total = args.events + len(AGENCIES)
-        stop = threading.Event()
-        relay = Relay(outbox, kafka)
-        relay_thread = threading.Thread(target=relay.run, args=(stop,), kwargs={"poll_interval_s": 0.05})
-        verifier = Verifier(args.verify_workers)
-        projector = Projector(Applier(ledger, root.root_key(), verifier=verifier), kafka, group_id=None)
-        started = time.perf_counter()
-        publisher = threading.Thread(target=publish_all, args=(plan, keystore, outbox, kafka))
-        publisher.start()
-        relay_thread.start()
-        try:
-            while ledger.count() < total:
-                projector.poll_once(timeout_ms=100)
-            streamed = time.perf_counter()
-            publisher.join()
-        finally:  # a failure must not leave the relay thread (and the process) running
-            stop.set()
-            relay_thread.join()
-            projector.close()
-            verifier.close()
-            relay.close()
-        # Projection alone: a second projector replays the same topics into an empty ledger.
-        replay_ledger = Ledger(f"sqlite:///{work / 'replay.sqlite'}")
-        verifier = Verifier(args.verify_workers)
-        replayer = Projector(Applier(replay_ledger, root.root_key(), verifier=verifier), kafka, group_id=None)
-        time.sleep(1.0 if args.verify_workers else 0)  # the workers' start is not the replay's
-        replay_started, replay_cpu = time.perf_counter(), time.process_time()
-        workers_cpu = _children_cpu()
-        while replay_ledger.count() < total:
-            replayer.poll_once(timeout_ms=100)
-        replayed, replay_main_cpu = time.perf_counter(), time.process_time() - replay_cpu
-        replayer.close()
-        verifier.close()  # reaps the workers: their CPU time is then in RUSAGE_CHILDREN
-        workers_cpu = _children_cpu() - workers_cpu
-        replay_cpu = replay_main_cpu + workers_cpu
-        with replay_ledger.read() as session:  # held for a predecessor in a later batch
-            replay_held = session.scalar(select(func.count()).select_from(QuarantineEntry)) or 0
-        stages = None if args.no_stages else stages_replay(kafka, root, work, total, args.verify_workers)
-    with ledger.read() as session:
-        accepted = dict(
-            session.execute(select(AcceptedEvent.event_id, AcceptedEvent.accepted_at)).tuples().all()
-        )
-    with outbox._transaction() as session:
-        written = dict(session.execute(select(OutboxRow.event_id, OutboxRow.created_at)).tuples().all())
-    latencies = sorted(
-        (accepted[i] - written[i].replace(tzinfo=written[i].tzinfo or UTC)).total_seconds()
-        for i in accepted
-        if i in written
-    )
-    quantiles = statistics.quantiles(latencies, n=100)
-    p50, p95, p99 = quantiles[49], quantiles[94], quantiles[98]
+        runs = [
+            run_layout(
+                layout, work=work, broker=broker, keystore=keystore, root=root, plan=plan, at=T0,
+                database_url=args.database_url, verify_workers=args.verify_workers,
+                chunk=args.publish_chunk, bench_script=__file__,
+                bench_args=["--events", str(args.events), "--children", str(args.children)],
+            ).report()
+            for layout in layouts
+        ]  # fmt: skip
+        # The replays below read the first run's topics (every event, as published).
+        kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, topic_prefix=f"e2e-{layouts[0]}")
+        replay = None if args.no_replay else projection_replays(args, kafka, root, work, total)
     sample = {"id": "x" * 36, "data": {"a": [1, 2, 3]}}
-    end_to_end = args.events / (streamed - started)
-    projection = total / (replayed - replay_started)
     one, both = verify_rate(), verify_rate_all_cores()
     # CPU time: on a shared host the wall-clock rates measure the load as much as the code.
     one_cpu = verify_rate_cpu()
-    projection_cpu = total / replay_cpu
     canonical = canonical_rate(sample)
-    if args.json:
-        figures = {
-            "machine": describe(),
-            "events": args.events,
-            "children": args.children,
-            "end_to_end_events_per_s": round(end_to_end),
+    figures: dict[str, Any] = {
+        "machine": describe(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "events": args.events,
+        "children": args.children,
+        "agencies": len(AGENCIES),
+        "publish_chunk": args.publish_chunk,
+        "verify_workers": args.verify_workers,
+        # the faster layout's rate: what the partnership gets on these two cores
+        "end_to_end_events_per_s": max(run["events_per_s"] for run in runs),
+        "end_to_end": {run["layout"]: run for run in runs},
+    }
+    if replay is not None:
+        projection, projection_cpu = replay["events_per_s"], total / replay["cpu_s"]
+        figures |= {
             "projection_events_per_s": round(projection),
             "projection_vs_raw_verify_one_core": round(projection / one, 4),
             "projection_cpu_ms_per_event": round(1000 / projection_cpu, 3),
-            "projection_main_process_cpu_ms_per_event": round(1000 * replay_main_cpu / total, 3),
-            "projection_workers_cpu_ms_per_event": round(1000 * workers_cpu / total, 3),
-            "verify_workers": args.verify_workers,
-            "projection_held_for_a_predecessor": replay_held,
+            "projection_main_process_cpu_ms_per_event": round(1000 * replay["main_cpu_s"] / total, 3),
+            "projection_workers_cpu_ms_per_event": round(1000 * replay["workers_cpu_s"] / total, 3),
+            "projection_held_for_a_predecessor": replay["held"],
             "projection_vs_raw_verify_cpu": round(projection_cpu / one_cpu, 4),
-            "raw_verify_per_cpu_s": round(one_cpu),
-            "latency_s": {"p50": round(p50, 2), "p95": round(p95, 2), "p99": round(p99, 2)},
-            "peak_memory_mb": round(peak_memory_mb()),
-            "raw_verify_per_s_one_core": round(one),
-            "raw_verify_per_s_both_cores": round(both),
-            "canonical_json_per_s_one_core": round(canonical),
         }
-        if stages is not None:
+        if replay["stages"] is not None:
+            stages = replay["stages"]
             figures["stages"] = stages | {
                 "vs_raw_verify_one_core": round(stages["events_per_s"] / one, 4),
                 "vs_one_process": round(stages["events_per_s"] / projection, 2),
             }
+    figures |= {
+        "raw_verify_per_cpu_s": round(one_cpu),
+        "peak_memory_mb": round(peak_memory_mb()),
+        "raw_verify_per_s_one_core": round(one),
+        "raw_verify_per_s_both_cores": round(both),
+        "canonical_json_per_s_one_core": round(canonical),
+    }
+    if args.json:
         print(json.dumps(figures, indent=2))
         return
     print(f"events: {args.events} about {args.children} children from {len(AGENCIES)} agencies")
-    print(f"end to end, publish -> flag (streaming):     {end_to_end:9.0f} events/s")
-    print(f"projection alone (verify, ledger, views, flags): {projection:6.0f} events/s")
-    print(
-        f"projection CPU: {1000 / projection_cpu:.3f} ms/event, {projection_cpu / one_cpu:.3f} of a raw "
-        f"verify per CPU second ({one_cpu:.0f}/s)"
-    )
-    print(
-        f"  of which the projector process {1000 * replay_main_cpu / total:.3f} ms/event, "
-        f"{args.verify_workers} verification workers {1000 * workers_cpu / total:.3f}"
-    )
-    if stages is not None:
+    for run in runs:
         print(
-            f"stages apart (intake + 2 child shards): {stages['events_per_s']:6.0f} events/s = "
-            f"{stages['events_per_s'] / projection:.2f}x one process; "
-            f"CPU {stages['cpu_ms_per_event']:.3f} ms/event"
+            f"end to end, publish -> flag, {run['layout']:>6}: {run['events_per_s']:6.0f} events/s "
+            f"({run['wall_s']:.1f} s; publishers done at {run['publish_wall_s']:.1f} s), "
+            f"{run['cpu_ms_per_event']:.3f} ms CPU/event, {run['cores_busy']:.2f} cores busy"
         )
-    print(f"latency outbox -> ledger: p50 {p50:.2f} s, p95 {p95:.2f} s, p99 {p99:.2f} s")
-    print(f"peak memory: {peak_memory_mb():.0f} MB")
+        print(
+            f"    everything at the broker at {run['relayed_wall_s']:.1f} s; the relay's CPU until then "
+            f"{run['relay_cpu_ms_per_event_until_all_sent']:.3f} ms/event (after it: idle polling)"
+        )
+        for role, part in run["by_role"].items():
+            print(
+                f"    {role:>10}: {part['cpu_ms_per_event']:.3f} ms CPU/event in {part['processes']} "
+                f"process(es)" + (f", peak {part['peak_mb']:.0f} MB" if "peak_mb" in part else "")
+            )
+    if replay is not None:
+        rate = figures["projection_events_per_s"]
+        print(f"projection alone (verify, ledger, views, flags): {rate:6.0f} events/s")
+        print(
+            f"projection CPU: {figures['projection_cpu_ms_per_event']:.3f} ms/event, "
+            f"{figures['projection_vs_raw_verify_cpu']:.3f} of a raw verify per CPU second ({one_cpu:.0f}/s)"
+        )
+        if "stages" in figures:
+            stages = figures["stages"]
+            print(
+                f"stages apart (intake + 2 child shards): {stages['events_per_s']:6.0f} events/s = "
+                f"{stages['vs_one_process']:.2f}x one process; CPU {stages['cpu_ms_per_event']:.3f} ms/event"
+            )
+    print(f"peak memory (this process): {peak_memory_mb():.0f} MB")
     print(f"raw Ed25519 verify (cryptography): {one:9.0f}/s one core, {both:.0f}/s both")
     print(f"RFC 8785 canonical JSON:           {canonical:9.0f}/s one core")
+
+
+def projection_replays(
+    args: argparse.Namespace, kafka: KafkaSettings, root: RootInfo, work: Path, total: int
+) -> dict[str, Any]:
+    """Projection alone: the published topics replayed into empty ledgers, by one projector
+    process and (unless ``--no-stages``) with the stages apart (module docstring)."""
+    replay_ledger = Ledger(f"sqlite:///{work / 'replay.sqlite'}")
+    verifier = Verifier(args.verify_workers)
+    replayer = Projector(Applier(replay_ledger, root.root_key(), verifier=verifier), kafka, group_id=None)
+    time.sleep(1.0 if args.verify_workers else 0)  # the workers' start is not the replay's
+    replay_started, replay_cpu = time.perf_counter(), time.process_time()
+    workers_cpu = _children_cpu()
+    while replay_ledger.count() < total:
+        replayer.poll_once(timeout_ms=100)
+    replayed, replay_main_cpu = time.perf_counter(), time.process_time() - replay_cpu
+    replayer.close()
+    verifier.close()  # reaps the workers: their CPU time is then in RUSAGE_CHILDREN
+    workers_cpu = _children_cpu() - workers_cpu
+    replay_cpu = replay_main_cpu + workers_cpu
+    with replay_ledger.read() as session:  # held for a predecessor in a later batch
+        replay_held = session.scalar(select(func.count()).select_from(QuarantineEntry)) or 0
+    stages = None if args.no_stages else stages_replay(kafka, root, work, total, args.verify_workers)
+    return {
+        "events_per_s": total / (replayed - replay_started),
+        "cpu_s": replay_cpu,
+        "main_cpu_s": replay_main_cpu,
+        "workers_cpu_s": workers_cpu,
+        "held": replay_held,
+        "stages": stages,
+    }
 
 
 def stages_replay(

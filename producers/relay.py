@@ -52,6 +52,9 @@ class Relay:
         self._producer: KafkaProducer | None = None
         self._admin: KafkaAdminClient | None = None
         self._known_topics: set[str] = set()
+        # Asked of every row (``destination``): made once, not a list per row.
+        self._legacy_topics = frozenset(settings.topics.legacy_events())
+        self._intake_topic = settings.topics.intake
 
     def send_pending(self, timeout_s: float = 30.0) -> list[str]:
         """Send every unsent row, in (agency, sequence) order, keyed by agency; returns the ids of
@@ -100,9 +103,8 @@ class Relay:
         topics (by an outbox written before the upgrade, or re-queued after a broker restart),
         which goes to the intake topic keyed by its agency like every new row, so that the
         agency's chain is not split between the layouts any further (docs/envelope.md)."""
-        topics = self.settings.topics
-        if row.topic in topics.legacy_events():
-            return topics.intake, record_key(row.agency)
+        if row.topic in self._legacy_topics:
+            return self._intake_topic, record_key(row.agency)
         return row.topic, row.key.encode()
 
     def _check_cluster(self) -> None:
@@ -183,7 +185,7 @@ class Relay:
         backoff = poll_interval_s
         last_round = float("-inf")
         while not stop.is_set():
-            if time.monotonic() - last_round < idle_round_s and not self.outbox.pending(1):
+            if time.monotonic() - last_round < idle_round_s and not self.outbox.has_pending():
                 stop.wait(poll_interval_s)
                 continue
             last_round = time.monotonic()

@@ -283,13 +283,25 @@ class Producer:
         """Publish several events in one outbox transaction: all are stored or none (the first
         invalid one raises InvalidEvent), with one commit instead of one per event. ``also``
         writes more rows in that transaction (see ``Outbox.append``)."""
+        return [signed.event for signed in self.append_many(drafts, also=also)]
+
+    def append_many(
+        self,
+        drafts: Iterable[Draft],
+        *,
+        also: Callable[[Session, list[SignedEvent]], None] | None = None,
+    ) -> list[SignedEvent]:
+        """``publish_many`` answering with the signed events (id, sequence, digest, the bytes
+        sent) rather than dicts: a system publishing in bulk rarely reads back what it just
+        wrote, and parsing every payload into a dict cost about a tenth of the SDK's CPU per
+        event (issue 13); ``SignedEvent.event`` still parses one on demand."""
         prepared = []
         for draft in drafts:
             ready, problems = self.prepare(draft)
             if ready is None:
                 raise InvalidEvent(draft.event_type, problems)
             prepared.append(ready)
-        return self.publish_prepared(prepared, also=also)
+        return self.append_prepared(prepared, also=also)
 
     def publish_prepared(
         self,

@@ -20,6 +20,7 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.partitioner.default import DefaultPartitioner
 
 from ledger.topics import DEFAULT_PREFIX, Topics
 from transport import kafka_join
@@ -70,6 +71,11 @@ class KafkaSettings:
     # as a record arrives anyway; tansu answers only when the wait ends, so the client's default
     # (500 ms) added up to half a second to every event's publish -> flag latency (issue 13).
     fetch_max_wait_ms: int = 50
+    # The relay's (and every producer's) compression: none, gzip, snappy, lz4 or zstd (the last
+    # three need their Python package). Off by default: on one machine CPU is what runs out, and
+    # gzip cost the relay and the projector more CPU per event than it saved (issue 13,
+    # bench/RESULTS.md); a partnership whose broker is across a slow link may turn it on.
+    compression_type: str = "none"
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_plain_username: str | None = None
@@ -254,6 +260,43 @@ def _check_partitions(settings: KafkaSettings, admin: KafkaAdminClient, names: l
         )
 
 
+class KeyPartitioner(DefaultPartitioner):
+    """kafka-python's default partitioner (murmur2 of the key over all the topic's partitions,
+    as the Java client), its answer kept per (topic, key, partition count).
+
+    Why: the relay keys every event by its agency, a handful of keys, and the pure-Python
+    murmur2 with its partition lookups cost ~15 us a record, a sixth of the relay's CPU per
+    event. The answer is a function of exactly what the memo is keyed on, so it is the same
+    partition; the memo is cleared when it reaches ``limit`` entries, since the gap-flags
+    producer keys by child (unbounded)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self._memo: dict[tuple[str, bytes, int], int] = {}
+
+    def partition(
+        self,
+        topic: str,
+        key: Any,
+        serialized_key: bytes | None,
+        value: Any,
+        serialized_value: Any,
+        cluster: Any,
+    ) -> int:
+        known = cluster.partitions_for_topic(topic)
+        if serialized_key is None or not known:
+            return int(super().partition(topic, key, serialized_key, value, serialized_value, cluster))
+        memo = (topic, serialized_key, len(known))
+        found = self._memo.get(memo)
+        if found is None:
+            if len(self._memo) >= self.limit:
+                self._memo.clear()
+            found = self._memo[memo] = int(
+                super().partition(topic, key, serialized_key, value, serialized_value, cluster)
+            )
+        return found
+
+
 def make_producer(settings: KafkaSettings) -> KafkaProducer:
     """An idempotent, all-replica-acknowledged producer: a send counts only once it is durable."""
     try:
@@ -266,10 +309,11 @@ def make_producer(settings: KafkaSettings) -> KafkaProducer:
             linger_ms=settings.linger_ms,
             batch_size=512 * 1024,
             max_request_size=MESSAGE_MAX_BYTES,
-            compression_type=None,
+            compression_type=None if settings.compression_type == "none" else settings.compression_type,
             max_block_ms=settings.max_block_ms,
             delivery_timeout_ms=settings.delivery_timeout_ms,
             allow_auto_create_topics=False,  # topics come only from ensure_topics, with our settings
+            partitioner=KeyPartitioner(),
         )
     except KafkaError as exc:
         raise _unavailable(settings, exc) from exc

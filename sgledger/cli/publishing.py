@@ -135,21 +135,21 @@ def publish_batch(app: AppContext, agency: str, text: str, as_json: bool) -> Non
         raise UserError(f"{len(problems)} problem(s) in the batch{more}; nothing was published")
     if not drafts:
         raise UserError("the batch holds no events")
-    events = producer.publish_prepared(drafts)
+    # Signed events, not dicts: the answer needs only ids and sequences (``append_many``).
+    events = producer.append_prepared(drafts)
     seconds = time.monotonic() - started
     err_console.print(
         f"signed and queued {len(events)} event(s) in {seconds:.1f} s ({len(events) / seconds:,.0f}/s)"
     )
-    delivery = deliver_stored(app, events[-1])  # stored whatever happens next: exit 3 if undelivered
+    first, last = events[0].sequence, events[-1].sequence
+    delivery = deliver_stored(app, events[-1].event)  # stored whatever happens next: exit 3 if undelivered
     if as_json:
         print_json(
-            {"count": len(events), "ids": [e["id"] for e in events],
-             "sequences": [events[0]["sequence"], events[-1]["sequence"]], "delivery": delivery}
+            {"count": len(events), "ids": [e.event_id for e in events],
+             "sequences": [first, last], "delivery": delivery}
         )  # fmt: skip
     else:
-        console.print(
-            f"{len(events)} event(s), {agency} #{events[0]['sequence']}-#{events[-1]['sequence']}: {delivery}"
-        )
+        console.print(f"{len(events)} event(s), {agency} #{first}-#{last}: {delivery}")
 
 
 def publish_root_event(

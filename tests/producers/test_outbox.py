@@ -109,6 +109,26 @@ def test_sqlite_outbox_is_durable(tmp_path: Path) -> None:
     outbox.close()
 
 
+def test_the_relay_reads_pending_rows_while_a_publisher_holds_the_write_lock(
+    agencies: Keystore, outbox_url: str
+) -> None:
+    """A publisher holds the outbox's write lock for its whole batch (it signs inside the
+    transaction); the relay's look for pending rows must not queue behind it (issue 13: it did,
+    with BEGIN IMMEDIATE for every read, and the publishers queued behind the relay's looks)."""
+    relay_side = Outbox(outbox_url, busy_timeout_s=1.0)
+    assert not relay_side.has_pending()
+    first = Producer(POLICE, agencies, outbox_url).publish("incident.reported", "C-1", INCIDENT)
+    publisher = Outbox(outbox_url)
+    with publisher._transaction() as session:  # a publisher's transaction, still open
+        session.execute(text("UPDATE outbox_heads SET last_sequence = last_sequence"))
+        assert [row.event_id for row in relay_side.pending()] == [first["id"]]
+        assert relay_side.pending_count() == 1
+        assert relay_side.has_pending()
+        assert relay_side.head(POLICE)[0] == 1
+    relay_side.mark_sent([(relay_side.pending()[0].id, "t", 0, 0)])
+    assert not relay_side.has_pending()
+
+
 def _prepared(producer: Producer, count: int) -> list[Prepared]:
     drafts = [
         Draft("incident.reported", f"C-{n % 7}", {**INCIDENT, "incident_ref": f"INC-{n}"})

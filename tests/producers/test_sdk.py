@@ -114,6 +114,24 @@ def test_publish_many_is_one_all_or_nothing_transaction(agencies: Keystore, outb
     assert producer.outbox.head(POLICE) == (5, event_digest(events[-1]))
 
 
+def test_append_many_answers_with_the_stored_bytes_and_what_they_are_filed_under(
+    agencies: Keystore, outbox_url: str
+) -> None:
+    producer = Producer(POLICE, agencies, outbox_url)
+    drafts = [Draft("incident.reported", f"C-{n}", {**INCIDENT, "incident_ref": f"I{n}"}) for n in range(3)]
+    signed = producer.append_many(drafts)
+    stored = producer.outbox.events(POLICE)
+    assert [s.payload for s in signed] == [row.payload for row in stored]
+    assert [(s.event_id, s.sequence, s.subject) for s in signed] == [
+        (row.event_id, row.sequence, f"C-{n}") for n, row in enumerate(stored)
+    ]
+    assert [s.digest for s in signed] == [event_digest(s.event) for s in signed]
+    assert producer.outbox.head(POLICE) == (3, signed[-1].digest)
+    with pytest.raises(InvalidEvent, match="/data/children_present"):  # checked before anything is stored
+        producer.append_many([Draft("incident.reported", "C-9", {**INCIDENT, "children_present": "yes"})])
+    assert producer.outbox.head(POLICE)[0] == 3
+
+
 def test_missing_agency_key_fails_at_construction(keystore: Keystore, tmp_path: Path) -> None:
     with pytest.raises(KeystoreError, match="school/100001"):
         Producer("school/100001", keystore, Outbox(f"sqlite:///{tmp_path / 'o.sqlite'}"))

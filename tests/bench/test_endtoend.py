@@ -1,0 +1,78 @@
+"""The end-to-end benchmark (bench/endtoend.py) charges each process tree its own CPU, and a
+small run through real processes (agency publishers, `sgledger relay`, the projector's stages
+apart, tansu) finishes with every event accepted and projected, flags raised, nothing
+quarantined, and a figure for every party. (The one-process layout runs the same code with one
+`sgledger project` in place of three.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.endtoend import run_layout, tree_usage
+from bench.ingest import AGENCIES, T0, drafts
+from ledger.keystore import Keystore
+from transport.broker import EmbeddedBroker
+
+SPIN = "import time\nend = time.process_time() + {cpu}\nwhile time.process_time() < end: pass\n"
+
+
+def test_a_tree_counts_its_living_descendants_and_the_children_it_reaped(tmp_path: Path) -> None:
+    # The parent spins 0.2 s, reaps a child that spun 0.3 s, starts one that spins 0.3 s and
+    # waits: at the end the tree holds >= 0.8 s, however the members are alive or reaped.
+    script = (
+        "import subprocess, sys, time\n"
+        + SPIN.format(cpu=0.2)
+        + f"subprocess.run([sys.executable, '-c', {SPIN.format(cpu=0.3)!r}])\n"
+        + f"child = subprocess.Popen([sys.executable, '-c', {SPIN.format(cpu=0.3) + 'time.sleep(30)'!r}])\n"
+        + "print('ready', flush=True)\n"
+        + "time.sleep(30)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 10
+        while (usage := tree_usage(parent.pid))[0] < 0.8 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cpu, processes, peak_mb = usage
+        assert cpu >= 0.8
+        assert processes == 2  # the parent and its living child; the reaped one is in cutime
+        assert peak_mb > 1
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_a_small_run_with_the_stages_apart_reports_every_party(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The services inherit these: tansu then holds the intake's group join ~1 s, not 5.
+    monkeypatch.setenv("SGLEDGER_KAFKA_SESSION_TIMEOUT_MS", "2000")
+    monkeypatch.setenv("SGLEDGER_KAFKA_HEARTBEAT_INTERVAL_MS", "500")
+    keystore = Keystore(tmp_path / "keys")
+    root = keystore.init_root("partnership/bench")
+    for agency in AGENCIES:
+        keystore.create_agency_key(agency)
+    plan = drafts(60, 10)
+    with EmbeddedBroker(tmp_path / "broker") as broker:
+        report = run_layout(
+            "stages", work=tmp_path, broker=broker, keystore=keystore, root=root, plan=plan, at=T0,
+            database_url=None, verify_workers=1, chunk=7,
+            bench_script=str(Path(__file__).parents[2] / "bench" / "ingest.py"),
+            bench_args=["--events", "60", "--children", "10"],
+        ).report()  # fmt: skip
+    assert report["quarantined"] == 0
+    assert report["flags"] > 0
+    roles = report["by_role"]
+    assert set(roles) == {"publishers", "relay", "broker", "intake", "shard"}
+    assert roles["publishers"]["processes"] == len(AGENCIES)
+    assert roles["shard"]["processes"] == 2
+    assert roles["intake"]["processes"] >= 2  # intake and its verification worker
+    assert all(part["cpu_ms_per_event"] > 0 for part in roles.values())
+    assert report["events_per_s"] > 0
