@@ -300,7 +300,7 @@ def run_layout(
             if publisher.poll() is None:
                 publisher.kill()
                 publisher.wait()
-        _stop([s.process for s in services])
+        stop_services([s.process for s in services])
         for log in logs:
             log.close()
     with ledger.read() as session:
@@ -345,7 +345,9 @@ def _wait(done: Any, timeout_s: float, services: list[Service], what: str) -> No
         time.sleep(0.05)
 
 
-def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+def stop_services(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGINT every service (each finishes its batch and exits cleanly), then wait; kill what
+    has not exited after 30 s."""
     for process in processes:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)

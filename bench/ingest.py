@@ -40,7 +40,6 @@ import json
 import os
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -58,7 +57,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import func, select
 
-from bench.endtoend import LAYOUTS, publisher_worker, run_layout
+from bench.endtoend import LAYOUTS, publisher_worker, run_layout, stop_services
 from bench.machine import (
     canonical_rate,
     describe,
@@ -450,15 +449,7 @@ def offered_load(
         finally:
             stop.set()
             reader.join()
-            for service in services:
-                if service.poll() is None:
-                    service.send_signal(signal.SIGINT)
-            for service in services:
-                try:
-                    service.wait(30)
-                except subprocess.TimeoutExpired:
-                    service.kill()
-                    service.wait()
+            stop_services(services)
             for log in logs:
                 log.close()
     children_usage = resource.getrusage(resource.RUSAGE_CHILDREN)
