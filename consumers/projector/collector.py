@@ -16,7 +16,7 @@ projector process + one verification worker, CPU seconds of the projector proces
 
 Nothing is turned off: cycles (SQLAlchemy's sessions and results make some) are still found,
 only later, and the young generation may hold up to 50,000 container objects before they are
-(a few megabytes). ``gc.freeze`` was not used: it would pin everything alive at that moment for
+examined (a few megabytes). ``gc.freeze`` was not used: it would pin everything alive at that moment for
 the life of the process, which suits a service started once but not the test suite, which builds
 many projectors in one process.
 """
