@@ -129,6 +129,15 @@ def generate_history(
         progress(written)
 
 
+def opened(url: str) -> Ledger:
+    """A kept ledger (``--keep`` here, ``--cache`` in bench/growth.py), migrated first if an
+    older release made it (as `sgledger db upgrade`), so a schema change does not cost a new one."""
+    older = Ledger(url, check_schema=False)
+    older.upgrade_schema()
+    older.engine.dispose()
+    return Ledger(url)
+
+
 def write_batch(ledger: Ledger, batch: list[Acceptance], accepted_at: datetime) -> int:
     """Record ``batch`` in one writer transaction and empty it; returns how many were written."""
     if batch:
@@ -215,7 +224,7 @@ def run(
     generated: float | None = None
     if database.exists() and public.exists():  # complete: the key is written after the history
         root_key = RootKey("partnership/bench", Ed25519PublicKey.from_public_bytes(public.read_bytes()))
-        ledger = Ledger(f"sqlite:///{database}")
+        ledger = opened(f"sqlite:///{database}")
         say(f"\n{size:,} events: re-using {database}")
     else:
         database.unlink(missing_ok=True)  # an interrupted generation is not re-used

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from platformdirs import user_cache_dir
 
-from bench.audit import write_batch
+from bench.audit import opened, write_batch
 from bench.machine import describe, peak_memory_mb, verify_rate, verify_rate_cpu
 from consumers.projector.applier import Applier, Message
 from ledger.envelope import ChainSigner
@@ -256,14 +256,6 @@ def ledger_run(cache: Path, work: Path, size: int, batches: int, progress: bool)
         "ms_per_event": round(1000 * sum(timings) / (len(timings) * MEASURED_CHILDREN), 2),
         "generated_s": generated_s,
     }
-
-
-def opened(url: str) -> Ledger:
-    """A cached ledger, migrated first if an older release made it (as `sgledger db upgrade`)."""
-    older = Ledger(url, check_schema=False)
-    older.upgrade_schema()
-    older.engine.dispose()
-    return Ledger(url)
 
 
 def _cache_complete(db: Path, state_file: Path, size: int) -> bool:
