@@ -165,7 +165,7 @@ class Preparer:
     clock: Callable[[], datetime] = _now
 
     def prepare(self, draft: Draft) -> tuple[Prepared | None, list[Problem]]:
-        """The draft as the event it becomes, built and schema-checked once (``publish_prepared``
+        """The draft as the event it becomes, built and schema-checked once (``append_prepared``
         only adds the chain position and signs it), or every problem of it, found without
         signing or storing anything: unknown type (with a suggestion), schema, and a recorded
         time the partnership would refuse.
@@ -303,25 +303,16 @@ class Producer:
             prepared.append(ready)
         return self.append_prepared(prepared, also=also)
 
-    def publish_prepared(
-        self,
-        prepared: Iterable[Prepared],
-        *,
-        also: Callable[[Session, list[SignedEvent]], None] | None = None,
-    ) -> list[dict[str, Any]]:
-        """``publish_many`` for drafts the caller has had ``prepare``d (and so checked) itself:
-        ``publish --batch`` checks every draft first to report every problem."""
-        return [signed.event for signed in self.append_prepared(prepared, also=also)]
-
     def append_prepared(
         self,
         prepared: Iterable[Prepared],
         *,
         also: Callable[[Session, list[SignedEvent]], None] | None = None,
     ) -> list[SignedEvent]:
-        """``publish_prepared`` answering with the signed events' bytes, not parsed into dicts
-        (the gateway answers with ids, sequences and digests only). ``prepared`` is read lazily
-        inside the outbox transaction (``Outbox.append``)."""
+        """``append_many`` for drafts the caller has had ``prepare``d (and so checked) itself:
+        ``publish --batch`` checks every draft first to report every problem, and the gateway
+        answers with ids, sequences and digests only. ``prepared`` is read lazily inside the
+        outbox transaction (``Outbox.append``)."""
         entries = (
             Entry(p.topic, self._sign_at(p), p.event_id, _same_as(self.agency_id, p)) for p in prepared
         )
