@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -246,7 +247,7 @@ def run_layout(
         shards = [f"children:{i}/2" for i in (1, 2)] if layout == "stages" else []
         # Started and warm: the registrations are in the ledger (and projected by each shard).
         warm = lambda: ledger.count() >= registrations and _projected(ledger, shards)  # noqa: E731
-        _wait(warm, 120, services, "the registrations")
+        wait_until(warm, 120, [s.process for s in services], "the registrations")
         worker = [sys.executable, bench_script, *bench_args, "--publisher-worker", outbox_url]
         publishers = [
             subprocess.Popen(
@@ -335,10 +336,13 @@ def _projected(ledger: Ledger, shards: list[str]) -> bool:
     return all((ledger.tracked_position(name) or 0) >= head for name in shards)
 
 
-def _wait(done: Any, timeout_s: float, services: list[Service], what: str) -> None:
+def wait_until(
+    done: Callable[[], bool], timeout_s: float, processes: list[subprocess.Popen[bytes]], what: str
+) -> None:
+    """Poll ``done`` until it holds; stop the benchmark if a service exits or time runs out."""
     deadline = time.monotonic() + timeout_s
     while not done():
-        if any(s.process.poll() is not None for s in services):
+        if any(process.poll() is not None for process in processes):
             raise SystemExit(f"a service exited while waiting for {what}: see its log")
         if time.monotonic() > deadline:
             raise SystemExit(f"{what} did not reach the ledger within {timeout_s:.0f} s")

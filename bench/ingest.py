@@ -57,7 +57,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import func, select
 
-from bench.endtoend import LAYOUTS, publisher_worker, run_layout, stop_services
+from bench.endtoend import LAYOUTS, publisher_worker, run_layout, stop_services, wait_until
 from bench.machine import (
     canonical_rate,
     describe,
@@ -428,7 +428,7 @@ def offered_load(
         reader = threading.Thread(target=_watch, args=(ledger, seen, stop))
         reader.start()
         try:
-            _wait_until(lambda: len(seen) >= len(AGENCIES), 120, services, "the key registrations")
+            wait_until(lambda: len(seen) >= len(AGENCIES), 120, services, "the key registrations")
             started = time.perf_counter()
             # One publishing thread per agency (each agency's system publishes on its own), every
             # event at its place in the schedule: event n at n / rate seconds.
@@ -445,7 +445,7 @@ def offered_load(
             for publisher in publishers:
                 publisher.join()
             offered = len(plan) / (time.perf_counter() - started)
-            _wait_until(lambda: len(seen) >= len(published), 300, services, "every event")
+            wait_until(lambda: len(seen) >= len(published), 300, services, "every event")
         finally:
             stop.set()
             reader.join()
@@ -531,16 +531,6 @@ def _watch(ledger: Ledger, seen: dict[str, float], stop: threading.Event) -> Non
         stop.wait(0.01)
 
 
-def _wait_until(
-    done: Callable[[], bool], timeout_s: float, services: list[subprocess.Popen[bytes]], what: str
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not done():
-        if any(s.poll() is not None for s in services):
-            raise SystemExit(f"a service exited while waiting for {what}: see its log")
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{what} did not reach the ledger within {timeout_s:.0f} s")
-        time.sleep(0.05)
 
 
 _SCRATCH: list[Path] = []
