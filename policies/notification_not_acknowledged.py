@@ -14,19 +14,26 @@ Concerns: the recipient (to acknowledge) and the sender (to follow up).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime
+from collections.abc import Hashable, Iterator
 
 from ledger.vocabulary import agency_kind
-from policies.base import Finding, Policy, Severity
-from policies.facts import due_after_working_days, first_from, late, timelines
-from policies.view import ChildView
+from policies.base import Finding, Fold, FoldingPolicy, Severity
+from policies.facts import (
+    Anchors,
+    Timeline,
+    due_after_working_days,
+    extend_timelines,
+    first_from,
+    late,
+    timelines,
+)
+from policies.view import ChildView, Event
 
 RECIPIENT_KINDS = frozenset({"gp", "school", "phn"})
 WORKING_DAYS = 2
 
 
-class NotificationNotAcknowledged(Policy):
+class NotificationNotAcknowledged(FoldingPolicy):
     id = "notification-not-acknowledged"
     version = 1
     severity = Severity.MEDIUM
@@ -40,26 +47,50 @@ class NotificationNotAcknowledged(Policy):
     )
     action = "Recipient: acknowledge the notification (notification.acknowledged); sender: follow up."
 
-    def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
+    def start(self, view: ChildView) -> Fold:
         # By (notification, acknowledging agency): only the recipient's acknowledgement counts,
         # whenever it was recorded.
-        acks = timelines(
-            view.of_type("notification.acknowledged"), lambda a: (a.data["notification"], a.source)
-        )
+        anchors = Anchors()
+        anchors.context = timelines(view.of_type("notification.acknowledged"), _acknowledges)
         for notification in view.of_type("notification.sent"):
-            to = str(notification.data["to"])
-            if agency_kind(to) not in RECIPIENT_KINDS:
-                continue
-            due = due_after_working_days(notification.recordedtime, WORKING_DAYS)
-            gap = late(first_from(acks, (notification.id, to)), due)
-            if gap is None:
-                continue
-            yield Finding(
-                key=notification.id,
-                due=due,
-                evidence=(notification.id,),
-                concerns=(to, notification.source),
-                detail=f"{to} has not acknowledged a notification from {notification.source}",
-                resolved_by=gap.resolved_by,
-                resolved_at=gap.resolved_at,
-            )
+            anchors.judge(notification, _judge(anchors.context, notification))
+        return anchors.fold()
+
+    def resume(self, fold: Fold, view: ChildView, added: list[Event]) -> Fold:
+        """A notification is judged by the first acknowledgement from its recipient (issue 13:
+        re-judging every notification on every event was the largest rule left at 500 prior
+        events): judge the new notifications, and those a new acknowledgement names."""
+        anchors: Anchors = fold.state
+        acks = [e for e in added if e.type == "notification.acknowledged"]
+        extend_timelines(anchors.context, acks, _acknowledges)
+        named = [
+            anchors.by_id[i]
+            for i in dict.fromkeys(str(a.data["notification"]) for a in acks)
+            if i in anchors.by_id
+        ]
+        for notification in [*named, *(e for e in added if e.type == "notification.sent")]:
+            anchors.judge(notification, _judge(anchors.context, notification))
+        return anchors.fold()
+
+
+def _acknowledges(ack: Event) -> Hashable:
+    return (ack.data["notification"], ack.source)
+
+
+def _judge(acks: dict[Hashable, Timeline], notification: Event) -> Iterator[Finding]:
+    to = str(notification.data["to"])
+    if agency_kind(to) not in RECIPIENT_KINDS:
+        return
+    due = due_after_working_days(notification.recordedtime, WORKING_DAYS)
+    gap = late(first_from(acks, (notification.id, to)), due)
+    if gap is None:
+        return
+    yield Finding(
+        key=notification.id,
+        due=due,
+        evidence=(notification.id,),
+        concerns=(to, notification.source),
+        detail=f"{to} has not acknowledged a notification from {notification.source}",
+        resolved_by=gap.resolved_by,
+        resolved_at=gap.resolved_at,
+    )

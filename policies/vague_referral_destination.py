@@ -14,14 +14,14 @@ and one per (triage, vague entry); a correction naming registered agencies inste
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
 
-from policies.base import Finding, Policy, Severity
+from policies.base import Finding, Fold, FoldingPolicy, Severity
 from policies.corrections import gap_history, versions
+from policies.facts import Anchors
 from policies.view import ChildView, Event
 
 
-class VagueReferralDestination(Policy):
+class VagueReferralDestination(FoldingPolicy):
     id = "vague-referral-destination"
     version = 2
     severity = Severity.MEDIUM
@@ -38,32 +38,47 @@ class VagueReferralDestination(Policy):
         "name the receiving agency's id."
     )
 
-    def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
+    def start(self, view: ChildView) -> Fold:
+        anchors = Anchors()
+        for event in view.of_type("referral.made", "incident.triaged"):
+            anchors.judge(event, self._judge(view, event))
+        return anchors.fold()
+
+    def resume(self, fold: Fold, view: ChildView, added: list[Event]) -> Fold:
+        """A referral or triage is judged by its own versions and the registered agencies alone
+        (a correction changes its type's fingerprint, a new registration the agencies read: the
+        engine starts afresh on either), so only the new ones are judged (issue 13)."""
+        anchors: Anchors = fold.state
+        for event in added:
+            anchors.judge(event, self._judge(view, event))
+        return anchors.fold()
+
+    def _judge(self, view: ChildView, event: Event) -> Iterator[Finding]:
         def vague(to: str) -> bool:
             return not view.is_registered_agency(to)
 
-        for referral in view.of_type("referral.made"):
+        if event.type == "referral.made":
             # A correction naming a registered agency resolves the flag (and says which one did).
             yield from self._finding(
                 view,
-                referral,
-                referral.id,
+                event,
+                event.id,
                 lambda v: vague(str(v.data["to"])),
                 lambda v: str(v.data["to"]),
-                f"referral {referral.data['referral_ref']}",
+                f"referral {event.data['referral_ref']}",
             )
-        for triage in view.of_type("incident.triaged"):
-            for entry in sorted({str(e) for v, _ in versions(view, triage) for e in _referred_to(v)}):
-                if not vague(entry):
-                    continue
-                yield from self._finding(
-                    view,
-                    triage,
-                    f"{triage.id}|{entry}",
-                    _lists(entry),
-                    _always(entry),
-                    f"triage of incident {triage.data['incident_ref']}",
-                )
+            return
+        for entry in sorted({str(e) for v, _ in versions(view, event) for e in _referred_to(v)}):
+            if not vague(entry):
+                continue
+            yield from self._finding(
+                view,
+                event,
+                f"{event.id}|{entry}",
+                _lists(entry),
+                _always(entry),
+                f"triage of incident {event.data['incident_ref']}",
+            )
 
     @staticmethod
     def _finding(
