@@ -53,6 +53,11 @@ class SafetyPlanBreached(Policy):
         for plan in view.of_type("safety-plan.recorded"):
             versions.setdefault(plan.data["plan_ref"], []).append(plan)
         plans = {ref: _Versions(found) for ref, found in sorted(versions.items())}
+        if not plans:
+            # Nothing to breach: the incidents and arrangements are not read, so a child with no
+            # plan is not judged again on each of them (issue 13: scanning every incident was
+            # this rule's cost at 500 prior events); a plan's arrival is a change of what it read.
+            return
         breaches = [
             e
             for e in view.of_type("incident.reported", "contact-arrangement.recorded")

@@ -44,14 +44,21 @@ class StepDownNotTakenUp(Policy):
     )
 
     def findings(self, view: ChildView, as_of: datetime) -> Iterator[Finding]:
+        step_downs = [
+            (closure, to)
+            for closure in view.of_type("referral.closed")
+            if closure.data["outcome"] == "step-down"
+            and view.is_registered_agency(to := str((closure.data.get("step_down") or {}).get("to", "")))
+        ]
+        if not step_downs:
+            # Nothing to take up: contacts and acknowledgements are not read, so the rule is not
+            # run again on each of them (issue 13); a step-down's arrival is a change of what it read.
+            return
         contacts = timelines(view.of_type("contact.recorded"), lambda e: e.source)
         acknowledgements = timelines(
             view.of_type("referral.acknowledged"), lambda e: (e.source, e.data["referral_ref"])
         )
-        for closure in view.of_type("referral.closed"):
-            to = str((closure.data.get("step_down") or {}).get("to", ""))
-            if closure.data["outcome"] != "step-down" or not view.is_registered_agency(to):
-                continue
+        for closure, to in step_downs:
             ref, since = closure.data["referral_ref"], closure.recordedtime
             taken_up = (first_from(contacts, to, since), first_from(acknowledgements, (to, ref), since))
             due = due_after_working_days(closure.recordedtime, WORKING_DAYS)
