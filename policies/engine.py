@@ -132,7 +132,7 @@ LIFECYCLE_TYPES = ("flag.acknowledged", "flag.dismissed")
 
 
 Ordered = tuple[tuple[int, str, str], Flag]  # a flag with its flag_order
-TypeFingerprint = tuple[tuple[str, tuple[str, ...]], ...]  # ChildView.fingerprint of an event type
+TypeFingerprint = tuple[Event, ...]  # ChildView.fingerprint of an event type: its effective events
 _ORDER, _FLAG = itemgetter(0), itemgetter(1)  # an Ordered pair's parts
 
 
@@ -144,7 +144,7 @@ class _Remembered:
     raised by ``as_of`` are a prefix found by bisection, and the next deadline is the finding
     just after it: a rule whose reads did not change costs no work per finding."""
 
-    def __init__(self, reads: tuple[tuple[str, Hashable], ...], findings: Sequence[Finding]) -> None:
+    def __init__(self, reads: tuple[tuple[str, object], ...], findings: Sequence[Finding]) -> None:
         self.reads = reads
         self.findings = sorted(findings, key=attrgetter("instant"))  # stable
         self.dues = [f.instant for f in self.findings]
@@ -183,11 +183,12 @@ def _additions(view: ChildView, what: str, was: TypeFingerprint) -> list[Event] 
     every event of ``was`` is still there unchanged (None if one was corrected or withdrawn)."""
     now = cast(TypeFingerprint, view.fingerprint(what))
     if now[: len(was)] == was:  # live traffic: the new events come last in time order too
-        return [view.effective_event(event_id) for event_id, _ in now[len(was) :]]
-    new = set(now).difference(was)
-    if len(now) - len(new) != len(was):
+        return list(now[len(was) :])
+    by_id = {event.id: event for event in now}
+    if any(by_id.get(event.id) != event for event in was):
         return None
-    return [view.effective_event(event_id) for event_id, _ in new]
+    known = {event.id for event in was}
+    return [event for event in now if event.id not in known]
 
 
 class Evaluator:

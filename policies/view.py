@@ -97,7 +97,6 @@ class Event:
 
 
 SORT_KEY = attrgetter("time", "recordedtime", "id")  # Event.sort_key, without a Python call per event
-_ID_AND_CORRECTIONS = attrgetter("id", "corrected_by")  # an effective event's part of a fingerprint
 
 
 @dataclass(frozen=True)
@@ -324,15 +323,16 @@ class ChildView:
                 first[event.source] = event
         return first
 
-    def fingerprint(self, what: str) -> Hashable:
+    def fingerprint(self, what: str) -> object:
         """What ``what`` (an event type, or EVERYTHING, AGENCIES, HOUSEHOLD) amounts to in this
         view, as a value equal between two views exactly when a rule reading only ``what`` must
         find the same: an event's id fixes its content (the ledger is idempotent on id), and its
-        corrections are named by ``corrected_by``; a withdrawal removes it."""
+        corrections are named by ``corrected_by``; a withdrawal removes it. Compared, never hashed
+        (an event type's is its events, whose ``data`` is a mapping)."""
         found = self._fingerprints.get(what)
         if found is None:
             if what == EVERYTHING:
-                found = tuple(e.id for e in self.events)
+                found = self.events
             elif what == AGENCIES:
                 found = tuple(sorted(self.registered_agencies.items()))
             elif what == AWARENESS:
@@ -344,7 +344,14 @@ class ChildView:
                     (other, tuple(e.id for e in events)) for other, events in self.household.items()
                 )
             else:
-                found = tuple(map(_ID_AND_CORRECTIONS, self._by_type.get(what, ())))
+                # The effective events themselves: an Event is equal to another exactly when its
+                # id, content and folded corrections are (a correction makes a new object with
+                # other ``data`` and ``corrected_by``; a withdrawal drops it), and the index holds
+                # them already, so a view's fingerprints cost nothing to build (issue 13: a tuple
+                # of (id, corrections) per event of every type read was built for each view, O(the
+                # history) per live event). Comparing two of them is by identity while the events
+                # are the same objects (``views.projection.ChildHistories`` keeps them decoded).
+                found = self._by_type.get(what, ())
             self._fingerprints[what] = found
         return found
 
@@ -353,5 +360,5 @@ class ChildView:
         return tuple(e.id for e in self.recorded_of_type(*types))
 
     @cached_property
-    def _fingerprints(self) -> dict[str, Hashable]:
+    def _fingerprints(self) -> dict[str, object]:
         return {}
