@@ -134,6 +134,7 @@ LIFECYCLE_TYPES = ("flag.acknowledged", "flag.dismissed")
 Ordered = tuple[tuple[int, str, str], Flag]  # a flag with its flag_order
 TypeFingerprint = tuple[Event, ...]  # ChildView.fingerprint of an event type: its effective events
 _ORDER, _FLAG = itemgetter(0), itemgetter(1)  # an Ordered pair's parts
+_INSTANT = attrgetter("instant")
 
 
 class _Remembered:
@@ -147,7 +148,7 @@ class _Remembered:
     def __init__(self, reads: tuple[tuple[str, object], ...], findings: Sequence[Finding]) -> None:
         self.reads = reads
         self.findings = sorted(findings, key=attrgetter("instant"))  # stable
-        self.dues = [f.instant for f in self.findings]
+        self.dues = list(map(_INSTANT, self.findings))
         self.lifecycle: Hashable = None
         self.flags: list[Ordered] = []  # flags of findings[: len(flags)] under ``lifecycle``
         self.fold: Fold | None = None  # a FoldingPolicy's fold, to resume from
@@ -239,22 +240,27 @@ class Evaluator:
                     # It ran again, but mostly found what it found before: keep those flags. A
                     # resumed fold hands back the same finding objects (looked up by identity,
                     # while ``kept`` holds them); a fresh run equal ones.
-                    pairs = zip(kept.findings, kept.flags, strict=False)
-                    made = {id(f): flag for f, flag in pairs} if remembered.resumed else dict(pairs)
+                    old = map(id, kept.findings) if remembered.resumed else kept.findings
+                    made = dict(zip(old, kept.flags, strict=False))
             key = id if remembered.resumed else _itself
             if remembered.lifecycle != lifecycle_print:
                 remembered.lifecycle, remembered.flags = lifecycle_print, []
             now[policy] = remembered
             raised = bisect_right(remembered.dues, cut)
-            for finding in remembered.findings[len(remembered.flags) : raised]:
-                flag = made.get(key(finding))
-                if flag is None:
+            todo = remembered.findings[len(remembered.flags) : raised]
+            if todo:
+                # Looked up in C (a Python loop over every finding of a re-run rule was a tenth
+                # of an evaluation at 500 prior events); only those not kept are made.
+                found: list[Ordered | None] = list(map(made.get, map(key, todo)))
+                if None in found:
                     if lifecycle is None:
                         lifecycle = _lifecycle(known)
-                    new = make_flag(policy, view.child, finding, lifecycle)
-                    flag = (flag_order(new), new)
-                remembered.flags.append(flag)
-            flags.extend(remembered.flags[:raised])
+                    for index, finding in enumerate(todo):
+                        if found[index] is None:
+                            new = make_flag(policy, view.child, finding, lifecycle)
+                            found[index] = (flag_order(new), new)
+                remembered.flags += cast(list[Ordered], found)
+            flags += remembered.flags if raised == len(remembered.flags) else remembered.flags[:raised]
             if raised < len(remembered.findings):
                 pending.append(remembered.findings[raised].due)
         with self._lock:
@@ -304,8 +310,16 @@ class Evaluator:
 
 def _folds(policy: Policy) -> TypeGuard[FoldingPolicy]:
     """A folding rule whose ``findings`` is still its ``start``: a subclass that redefines
-    ``findings`` (a test's faulty rule, a local variant) is run as it says."""
-    return isinstance(policy, FoldingPolicy) and type(policy).findings is FoldingPolicy.findings
+    ``findings`` (a test's faulty rule, a local variant) is run as it says. Decided once per
+    class (an ABC's isinstance is a Python call, asked for every rule of every evaluation)."""
+    kind = type(policy)
+    folds = _FOLDING.get(kind)
+    if folds is None:
+        folds = _FOLDING[kind] = issubclass(kind, FoldingPolicy) and kind.findings is FoldingPolicy.findings
+    return folds
+
+
+_FOLDING: dict[type[Policy], bool] = {}
 
 
 def _itself(finding: Finding) -> Finding:
