@@ -27,7 +27,9 @@ class GapHistory:
 def versions(view: ChildView, event: Event) -> list[tuple[Event, Event | None]]:
     """(version, the correction that produced it): the event as first recorded (no correction),
     then after each correction ``effective()`` folded into it, in the same order, same fields."""
-    current = view.event(event.id)
+    # Uncorrected, the effective event is the one recorded (no lookup: the view's index by id is
+    # built per view, O(the history), only for this).
+    current = view.event(event.id) if event.corrected_by else event
     found: list[tuple[Event, Event | None]] = [(current, None)]
     for correction_id in event.corrected_by:
         correction = view.event(correction_id)

@@ -165,7 +165,7 @@ class _Remembered:
             return None
         added: list[Event] = []
         for what, was in self.reads:
-            if view.fingerprint(what) == was:
+            if not _changed(view.fingerprint(what), was):
                 continue
             if what.startswith("*"):  # the agencies, household, awareness or whole history
                 return None
@@ -177,6 +177,12 @@ class _Remembered:
                 return None
             added += found
         return sorted(added, key=recorded_key)
+
+
+def _changed(now: object, was: object) -> bool:
+    """Two fingerprints differ. The same object when a view adopted the previous one's index
+    and nothing of that type was added: no comparison of every event of the type."""
+    return now is not was and now != was
 
 
 def _additions(view: ChildView, what: str, was: TypeFingerprint) -> list[Event] | None:
@@ -212,15 +218,21 @@ class Evaluator:
 
     def __init__(self, children: int = 1024, events: int = 50_000) -> None:
         self.children, self.events = children, events
-        self._remembered: OrderedDict[str, tuple[int, dict[Policy, _Remembered]]] = OrderedDict()
+        # Per child: events held, each rule's findings, and the view they came from (whose
+        # indexes the next view of the child adopts: ``ChildView.adopt``).
+        self._remembered: OrderedDict[str, tuple[int, dict[Policy, _Remembered], ChildView | None]] = (
+            OrderedDict()
+        )
         self._held = 0  # events of history of the children remembered
         self._lock = threading.Lock()
 
     def evaluate(self, view: ChildView, as_of: datetime, policies: Sequence[Policy]) -> Evaluation:
         known = view.known_at(as_of)
         with self._lock:
-            held, before = self._remembered.pop(view.child, (0, {}))
+            held, before, previous = self._remembered.pop(view.child, (0, {}, None))
             self._held -= held
+        if previous is not None:
+            known.adopt(previous)
         lifecycle_print = known.fingerprint_recorded(*LIFECYCLE_TYPES)
         lifecycle: dict[str, dict[str, Any]] | None = None
         now: dict[Policy, _Remembered] = {}
@@ -231,7 +243,9 @@ class Evaluator:
         for policy in policies:
             remembered = before.get(policy)
             made: Mapping[Any, Ordered] = {}
-            if remembered is None or any(known.fingerprint(what) != was for what, was in remembered.reads):
+            if remembered is None or any(
+                _changed(known.fingerprint(what), was) for what, was in remembered.reads
+            ):
                 kept = (
                     remembered if remembered is not None and remembered.lifecycle == lifecycle_print else None
                 )
@@ -264,10 +278,10 @@ class Evaluator:
             if raised < len(remembered.findings):
                 pending.append(remembered.findings[raised].due)
         with self._lock:
-            self._remembered[view.child] = (len(known.events), now)
+            self._remembered[view.child] = (len(known.events), now, known)
             self._held += len(known.events)
             while len(self._remembered) > self.children or self._held > self.events:
-                _, (held, _) = self._remembered.popitem(last=False)
+                _, (held, _, _) = self._remembered.popitem(last=False)
                 self._held -= held
         # Each rule's flags come in order already: the sort merges those runs, and the flags are
         # taken out of their pairs in C (a Python loop over every flag of a long history was the

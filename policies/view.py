@@ -105,6 +105,7 @@ class Event:
 
 SORT_KEY = attrgetter("time", "recordedtime", "id")  # Event.sort_key, without a Python call per event
 _RECORDED = attrgetter("recordedtime")
+_RECORDED_ID = attrgetter("recordedtime", "id")  # the order of the notification indexes
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,62 @@ class ChildView:
         # map/max in C: this runs once per view, over the whole history (issue 13).
         times = [max(map(_RECORDED, events)) for events in (self.events, *self.household.values()) if events]
         return max((*times, *self.registered_agencies.values()), default=None)
+
+    def adopt(self, previous: ChildView) -> bool:
+        """Take over the indexes ``previous`` built (by type, notifications by recipient and by
+        what they are about, awareness, first events, events by id), extended by the events this
+        view adds, instead of building them again from the whole history: they were O(the
+        history) per view, and the projector builds a new view of a child for every batch that
+        touches it (issue 13). Only for live traffic: this view holds ``previous``'s events
+        (equal, in the same order) followed by events recorded at or after all of them, neither
+        holds a correction or withdrawal, and nothing of this view was built yet. Each index
+        is then exactly the one a fresh build makes (tests/policies/test_view.py compares them
+        over generated histories); otherwise nothing is taken (False) and they are built as ever.
+        """
+        mine, theirs = self.__dict__, previous.__dict__
+        old = previous.events
+        if previous.child != self.child or "_recorded_by_type" in mine or "_effective" in mine:
+            return False
+        if theirs.get("_effective") is not old or "_recorded_by_type" not in theirs:
+            return False  # amended (or never indexed): build afresh
+        added = self.events[len(old) :]
+        if self.events[: len(old)] != old or any(is_amendment(e.type) for e in added):
+            return False
+        if added and old and min(map(_RECORDED, added)) < max(map(_RECORDED, old)):
+            return False  # recorded before what it had: "first recorded" indexes could move
+        grouped: dict[str, list[Event]] = {}
+        for event in added:
+            grouped.setdefault(event.type, []).append(event)
+        by_type = dict(previous._recorded_by_type)
+        for kind, events in grouped.items():
+            by_type[kind] = by_type.get(kind, ()) + tuple(events)
+        mine["_recorded_by_type"], mine["_effective"] = by_type, self.events
+        notifications = grouped.get("notification.sent", [])
+        if "_notifications_by_recipient" in theirs:
+            to = _extend(
+                theirs["_notifications_by_recipient"], ((str(n.data["to"]), n) for n in notifications)
+            )
+            mine["_notifications_by_recipient"] = to
+        if "_notifications_by_about" in theirs:
+            about = ((str(name), n) for n in notifications for name in set(n.data.get("about", ())))
+            mine["_notifications_by_about"] = _extend(theirs["_notifications_by_about"], about)
+        if "_aware_since" in theirs:  # every addition recorded at or after what it knew
+            aware = dict(theirs["_aware_since"])
+            for event in sorted(added, key=_RECORDED):
+                aware.setdefault(event.source, event.recordedtime)
+                if event.type == "notification.sent":
+                    aware.setdefault(event.data["to"], event.recordedtime)
+            mine["_aware_since"] = aware
+        if "_first_from" in theirs:
+            first = dict(theirs["_first_from"])
+            for event in added:
+                known = first.get(event.source)
+                if known is None or (event.recordedtime, event.id) < (known.recordedtime, known.id):
+                    first[event.source] = event
+            mine["_first_from"] = first
+        if "_by_id" in theirs:
+            mine["_by_id"] = {**theirs["_by_id"], **{e.id: e for e in added}}
+        return True
 
     def others(self) -> tuple[ChildView, ...]:
         """The household's other children as views of their own (same agencies, no household
@@ -273,7 +330,7 @@ class ChildView:
         found: dict[str, list[Event]] = {}
         for event in self._by_type.get("notification.sent", ()):
             found.setdefault(str(event.data["to"]), []).append(event)
-        return {a: tuple(sorted(n, key=lambda e: (e.recordedtime, e.id))) for a, n in found.items()}
+        return {a: tuple(sorted(n, key=_RECORDED_ID)) for a, n in found.items()}
 
     def notifications_about(self, incident: Event, to: str | None = None) -> tuple[Event, ...]:
         """Effective notifications whose ``about`` names the incident (its id or incident_ref),
@@ -295,7 +352,7 @@ class ChildView:
         for event in self._by_type.get("notification.sent", ()):
             for name in set(event.data.get("about", ())):
                 found.setdefault(str(name), []).append(event)
-        return {name: tuple(sorted(n, key=lambda e: (e.recordedtime, e.id))) for name, n in found.items()}
+        return {name: tuple(sorted(n, key=_RECORDED_ID)) for name, n in found.items()}
 
     def is_registered_agency(self, value: str) -> bool:
         _read(AGENCIES)
@@ -369,3 +426,17 @@ class ChildView:
     @cached_property
     def _fingerprints(self) -> dict[str, object]:
         return {}
+
+
+def _extend(
+    index: Mapping[str, tuple[Event, ...]], entries: Iterable[tuple[str, Event]]
+) -> dict[str, tuple[Event, ...]]:
+    """A copy of a notification index (name -> events in recorded order, ties by id) with
+    ``entries`` added: only the names they touch are sorted again."""
+    grouped: dict[str, list[Event]] = {}
+    for name, event in entries:
+        grouped.setdefault(name, []).append(event)
+    extended = dict(index)
+    for name, events in grouped.items():
+        extended[name] = tuple(sorted((*extended.get(name, ()), *events), key=_RECORDED_ID))
+    return extended

@@ -4,10 +4,13 @@ amendments that do not count)."""
 from __future__ import annotations
 
 import dataclasses
+import random
 
 import pytest
 
+from ledger.vocabulary import is_amendment
 from policies.view import ChildView, Event
+from tests.policies.generated import history, registered_agencies
 from tests.policies.helpers import REGISTERED, correct, ev, t, view, withdraw
 
 POLICE = "police/avon-somerset"
@@ -295,3 +298,112 @@ def test_household_is_cut_by_known_at_and_never_includes_the_child() -> None:
     cut = v.known_at(t("2020-03-02T00:00:00Z"))
     assert cut.household["C-2"] == (early,)
     assert [o.events for o in cut.others()] == [(early,)]
+
+
+# Every index ChildView.adopt takes over, and the order each keeps (dicts: insertion order too).
+ADOPTED = (
+    "_recorded_by_type",
+    "_effective",
+    "_notifications_by_recipient",
+    "_notifications_by_about",
+    "_aware_since",
+    "_first_from",
+    "_by_id",
+)
+
+
+@pytest.mark.parametrize(("seed", "amended"), [(0, False), (1, False), (2, False), (3, False), (4, True)])
+def test_an_adopted_index_is_the_one_a_fresh_build_makes(seed: int, amended: bool) -> None:
+    """Live traffic: each view of a child adopts the previous one's indexes (some built, some
+    not), extended by what it adds; every index must equal, in content and order, the one a
+    fresh view builds. Generated histories hold back-dated events (and, ``amended``,
+    corrections and withdrawals, which make every later view build afresh), so some views must
+    refuse and others adopt."""
+    rng = random.Random(seed)
+    events = sorted(history(f"C-{seed}", 200, seed), key=lambda e: (e.recordedtime, e.id))
+    if not amended:
+        events = [e for e in events if not is_amendment(e.type)]
+    agencies = registered_agencies()
+    arrived: list[Event] = []
+    previous: ChildView | None = None
+    outcomes: list[bool] = []
+    while events:
+        arrived += [events.pop(0) for _ in range(min(rng.randint(1, 4), len(events)))]
+        current = ChildView.build(f"C-{seed}", arrived, agencies)
+        if previous is not None:
+            outcomes.append(current.adopt(previous))
+        fresh = ChildView.build(f"C-{seed}", arrived, agencies)
+        for name in rng.sample(ADOPTED, rng.randint(1, len(ADOPTED))):
+            mine, theirs = getattr(current, name), getattr(fresh, name)
+            assert mine == theirs, (seed, len(arrived), name)
+            if isinstance(mine, dict):
+                assert list(mine) == list(theirs), (seed, len(arrived), name)
+        previous = current
+    assert False in outcomes
+    assert amended or True in outcomes
+
+
+def test_a_view_adopts_nothing_from_another_child_or_once_it_has_built_its_own() -> None:
+    events = history("C-1", 30, 1)
+    old = ChildView.build("C-1", events[:20], registered_agencies())
+    old.of_type("incident.reported")
+    assert not ChildView.build("C-2", events, registered_agencies()).adopt(old)
+    built = ChildView.build("C-1", events, registered_agencies())
+    built.of_type("incident.reported")
+    assert not built.adopt(old)
+
+
+def _indexed(v: ChildView) -> ChildView:
+    for name in ADOPTED:
+        getattr(v, name)
+    return v
+
+
+def test_notifications_added_in_one_batch_are_indexed_in_recorded_order() -> None:
+    """Recorded together, the later in time has the smaller id: the indexes list notifications
+    in recorded order, ties by id, not in the view's time order."""
+    first = ev("incident.reported", {"incident_ref": "INC-1"}, "2020-03-02T10:00:00Z", source=POLICE)
+    data = {"to": "gp/L85001", "about": ["INC-1"]}
+    late = ev(
+        "notification.sent",
+        data,
+        "2020-03-03T10:00:00Z",
+        source=POLICE,
+        id="b",
+        recorded="2020-03-04T00:00:00Z",
+    )
+    early = ev(
+        "notification.sent",
+        data,
+        "2020-03-03T11:00:00Z",
+        source=POLICE,
+        id="a",
+        recorded="2020-03-04T00:00:00Z",
+    )
+    adopted = view(first, late, early)
+    assert adopted.adopt(_indexed(view(first)))
+    fresh = view(first, late, early)
+    assert adopted.notifications_to("gp/L85001") == fresh.notifications_to("gp/L85001")
+    assert [n.id for n in adopted.notifications_about(first)] == ["a", "b"]
+
+
+def test_an_event_recorded_before_what_the_view_held_is_not_adopted() -> None:
+    """Later in time but recorded earlier than the previous view's last event: when the agency
+    became aware moves earlier, so the view builds its indexes afresh."""
+    known = ev(
+        "contact.recorded",
+        {"person": "M-1"},
+        "2020-03-02T10:00:00Z",
+        source=CSC,
+        recorded="2020-03-09T00:00:00Z",
+    )
+    earlier = ev(
+        "contact.recorded",
+        {"person": "M-1"},
+        "2020-03-03T10:00:00Z",
+        source=CSC,
+        recorded="2020-03-05T00:00:00Z",
+    )
+    adopted = view(known, earlier)
+    assert not adopted.adopt(_indexed(view(known)))
+    assert adopted.aware_since()[CSC] == t("2020-03-05T00:00:00Z")
