@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from functools import cached_property
 from typing import Any, ClassVar, Protocol
 
 from policies.view import ChildView, Event
@@ -43,12 +42,13 @@ class Finding:
     detail: str = ""  # one specific sentence; ids and refs only, never names or free text
     resolved_by: str | None = None  # id of the event that closed the gap after it was due
     resolved_at: datetime | None = None  # that event's recordedtime
+    # ``instant(due)``, made with the finding: the engine orders every finding by it (a folding
+    # rule hands it the same findings on every event). Set in ``__post_init__``, not a
+    # ``cached_property``, whose first access (Python 3.11: under a lock) cost as much again.
+    instant: int = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def instant(self) -> int:
-        """``instant(due)``, made once per finding: a folding rule hands the engine the same
-        findings again on every event, and the engine orders them by due each time."""
-        return instant(self.due)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "instant", instant(self.due))
 
 
 class RuleDescription(Protocol):

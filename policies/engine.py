@@ -15,6 +15,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property, lru_cache
+from hashlib import sha1
 from operator import attrgetter, itemgetter
 from typing import Any, TypeGuard, cast
 
@@ -38,9 +39,18 @@ def flag_order(flag: Flag) -> tuple[int, str, str]:
 def flag_id(rule: str, child: str | None, key: str) -> str:
     """Stable across replays and processes: acknowledgements and emails refer to it.
 
-    Cached: a child is re-evaluated on each of its events and raises the same flags again; the
-    UUIDv5 (SHA-1) of each was a fifth of evaluation time in bench/policies.py."""
-    return str(uuid.uuid5(FLAG_NAMESPACE, f"{rule}|{child or ''}|{key}"))
+    ``uuid.uuid5(FLAG_NAMESPACE, "rule|child|key")``, written out: the same SHA-1, version and
+    variant bits, without building a ``UUID`` (a replay makes every flag once: ``uuid5`` was a
+    tenth of a short history's evaluation; tests/policies/test_engine.py checks they agree).
+    Cached: a child is re-evaluated on each of its events and raises the same flags again."""
+    digest = bytearray(sha1(_NAMESPACE_BYTES + f"{rule}|{child or ''}|{key}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+_NAMESPACE_BYTES = FLAG_NAMESPACE.bytes
 
 
 @dataclass(frozen=True)
@@ -135,6 +145,7 @@ Ordered = tuple[tuple[int, str, str], Flag]  # a flag with its flag_order
 TypeFingerprint = tuple[Event, ...]  # ChildView.fingerprint of an event type: its effective events
 _ORDER, _FLAG = itemgetter(0), itemgetter(1)  # an Ordered pair's parts
 _INSTANT = attrgetter("instant")
+_RECORDED = attrgetter("recordedtime")
 
 
 class _Remembered:
@@ -173,7 +184,7 @@ class _Remembered:
             if key not in seen:
                 seen[key] = _additions(view, what, cast(TypeFingerprint, was))
             found = seen[key]
-            if found is None or any(event.recordedtime <= self.last for event in found):
+            if found is None or (found and min(map(_RECORDED, found)) <= self.last):
                 return None
             added += found
         return sorted(added, key=recorded_key)
@@ -272,7 +283,7 @@ class Evaluator:
                     for index, finding in enumerate(todo):
                         if found[index] is None:
                             new = make_flag(policy, view.child, finding, lifecycle)
-                            found[index] = (flag_order(new), new)
+                            found[index] = ((finding.instant, new.rule, new.id), new)  # flag_order
                 remembered.flags += cast(list[Ordered], found)
             flags += remembered.flags if raised == len(remembered.flags) else remembered.flags[:raised]
             if raised < len(remembered.findings):

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import random
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, ClassVar
 
+import pytest
+
 from policies.base import Finding, Policy, Severity
-from policies.engine import Flag, evaluate, flag_id
+from policies.engine import FLAG_NAMESPACE, Flag, evaluate, flag_id
 from policies.registry import ALL_POLICIES
 from policies.vague_referral_destination import VagueReferralDestination
 from policies.view import ChildView, Event
@@ -363,3 +366,15 @@ def test_policy_order_does_not_change_the_flags() -> None:
 def test_flags_are_sorted_by_due_rule_and_id() -> None:
     found: list[Flag] = list(evaluate(view(*rich_history()), t(LATER), ALL_POLICIES).flags)
     assert found == sorted(found, key=lambda f: (f.due, f.rule, f.id))
+
+
+@pytest.mark.parametrize(
+    ("rule", "child", "key"),
+    [("gp-not-notified", "C-1", "e1|gp/L85001"), ("repeat-incidents", None, ""), ("x", "C-é", "ключ|1")],
+)
+def test_flag_id_is_the_uuid5_of_rule_child_and_key(rule: str, child: str | None, key: str) -> None:
+    """Flag ids are stored, acknowledged and emailed: written out for speed, they must stay
+    exactly the UUIDv5 they always were."""
+    expected = uuid.uuid5(FLAG_NAMESPACE, f"{rule}|{child or ''}|{key}")
+    assert flag_id(rule, child, key) == str(expected)
+    assert uuid.UUID(flag_id(rule, child, key)).version == 5
