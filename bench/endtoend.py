@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +161,7 @@ class Timeline:
             }
             timeline[name] = [
                 round((_at(self.times, samples, b)[0] - _at(self.times, samples, a)[0]) / 1e9 / window_s, 2)
-                for a, b in zip(edges, edges[1:], strict=False)
+                for a, b in pairwise(edges)
             ]
         t10, t90 = self._when(0.1 * events), self._when(0.9 * events)
         steady = 0.8 * events / (t90 - t10) if t10 is not None and t90 is not None and t90 > t10 else None
@@ -311,6 +313,7 @@ def run_layout(
     chunk: int,
     bench_script: str,
     bench_args: list[str],
+    logs_to: Path | None = None,
 ) -> Run:
     """One end-to-end run in ``layout`` ("one" projector process, or the "stages" apart), with
     its own topics (prefix), outbox and ledger on the shared broker (module docstring)."""
@@ -366,7 +369,8 @@ def run_layout(
             names[name] = service.process.pid
             for i, child in enumerate(_workers(service.process.pid), 1):
                 names[f"{name}-worker-{i}"] = child
-        names |= {f"publisher-{agency.split('/')[0]}": p.pid for agency, p in zip(plan, publishers, strict=True)}
+        for agency, publisher in zip(plan, publishers, strict=True):
+            names[f"publisher-{agency.split('/')[0]}"] = publisher.pid
         timeline = Timeline(names)
         monitor_cpu = time.process_time()
         started = time.perf_counter()
@@ -411,6 +415,10 @@ def run_layout(
         stop_services([s.process for s in services])
         for log in logs:
             log.close()
+        if logs_to is not None:  # the services' batch lines: when each batch ran, how big, how long
+            logs_to.mkdir(parents=True, exist_ok=True)
+            for log in logs:
+                shutil.copy(log.name, logs_to)
     with ledger.read() as session:
         flags = session.scalar(select(func.count()).select_from(FlagRow)) or 0
         quarantined = session.scalar(select(func.count()).select_from(QuarantineEntry)) or 0

@@ -1,7 +1,7 @@
 """Events/s from `publish` to flag, through the real path, on the embedded default.
 
     python bench/ingest.py [--json] [--events 10000] [--children 500] [--layout one|stages|both]
-                           [--publish-chunk 500] [--verify-workers N] [--no-replay] [--no-stages]
+                           [--publish-chunk 500] [--verify-workers N] [--no-replay] [--no-stages] [--logs DIR]
                            [--database-url URL (with one --layout)]
     python bench/ingest.py --offered-rate 100 --duration 60 [--json] [--database-url URL] [--verify-workers N]
 
@@ -144,6 +144,9 @@ def main() -> None:
         "--publish-chunk", type=int, default=500, help="drafts per outbox transaction of each publisher"
     )
     parser.add_argument("--no-replay", action="store_true", help="end to end only: skip the replays")
+    parser.add_argument(
+        "--logs", type=Path, help="copy the end-to-end services' logs (a line per batch) into this directory"
+    )
     parser.add_argument("--shard-worker", nargs=4, help=argparse.SUPPRESS)  # URL ROOT-HEX PARTNERSHIP i/n
     # OUTBOX KEYS PREFIX AGENCY CHUNK
     parser.add_argument("--publisher-worker", nargs=5, help=argparse.SUPPRESS)
@@ -178,7 +181,7 @@ def main() -> None:
             run_layout(
                 layout, work=work, broker=broker, keystore=keystore, root=root, plan=plan, at=T0,
                 database_url=args.database_url, verify_workers=args.verify_workers,
-                chunk=args.publish_chunk, bench_script=__file__,
+                chunk=args.publish_chunk, bench_script=__file__, logs_to=args.logs,
                 bench_args=["--events", str(args.events), "--children", str(args.children)],
             ).report()
             for layout in layouts
