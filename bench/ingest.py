@@ -13,7 +13,12 @@ projector as one process (``one``) and, on fresh topics and a fresh ledger, with
 apart (``stages``: intake and two child shards). Each run is timed from the publishers' start to
 the last flag written, with the CPU per event of each process (publishers, relay, broker,
 projector) read from /proc, their peak memory, and the machine's raw Ed25519 verify rate beside
-them. The faster layout's rate is ``end_to_end_events_per_s``.
+them. The faster layout's rate is ``end_to_end_events_per_s``. Each run also says where its
+processes waited (``waits``: each main thread's share of the wall on a core, waiting for a core,
+and asleep; the steady rate from 10% to 90% of the events projected, the fill and the drain;
+bench/endtoend.py), and ``--logs DIR`` keeps the services' logs, a line per batch. 10,000
+events is a short run (the fill is a large share of it): ``--events 40000 --children 2000``
+keeps 20 events per child and gives a steadier figure.
 
 The first run's topics are then replayed twice into empty ledgers (skipped with
 ``--no-replay``): by one projector process (intake and child projection in one transaction per
