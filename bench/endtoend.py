@@ -31,6 +31,7 @@ import signal
 import subprocess
 import sys
 import time
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -181,13 +182,8 @@ class Timeline:
 
 
 def _at(times: list[float], samples: list[tuple[int, int]], when: float) -> tuple[int, int]:
-    """The last sample taken at or before ``when``."""
-    best = samples[0]
-    for at, sample in zip(times, samples, strict=True):
-        if at > when:
-            break
-        best = sample
-    return best
+    """The last sample taken at or before ``when`` (the first if none was)."""
+    return samples[max(0, bisect_right(times, when) - 1)]
 
 
 def _schedstat(pid: int, threads: bool = False) -> tuple[int, int] | None:
