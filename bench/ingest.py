@@ -17,8 +17,9 @@ them. The faster layout's rate is ``end_to_end_events_per_s``. Each run also say
 processes waited (``waits``: each main thread's share of the wall on a core, waiting for a core,
 and asleep; the steady rate from 10% to 90% of the events projected, the fill and the drain;
 bench/endtoend.py), and ``--logs DIR`` keeps the services' logs, a line per batch. 10,000
-events is a short run (the fill is a large share of it): ``--events 40000 --children 2000``
-keeps 20 events per child and gives a steadier figure.
+events is a short run (the fill is 10-20% of it), but a longer one changes the work per event
+(more children per batch, or longer histories: docs/notes/end-to-end.md), so the default stays
+and the steady rate is reported beside the whole run's.
 
 The first run's topics are then replayed twice into empty ledgers (skipped with
 ``--no-replay``): by one projector process (intake and child projection in one transaction per
