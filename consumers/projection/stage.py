@@ -211,10 +211,10 @@ class ChildProjection:
         ``idle_wait_s`` only when a batch found nothing to read: after a batch that read
         something, the next one reads at once what was accepted meanwhile, so under a steady
         stream a batch holds what arrived while the last one ran, and batches grow with the rate
-        instead of with a sleep. It used to wait after every batch not full (``max_batch``): in
-        the end-to-end run that left each shard asleep a third of the time while notifications
-        waited (issue 13). Failures are logged and retried after a pause (the position in the
-        database says where to resume)."""
+        instead of with a sleep. It used to wait after every batch not full (``max_batch``),
+        which is every batch whenever a shard keeps up with intake: up to ``idle_wait_s`` per
+        batch with notifications waiting (issue 13, docs/notes/end-to-end.md). Failures are
+        logged and retried after a pause (the position in the database says where to resume)."""
         while not stop.is_set():
             started = self.monotonic()
             try:
