@@ -155,10 +155,13 @@ class Timeline:
         for name, samples in self.sched.items():
             run = (samples[-1][0] - samples[0][0]) / 1e9
             queued = (samples[-1][1] - samples[0][1]) / 1e9
+            # The files are read just after each sample's clock: a loaded host can make a busy
+            # process's run + queue time exceed the wall by the monitor's own wait for a core.
+            span = max(wall, run + queued)
             shares[name] = {
-                "on_core": round(run / wall, 3),
-                "waiting_for_a_core": round(queued / wall, 3),
-                "asleep": round(max(0.0, 1 - (run + queued) / wall), 3),
+                "on_core": round(run / span, 3),
+                "waiting_for_a_core": round(queued / span, 3),
+                "asleep": round(1 - (run + queued) / span, 3),
             }
             timeline[name] = [
                 round((_at(self.times, samples, b)[0] - _at(self.times, samples, a)[0]) / 1e9 / window_s, 2)

@@ -50,10 +50,15 @@ def test_a_tree_counts_its_living_descendants_and_the_children_it_reaped(tmp_pat
 def test_the_timeline_tells_a_process_that_waits_from_one_that_works() -> None:
     # Where the pipeline waits is read from each main thread's schedstat: a process spinning
     # is on a core or waiting for one (on a loaded host), never asleep; one in time.sleep is.
-    busy = subprocess.Popen([sys.executable, "-c", SPIN.format(cpu=30)])
-    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    busy, idle = (
+        subprocess.Popen(
+            [sys.executable, "-c", "print('ready', flush=True)\n" + script], stdout=subprocess.PIPE, text=True
+        )
+        for script in (SPIN.format(cpu=30), "import time\ntime.sleep(30)")
+    )
     try:
-        time.sleep(0.3)  # both past their start-up
+        for process in (busy, idle):  # both past their start-up (seconds on a loaded host)
+            assert process.stdout is not None and process.stdout.readline().strip() == "ready"
         timeline = Timeline({"busy": busy.pid, "idle": idle.pid})
         started = time.perf_counter()
         for done in range(0, 101, 5):
