@@ -250,6 +250,14 @@ def main() -> None:
             f"    everything at the broker at {run['relayed_wall_s']:.1f} s; the relay's CPU until then "
             f"{run['relay_cpu_ms_per_event_until_all_sent']:.3f} ms/event (after it: idle polling)"
         )
+        waits = run["waits"]
+        if waits:
+            shares = waits["main_thread_share_of_wall"].items()
+            print(
+                f"    steady (10% -> 90% projected) {waits['steady_events_per_s']} events/s, fill "
+                f"{waits['fill_s_to_10_percent']} s, drain {waits['drain_s_from_90_percent']} s"
+            )
+            print("    asleep: " + ", ".join(f"{name} {share['asleep']:.2f}" for name, share in shares))
         for role, part in run["by_role"].items():
             print(
                 f"    {role:>10}: {part['cpu_ms_per_event']:.3f} ms CPU/event in {part['processes']} "
