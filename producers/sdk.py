@@ -70,10 +70,6 @@ class Prepared(NamedTuple):
     event_id: str | None  # the caller's id (a retried publish finds it), None when generated
     runs: ChainRuns
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        """See ``ChainRuns.__reduce__``."""
-        return tuple.__new__, (type(self), tuple(self))
-
     def event(self) -> dict[str, Any]:
         """The unsigned event (its ``sequence`` and ``prevhash`` are placeholders)."""
         prefix, closing = placed(self.runs, 1, "")
