@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any, NamedTuple, Protocol, cast
+from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -185,6 +185,9 @@ class Appendable(Protocol):
     def event_id(self) -> str | None: ...
 
 
+A = TypeVar("A", bound=Appendable)
+
+
 class Outbox:
     def __init__(self, url: str, *, busy_timeout_s: float = 60.0) -> None:
         """``busy_timeout_s``: how long a SQLite writer waits for another's lock before failing
@@ -226,9 +229,9 @@ class Outbox:
     def append_each(
         self,
         agency: str,
-        items: Iterable[Appendable],
-        sign: Callable[[Any, int, str], SignedEvent],
-        same: Callable[[Any, Mapping[str, Any]], bool],
+        items: Iterable[A],
+        sign: Callable[[A, int, str], SignedEvent],
+        same: Callable[[A, Mapping[str, Any]], bool],
         *,
         also: Callable[[Session, list[SignedEvent]], None] | None = None,
     ) -> list[SignedEvent]:
@@ -317,9 +320,7 @@ class Outbox:
             found.update((event_id, payload) for event_id, payload in session.execute(query))
         return found
 
-    def _existing(
-        self, payload: bytes, same: Callable[[Any, Mapping[str, Any]], bool], item: Appendable
-    ) -> SignedEvent:
+    def _existing(self, payload: bytes, same: Callable[[A, Mapping[str, Any]], bool], item: A) -> SignedEvent:
         stored = self.decode(payload)
         if not same(item, stored):
             raise DuplicateEventId(
