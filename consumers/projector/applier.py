@@ -40,11 +40,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import exc as sql_errors
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consumers.projector.verifier import (
-    INFRASTRUCTURE_ERRORS,
+    MACHINE_ERRORS,
     Checked,
     Pending,
     Verifier,
@@ -80,6 +81,15 @@ __all__ = ["INFRASTRUCTURE_ERRORS", "Applier", "ApplyStats", "Message", "interna
 # Events about the partnership's own bookkeeping, not about the child's life.
 NOT_CHILD_EVENTS = frozenset({*KEY_EVENT_TYPES, "ledger.tree-head", "access.recorded"})
 INTEGRITY_RULES = ("lost-event", "equivocation")
+# Failures of the database itself (or of this machine), never of one message: retry the batch.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    sql_errors.OperationalError,
+    sql_errors.InterfaceError,
+    sql_errors.DisconnectionError,
+    sql_errors.TimeoutError,
+    sql_errors.PendingRollbackError,
+    *MACHINE_ERRORS,
+)
 
 
 def utc_now() -> datetime:
