@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import PersistenceError
 from sqlalchemy import Table, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
@@ -71,7 +72,7 @@ def test_a_broken_constraint_is_sqlalchemys_error_as_an_insert_raises_it(ledger:
     """The projector tells a database failure from a message's fault by SQLAlchemy's error
     classes: the driver's own errors (COPY, SQLite's executemany) arrive wrapped in them."""
     raised: list[Exception] = []
-    with pytest.raises(Exception), ledger.session() as session:  # (the library's own class outside)
+    with pytest.raises(PersistenceError), ledger.session() as session:  # the library's class outside
         try:
             insert_rows(session, CHANGES, [_change("c1", False), _change("c1", True)])
         except Exception as error:

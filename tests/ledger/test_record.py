@@ -33,7 +33,7 @@ def _events() -> list[dict[str, Any]]:
     partnership, police, csc = Partnership(), Chain("police/avon-somerset"), Chain("csc/somerset")
     signed = [partnership.register(police), partnership.register(csc)]
     signed.append(police.event("incident.reported", INCIDENT))
-    signed.append(csc.event("child.registered", {"dob": "2023-11-01", "mother": "Zoë \"Ó\" Ní 𝔘"}))
+    signed.append(csc.event("child.registered", {"dob": "2023-11-01", "mother": 'Zoë "Ó" Ní 𝔘'}))
     signed.append(police.event("incident.reported", {**INCIDENT, "incident_ref": "INC-\\2\t\u2028"}))
     signed.append(csc.event("child.registered", {"dob": "2023-11-02"}, subject="C-2", at=T0 + timedelta(1)))
     return [json.loads(canonical_json(e)) for e in signed]
