@@ -226,7 +226,11 @@ class Batch:
             self.by_id.update(self.ledger.digests_by_id(self.session, [event["id"]]))
         if source not in self.highest:
             self.highest[source] = self.ledger.highest_sequences(self.session, [source]).get(source, 0)
-        self._load(source, (sequence - 1, sequence, sequence + 1))
+        loaded = self._loaded  # asked per event: test the places before building anything
+        if (source, sequence) not in loaded or (source, sequence + 1) not in loaded or (
+            (source, sequence - 1) not in loaded
+        ):
+            self._load(source, (sequence - 1, sequence, sequence + 1))
         return ChainFacts(
             same_id_digest=self.by_id.get(event["id"]),
             same_sequence_digest=self.at.get((source, sequence)),
@@ -392,9 +396,8 @@ class Applier:
                 try:
                     if isinstance(pre, Rejection) and pre.reason == Reason.UNKNOWN_KEY:
                         pre, canonical = self._recheck_key(message.raw, registry, pre, message.received)
-                    elif (
-                        not isinstance(pre, Rejection)
-                        and registry.get(pre["kid"]) != checked_with[pre["kid"]]
+                    elif not isinstance(pre, Rejection) and _changed(
+                        registry.get(pre["kid"]), checked_with[pre["kid"]]
                     ):
                         pre, canonical = check(message.raw, registry, message.received)
                     if isinstance(pre, Rejection):
@@ -843,6 +846,13 @@ def _chain_order(checked: dict[str, Any] | Rejection) -> tuple[int, str, int]:
         return (2, "", 0)
     first = 0 if checked["type"] in KEY_EVENT_TYPES else 1
     return (first, checked["source"], checked["sequence"])
+
+
+def _changed(now: KeyRecord | None, then: KeyRecord | None) -> bool:
+    """Whether the ledger holds a key differently from the one a message was checked with. The
+    same record object is the same key (registries share their immutable records): that answer
+    needs no comparison of every field, public key included, for every message."""
+    return now is not then and now != then
 
 
 def _aware(value: datetime) -> datetime:

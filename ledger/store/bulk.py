@@ -76,9 +76,9 @@ def _sqlite_executemany(connection: Connection, table: Table, rows: Sequence[dic
         return False
     values = itemgetter(*order) if len(order) > 1 else lambda row: (row[order[0]],)
     processors = [
-        (index, processor)
+        (index, _memoised(processor) if isinstance(kind, TypeDecorator) else processor)
         for index, name in enumerate(order)
-        if (processor := table.c[name].type.bind_processor(dialect)) is not None
+        if (processor := (kind := table.c[name].type).bind_processor(dialect)) is not None
     ]
     if processors:
         lines: list[Any] = []
@@ -108,6 +108,19 @@ def _wrapped(connection: Connection, table: Table) -> Iterator[None]:
         raise exc.DBAPIError.instance(
             f"insert into {table.name}", None, error, base, dialect=connection.dialect
         ) from error
+
+
+def _memoised(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A ``TypeDecorator``'s bind processor, run once per distinct value of a call (as
+    ``_converter``: a batch repeats its time and its agencies' stream ids)."""
+    made: dict[Any, Any] = {}
+
+    def process(value: Any) -> Any:
+        if value not in made:
+            made[value] = processor(value)
+        return made[value]
+
+    return process
 
 
 def _converter(column_type: TypeDecorator[Any], dialect: Dialect) -> Callable[[Any], Any]:

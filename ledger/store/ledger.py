@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any, cast
 
 from eventsourcing.application import Application
@@ -72,8 +72,10 @@ class Acceptance:
     def of(cls, event: Mapping[str, Any], *, over_hole: bool = False) -> Acceptance:
         return cls(event, canonical_json(dict(event)), over_hole)
 
-    @property
+    @cached_property
     def digest(self) -> str:
+        """Kept once computed (the chain check, the batch's chain state and the index row each
+        ask for it)."""
         return hashlib.sha256(self.canonical).hexdigest()
 
 
