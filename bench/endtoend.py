@@ -26,13 +26,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +122,99 @@ class Run:
             "quarantined": self.quarantined,
             **self.extra,
         }
+
+
+@dataclass
+class Timeline:
+    """The monitor's samples (module docstring): per named process its main thread's
+    (on-core ns, run-queue ns) at each sample, and the events projected by then."""
+
+    pids: dict[str, int]
+    times: list[float] = field(default_factory=list)
+    progress: list[int] = field(default_factory=list)
+    sched: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+
+    def sample(self, at: float, projected: int) -> None:
+        self.times.append(at)
+        self.progress.append(projected)
+        for name, pid in self.pids.items():
+            threads = name == "broker"  # tansu works on its runtime's threads, not its main one
+            sample = _schedstat(pid, threads) or (self.sched.get(name) or [(0, 0)])[-1]
+            self.sched.setdefault(name, []).append(sample)
+
+    def report(self, events: int, window_s: float = 0.5) -> dict[str, Any]:
+        """Each process's shares of the run's wall (on a core, waiting for one, asleep), the
+        steady rate (10% -> 90% projected), the fill and drain, and the on-core share per
+        ``window_s`` window."""
+        if len(self.times) < 2:
+            return {}
+        start, wall = self.times[0], self.times[-1] - self.times[0]
+        shares: dict[str, dict[str, float]] = {}
+        timeline: dict[str, list[float]] = {}
+        edges = [start + window_s * i for i in range(int(wall / window_s) + 1)]
+        for name, samples in self.sched.items():
+            run = (samples[-1][0] - samples[0][0]) / 1e9
+            queued = (samples[-1][1] - samples[0][1]) / 1e9
+            # The files are read just after each sample's clock: a loaded host can make a busy
+            # process's run + queue time exceed the wall by the monitor's own wait for a core.
+            span = max(wall, run + queued)
+            shares[name] = {
+                "on_core": round(run / span, 3),
+                "waiting_for_a_core": round(queued / span, 3),
+                "asleep": round(1 - (run + queued) / span, 3),
+            }
+            timeline[name] = [
+                round((_at(self.times, samples, b)[0] - _at(self.times, samples, a)[0]) / 1e9 / window_s, 2)
+                for a, b in pairwise(edges)
+            ]
+        t10, t90 = self._when(0.1 * events), self._when(0.9 * events)
+        steady = 0.8 * events / (t90 - t10) if t10 is not None and t90 is not None and t90 > t10 else None
+        return {
+            "steady_events_per_s": round(steady) if steady else None,
+            "fill_s_to_10_percent": round(t10 - start, 2) if t10 is not None else None,
+            "drain_s_from_90_percent": round(self.times[-1] - t90, 2) if t90 is not None else None,
+            "main_thread_share_of_wall": shares,
+            "on_core_per_window": {"window_s": window_s, **timeline},
+        }
+
+    def _when(self, count: float) -> float | None:
+        for at, done in zip(self.times, self.progress, strict=True):
+            if done >= count:
+                return at
+        return None
+
+
+def _at(times: list[float], samples: list[tuple[int, int]], when: float) -> tuple[int, int]:
+    """The last sample taken at or before ``when`` (the first if none was)."""
+    return samples[max(0, bisect_right(times, when) - 1)]
+
+
+def _schedstat(pid: int, threads: bool = False) -> tuple[int, int] | None:
+    """A process's main thread (``threads``: all its threads summed): (ns on a core, ns runnable
+    in the run queue), or None once gone."""
+    try:
+        tasks = [t.name for t in os.scandir(f"/proc/{pid}/task")] if threads else [str(pid)]
+        stats = [Path(f"/proc/{pid}/task/{t}/schedstat").read_text().split() for t in tasks]
+    except (OSError, ValueError):
+        return None
+    return sum(int(s[0]) for s in stats), sum(int(s[1]) for s in stats)
+
+
+def _workers(pid: int) -> list[int]:
+    """A service's child processes (its verification workers), not multiprocessing's resource
+    tracker, which only sleeps."""
+    try:
+        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+    return [c for c in children if b"resource_tracker" not in _cmdline(c)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def tree_usage(pid: int) -> tuple[float, int, float]:
@@ -216,6 +312,7 @@ def run_layout(
     chunk: int,
     bench_script: str,
     bench_args: list[str],
+    logs_to: Path | None = None,
 ) -> Run:
     """One end-to-end run in ``layout`` ("one" projector process, or the "stages" apart), with
     its own topics (prefix), outbox and ledger on the shared broker (module docstring)."""
@@ -265,8 +362,18 @@ def run_layout(
             service.cpu_at_go = service.sample()
         assert broker.pid is not None
         broker_cpu = tree_usage(broker.pid)[0]
+        names: dict[str, int] = {"broker": broker.pid}
+        for n, service in enumerate(services):
+            name = service.role if service.role != "shard" else f"shard-{n - 1}"
+            names[name] = service.process.pid
+            for i, child in enumerate(_workers(service.process.pid), 1):
+                names[f"{name}-worker-{i}"] = child
+        for agency, publisher in zip(plan, publishers, strict=True):
+            names[f"publisher-{agency.split('/')[0]}"] = publisher.pid
+        timeline = Timeline(names)
         monitor_cpu = time.process_time()
         started = time.perf_counter()
+        timeline.sample(started, 0)
         for publisher in publishers:
             assert publisher.stdin is not None
             publisher.stdin.write("go\n")
@@ -282,7 +389,10 @@ def run_layout(
                 # while the projector catches up, which grows with the run's wall time.
                 relayed_at = time.perf_counter()
                 relay_sent_cpu = services[0].sample() - services[0].cpu_at_go  # jobs[0]: the relay
-            if ledger.count() >= total and _projected(ledger, shards):
+            count = ledger.count()
+            projected = min([count, *(ledger.tracked_position(name) or 0 for name in shards)])
+            timeline.sample(time.perf_counter(), projected - registrations)
+            if count >= total and _projected(ledger, shards):
                 break
             if any(s.process.poll() is not None for s in services):
                 raise SystemExit(f"a service exited during the {layout} run: see its log in {work}")
@@ -290,6 +400,8 @@ def run_layout(
                 raise SystemExit(f"the {layout} run did not finish within 30 min")
             time.sleep(0.05)
         wall = time.perf_counter() - started
+        # done: the last shard batch (up to a fifth of the run) may end after the last sample
+        timeline.sample(started + wall, total - registrations)
         outbox.close()
         monitor_cpu = time.process_time() - monitor_cpu
         for service in services:
@@ -304,6 +416,10 @@ def run_layout(
         stop_services([s.process for s in services])
         for log in logs:
             log.close()
+        if logs_to is not None:  # the services' batch lines: when each batch ran, how big, how long
+            logs_to.mkdir(parents=True, exist_ok=True)
+            for log in logs:
+                shutil.copy(log.name, logs_to)
     with ledger.read() as session:
         flags = session.scalar(select(func.count()).select_from(FlagRow)) or 0
         quarantined = session.scalar(select(func.count()).select_from(QuarantineEntry)) or 0
@@ -317,6 +433,7 @@ def run_layout(
         extra={
             "relayed_wall_s": round((relayed_at or time.perf_counter()) - started, 2),
             "relay_cpu_ms_per_event_until_all_sent": round(1000 * relay_sent_cpu / run_events, 3),
+            "waits": timeline.report(run_events),
         },
         services=services,
         broker_cpu_s=broker_cpu,

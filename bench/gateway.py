@@ -53,7 +53,7 @@ from ledger.canonical import placed
 from ledger.keystore import Keystore
 from producers.gateway.drafts import checked_item, stream_items
 from producers.gateway.tokens import TokenStore
-from producers.gateway.worker import CHUNK
+from producers.gateway.worker import CHUNK, framed
 from producers.sdk import Prepared, Producer
 from transport.broker import free_port
 
@@ -142,7 +142,8 @@ def bound(count: int, repeats: int = 5) -> dict[str, float]:
                 for i, item in enumerate(stream_items(body, False))
             ]
             for start in range(0, count, CHUNK):  # as the worker sends them
-                pickle.dumps(ready[start : start + CHUNK], protocol=pickle.HIGHEST_PROTOCOL)
+                chunk = [framed(p) for p in ready[start : start + CHUNK] if p is not None]
+                pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)
             return [p for p in ready if p is not None]
 
         def sign() -> None:

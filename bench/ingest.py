@@ -1,7 +1,7 @@
 """Events/s from `publish` to flag, through the real path, on the embedded default.
 
     python bench/ingest.py [--json] [--events 10000] [--children 500] [--layout one|stages|both]
-                           [--publish-chunk 500] [--verify-workers N] [--no-replay] [--no-stages]
+                           [--publish-chunk 500] [--verify-workers N] [--no-replay] [--no-stages] [--logs DIR]
                            [--database-url URL (with one --layout)]
     python bench/ingest.py --offered-rate 100 --duration 60 [--json] [--database-url URL] [--verify-workers N]
 
@@ -13,7 +13,13 @@ projector as one process (``one``) and, on fresh topics and a fresh ledger, with
 apart (``stages``: intake and two child shards). Each run is timed from the publishers' start to
 the last flag written, with the CPU per event of each process (publishers, relay, broker,
 projector) read from /proc, their peak memory, and the machine's raw Ed25519 verify rate beside
-them. The faster layout's rate is ``end_to_end_events_per_s``.
+them. The faster layout's rate is ``end_to_end_events_per_s``. Each run also says where its
+processes waited (``waits``: each main thread's share of the wall on a core, waiting for a core,
+and asleep; the steady rate from 10% to 90% of the events projected, the fill and the drain;
+bench/endtoend.py), and ``--logs DIR`` keeps the services' logs, a line per batch. 10,000
+events is a short run (the fill is 10-20% of it), but a longer one changes the work per event
+(more children per batch, or longer histories: docs/notes/end-to-end.md), so the default stays
+and the steady rate is reported beside the whole run's.
 
 The first run's topics are then replayed twice into empty ledgers (skipped with
 ``--no-replay``): by one projector process (intake and child projection in one transaction per
@@ -144,6 +150,9 @@ def main() -> None:
         "--publish-chunk", type=int, default=500, help="drafts per outbox transaction of each publisher"
     )
     parser.add_argument("--no-replay", action="store_true", help="end to end only: skip the replays")
+    parser.add_argument(
+        "--logs", type=Path, help="copy the end-to-end services' logs (a line per batch) into this directory"
+    )
     parser.add_argument("--shard-worker", nargs=4, help=argparse.SUPPRESS)  # URL ROOT-HEX PARTNERSHIP i/n
     # OUTBOX KEYS PREFIX AGENCY CHUNK
     parser.add_argument("--publisher-worker", nargs=5, help=argparse.SUPPRESS)
@@ -178,7 +187,7 @@ def main() -> None:
             run_layout(
                 layout, work=work, broker=broker, keystore=keystore, root=root, plan=plan, at=T0,
                 database_url=args.database_url, verify_workers=args.verify_workers,
-                chunk=args.publish_chunk, bench_script=__file__,
+                chunk=args.publish_chunk, bench_script=__file__, logs_to=args.logs,
                 bench_args=["--events", str(args.events), "--children", str(args.children)],
             ).report()
             for layout in layouts
@@ -241,6 +250,14 @@ def main() -> None:
             f"    everything at the broker at {run['relayed_wall_s']:.1f} s; the relay's CPU until then "
             f"{run['relay_cpu_ms_per_event_until_all_sent']:.3f} ms/event (after it: idle polling)"
         )
+        waits = run["waits"]
+        if waits:
+            shares = waits["main_thread_share_of_wall"].items()
+            print(
+                f"    steady (10% -> 90% projected) {waits['steady_events_per_s']} events/s, fill "
+                f"{waits['fill_s_to_10_percent']} s, drain {waits['drain_s_from_90_percent']} s"
+            )
+            print("    asleep: " + ", ".join(f"{name} {share['asleep']:.2f}" for name, share in shares))
         for role, part in run["by_role"].items():
             print(
                 f"    {role:>10}: {part['cpu_ms_per_event']:.3f} ms CPU/event in {part['processes']} "

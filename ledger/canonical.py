@@ -106,12 +106,6 @@ class ChainRuns(NamedTuple):
     before_signature: bytes  # the members between "sequence" and "signature", each after a comma
     closing: bytes  # the members after "signature", each after a comma, then "}"
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Unpickled by ``tuple.__new__`` (C) rather than the class's generated ``__new__``
-        (Python): the gateway's draft worker sends thousands per request (a third of the
-        pickling and unpickling cost)."""
-        return tuple.__new__, (type(self), tuple(self))
-
 
 def chain_frame(head: bytes, middle: bytes, rest: bytes, after: bytes) -> ChainRuns:
     """``ChainRuns`` from the runs of canonical members (without braces, empty when none)

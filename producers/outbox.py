@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -166,6 +166,28 @@ class Entry(NamedTuple):
     same: Callable[[Mapping[str, Any]], bool] = _unknown
 
 
+def _entry_sign(entry: Entry, sequence: int, prevhash: str) -> SignedEvent:
+    return entry.sign(sequence, prevhash)
+
+
+def _entry_same(entry: Entry, stored: Mapping[str, Any]) -> bool:
+    return entry.same(stored)
+
+
+class Appendable(Protocol):
+    """What ``Outbox.append_each`` reads of an item itself: the topic its row is filed under
+    and the id a caller gave it (None: a new id, nothing to look up)."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def event_id(self) -> str | None: ...
+
+
+A = TypeVar("A", bound=Appendable)
+
+
 class Outbox:
     def __init__(self, url: str, *, busy_timeout_s: float = 60.0) -> None:
         """``busy_timeout_s``: how long a SQLite writer waits for another's lock before failing
@@ -200,24 +222,46 @@ class Outbox:
         *,
         also: Callable[[Session, list[SignedEvent]], None] | None = None,
     ) -> list[SignedEvent]:
-        """Chain, sign and store the entries in one transaction: all or nothing, one commit
-        (fsync) per call; returns the signed events. An entry whose ``event_id`` is already
-        stored (or earlier in the same call) gets that event, so a retried publish never takes
-        a second sequence. ``also(session, events)`` writes more rows in the same transaction
-        (the gateway's idempotency record commits with the events it names, or not at all).
+        """Chain, sign and store the entries in one transaction: ``append_each`` with each
+        entry's own ``sign`` and ``same``."""
+        return self.append_each(agency, entries, _entry_sign, _entry_same, also=also)
 
-        ``entries`` is read lazily, ``LOOKUP`` at a time, inside the transaction: the gateway's
+    def append_each(
+        self,
+        agency: str,
+        items: Iterable[A],
+        sign: Callable[[A, int, str], SignedEvent],
+        same: Callable[[A, Mapping[str, Any]], bool],
+        *,
+        also: Callable[[Session, list[SignedEvent]], None] | None = None,
+    ) -> list[SignedEvent]:
+        """Chain, sign and store the items in one transaction: all or nothing, one commit
+        (fsync) per call; returns the signed events. ``sign(item, sequence, prevhash)`` builds
+        an item's signed event (with its canonical bytes) for the chain position the outbox
+        assigns; ``same(item, stored)`` says whether an event already stored under the item's
+        ``event_id`` is this one (a retried publish) rather than a clash. An item whose
+        ``event_id`` is already stored (or earlier in the same call) gets that event, so a
+        retried publish never takes a second sequence. ``also(session, events)`` writes more
+        rows in the same transaction (the gateway's idempotency record commits with the events
+        it names, or not at all).
+
+        Why two functions for all items rather than one ``Entry`` (two closures) per item: the
+        gateway's batches pass thousands of prepared drafts straight in (``Producer.append_prepared``),
+        and building an ``Entry`` and its closures per event cost about 1 us of the serving
+        process's CPU, the one core the chain runs on (issue 11).
+
+        ``items`` is read lazily, ``LOOKUP`` at a time, inside the transaction: the gateway's
         batch path passes a stream that another process is still preparing (producers/gateway/
         worker.py), so preparing and signing overlap; anything it raises rolls everything back.
 
         The rows go in ``INSERT_ROWS`` at a time as they are signed, all with the transaction's
         time (why: ``INSERT_ROWS``); ids repeated inside one call are found in ``known``, which
-        holds the stored payloads of every id the entries name and gains each new event as it is
+        holds the stored payloads of every id the items name and gains each new event as it is
         signed."""
         self._ensure_head(agency)
         results: list[SignedEvent] = []
         now = self._created_at(datetime.now(UTC))
-        pending = iter(entries)
+        pending = iter(items)
         with self._transaction() as session:
             head = session.scalars(
                 select(ChainHead).where(ChainHead.agency == agency).with_for_update()
@@ -229,16 +273,16 @@ class Outbox:
                 named = [e.event_id for e in chunk if e.event_id and e.event_id not in known]
                 if named:
                     known.update(self._stored_payloads(session, named))
-                for entry in chunk:
-                    stored = known.get(entry.event_id) if entry.event_id else None
+                for item in chunk:
+                    stored = known.get(item.event_id) if item.event_id else None
                     if stored is not None:
-                        results.append(self._existing(stored, entry))
+                        results.append(self._existing(stored, same, item))
                         continue
                     sequence += 1
-                    signed = entry.sign(sequence, digest)
+                    signed = sign(item, sequence, digest)
                     digest = signed.digest
                     rows.append(
-                        (agency, sequence, signed.event_id, entry.topic, agency, signed.payload, now)
+                        (agency, sequence, signed.event_id, item.topic, agency, signed.payload, now)
                     )  # in the order of ROW_COLUMNS; keyed by agency (ledger.topics.record_key)
                     known[signed.event_id] = signed.payload
                     results.append(signed)
@@ -276,9 +320,9 @@ class Outbox:
             found.update((event_id, payload) for event_id, payload in session.execute(query))
         return found
 
-    def _existing(self, payload: bytes, entry: Entry) -> SignedEvent:
+    def _existing(self, payload: bytes, same: Callable[[A, Mapping[str, Any]], bool], item: A) -> SignedEvent:
         stored = self.decode(payload)
-        if not entry.same(stored):
+        if not same(item, stored):
             raise DuplicateEventId(
                 f"event id {stored['id']} is already used, with other content, by "
                 f"{stored['source']} sequence {stored['sequence']} ({stored['type']})"

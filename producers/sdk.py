@@ -26,7 +26,7 @@ from ledger.validation import Problem, _plain_numbers, compiled_members_refusal,
 from ledger.validation import _show as show
 from ledger.verification import MAX_MESSAGE_BYTES, RECEIPT_SKEW
 from ledger.vocabulary import agency_kind, agency_types, did_you_mean, event_types
-from producers.outbox import Entry, Outbox
+from producers.outbox import Outbox
 
 
 class InvalidEvent(ValueError):
@@ -69,10 +69,6 @@ class Prepared(NamedTuple):
     topic: str
     event_id: str | None  # the caller's id (a retried publish finds it), None when generated
     runs: ChainRuns
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        """See ``ChainRuns.__reduce__``."""
-        return tuple.__new__, (type(self), tuple(self))
 
     def event(self) -> dict[str, Any]:
         """The unsigned event (its ``sequence`` and ``prevhash`` are placeholders)."""
@@ -312,30 +308,20 @@ class Producer:
         """``append_many`` for drafts the caller has had ``prepare``d (and so checked) itself:
         ``publish --batch`` checks every draft first to report every problem, and the gateway
         answers with ids, sequences and digests only. ``prepared`` is read lazily inside the
-        outbox transaction (``Outbox.append``)."""
-        entries = (
-            Entry(p.topic, self._sign_at(p), p.event_id, _same_as(self.agency_id, p)) for p in prepared
-        )
-        return self.outbox.append(self.agency_id, entries, also=also)
+        outbox transaction (``Outbox.append_each``)."""
+        return self.outbox.append_each(self.agency_id, prepared, self._sign, self._same, also=also)
 
-    def _sign_at(self, prepared: Prepared) -> Callable[[int, str], SignedEvent]:
-        def sign(sequence: int, prevhash: str) -> SignedEvent:
-            _, payload = self._signer.sign_placed(prepared.runs, sequence, prevhash)
-            # The schema was checked (``prepare``) on this same content; only the size is new.
-            if len(payload) > MAX_MESSAGE_BYTES:  # the ledger would quarantine it as oversized
-                problem = Problem("", f"at most {MAX_MESSAGE_BYTES} bytes", f"{len(payload)} bytes")
-                raise InvalidEvent(prepared.event_type, [problem])  # rolls the transaction back
-            return SignedEvent(payload, event_id=prepared.id, subject=prepared.subject, sequence=sequence)
+    def _sign(self, prepared: Prepared, sequence: int, prevhash: str) -> SignedEvent:
+        """``prepared`` placed at ``sequence`` after ``prevhash`` and signed."""
+        _, payload = self._signer.sign_placed(prepared.runs, sequence, prevhash)
+        # The schema was checked (``prepare``) on this same content; only the size is new.
+        if len(payload) > MAX_MESSAGE_BYTES:  # the ledger would quarantine it as oversized
+            problem = Problem("", f"at most {MAX_MESSAGE_BYTES} bytes", f"{len(payload)} bytes")
+            raise InvalidEvent(prepared.event_type, [problem])  # rolls the transaction back
+        return SignedEvent(payload, event_id=prepared.id, subject=prepared.subject, sequence=sequence)
 
-        return sign
-
-
-def _same_as(source: str, prepared: Prepared) -> Callable[[Mapping[str, Any]], bool]:
-    """Is a stored event with the same id this one published again (same source, type, child
-    and data), rather than another event reusing the id?"""
-
-    def same(stored: Mapping[str, Any]) -> bool:
-        asked = {**prepared.event(), "source": source}
+    def _same(self, prepared: Prepared, stored: Mapping[str, Any]) -> bool:
+        """Is a stored event with the same id this one published again (same source, type,
+        child and data), rather than another event reusing the id?"""
+        asked = {**prepared.event(), "source": self.agency_id}
         return all(stored.get(k) == asked[k] for k in ("source", "type", "subject", "data"))
-
-    return same

@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
+from consumers.projector.collector import collect_less
 from ledger.envelope import SignedEvent
 from ledger.vocabulary import envelope_schema
 from producers.gateway.drafts import bad_request, batch_items, parse_json
@@ -62,8 +63,12 @@ def create_app(service: Gateway | None, kafka: KafkaSettings | None = None) -> F
         # Everything made so far (modules, the app, schemas, compiled validators) lives as long
         # as the process: frozen, the collector stops traversing it each time a batch's parsed
         # drafts trigger a full collection. Measured on 3,000-draft batches: about a fifth less
-        # CPU per event (bench/RESULTS.md).
+        # CPU per event (bench/RESULTS.md). A batch still allocates ~8 containers per event
+        # (the received drafts, the signed events, the rows), none of them in a cycle: at
+        # CPython's default pace the collector ran ~60 times per 3,000-event batch, 2.6-3.2 us per
+        # event of the signing process's CPU (issue 11), so it is paced as the projector's is.
         gc.freeze()
+        collect_less()
         stop = threading.Event()
         thread = None
         if kafka is not None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.endtoend import run_layout, tree_usage
+from bench.endtoend import Timeline, run_layout, tree_usage
 from bench.ingest import AGENCIES, T0, drafts
 from ledger.keystore import Keystore
 from transport.broker import EmbeddedBroker
@@ -47,6 +47,38 @@ def test_a_tree_counts_its_living_descendants_and_the_children_it_reaped(tmp_pat
         parent.wait()
 
 
+def test_the_timeline_tells_a_process_that_waits_from_one_that_works() -> None:
+    # Where the pipeline waits is read from each main thread's schedstat: a process spinning
+    # is on a core or waiting for one (on a loaded host), never asleep; one in time.sleep is.
+    busy, idle = (
+        subprocess.Popen(
+            [sys.executable, "-c", "print('ready', flush=True)\n" + script], stdout=subprocess.PIPE, text=True
+        )
+        for script in (SPIN.format(cpu=30), "import time\ntime.sleep(30)")
+    )
+    try:
+        for process in (busy, idle):  # both past their start-up (seconds on a loaded host)
+            assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        timeline = Timeline({"busy": busy.pid, "idle": idle.pid})
+        started = time.perf_counter()
+        for done in range(0, 101, 5):
+            timeline.sample(time.perf_counter(), done)
+            time.sleep(0.05)
+        report = timeline.report(100, window_s=0.25)
+    finally:
+        for process in (busy, idle):
+            process.kill()
+            process.wait()
+    shares = report["main_thread_share_of_wall"]
+    assert shares["busy"]["asleep"] < 0.1 and shares["busy"]["on_core"] > 0  # the rest: waiting for a core
+    assert shares["idle"]["asleep"] > 0.95
+    assert len(report["on_core_per_window"]["busy"]) == len(report["on_core_per_window"]["idle"]) >= 3
+    assert max(report["on_core_per_window"]["idle"]) < 0.05
+    # 5 done per sample, one sample per ~50 ms: 10% at the 3rd sample, 90% at the 19th
+    assert report["fill_s_to_10_percent"] == round(timeline.times[2] - started, 2)
+    assert report["steady_events_per_s"] == round(80 / (timeline.times[18] - timeline.times[2]))
+
+
 @pytest.mark.kafka
 @pytest.mark.slow
 def test_a_small_run_with_the_stages_apart_reports_every_party(
@@ -76,3 +108,7 @@ def test_a_small_run_with_the_stages_apart_reports_every_party(
     assert roles["intake"]["processes"] >= 2  # intake and its verification worker
     assert all(part["cpu_ms_per_event"] > 0 for part in roles.values())
     assert report["events_per_s"] > 0
+    waits = report["waits"]["main_thread_share_of_wall"]
+    publishers = {f"publisher-{agency.split('/')[0]}" for agency in AGENCIES}
+    assert set(waits) == {"broker", "relay", "intake", "intake-worker-1", "shard-1", "shard-2", *publishers}
+    assert all(0.99 <= sum(share.values()) <= 1.01 for share in waits.values())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -169,6 +170,33 @@ def intake_only(keystore: Keystore, url: str, children: int) -> int:
 
 
 @pytest.mark.slow
+def test_a_shard_reads_again_at_once_after_a_batch_that_found_notifications(tmp_path: Path) -> None:
+    """Under a steady stream the next batch reads what was accepted while the last one ran,
+    without an idle wait: a shard that waited after every batch not full sat asleep a third of
+    an end-to-end run while notifications queued (issue 13). It waits only when it found none."""
+    partnership = Partnership()
+    police = Chain("police/avon-somerset")
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    intake = Applier(ledger, partnership.root_key, clock=lambda: NOW, children=False)
+    apply(intake, [partnership.register(police), police.event("incident.reported", INCIDENT)])
+    shard = ChildProjection(ledger, partnership.root_key, clock=lambda: NOW)
+    stop, batches = threading.Event(), []
+
+    def on_batch(stats: Any, seconds: float) -> None:
+        batches.append(stats.accepted)
+        if len(batches) == 1:  # accepted while the first batch ran, as in a steady stream
+            apply(intake, [police.event("incident.reported", {**INCIDENT, "incident_ref": "INC-2"})])
+        elif stats.accepted == 0:
+            stop.set()  # nothing more to read: the idle wait (an hour) would come next
+
+    runner = threading.Thread(target=shard.run, args=(stop, on_batch), kwargs={"idle_wait_s": 3600})
+    runner.start()
+    runner.join(timeout=20)
+    stop.set()
+    runner.join()
+    assert batches[:3] == [2, 1, 0] and shard.lag() == 0
+
+
 def test_a_shard_killed_mid_batch_resumes_exactly_once(keystore: Keystore, tmp_path: Path) -> None:
     crashed = tmp_path / "crashed.sqlite"
     head = intake_only(keystore, f"sqlite:///{crashed}", children=60)

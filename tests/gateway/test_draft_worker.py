@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pickle
 import signal
 import threading
 import time
@@ -19,7 +20,7 @@ import pytest
 from starlette.responses import JSONResponse
 
 from bench.gateway import cpu_seconds
-from ledger.canonical import event_digest
+from ledger.canonical import ChainRuns, event_digest
 from ledger.envelope import SignedEvent, unsigned_event
 from ledger.signing import signature_valid
 from ledger.timeutil import parse_time
@@ -28,7 +29,9 @@ from producers.gateway.drafts import checked
 from producers.gateway.problems import ProblemError
 from producers.gateway.service import Gateway, GatewayConfig, Outcome
 from producers.gateway.tokens import Caller
+from producers.gateway.worker import framed, unframed
 from producers.outbox import Outbox
+from producers.sdk import Prepared
 from tests.gateway.conftest import AGENCY, INCIDENT, draft
 
 CALLER = Caller("token-1", "records-system")
@@ -88,6 +91,8 @@ def test_a_batch_checked_in_the_worker_is_the_chain_the_single_process_path_make
     assert len(events) == 456
     assert [e.event_id for e in first.events + second.events + in_process.events] == [e["id"] for e in events]
     assert [e.payload for e in first.events] == [row.payload for row in service.outbox.events(AGENCY)[:450]]
+    # in the body's order, each draft once, across every chunk the worker sent (8, 16, ... 200)
+    assert [e["data"]["incident_ref"] for e in events[:450]] == [f"INC-{n}" for n in range(450)]
     assert [e["subject"] for e in events[450:455]] == [f"C-{n}" for n in range(5)]
 
 
@@ -217,6 +222,18 @@ def test_a_prepared_draft_is_the_envelope_the_producer_builds(service: Gateway) 
         sequence=1, prevhash="", event_id=ready.id,
     )  # fmt: skip
     assert event == reference and ready.event_id is None and ready.subject == "C-7"
+
+
+def test_a_prepared_draft_crosses_the_pipe_whole(service: Gateway) -> None:
+    """Chunks carry drafts as flat tuples (``framed``) that the serving process makes
+    ``Prepared`` again (``unframed``): every field, the caller's id included, in its place."""
+    items = [draft(subject="C-7"), draft(subject="C-8", id=str(uuid.UUID(int=8)))]
+    for ready, _ in checked(service.producer.preparer, items, batch=True):
+        assert ready is not None
+        back = unframed(pickle.loads(pickle.dumps(framed(ready))))
+        assert type(back) is Prepared and type(back.runs) is ChainRuns
+        assert back == ready and back._asdict() == ready._asdict() and back.runs == ready.runs
+        assert back.event() == ready.event()
 
 
 def test_a_body_is_streamed_and_one_that_breaks_off_late_stores_nothing(service: Gateway) -> None:
