@@ -276,7 +276,7 @@ def _members_schema(names: frozenset[str]) -> dict[str, Any]:
 
 def _compile(schema: dict[str, Any]) -> Callable[[Any], Any]:
     checker = FormatChecker()
-    formats = {f: partial(_conforms, checker, f) for f in ("uuid", "date")}
+    formats = {"uuid": partial(_uuid, checker), "date": partial(_conforms, checker, "date")}
     # use_default=False: the compiled code must never write schema defaults into the event.
     compiled: Callable[[Any], Any] = fastjsonschema.compile(schema, formats=formats, use_default=False)
     return compiled
@@ -284,6 +284,21 @@ def _compile(schema: dict[str, Any]) -> Callable[[Any], Any]:
 
 def _conforms(checker: FormatChecker, format_name: str, value: Any) -> bool:
     return checker.conforms(value, format_name)
+
+
+# 32 hex digits in groups of 8-4-4-4-12: the form of every event's id (the envelope's pattern).
+_GROUPED_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _uuid(checker: FormatChecker, value: Any) -> bool:
+    """``jsonschema``'s ``uuid`` verdict, with no ``UUID`` object built for the grouped form,
+    which that check always accepts: it takes ``UUID(value)`` (32 hex digits once the dashes
+    are dropped) with dashes at 8, 13, 18 and 23. Anything else is judged by ``jsonschema``.
+    Why: building the ``UUID`` was a quarter of the compiled envelope check (~2 of 8 us), on
+    every event the projector verifies (issue 13)."""
+    if type(value) is str and _GROUPED_UUID.fullmatch(value) is not None:
+        return True
+    return checker.conforms(value, "uuid")
 
 
 @cache

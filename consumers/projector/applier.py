@@ -40,11 +40,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import exc as sql_errors
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consumers.projector.verifier import (
-    INFRASTRUCTURE_ERRORS,
+    MACHINE_ERRORS,
     Checked,
     Pending,
     Verifier,
@@ -80,6 +81,15 @@ __all__ = ["INFRASTRUCTURE_ERRORS", "Applier", "ApplyStats", "Message", "interna
 # Events about the partnership's own bookkeeping, not about the child's life.
 NOT_CHILD_EVENTS = frozenset({*KEY_EVENT_TYPES, "ledger.tree-head", "access.recorded"})
 INTEGRITY_RULES = ("lost-event", "equivocation")
+# Failures of the database itself (or of this machine), never of one message: retry the batch.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    sql_errors.OperationalError,
+    sql_errors.InterfaceError,
+    sql_errors.DisconnectionError,
+    sql_errors.TimeoutError,
+    sql_errors.PendingRollbackError,
+    *MACHINE_ERRORS,
+)
 
 
 def utc_now() -> datetime:
@@ -216,7 +226,11 @@ class Batch:
             self.by_id.update(self.ledger.digests_by_id(self.session, [event["id"]]))
         if source not in self.highest:
             self.highest[source] = self.ledger.highest_sequences(self.session, [source]).get(source, 0)
-        self._load(source, (sequence - 1, sequence, sequence + 1))
+        loaded = self._loaded  # asked per event: test the places before building anything
+        if (source, sequence) not in loaded or (source, sequence + 1) not in loaded or (
+            (source, sequence - 1) not in loaded
+        ):
+            self._load(source, (sequence - 1, sequence, sequence + 1))
         return ChainFacts(
             same_id_digest=self.by_id.get(event["id"]),
             same_sequence_digest=self.at.get((source, sequence)),
@@ -382,9 +396,8 @@ class Applier:
                 try:
                     if isinstance(pre, Rejection) and pre.reason == Reason.UNKNOWN_KEY:
                         pre, canonical = self._recheck_key(message.raw, registry, pre, message.received)
-                    elif (
-                        not isinstance(pre, Rejection)
-                        and registry.get(pre["kid"]) != checked_with[pre["kid"]]
+                    elif not isinstance(pre, Rejection) and _changed(
+                        registry.get(pre["kid"]), checked_with[pre["kid"]]
                     ):
                         pre, canonical = check(message.raw, registry, message.received)
                     if isinstance(pre, Rejection):
@@ -833,6 +846,13 @@ def _chain_order(checked: dict[str, Any] | Rejection) -> tuple[int, str, int]:
         return (2, "", 0)
     first = 0 if checked["type"] in KEY_EVENT_TYPES else 1
     return (first, checked["source"], checked["sequence"])
+
+
+def _changed(now: KeyRecord | None, then: KeyRecord | None) -> bool:
+    """Whether the ledger holds a key differently from the one a message was checked with. The
+    same record object is the same key (registries share their immutable records): that answer
+    needs no comparison of every field, public key included, for every message."""
+    return now is not then and now != then
 
 
 def _aware(value: datetime) -> datetime:

@@ -252,3 +252,20 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_worker_checks_without_importing_sqlalchemy() -> None:
+    """A spawned worker imports the verifier's module when it starts: SQLAlchemy was ~40% of
+    that import's CPU, for error classes no check can raise (a check touches no database)."""
+    code = (
+        "import sys\n"
+        "import consumers.projector.verifier as verifier\n"
+        "verifier.check_chunk(None, [(b'not json', None)])\n"
+        "print(sorted(m for m in sys.modules if m.partition('.')[0] == 'sqlalchemy'))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)}, check=True,
+    )  # fmt: skip
+    assert done.stdout.strip() == "[]"

@@ -16,9 +16,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from jsonschema import FormatChecker
+
 from ledger.validation import (
     _explain,
     _plain_numbers,
+    _uuid,
     compiled_members_refusal,
     compiled_refusal,
     validate_event,
@@ -175,3 +178,19 @@ def test_a_refusal_names_the_path() -> None:
     event = next(e for e in valid_events() if e["type"] == "child.registered")
     event["data"]["dob"] = "2024-13-45"  # the pattern allows it, the date format does not
     assert [(p.path, p.expected) for p in validate_event(event)] == [("/data/dob", "a date")]
+
+
+def test_the_uuid_shortcut_gives_jsonschemas_verdict() -> None:
+    """``_uuid`` answers the grouped form itself and asks ``jsonschema`` about anything else:
+    the same verdict on ids of every shape an agency might send."""
+    checker = FormatChecker()
+    good = "5f0c6a52-0d1e-4c1b-9a57-2d8c1f3e7a01"
+    shapes = [
+        good, good.upper(), "{" + good + "}", "urn:uuid:" + good, good.replace("-", ""),
+        good + "-", "-" + good, good[:-1], good + "0", good.replace("5f0c", "5g0c"),
+        good[:8] + "-" + good[9:13] + "--" + good[14:], good[:8] + good[9:12] + "-" + good[12:],
+        "12345678-1234-1234-1234-1234-5678-9abc", good + "\n", " " + good, "", "-" * 36, 7, None,
+        good.replace("a", "\u0661"),  # an Arabic-Indic digit: int() would take it, the regex not
+    ]  # fmt: skip
+    for value in shapes:
+        assert _uuid(checker, value) == checker.conforms(value, "uuid"), value
