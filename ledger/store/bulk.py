@@ -9,17 +9,26 @@ formats them. The rows go into the caller's transaction on the session's own con
 COPY is committed or rolled back with everything else the transaction writes, and a row that
 breaks a constraint fails the transaction exactly as an INSERT would.
 
-SQLite keeps the executemany (the sqlite3 module loops in C; there is no COPY).
+SQLite has no COPY: the rows go to the sqlite3 module's ``executemany`` (it loops in C) as
+tuples of already-bound values, through ``exec_driver_sql``. SQLAlchemy Core's executemany of
+an ``insert()`` binds each value of each row through the column's type in Python (a quarter of
+the child stage's writes on a replay, issue 13); here each column's bind processor is the same
+one SQLAlchemy uses, applied once per distinct value for the ``TypeDecorator`` columns (a
+batch's evaluation time, a rule's due times) and only where the type has one.
+
+Columns a row does not give take the database's defaults on both backends (a sequence, a
+server default), not SQLAlchemy's Python-side ones: callers give every column that has one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table, insert
-from sqlalchemy.engine import Dialect
+from sqlalchemy import Table
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
@@ -30,16 +39,18 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     if not rows:
         return
     connection = session.connection()
+    names = list(rows[0])
+    values = itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
     if connection.dialect.name != "postgresql":
-        session.execute(insert(table), rows)
+        _executemany(connection, table, names, [values(row) for row in rows])  # SQLite
         return
     from psycopg import sql  # only here: psycopg is the [postgres] extra, SQLite needs none
 
-    names = list(rows[0])
-    values = itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
     types = [table.c[name].type for name in names]
+    # what an INSERT would bind for a TypeDecorator column; every other type here (text,
+    # integers, booleans, UUIDs, bytes) psycopg adapts itself
     converted = [
-        (index, _converter(kind, connection.dialect))
+        (index, _memoised(partial(kind.process_bind_param, dialect=connection.dialect)))
         for index, kind in enumerate(types)
         if isinstance(kind, TypeDecorator)
     ]
@@ -56,16 +67,41 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
             copy.write_row(line)
 
 
-def _converter(column_type: TypeDecorator[Any], dialect: Dialect) -> Callable[[Any], Any]:
-    """What an INSERT would bind for a value of a ``TypeDecorator`` column (UTCTime's
-    fixed-width text); every other type here (text, integers, booleans, UUIDs, bytes) psycopg
-    adapts itself. A batch repeats the same few times (its evaluation time, the due times of
-    a rule), so each distinct value is converted once."""
+def _executemany(connection: Connection, table: Table, names: list[str], rows: list[tuple[Any, ...]]) -> None:
+    """One INSERT of ``rows`` (tuples in the order of ``names``) through the driver's executemany,
+    each value bound as SQLAlchemy would bind it."""
+    dialect = connection.dialect
+    processors: list[tuple[int, Callable[[Any], Any]]] = []
+    for index, name in enumerate(names):
+        kind = table.c[name].type
+        processor = kind.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            memoised = isinstance(kind, TypeDecorator)
+            processors.append((index, _memoised(processor) if memoised else processor))
+    if processors:
+        lines = [list(row) for row in rows]
+        for index, process in processors:
+            for line in lines:
+                line[index] = process(line[index])
+        rows = [tuple(line) for line in lines]
+    quote = dialect.identifier_preparer.quote
+    statement = "INSERT INTO {} ({}) VALUES ({})".format(
+        dialect.identifier_preparer.format_table(table),
+        ", ".join(quote(name) for name in names),
+        ", ".join("?" * len(names)),
+    )
+    connection.exec_driver_sql(statement, rows)
+
+
+def _memoised(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``convert`` (what binding a ``TypeDecorator`` column's value takes: UTCTime's fixed-width
+    text) applied once per distinct value: a batch repeats the same few (its evaluation time,
+    the due times of a rule)."""
     made: dict[Any, Any] = {}
 
-    def convert(value: Any) -> Any:
+    def memo(value: Any) -> Any:
         if value not in made:
-            made[value] = column_type.process_bind_param(value, dialect)
+            made[value] = convert(value)
         return made[value]
 
-    return convert
+    return memo
