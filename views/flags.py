@@ -23,10 +23,10 @@ from datetime import datetime
 from json.encoder import encode_basestring_ascii as _string
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy import Table, delete, select
 from sqlalchemy.orm import Session
 
-from ledger.store.bulk import insert_rows
+from ledger.store.bulk import insert_rows, update_rows
 from ledger.timeutil import format_time
 from policies.engine import FLAG_NAMESPACE, Flag
 from views.models import EVERY_AGENCY, FlagChangeRow, FlagConcernRow, FlagRow
@@ -293,9 +293,8 @@ class FlagSync:
         for values in self._inserts:
             values.update(self._updates.pop(values["id"], {}))
         insert_rows(self.session, _FLAGS, self._inserts)
-        updates = [{"flag_id": fid, **values} for fid, values in self._updates.items() if fid not in inserted]
-        if updates:
-            self.session.execute(update(_FLAGS).where(_FLAGS.c.id == bindparam("flag_id")), updates)
+        updates = [{"id": fid, **values} for fid, values in self._updates.items() if fid not in inserted]
+        update_rows(self.session, _FLAGS, ["id"], updates)
         insert_rows(self.session, _CHANGES, self._changes)
         self._write_concerns()
         self._inserts, self._updates, self._changes = [], {}, []

@@ -36,11 +36,11 @@ from functools import lru_cache
 from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, Table, and_, bindparam, delete, select, update
+from sqlalchemy import Select, Table, and_, bindparam, delete, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from ledger.store.bulk import insert_rows
+from ledger.store.bulk import insert_rows, update_rows
 from ledger.store.models import AcceptedEvent
 from ledger.vocabulary import is_amendment
 from policies.base import Policy
@@ -470,9 +470,8 @@ class ChildRows:
                 self.session.execute(
                     delete(table).where(and_(*(table.c[k] == bindparam(f"key_{k}") for k in keys))), rows
                 )
-            for rows in _by_columns(self._writes.pop(f"update {name}", [])).values():
-                where = and_(*(table.c[k] == bindparam(f"key_{k}") for k in keys))
-                self.session.execute(update(table).where(where), rows)  # SET: the rows' columns
+            for rows in _by_columns(self._writes.pop(f"update {name}", []), keys).values():
+                update_rows(self.session, table, keys, rows)  # SET: the rows' other columns
         self.flags.write()
         if self.histories is not None:
             for child in self._queued:
@@ -529,7 +528,7 @@ class ChildRows:
             changed = {k: v for k, v in values.items() if stored[k] != v}
             stored.update(changed)
             if changed:
-                self._queue("update", "children", {"key_child": child, **changed})
+                self._queue("update", "children", {"child": child, **changed})
 
     def _write_changed(
         self,
@@ -555,14 +554,16 @@ class ChildRows:
             changed = {column: value for column, value in values.items() if row[column] != value}
             if changed:
                 row.update(changed)
-                self._queue("update", table, {"key_child": child, f"key_{key}": name, **changed})
+                self._queue("update", table, {"child": child, key: name, **changed})
 
 
-def _by_columns(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
-    """Update parameter rows grouped by the columns they set: one executemany per group."""
+def _by_columns(
+    rows: Iterable[dict[str, Any]], keys: Sequence[str]
+) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    """Update rows grouped by the columns they set (all but the ``keys``): one statement per group."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault(tuple(sorted(k for k in row if not k.startswith("key_"))), []).append(row)
+        groups.setdefault(tuple(sorted(k for k in row if k not in keys)), []).append(row)
     return groups
 
 

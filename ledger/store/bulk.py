@@ -70,27 +70,13 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
 def _executemany(connection: Connection, table: Table, names: list[str], rows: list[tuple[Any, ...]]) -> None:
     """One INSERT of ``rows`` (tuples in the order of ``names``) through the driver's executemany,
     each value bound as SQLAlchemy would bind it."""
-    dialect = connection.dialect
-    processors: list[tuple[int, Callable[[Any], Any]]] = []
-    for index, name in enumerate(names):
-        kind = table.c[name].type
-        processor = kind.dialect_impl(dialect).bind_processor(dialect)
-        if processor is not None:
-            memoised = isinstance(kind, TypeDecorator)
-            processors.append((index, _memoised(processor) if memoised else processor))
-    if processors:
-        lines = [list(row) for row in rows]
-        for index, process in processors:
-            for line in lines:
-                line[index] = process(line[index])
-        rows = [tuple(line) for line in lines]
-    quote = dialect.identifier_preparer.quote
+    quote = connection.dialect.identifier_preparer.quote
     statement = "INSERT INTO {} ({}) VALUES ({})".format(
-        dialect.identifier_preparer.format_table(table),
+        connection.dialect.identifier_preparer.format_table(table),
         ", ".join(quote(name) for name in names),
         ", ".join("?" * len(names)),
     )
-    connection.exec_driver_sql(statement, rows)
+    connection.exec_driver_sql(statement, _bound(connection, table, names, rows))
 
 
 def _memoised(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -105,3 +91,65 @@ def _memoised(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return made[value]
 
     return memo
+
+
+def update_rows(session: Session, table: Table, keys: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    """Set the other columns of each of ``rows`` (each with the same keys: the ``keys`` columns
+    that name the row, and the columns to set) in ``table``, in ``session``'s transaction. Two
+    rows naming one row: the later wins, as in an executemany.
+
+    Issue 13: an executemany of an ``update()`` is one UPDATE per row on both backends (psycopg
+    pipelines them, each parsed and executed by the server) with every value bound in Python by
+    SQLAlchemy; the child stage updates every child's ``view_children`` row on each batch. On
+    PostgreSQL the rows go as one array per column into one ``UPDATE ... FROM unnest(...)``; on
+    SQLite as bound tuples to the driver's executemany (the sqlite3 module loops in C)."""
+    if not rows:
+        return
+    latest = {tuple(row[k] for k in keys): row for row in rows}  # the later wins
+    rows = list(latest.values())
+    connection = session.connection()
+    dialect = connection.dialect
+    names = [name for name in rows[0] if name not in keys]
+    columns = [*names, *keys]
+    bound = _bound(connection, table, columns, [tuple(row[name] for name in columns) for row in rows])
+    quote = dialect.identifier_preparer.quote
+    target = dialect.identifier_preparer.format_table(table)
+    if dialect.name != "postgresql":  # SQLite
+        statement = "UPDATE {} SET {} WHERE {}".format(
+            target,
+            ", ".join(f"{quote(name)} = ?" for name in names),
+            " AND ".join(f"{quote(key)} = ?" for key in keys),
+        )
+        connection.exec_driver_sql(statement, bound)
+        return
+    casts = [table.c[name].type.compile(dialect=dialect) for name in columns]
+    statement = "UPDATE {} AS t SET {} FROM unnest({}) AS v({}) WHERE {}".format(
+        target,
+        ", ".join(f"{quote(name)} = v.{quote(name)}" for name in names),
+        ", ".join(f"%s::{cast}[]" for cast in casts),
+        ", ".join(quote(name) for name in columns),
+        " AND ".join(f"t.{quote(key)} = v.{quote(key)}" for key in keys),
+    )
+    connection.exec_driver_sql(statement, tuple(list(column) for column in zip(*bound, strict=True)))
+
+
+def _bound(
+    connection: Connection, table: Table, names: Sequence[str], rows: list[tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """``rows`` (tuples in the order of ``names``) with each value bound as SQLAlchemy would
+    bind it: the column type's bind processor, where it has one (once per distinct value for a
+    ``TypeDecorator``: UTCTime's text)."""
+    dialect = connection.dialect
+    processors: list[tuple[int, Callable[[Any], Any]]] = []
+    for index, name in enumerate(names):
+        kind = table.c[name].type
+        processor = kind.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            processors.append((index, _memoised(processor) if isinstance(kind, TypeDecorator) else processor))
+    if not processors:
+        return rows
+    lines = [list(row) for row in rows]
+    for index, process in processors:
+        for line in lines:
+            line[index] = process(line[index])
+    return [tuple(line) for line in lines]
