@@ -55,6 +55,10 @@ from views.summaries import event_refs
 _STATUS_FIELDS = ("care_leaver", "substance_misuse", "mental_health", "age")
 _PERSON_FACTS = ("lives_with_child", "parental_responsibility", *_STATUS_FIELDS)
 _CHUNK = 500  # children per IN (...) query
+# What a remembered Flag object weighs besides its payload text (the stored row's) and its
+# rule's constant texts: the object, its instance dict, evidence tuple and detail, ~500 bytes
+# measured (sys.getsizeof) for a flag naming three events
+FLAG_WEIGHT = 600
 _CHILDREN: Table = ChildRow.__table__  # type: ignore[assignment]
 _PEOPLE: Table = PersonRow.__table__  # type: ignore[assignment]
 _AGENCIES: Table = AgencyRow.__table__  # type: ignore[assignment]
@@ -174,9 +178,8 @@ class WrittenRows:
     database holds them after the write, under the write's ``stamp`` (``view_children.stamp``),
     and the Flag objects the write was given (``FlagSync.synced``: a flag given again as the same
     object is known unchanged). ``size``: what it counts against ``ChildHistories``' bound
-    (characters, roughly bytes): the flags' weight (``FlagSync.weight``) twice, once for the
-    rows and once for the Flag objects, whose payload text they share and whose other fields
-    are the payload's again, plus ``ROW_WEIGHT`` per view row and the fold's own size."""
+    (characters, roughly bytes): the flags' weight (``FlagSync.weight``), ``FLAG_WEIGHT`` per
+    Flag object kept, ``ROW_WEIGHT`` per view row and the fold's own size."""
 
     stamp: int
     people: dict[str, dict[str, Any]]
@@ -216,9 +219,9 @@ class ChildHistories:
     Bounded like ``policies.engine.Evaluator``, each memory by one ``Bounded`` map: at most
     ``children`` children and ``events`` events between them (a decoded event is ~1.5 kB:
     ~75 MB), and at most ``children`` children and ``rows`` characters of written rows between
-    them (``WrittenRows.size``: flag payloads, counted twice for the rows and the Flag objects,
-    are most of it; ``ROW_WEIGHT`` per row for the rest: 64 MB by default, ~65 children of 500
-    prior events), least recently used dropped first (a child not remembered is read in full);
+    them (``WrittenRows.size``: flag payloads are most of it; ``ROW_WEIGHT`` per row and
+    ``FLAG_WEIGHT`` per Flag object for the rest: 64 MB by default, ~50 children of 1,000 prior
+    events), least recently used dropped first (a child not remembered is read in full);
     nothing grows with the ledger. One per projecting process,
     used by one thread at a time (as the ``Applier`` and the child stage are). Ledger rows are
     never changed or deleted in operation; a ledger tampered with underneath a running process
@@ -477,12 +480,13 @@ class ChildRows:
             for child in self._queued:
                 flags, weight = self.flags.stored(child), self.flags.weight(child)
                 fold = self._folds.get(child)
-                size = 2 * weight + ROW_WEIGHT * (len(self._people[child]) + len(self._agencies[child]) + 1)
+                synced = self.flags.synced(child)
+                size = weight + ROW_WEIGHT * (len(self._people[child]) + len(self._agencies[child]) + 1)
                 size += 0 if fold is None else fold.size()
+                size += 0 if synced is None else FLAG_WEIGHT * len(synced[0])
                 row = self._rows[child]
                 assert row is not None  # queue() inserted or updated it
                 people, agencies = self._people[child], self._agencies[child]
-                synced = self.flags.synced(child)
                 written = WrittenRows(row["stamp"], people, agencies, flags, weight, synced, size, fold)
                 self.histories.stage_written(child, written)
         self._queued = []
