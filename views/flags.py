@@ -92,7 +92,7 @@ class FlagSync:
         self._changes: list[dict[str, Any]] = []
         # flag id -> (row, payload, new) of each flag written: its flag_concerns rows are rewritten
         self._concerns: dict[str, tuple[StoredFlag, Mapping[str, Any], bool]] = {}
-        # event id -> its evidence detail serialised, for the evaluation being synced
+        # event id -> its evidence detail serialised, for the child being synced
         self._evidence_texts: dict[str, str] = {}
 
     def load(self, children: Iterable[str | None]) -> None:
@@ -176,13 +176,17 @@ class FlagSync:
         rules: Sequence[str] | None = None,
         *,
         partial: bool = False,
+        evidence_texts: dict[str, str] | None = None,
     ) -> list[FlagChange]:
         """Apply one evaluation of ``child`` (None: partnership-wide integrity flags).
 
         ``rules`` limits which stored flags the evaluation speaks for (integrity flags and child
         rules are evaluated separately); ``trigger`` is the event that caused the evaluation.
         ``partial``: the evaluation speaks only for the flags it holds (only they are read, and
-        no stored flag missing from it is resolved).
+        no stored flag missing from it is resolved). ``evidence_texts``: event id -> its
+        ``evidence_detail`` serialised, kept by the caller across evaluations of this child and
+        filled in as changes name events (an event's detail is a function of the event as
+        recorded, which never changes); else one evaluation's own.
         """
         if partial:
             self._load_ids(child, [flag.id for flag in flags])
@@ -196,7 +200,7 @@ class FlagSync:
             flags, stored = self._unsynced(child, flags, spoken)
         changes: list[FlagChange] = []
         weight = self._weight.get(child, 0)
-        self._evidence_texts = {}  # one evaluation's evidence_detail at a time
+        self._evidence_texts = {} if evidence_texts is None else evidence_texts
         for flag in flags:
             text = flag.payload_text  # made once per flag object: most flags are unchanged ones
             row = stored.pop(flag.id, None)
@@ -351,9 +355,10 @@ class FlagSync:
             if text is not None:
                 detail.append(text)
         # json.dumps of {"change", "change_id", "changed_at", "evidence_detail", "flag"} with
-        # sort_keys, made from its parts: each evidence event is serialised once per evaluation,
-        # not once per flag change naming it (one incident is the evidence of several flags, and the
-        # self-authorised-closure flag names every closure of 90 days on each new one)
+        # sort_keys, made from its parts: each evidence event is serialised once (per child
+        # remembered, else per evaluation), not once per flag change naming it (one incident is
+        # the evidence of several flags, and the self-authorised-closure flag names every
+        # closure of 90 days on each new one)
         # (``_string`` is what json.dumps does with a str, without its encoder set up per call)
         message = (
             f'{{"change": {_string(change)}, "change_id": {_string(change_id)}, '

@@ -30,7 +30,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from operator import attrgetter
@@ -59,6 +59,7 @@ _CHUNK = 500  # children per IN (...) query
 # rule's constant texts: the object, its instance dict, evidence tuple and detail, ~500 bytes
 # measured (sys.getsizeof) for a flag naming three events
 FLAG_WEIGHT = 600
+EVIDENCE_WEIGHT = 400  # one event's evidence detail serialised (~250 characters) and its entry
 _CHILDREN: Table = ChildRow.__table__  # type: ignore[assignment]
 _PEOPLE: Table = PersonRow.__table__  # type: ignore[assignment]
 _AGENCIES: Table = AgencyRow.__table__  # type: ignore[assignment]
@@ -179,7 +180,8 @@ class WrittenRows:
     and the Flag objects the write was given (``FlagSync.synced``: a flag given again as the same
     object is known unchanged). ``size``: what it counts against ``ChildHistories``' bound
     (characters, roughly bytes): the flags' weight (``FlagSync.weight``), ``FLAG_WEIGHT`` per
-    Flag object kept, ``ROW_WEIGHT`` per view row and the fold's own size."""
+    Flag object kept, ``ROW_WEIGHT`` per view row, ``EVIDENCE_WEIGHT`` per evidence text and the
+    fold's own size."""
 
     stamp: int
     people: dict[str, dict[str, Any]]
@@ -189,6 +191,7 @@ class WrittenRows:
     synced: tuple[dict[str, Flag], frozenset[str] | None] | None
     size: int
     view: ViewFold | None = None  # what the view rows were made from, to fold new events into
+    evidence: dict[str, str] = field(default_factory=dict)  # FlagSync.sync's evidence_texts
 
 
 class ChildHistories:
@@ -416,6 +419,7 @@ class ChildRows:
         self._agencies: dict[str, dict[str, dict[str, Any]]] = {}
         self._writes: dict[str, list[dict[str, Any]]] = {}  # statement name -> parameter rows
         self._folds: dict[str, ViewFold] = {}  # child -> its view rows' fold, remembered or made
+        self._evidence: dict[str, dict[str, str]] = {}  # child -> its evidence texts (FlagSync.sync)
 
     def prepare(self, children: Iterable[str]) -> None:
         """Read everything ``queue`` will compare against for these children: their view rows
@@ -445,6 +449,7 @@ class ChildRows:
                 self.flags.remember(child, kept.flags, kept.flag_weight, synced, spoken)
                 if kept.view is not None:
                     self._folds[child] = kept.view
+                self._evidence[child] = kept.evidence
         self.flags.load(unknown)
         for start in range(0, len(unknown), _CHUNK):
             chunk = unknown[start : start + _CHUNK]
@@ -460,8 +465,9 @@ class ChildRows:
         self._queued.append(done.child)
         self._rebuild_rows(done.view, done.evaluation.next_due)
         detail = _EvidenceDetail(done.view)
-        flags = done.evaluation.flags
-        return self.flags.sync(done.child, flags, self.now, done.trigger or None, detail, rules=self.rules)
+        flags, texts = done.evaluation.flags, self._evidence.setdefault(done.child, {})
+        trigger = done.trigger or None
+        return self.flags.sync(done.child, flags, self.now, trigger, detail, self.rules, evidence_texts=texts)
 
     def write(self) -> None:
         """Everything queued since the last write: one statement per table and kind."""
@@ -484,10 +490,14 @@ class ChildRows:
                 size = weight + ROW_WEIGHT * (len(self._people[child]) + len(self._agencies[child]) + 1)
                 size += 0 if fold is None else fold.size()
                 size += 0 if synced is None else FLAG_WEIGHT * len(synced[0])
+                evidence = self._evidence.get(child, {})
+                size += EVIDENCE_WEIGHT * len(evidence)
                 row = self._rows[child]
                 assert row is not None  # queue() inserted or updated it
                 people, agencies = self._people[child], self._agencies[child]
-                written = WrittenRows(row["stamp"], people, agencies, flags, weight, synced, size, fold)
+                written = WrittenRows(
+                    row["stamp"], people, agencies, flags, weight, synced, size, fold, evidence
+                )
                 self.histories.stage_written(child, written)
         self._queued = []
 

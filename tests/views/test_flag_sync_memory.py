@@ -87,9 +87,10 @@ def rows(ledger: Ledger) -> dict[str, Any]:
 
 def run(ledger: Ledger, sequence: list[tuple[Flag, ...]], remembering: bool) -> list[list[FlagChange]]:
     """Sync each evaluation in its own transaction, as the child projection does; with
-    ``remembering``, every sync after the first takes the previous one's rows and Flag objects
-    instead of reading the flags back."""
+    ``remembering``, every sync after the first takes the previous one's rows, Flag objects and
+    serialised evidence instead of reading the flags back."""
     memory: tuple[Any, ...] | None = None
+    texts: dict[str, str] = {}  # the evidence serialised, kept across syncs as ChildRows keeps it
     out = []
     for step, flags in enumerate(sequence):
         now = T + timedelta(days=step)
@@ -97,7 +98,8 @@ def run(ledger: Ledger, sequence: list[tuple[Flag, ...]], remembering: bool) -> 
             sync = FlagSync(session)
             if remembering and memory is not None:
                 sync.remember("C-1", *memory)
-            out.append(sync.sync("C-1", flags, now, f"trigger-{step}", DETAIL, rules=RULES))
+            kept = texts if remembering else None
+            out.append(sync.sync("C-1", flags, now, f"trigger-{step}", DETAIL, RULES, evidence_texts=kept))
             sync.write()
             synced = sync.synced("C-1")
             assert synced is not None
