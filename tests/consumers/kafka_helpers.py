@@ -152,11 +152,20 @@ class ServiceProcess:
             tail = self.log.read_text()[-2000:]
             raise AssertionError(f"{type(self).__name__} exited {self.process.returncode}: {tail}")
 
+    def pause(self) -> None:
+        """SIGSTOP: the process holds what it has polled and does nothing until `resume`, so a
+        test can leave work unprojected however fast the projector has become."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
 
     def stop(self) -> None:
+        self.resume()  # a paused process would not act on SIGTERM until continued
         self.process.terminate()
         try:
             self.process.wait(timeout=15)
