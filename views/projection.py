@@ -30,24 +30,24 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from operator import attrgetter
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, Table, and_, bindparam, delete, select, update
+from sqlalchemy import Select, Table, and_, bindparam, delete, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from ledger.store.bulk import insert_rows
+from ledger.store.bulk import insert_rows, update_rows
 from ledger.store.models import AcceptedEvent
 from ledger.vocabulary import is_amendment
 from policies.base import Policy
-from policies.engine import Evaluation, Evaluator, evaluate
+from policies.engine import Evaluation, Evaluator, Flag, evaluate
 from policies.household import linked_persons
 from policies.view import ChildView, Event
-from views.flags import FlagChange, FlagSync, StoredFlag
+from views.flags import ROW_WEIGHT, FlagChange, FlagSync, StoredFlag
 from views.models import AgencyRow, ChildRow, PersonLinkRow, PersonRow
 from views.queries import CHILD_EXCLUDED_TYPES, households_in
 from views.summaries import event_refs
@@ -55,6 +55,11 @@ from views.summaries import event_refs
 _STATUS_FIELDS = ("care_leaver", "substance_misuse", "mental_health", "age")
 _PERSON_FACTS = ("lives_with_child", "parental_responsibility", *_STATUS_FIELDS)
 _CHUNK = 500  # children per IN (...) query
+# What a remembered Flag object weighs besides its payload text (the stored row's) and its
+# rule's constant texts: the object, its instance dict, evidence tuple and detail, ~500 bytes
+# measured (sys.getsizeof) for a flag naming three events
+FLAG_WEIGHT = 600
+EVIDENCE_WEIGHT = 400  # one event's evidence detail serialised (~250 characters) and its entry
 _CHILDREN: Table = ChildRow.__table__  # type: ignore[assignment]
 _PEOPLE: Table = PersonRow.__table__  # type: ignore[assignment]
 _AGENCIES: Table = AgencyRow.__table__  # type: ignore[assignment]
@@ -171,15 +176,22 @@ def _events_of(children: Sequence[str]) -> Select[tuple[str, int, str]]:
 @dataclass
 class WrittenRows:
     """What one transaction wrote for a child: its view rows and every stored flag of it, as the
-    database holds them after the write, under the write's ``stamp`` (``view_children.stamp``).
-    ``size``: what it counts against ``ChildHistories``' bound (characters, roughly bytes)."""
+    database holds them after the write, under the write's ``stamp`` (``view_children.stamp``),
+    and the Flag objects the write was given (``FlagSync.synced``: a flag given again as the same
+    object is known unchanged). ``size``: what it counts against ``ChildHistories``' bound
+    (characters, roughly bytes): the flags' weight (``FlagSync.weight``), ``FLAG_WEIGHT`` per
+    Flag object kept, ``ROW_WEIGHT`` per view row, ``EVIDENCE_WEIGHT`` per evidence text and the
+    fold's own size."""
 
     stamp: int
     people: dict[str, dict[str, Any]]
     agencies: dict[str, dict[str, Any]]
     flags: dict[str, StoredFlag]
+    flag_weight: int
+    synced: tuple[dict[str, Flag], frozenset[str] | None] | None
     size: int
     view: ViewFold | None = None  # what the view rows were made from, to fold new events into
+    evidence: dict[str, str] = field(default_factory=dict)  # FlagSync.sync's evidence_texts
 
 
 class ChildHistories:
@@ -207,23 +219,22 @@ class ChildHistories:
     events; nor its rows: they were never written). A read in a read-only transaction sees only
     committed events, so it may be kept whatever the caller then does with it.
 
-    Bounded like ``policies.engine.Evaluator``: at most ``children`` children and ``events``
-    events between them (a decoded event is ~1.5 kB: ~75 MB), and at most ``children`` children
-    and ``rows`` characters of written rows between them (flag payloads are most of it; ~200 are
-    counted per row for the rest: 64 MB by default), least recently used dropped first (a child
-    not remembered is read in full); nothing grows with the ledger. One per projecting process,
+    Bounded like ``policies.engine.Evaluator``, each memory by one ``Bounded`` map: at most
+    ``children`` children and ``events`` events between them (a decoded event is ~1.5 kB:
+    ~75 MB), and at most ``children`` children and ``rows`` characters of written rows between
+    them (``WrittenRows.size``: flag payloads are most of it; ``ROW_WEIGHT`` per row and
+    ``FLAG_WEIGHT`` per Flag object for the rest: 64 MB by default, ~50 children of 1,000 prior
+    events), least recently used dropped first (a child not remembered is read in full);
+    nothing grows with the ledger. One per projecting process,
     used by one thread at a time (as the ``Applier`` and the child stage are). Ledger rows are
     never changed or deleted in operation; a ledger tampered with underneath a running process
     is the auditor's to find, and a restart reads it afresh.
     """
 
     def __init__(self, children: int = 1024, events: int = 50_000, rows: int = 64 * 2**20) -> None:
-        self.children, self.events, self.rows = children, events, rows
-        self._kept: OrderedDict[str, tuple[int, tuple[Event, ...]]] = OrderedDict()
-        self._held = 0  # events of the children kept
+        self._kept: Bounded[tuple[int, tuple[Event, ...]]] = Bounded(children, events, lambda e: len(e[1]))
         self._staged: dict[str, tuple[int, tuple[Event, ...]]] = {}
-        self._written: OrderedDict[str, WrittenRows] = OrderedDict()
-        self._written_size = 0
+        self._written: Bounded[WrittenRows] = Bounded(children, rows, attrgetter("size"))
         self._staged_written: dict[str, WrittenRows] = {}
         self._depth = 0  # open transaction() blocks: staging outside one is never kept
 
@@ -232,11 +243,9 @@ class ChildHistories:
         (what this transaction already read first)."""
         found: dict[str, tuple[int, tuple[Event, ...]]] = {}
         for child in children:
-            if child in self._staged:
-                found[child] = self._staged[child]
-            elif child in self._kept:
-                self._kept.move_to_end(child)
-                found[child] = self._kept[child]
+            entry = self._staged.get(child) or self._kept.get(child)
+            if entry is not None:
+                found[child] = entry
         return found
 
     def stage(self, read: Mapping[str, tuple[int, Sequence[Event]]]) -> None:
@@ -247,9 +256,7 @@ class ChildHistories:
     def take_written(self, child: str, stamp: int) -> WrittenRows | None:
         """The rows this process wrote for ``child`` if the stored ``stamp`` is still the one it
         wrote, taken out (the caller's rows from now on); None: read them from the database."""
-        entry = self._written.pop(child, None)
-        if entry is not None:
-            self._written_size -= entry.size
+        entry = self._written.pop(child)
         return entry if entry is not None and entry.stamp == stamp else None
 
     def stage_written(self, child: str, rows: WrittenRows) -> None:
@@ -277,25 +284,47 @@ class ChildHistories:
 
     def _keep(self) -> None:
         for child, entry in self._staged.items():
-            previous = self._kept.pop(child, None)
-            if previous is not None:
-                self._held -= len(previous[1])
-            self._kept[child] = entry
-            self._held += len(entry[1])
-        self._staged = {}
-        while self._kept and (len(self._kept) > self.children or self._held > self.events):
-            _, (_, dropped) = self._kept.popitem(last=False)
-            self._held -= len(dropped)
+            self._kept.put(child, entry)
         for child, rows in self._staged_written.items():
-            previous_rows = self._written.pop(child, None)
-            if previous_rows is not None:
-                self._written_size -= previous_rows.size
-            self._written[child] = rows
-            self._written_size += rows.size
-        self._staged_written = {}
-        while self._written and (len(self._written) > self.children or self._written_size > self.rows):
-            _, dropped_rows = self._written.popitem(last=False)
-            self._written_size -= dropped_rows.size
+            self._written.put(child, rows)
+        self._staged, self._staged_written = {}, {}
+
+
+V = TypeVar("V")
+
+
+class Bounded(Generic[V]):
+    """A map that keeps at most ``entries`` entries and ``weight`` in all (each entry weighs
+    ``weigh(value)``), dropping the least recently used first: the one way ``ChildHistories``
+    bounds both of its memories (events read, rows written), so that nothing a projecting
+    process remembers grows with the ledger. ``get`` counts as a use; ``put`` replaces."""
+
+    def __init__(self, entries: int, weight: int, weigh: Callable[[V], int]) -> None:
+        self.entries, self.weight, self._weigh = entries, weight, weigh
+        self._values: OrderedDict[str, tuple[V, int]] = OrderedDict()
+        self._held = 0  # the weights of the values held
+
+    def get(self, key: str) -> V | None:
+        found = self._values.get(key)
+        if found is None:
+            return None
+        self._values.move_to_end(key)
+        return found[0]
+
+    def pop(self, key: str) -> V | None:
+        found = self._values.pop(key, None)
+        if found is None:
+            return None
+        self._held -= found[1]
+        return found[0]
+
+    def put(self, key: str, value: V) -> None:
+        self.pop(key)
+        weight = self._weigh(value)
+        self._values[key] = (value, weight)
+        self._held += weight
+        while self._values and (len(self._values) > self.entries or self._held > self.weight):
+            self._held -= self._values.popitem(last=False)[1][1]
 
 
 def write_children(
@@ -390,6 +419,7 @@ class ChildRows:
         self._agencies: dict[str, dict[str, dict[str, Any]]] = {}
         self._writes: dict[str, list[dict[str, Any]]] = {}  # statement name -> parameter rows
         self._folds: dict[str, ViewFold] = {}  # child -> its view rows' fold, remembered or made
+        self._evidence: dict[str, dict[str, str]] = {}  # child -> its evidence texts (FlagSync.sync)
 
     def prepare(self, children: Iterable[str]) -> None:
         """Read everything ``queue`` will compare against for these children: their view rows
@@ -415,9 +445,11 @@ class ChildRows:
                 unknown.append(child)
             else:
                 self._people[child], self._agencies[child] = kept.people, kept.agencies
-                self.flags.remember(child, kept.flags)
+                synced, spoken = kept.synced or (None, None)
+                self.flags.remember(child, kept.flags, kept.flag_weight, synced, spoken)
                 if kept.view is not None:
                     self._folds[child] = kept.view
+                self._evidence[child] = kept.evidence
         self.flags.load(unknown)
         for start in range(0, len(unknown), _CHUNK):
             chunk = unknown[start : start + _CHUNK]
@@ -433,8 +465,9 @@ class ChildRows:
         self._queued.append(done.child)
         self._rebuild_rows(done.view, done.evaluation.next_due)
         detail = _EvidenceDetail(done.view)
-        flags = done.evaluation.flags
-        return self.flags.sync(done.child, flags, self.now, done.trigger or None, detail, rules=self.rules)
+        flags, texts = done.evaluation.flags, self._evidence.setdefault(done.child, {})
+        trigger = done.trigger or None
+        return self.flags.sync(done.child, flags, self.now, trigger, detail, self.rules, evidence_texts=texts)
 
     def write(self) -> None:
         """Everything queued since the last write: one statement per table and kind."""
@@ -446,21 +479,25 @@ class ChildRows:
                 self.session.execute(
                     delete(table).where(and_(*(table.c[k] == bindparam(f"key_{k}") for k in keys))), rows
                 )
-            for rows in _by_columns(self._writes.pop(f"update {name}", [])).values():
-                where = and_(*(table.c[k] == bindparam(f"key_{k}") for k in keys))
-                self.session.execute(update(table).where(where), rows)  # SET: the rows' columns
+            for rows in _by_columns(self._writes.pop(f"update {name}", []), keys).values():
+                update_rows(self.session, table, keys, rows)  # SET: the rows' other columns
         self.flags.write()
         if self.histories is not None:
             for child in self._queued:
-                flags = self.flags.stored(child)
+                flags, weight = self.flags.stored(child), self.flags.weight(child)
                 fold = self._folds.get(child)
-                size = sum(len(f.payload) + 200 for f in flags.values())
-                size += 200 * (len(self._people[child]) + len(self._agencies[child]) + 1)
+                synced = self.flags.synced(child)
+                size = weight + ROW_WEIGHT * (len(self._people[child]) + len(self._agencies[child]) + 1)
                 size += 0 if fold is None else fold.size()
+                size += 0 if synced is None else FLAG_WEIGHT * len(synced[0])
+                evidence = self._evidence.get(child, {})
+                size += EVIDENCE_WEIGHT * len(evidence)
                 row = self._rows[child]
                 assert row is not None  # queue() inserted or updated it
                 people, agencies = self._people[child], self._agencies[child]
-                written = WrittenRows(row["stamp"], people, agencies, flags, size, fold)
+                written = WrittenRows(
+                    row["stamp"], people, agencies, flags, weight, synced, size, fold, evidence
+                )
                 self.histories.stage_written(child, written)
         self._queued = []
 
@@ -505,7 +542,7 @@ class ChildRows:
             changed = {k: v for k, v in values.items() if stored[k] != v}
             stored.update(changed)
             if changed:
-                self._queue("update", "children", {"key_child": child, **changed})
+                self._queue("update", "children", {"child": child, **changed})
 
     def _write_changed(
         self,
@@ -531,14 +568,16 @@ class ChildRows:
             changed = {column: value for column, value in values.items() if row[column] != value}
             if changed:
                 row.update(changed)
-                self._queue("update", table, {"key_child": child, f"key_{key}": name, **changed})
+                self._queue("update", table, {"child": child, key: name, **changed})
 
 
-def _by_columns(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
-    """Update parameter rows grouped by the columns they set: one executemany per group."""
+def _by_columns(
+    rows: Iterable[dict[str, Any]], keys: Sequence[str]
+) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    """Update rows grouped by the columns they set (all but the ``keys``): one statement per group."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault(tuple(sorted(k for k in row if not k.startswith("key_"))), []).append(row)
+        groups.setdefault(tuple(sorted(k for k in row if k not in keys)), []).append(row)
     return groups
 
 
@@ -572,7 +611,7 @@ class ViewFold:
 
     def size(self) -> int:
         """Roughly what this holds, in bytes, for ``ChildHistories``' bound."""
-        return 200 * (len(self.facts.people) + len(self.aware) + len(self.amended) + 1)
+        return ROW_WEIGHT * (len(self.facts.people) + len(self.aware) + len(self.amended) + 1)
 
     @classmethod
     def of(cls, view: ChildView, previous: ViewFold | None) -> ViewFold:

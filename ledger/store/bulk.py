@@ -9,18 +9,25 @@ formats them. The rows go into the caller's transaction on the session's own con
 COPY is committed or rolled back with everything else the transaction writes, and a row that
 breaks a constraint fails the transaction exactly as an INSERT would.
 
-SQLite has no COPY: the rows go to the sqlite3 module's ``executemany`` (a loop in C), but
-straight from the driver's connection, each value converted by the bind processor SQLAlchemy
-itself would apply to its column (``_sqlite_executemany``): SQLAlchemy's own executemany spent
-more in Python per row (building, processing and checking each parameter set) than SQLite spent
-storing it (issue 13: ~23 against ~8 us a ledger index row).
+SQLite has no COPY: the rows go to the sqlite3 module's ``executemany`` (it loops in C) as
+tuples of already-bound values, through ``exec_driver_sql``, in the INSERT SQLAlchemy compiles
+for those columns. SQLAlchemy Core's executemany of an ``insert()`` binds each value of each row
+through the column's type in Python (~23 against ~8 us a ledger index row; a quarter of the
+child stage's writes on a replay, issue 13); here each column's bind processor is the same one
+SQLAlchemy uses, applied once per distinct value for the ``TypeDecorator`` columns (a batch's
+evaluation time, a rule's due times) and only where the type has one.
+
+Columns a row does not give take their defaults: the database's on both backends (a sequence, a
+server default); on SQLite a client-side default (which SQLAlchemy computes per row) makes the
+rows go through SQLAlchemy's own executemany instead. COPY takes only the database's defaults:
+callers give every column that has a client-side one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import lru_cache, partial
 from operator import itemgetter
 from typing import Any
 
@@ -36,17 +43,24 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     if not rows:
         return
     connection = session.connection()
+    names = list(rows[0])
     if connection.dialect.name != "postgresql":
-        if connection.dialect.name != "sqlite" or not _sqlite_executemany(connection, table, rows):
+        sqlite_insert, order = _insert_statement(table, tuple(names), connection.dialect)
+        if order is None:
             session.execute(insert(table), rows)
+        else:
+            ordered = itemgetter(*order) if len(order) > 1 else lambda row: (row[order[0]],)
+            bound = _bound(connection, table, order, [ordered(row) for row in rows])
+            connection.exec_driver_sql(sqlite_insert, bound)
         return
     from psycopg import sql  # only here: psycopg is the [postgres] extra, SQLite needs none
 
-    names = list(rows[0])
     values = itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
     types = [table.c[name].type for name in names]
+    # what an INSERT would bind for a TypeDecorator column; every other type here (text,
+    # integers, booleans, UUIDs, bytes) psycopg adapts itself
     converted = [
-        (index, _converter(kind, connection.dialect))
+        (index, _memoised(partial(kind.process_bind_param, dialect=connection.dialect)))
         for index, kind in enumerate(types)
         if isinstance(kind, TypeDecorator)
     ]
@@ -61,38 +75,6 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
             for index, convert in converted:
                 line[index] = convert(line[index])
             copy.write_row(line)
-
-
-def _sqlite_executemany(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> bool:
-    """``INSERT`` the rows with the driver's ``executemany``, in the statement SQLAlchemy
-    compiles for these columns and with the values its bind processors make (what its own
-    executemany sends, without its per-row work in Python). False, having done nothing, when
-    the statement needs more than the rows give (a column's client-side default, which
-    SQLAlchemy computes per row): the caller then lets SQLAlchemy insert them."""
-    dialect = connection.dialect
-    statement, order = _insert_statement(table, tuple(rows[0]), dialect)
-    if order is None:
-        return False
-    values = itemgetter(*order) if len(order) > 1 else lambda row: (row[order[0]],)
-    processors = [
-        (index, _memoised(processor) if isinstance(kind, TypeDecorator) else processor)
-        for index, name in enumerate(order)
-        if (processor := (kind := table.c[name].type).bind_processor(dialect)) is not None
-    ]
-    if processors:
-        lines: list[Any] = []
-        for row in rows:
-            line = list(values(row))
-            for index, process in processors:
-                line[index] = process(line[index])
-            lines.append(line)
-    else:
-        lines = [values(row) for row in rows]
-    raw = connection.connection.driver_connection
-    assert raw is not None  # a checked-out connection always has its driver's connection
-    with _wrapped(connection, table):
-        raw.executemany(statement, lines)
-    return True
 
 
 @lru_cache(maxsize=256)
@@ -112,9 +94,9 @@ def _insert_statement(
 
 @contextmanager
 def _wrapped(connection: Connection, table: Table) -> Iterator[None]:
-    """The driver's errors as SQLAlchemy's (``OperationalError``, ``IntegrityError`` ...), as
+    """The driver's errors during a COPY as SQLAlchemy's (``OperationalError``, ``IntegrityError`` ...), as
     SQLAlchemy raises them for its own statements: callers tell a database failure (retry the
-    batch) from a fault of one message by those classes (``consumers.projector.verifier``)."""
+    batch) from a fault of one message by those classes (``consumers.projector.applier``)."""
     base = connection.dialect.loaded_dbapi.Error
     try:
         yield
@@ -124,29 +106,77 @@ def _wrapped(connection: Connection, table: Table) -> Iterator[None]:
         ) from error
 
 
-def _memoised(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """A ``TypeDecorator``'s bind processor, run once per distinct value of a call (as
-    ``_converter``: a batch repeats its time and its agencies' stream ids)."""
+def _memoised(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``convert`` (what binding a ``TypeDecorator`` column's value takes: UTCTime's fixed-width
+    text) applied once per distinct value: a batch repeats the same few (its evaluation time,
+    the due times of a rule)."""
     made: dict[Any, Any] = {}
 
-    def process(value: Any) -> Any:
+    def memo(value: Any) -> Any:
         if value not in made:
-            made[value] = processor(value)
+            made[value] = convert(value)
         return made[value]
 
-    return process
+    return memo
 
 
-def _converter(column_type: TypeDecorator[Any], dialect: Dialect) -> Callable[[Any], Any]:
-    """What an INSERT would bind for a value of a ``TypeDecorator`` column (UTCTime's
-    fixed-width text); every other type here (text, integers, booleans, UUIDs, bytes) psycopg
-    adapts itself. A batch repeats the same few times (its evaluation time, the due times of
-    a rule), so each distinct value is converted once."""
-    made: dict[Any, Any] = {}
+def update_rows(session: Session, table: Table, keys: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    """Set the other columns of each of ``rows`` (each with the same keys: the ``keys`` columns
+    that name the row, and the columns to set) in ``table``, in ``session``'s transaction. Two
+    rows naming one row: the later wins, as in an executemany.
 
-    def convert(value: Any) -> Any:
-        if value not in made:
-            made[value] = column_type.process_bind_param(value, dialect)
-        return made[value]
+    Issue 13: an executemany of an ``update()`` is one UPDATE per row on both backends (psycopg
+    pipelines them, each parsed and executed by the server) with every value bound in Python by
+    SQLAlchemy; the child stage updates every child's ``view_children`` row on each batch. On
+    PostgreSQL the rows go as one array per column into one ``UPDATE ... FROM unnest(...)``; on
+    SQLite as bound tuples to the driver's executemany (the sqlite3 module loops in C)."""
+    if not rows:
+        return
+    latest = {tuple(row[k] for k in keys): row for row in rows}  # the later wins
+    rows = list(latest.values())
+    connection = session.connection()
+    dialect = connection.dialect
+    names = [name for name in rows[0] if name not in keys]
+    columns = [*names, *keys]
+    bound = _bound(connection, table, columns, [tuple(row[name] for name in columns) for row in rows])
+    quote = dialect.identifier_preparer.quote
+    target = dialect.identifier_preparer.format_table(table)
+    if dialect.name != "postgresql":  # SQLite
+        statement = "UPDATE {} SET {} WHERE {}".format(
+            target,
+            ", ".join(f"{quote(name)} = ?" for name in names),
+            " AND ".join(f"{quote(key)} = ?" for key in keys),
+        )
+        connection.exec_driver_sql(statement, bound)
+        return
+    casts = [table.c[name].type.compile(dialect=dialect) for name in columns]
+    statement = "UPDATE {} AS t SET {} FROM unnest({}) AS v({}) WHERE {}".format(
+        target,
+        ", ".join(f"{quote(name)} = v.{quote(name)}" for name in names),
+        ", ".join(f"%s::{cast}[]" for cast in casts),
+        ", ".join(quote(name) for name in columns),
+        " AND ".join(f"t.{quote(key)} = v.{quote(key)}" for key in keys),
+    )
+    connection.exec_driver_sql(statement, tuple(list(column) for column in zip(*bound, strict=True)))
 
-    return convert
+
+def _bound(
+    connection: Connection, table: Table, names: Sequence[str], rows: list[tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """``rows`` (tuples in the order of ``names``) with each value bound as SQLAlchemy would
+    bind it: the column type's bind processor, where it has one (once per distinct value for a
+    ``TypeDecorator``: UTCTime's text)."""
+    dialect = connection.dialect
+    processors: list[tuple[int, Callable[[Any], Any]]] = []
+    for index, name in enumerate(names):
+        kind = table.c[name].type
+        processor = kind.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            processors.append((index, _memoised(processor) if isinstance(kind, TypeDecorator) else processor))
+    if not processors:
+        return rows
+    lines = [list(row) for row in rows]
+    for index, process in processors:
+        for line in lines:
+            line[index] = process(line[index])
+    return [tuple(line) for line in lines]

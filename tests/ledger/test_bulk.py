@@ -10,15 +10,16 @@ from typing import Any
 
 import pytest
 from eventsourcing.persistence import PersistenceError
-from sqlalchemy import Table, insert, select, text
+from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from ledger.store.bulk import insert_rows
+from ledger.store.bulk import insert_rows, update_rows
 from ledger.store.ledger import Ledger
-from views.models import FlagChangeRow, FlagConcernRow
+from views.models import FlagChangeRow, FlagConcernRow, PersonRow
 
 CONCERNS: Table = FlagConcernRow.__table__  # type: ignore[assignment]
 CHANGES: Table = FlagChangeRow.__table__  # type: ignore[assignment]
+PEOPLE: Table = PersonRow.__table__  # type: ignore[assignment]
 T = datetime(2024, 3, 31, 23, 30, tzinfo=timezone(timedelta(hours=1)))  # a non-UTC offset
 
 
@@ -92,3 +93,60 @@ def test_a_column_left_to_its_client_side_default_gets_it(ledger: Ledger) -> Non
         insert_rows(session, CHANGES, [row])
     with ledger.read() as session:
         assert session.scalar(text("SELECT published FROM flag_changes")) in (False, 0)
+
+
+def test_bulk_updates_store_what_an_update_executemany_stores(ledger: Ledger) -> None:
+    """``update_rows`` (one UPDATE ... FROM unnest on PostgreSQL, the driver's executemany on
+    SQLite) against SQLAlchemy's own update() executemany, on twin rows: times as UTCTime text,
+    NULLs, booleans, a two-column key, only the rows named, and the later of two rows naming
+    one row winning."""
+    later = T + timedelta(days=1, microseconds=7)
+    with ledger.session() as session:
+        insert_rows(session, CONCERNS, [_concern(f, a) for f in ("a", "b", "c") for a in ("*", "gp/L1")])
+        insert_rows(session, CHANGES, [_change("c1", False), _change("c2", False)])
+        person = {
+            "child": "C",
+            "person": "P",
+            "roles": "[]",
+            "gp_practices": "[]",
+            "age": 30,
+            "care_leaver": True,
+        }
+        insert_rows(session, PEOPLE, [person])
+    with ledger.session() as session:
+        update_rows(
+            session,
+            CONCERNS,
+            ["flag_id", "agency"],
+            [
+                {"flag_id": "a", "agency": "gp/L1", "tab": "resolved", "due": later},
+                {"flag_id": "a", "agency": "*", "tab": "first", "due": T},
+                {"flag_id": "a", "agency": "*", "tab": "acknowledged", "due": later},  # the later wins
+            ],
+        )
+        where = (CONCERNS.c.flag_id == bindparam("k_flag")) & (CONCERNS.c.agency == bindparam("k_agency"))
+        session.execute(
+            update(CONCERNS).where(where),
+            [
+                {"k_flag": "b", "k_agency": "gp/L1", "tab": "resolved", "due": later},
+                {"k_flag": "b", "k_agency": "*", "tab": "acknowledged", "due": later},
+            ],
+        )
+        update_rows(session, CHANGES, ["change_id"], [{"change_id": "c1", "published": True, "message": "m"}])
+        update_rows(
+            session,
+            PEOPLE,
+            ["child", "person"],
+            [{"child": "C", "person": "P", "age": None, "care_leaver": False}],
+        )
+    with ledger.read() as session:  # as stored: plain SQL, no column types read them back
+        rows = {(r[0], r[1]): r[2:] for r in session.execute(text("SELECT * FROM flag_concerns"))}
+        changes = {
+            r.change_id: (r.message, r.published) for r in session.execute(text("SELECT * FROM flag_changes"))
+        }
+        people = [tuple(r) for r in session.execute(text("SELECT age, care_leaver FROM view_people"))]
+    assert rows[("a", "gp/L1")] == rows[("b", "gp/L1")] and rows[("a", "*")] == rows[("b", "*")]
+    assert rows[("a", "*")][:3] == ("acknowledged", "open", "2024-04-01T22:30:00.000007Z")
+    assert rows[("c", "*")][0] == rows[("c", "gp/L1")][0] == "open"  # not named: not changed
+    assert changes["c1"][0] == "m" and changes["c1"][1] in (True, 1) and changes["c2"][1] in (False, 0)
+    assert people == [(None, False)] or people == [(None, 0)]

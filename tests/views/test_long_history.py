@@ -20,7 +20,7 @@ from consumers.auditor.diff import diff
 from consumers.auditor.replay import replay
 from consumers.projector.applier import Applier, Message
 from ledger.store.ledger import Acceptance, Ledger
-from views.projection import ChildHistories, load_events
+from views.projection import Bounded, ChildHistories, load_events
 from views.queries import flags_as_of
 
 CHILD = "C-00000"
@@ -145,3 +145,17 @@ def test_the_remembered_histories_are_bounded(ledger: Ledger) -> None:
         read(ledger, tight, child)
     assert set(tight.known(children)) == {"C-00002"}
     assert all(read(ledger, tight, child) == read(ledger, None, child) for child in children)
+
+
+def test_one_bounded_map_keeps_the_most_recently_used_within_both_bounds() -> None:
+    memory: Bounded[str] = Bounded(entries=3, weight=10, weigh=len)
+    for key, value in [("a", "xx"), ("b", "xx"), ("c", "xx")]:
+        memory.put(key, value)
+    assert memory.get("a") == "xx"  # a use: "b" is now the least recently used
+    memory.put("d", "xx")  # a fourth entry: one goes
+    assert [memory.get(k) for k in "abcd"] == ["xx", None, "xx", "xx"]
+    memory.put("e", "xxxxxx")  # four entries, 12 > 10: the least recently used ("a") goes; fits
+    assert [memory.get(k) for k in "acde"] == [None, "xx", "xx", "xxxxxx"]
+    assert memory.pop("e") == "xxxxxx" and memory.pop("e") is None
+    memory.put("f", "x" * 11)  # heavier than the bound by itself: not kept
+    assert memory.get("f") is None and memory.get("d") is None
