@@ -65,9 +65,12 @@ def test_workers_give_the_verdicts_of_the_projector_process(pool: Verifier) -> N
 
 def test_this_process_checks_the_chunks_no_worker_has_begun(pool: Verifier) -> None:
     """Asking for the verdicts while the worker is busy checks here every chunk it has not
-    begun (all but the one queued for it), with the same verdicts: the intake stage applies a
-    batch faster than its worker verifies the next, and waited idle for it. Asked once the
-    worker is done, nothing is checked twice."""
+    begun, with the same verdicts: the intake stage applies a batch faster than its worker
+    verifies the next, and waited idle for it. Asked once the worker is done, nothing is checked
+    twice. "Begun" is the pool's word: its call queue holds one call more than it has workers,
+    and a call moved there can no longer be cancelled, so one or two chunks stay with the worker
+    (two when the worker had already taken the sleep off that queue, as a fast-starting worker
+    does)."""
     items, registry = mixed_batch(Partnership())
     expected = Verifier(0).check_all(items * 4, registry)
     assert pool._pool is not None
@@ -75,7 +78,7 @@ def test_this_process_checks_the_chunks_no_worker_has_begun(pool: Verifier) -> N
     pending = pool.start(items * 4, registry)
     assert len(pending.parts) == 4
     assert pending.result() == expected
-    assert pending.taken >= len(pending.parts) - 1
+    assert pending.taken >= len(pending.parts) - 2
     busy.result()
     idle = pool.start(items * 4, registry)
     wait([future for _, future in idle.parts if future is not None])
