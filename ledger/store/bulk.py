@@ -49,13 +49,13 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
         if order is None:
             session.execute(insert(table), rows)
         else:
-            ordered = itemgetter(*order) if len(order) > 1 else lambda row: (row[order[0]],)
+            ordered = _values(order)
             bound = _bound(connection, table, order, [ordered(row) for row in rows])
             connection.exec_driver_sql(sqlite_insert, bound)
         return
     from psycopg import sql  # only here: psycopg is the [postgres] extra, SQLite needs none
 
-    values = itemgetter(*names) if len(names) > 1 else lambda row: (row[names[0]],)
+    values = _values(names)
     types = [table.c[name].type for name in names]
     # what an INSERT would bind for a TypeDecorator column; every other type here (text,
     # integers, booleans, UUIDs, bytes) psycopg adapts itself
@@ -75,6 +75,15 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
             for index, convert in converted:
                 line[index] = convert(line[index])
             copy.write_row(line)
+
+
+def _values(names: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A row's values for ``names``, in that order, as one tuple (``itemgetter`` returns a bare
+    value, not a 1-tuple, for one name)."""
+    if len(names) == 1:
+        name = names[0]
+        return lambda row: (row[name],)
+    return itemgetter(*names)
 
 
 @lru_cache(maxsize=256)
@@ -138,7 +147,8 @@ def update_rows(session: Session, table: Table, keys: Sequence[str], rows: Seque
     dialect = connection.dialect
     names = [name for name in rows[0] if name not in keys]
     columns = [*names, *keys]
-    bound = _bound(connection, table, columns, [tuple(row[name] for name in columns) for row in rows])
+    ordered = _values(columns)
+    bound = _bound(connection, table, columns, [ordered(row) for row in rows])
     quote = dialect.identifier_preparer.quote
     target = dialect.identifier_preparer.format_table(table)
     if dialect.name != "postgresql":  # SQLite
