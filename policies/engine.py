@@ -302,6 +302,13 @@ class Evaluator:
         self._held = 0  # events of history of the children remembered
         self._lock = threading.Lock()
 
+    def last_view(self, child: str) -> ChildView | None:
+        """The view of ``child`` this evaluated last, if remembered: the next view of the child
+        is built from it (``ChildView.build``'s ``previous``)."""
+        with self._lock:
+            found = self._remembered.get(child)
+        return None if found is None else found[2]
+
     def evaluate(self, view: ChildView, as_of: datetime, policies: Sequence[Policy]) -> Evaluation:
         known = view.known_at(as_of)
         with self._lock:

@@ -128,7 +128,8 @@ def evaluate_children(
             if not events[child]:
                 continue
             others = {other: events[other] for other in sorted(households[child])}
-            view = ChildView.build(child, events[child], registered, others)
+            previous = None if evaluator is None else evaluator.last_view(child)
+            view = ChildView.build(child, events[child], registered, others, previous)
             evaluations.append(ChildEvaluation(child, wanted[child], view, judge(view, now, policies)))
         except reraise:
             raise
