@@ -39,12 +39,17 @@ def flag_order(flag: Flag) -> tuple[int, str, str]:
 @lru_cache(maxsize=1 << 16)
 def flag_id(rule: str, child: str | None, key: str) -> str:
     """Stable across replays and processes: acknowledgements and emails refer to it.
+    ``uuid.uuid5(FLAG_NAMESPACE, "rule|child|key")`` (``name_uuid``). Cached: a child is
+    re-evaluated on each of its events and raises the same flags again."""
+    return name_uuid(f"{rule}|{child or ''}|{key}")
 
-    ``uuid.uuid5(FLAG_NAMESPACE, "rule|child|key")``, written out: the same SHA-1, version and
-    variant bits, without building a ``UUID`` (a replay makes every flag once: ``uuid5`` was a
-    tenth of a short history's evaluation; tests/policies/test_engine.py checks they agree).
-    Cached: a child is re-evaluated on each of its events and raises the same flags again."""
-    digest = bytearray(sha1(_NAMESPACE_BYTES + f"{rule}|{child or ''}|{key}".encode()).digest()[:16])
+
+def name_uuid(name: str) -> str:
+    """``str(uuid.uuid5(FLAG_NAMESPACE, name))``, written out: the same SHA-1, version and
+    variant bits, without building a ``UUID`` (a replay makes every flag and its first change
+    once: ``uuid5`` was a tenth of a short history's evaluation, and as much again of its flag
+    changes' ids; tests/policies/test_engine.py checks they agree)."""
+    digest = bytearray(sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     text = digest.hex()
@@ -112,6 +117,16 @@ class Flag:
         of the child on every event (issue 13: ~30% of a live event's CPU at 500 prior events).
         A frozen dataclass may hold it: ``cached_property`` writes the instance dict directly."""
         return json.dumps(self.to_json())
+
+    def to_stored(self) -> tuple[dict[str, Any], str]:
+        """``to_json()`` and ``payload_text``; the text made from the same dict when it was not
+        made yet (a new flag, which the flag sync both stores and announces: one ``to_json``
+        instead of two, in a replay where every flag is new)."""
+        payload = self.to_json()
+        text = self.__dict__.get("payload_text")
+        if text is None:  # what cached_property would store
+            text = self.__dict__["payload_text"] = json.dumps(payload)
+        return payload, text
 
 
 Ordered = tuple[tuple[int, str, str], Flag]  # a flag with its flag_order

@@ -16,7 +16,6 @@ third of the projector's time.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from ledger.store.bulk import insert_rows, update_rows
 from ledger.timeutil import format_time
-from policies.engine import FLAG_NAMESPACE, Evaluation, Flag, Run
+from policies.engine import Evaluation, Flag, Run, name_uuid
 from views.models import EVERY_AGENCY, FlagChangeRow, FlagConcernRow, FlagRow
 from views.my_flags import flag_tab
 
@@ -210,11 +209,15 @@ class FlagSync:
         weight = self._weight.get(child, 0)
         self._evidence_texts = {} if evidence_texts is None else evidence_texts
         for flag in flags:
-            text = flag.payload_text  # made once per flag object: most flags are unchanged ones
             row = stored.pop(flag.id, None)
-            if row is not None and text == row.payload and row.status == flag.status and row.due == flag.due:
+            if (
+                row is not None
+                and flag.payload_text == row.payload  # made once per flag object
+                and row.status == flag.status
+                and row.due == flag.due
+            ):
                 continue  # unchanged: most of a child's flags on most evaluations, so write nothing
-            payload = flag.to_json()
+            payload, text = flag.to_stored()
             if row is None:
                 row = StoredFlag(flag.id, flag.rule, str(flag.severity), flag.status, flag.due, text, 0)
                 weight += len(text) + ROW_WEIGHT
@@ -368,7 +371,7 @@ class FlagSync:
         if self.fresh:
             return
         row.changes += 1
-        change_id = str(uuid.uuid5(FLAG_NAMESPACE, f"{row.id}|{change}|{row.changes}"))
+        change_id = name_uuid(f"{row.id}|{change}|{row.changes}")  # uuid5 in FLAG_NAMESPACE
         detail = []
         for event_id in payload["evidence"]:
             text = self._evidence_texts.get(event_id)
