@@ -139,14 +139,14 @@ class Evaluation:
     """The flags raised by ``as_of`` (due <= as_of, whatever their status) and the earliest
     pending deadline after it (when to look again).
 
-    Kept as ``runs``: rule id -> that rule's flags in flag order (``Evaluator`` hands back the
-    very same run object for a rule whose flags did not change since the child's previous
-    evaluation). ``flags`` merges them, once, when someone asks. Issue 13: merging and sorting
-    every flag of the child on every evaluation, and then comparing each with the last
-    evaluation's in the flag sync, was O(the child's flags) per live event (~1,000 flags at
-    1,000 prior events) while a new event changes a few rules' flags; the sync
-    (``views.flags.FlagSync``) compares runs by identity instead, and reads ``flags`` only for
-    a child it does not remember."""
+    Kept as ``runs``: rule id -> that rule's flags in flag order, for rules that raised any
+    (``Evaluator`` hands back the very same run object for a rule whose flags did not change
+    since the child's previous evaluation). ``flags`` merges them, once, when someone asks.
+    Issue 13: merging and sorting every flag of the child on every evaluation, and then
+    comparing each with the last evaluation's in the flag sync, was O(the child's flags) per
+    live event (~1,000 flags at 1,000 prior events) while a new event changes a few rules'
+    flags; the sync (``views.flags.FlagSync``) compares runs by identity instead, and reads
+    ``flags`` only for a child it does not remember."""
 
     runs: Mapping[str, Run]
     next_due: datetime | None  # earliest pending deadline after as_of: when to look again
@@ -377,7 +377,9 @@ class Evaluator:
                 if kept is not None and run == kept.run:
                     run = kept.run  # ran again and raised the same flags: still the same run
                 remembered.run, remembered.raised = run, raised
-            if policy.id in runs:  # two rules under one id (a test's variant): one run of both
+            if not remembered.run:
+                pass  # a rule that raised nothing has no run: most rules, at short histories
+            elif policy.id in runs:  # two rules under one id (a test's variant): one run of both
                 runs[policy.id] = tuple(sorted(runs[policy.id] + remembered.run, key=_ORDER))
             else:
                 runs[policy.id] = remembered.run
