@@ -112,3 +112,12 @@ def test_a_small_run_with_the_stages_apart_reports_every_party(
     publishers = {f"publisher-{agency.split('/')[0]}" for agency in AGENCIES}
     assert set(waits) == {"broker", "relay", "intake", "intake-worker-1", "shard-1", "shard-2", *publishers}
     assert all(0.99 <= sum(share.values()) <= 1.01 for share in waits.values())
+    # the fill's first units, from the publishers' reports and the services' batch lines
+    units = report["first_units"]
+    assert set(units) == {"publishers_first_commit_s", "intake", "shard-1", "shard-2"}
+    assert set(units["publishers_first_commit_s"]) == {agency.split("/")[0] for agency in AGENCIES}
+    first_commit = min(t for t in units["publishers_first_commit_s"].values() if t is not None)
+    (intake_end, intake_size, intake_s), *_ = units["intake"]
+    assert 0 < first_commit < intake_end and 0 < intake_size <= 60 and intake_s >= 0
+    for shard in ("shard-1", "shard-2"):  # a shard reads only what intake has committed
+        assert units[shard][0][0] >= intake_end - intake_s and units[shard][0][1] > 0
