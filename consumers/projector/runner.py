@@ -38,9 +38,6 @@ from views.models import FlagChangeRow
 
 log = logging.getLogger(__name__)
 GROUP_ID = "sgledger-projector"
-# `sgledger project`'s first batch after a pause (``Projector._ramp``): ~60-80 ms of one core's
-# verification and acceptance, then 500, 1,000, 2,000 (the CLI's --max-batch).
-FIRST_BATCH = 250
 
 
 def tracking_name(cluster: str, topic: str, partition: int) -> str:
@@ -89,7 +86,6 @@ class Projector:
         *,
         group_id: str | None = GROUP_ID,
         max_batch: int = 5000,
-        first_batch: int | None = None,
         sweep_every_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -98,9 +94,6 @@ class Projector:
         self.settings = settings
         self.group_id = group_id
         self.max_batch = max_batch
-        # The ramp (``_ramp``): None takes up to ``max_batch`` from the first poll on.
-        self.first_batch = min(first_batch, max_batch) if first_batch else None
-        self._limit = self.first_batch or max_batch
         self.sweep_every_s = sweep_every_s
         self.clock = clock
         self.topics = settings.topics
@@ -232,37 +225,16 @@ class Projector:
         Python) the excess every time.
         """
         records: dict[TopicPartition, list[Any]] = {}
-        collected, wait, limit = 0, timeout_ms, self._limit
-        while collected < limit:
-            polled = self.consumer.poll(timeout_ms=wait, max_records=limit - collected)
+        collected, wait = 0, timeout_ms
+        while collected < self.max_batch:
+            polled = self.consumer.poll(timeout_ms=wait, max_records=self.max_batch - collected)
             if not polled:
                 break
             for tp, batch in polled.items():
                 records.setdefault(tp, []).extend(batch)
                 collected += len(batch)
             wait = 0
-        self._ramp(collected, limit, idle=timeout_ms > 0 and not collected)
         return records
-
-    def _ramp(self, collected: int, limit: int, *, idle: bool) -> None:
-        """With ``first_batch``: after a poll that waited and found nothing (the stream
-        paused), the next batch takes at most ``first_batch`` records, and each batch that
-        filled its limit doubles it, up to ``max_batch``.
-
-        Why (issue 13, docs/notes/end-to-end.md): the next stages (the child shards, the
-        flags' readers) see nothing of a batch until it commits, so when traffic starts after
-        a pause the first flag waited for a whole first batch of up to ``max_batch`` to be
-        verified and accepted, and the shards sat idle meanwhile; a small first batch lets them
-        start while the next, larger, is verified. Doubling keeps the ramp to a few batches,
-        so a backlog still runs in full batches (each touched child is evaluated once per
-        batch: small batches cost more per event). A steady stream below capacity never
-        fills a batch, so its batches are what arrived, as before."""
-        if self.first_batch is None:
-            return
-        if idle:
-            self._limit = self.first_batch
-        elif collected >= limit:
-            self._limit = min(2 * limit, self.max_batch)
 
     def _commit(self, offsets: Mapping[TopicPartition, Any]) -> None:
         if self.group_id is None:

@@ -15,7 +15,7 @@ from consumers.projection.shard import Shard
 from consumers.projection.stage import ChildProjection
 from consumers.projector.applier import Applier, ApplyStats
 from consumers.projector.collector import collect_less
-from consumers.projector.runner import FIRST_BATCH, GROUP_ID, Projector
+from consumers.projector.runner import GROUP_ID, Projector
 from consumers.projector.verifier import DEFAULT_WORKERS, Verifier
 from ledger.timeutil import TimeFormatError, parse_time
 from producers.outbox import Outbox
@@ -222,15 +222,6 @@ def relay(
     help="Most messages (intake) or notifications (children) in one transaction.",
 )
 @click.option(
-    "--first-batch",
-    type=click.IntRange(0, 100_000),
-    default=FIRST_BATCH,
-    show_default=True,
-    help="Stages both and intake: after the stream was idle, the first transaction takes at "
-    "most this many messages and each full one twice the last, up to --max-batch, so the "
-    "child shards (and the flags) start before a whole --max-batch is verified. 0: no ramp.",
-)
-@click.option(
     "--ready-within",
     type=float,
     default=120.0,
@@ -254,7 +245,6 @@ def project(
     stage: str,
     shard: str,
     max_batch: int,
-    first_batch: int,
     ready_within: float,
     verify_workers: int,
     metrics_port: int | None,
@@ -279,7 +269,7 @@ def project(
     kafka = app.cluster(CLUSTER_ONLY)
     verifier = Verifier(verify_workers)
     applier = Applier(app.ledger, app.root_key(), children=stage == "both", verifier=verifier)
-    projector = Projector(applier, kafka, group_id=group, max_batch=max_batch, first_batch=first_batch)
+    projector = Projector(applier, kafka, group_id=group, max_batch=max_batch)
     heartbeat = Heartbeat(ready_within, "database or broker trouble")
     metrics, server = start_health("projector", metrics_port, metrics_host, heartbeat.ready)
 

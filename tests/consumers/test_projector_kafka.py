@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from kafka import KafkaConsumer
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from consumers.projector.applier import Applier, ApplyStats, Message, Prepared
+from consumers.projector.applier import Applier, ApplyStats, Prepared
 from consumers.projector.runner import Projector
 from consumers.projector.verifier import Verifier
 from ledger.keystore import Keystore
@@ -296,45 +296,3 @@ def test_a_failed_batch_is_polled_again_not_skipped(
         projector.close()
         verifier.close()
     ledger.engine.dispose()
-
-
-class _Sizes(Applier):
-    """Notes the size of every batch handed to verification."""
-
-    sizes: list[int]
-
-    def prepare(self, messages: Sequence[Message], *, after: Prepared | None = None) -> Prepared:
-        self.sizes.append(len(messages))
-        return super().prepare(messages, after=after)
-
-
-def test_after_a_pause_batches_ramp_from_the_first_batch_up_to_the_most(
-    kafka_settings: KafkaSettings, keystore: Keystore, tmp_path: Path
-) -> None:
-    """``first_batch``: the first batch after an idle poll takes at most that many, each full
-    batch doubles the limit up to ``max_batch``, and a later pause starts the ramp again; every
-    event is recorded exactly once (the ramp only sizes the polls)."""
-    events = story(keystore, children=6, incidents_per_child=3)
-    half = len(events) // 2
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
-    applier = _Sizes(ledger, keystore.root_info().root_key())
-    applier.sizes = []
-    projector = Projector(applier, kafka_settings, group_id=None, max_batch=8, first_batch=2)
-    try:
-        ramps = []
-        for part, upto in ((events[:half], half), (events[half:], len(events))):
-            send_events(kafka_settings, part)
-            start = len(applier.sizes)
-            run_until(projector, lambda: ledger.count() == upto)  # noqa: B023 (called at once)
-            ramps.append(applier.sizes[start:])
-            assert projector.poll_once(timeout_ms=300).accepted == 0  # a pause: an idle poll
-        assert ledger.count() == len(events)
-    finally:
-        projector.close()
-        ledger.engine.dispose()
-    for sizes in ramps:
-        assert sizes[0] == 2 and max(sizes) == 8, sizes
-        limit = 2
-        for size in sizes:  # never more than the ramp allows; only a full batch doubles it
-            assert size <= limit, sizes
-            limit = min(2 * limit, 8) if size == limit else limit
