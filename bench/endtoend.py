@@ -317,6 +317,7 @@ def run_layout(
     bench_script: str,
     bench_args: list[str],
     logs_to: Path | None = None,
+    publishers_nice: int = 0,
 ) -> Run:
     """One end-to-end run in ``layout`` ("one" projector process, or the "stages" apart), with
     its own topics (prefix), outbox and ledger on the shared broker (module docstring)."""
@@ -350,6 +351,8 @@ def run_layout(
         warm = lambda: ledger.count() >= registrations and _projected(ledger, shards)  # noqa: E731
         wait_until(warm, 120, [s.process for s in services], "the registrations")
         worker = [sys.executable, bench_script, *bench_args, "--publisher-worker", outbox_url]
+        if publishers_nice:  # nice execs the worker: the publisher's pid is still the Python one
+            worker = ["nice", "-n", str(publishers_nice), *worker]
         publishers = [
             subprocess.Popen(
                 [*worker, str(keystore.directory), prefix, agency, str(chunk)],
