@@ -96,6 +96,7 @@ class Run:
                 "processes": len(self.publishers),
                 "cpu_ms_per_event": round(per_event * sum(p["cpu_s"] for p in self.publishers), 3),
                 "peak_mb": max(p["peak_mb"] for p in self.publishers),
+                "nice": sorted({p["nice"] for p in self.publishers}),
             },
         }
         for service in self.services:
@@ -297,6 +298,7 @@ def publisher_worker(
         "cpu_s": round(time.process_time() - cpu, 3),
         "wall_s": round(time.perf_counter() - wall, 3),
         "first_commit_s": round(commits[0], 3) if commits else None,
+        "nice": os.nice(0),
         "peak_mb": round(peak_memory_mb(), 1),
     }
     print(json.dumps(report), flush=True)
