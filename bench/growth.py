@@ -26,6 +26,7 @@ and its chains' positions, and copied before each measurement (the measurement a
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import shutil
 import statistics
@@ -186,10 +187,18 @@ def measure(
 
 
 def timed_batches(
-    ledger: Ledger, signers: Signers, children: int, start_n: int, at: datetime, batches: int
+    ledger: Ledger,
+    signers: Signers,
+    children: int,
+    start_n: int,
+    at: datetime,
+    batches: int,
+    *,
+    collect: bool = False,
 ) -> Iterator[tuple[float, float]]:
     """``measure``'s batches one at a time, (wall, CPU) seconds each: the ledger-size runs take
-    turns batch by batch (``ledger_runs``)."""
+    turns batch by batch (``ledger_runs``). ``collect``: a full garbage collection before each
+    batch, outside its time (see ``ledger_runs``)."""
     clock_at = [at]
     applier = Applier(ledger, signers.root_key(), clock=lambda: clock_at[0])
     for b in range(batches + 1):
@@ -199,6 +208,8 @@ def timed_batches(
             event = life_event(signers, f"C-{c:05d}", start_n + b, at)
             messages.append(Message(json.dumps(event).encode()))
         clock_at[0] = at + timedelta(minutes=1)
+        if collect:
+            gc.collect()
         started, cpu_started = time.perf_counter(), time.process_time()
         stats = applier.apply(messages)
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
@@ -236,7 +247,10 @@ def ledger_runs(
     size alike instead of on whichever ran while it lasted: one size's mean of 8 batches
     varied 81-127 CPU ms between runs when each size ran its batches in one go. Batch b does
     the same work in every size (the same kind of event for the same 100 children), so the
-    runs are also compared batch by batch (``ledger_paired_ratios``)."""
+    runs are also compared batch by batch (``ledger_paired_ratios``). The sizes share this
+    process, so Python's full garbage collection (~150 CPU ms with this heap, every ~20 batches)
+    would fall in whichever size's batch was running: it runs before each batch instead, outside
+    the timing (it walks Python's heap, whose size does not depend on the ledger's)."""
     opened_runs = [_opened_ledger(cache, work, size, progress) for size in sizes]
     series = [
         timed_batches(
@@ -246,6 +260,7 @@ def ledger_runs(
             LEDGER_HISTORY,
             datetime.fromisoformat(state["at"]),
             batches,
+            collect=True,
         )
         for ledger, state, _, _ in opened_runs
     ]
