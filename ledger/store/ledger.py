@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ from ledger.store import schema
 from ledger.store.bulk import insert_rows
 from ledger.store.models import AcceptedEvent, Base, WriterLock
 from ledger.store.private import private_sqlite
+from ledger.store.turns import take_write_lock, turns_file
 from ledger.timeutil import parse_time
 
 _ACCEPTED: Table = AcceptedEvent.__table__  # type: ignore[assignment]
@@ -126,6 +128,9 @@ class Ledger:
         self.datastore: SQLAlchemyDatastore = self.recorder.datastore
         self.tracking = SQLAlchemyTrackingRecorder(self.datastore, tracking_table_name="ledger_tracking")
         self._keys: _FoldedKeys | None = None
+        database = self.engine.url.database
+        self._turns = None if self.is_postgres or database in (None, "", ":memory:") else turns_file(database)
+        self.write_lock_wait_s = 0.0  # seconds spent taking the write lock (SQLite), in all
         self._sequence: str | None = None  # PostgreSQL's id sequence of ledger_events
         if check_schema:
             self._create_schema()
@@ -201,10 +206,23 @@ class Ledger:
             if self.is_postgres:
                 session.execute(text("SELECT pg_advisory_xact_lock(724153)"))
             else:
-                session.execute(
-                    update(WriterLock).where(WriterLock.id == 1).values(generation=WriterLock.generation + 1)
-                )
+                self.sqlite_write_lock(session)
             yield session
+
+    def sqlite_write_lock(self, session: Session) -> None:
+        """On SQLite, make ``session``'s transaction the database's one writer: SQLite's write
+        lock, taken in turn with the other processes' writers (``ledger.store.turns``) when the
+        transaction has not begun yet, then the writer lock row bumped (which, in a transaction
+        that had begun, takes the lock the old way, in SQLite's busy handler). Intake's writer
+        and the child shards' writes take it here. ``write_lock_wait_s`` adds up the wait."""
+        started = time.monotonic()
+        connection = session.connection()
+        driver = connection.connection.driver_connection
+        if self._turns is not None and driver is not None and not driver.in_transaction:
+            take_write_lock(connection, self._turns)
+        bump = update(WriterLock).where(WriterLock.id == 1)
+        session.execute(bump.values(generation=WriterLock.generation + 1))
+        self.write_lock_wait_s += time.monotonic() - started
 
     # -- facts for verification (one query per question per batch, not per event) --------
     def digests_by_id(self, session: Session, event_ids: Iterable[str]) -> dict[str, str]:
