@@ -102,3 +102,26 @@ def test_the_librarys_own_insert_continues_after_recorded_ids(ledger: Ledger) ->
     with ledger.read() as session:
         position = session.scalar(select(AcceptedEvent.position).where(AcceptedEvent.event_id == event["id"]))
     assert position == len(events) + 1
+
+
+def test_digests_by_id_finds_every_recorded_id_across_statements_and_no_other(ledger: Ledger) -> None:
+    """The batch's duplicate check (``digests_by_id``) goes to the driver in chunks of 500 ids
+    on SQLite and as one array on PostgreSQL: every recorded id is found with its digest
+    wherever it falls (first, middle, a partial last chunk), ids never recorded are not, and
+    asking for nothing asks the database nothing."""
+    police = Chain("police/avon-somerset")
+    events = [
+        json.loads(canonical_json(police.event("incident.reported", {**INCIDENT, "incident_ref": f"INC-{n}"})))
+        for n in range(1203)
+    ]
+    accepted = [Acceptance.of(e) for e in events]
+    with ledger.writer() as session:
+        ledger.record(session, accepted, ACCEPTED_AT)
+    absent = [f"00000000-0000-4000-8000-{n:012d}" for n in range(700)]
+    asked = [a.event["id"] for a in accepted] + absent
+    with ledger.read() as session:
+        found = ledger.digests_by_id(session, reversed(asked))  # any order, any iterable
+        assert ledger.digests_by_id(session, []) == {}
+        one = ledger.digests_by_id(session, [events[-1]["id"], absent[0]])
+    assert found == {a.event["id"]: a.digest for a in accepted}
+    assert one == {events[-1]["id"]: accepted[-1].digest}
