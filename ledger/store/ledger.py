@@ -39,6 +39,7 @@ from ledger.store import schema
 from ledger.store.bulk import insert_rows
 from ledger.store.models import AcceptedEvent, Base, WriterLock
 from ledger.store.private import private_sqlite
+from ledger.stored import envelope_json, same_settings
 from ledger.timeutil import parse_time
 
 _ACCEPTED: Table = AcceptedEvent.__table__  # type: ignore[assignment]
@@ -67,6 +68,9 @@ class Acceptance:
     event: Mapping[str, Any]
     canonical: bytes  # RFC 8785 form of the whole event; its SHA-256 is the chain digest
     over_hole: bool = False
+    # The envelope's part of its stored state (``ledger.stored``) when a verification worker
+    # made it; None: ``Ledger.record`` makes it.
+    envelope: bytes | None = None
 
     @classmethod
     def of(cls, event: Mapping[str, Any], *, over_hole: bool = False) -> Acceptance:
@@ -219,11 +223,11 @@ class Ledger:
         connection = session.connection()
         if self.is_postgres:
             statement = f"SELECT event_id, digest FROM {_ACCEPTED.name} WHERE event_id = ANY(%s)"
-            return dict(connection.exec_driver_sql(statement, (ids,)).all())
+            return {event_id: digest for event_id, digest in connection.exec_driver_sql(statement, (ids,))}
         found: dict[str, str] = {}
         for start in range(0, len(ids), _ID_CHUNK):
             chunk = tuple(ids[start : start + _ID_CHUNK])
-            found.update(connection.exec_driver_sql(_digests_in(len(chunk)), chunk).all())
+            found.update((i, d) for i, d in connection.exec_driver_sql(_digests_in(len(chunk)), chunk))
         return found
 
     def chain_digests(
@@ -362,12 +366,15 @@ class Ledger:
         transcoder = cast(JSONTranscoder, self.app.mapper.transcoder)
         if self.app.mapper.compressor is not None or self.app.mapper.cipher is not None:
             raise RuntimeError("the ledger's mapper compresses or encrypts: _stored_states does not")
+        if not same_settings(transcoder.encoder):
+            raise RuntimeError("the ledger's transcoder writes JSON unlike ledger.stored")
         whole = transcoder.encode({"timestamp": accepted_at, "envelope": None})
         head = whole[: -len(_NULL_CLOSE)]
         if not whole.endswith(_NULL_CLOSE):
             raise RuntimeError(f"the transcoder wrote an unexpected state: {whole!r}")
-        encode = transcoder.encoder.encode
-        return [b"%b%b}" % (head, encode(dict(a.event)).encode("utf8")) for a in accepted]
+        return [
+            b"%b%b}" % (head, envelope_json(a.event) if a.envelope is None else a.envelope) for a in accepted
+        ]
 
     # -- Kafka positions ------------------------------------------------------------------
     def tracked_position(self, name: str) -> int | None:
