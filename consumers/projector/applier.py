@@ -203,6 +203,8 @@ class Batch:
     def waiting_for(self, event: Mapping[str, Any]) -> list[QuarantineEntry]:
         """Held messages an accepted event may release: its successor in the chain, and events
         signed by the key it registers."""
+        if not self._waiting:  # no message held (asked for every accepted event)
+            return []
         found = list(self._waiting.get(("seq", (event["source"], event["sequence"] + 1)), ()))
         if event["type"] == "agency.key.registered":
             found += self._waiting.get(("kid", event["data"]["kid"]), ())
@@ -618,7 +620,10 @@ class Applier:
         # A stable sort on the sequence alone: held entries are listed in the order they were
         # held, and an entry held in this batch has no id until flushed (sorting on the id
         # compared None with int and halted the projector).
-        waiting = sorted(batch.waiting_for(event), key=lambda e: e.sequence or 0)
+        waiting = batch.waiting_for(event)
+        if not waiting:  # nearly every event: nothing held waits for it
+            return
+        waiting.sort(key=lambda e: e.sequence or 0)
         checked = self._check_released(batch, waiting)
         for entry in waiting:
             verdict = checked.get(id(entry))
