@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from consumers.projection.shard import Shard
@@ -43,7 +43,7 @@ from consumers.projector.applier import (
 )
 from ledger.keyregistry import RootKey
 from ledger.store.ledger import Ledger
-from ledger.store.models import AcceptedEvent, WriterLock
+from ledger.store.models import AcceptedEvent
 from policies.base import Policy
 from policies.engine import Evaluator
 from policies.registry import ALL_POLICIES
@@ -190,8 +190,7 @@ class ChildProjection:
             )
         else:  # SQLite: take the one write lock now, before reading, or a commit in between
             # by intake or another shard makes this transaction's first write fail (SQLITE_BUSY)
-            bump = update(WriterLock).where(WriterLock.id == 1)
-            session.execute(bump.values(generation=WriterLock.generation + 1))
+            self.ledger.sqlite_write_lock(session)
 
     @staticmethod
     def _skip(failure: ChildFailed, skipped: set[str]) -> None:
