@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,7 @@ def test_chunks_grow_by_a_quarter_up_to_the_cap() -> None:
     while sizes[-1] < CHUNK and len(sizes) < 100:
         sizes.append(next_chunk(sizes[-1]))
     assert sizes[-1] == CHUNK and next_chunk(CHUNK) == CHUNK
-    assert all(before < after <= before * 1.25 for before, after in zip(sizes, sizes[1:-1], strict=False))
+    assert all(before < after <= before * 1.25 for before, after in pairwise(sizes))
     assert len(sizes) < 20
 
 
