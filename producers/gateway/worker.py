@@ -79,6 +79,8 @@ def next_chunk(size: int) -> int:
     up to a quarter as much. The ramp takes a few more messages (about 27 for 3,000 drafts
     against 19), a few microseconds each."""
     return min(size + max(1, size // 4), CHUNK)
+
+
 # A worker that sends nothing for this long is taken for hung: killed, the request 503.
 SILENCE_S = 60.0
 # How long a new worker may take to import and say it is ready (start-up is not silence).
