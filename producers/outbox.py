@@ -208,8 +208,10 @@ class _Checkpointer:
 
     Why (issue 11): SQLite checkpoints in the connection whose commit takes the log past 1,000
     pages: the gateway's batch commit, on the core that signs the agency's chain, every second
-    3,000-event batch (copying ~4 MB of pages into the database file and syncing it: ~1-2 us of
-    CPU per event averaged, and the request waits for the sync before its 202). A PASSIVE
+    3,000-event batch (copying ~4 MB of pages into the database file and syncing it, while the
+    request waits for the sync before its 202; measured on 3,000-row appends, the appending
+    thread's CPU per row 12.9-14.8 us with this thread against 13.2-16.4 without, on a host at
+    load 8-13, and its wall time lower by about the sync). A PASSIVE
     checkpoint runs beside writers (they keep appending to the log) and sqlite3 releases the GIL
     while it runs, so here it overlaps the next batch instead. Durability is unchanged: a commit
     is synced to the log before it returns; a checkpoint only moves pages already safe there."""
