@@ -11,7 +11,12 @@ flags, and then ``--batches`` batches of one new event per child go through the 
 ``Applier`` (verification, acceptance, view rebuild, rules, flag sync). The figure is ms per
 event. For each ledger size S, the same is done for 100 children with 10 prior events each in a
 ledger padded to S events by other children's registrations: the figure is ms per batch, which
-should not depend on S.
+should not depend on S. The sizes take turns batch by batch (so a change in the host's load
+falls on all of them), and each size reports its mean, median, least and most CPU per batch;
+batch b does the same work at every size, so the ratio is also given batch by batch (its
+median: ``ledger_paired_ratio_median``). Batch b gives every child the (10 + b)-th event of the
+mix below, whose kinds repeat every 6 batches: ask for a multiple of 6 (``--batches 24``) so
+every kind weighs alike.
 
 Large ledgers are slow to generate (~2,500 events/s), so a generated padded ledger is kept in
 ``--cache`` (default: the user's cache dir, never the repository) with the keys that signed it
@@ -21,8 +26,10 @@ and its chains' positions, and copied before each measurement (the measurement a
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -171,10 +178,29 @@ def measure(
 ) -> tuple[list[float], list[float]]:
     """Wall and CPU seconds of each of ``batches`` timed batches of one event per child (after
     one warm-up). SQLite runs in this process, so CPU time covers the whole work."""
-    clock_at = [at]
-    applier = Applier(ledger, signers.root_key(), clock=lambda: clock_at[0])
     timings: list[float] = []
     cpu: list[float] = []
+    for seconds, cpu_seconds in timed_batches(ledger, signers, children, start_n, at, batches):
+        timings.append(seconds)
+        cpu.append(cpu_seconds)
+    return timings, cpu
+
+
+def timed_batches(
+    ledger: Ledger,
+    signers: Signers,
+    children: int,
+    start_n: int,
+    at: datetime,
+    batches: int,
+    *,
+    collect: bool = False,
+) -> Iterator[tuple[float, float]]:
+    """``measure``'s batches one at a time, (wall, CPU) seconds each: the ledger-size runs take
+    turns batch by batch (``ledger_runs``). ``collect``: a full garbage collection before each
+    batch, outside its time (see ``ledger_runs``)."""
+    clock_at = [at]
+    applier = Applier(ledger, signers.root_key(), clock=lambda: clock_at[0])
     for b in range(batches + 1):
         messages = []
         for c in range(children):
@@ -182,15 +208,15 @@ def measure(
             event = life_event(signers, f"C-{c:05d}", start_n + b, at)
             messages.append(Message(json.dumps(event).encode()))
         clock_at[0] = at + timedelta(minutes=1)
+        if collect:
+            gc.collect()
         started, cpu_started = time.perf_counter(), time.process_time()
         stats = applier.apply(messages)
         seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
         if stats.accepted != children:
             raise RuntimeError(f"expected {children} accepted, got {stats}")
         if b:  # the first batch is the warm-up: it builds every view and flag for the first time
-            timings.append(seconds)
-            cpu.append(cpu_seconds)
-    return timings, cpu
+            yield seconds, cpu_seconds
 
 
 def history_run(directory: Path, history: int, children: int, batches: int) -> dict[str, Any]:
@@ -212,8 +238,67 @@ def history_run(directory: Path, history: int, children: int, batches: int) -> d
     }
 
 
-def ledger_run(cache: Path, work: Path, size: int, batches: int, progress: bool) -> dict[str, Any]:
-    """A padded ledger of ``size`` events from the cache (generated once), copied, measured."""
+def ledger_runs(
+    cache: Path, work: Path, sizes: list[int], batches: int, progress: bool
+) -> list[dict[str, Any]]:
+    """For each size, a padded ledger of that many events from the cache (generated once),
+    copied and measured; the sizes take turns batch by batch (10k's first batch, 1M's first,
+    10k's second, ...), so a change in the shared host's load between batches falls on every
+    size alike instead of on whichever ran while it lasted: one size's mean of 8 batches
+    varied 81-127 CPU ms between runs when each size ran its batches in one go. Batch b does
+    the same work in every size (the same kind of event for the same 100 children), so the
+    runs are also compared batch by batch (``ledger_paired_ratios``). The sizes share this
+    process, so Python's full garbage collection (~150 CPU ms with this heap, every ~20 batches)
+    would fall in whichever size's batch was running: it runs before each batch instead, outside
+    the timing (it walks Python's heap, whose size does not depend on the ledger's)."""
+    opened_runs = [_opened_ledger(cache, work, size, progress) for size in sizes]
+    series = [
+        timed_batches(
+            ledger,
+            Signers.load(state["signers"]),
+            MEASURED_CHILDREN,
+            LEDGER_HISTORY,
+            datetime.fromisoformat(state["at"]),
+            batches,
+            collect=True,
+        )
+        for ledger, state, _, _ in opened_runs
+    ]
+    timings: list[list[float]] = [[] for _ in sizes]
+    cpu: list[list[float]] = [[] for _ in sizes]
+    for turn in zip(*series, strict=True):
+        for i, (seconds, cpu_seconds) in enumerate(turn):
+            timings[i].append(seconds)
+            cpu[i].append(cpu_seconds)
+    results = []
+    for (ledger, _, events, generated_s), wall, spent in zip(opened_runs, timings, cpu, strict=True):
+        ledger.engine.dispose()
+        Path(ledger.engine.url.database or "").unlink()
+        each = [round(1000 * c, 1) for c in spent]
+        results.append(
+            {
+                "ledger_events": events,
+                "children": MEASURED_CHILDREN,
+                "prior_events": LEDGER_HISTORY,
+                "batches": batches,
+                "ms_per_batch": round(1000 * sum(wall) / len(wall), 1),
+                "cpu_ms_per_batch": round(1000 * sum(spent) / len(spent), 1),
+                "cpu_ms_per_batch_median": round(1000 * statistics.median(spent), 1),
+                "cpu_ms_per_batch_min": min(each),
+                "cpu_ms_per_batch_max": max(each),
+                "cpu_ms_each_batch": each,
+                "ms_per_event": round(1000 * sum(wall) / (len(wall) * MEASURED_CHILDREN), 2),
+                "generated_s": generated_s,
+            }
+        )
+    return results
+
+
+def _opened_ledger(
+    cache: Path, work: Path, size: int, progress: bool
+) -> tuple[Ledger, dict[str, Any], int, float | None]:
+    """A copy of the cached padded ledger of ``size`` events (generated first if the cache has
+    none), opened: the ledger, its signers' state, its event count, the generation's seconds."""
     cache.mkdir(parents=True, exist_ok=True)
     cached_db, cached_state = cache / f"ledger-{size}.db", cache / f"ledger-{size}.json"
     generated_s = None
@@ -235,27 +320,7 @@ def ledger_run(cache: Path, work: Path, size: int, batches: int, progress: bool)
     shutil.copyfile(cached_db, copy)
     copy.chmod(0o600)  # the ledger refuses a database other local users may read (private_files)
     ledger = opened(f"sqlite:///{copy}")
-    events = ledger.count()
-    timings, cpu = measure(
-        ledger,
-        Signers.load(state["signers"]),
-        MEASURED_CHILDREN,
-        LEDGER_HISTORY,
-        datetime.fromisoformat(state["at"]),
-        batches,
-    )
-    ledger.engine.dispose()
-    copy.unlink()
-    return {
-        "ledger_events": events,
-        "children": MEASURED_CHILDREN,
-        "prior_events": LEDGER_HISTORY,
-        "batches": batches,
-        "ms_per_batch": round(1000 * sum(timings) / len(timings), 1),
-        "cpu_ms_per_batch": round(1000 * sum(cpu) / len(cpu), 1),
-        "ms_per_event": round(1000 * sum(timings) / (len(timings) * MEASURED_CHILDREN), 2),
-        "generated_s": generated_s,
-    }
+    return ledger, state, ledger.count(), generated_s
 
 
 def _cache_complete(db: Path, state_file: Path, size: int) -> bool:
@@ -302,21 +367,33 @@ def main() -> None:
             run = history_run(Path(tmp), history, args.children, args.batches)
             result["history"].append(run)
             say(f"history {history:>5}: {run['ms_per_event']:8.2f} ms/event, {run['cpu_ms_per_event']} CPU")
-        result["ledger"] = []
-        for size in args.ledger_sizes:
-            run = ledger_run(args.cache, Path(tmp), size, args.batches, progress=not args.json)
-            result["ledger"].append(run)
+        result["ledger"] = ledger_runs(args.cache, Path(tmp), args.ledger_sizes, args.batches, not args.json)
+        if args.ledger_sizes:
+            say(f"ledger sizes measured in turns, batch by batch; CPU ms per batch of {args.batches}:")
+        for run in result["ledger"]:
             say(
-                f"ledger {run['ledger_events']:>9,}: {run['ms_per_batch']:8.1f} ms/batch, "
-                f"{run['cpu_ms_per_batch']} CPU"
+                f"ledger {run['ledger_events']:>9,}: {run['ms_per_batch']:8.1f} ms/batch, CPU mean "
+                f"{run['cpu_ms_per_batch']}, median {run['cpu_ms_per_batch_median']} "
+                f"(min {run['cpu_ms_per_batch_min']}, max {run['cpu_ms_per_batch_max']})"
             )
     histories, ledgers = result["history"], result["ledger"]
     if len(histories) > 1:
         for unit in ("ms_per_event", "cpu_ms_per_event"):
             result[f"history_ratio_last_to_first_{unit}"] = round(histories[-1][unit] / histories[0][unit], 2)
     if len(ledgers) > 1:
-        for unit in ("ms_per_batch", "cpu_ms_per_batch"):
+        for unit in ("ms_per_batch", "cpu_ms_per_batch", "cpu_ms_per_batch_median"):
             result[f"ledger_ratio_last_to_first_{unit}"] = round(ledgers[-1][unit] / ledgers[0][unit], 2)
+        # batch b of the largest over batch b of the smallest, taken one after the other
+        firsts, lasts = ledgers[0]["cpu_ms_each_batch"], ledgers[-1]["cpu_ms_each_batch"]
+        paired = [last / first for first, last in zip(firsts, lasts, strict=True)]
+        result["ledger_paired_ratios"] = [round(r, 2) for r in paired]
+        result["ledger_paired_ratio_median"] = round(statistics.median(paired), 2)
+        say(
+            f"ledger {ledgers[-1]['ledger_events']:,} / {ledgers[0]['ledger_events']:,}: "
+            f"{result['ledger_ratio_last_to_first_cpu_ms_per_batch']}x on the CPU means, "
+            f"{result['ledger_ratio_last_to_first_cpu_ms_per_batch_median']}x on the medians, "
+            f"{result['ledger_paired_ratio_median']}x the median of the batch-by-batch ratios"
+        )
     if histories:  # the projector's rate as a fraction of raw verification, wall and CPU
         result["first_history_rate_vs_raw_verify"] = round(1000 / histories[0]["ms_per_event"] / one, 4)
         result["first_history_cpu_rate_vs_raw_verify_cpu"] = round(

@@ -1,7 +1,8 @@
 """Events/s from `publish` to flag, through the real path, on the embedded default.
 
     python bench/ingest.py [--json] [--events 10000] [--children 500] [--layout one|stages|both]
-                           [--publish-chunk 500] [--verify-workers N] [--no-replay] [--no-stages] [--logs DIR]
+                           [--publish-chunk 500] [--publishers-nice N] [--verify-workers N]
+                           [--no-replay] [--no-stages] [--logs DIR]
                            [--database-url URL (with one --layout)]
     python bench/ingest.py --offered-rate 100 --duration 60 [--json] [--database-url URL] [--verify-workers N]
 
@@ -149,6 +150,15 @@ def main() -> None:
     parser.add_argument(
         "--publish-chunk", type=int, default=500, help="drafts per outbox transaction of each publisher"
     )
+    parser.add_argument(
+        "--publishers-nice",
+        type=int,
+        default=0,
+        help="run the agency publishers at this nice value (e.g. 10): the partnership's services "
+        "get a core first and the publishers take what they leave, as if the agencies' systems ran "
+        "elsewhere, their CPU still paid from these cores (docs/notes/end-to-end.md); 0 (default): "
+        "every process alike, the figures of earlier rounds",
+    )
     parser.add_argument("--no-replay", action="store_true", help="end to end only: skip the replays")
     parser.add_argument(
         "--logs", type=Path, help="copy the end-to-end services' logs (a line per batch) into this directory"
@@ -188,6 +198,7 @@ def main() -> None:
                 layout, work=work, broker=broker, keystore=keystore, root=root, plan=plan, at=T0,
                 database_url=args.database_url, verify_workers=args.verify_workers,
                 chunk=args.publish_chunk, bench_script=__file__, logs_to=args.logs,
+                publishers_nice=args.publishers_nice,
                 bench_args=["--events", str(args.events), "--children", str(args.children)],
             ).report()
             for layout in layouts
@@ -207,6 +218,7 @@ def main() -> None:
         "children": args.children,
         "agencies": len(AGENCIES),
         "publish_chunk": args.publish_chunk,
+        "publishers_nice": args.publishers_nice,
         "verify_workers": args.verify_workers,
         # the faster layout's rate: what the partnership gets on these two cores
         "end_to_end_events_per_s": max(run["events_per_s"] for run in runs),

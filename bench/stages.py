@@ -112,6 +112,7 @@ def worker(url: str, root_hex: str, shard: str, max_batch: int) -> None:
                 "children": len(stats.children),
                 "cpu_s": round(time.process_time() - cpu, 2),
                 "wall_s": round(time.perf_counter() - wall, 2),
+                "write_lock_wait_s": round(ledger.write_lock_wait_s, 2),  # SQLite: taking its write lock
                 "peak_mb": round(peak_memory_mb(), 1),
             }
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -17,11 +18,22 @@ from ledger.timeutil import format_time
 
 
 def new_event_id() -> str:
-    """A random (version 4) UUID, as ``str(uuid.uuid4())`` writes it, from 16 random bytes
-    without the ``UUID`` object (a third of the cost: the gateway makes one per draft)."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = raw[6] & 0x0F | 0x40  # version 4
-    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    """A time-ordered (version 7, RFC 9562) UUID, written as ``str(uuid.UUID(...))`` writes it:
+    the Unix time in milliseconds (48 bits), then 74 random bits, built from bytes without the
+    ``UUID`` object (a third of the cost: the gateway makes one per draft).
+
+    Why version 7 rather than a fully random version 4 (issue 11): every store of events has a
+    unique index on the id (the outbox, the ledger). Random ids land anywhere in that index, so
+    each insert touches a different page, and the further the table grows the more of those
+    pages are not in memory; ids that grow with time are inserted at the index's right edge.
+    Measured on the gateway's SQLite outbox, 3,000-row batches: 10.4-13.8 against 14.3-17.1 us
+    of CPU a row after 36,000 rows, the random ids' cost still growing with every batch. 74
+    random bits per millisecond keep ids unguessable and collisions out of reach; the time they
+    carry is the id's creation, which the event's ``recordedtime`` and its Kafka timestamp
+    already tell (the envelope takes any lowercase UUID; ids given by callers are unchanged)."""
+    raw = bytearray((time.time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10))
+    raw[6] = raw[6] & 0x0F | 0x70  # version 7
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 9562 (RFC 4122) variant
     text = raw.hex()
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 

@@ -62,7 +62,7 @@ def test_state_created_by_the_stores_is_private(tmp_path: Path) -> None:
     assert {name: oct(m) for name, m in modes.items() if name not in public and m != 0o600} == {}
 
 
-@pytest.mark.parametrize("name", ["ledger.sqlite", "ledger.sqlite-wal"])
+@pytest.mark.parametrize("name", ["ledger.sqlite", "ledger.sqlite-wal", "ledger.sqlite-writers"])
 def test_an_existing_database_open_to_others_is_refused(tmp_path: Path, name: str) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
     Ledger(url).engine.dispose()

@@ -47,6 +47,7 @@ from sqlalchemy.orm import Session
 from consumers.projector.verifier import (
     MACHINE_ERRORS,
     Checked,
+    Forms,
     Pending,
     Verifier,
     check,
@@ -202,6 +203,8 @@ class Batch:
     def waiting_for(self, event: Mapping[str, Any]) -> list[QuarantineEntry]:
         """Held messages an accepted event may release: its successor in the chain, and events
         signed by the key it registers."""
+        if not self._waiting:  # no message held (asked for every accepted event)
+            return []
         found = list(self._waiting.get(("seq", (event["source"], event["sequence"] + 1)), ()))
         if event["type"] == "agency.key.registered":
             found += self._waiting.get(("kid", event["data"]["kid"]), ())
@@ -359,7 +362,7 @@ class Applier:
 
     def _apply_checked(
         self,
-        checked: Sequence[tuple[Message, dict[str, Any] | Rejection, bytes | None]],
+        checked: Sequence[tuple[Message, dict[str, Any] | Rejection, Forms | None]],
         blamed: Mapping[int, Rejection],
         track: Mapping[str, int],
         checked_with: Mapping[str, KeyRecord | None],
@@ -369,7 +372,7 @@ class Applier:
         prepared while the previous one was applied missed that one's (``prepare``). A message
         stands only if the ledger holds the same key when its turn comes, else it is checked
         again in full. Each message
-        comes with its canonical form when it passed (None otherwise)."""
+        comes with its forms when it passed (``Forms``; None otherwise)."""
         with self.ledger.writer() as session:
             registry = self.ledger.key_registry(session, self.root)
             events = [
@@ -387,7 +390,7 @@ class Applier:
                 if isinstance(parsed := parse_message(message.raw), dict)
             ]
             batch = Batch(self.ledger, session, registry, self.clock(), events)
-            for index, (message, pre, canonical) in enumerate(checked):
+            for index, (message, pre, forms) in enumerate(checked):
                 batch.current = index
                 if index in blamed:
                     blame = blamed[index]
@@ -395,17 +398,17 @@ class Applier:
                     continue
                 try:
                     if isinstance(pre, Rejection) and pre.reason == Reason.UNKNOWN_KEY:
-                        pre, canonical = self._recheck_key(message.raw, registry, pre, message.received)
+                        pre, forms = self._recheck_key(message.raw, registry, pre, message.received)
                     elif not isinstance(pre, Rejection) and _changed(
                         registry.get(pre["kid"]), checked_with[pre["kid"]]
                     ):
-                        pre, canonical = check(message.raw, registry, message.received)
+                        pre, forms = check(message.raw, registry, message.received)
                     if isinstance(pre, Rejection):
                         self._quarantine(batch, message.raw, message.origin, pre, received=message.received)
                     else:
                         self._admit(
                             batch, pre, message.raw, message.origin,
-                            received=message.received, canonical=canonical,
+                            received=message.received, forms=forms,
                         )  # fmt: skip
                     self._release_waiting(batch)
                 except INFRASTRUCTURE_ERRORS:
@@ -553,16 +556,17 @@ class Applier:
         over_hole: bool = False,
         entry: QuarantineEntry | None = None,
         received: datetime | None = None,
-        canonical: bytes | None = None,
+        forms: Forms | None = None,
     ) -> Rejection | str | None:
         """Chain checks, then accept. Returns what ``check_chain`` decided; a refusal updates
         ``entry`` (a message being re-verified) instead of quarantining it a second time.
-        ``canonical``: the event's canonical form if verification computed it (else here)."""
-        acceptance = (
-            Acceptance.of(event, over_hole=over_hole)
-            if canonical is None
-            else Acceptance(event, canonical, over_hole)
-        )
+        ``forms``: the event's canonical form and stored envelope if verification made them
+        (else the canonical form is made here, the envelope by ``Ledger.record``)."""
+        if forms is None:
+            acceptance = Acceptance.of(event, over_hole=over_hole)
+        else:
+            canonical, envelope = forms
+            acceptance = Acceptance(event, canonical, over_hole, envelope)
         outcome = check_chain(event, batch.facts(event), acceptance.digest)
         if outcome == DUPLICATE:
             if entry is None:  # a held message found in the ledger was counted on arrival
@@ -616,7 +620,10 @@ class Applier:
         # A stable sort on the sequence alone: held entries are listed in the order they were
         # held, and an entry held in this batch has no id until flushed (sorting on the id
         # compared None with int and halted the projector).
-        waiting = sorted(batch.waiting_for(event), key=lambda e: e.sequence or 0)
+        waiting = batch.waiting_for(event)
+        if not waiting:  # nearly every event: nothing held waits for it
+            return
+        waiting.sort(key=lambda e: e.sequence or 0)
         checked = self._check_released(batch, waiting)
         for entry in waiting:
             verdict = checked.get(id(entry))
@@ -630,11 +637,11 @@ class Applier:
 
     def _check_released(
         self, batch: Batch, waiting: Sequence[QuarantineEntry]
-    ) -> dict[int, tuple[dict[str, Any] | Rejection, bytes | None, int]]:
+    ) -> dict[int, tuple[dict[str, Any] | Rejection, Forms | None, int]]:
         """Messages held for a key its registration just released are checked in full again
         (schema, signature): for many at once (an agency's first events, a replay that reads
         the registrations topic last: half of a 10,000-event replay) the verification workers
-        share it, and the canonical forms come with the verdicts. By id of the entry, with the
+        share it, and the forms (``Forms``) come with the verdicts. By id of the entry, with the
         registry's change count the verdicts hold for."""
         full = [e for e in waiting if e.reason == Reason.UNKNOWN_KEY]
         if not full or not self.verifier.workers:
@@ -659,13 +666,13 @@ class Applier:
         self, batch: Batch, entry: QuarantineEntry, *, over_hole: bool, checked: Checked | None = None
     ) -> None:
         """``checked``: the entry's verdict, if ``_check_released`` reached it already."""
-        pre, canonical = checked if checked is not None else (self._recheck_held(entry, batch.registry), None)
+        pre, forms = checked if checked is not None else (self._recheck_held(entry, batch.registry), None)
         if isinstance(pre, Rejection):
             self._quarantine(batch, entry.raw, entry.origin, pre, None, entry)
             return
         entry.status = "readmitting"  # keeps a recursive release from picking it up again
         outcome = self._admit(
-            batch, pre, entry.raw, entry.origin, over_hole=over_hole, entry=entry, canonical=canonical
+            batch, pre, entry.raw, entry.origin, over_hole=over_hole, entry=entry, forms=forms
         )
         if outcome is None or outcome == DUPLICATE:
             entry.status, entry.resolved_at = "readmitted", batch.now

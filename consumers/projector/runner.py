@@ -34,7 +34,7 @@ from transport.kafka import (
     make_producer,
     subscribe,
 )
-from views.models import FlagChangeRow
+from views.models import FlagChangeRow, FlagRow
 
 log = logging.getLogger(__name__)
 GROUP_ID = "sgledger-projector"
@@ -250,8 +250,13 @@ class Projector:
         with ledger.read() as session:
             # Core rows, not ORM objects: a flag change is read once and marked once, and loading
             # and updating one ORM object per change was an eighth of the projector's CPU.
+            # Each message is keyed by its flag's child, read from the flag's row (joined on its
+            # primary key) rather than by parsing the message: ~7 us of JSON per change, and a
+            # replay raises 1.5 changes per event (issue 13). A change whose flag row is missing
+            # (none is ever deleted) is keyed from its message, as before.
             changes = session.execute(
-                select(FlagChangeRow.id, FlagChangeRow.message)
+                select(FlagChangeRow.id, FlagChangeRow.message, FlagRow.id.is_not(None), FlagRow.child)
+                .outerjoin(FlagRow, FlagRow.id == FlagChangeRow.flag_id)
                 .where(FlagChangeRow.published.is_(False))
                 .order_by(FlagChangeRow.id)
                 .limit(1000)
@@ -262,10 +267,13 @@ class Projector:
                 .order_by(QuarantineEntry.id)
                 .limit(1000)
             ).all()
-            sends = [(self.topics.gap_flags, _flag_key(m), m.encode()) for _, m in changes] + [
-                (self.topics.quarantine, (q.subject or "").encode(), _notice(q)) for q in notices
+            gap_flags = self.topics.gap_flags
+            sends = [
+                (gap_flags, (child or "partnership").encode() if found else _flag_key(m), m.encode())
+                for _, m, found, child in changes
             ]
-            change_ids = [i for i, _ in changes]
+            sends += [(self.topics.quarantine, (q.subject or "").encode(), _notice(q)) for q in notices]
+            change_ids = [i for i, *_ in changes]
             notice_ids = [q.id for q in notices]
         if not sends:
             return 0

@@ -40,6 +40,7 @@ from rfc8785 import CanonicalizationError
 from consumers.projector.collector import collect_less
 from ledger.canonical import canonical_forms
 from ledger.keyregistry import KeyRegistry
+from ledger.stored import envelope_json
 from ledger.verification import Reason, Rejection, check_event, parse_message
 
 log = logging.getLogger(__name__)
@@ -56,15 +57,19 @@ CHUNK = 250
 # imports this module when it starts, and SQLAlchemy was about 40% of that import (issue 13:
 # a worker's start cost ~0.5 s of CPU, a twentieth of a 10,000-event replay's verification).
 MACHINE_ERRORS: tuple[type[BaseException], ...] = (MemoryError, OSError)
-# A message's verdict and, when it passed, its whole canonical form (the chain digest's input:
-# computed once here, not again on acceptance).
-Checked = tuple[dict[str, Any] | Rejection, bytes | None]
+# What recording a passed message needs that checking it can make: its whole canonical form (the
+# chain digest's input: computed once here, not again on acceptance) and the envelope's part of
+# its stored state (``ledger.stored``: made in the worker, so the projector's process does not).
+# A plain tuple: a worker pickles one per message, and a named class costs more to unpickle.
+Forms = tuple[bytes, bytes]
+# A message's verdict and, when it passed, its forms.
+Checked = tuple[dict[str, Any] | Rejection, Forms | None]
 Item = tuple[bytes, datetime | None]  # raw message, when the partnership received it
 
 
 def check(raw: bytes, registry: KeyRegistry, received: datetime | None) -> Checked:
     """Parse, schema, key and signature (``ledger.verification.check_event``) with one canonical
-    pass for the signing input and the chain digest."""
+    pass for the signing input and the chain digest; a passed message's forms (``Forms``)."""
     parsed = parse_message(raw)
     if isinstance(parsed, Rejection):
         return parsed, None
@@ -74,7 +79,9 @@ def check(raw: bytes, registry: KeyRegistry, received: datetime | None) -> Check
         # Not serialisable (e.g. an integer beyond 2**53): judged as before, refused by schema.
         canonical, signed = None, None
     refusal = check_event(parsed, registry, received, signed)
-    return (refusal, None) if refusal is not None else (parsed, canonical)
+    if refusal is not None:
+        return refusal, None
+    return parsed, None if canonical is None else (canonical, envelope_json(parsed))
 
 
 def check_isolated(raw: bytes, registry: KeyRegistry, received: datetime | None) -> Checked:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ from eventsourcing_sqlalchemy.recorders import (
     SQLAlchemyApplicationRecorder,
     SQLAlchemyTrackingRecorder,
 )
-from sqlalchemy import MetaData, Table, func, insert, select, text, update
+from sqlalchemy import MetaData, String, Table, func, insert, literal, select, text, union_all, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -39,11 +40,16 @@ from ledger.store import schema
 from ledger.store.bulk import insert_rows
 from ledger.store.models import AcceptedEvent, Base, WriterLock
 from ledger.store.private import private_sqlite
+from ledger.store.turns import take_write_lock, turns_file
+from ledger.stored import envelope_json, same_settings
 from ledger.timeutil import parse_time
 
 _ACCEPTED: Table = AcceptedEvent.__table__  # type: ignore[assignment]
 STREAM_NAMESPACE = uuid.UUID("0b6c7f4c-3c55-4f3a-9d0e-5a1f3c2b9e77")
 KEY_EVENT_TYPES = ("agency.key.registered", "agency.key.revoked")
+# sources per highest_sequences statement: each is one arm of a UNION ALL, and SQLite allows at
+# most 500 arms in a compound SELECT (SQLITE_MAX_COMPOUND_SELECT)
+_SOURCES_PER_QUERY = 200
 
 
 @lru_cache(maxsize=4096)
@@ -67,6 +73,9 @@ class Acceptance:
     event: Mapping[str, Any]
     canonical: bytes  # RFC 8785 form of the whole event; its SHA-256 is the chain digest
     over_hole: bool = False
+    # The envelope's part of its stored state (``ledger.stored``) when a verification worker
+    # made it; None: ``Ledger.record`` makes it.
+    envelope: bytes | None = None
 
     @classmethod
     def of(cls, event: Mapping[str, Any], *, over_hole: bool = False) -> Acceptance:
@@ -123,6 +132,9 @@ class Ledger:
         self.datastore: SQLAlchemyDatastore = self.recorder.datastore
         self.tracking = SQLAlchemyTrackingRecorder(self.datastore, tracking_table_name="ledger_tracking")
         self._keys: _FoldedKeys | None = None
+        database = self.engine.url.database
+        self._turns = None if self.is_postgres or database in (None, "", ":memory:") else turns_file(database)
+        self.write_lock_wait_s = 0.0  # seconds spent taking the write lock (SQLite), in all
         self._sequence: str | None = None  # PostgreSQL's id sequence of ledger_events
         if check_schema:
             self._create_schema()
@@ -198,21 +210,45 @@ class Ledger:
             if self.is_postgres:
                 session.execute(text("SELECT pg_advisory_xact_lock(724153)"))
             else:
-                session.execute(
-                    update(WriterLock).where(WriterLock.id == 1).values(generation=WriterLock.generation + 1)
-                )
+                self.sqlite_write_lock(session)
             yield session
+
+    def sqlite_write_lock(self, session: Session) -> None:
+        """On SQLite, make ``session``'s transaction the database's one writer: SQLite's write
+        lock, taken in turn with the other processes' writers (``ledger.store.turns``) when the
+        transaction has not begun yet, then the writer lock row bumped (which, in a transaction
+        that had begun, takes the lock the old way, in SQLite's busy handler). Intake's writer
+        and the child shards' writes take it here. ``write_lock_wait_s`` adds up the wait."""
+        started = time.monotonic()
+        connection = session.connection()
+        driver = connection.connection.driver_connection
+        if self._turns is not None and driver is not None and not driver.in_transaction:
+            take_write_lock(connection, self._turns)
+        bump = update(WriterLock).where(WriterLock.id == 1)
+        session.execute(bump.values(generation=WriterLock.generation + 1))
+        self.write_lock_wait_s += time.monotonic() - started
 
     # -- facts for verification (one query per question per batch, not per event) --------
     def digests_by_id(self, session: Session, event_ids: Iterable[str]) -> dict[str, str]:
+        """The digest of each of these events the ledger holds (a batch's duplicate check).
+
+        Asked with every id of a batch (5,000 on a replay or a backlog), so the statement goes
+        to the driver as text made once: through SQLAlchemy, each 500-id ``IN`` was compiled
+        and its 500 parameters rendered in Python on every call: 3.1-5.9 us per event of a
+        10,000-event replay's intake, now 0.8-1.4 (issue 13, CPU time). PostgreSQL takes the ids as one array
+        (``= ANY``); SQLite as up to ``_ID_CHUNK`` parameters per statement, whose text is the
+        same for every full chunk, so the sqlite3 module's statement cache prepares it once."""
         ids = sorted(set(event_ids))
+        if not ids:
+            return {}
+        connection = session.connection()
+        if self.is_postgres:
+            statement = f"SELECT event_id, digest FROM {_ACCEPTED.name} WHERE event_id = ANY(%s)"
+            return {event_id: digest for event_id, digest in connection.exec_driver_sql(statement, (ids,))}
         found: dict[str, str] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            query = select(AcceptedEvent.event_id, AcceptedEvent.digest).where(
-                AcceptedEvent.event_id.in_(chunk)
-            )
-            found.update({event_id: digest for event_id, digest in session.execute(query)})
+        for start in range(0, len(ids), _ID_CHUNK):
+            chunk = tuple(ids[start : start + _ID_CHUNK])
+            found.update((i, d) for i, d in connection.exec_driver_sql(_digests_in(len(chunk)), chunk))
         return found
 
     def chain_digests(
@@ -226,12 +262,31 @@ class Ledger:
         return {sequence: (digest, over_hole) for sequence, digest, over_hole in session.execute(query)}
 
     def highest_sequences(self, session: Session, sources: Iterable[str]) -> dict[str, int]:
-        query = (
-            select(AcceptedEvent.source, func.max(AcceptedEvent.sequence))
-            .where(AcceptedEvent.source.in_(sorted(set(sources))))
-            .group_by(AcceptedEvent.source)
-        )
-        return {source: highest for source, highest in session.execute(query)}
+        """The highest accepted sequence of each of ``sources`` that has one (asked on every
+        batch). One ``max()`` per source, each its own scalar subquery, all in one statement:
+        a lone ``max(sequence) WHERE source = ?`` is one seek to the end of the chain index
+        ``(source, sequence)`` on SQLite and PostgreSQL alike, where the former ``max() ...
+        WHERE source IN (...) GROUP BY source`` read every entry of each chain (neither
+        database takes its min/max shortcut for a grouped aggregate): 112 ms of CPU per batch
+        for an agency with a 1,000,000-event chain, the whole of what made a batch cost more in
+        a large ledger (issue 13, bench/growth.py's ledger sizes)."""
+        names = sorted(set(sources))
+        found: dict[str, int] = {}
+        for start in range(0, len(names), _SOURCES_PER_QUERY):
+            arms = [
+                select(
+                    literal(name, String).label("source"),
+                    select(func.max(AcceptedEvent.sequence))
+                    .where(AcceptedEvent.source == name)
+                    .scalar_subquery()
+                    .label("highest"),
+                )
+                for name in names[start : start + _SOURCES_PER_QUERY]
+            ]
+            query = arms[0] if len(arms) == 1 else union_all(*arms)
+            rows = session.execute(query)
+            found.update({source: highest for source, highest in rows if highest is not None})
+        return found
 
     def key_registry(self, session: Session, root: RootKey) -> KeyRegistry:
         """The registry folded from every key event ``session`` can see, in ledger order.
@@ -351,12 +406,15 @@ class Ledger:
         transcoder = cast(JSONTranscoder, self.app.mapper.transcoder)
         if self.app.mapper.compressor is not None or self.app.mapper.cipher is not None:
             raise RuntimeError("the ledger's mapper compresses or encrypts: _stored_states does not")
+        if not same_settings(transcoder.encoder):
+            raise RuntimeError("the ledger's transcoder writes JSON unlike ledger.stored")
         whole = transcoder.encode({"timestamp": accepted_at, "envelope": None})
         head = whole[: -len(_NULL_CLOSE)]
         if not whole.endswith(_NULL_CLOSE):
             raise RuntimeError(f"the transcoder wrote an unexpected state: {whole!r}")
-        encode = transcoder.encoder.encode
-        return [b"%b%b}" % (head, encode(dict(a.event)).encode("utf8")) for a in accepted]
+        return [
+            b"%b%b}" % (head, envelope_json(a.event) if a.envelope is None else a.envelope) for a in accepted
+        ]
 
     # -- Kafka positions ------------------------------------------------------------------
     def tracked_position(self, name: str) -> int | None:
@@ -385,6 +443,15 @@ class Ledger:
 
 
 _NULL_CLOSE = b"null}"
+# Ids per SQLite statement of ``digests_by_id`` (far below SQLite's 32,766 parameters).
+_ID_CHUNK = 500
+
+
+@lru_cache(maxsize=64)
+def _digests_in(count: int) -> str:
+    """``digests_by_id``'s SQLite statement for ``count`` ids."""
+    marks = ",".join("?" * count)
+    return f"SELECT event_id, digest FROM {_ACCEPTED.name} WHERE event_id IN ({marks})"
 
 
 def _event_rows(

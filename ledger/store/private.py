@@ -8,8 +8,9 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from ledger.private_files import FILE_MODE, private_directory, private_file
+from ledger.store.turns import TURNS_SUFFIX
 
-SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal", TURNS_SUFFIX)  # the last: ledger.store.turns
 
 
 def private_sqlite(url: str) -> None:

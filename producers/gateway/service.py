@@ -91,7 +91,9 @@ class Gateway:
     def __init__(self, config: GatewayConfig, clock: Callable[[], datetime] | None = None) -> None:
         """``clock``: a module-level function (the draft worker receives it pickled)."""
         self.config = config
-        self.outbox = Outbox(config.outbox_url, busy_timeout_s=config.busy_timeout_s)
+        self.outbox = Outbox(
+            config.outbox_url, busy_timeout_s=config.busy_timeout_s, checkpoint_in_background=True
+        )
         self.producer = Producer(
             config.agency,
             Keystore(config.keys_dir),

@@ -296,6 +296,7 @@ def project(
                     "refused": {f"{status}:{reason}": n for (status, reason), n in stats.refused.items()},
                     "flag_changes": {f"{rule}:{what}": n for (rule, what), n in stats.flag_changes.items()},
                     "seconds": round(seconds, 3),
+                    "write_lock_wait_s": round(app.ledger.write_lock_wait_s, 3),  # SQLite, since start
                 },
             )  # fmt: skip
 
@@ -340,6 +341,7 @@ def _project_children(
                     "children": len(stats.children),
                     "flag_changes": {f"{rule}:{what}": n for (rule, what), n in stats.flag_changes.items()},
                     "seconds": round(seconds, 3),
+                    "write_lock_wait_s": round(app.ledger.write_lock_wait_s, 3),  # SQLite, since start
                 },
             )  # fmt: skip
 

@@ -6,6 +6,7 @@ quarantined, and a figure for every party. (The one-process layout runs the same
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -95,7 +96,7 @@ def test_a_small_run_with_the_stages_apart_reports_every_party(
     with EmbeddedBroker(tmp_path / "broker") as broker:
         report = run_layout(
             "stages", work=tmp_path, broker=broker, keystore=keystore, root=root, plan=plan, at=T0,
-            database_url=None, verify_workers=1, chunk=7,
+            database_url=None, verify_workers=1, chunk=7, publishers_nice=5,
             bench_script=str(Path(__file__).parents[2] / "bench" / "ingest.py"),
             bench_args=["--events", "60", "--children", "10"],
         ).report()  # fmt: skip
@@ -104,6 +105,7 @@ def test_a_small_run_with_the_stages_apart_reports_every_party(
     roles = report["by_role"]
     assert set(roles) == {"publishers", "relay", "broker", "intake", "shard"}
     assert roles["publishers"]["processes"] == len(AGENCIES)
+    assert roles["publishers"]["nice"] == [os.nice(0) + 5]  # --publishers-nice: above ours
     assert roles["shard"]["processes"] == 2
     assert roles["intake"]["processes"] >= 2  # intake and its verification worker
     assert all(part["cpu_ms_per_event"] > 0 for part in roles.values())
@@ -112,3 +114,12 @@ def test_a_small_run_with_the_stages_apart_reports_every_party(
     publishers = {f"publisher-{agency.split('/')[0]}" for agency in AGENCIES}
     assert set(waits) == {"broker", "relay", "intake", "intake-worker-1", "shard-1", "shard-2", *publishers}
     assert all(0.99 <= sum(share.values()) <= 1.01 for share in waits.values())
+    # the fill's first units, from the publishers' reports and the services' batch lines
+    units = report["first_units"]
+    assert set(units) == {"publishers_first_commit_s", "intake", "shard-1", "shard-2"}
+    assert set(units["publishers_first_commit_s"]) == {agency.split("/")[0] for agency in AGENCIES}
+    first_commit = min(t for t in units["publishers_first_commit_s"].values() if t is not None)
+    (intake_end, intake_size, intake_s), *_ = units["intake"]
+    assert 0 < first_commit < intake_end and 0 < intake_size <= 60 and intake_s >= 0
+    for shard in ("shard-1", "shard-2"):  # a shard reads only what intake has committed
+        assert units[shard][0][0] >= intake_end - intake_s and units[shard][0][1] > 0

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaConsumer
@@ -45,16 +46,20 @@ def run_until(projector: Projector, condition: object, timeout_s: float = 60) ->
 
 
 def consume_all(settings: KafkaSettings, topic: str, expected: int) -> list[dict[str, object]]:
+    return [value for _, value in consume_keyed(settings, topic, expected)]
+
+
+def consume_keyed(settings: KafkaSettings, topic: str, expected: int) -> list[tuple[bytes, dict[str, Any]]]:
     consumer = KafkaConsumer(
         topic,
         bootstrap_servers=settings.bootstrap_servers,
         auto_offset_reset="earliest",
         consumer_timeout_ms=3000,
     )
-    values = [json.loads(m.value) for m in consumer]
+    records = [(m.key, json.loads(m.value)) for m in consumer]
     consumer.close()
-    assert len(values) >= expected
-    return values
+    assert len(records) >= expected
+    return records
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
@@ -112,8 +117,10 @@ def test_signed_events_and_bad_input_through_the_broker(
         ("quarantined", "oversized"),
         ("held", "unknown-key"),
     }
-    flags = consume_all(kafka_settings, kafka_settings.topics.gap_flags, expected=3)
-    assert {f["flag"]["rule"] for f in flags} >= {"gp-not-notified"}
+    keyed = consume_keyed(kafka_settings, kafka_settings.topics.gap_flags, expected=3)
+    assert {f["flag"]["rule"] for _, f in keyed} >= {"gp-not-notified"}
+    # keyed by the flag's child (one child's changes in order on one partition)
+    assert all(key == f["flag"]["child"].encode() for key, f in keyed)
     notices = consume_all(kafka_settings, kafka_settings.topics.quarantine, expected=4)
     assert {n["reason"] for n in notices} == {"not-json", "schema-invalid", "oversized", "unknown-key"}
     ledger.engine.dispose()

@@ -197,6 +197,38 @@ def test_a_shard_reads_again_at_once_after_a_batch_that_found_notifications(tmp_
     assert batches[:3] == [2, 1, 0] and shard.lag() == 0
 
 
+def test_an_idle_shard_projects_what_intake_accepts_within_its_look_not_its_idle_wait(tmp_path: Path) -> None:
+    """Idle, a shard looks at the ledger's head every ``look_s`` and runs a batch as soon as
+    intake accepted something: it used to sleep the whole ``idle_wait_s`` (0.2 s) first, in the
+    latency of the flags and in the fill and drain of every burst (issue 13). Here the idle wait
+    is an hour: only the look can project the event accepted while the shard was idle."""
+    partnership = Partnership()
+    police = Chain("police/avon-somerset")
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    intake = Applier(ledger, partnership.root_key, clock=lambda: NOW, children=False)
+    apply(intake, [partnership.register(police), police.event("incident.reported", INCIDENT)])
+    shard = ChildProjection(ledger, partnership.root_key, clock=lambda: NOW)
+    stop, batches = threading.Event(), []
+    later = police.event("incident.reported", {**INCIDENT, "incident_ref": "INC-2"})
+
+    def on_batch(stats: Any, seconds: float) -> None:
+        batches.append(stats.accepted)
+        if stats.accepted and len(batches) > 1:
+            stop.set()
+
+    runner = threading.Thread(target=shard.run, args=(stop, on_batch), kwargs={"idle_wait_s": 3600})
+    runner.start()
+    deadline = time.monotonic() + 20
+    while batches[-1:] != [0] and time.monotonic() < deadline:
+        time.sleep(0.01)  # the first batch read both events, the second nothing: now idle
+    time.sleep(0.2)  # well inside its idle wait
+    apply(intake, [later])
+    runner.join(timeout=20)
+    stop.set()
+    runner.join()
+    assert batches == [2, 0, 1] and shard.lag() == 0
+
+
 def test_a_shard_killed_mid_batch_resumes_exactly_once(keystore: Keystore, tmp_path: Path) -> None:
     crashed = tmp_path / "crashed.sqlite"
     head = intake_only(keystore, f"sqlite:///{crashed}", children=60)

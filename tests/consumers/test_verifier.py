@@ -22,9 +22,11 @@ from sqlalchemy import select
 
 from consumers.projector.applier import Applier, Message
 from consumers.projector.verifier import Item, Verifier
+from ledger.canonical import canonical_json
 from ledger.keyregistry import KeyRegistry
 from ledger.store.ledger import Ledger
 from ledger.store.models import AcceptedEvent, QuarantineEntry
+from ledger.stored import envelope_json
 from tests.ledger.factory import INCIDENT, T0, Chain, Partnership
 
 
@@ -60,7 +62,10 @@ def test_workers_give_the_verdicts_of_the_projector_process(pool: Verifier) -> N
     assert reasons == [
         "bad-signature", "schema-invalid", "unknown-key", "not-json", "not-json", "not-json", "oversized",
     ]  # fmt: skip
-    assert all(canonical is not None for verdict, canonical in here if isinstance(verdict, dict))
+    passed = [(verdict, forms) for verdict, forms in here if isinstance(verdict, dict)]
+    assert len(passed) == 150
+    # what recording needs, made with the verdict: the canonical form and the stored envelope
+    assert all(forms == (canonical_json(event), envelope_json(event)) for event, forms in passed)
 
 
 def test_this_process_checks_the_chunks_no_worker_has_begun(pool: Verifier) -> None:

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from producers.gateway.drafts import checked
 from producers.gateway.problems import ProblemError
 from producers.gateway.service import Gateway, GatewayConfig, Outcome
 from producers.gateway.tokens import Caller
-from producers.gateway.worker import framed, unframed
+from producers.gateway.worker import CHUNK, FIRST_CHUNK, framed, next_chunk, unframed
 from producers.outbox import Outbox
 from producers.sdk import Prepared
 from tests.gateway.conftest import AGENCY, INCIDENT, draft
@@ -91,9 +92,22 @@ def test_a_batch_checked_in_the_worker_is_the_chain_the_single_process_path_make
     assert len(events) == 456
     assert [e.event_id for e in first.events + second.events + in_process.events] == [e["id"] for e in events]
     assert [e.payload for e in first.events] == [row.payload for row in service.outbox.events(AGENCY)[:450]]
-    # in the body's order, each draft once, across every chunk the worker sent (8, 16, ... 200)
+    # in the body's order, each draft once, across every chunk the worker sent (8, 10, 12 ... 200)
     assert [e["data"]["incident_ref"] for e in events[:450]] == [f"INC-{n}" for n in range(450)]
     assert [e["subject"] for e in events[450:455]] == [f"C-{n}" for n in range(5)]
+
+
+def test_chunks_grow_by_a_quarter_up_to_the_cap() -> None:
+    """The ramp the serving process waits on (``next_chunk``): each chunk at most a quarter
+    larger than the one before, so a worker up to 25% slower per draft than the signer never
+    keeps it waiting after the first chunk; and it does reach the cap, so a long batch is
+    not sent in thousands of small messages."""
+    sizes = [FIRST_CHUNK]
+    while sizes[-1] < CHUNK and len(sizes) < 100:
+        sizes.append(next_chunk(sizes[-1]))
+    assert sizes[-1] == CHUNK and next_chunk(CHUNK) == CHUNK
+    assert all(before < after <= before * 1.25 for before, after in pairwise(sizes))
+    assert len(sizes) < 20
 
 
 def test_a_worker_killed_mid_request_fails_it_with_503_and_the_retry_stores_it_once(

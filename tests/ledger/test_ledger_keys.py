@@ -84,3 +84,56 @@ def test_open_chain_holes_are_found_through_an_index_not_a_scan(ledger: Ledger) 
             )
         )
     assert "USING INDEX ledger_holes_filled" in plan, plan
+
+
+def _steps_of_highest_sequences(ledger: Ledger, sources: list[str]) -> tuple[dict[str, int], int]:
+    """What ``highest_sequences`` answers and how many SQLite VM instructions it ran (the
+    progress handler is called once per instruction): work, counted exactly, not timed."""
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0  # go on
+
+    with ledger.read() as session:
+        driver = session.connection().connection.driver_connection
+        assert driver is not None
+        driver.set_progress_handler(count, 1)
+        try:
+            return ledger.highest_sequences(session, sources), steps[0]
+        finally:
+            driver.set_progress_handler(None, 1)
+
+
+def test_the_highest_sequence_of_a_chain_costs_the_same_however_long_the_chain(ledger: Ledger) -> None:
+    """Asked on every batch: it was a grouped max() that read the whole chain (112 ms per batch
+    for an agency with 1,000,000 events); now one seek per source."""
+    partnership, police, gp = Partnership(), Chain("police/avon-somerset"), Chain("gp/L85001")
+    record(ledger, partnership.register(police), partnership.register(gp))
+    record(ledger, gp.event("incident.reported", INCIDENT))
+    record(ledger, *(police.event("incident.reported", INCIDENT) for _ in range(10)))
+    sources = ["police/avon-somerset", "gp/L85001", "school/none-yet"]
+    short, short_steps = _steps_of_highest_sequences(ledger, sources)
+    record(ledger, *(police.event("incident.reported", INCIDENT) for _ in range(1000)))
+    long, long_steps = _steps_of_highest_sequences(ledger, sources)
+    assert short == {"police/avon-somerset": 10, "gp/L85001": 1}  # a source with none is left out
+    assert long == {"police/avon-somerset": 1010, "gp/L85001": 1}
+    assert long_steps == short_steps, (short_steps, long_steps)
+
+
+def test_the_highest_sequences_on_postgresql(postgres_db: str) -> None:
+    """The same statement (a UNION ALL of scalar subqueries) on the other backend."""
+    ledger = Ledger(postgres_db)
+    try:
+        partnership, police, gp = Partnership(), Chain("police/avon-somerset"), Chain("gp/L85001")
+        record(ledger, partnership.register(police), partnership.register(gp))
+        record(ledger, *(police.event("incident.reported", INCIDENT) for _ in range(3)))
+        with ledger.read() as session:
+            sources = ["police/avon-somerset", "gp/L85001", "partnership/test"]
+            assert ledger.highest_sequences(session, sources) == {
+                "police/avon-somerset": 3,
+                "partnership/test": 2,
+            }
+            assert ledger.highest_sequences(session, ["police/avon-somerset"]) == {"police/avon-somerset": 3}
+    finally:
+        ledger.engine.dispose()

@@ -5,6 +5,7 @@ eventsourcing library writes and reads back, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy import select
 from ledger.canonical import canonical_json
 from ledger.store.ledger import Acceptance, EventAccepted, Ledger, stream_id
 from ledger.store.models import AcceptedEvent
+from ledger.stored import envelope_json
 from tests.ledger.factory import INCIDENT, T0, Chain, Partnership
 
 ACCEPTED_AT = datetime(2024, 3, 5, 10, 30, 15, 123456, tzinfo=UTC)
@@ -51,13 +53,23 @@ def _mapper_row(ledger: Ledger, event: dict[str, Any], at: datetime) -> tuple[An
     return stored.originator_id, stored.originator_version, stored.topic, stored.state
 
 
-def test_recorded_rows_are_the_mappers_and_read_back_through_the_library(ledger: Ledger) -> None:
+def _made_by_worker(event: dict[str, Any]) -> Acceptance:
+    """As the applier builds it from a verification worker's forms (``verifier.check``)."""
+    return Acceptance(event, canonical_json(event), False, envelope_json(event))
+
+
+@pytest.mark.parametrize("accept", [Acceptance.of, _made_by_worker], ids=["recorder-made", "worker-made"])
+def test_recorded_rows_are_the_mappers_and_read_back_through_the_library(
+    ledger: Ledger, accept: Callable[[dict[str, Any]], Acceptance]
+) -> None:
+    """Both ways an event's stored envelope is made (by ``record``, or by the verification
+    worker with its verdict) write the mapper's bytes."""
     events = _events()
     other_zone = ACCEPTED_AT.astimezone(timezone(timedelta(hours=-5)))  # written as given
     with ledger.writer() as session:
-        ledger.record(session, [Acceptance.of(e) for e in events[:2]], ACCEPTED_AT)
+        ledger.record(session, [accept(e) for e in events[:2]], ACCEPTED_AT)
     with ledger.writer() as session:
-        ledger.record(session, [Acceptance.of(e) for e in events[2:]], other_zone)
+        ledger.record(session, [accept(e) for e in events[2:]], other_zone)
     stamps = [ACCEPTED_AT] * 2 + [other_zone] * (len(events) - 2)
     table = ledger.recorder.events_record_cls.__table__
     with ledger.read() as session:
@@ -102,3 +114,33 @@ def test_the_librarys_own_insert_continues_after_recorded_ids(ledger: Ledger) ->
     with ledger.read() as session:
         position = session.scalar(select(AcceptedEvent.position).where(AcceptedEvent.event_id == event["id"]))
     assert position == len(events) + 1
+
+
+def test_digests_by_id_finds_every_recorded_id_across_statements_and_no_other(ledger: Ledger) -> None:
+    """The batch's duplicate check (``digests_by_id``) goes to the driver in chunks of 500 ids
+    on SQLite and as one array on PostgreSQL: every recorded id is found with its digest
+    wherever it falls (first, middle, a partial last chunk), ids never recorded are not, and
+    asking for nothing asks the database nothing."""
+    police = Chain("police/avon-somerset")
+    data = [{**INCIDENT, "incident_ref": f"INC-{n}"} for n in range(1203)]
+    events = [json.loads(canonical_json(police.event("incident.reported", d))) for d in data]
+    accepted = [Acceptance.of(e) for e in events]
+    with ledger.writer() as session:
+        ledger.record(session, accepted, ACCEPTED_AT)
+    absent = [f"00000000-0000-4000-8000-{n:012d}" for n in range(700)]
+    asked = [a.event["id"] for a in accepted] + absent
+    with ledger.read() as session:
+        found = ledger.digests_by_id(session, reversed(asked))  # any order, any iterable
+        assert ledger.digests_by_id(session, []) == {}
+        one = ledger.digests_by_id(session, [events[-1]["id"], absent[0]])
+    assert found == {a.event["id"]: a.digest for a in accepted}
+    assert one == {events[-1]["id"]: accepted[-1].digest}
+
+
+def test_a_transcoder_writing_json_otherwise_is_refused_not_followed(ledger: Ledger) -> None:
+    """``ledger.stored`` copies the library transcoder's JSON settings; if they ever differ, the
+    ledger stops rather than storing states the library would not have written."""
+    transcoder = ledger.app.mapper.transcoder
+    transcoder.encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError, match=r"unlike ledger\.stored"), ledger.writer() as session:
+        ledger.record(session, [Acceptance.of(_events()[0])], ACCEPTED_AT)

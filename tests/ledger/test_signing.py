@@ -3,6 +3,7 @@ signed event, the signature verifies, and libsodium signs exactly as ``cryptogra
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -189,9 +190,16 @@ def test_envelope_runs_write_what_serialising_the_envelope_writes(
     assert signed == SIGNER.sign_placed(expected, 4, "ab" * 32)
 
 
-def test_new_event_ids_are_random_version_4_uuids() -> None:
+def test_new_event_ids_are_time_ordered_version_7_uuids() -> None:
+    before = time.time_ns() // 1_000_000
     ids = [new_event_id() for _ in range(5000)]
+    after = time.time_ns() // 1_000_000
     assert len(set(ids)) == len(ids)
     for text in ids:
         parsed = uuid.UUID(text)
-        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert str(parsed) == text and parsed.version == 7 and parsed.variant == uuid.RFC_4122
+        assert before <= parsed.int >> 80 <= after  # the creation time, in ms, leads the id
+    # in creation order up to the millisecond (what keeps index inserts at the right edge)
+    assert [i[:13] for i in ids] == sorted(i[:13] for i in ids)
+    # and random within one: 74 random bits, not a counter
+    assert len({i[14:] for i in ids}) == len(ids)

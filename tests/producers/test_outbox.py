@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
+import time
 from collections.abc import Iterator
 from multiprocessing.synchronize import Barrier as BarrierType
 from pathlib import Path
@@ -13,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ledger.canonical import canonical_json, event_digest
 from ledger.keystore import Keystore
-from producers.outbox import INSERT_ROWS, Outbox
+from producers.outbox import CHECKPOINT_ROWS, INSERT_ROWS, SAFETY_AUTOCHECKPOINT_PAGES, Outbox
 from producers.sdk import Draft, Prepared, Producer
 from tests.ledger.factory import INCIDENT
 from tests.producers.conftest import GP, POLICE
@@ -107,6 +109,38 @@ def test_sqlite_outbox_is_durable(tmp_path: Path) -> None:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
     outbox.close()
+
+
+def test_a_service_outbox_checkpoints_its_log_in_a_thread_of_its_own(
+    agencies: Keystore, tmp_path: Path
+) -> None:
+    """``checkpoint_in_background`` (the gateway's outbox): the appending connections leave the
+    write-ahead log to the checkpointing thread (their own limit is only a safety net), which
+    is poked once per ``CHECKPOINT_ROWS`` rows, not per commit, moves every page into the
+    database file while nothing is appending, loses nothing, and stops with the outbox."""
+    database = tmp_path / "o.sqlite"
+    outbox = Outbox(f"sqlite:///{database}", checkpoint_in_background=True)
+    producer = Producer(POLICE, agencies, outbox)
+    with outbox.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar() == SAFETY_AUTOCHECKPOINT_PAGES
+    checkpointer = outbox._checkpointer
+    assert checkpointer is not None
+    producer.append_prepared(_prepared(producer, 10))
+    time.sleep(0.2)
+    assert checkpointer.checkpoints == 0  # a few rows: no checkpoint (no sync of the file) yet
+    events = producer.append_prepared(_prepared(producer, CHECKPOINT_ROWS))
+    deadline = time.monotonic() + 30
+    while checkpointer.checkpoints == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert checkpointer.checkpoints == 1
+    reader = sqlite3.connect(database)
+    busy, logged, moved = reader.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    reader.close()
+    assert busy == 0 and logged == moved > 0  # every page of the log is in the database file
+    assert_chain(outbox, POLICE, CHECKPOINT_ROWS + 10)
+    assert [r.payload for r in outbox.events(POLICE)[10:]] == [e.payload for e in events]
+    outbox.close()
+    assert not checkpointer._thread.is_alive()
 
 
 def test_the_relay_reads_pending_rows_while_a_publisher_holds_the_write_lock(
