@@ -112,5 +112,4 @@ def integrity_flags(
             detail=f"{q.source} sequence {q.sequence} signed twice",
         )
         flags.append(make_flag(EquivocationRule, None, finding, state))
-    flags.sort(key=lambda f: (f.due, f.rule, f.id))
-    return Evaluation(tuple(flags), min(pending) if pending else None)
+    return Evaluation.of(flags, min(pending) if pending else None)

@@ -115,6 +115,11 @@ class ChildView:
     registered_agencies: Mapping[str, datetime] = field(default_factory=dict)
     household: Mapping[str, tuple[Event, ...]] = field(default_factory=dict)  # other child -> events
 
+    # What ``build`` sorted (the events as given, and the household's), so that the next view
+    # of the child can be built from this one (``build``'s ``previous``); empty otherwise.
+    given: tuple[Event, ...] = field(default=(), compare=False, repr=False)
+    household_given: Mapping[str, tuple[Event, ...]] = field(default_factory=dict, compare=False, repr=False)
+
     @classmethod
     def build(
         cls,
@@ -122,14 +127,31 @@ class ChildView:
         events: Iterable[Event],
         registered_agencies: Mapping[str, datetime],
         household: Mapping[str, Iterable[Event]] | None = None,
+        previous: ChildView | None = None,
     ) -> ChildView:
-        ordered = tuple(sorted(events, key=SORT_KEY))
-        others = {
-            other: tuple(sorted(found, key=SORT_KEY))
-            for other, found in sorted((household or {}).items())
-            if other != child
+        """The view of ``child``'s events (any order). ``previous``: an earlier view of the
+        child made by ``build`` (the projector's last one), whose events come first in
+        ``events`` as given then: they are in order already (``_ordered``)."""
+        given = tuple(events)
+        prev = previous if previous is not None and previous.child == child else None
+        others_given = {
+            other: tuple(found) for other, found in sorted((household or {}).items()) if other != child
         }
-        return cls(child, ordered, MappingProxyType(dict(registered_agencies)), MappingProxyType(others))
+        old_given = prev.household_given if prev is not None else {}
+        old_sorted = prev.household if prev is not None else {}
+        others = {
+            other: _ordered(found, old_given.get(other, ()), old_sorted.get(other, ()))
+            for other, found in others_given.items()
+        }
+        mine = (prev.given, prev.events) if prev is not None else ((), ())
+        return cls(
+            child,
+            _ordered(given, *mine),
+            MappingProxyType(dict(registered_agencies)),
+            MappingProxyType(others),
+            given,
+            MappingProxyType(others_given),
+        )
 
     def known_at(self, as_of: datetime) -> ChildView:
         """Only what had been recorded by ``as_of`` (deadlines use recorded time).
@@ -426,6 +448,25 @@ class ChildView:
     @cached_property
     def _fingerprints(self) -> dict[str, object]:
         return {}
+
+
+def _ordered(
+    given: tuple[Event, ...], before: tuple[Event, ...], sorted_before: tuple[Event, ...]
+) -> tuple[Event, ...]:
+    """``given`` sorted by ``SORT_KEY``. When ``given`` starts with ``before`` (what an earlier
+    view was built from, ``sorted_before`` its order) and what follows sorts after all of it,
+    that is ``sorted_before`` and the rest sorted: a live event is one more at the end. Issue 13:
+    sorting a long history's events by (time, recorded time, id) for every batch that touched
+    the child was ~0.3 CPU ms per live event at 1,000 prior events. Exact: accepted events are
+    unique by id, so no two have equal keys; the prefix is compared by equality (identity
+    first, in C: the projector's events come from ``views.projection.ChildHistories``)."""
+    if before and given[: len(before)] == before:
+        added = sorted(given[len(before) :], key=SORT_KEY)
+        if not added:
+            return sorted_before
+        if SORT_KEY(added[0]) > SORT_KEY(sorted_before[-1]):
+            return sorted_before + tuple(added)
+    return tuple(sorted(given, key=SORT_KEY))
 
 
 def _extend(

@@ -16,11 +16,11 @@ third of the projector's time.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from json.encoder import encode_basestring_ascii as _string
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table, delete, select
@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from ledger.store.bulk import insert_rows, update_rows
 from ledger.timeutil import format_time
-from policies.engine import FLAG_NAMESPACE, Flag
+from policies.engine import Evaluation, Flag, Run, name_uuid
 from views.models import EVERY_AGENCY, FlagChangeRow, FlagConcernRow, FlagRow
 from views.my_flags import flag_tab
 
@@ -37,6 +37,7 @@ _CHANGES: Table = FlagChangeRow.__table__  # type: ignore[assignment]
 _CONCERNS: Table = FlagConcernRow.__table__  # type: ignore[assignment]
 _CHUNK = 500  # children per IN (...) query: far below every backend's parameter limit
 ROW_WEIGHT = 200  # what a remembered row weighs besides its payload text: its other columns
+_ORDER, _FLAG = itemgetter(0), itemgetter(1)  # the parts of a run's (flag order, flag) pairs
 
 
 @dataclass
@@ -82,9 +83,10 @@ class FlagSync:
         self.session, self.fresh = session, fresh
         self._stored: dict[str | None, dict[str, StoredFlag]] = {}
         self._complete: set[str | None] = set()  # children whose flags are all in _stored
-        # child -> the Flag objects its last full sync was given, by id, for rules ``_spoken``:
-        # every stored flag of those rules that is open is one of them, and equals it
-        self._synced: dict[str | None, dict[str, Flag]] = {}
+        # child -> the runs of Flag objects its last full sync was given (``Evaluation.runs``),
+        # for rules ``_spoken``: every stored flag of those rules that is open is in one of
+        # them, and equals its stored row
+        self._synced: dict[str | None, dict[str, Run]] = {}
         self._spoken: dict[str | None, frozenset[str] | None] = {}
         self._weight: dict[str | None, int] = {}  # child -> its stored flags' weight (see weight())
         self._inserts: list[dict[str, Any]] = []
@@ -126,13 +128,13 @@ class FlagSync:
         child: str,
         flags: dict[str, StoredFlag],
         weight: int,
-        synced: dict[str, Flag] | None = None,
+        synced: dict[str, Run] | None = None,
         spoken: frozenset[str] | None = None,
     ) -> None:
         """Take ``child``'s stored flags from what this process last wrote for it instead of
         reading them (``views.projection.ChildRows``: only while the child's write stamp shows
-        nobody wrote it since), with their ``weight`` and the Flag objects its last sync was
-        given (``synced``, for the rules ``spoken``). The dicts are this sync's from now on:
+        nobody wrote it since), with their ``weight`` and the runs of Flag objects its last
+        sync was given (``synced``, for the rules ``spoken``). The dicts are this sync's from now on:
         they are updated in place as the flags are synced, and ``stored``/``synced`` hand them
         back."""
         self._stored[child], self._weight[child] = flags, weight
@@ -151,9 +153,9 @@ class FlagSync:
         child's ~500 flags each batch was ~0.25 CPU ms of a live event at 500 prior events."""
         return self._weight[child]
 
-    def synced(self, child: str) -> tuple[dict[str, Flag], frozenset[str] | None] | None:
-        """The Flag objects ``child``'s last full sync was given (by id) and the rules it spoke
-        for; None after a partial sync."""
+    def synced(self, child: str) -> tuple[dict[str, Run], frozenset[str] | None] | None:
+        """The runs of Flag objects ``child``'s last full sync was given (``Evaluation.runs``)
+        and the rules it spoke for; None after a partial sync."""
         flags = self._synced.get(child)
         return None if flags is None else (flags, self._spoken[child])
 
@@ -169,7 +171,7 @@ class FlagSync:
     def sync(
         self,
         child: str | None,
-        flags: Sequence[Flag],
+        evaluation: Evaluation | Sequence[Flag],
         now: datetime,
         trigger: str | None,
         evidence_detail: Mapping[str, Mapping[str, Any]],
@@ -178,7 +180,8 @@ class FlagSync:
         partial: bool = False,
         evidence_texts: dict[str, str] | None = None,
     ) -> list[FlagChange]:
-        """Apply one evaluation of ``child`` (None: partnership-wide integrity flags).
+        """Apply one evaluation of ``child`` (None: partnership-wide integrity flags): an
+        ``Evaluation`` or its flags (synced in flag order, as one run).
 
         ``rules`` limits which stored flags the evaluation speaks for (integrity flags and child
         rules are evaluated separately); ``trigger`` is the event that caused the evaluation.
@@ -188,7 +191,9 @@ class FlagSync:
         filled in as changes name events (an event's detail is a function of the event as
         recorded, which never changes); else one evaluation's own.
         """
+        flags: Sequence[Flag]
         if partial:
+            flags = evaluation.flags if isinstance(evaluation, Evaluation) else evaluation
             self._load_ids(child, [flag.id for flag in flags])
             stored = {
                 flag.id: self._stored[child][flag.id] for flag in flags if flag.id in self._stored[child]
@@ -197,16 +202,22 @@ class FlagSync:
         else:
             self.load([child])
             spoken = None if rules is None else frozenset(rules)
-            flags, stored = self._unsynced(child, flags, spoken)
+            if not isinstance(evaluation, Evaluation):
+                evaluation = Evaluation.of(evaluation, None)
+            flags, stored = self._unsynced(child, evaluation, spoken)
         changes: list[FlagChange] = []
         weight = self._weight.get(child, 0)
         self._evidence_texts = {} if evidence_texts is None else evidence_texts
         for flag in flags:
-            text = flag.payload_text  # made once per flag object: most flags are unchanged ones
             row = stored.pop(flag.id, None)
-            if row is not None and text == row.payload and row.status == flag.status and row.due == flag.due:
+            if (
+                row is not None
+                and flag.payload_text == row.payload  # made once per flag object
+                and row.status == flag.status
+                and row.due == flag.due
+            ):
                 continue  # unchanged: most of a child's flags on most evaluations, so write nothing
-            payload = flag.to_json()
+            payload, text = flag.to_stored()
             if row is None:
                 row = StoredFlag(flag.id, flag.rule, str(flag.severity), flag.status, flag.due, text, 0)
                 weight += len(text) + ROW_WEIGHT
@@ -253,42 +264,56 @@ class FlagSync:
         return changes
 
     def _unsynced(
-        self, child: str | None, flags: Sequence[Flag], spoken: frozenset[str] | None
+        self, child: str | None, evaluation: Evaluation, spoken: frozenset[str] | None
     ) -> tuple[Sequence[Flag], dict[str, StoredFlag]]:
-        """The flags of a full evaluation that may differ from their stored rows, and the stored
-        rows (of the rules ``spoken``) to compare them with: those left over are no longer
-        found. Afterwards ``synced`` is ``flags``.
+        """The flags of a full evaluation that may differ from their stored rows, in flag order,
+        and the stored rows (of the rules ``spoken``) to compare them with: those left over are
+        no longer found. Afterwards ``synced`` is the evaluation's runs.
 
         Issue 13: comparing every flag with its stored row, and copying the child's stored flags
         to find those no longer found, grew with the history (~500 flags at 500 prior events,
-        ~0.5 CPU ms a live event) while a new event changes a few. The ``Evaluator`` hands back
-        the same ``Flag`` object for a flag whose rule did not re-run, and a Flag object given to
-        the last sync of this child is equal to its stored row (that sync wrote it, or found it
-        equal, and ``remember`` is only called while nobody wrote the child since). So only
-        flags that are not the same object need comparing; and every open stored flag of these
-        rules was in the last evaluation (the last sync resolved any other), so only flags of
-        the last evaluation missing from this one can be left to resolve, in stored order as
-        the full comparison resolves them."""
+        ~0.5 CPU ms a live event) while a new event changes a few; so did comparing each Flag
+        object with the last sync's (~0.6 ms at 1,000 prior). A Flag object given to the last
+        sync of this child equals its stored row (that sync wrote it, or found it equal, and
+        ``remember`` is only called while nobody wrote the child since), and the ``Evaluator``
+        hands back the same run object for a rule whose flags did not change. So a run that is
+        the same as last time is skipped whole, one that extends it compares its new flags
+        only, and in the others only flags that are not the same object need comparing; and
+        every open stored flag of these rules was in the last evaluation (the last sync
+        resolved any other), so only flags of the last evaluation's other runs missing from
+        this one can be left to resolve, in stored order as the full comparison resolves them.
+        An equal flag counts as the same (a run's prefix is compared with ``==``): its stored
+        row is made from its fields alone."""
         stored_all = self._stored[child]
         previous = self._synced.get(child) if self._spoken.get(child, spoken) == spoken else None
+        runs = evaluation.runs
+        self._synced[child], self._spoken[child] = dict(runs), spoken
         if previous is None:
             stored = {fid: row for fid, row in stored_all.items() if spoken is None or row.rule in spoken}
-            self._synced[child], self._spoken[child] = {flag.id: flag for flag in flags}, spoken
-            return flags, stored
-        changed = [flag for flag in flags if previous.get(flag.id) is not flag]
-        gone: set[str] = set()
-        renewed = sum(1 for flag in changed if flag.id in previous)  # a new object for a known id
-        if len(flags) - len(changed) + renewed != len(previous):
-            found = {flag.id for flag in flags}
-            gone = {fid for fid in previous if fid not in found}
-        stored = {flag.id: stored_all[flag.id] for flag in changed if flag.id in stored_all}
-        if gone:  # in stored order, as the full comparison resolves them
-            stored.update((fid, row) for fid, row in stored_all.items() if fid in gone)
-        for flag in changed:
-            previous[flag.id] = flag
-        for fid in gone:
-            del previous[fid]
-        return changed, stored
+            return evaluation.flags, stored
+        # A rule that raised one more flag hands back its run extended: the old run as its
+        # prefix (the same pair objects, compared in C), only the tail to compare.
+        extended = {
+            key
+            for key, run in runs.items()
+            if (old := previous.get(key)) is not None and (old is run or run[: len(old)] == old)
+        }
+        before: dict[str, Flag] = {}  # id -> Flag, of the last sync's runs not handed back or extended
+        for key, run in previous.items():
+            if key not in extended:
+                before.update((flag.id, flag) for flag in map(_FLAG, run))
+        changed: list[tuple[tuple[int, str, str], Flag]] = []
+        for key, run in runs.items():
+            if key in extended:
+                changed += run[len(previous[key]) :]
+            else:
+                changed += [pair for pair in run if before.pop(pair[1].id, None) is not pair[1]]
+        changed.sort(key=_ORDER)  # flag order, as the full comparison goes
+        flags = list(map(_FLAG, changed))
+        stored = {flag.id: stored_all[flag.id] for flag in flags if flag.id in stored_all}
+        if before:  # the flags gone, in stored order, as the full comparison resolves them
+            stored.update((fid, row) for fid, row in stored_all.items() if fid in before)
+        return flags, stored
 
     def write(self) -> None:
         """Everything synced since the last write, in one statement per kind of row. A flag
@@ -346,7 +371,7 @@ class FlagSync:
         if self.fresh:
             return
         row.changes += 1
-        change_id = str(uuid.uuid5(FLAG_NAMESPACE, f"{row.id}|{change}|{row.changes}"))
+        change_id = name_uuid(f"{row.id}|{change}|{row.changes}")  # uuid5 in FLAG_NAMESPACE
         detail = []
         for event_id in payload["evidence"]:
             text = self._evidence_texts.get(event_id)

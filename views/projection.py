@@ -44,7 +44,7 @@ from ledger.store.bulk import insert_rows, update_rows
 from ledger.store.models import AcceptedEvent
 from ledger.vocabulary import is_amendment
 from policies.base import Policy
-from policies.engine import Evaluation, Evaluator, Flag, evaluate
+from policies.engine import Evaluation, Evaluator, Run, evaluate
 from policies.household import linked_persons
 from policies.view import ChildView, Event
 from views.flags import ROW_WEIGHT, FlagChange, FlagSync, StoredFlag
@@ -128,7 +128,8 @@ def evaluate_children(
             if not events[child]:
                 continue
             others = {other: events[other] for other in sorted(households[child])}
-            view = ChildView.build(child, events[child], registered, others)
+            previous = None if evaluator is None else evaluator.last_view(child)
+            view = ChildView.build(child, events[child], registered, others, previous)
             evaluations.append(ChildEvaluation(child, wanted[child], view, judge(view, now, policies)))
         except reraise:
             raise
@@ -177,8 +178,8 @@ def _events_of(children: Sequence[str]) -> Select[tuple[str, int, str]]:
 class WrittenRows:
     """What one transaction wrote for a child: its view rows and every stored flag of it, as the
     database holds them after the write, under the write's ``stamp`` (``view_children.stamp``),
-    and the Flag objects the write was given (``FlagSync.synced``: a flag given again as the same
-    object is known unchanged). ``size``: what it counts against ``ChildHistories``' bound
+    and the runs of Flag objects the write was given (``FlagSync.synced``: a run or a flag given
+    again as the same object is known unchanged). ``size``: what it counts against ``ChildHistories``' bound
     (characters, roughly bytes): the flags' weight (``FlagSync.weight``), ``FLAG_WEIGHT`` per
     Flag object kept, ``ROW_WEIGHT`` per view row, ``EVIDENCE_WEIGHT`` per evidence text and the
     fold's own size."""
@@ -188,7 +189,7 @@ class WrittenRows:
     agencies: dict[str, dict[str, Any]]
     flags: dict[str, StoredFlag]
     flag_weight: int
-    synced: tuple[dict[str, Flag], frozenset[str] | None] | None
+    synced: tuple[dict[str, Run], frozenset[str] | None] | None
     size: int
     view: ViewFold | None = None  # what the view rows were made from, to fold new events into
     evidence: dict[str, str] = field(default_factory=dict)  # FlagSync.sync's evidence_texts
@@ -465,8 +466,8 @@ class ChildRows:
         self._queued.append(done.child)
         self._rebuild_rows(done.view, done.evaluation.next_due)
         detail = _EvidenceDetail(done.view)
-        flags, texts = done.evaluation.flags, self._evidence.setdefault(done.child, {})
-        trigger = done.trigger or None
+        texts, trigger = self._evidence.setdefault(done.child, {}), done.trigger or None
+        flags = done.evaluation  # its runs: FlagSync skips those it was given last time
         return self.flags.sync(done.child, flags, self.now, trigger, detail, self.rules, evidence_texts=texts)
 
     def write(self) -> None:
@@ -489,7 +490,7 @@ class ChildRows:
                 synced = self.flags.synced(child)
                 size = weight + ROW_WEIGHT * (len(self._people[child]) + len(self._agencies[child]) + 1)
                 size += 0 if fold is None else fold.size()
-                size += 0 if synced is None else FLAG_WEIGHT * len(synced[0])
+                size += 0 if synced is None else FLAG_WEIGHT * sum(map(len, synced[0].values()))
                 evidence = self._evidence.get(child, {})
                 size += EVIDENCE_WEIGHT * len(evidence)
                 row = self._rows[child]

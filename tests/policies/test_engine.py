@@ -3,6 +3,7 @@ determinism (issue 3, "How policies work")."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import uuid
@@ -13,7 +14,7 @@ from typing import Any, ClassVar
 import pytest
 
 from policies.base import Finding, Policy, Severity
-from policies.engine import FLAG_NAMESPACE, Flag, evaluate, flag_id
+from policies.engine import FLAG_NAMESPACE, Flag, evaluate, flag_id, name_uuid
 from policies.registry import ALL_POLICIES
 from policies.vague_referral_destination import VagueReferralDestination
 from policies.view import ChildView, Event
@@ -378,3 +379,17 @@ def test_flag_id_is_the_uuid5_of_rule_child_and_key(rule: str, child: str | None
     expected = uuid.uuid5(FLAG_NAMESPACE, f"{rule}|{child or ''}|{key}")
     assert flag_id(rule, child, key) == str(expected)
     assert uuid.UUID(flag_id(rule, child, key)).version == 5
+    change = f"{expected}|raised|1"  # a flag change's id (views.flags) is made the same way
+    assert name_uuid(change) == str(uuid.uuid5(FLAG_NAMESPACE, change))
+
+
+def test_a_flag_stored_is_its_json() -> None:
+    """``to_stored`` makes the stored text from the dict it hands back when the text was not
+    made yet: both must be what ``to_json`` and ``payload_text`` give, whichever comes first."""
+    found = evaluate(view(*rich_history()), t(LATER), ALL_POLICIES).flags
+    assert found
+    for flag in found:
+        payload, text = flag.to_stored()
+        assert payload == flag.to_json() and text == json.dumps(flag.to_json()) == flag.payload_text
+        again = dataclasses.replace(flag)  # payload_text made first this time
+        assert again.payload_text == text and again.to_stored() == (payload, text)

@@ -1,14 +1,15 @@
-"""A flag sync that trusts what it last synced (``FlagSync.remember`` with the Flag objects it
-was given: ``ChildHistories`` while the write stamp is its own) writes exactly what a sync that
-reads every stored flag back writes: the same flag rows, change rows (messages byte for byte,
-in the same order) and concern rows, whatever the evaluations keep, change, drop and bring back.
-Two real SQLite databases, one per way, fed the same sequence of evaluations."""
+"""A flag sync that trusts what it last synced (``FlagSync.remember`` with the runs of Flag
+objects it was given: ``ChildHistories`` while the write stamp is its own) writes exactly what a
+sync that reads every stored flag back writes: the same flag rows, change rows (messages byte for
+byte, in the same order) and concern rows, whatever the evaluations keep, change, drop and bring
+back, and whether a rule's run is handed back as the same object, extended, or made anew. Two
+real SQLite databases, one per way, fed the same sequence of evaluations."""
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from sqlalchemy import select
 
 from ledger.store.ledger import Ledger
 from policies.base import Severity
-from policies.engine import Flag
+from policies.engine import Evaluation, Flag, Run, flag_order
 from views.flags import ROW_WEIGHT, FlagChange, FlagSync
 from views.models import FlagChangeRow, FlagConcernRow, FlagRow
 
@@ -75,6 +76,59 @@ def evaluations(seed: int, steps: int) -> list[tuple[Flag, ...]]:
     return out
 
 
+def run_evaluations(seed: int, steps: int) -> list[Evaluation]:
+    """Evaluations as the ``Evaluator`` hands them over: one run per rule, the same run object
+    for a rule whose flags did not change, the previous run extended by a flag raised after all
+    of its others, or a new run (a flag changed, dropped, brought back, raised before others,
+    replaced by an equal object); now and then all flags as one run, as a caller with a plain
+    list gives them (runs under other keys)."""
+    rng = random.Random(seed)
+    made: dict[int, tuple[tuple[int, str, str], Flag]] = {}  # a Flag object's one pair (keeps it)
+
+    def pair(f: Flag) -> tuple[tuple[int, str, str], Flag]:
+        return made.setdefault(id(f), (flag_order(f), f))
+
+    current: dict[str, dict[int, Flag]] = {rule: {} for rule in RULES}
+    for n in range(8):
+        current[RULES[n % 2]][n] = flag(n)
+
+    def fresh(rule: str) -> Run:
+        return tuple(pair(f) for f in sorted(current[rule].values(), key=flag_order))
+
+    runs = {rule: fresh(rule) for rule in RULES}
+    out = [Evaluation(dict(runs), None)]
+    for _ in range(steps):
+        for index, rule in enumerate(RULES):
+            mine = current[rule]
+            move = rng.choice(
+                ["keep", "keep", "extend", "extend", "insert", "drop", "acknowledge", "dismiss", "again"]
+            )
+            n = rng.randrange(index, 40, 2)  # this rule's flags: flag(n) has rule RULES[n % 2]
+            if move == "keep":
+                continue
+            if move == "extend":
+                n = max(mine, default=index - 2) + 2
+                mine[n] = flag(n)
+                runs[rule] += (pair(mine[n]),)
+                continue
+            if move == "insert":
+                mine.setdefault(n, flag(n))
+            elif move == "drop" and mine:
+                del mine[rng.choice(sorted(mine))]
+            elif move == "acknowledge" and n in mine:
+                mine[n] = flag(n, acknowledged_by="local:a@b.example")
+            elif move == "dismiss":
+                mine[n] = flag(n, status="dismissed")
+            elif move == "again" and n in mine:  # equal, but not the same object
+                mine[n] = flag(n, mine[n].status, mine[n].acknowledged_by)
+            runs[rule] = fresh(rule)
+        if rng.random() < 0.15:
+            out.append(Evaluation.of([f for rule in RULES for f in current[rule].values()], None))
+        else:
+            out.append(Evaluation(dict(runs), None))
+    return out
+
+
 def rows(ledger: Ledger) -> dict[str, Any]:
     with ledger.read() as session:
         flags = sorted(tuple(r) for r in session.execute(select(FlagRow.__table__)))
@@ -85,7 +139,9 @@ def rows(ledger: Ledger) -> dict[str, Any]:
     return {"flags": flags, "changes": changes, "concerns": concerns}
 
 
-def run(ledger: Ledger, sequence: list[tuple[Flag, ...]], remembering: bool) -> list[list[FlagChange]]:
+def run(
+    ledger: Ledger, sequence: Sequence[Evaluation | tuple[Flag, ...]], remembering: bool
+) -> list[list[FlagChange]]:
     """Sync each evaluation in its own transaction, as the child projection does; with
     ``remembering``, every sync after the first takes the previous one's rows, Flag objects and
     serialised evidence instead of reading the flags back."""
@@ -121,6 +177,20 @@ def test_remembered_sync_writes_what_a_full_comparison_writes(tmp_path: Path) ->
         assert rows(remembered) == rows(full)
         kinds |= {c.change for step in changes_full for c in step}
     assert kinds == {"raised", "acknowledged", "resolved", "reopened", "dismissed"}  # all were tried
+
+
+def test_remembered_sync_of_runs_writes_what_a_full_comparison_writes(tmp_path: Path) -> None:
+    kinds: set[str] = set()
+    for seed in range(6):
+        sequence = run_evaluations(seed, 30)
+        full = Ledger(f"sqlite:///{tmp_path / f'full-{seed}.db'}")
+        remembered = Ledger(f"sqlite:///{tmp_path / f'remembered-{seed}.db'}")
+        changes_full = run(full, sequence, remembering=False)
+        changes_remembered = run(remembered, sequence, remembering=True)
+        assert changes_remembered == changes_full
+        assert rows(remembered) == rows(full)
+        kinds |= {c.change for step in changes_full for c in step}
+    assert kinds == {"raised", "acknowledged", "resolved", "reopened", "dismissed"}
 
 
 def test_a_flag_left_out_of_the_evaluation_is_resolved_when_remembered(tmp_path: Path) -> None:
