@@ -169,17 +169,23 @@ def intake_only(keystore: Keystore, url: str, children: int) -> int:
     return count(url, "SELECT max(position) FROM ledger_accepted")
 
 
-@pytest.mark.slow
-def test_a_shard_reads_again_at_once_after_a_batch_that_found_notifications(tmp_path: Path) -> None:
-    """Under a steady stream the next batch reads what was accepted while the last one ran,
-    without an idle wait: a shard that waited after every batch not full sat asleep a third of
-    an end-to-end run while notifications queued (issue 13). It waits only when it found none."""
+def one_incident_accepted(tmp_path: Path) -> tuple[Chain, Applier, ChildProjection]:
+    """A police chain whose registration and one incident intake has accepted, intake itself
+    (no child projection) and a shard of one over the same SQLite ledger, not yet run."""
     partnership = Partnership()
     police = Chain("police/avon-somerset")
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
     intake = Applier(ledger, partnership.root_key, clock=lambda: NOW, children=False)
     apply(intake, [partnership.register(police), police.event("incident.reported", INCIDENT)])
-    shard = ChildProjection(ledger, partnership.root_key, clock=lambda: NOW)
+    return police, intake, ChildProjection(ledger, partnership.root_key, clock=lambda: NOW)
+
+
+@pytest.mark.slow
+def test_a_shard_reads_again_at_once_after_a_batch_that_found_notifications(tmp_path: Path) -> None:
+    """Under a steady stream the next batch reads what was accepted while the last one ran,
+    without an idle wait: a shard that waited after every batch not full sat asleep a third of
+    an end-to-end run while notifications queued (issue 13). It waits only when it found none."""
+    police, intake, shard = one_incident_accepted(tmp_path)
     stop, batches = threading.Event(), []
 
     def on_batch(stats: Any, seconds: float) -> None:
@@ -202,12 +208,7 @@ def test_an_idle_shard_projects_what_intake_accepts_within_its_look_not_its_idle
     intake accepted something: it used to sleep the whole ``idle_wait_s`` (0.2 s) first, in the
     latency of the flags and in the fill and drain of every burst (issue 13). Here the idle wait
     is an hour: only the look can project the event accepted while the shard was idle."""
-    partnership = Partnership()
-    police = Chain("police/avon-somerset")
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
-    intake = Applier(ledger, partnership.root_key, clock=lambda: NOW, children=False)
-    apply(intake, [partnership.register(police), police.event("incident.reported", INCIDENT)])
-    shard = ChildProjection(ledger, partnership.root_key, clock=lambda: NOW)
+    police, intake, shard = one_incident_accepted(tmp_path)
     stop, batches = threading.Event(), []
     later = police.event("incident.reported", {**INCIDENT, "incident_ref": "INC-2"})
 

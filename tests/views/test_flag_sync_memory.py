@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from ledger.store.ledger import Ledger
@@ -165,10 +166,20 @@ def run(
     return out
 
 
-def test_remembered_sync_writes_what_a_full_comparison_writes(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("generate", "steps"),
+    [(evaluations, 25), (run_evaluations, 30)],
+    ids=["flag lists", "runs"],
+)
+def test_remembered_sync_writes_what_a_full_comparison_writes(
+    tmp_path: Path, generate: Callable[[int, int], Sequence[Evaluation | tuple[Flag, ...]]], steps: int
+) -> None:
+    """Over generated sequences of evaluations, given as plain flag lists or as the engine's
+    runs (kept, extended, rebuilt), a sync that remembers what it wrote writes the rows and
+    change messages a sync reading everything back writes."""
     kinds: set[str] = set()
     for seed in range(6):
-        sequence = evaluations(seed, 25)
+        sequence = generate(seed, steps)
         full = Ledger(f"sqlite:///{tmp_path / f'full-{seed}.db'}")
         remembered = Ledger(f"sqlite:///{tmp_path / f'remembered-{seed}.db'}")
         changes_full = run(full, sequence, remembering=False)
@@ -177,20 +188,6 @@ def test_remembered_sync_writes_what_a_full_comparison_writes(tmp_path: Path) ->
         assert rows(remembered) == rows(full)
         kinds |= {c.change for step in changes_full for c in step}
     assert kinds == {"raised", "acknowledged", "resolved", "reopened", "dismissed"}  # all were tried
-
-
-def test_remembered_sync_of_runs_writes_what_a_full_comparison_writes(tmp_path: Path) -> None:
-    kinds: set[str] = set()
-    for seed in range(6):
-        sequence = run_evaluations(seed, 30)
-        full = Ledger(f"sqlite:///{tmp_path / f'full-{seed}.db'}")
-        remembered = Ledger(f"sqlite:///{tmp_path / f'remembered-{seed}.db'}")
-        changes_full = run(full, sequence, remembering=False)
-        changes_remembered = run(remembered, sequence, remembering=True)
-        assert changes_remembered == changes_full
-        assert rows(remembered) == rows(full)
-        kinds |= {c.change for step in changes_full for c in step}
-    assert kinds == {"raised", "acknowledged", "resolved", "reopened", "dismissed"}
 
 
 def test_a_flag_left_out_of_the_evaluation_is_resolved_when_remembered(tmp_path: Path) -> None:
