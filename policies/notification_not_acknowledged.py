@@ -63,11 +63,8 @@ class NotificationNotAcknowledged(FoldingPolicy):
         anchors: Anchors = fold.state
         acks = [e for e in added if e.type == "notification.acknowledged"]
         extend_timelines(anchors.context, acks, _acknowledges)
-        named = [
-            anchors.by_id[i]
-            for i in dict.fromkeys(str(a.data["notification"]) for a in acks)
-            if i in anchors.by_id
-        ]
+        # the notifications the acknowledgements name, by id (a notification has no incident_ref)
+        named = anchors.called(str(a.data["notification"]) for a in acks)
         for notification in [*named, *(e for e in added if e.type == "notification.sent")]:
             anchors.judge(notification, _judge(anchors.context, notification))
         return anchors.fold()
