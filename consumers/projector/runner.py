@@ -269,7 +269,7 @@ class Projector:
             ).all()
             gap_flags = self.topics.gap_flags
             sends = [
-                (gap_flags, (child or "partnership").encode() if found else _flag_key(m), m.encode())
+                (gap_flags, _child_key(child) if found else _flag_key(m), m.encode())
                 for _, m, found, child in changes
             ]
             sends += [(self.topics.quarantine, (q.subject or "").encode(), _notice(q)) for q in notices]
@@ -322,7 +322,13 @@ def received_at(timestamp_ms: int | None, now: datetime) -> datetime:
 
 
 def _flag_key(message: str) -> bytes:
-    child = json.loads(message)["flag"]["child"]
+    """The key of a gap-flag message whose flag row is missing: its flag's child, from the message."""
+    return _child_key(json.loads(message)["flag"]["child"])
+
+
+def _child_key(child: str | None) -> bytes:
+    """A gap-flag message's key: its flag's child, or "partnership" for the partnership-wide
+    integrity flags (no child), so one child's flag changes stay in one partition in order."""
     return (child or "partnership").encode()
 
 
