@@ -13,6 +13,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.canonical import SIGNATURE, ChainRuns, canonical_json, chain_runs, digest_of_canonical
+from ledger.identifiers import uuid_text
 from ledger.signing import Signer
 from ledger.timeutil import format_time
 
@@ -31,11 +32,7 @@ def new_event_id() -> str:
     random bits per millisecond keep ids unguessable and collisions out of reach; the time they
     carry is the id's creation, which the event's ``recordedtime`` and its Kafka timestamp
     already tell (the envelope takes any lowercase UUID; ids given by callers are unchanged)."""
-    raw = bytearray((time.time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10))
-    raw[6] = raw[6] & 0x0F | 0x70  # version 7
-    raw[8] = raw[8] & 0x3F | 0x80  # RFC 9562 (RFC 4122) variant
-    text = raw.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    return uuid_text((time.time_ns() // 1_000_000).to_bytes(6, "big") + os.urandom(10), 7)
 
 
 def unsigned_event(

@@ -20,6 +20,7 @@ from itertools import chain
 from operator import attrgetter, itemgetter
 from typing import Any, TypeGuard, cast
 
+from ledger.identifiers import uuid_text
 from ledger.timeutil import format_time, utc
 from policies.base import Finding, Fold, FoldingPolicy, Policy, RuleDescription, Severity, instant
 from policies.facts import recorded_key
@@ -49,11 +50,7 @@ def name_uuid(name: str) -> str:
     variant bits, without building a ``UUID`` (a replay makes every flag and its first change
     once: ``uuid5`` was a tenth of a short history's evaluation, and as much again of its flag
     changes' ids; tests/policies/test_engine.py checks they agree)."""
-    digest = bytearray(sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    text = digest.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    return uuid_text(sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16], 5)
 
 
 _NAMESPACE_BYTES = FLAG_NAMESPACE.bytes
