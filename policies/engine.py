@@ -10,7 +10,6 @@ import json
 import threading
 import uuid
 from bisect import bisect_right
-from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +19,7 @@ from itertools import chain
 from operator import attrgetter, itemgetter
 from typing import Any, TypeGuard, cast
 
+from ledger.bounded import Bounded
 from ledger.identifiers import uuid_text
 from ledger.timeutil import format_time, utc
 from policies.base import Finding, Fold, FoldingPolicy, Policy, RuleDescription, Severity, instant
@@ -305,13 +305,11 @@ class Evaluator:
     """
 
     def __init__(self, children: int = 1024, events: int = 50_000) -> None:
-        self.children, self.events = children, events
-        # Per child: events held, each rule's findings, and the view they came from (whose
-        # indexes the next view of the child adopts: ``ChildView.adopt``).
-        self._remembered: OrderedDict[str, tuple[int, dict[Policy, _Remembered], ChildView | None]] = (
-            OrderedDict()
+        # Per child: each rule's findings, and the view they came from (whose indexes the next
+        # view of the child adopts: ``ChildView.adopt``), weighed by that view's events.
+        self._remembered: Bounded[tuple[dict[Policy, _Remembered], ChildView]] = Bounded(
+            children, events, lambda kept: len(kept[1].events)
         )
-        self._held = 0  # events of history of the children remembered
         self._lock = threading.Lock()
 
     def last_view(self, child: str) -> ChildView | None:
@@ -319,13 +317,13 @@ class Evaluator:
         is built from it (``ChildView.build``'s ``previous``)."""
         with self._lock:
             found = self._remembered.get(child)
-        return None if found is None else found[2]
+        return None if found is None else found[1]
 
     def evaluate(self, view: ChildView, as_of: datetime, policies: Sequence[Policy]) -> Evaluation:
         known = view.known_at(as_of)
         with self._lock:
-            held, before, previous = self._remembered.pop(view.child, (0, {}, None))
-            self._held -= held
+            remembered_child = self._remembered.pop(view.child)
+        before, previous = remembered_child if remembered_child is not None else ({}, None)
         if previous is not None:
             known.adopt(previous)
         lifecycle_print = known.fingerprint_recorded(*LIFECYCLE_TYPES)
@@ -383,11 +381,7 @@ class Evaluator:
             if raised < len(remembered.findings):
                 pending.append(remembered.findings[raised].due)
         with self._lock:
-            self._remembered[view.child] = (len(known.events), now, known)
-            self._held += len(known.events)
-            while len(self._remembered) > self.children or self._held > self.events:
-                _, (held, _, _) = self._remembered.popitem(last=False)
-                self._held -= held
+            self._remembered.put(view.child, (now, known))
         return Evaluation(runs, min(pending) if pending else None)
 
     @staticmethod

@@ -27,19 +27,19 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from operator import attrgetter
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from sqlalchemy import Select, Table, and_, bindparam, delete, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
+from ledger.bounded import Bounded
 from ledger.store.bulk import insert_rows, update_rows
 from ledger.store.models import AcceptedEvent
 from ledger.vocabulary import is_amendment
@@ -289,43 +289,6 @@ class ChildHistories:
         for child, rows in self._staged_written.items():
             self._written.put(child, rows)
         self._staged, self._staged_written = {}, {}
-
-
-V = TypeVar("V")
-
-
-class Bounded(Generic[V]):
-    """A map that keeps at most ``entries`` entries and ``weight`` in all (each entry weighs
-    ``weigh(value)``), dropping the least recently used first: the one way ``ChildHistories``
-    bounds both of its memories (events read, rows written), so that nothing a projecting
-    process remembers grows with the ledger. ``get`` counts as a use; ``put`` replaces."""
-
-    def __init__(self, entries: int, weight: int, weigh: Callable[[V], int]) -> None:
-        self.entries, self.weight, self._weigh = entries, weight, weigh
-        self._values: OrderedDict[str, tuple[V, int]] = OrderedDict()
-        self._held = 0  # the weights of the values held
-
-    def get(self, key: str) -> V | None:
-        found = self._values.get(key)
-        if found is None:
-            return None
-        self._values.move_to_end(key)
-        return found[0]
-
-    def pop(self, key: str) -> V | None:
-        found = self._values.pop(key, None)
-        if found is None:
-            return None
-        self._held -= found[1]
-        return found[0]
-
-    def put(self, key: str, value: V) -> None:
-        self.pop(key)
-        weight = self._weigh(value)
-        self._values[key] = (value, weight)
-        self._held += weight
-        while self._values and (len(self._values) > self.entries or self._held > self.weight):
-            self._held -= self._values.popitem(last=False)[1][1]
 
 
 def write_children(

@@ -221,7 +221,7 @@ def test_memory_is_bounded_by_children_and_by_events() -> None:
         by_children.evaluate(view, events[-1].recordedtime, ALL_POLICIES)
         by_events.evaluate(view, events[-1].recordedtime, ALL_POLICIES)
     assert list(by_children._remembered) == ["C-m7", "C-m8", "C-m9"]  # the most recent
-    assert list(by_events._remembered)[-1] == "C-m9" and 0 < by_events._held <= 12
+    assert list(by_events._remembered)[-1] == "C-m9" and 0 < by_events._remembered.held <= 12
 
 
 def _rule_modules() -> list[ast.Module]:

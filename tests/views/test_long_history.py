@@ -19,8 +19,9 @@ from bench.growth import Signers, generate, life_event
 from consumers.auditor.diff import diff
 from consumers.auditor.replay import replay
 from consumers.projector.applier import Applier, Message
+from ledger.bounded import Bounded
 from ledger.store.ledger import Acceptance, Ledger
-from views.projection import Bounded, ChildHistories, load_events
+from views.projection import ChildHistories, load_events
 from views.queries import flags_as_of
 
 CHILD = "C-00000"
