@@ -560,13 +560,13 @@ class Applier:
     ) -> Rejection | str | None:
         """Chain checks, then accept. Returns what ``check_chain`` decided; a refusal updates
         ``entry`` (a message being re-verified) instead of quarantining it a second time.
-        ``forms``: the event's canonical form and stored envelope if verification made them
-        (else the canonical form is made here, the envelope by ``Ledger.record``)."""
+        ``forms``: the event's canonical form, stored envelope and stored times if verification
+        made them (else the canonical form is made here, the rest by ``Ledger.record``)."""
         if forms is None:
             acceptance = Acceptance.of(event, over_hole=over_hole)
         else:
-            canonical, envelope = forms
-            acceptance = Acceptance(event, canonical, over_hole, envelope)
+            canonical, envelope, times = forms
+            acceptance = Acceptance(event, canonical, over_hole, envelope, times)
         outcome = check_chain(event, batch.facts(event), acceptance.digest)
         if outcome == DUPLICATE:
             if entry is None:  # a held message found in the ledger was counted on arrival

@@ -26,7 +26,7 @@ from ledger.canonical import canonical_json
 from ledger.keyregistry import KeyRegistry
 from ledger.store.ledger import Ledger
 from ledger.store.models import AcceptedEvent, QuarantineEntry
-from ledger.stored import envelope_json
+from ledger.stored import envelope_json, stored_times
 from tests.ledger.factory import INCIDENT, T0, Chain, Partnership
 
 
@@ -64,8 +64,11 @@ def test_workers_give_the_verdicts_of_the_projector_process(pool: Verifier) -> N
     ]  # fmt: skip
     passed = [(verdict, forms) for verdict, forms in here if isinstance(verdict, dict)]
     assert len(passed) == 150
-    # what recording needs, made with the verdict: the canonical form and the stored envelope
-    assert all(forms == (canonical_json(event), envelope_json(event)) for event, forms in passed)
+    # what recording needs, made with the verdict: the canonical form, the stored envelope and
+    # the stored times
+    assert all(
+        forms == (canonical_json(event), envelope_json(event), stored_times(event)) for event, forms in passed
+    )
 
 
 def test_this_process_checks_the_chunks_no_worker_has_begun(pool: Verifier) -> None:
