@@ -281,7 +281,7 @@ class Projector:
         self.producer.flush(timeout=self.settings.request_timeout_ms / 1000)
         for future in futures:
             future.get(timeout=0)  # raises if the broker did not acknowledge: retried next poll
-        with ledger.session() as session:
+        with ledger.updating() as session:  # SQLite's write lock in turn (the shards write too)
             if change_ids:
                 session.execute(
                     update(FlagChangeRow).where(FlagChangeRow.id.in_(change_ids)).values(published=True),
