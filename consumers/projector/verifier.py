@@ -152,6 +152,10 @@ class Verifier:
             raise ValueError("verify workers must be 0 or more")
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
+        # Messages whose verdicts this process made and those the workers made, for the
+        # benchmarks (bench/ingest.py): how much of the checking stayed on the serial process.
+        self.checked_here = 0
+        self.checked_by_workers = 0
         if workers:
             self._start()
 
@@ -232,6 +236,7 @@ class Pending:
             part, future = self.parts[i]
             if future is None or (self.verifier.intact() and future.cancel()):
                 verdicts[i] = check_chunk(self.registry, part)
+                self.verifier.checked_here += len(part)
                 self.taken += future is not None
         results: list[Checked] = []
         for i, (part, future) in enumerate(self.parts):
@@ -241,11 +246,13 @@ class Pending:
             assert future is not None
             try:
                 results.extend(future.result())
+                self.verifier.checked_by_workers += len(part)
             except BrokenProcessPool:
                 if self.verifier._pool is not None:
                     log.warning("a verification worker died: its chunks are checked here, pool restarted")
                     self.verifier._replace()
                 results.extend(check_chunk(self.registry, part))
+                self.verifier.checked_here += len(part)
         return results
 
     def cancel(self) -> None:
