@@ -42,6 +42,7 @@ from ledger.store.models import AcceptedEvent, Base, WriterLock
 from ledger.store.private import private_sqlite
 from ledger.store.turns import take_write_lock, turns_file
 from ledger.stored import envelope_json, same_settings, stored_times
+from ledger.timeutil import utc_text
 
 _ACCEPTED: Table = AcceptedEvent.__table__  # type: ignore[assignment]
 STREAM_NAMESPACE = uuid.UUID("0b6c7f4c-3c55-4f3a-9d0e-5a1f3c2b9e77")
@@ -465,7 +466,7 @@ class Ledger:
 
 _NULL_CLOSE = b"null}"
 # The index columns ``_index_rows`` gives as stored (UTCTime's text), not to be bound again.
-_STORED_TIMES = frozenset({"time", "recordedtime"})
+_STORED_TIMES = frozenset({"time", "recordedtime", "accepted_at"})
 # Ids per SQLite statement of ``digests_by_id`` (far below SQLite's 32,766 parameters).
 _ID_CHUNK = 500
 
@@ -497,8 +498,9 @@ def _event_rows(
 def _index_rows(
     accepted: Sequence[Acceptance], positions: Sequence[int], accepted_at: datetime
 ) -> list[dict[str, Any]]:
-    """The ``ledger_accepted`` rows of events given these positions, with the event's times as
-    stored (``_STORED_TIMES``: bound already)."""
+    """The ``ledger_accepted`` rows of events given these positions, with their times as
+    stored (``_STORED_TIMES``: bound already; the batch's acceptance time made once)."""
+    accepted_text = utc_text(accepted_at)
     return [
         {
             "event_id": a.event["id"],
@@ -509,7 +511,7 @@ def _index_rows(
             "type": a.event["type"],
             "time": times[0],
             "recordedtime": times[1],
-            "accepted_at": accepted_at,
+            "accepted_at": accepted_text,
             "digest": a.digest,
             "envelope": a.canonical.decode("utf-8"),
             "over_hole": a.over_hole,

@@ -98,15 +98,19 @@ def test_recorded_rows_are_the_mappers_and_read_back_through_the_library(
         assert domain.originator_id == stream_id(event["source"])
         assert domain.originator_version == event["sequence"]
     # the index rows' times: the text the column type binds, read back as the times, whoever
-    # made the text (the worker's forms or ``record``)
+    # made the text (the worker's forms or ``record``), and the batch's acceptance time
     bind = UTCTime().process_bind_param
+    columns = "event_id, time, recordedtime, accepted_at"
     with ledger.read() as session:
-        indexed = {r.event_id: (r.time, r.recordedtime) for r in session.scalars(select(AcceptedEvent))}
-        texts = session.execute(text("SELECT event_id, time, recordedtime FROM ledger_accepted")).all()
+        indexed = {
+            r.event_id: (r.time, r.recordedtime, r.accepted_at)
+            for r in session.scalars(select(AcceptedEvent))
+        }
+        texts = session.execute(text(f"SELECT {columns} FROM ledger_accepted")).all()
     dialect = ledger.engine.dialect
-    stored = {event_id: (time, recorded) for event_id, time, recorded in texts}
-    for event in events:
-        times = parse_time(event["time"]), parse_time(event["recordedtime"])
+    stored = {event_id: tuple(times) for event_id, *times in texts}
+    for event, at in zip(events, stamps, strict=True):
+        times = parse_time(event["time"]), parse_time(event["recordedtime"]), at
         assert indexed[event["id"]] == times
         assert stored[event["id"]] == tuple(bind(t, dialect) for t in times)
 
