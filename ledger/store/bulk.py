@@ -51,6 +51,8 @@ def insert_rows(
     if connection.dialect.name != "postgresql":
         sqlite_insert, order = _insert_statement(table, tuple(names), connection.dialect)
         if order is None:
+            if bound:  # SQLAlchemy's executemany binds every value again
+                raise ValueError(f"{table.name}: bound values, but a column has a client-side default")
             session.execute(insert(table), rows)
         else:
             ordered = _values(order)
