@@ -397,7 +397,9 @@ _VERDICT_KEYWORDS = _ANNOTATIONS | {
     "type", "properties", "required", "additionalProperties", "propertyNames", "enum", "const",
     "minLength", "maxLength", "pattern", "format", "items", "minItems", "minimum", "maximum",
 }  # fmt: skip
-_EXACT_TYPES = {"string": "str", "boolean": "bool", "object": "dict", "array": "list", "integer": "int"}
+_EXACT_TYPES = {
+    "string": "str", "boolean": "bool", "object": "dict", "array": "list", "integer": "int", "null": "NoneType",
+}  # fmt: skip
 
 
 def verdict(schema: Mapping[str, Any]) -> Callable[[Any], bool]:
@@ -418,7 +420,7 @@ def verdict(schema: Mapping[str, Any]) -> Callable[[Any], bool]:
     unknown = _unknown_keywords(schema)
     if unknown:
         raise ValueError(f"verdict() does not know the keywords {sorted(unknown)}")
-    names: dict[str, Any] = {"_plain_numbers": _plain_numbers, "MAX": MAX_EXACT_INTEGER}
+    names: dict[str, Any] = {"_plain_numbers": _plain_numbers, "NoneType": type(None)}
     lines = ["def verdict(v0):"]
     _emit(schema, "v0", 1, lines, names)
     lines.append(" return True")

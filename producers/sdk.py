@@ -245,7 +245,7 @@ class Preparer:
         if type(kind) is not str or kind not in self.types or not _draft_verdict(kind)(item):
             return None
         now = self.clock()
-        at_text, recorded_text = item.get("time"), item.get("recordedtime")  # strings or absent
+        at_text, recorded_text = item.get("time"), item.get("recordedtime")  # strings, or None
         try:
             recorded = now if recorded_text is None else parse_time(recorded_text)
             at = recorded if at_text is None else parse_time(at_text)
@@ -310,7 +310,7 @@ def _draft_verdict(event_type: str) -> Callable[[Any], bool]:
     """True only for a draft of ``event_type`` in its JSON form (``DRAFT_FIELDS``) that
     ``draft_from_json`` reads and whose members and ``data`` the compiled validators take,
     ``data`` with ``_plain_numbers`` (``ledger.validation.verdict``); its times are only
-    required to be strings here (the producer checks them once formatted). The type itself
+    required to be strings or null here (the producer checks them once formatted). The type itself
     is the caller's to look up."""
     envelope = envelope_schema()["properties"]
     schema = {
@@ -319,8 +319,8 @@ def _draft_verdict(event_type: str) -> Callable[[Any], bool]:
             "type": {"const": event_type},
             "subject": envelope["subject"],
             "id": envelope["id"],
-            "time": {"type": "string"},
-            "recordedtime": {"type": "string"},
+            "time": {"type": ["string", "null"]},  # null: the default, as draft_from_json reads it
+            "recordedtime": {"type": ["string", "null"]},
             "data": data_schema(event_type),
         },
         "required": ["type", "subject", "data"],
