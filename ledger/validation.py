@@ -398,7 +398,8 @@ _VERDICT_KEYWORDS = _ANNOTATIONS | {
     "minLength", "maxLength", "pattern", "format", "items", "minItems", "minimum", "maximum",
 }  # fmt: skip
 _EXACT_TYPES = {
-    "string": "str", "boolean": "bool", "object": "dict", "array": "list", "integer": "int", "null": "NoneType",
+    "string": "str", "boolean": "bool", "object": "dict", "array": "list", "integer": "int",
+    "null": "NoneType",
 }  # fmt: skip
 
 
