@@ -252,14 +252,14 @@ class Preparer:
         except TimeFormatError:
             return None
         on_record = format_time(recorded)
-        at_text = on_record if at is recorded else format_time(at)
-        if not envelope_time(on_record) or not envelope_time(at_text):
+        on_time = on_record if at is recorded else format_time(at)
+        if not envelope_time(on_record) or not envelope_time(on_time):
             return None  # an offset with seconds: formatted, the schema refuses it
         if self._recorded_problems(recorded, on_record, now):
             return None
         given: str | None = item.get("id")
         subject, data = item["subject"], item["data"]
-        return self._prepared(kind, subject, data, at_text, on_record, given or new_event_id(), given, True)
+        return self._prepared(kind, subject, data, on_time, on_record, given or new_event_id(), given, True)
 
     def _recorded_problems(self, recorded: datetime, on_record: str, now: datetime) -> list[Problem]:
         """A recorded time the partnership would refuse: outside the key's validity, or later
@@ -310,8 +310,8 @@ def _draft_verdict(event_type: str) -> Callable[[Any], bool]:
     """True only for a draft of ``event_type`` in its JSON form (``DRAFT_FIELDS``) that
     ``draft_from_json`` reads and whose members and ``data`` the compiled validators take,
     ``data`` with ``_plain_numbers`` (``ledger.validation.verdict``); its times are only
-    required to be strings or null here (the producer checks them once formatted). The type itself
-    is the caller's to look up."""
+    required to be strings or null here (the producer checks them once formatted). The type
+    itself is the caller's to look up."""
     envelope = envelope_schema()["properties"]
     schema = {
         "type": "object",
