@@ -96,6 +96,7 @@ class FlagSync:
         self._concerns: dict[str, tuple[StoredFlag, Mapping[str, Any], bool]] = {}
         # event id -> its evidence detail serialised, for the child being synced
         self._evidence_texts: dict[str, str] = {}
+        self._changed_at: tuple[datetime | None, str] = (None, "")  # a change time and its JSON text
 
     def load(self, children: Iterable[str | None]) -> None:
         """Read the stored flags of ``children`` (None: the partnership-wide flags) not loaded
@@ -395,9 +396,11 @@ class FlagSync:
         # the evidence of several flags, and the self-authorised-closure flag names every
         # closure of 90 days on each new one)
         # (``_string`` is what json.dumps does with a str, without its encoder set up per call)
+        if self._changed_at[0] is not now:  # one time for a whole batch's changes
+            self._changed_at = (now, _string(format_time(now)))
         message = (
             f'{{"change": {_string(change)}, "change_id": {_string(change_id)}, '
-            f'"changed_at": {_string(format_time(now))}, "evidence_detail": [{", ".join(detail)}], '
+            f'"changed_at": {self._changed_at[1]}, "evidence_detail": [{", ".join(detail)}], '
             f'"flag": {flag_text}}}'
         )
         values = {

@@ -404,6 +404,9 @@ def test_a_flags_texts_are_its_json_dumps() -> None:
         dataclasses.replace(found[0], evidence=("e1", 2)),  # type: ignore[arg-type]
         dataclasses.replace(found[0], child=None, evidence=(), concerns=()),
     ]
+    for flag in found:  # make_flag sets the fields itself: every one, as Flag() would
+        assert vars(flag).keys() >= {field.name for field in dataclasses.fields(Flag)}
+        assert flag == Flag(**{field.name: getattr(flag, field.name) for field in dataclasses.fields(Flag)})
     for flag in variants:
         stored, ordered = flag.texts()
         assert stored == json.dumps(flag.to_json()) == flag.payload_text
