@@ -153,12 +153,10 @@ class Flag:
         return stored, ordered
 
 
-# A flag's stored JSON keys, in ``Flag.to_json``'s order; those of ``_RULE_KEYS`` are the same
-# for every flag of a rule (``Flag.texts``).
+# A flag's stored JSON keys, in ``Flag.to_json``'s order (``Flag.texts``, ``_templates``).
 _PAYLOAD_KEYS = ("id", "rule", "version", "child", "severity", "title", "status", "due", "evidence",
                  "concerns", "source", "explanation", "action", "detail", "acknowledged_by",
                  "resolved_by", "resolved_at", "dismissed_by", "dismissed_reason")  # fmt: skip
-_RULE_KEYS = ("rule", "version", "severity", "title", "source", "explanation", "action")
 
 
 def _plain(*lists: tuple[Any, ...]) -> bool:
