@@ -137,8 +137,8 @@ class Flag:
             id_, child, status, detail, acknowledged_by, resolved_by, dismissed_by, reason = [
                 "null" if v is None else _string(v) for v in values
             ]
-            due = _string(format_time(utc(self.due)))
-            resolved_at = "null" if self.resolved_at is None else _string(format_time(utc(self.resolved_at)))
+            due = _time_text(self.due)
+            resolved_at = "null" if self.resolved_at is None else _time_text(self.resolved_at)
             evidence = "[" + ", ".join(map(_string, self.evidence)) + "]"
             concerns = "[" + ", ".join(map(_string, self.concerns)) + "]"
             stored_template, sorted_template = _templates(
@@ -157,6 +157,14 @@ class Flag:
 _PAYLOAD_KEYS = ("id", "rule", "version", "child", "severity", "title", "status", "due", "evidence",
                  "concerns", "source", "explanation", "action", "detail", "acknowledged_by",
                  "resolved_by", "resolved_at", "dismissed_by", "dismissed_reason")  # fmt: skip
+
+
+@lru_cache(maxsize=4096)
+def _time_text(value: datetime) -> str:
+    """A flag's time as its JSON writes it (UTC, RFC 3339). Cached by value: a rule's deadlines
+    fall at the end of a working day, so a batch's flags share a few dues (an equal instant in
+    another zone is the same UTC text)."""
+    return _string(format_time(utc(value)))
 
 
 def _plain(*lists: tuple[Any, ...]) -> bool:
