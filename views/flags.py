@@ -219,7 +219,8 @@ class FlagSync:
             ):
                 continue  # unchanged: most of a child's flags on most evaluations, so write nothing
             if row is None:
-                text, message_text = flag.texts()
+                # (a fresh write records no changes: no message to make)
+                text, message_text = (flag.payload_text, "") if self.fresh else flag.texts()
                 row = StoredFlag(flag.id, flag.rule, str(flag.severity), flag.status, flag.due, text, 0)
                 weight += len(text) + ROW_WEIGHT
                 # what concern_rows reads of a payload, without making the whole payload
