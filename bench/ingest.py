@@ -233,6 +233,9 @@ def main() -> None:
             "projection_main_process_cpu_ms_per_event": round(1000 * replay["main_cpu_s"] / total, 3),
             "projection_workers_cpu_ms_per_event": round(1000 * replay["workers_cpu_s"] / total, 3),
             "projection_held_for_a_predecessor": replay["held"],
+            # of the messages verified, the share the projector's own process checked (the rest
+            # its workers): a batch with nothing verified ahead (the first) is shared with them
+            "projection_main_process_verified_share": replay["verified_here"],
             "projection_vs_raw_verify_cpu": round(projection_cpu / one_cpu, 4),
         }
         if replay["stages"] is not None:
@@ -320,6 +323,7 @@ def projection_replays(
         "main_cpu_s": replay_main_cpu,
         "workers_cpu_s": workers_cpu,
         "held": replay_held,
+        "verified_here": _verified_here(verifier),
         "stages": stages,
     }
 
@@ -374,6 +378,7 @@ def stages_replay(
         "cpu_ms_per_event": round(1000 * cpu_total / total, 3),
         "intake_cpu_ms_per_event": round(1000 * intake_cpu / total, 3),
         "verify_workers_cpu_ms_per_event": round(1000 * workers_cpu / total, 3),
+        "intake_verified_share": _verified_here(verifier),
         "shards": reports,
     }
 
@@ -406,6 +411,12 @@ def shard_worker(url: str, root_hex: str, partnership: str, shard: str) -> None:
         "peak_mb": round(peak_memory_mb(), 1),
     }
     print(json.dumps(report), flush=True)
+
+
+def _verified_here(verifier: Verifier) -> float:
+    """The share of the messages ``verifier`` checked that its own process checked."""
+    checked = verifier.checked_here + verifier.checked_by_workers
+    return round(verifier.checked_here / checked, 3) if checked else 0.0
 
 
 def _children_cpu() -> float:

@@ -27,5 +27,15 @@ def format_time(value: datetime) -> str:
     return value.isoformat()
 
 
+def utc_text(value: datetime) -> str:
+    """The fixed-width UTC text a time is stored as in the service database (the ``UTCTime``
+    column type of ``ledger.store.types`` writes exactly this). Here, without SQLAlchemy, so that
+    a verification worker can make an event's stored times with its verdict
+    (``ledger.stored.stored_times``)."""
+    if value.tzinfo is None:
+        raise TimeFormatError("naive datetime given to a UTC time column")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def utc(value: datetime) -> datetime:
     return value.astimezone(UTC)

@@ -78,6 +78,24 @@ def compiled_refusal(event: Mapping[str, Any], written: frozenset[str] = frozens
     return _compiled_data_refusal(event["type"], event["data"]) or _time_refusal(event)
 
 
+@cache
+def _envelope_time() -> Callable[[str], re.Match[str] | None]:
+    time, recorded = (envelope_schema()["properties"][name] for name in ("time", "recordedtime"))
+    checks = {k: v for k, v in time.items() if k not in _ANNOTATIONS}
+    if checks != {k: v for k, v in recorded.items() if k not in _ANNOTATIONS} or checks.keys() != {
+        "type", "pattern"
+    }:  # fmt: skip
+        raise ValueError("the envelope's times are more than one pattern: see envelope_time")
+    return _ecma_regex(time["pattern"]).search
+
+
+def envelope_time(text: str) -> bool:
+    """Would the envelope's schema take ``text``, a time ``format_time`` wrote, as its ``time``
+    or ``recordedtime``? (Its pattern: such a text always parses, so ``_time_refusal`` has
+    nothing to add.) For a producer that checks the times it formats itself (issue 11)."""
+    return _envelope_time()(text) is not None
+
+
 def _time_refusal(event: Mapping[str, Any]) -> Problem | None:
     """A time the schema's pattern lets through but that is no date (month 13)."""
     for attribute in ("time", "recordedtime"):
@@ -371,3 +389,171 @@ def _got(error: ValidationError) -> str:
 def _show(value: Any) -> str:
     text = json.dumps(value, default=str)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+# -- verdicts only: schemas compiled to one exact-typed predicate (issue 11) ----------------------
+_ANNOTATIONS = frozenset({"$schema", "$id", "title", "description", "examples"})
+_VERDICT_KEYWORDS = _ANNOTATIONS | {
+    "type", "properties", "required", "additionalProperties", "propertyNames", "enum", "const",
+    "minLength", "maxLength", "pattern", "format", "items", "minItems", "minimum", "maximum",
+}  # fmt: skip
+_EXACT_TYPES = {
+    "string": "str", "boolean": "bool", "object": "dict", "array": "list", "integer": "int",
+    "null": "NoneType",
+}  # fmt: skip
+
+
+def verdict(schema: Mapping[str, Any]) -> Callable[[Any], bool]:
+    """A predicate that is True only for a value both validators accept (``compiled_refusal``'s
+    verdict and ``jsonschema``'s, with the rules of this module) that also has
+    ``_plain_numbers``; False means "not shown valid here": the caller judges the value by
+    the validators, which give the verdict and the problems.
+
+    Why (issue 11): the gateway's draft worker checks thousands of drafts per request, and
+    ``fastjsonschema``'s code (``isinstance`` tests, a set of the keys per object, one function
+    per schema, the enums as lists) plus the separate walk for ``_plain_numbers`` cost about a
+    third of a draft. This writes one function per schema with exact type tests (``type(v) is
+    str``: what ``json.loads`` makes; a subclass or a float is "not shown valid"), integers
+    checked against 2**53 - 1 where they are read, enums as sets, and only the keywords the
+    contract's schemas use: any other keyword fails the compilation, so a schema cannot be
+    checked by halves. Its verdicts are compared with both validators on every mutation in
+    tests/ledger/test_compiled_validation.py."""
+    unknown = _unknown_keywords(schema)
+    if unknown:
+        raise ValueError(f"verdict() does not know the keywords {sorted(unknown)}")
+    names: dict[str, Any] = {"_plain_numbers": _plain_numbers, "NoneType": type(None)}
+    lines = ["def verdict(v0):"]
+    _emit(schema, "v0", 1, lines, names)
+    lines.append(" return True")
+    exec(compile("\n".join(lines), f"<verdict {schema.get('$id', '')}>", "exec"), names)
+    compiled: Callable[[Any], bool] = names["verdict"]
+    return compiled
+
+
+def _unknown_keywords(schema: Any) -> set[str]:
+    if not isinstance(schema, Mapping):
+        return {"(a schema that is not an object)"}
+    found = set(schema) - _VERDICT_KEYWORDS
+    for sub in (*schema.get("properties", {}).values(), schema.get("items"), schema.get("propertyNames")):
+        if sub is not None:
+            found |= _unknown_keywords(sub)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, Mapping):
+        found |= _unknown_keywords(extra)
+    return found
+
+
+def _emit(schema: Mapping[str, Any], var: str, depth: int, lines: list[str], names: dict[str, Any]) -> None:
+    """Lines that ``return False`` unless ``var`` satisfies ``schema`` (indented ``depth``)."""
+    pad = " " * depth
+
+    def name(value: Any) -> str:
+        key = f"c{len(names)}"
+        names[key] = value
+        return key
+
+    kinds = schema.get("type")
+    kinds = [kinds] if isinstance(kinds, str) else kinds
+    if "enum" in schema or "const" in schema:
+        allowed = schema["enum"] if "enum" in schema else [schema["const"]]
+        if not all(type(a) is str for a in allowed):
+            raise ValueError(f"verdict() takes enums of strings only: {allowed}")
+        known = name(frozenset(allowed))
+        lines.append(f"{pad}if type({var}) is not str or {var} not in {known}: return False")
+        if kinds is not None and "string" not in kinds:
+            lines.append(f"{pad}return False")
+        else:
+            _emit_kind(schema, "string", var, depth, lines, names, name)
+        return
+    if kinds is None:  # no type: any JSON value, whose numbers must still be plain
+        if set(schema) - _ANNOTATIONS:
+            raise ValueError(f"verdict() takes untyped schemas without keywords only: {schema}")
+        lines.append(f"{pad}if not _plain_numbers({var}): return False")
+        return
+    if not set(kinds) <= set(_EXACT_TYPES):
+        raise ValueError(f"verdict() does not take the types {kinds}")
+    if len(kinds) == 1:
+        lines.append(f"{pad}if type({var}) is not {_EXACT_TYPES[kinds[0]]}: return False")
+        _emit_kind(schema, kinds[0], var, depth, lines, names, name)
+        return
+    lines.append(f"{pad}t{depth} = type({var})")
+    for number, kind in enumerate(kinds):
+        lines.append(f"{pad}{'if' if number == 0 else 'elif'} t{depth} is {_EXACT_TYPES[kind]}:")
+        before = len(lines)
+        _emit_kind(schema, kind, var, depth + 1, lines, names, name)
+        if len(lines) == before:
+            lines.append(f"{pad} pass")
+    lines.append(f"{pad}else: return False")
+
+
+def _emit_kind(
+    schema: Mapping[str, Any],
+    kind: str,
+    var: str,
+    depth: int,
+    lines: list[str],
+    names: dict[str, Any],
+    name: Callable[[Any], str],
+) -> None:
+    """The keywords of ``schema`` that apply to a ``var`` known to be of JSON type ``kind``."""
+    pad = " " * depth
+    if kind == "string":
+        if "minLength" in schema or "maxLength" in schema:
+            low, high = int(schema.get("minLength", 0)), schema.get("maxLength")
+            bounds = f"{low} <= len({var})" + ("" if high is None else f" <= {int(high)}")
+            lines.append(f"{pad}if not {bounds}: return False")
+        if "pattern" in schema:
+            search = name(_ecma_regex(schema["pattern"]).search)
+            lines.append(f"{pad}if {search}({var}) is None: return False")
+        if "format" in schema:
+            checker = FormatChecker()
+            formats = {"uuid": partial(_uuid, checker), "date": partial(_conforms, checker, "date")}
+            if schema["format"] not in formats:
+                raise ValueError(f"verdict() does not know the format {schema['format']!r}")
+            lines.append(f"{pad}if not {name(formats[schema['format']])}({var}): return False")
+    elif kind == "integer":
+        low, high = max(schema.get("minimum", -MAX_EXACT_INTEGER), -MAX_EXACT_INTEGER), min(
+            schema.get("maximum", MAX_EXACT_INTEGER), MAX_EXACT_INTEGER
+        )
+        lines.append(f"{pad}if not {low!r} <= {var} <= {high!r}: return False")
+    elif kind == "array":
+        if "minItems" in schema:
+            lines.append(f"{pad}if len({var}) < {int(schema['minItems'])}: return False")
+        item = f"v{depth}"
+        lines.append(f"{pad}for {item} in {var}:")
+        _emit(schema.get("items", {}), item, depth + 1, lines, names)
+    elif kind == "object":
+        _emit_object(schema, var, depth, lines, names, name)
+
+
+def _emit_object(
+    schema: Mapping[str, Any],
+    var: str,
+    depth: int,
+    lines: list[str],
+    names: dict[str, Any],
+    name: Callable[[Any], str],
+) -> None:
+    pad = " " * depth
+    properties: Mapping[str, Any] = schema.get("properties", {})
+    extra = schema.get("additionalProperties", True)
+    if schema.get("required"):
+        lines.append(f"{pad}if not {var}.keys() >= {name(frozenset(schema['required']))}: return False")
+    key, value = f"k{depth}", f"v{depth}"
+    if extra is False:
+        lines.append(f"{pad}if not {var}.keys() <= {name(frozenset(properties))}: return False")
+    else:  # every member not named in ``properties`` (and every name, for ``propertyNames``)
+        lines.append(f"{pad}for {key}, {value} in {var}.items():")
+        lines.append(f"{pad} if type({key}) is not str: return False")
+        if "propertyNames" in schema:
+            _emit(schema["propertyNames"], key, depth + 1, lines, names)
+        if properties:
+            lines.append(f"{pad} if {key} in {name(frozenset(properties))}: continue")
+        _emit({} if extra is True else extra, value, depth + 1, lines, names)
+    for member, sub in properties.items():
+        lines.append(f"{pad}{value} = {var}.get({member!r}, _plain_numbers)")  # a sentinel: never a value
+        lines.append(f"{pad}if {value} is not _plain_numbers:")
+        before = len(lines)
+        _emit(sub, value, depth + 1, lines, names)
+        if len(lines) == before:
+            lines.append(f"{pad} pass")

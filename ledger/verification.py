@@ -117,8 +117,21 @@ def too_deeply_nested(raw: bytes) -> bool:
 def loads_strict(raw: bytes | str) -> Any:
     """JSON as the partnership reads it wherever it arrives (Kafka, the gateway): RFC 8259
     without NaN/Infinity, and no object naming a member twice. Raises ``ValueError``
-    (``DuplicateMember`` for a repeated name)."""
-    return json.loads(raw, parse_constant=_refuse_constant, object_pairs_hook=_unique_members)
+    (``DuplicateMember`` for a repeated name).
+
+    ``json.loads(raw, parse_constant=..., object_pairs_hook=...)`` with the decoder made once
+    (``STRICT_DECODER``): given any hook, ``json.loads`` builds a new decoder and its C scanner
+    on every call, which cost more than reading a small event (issue 11: an NDJSON batch is
+    read line by line; the projector reads every message here). The steps before the decoder
+    are ``json.loads``'s own (its text from bytes, the BOM it refuses in a str), so the values
+    and errors are the same (tests/ledger/test_verification.py compares them)."""
+    if isinstance(raw, str):
+        if raw.startswith("\ufeff"):
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", raw, 0)
+        text = raw
+    else:
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+    return STRICT_DECODER.decode(text)
 
 
 class DuplicateMember(ValueError):

@@ -40,7 +40,7 @@ from rfc8785 import CanonicalizationError
 from consumers.projector.collector import collect_less
 from ledger.canonical import canonical_forms
 from ledger.keyregistry import KeyRegistry
-from ledger.stored import envelope_json
+from ledger.stored import envelope_json, stored_times
 from ledger.verification import Reason, Rejection, check_event, parse_message
 
 log = logging.getLogger(__name__)
@@ -58,10 +58,11 @@ CHUNK = 250
 # a worker's start cost ~0.5 s of CPU, a twentieth of a 10,000-event replay's verification).
 MACHINE_ERRORS: tuple[type[BaseException], ...] = (MemoryError, OSError)
 # What recording a passed message needs that checking it can make: its whole canonical form (the
-# chain digest's input: computed once here, not again on acceptance) and the envelope's part of
-# its stored state (``ledger.stored``: made in the worker, so the projector's process does not).
-# A plain tuple: a worker pickles one per message, and a named class costs more to unpickle.
-Forms = tuple[bytes, bytes]
+# chain digest's input: computed once here, not again on acceptance), the envelope's part of
+# its stored state and its two times as the index stores them (``ledger.stored``: made in the
+# worker, so the projector's process does not). A plain tuple: a worker pickles one per
+# message, and a named class costs more to unpickle.
+Forms = tuple[bytes, bytes, tuple[str, str]]
 # A message's verdict and, when it passed, its forms.
 Checked = tuple[dict[str, Any] | Rejection, Forms | None]
 Item = tuple[bytes, datetime | None]  # raw message, when the partnership received it
@@ -81,7 +82,7 @@ def check(raw: bytes, registry: KeyRegistry, received: datetime | None) -> Check
     refusal = check_event(parsed, registry, received, signed)
     if refusal is not None:
         return refusal, None
-    return parsed, None if canonical is None else (canonical, envelope_json(parsed))
+    return parsed, None if canonical is None else (canonical, envelope_json(parsed), stored_times(parsed))
 
 
 def check_isolated(raw: bytes, registry: KeyRegistry, received: datetime | None) -> Checked:
@@ -151,6 +152,10 @@ class Verifier:
             raise ValueError("verify workers must be 0 or more")
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
+        # Messages whose verdicts this process made and those the workers made, for the
+        # benchmarks (bench/ingest.py): how much of the checking stayed on the serial process.
+        self.checked_here = 0
+        self.checked_by_workers = 0
         if workers:
             self._start()
 
@@ -231,6 +236,7 @@ class Pending:
             part, future = self.parts[i]
             if future is None or (self.verifier.intact() and future.cancel()):
                 verdicts[i] = check_chunk(self.registry, part)
+                self.verifier.checked_here += len(part)
                 self.taken += future is not None
         results: list[Checked] = []
         for i, (part, future) in enumerate(self.parts):
@@ -240,11 +246,13 @@ class Pending:
             assert future is not None
             try:
                 results.extend(future.result())
+                self.verifier.checked_by_workers += len(part)
             except BrokenProcessPool:
                 if self.verifier._pool is not None:
                     log.warning("a verification worker died: its chunks are checked here, pool restarted")
                     self.verifier._replace()
                 results.extend(check_chunk(self.registry, part))
+                self.verifier.checked_here += len(part)
         return results
 
     def cancel(self) -> None:

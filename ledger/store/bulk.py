@@ -25,7 +25,7 @@ callers give every column that has a client-side one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache, partial
 from operator import itemgetter
@@ -37,9 +37,13 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
 
-def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+def insert_rows(
+    session: Session, table: Table, rows: Sequence[dict[str, Any]], *, bound: Collection[str] = ()
+) -> None:
     """Insert ``rows`` (each with the same keys, a subset of ``table``'s columns; the others
-    take their defaults) into ``table`` in ``session``'s transaction."""
+    take their defaults) into ``table`` in ``session``'s transaction. ``bound``: columns whose
+    values are given as the column's type binds them already (a ``UTCTime``'s text, made where
+    there was CPU to spare: ``ledger.stored.stored_times``), passed on as they are."""
     if not rows:
         return
     connection = session.connection()
@@ -47,11 +51,13 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     if connection.dialect.name != "postgresql":
         sqlite_insert, order = _insert_statement(table, tuple(names), connection.dialect)
         if order is None:
+            if bound:  # SQLAlchemy's executemany binds every value again
+                raise ValueError(f"{table.name}: bound values, but a column has a client-side default")
             session.execute(insert(table), rows)
         else:
             ordered = _values(order)
-            bound = _bound(connection, table, order, [ordered(row) for row in rows])
-            connection.exec_driver_sql(sqlite_insert, bound)
+            parameters = _bound(connection, table, order, [ordered(row) for row in rows], given=bound)
+            connection.exec_driver_sql(sqlite_insert, parameters)
         return
     from psycopg import sql  # only here: psycopg is the [postgres] extra, SQLite needs none
 
@@ -62,7 +68,7 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     converted = [
         (index, _memoised(partial(kind.process_bind_param, dialect=connection.dialect)))
         for index, kind in enumerate(types)
-        if isinstance(kind, TypeDecorator)
+        if isinstance(kind, TypeDecorator) and names[index] not in bound
     ]
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, names))
@@ -171,14 +177,20 @@ def update_rows(session: Session, table: Table, keys: Sequence[str], rows: Seque
 
 
 def _bound(
-    connection: Connection, table: Table, names: Sequence[str], rows: list[tuple[Any, ...]]
+    connection: Connection,
+    table: Table,
+    names: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    given: Collection[str] = (),
 ) -> list[tuple[Any, ...]]:
     """``rows`` (tuples in the order of ``names``) with each value bound as SQLAlchemy would
     bind it: the column type's bind processor, where it has one (once per distinct value for a
-    ``TypeDecorator``: UTCTime's text)."""
+    ``TypeDecorator``: UTCTime's text), except in the columns ``given`` bound already."""
     dialect = connection.dialect
     processors: list[tuple[int, Callable[[Any], Any]]] = []
     for index, name in enumerate(names):
+        if name in given:
+            continue
         kind = table.c[name].type
         processor = kind.dialect_impl(dialect).bind_processor(dialect)
         if processor is not None:

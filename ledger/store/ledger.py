@@ -41,8 +41,8 @@ from ledger.store.bulk import insert_rows
 from ledger.store.models import AcceptedEvent, Base, WriterLock
 from ledger.store.private import private_sqlite
 from ledger.store.turns import take_write_lock, turns_file
-from ledger.stored import envelope_json, same_settings
-from ledger.timeutil import parse_time
+from ledger.stored import envelope_json, same_settings, stored_times
+from ledger.timeutil import utc_text
 
 _ACCEPTED: Table = AcceptedEvent.__table__  # type: ignore[assignment]
 STREAM_NAMESPACE = uuid.UUID("0b6c7f4c-3c55-4f3a-9d0e-5a1f3c2b9e77")
@@ -76,6 +76,9 @@ class Acceptance:
     # The envelope's part of its stored state (``ledger.stored``) when a verification worker
     # made it; None: ``Ledger.record`` makes it.
     envelope: bytes | None = None
+    # Its time and recordedtime as the index stores them (``ledger.stored.stored_times``), when
+    # a verification worker made them; None: ``Ledger.record`` makes them.
+    times: tuple[str, str] | None = None
 
     @classmethod
     def of(cls, event: Mapping[str, Any], *, over_hole: bool = False) -> Acceptance:
@@ -213,6 +216,20 @@ class Ledger:
                 self.sqlite_write_lock(session)
             yield session
 
+    @contextmanager
+    def updating(self) -> Iterator[Session]:
+        """A write transaction that orders nothing, so takes no writer lock (intake marking the
+        flag changes and quarantine notices it published), but which on SQLite takes the
+        database's write lock at its start, in turn with the writers (``ledger.store.turns``):
+        its first write used to wait for the lock in SQLite's busy handler, up to 100 ms after
+        a child shard's commit (issue 13, ninth round). ``write_lock_wait_s`` counts the wait."""
+        with self.session() as session:
+            if not self.is_postgres:
+                started = time.monotonic()
+                self._take_turn(session)
+                self.write_lock_wait_s += time.monotonic() - started
+            yield session
+
     def sqlite_write_lock(self, session: Session) -> None:
         """On SQLite, make ``session``'s transaction the database's one writer: SQLite's write
         lock, taken in turn with the other processes' writers (``ledger.store.turns``) when the
@@ -220,13 +237,18 @@ class Ledger:
         that had begun, takes the lock the old way, in SQLite's busy handler). Intake's writer
         and the child shards' writes take it here. ``write_lock_wait_s`` adds up the wait."""
         started = time.monotonic()
+        self._take_turn(session)
+        bump = update(WriterLock).where(WriterLock.id == 1)
+        session.execute(bump.values(generation=WriterLock.generation + 1))
+        self.write_lock_wait_s += time.monotonic() - started
+
+    def _take_turn(self, session: Session) -> None:
+        """SQLite's write lock for ``session``'s transaction, in turn with the other writers, if
+        the transaction has not begun (else its first write takes it, in the busy handler)."""
         connection = session.connection()
         driver = connection.connection.driver_connection
         if self._turns is not None and driver is not None and not driver.in_transaction:
             take_write_lock(connection, self._turns)
-        bump = update(WriterLock).where(WriterLock.id == 1)
-        session.execute(bump.values(generation=WriterLock.generation + 1))
-        self.write_lock_wait_s += time.monotonic() - started
 
     # -- facts for verification (one query per question per batch, not per event) --------
     def digests_by_id(self, session: Session, event_ids: Iterable[str]) -> dict[str, str]:
@@ -340,7 +362,7 @@ class Ledger:
         states = self._stored_states(accepted, accepted_at)
         insert_rows(session, table, _event_rows(accepted, positions, states))
         self.recorder._notify_channel(session)
-        insert_rows(session, _ACCEPTED, _index_rows(accepted, positions, accepted_at))
+        insert_rows(session, _ACCEPTED, _index_rows(accepted, positions, accepted_at), bound=_STORED_TIMES)
 
     def load(
         self,
@@ -361,7 +383,7 @@ class Ledger:
         table = self.recorder.events_record_cls.__table__
         states = self._stored_states(accepted, accepted_at)
         insert_rows(session, table, _event_rows(accepted, positions, states))
-        insert_rows(session, _ACCEPTED, _index_rows(accepted, positions, accepted_at))
+        insert_rows(session, _ACCEPTED, _index_rows(accepted, positions, accepted_at), bound=_STORED_TIMES)
 
     def end_load(self, session: Session) -> None:
         """After ``load``: PostgreSQL's id sequence of ``ledger_events`` moves past the loaded
@@ -443,6 +465,8 @@ class Ledger:
 
 
 _NULL_CLOSE = b"null}"
+# The index columns ``_index_rows`` gives as stored (UTCTime's text), not to be bound again.
+_STORED_TIMES = frozenset({"time", "recordedtime", "accepted_at"})
 # Ids per SQLite statement of ``digests_by_id`` (far below SQLite's 32,766 parameters).
 _ID_CHUNK = 500
 
@@ -474,7 +498,9 @@ def _event_rows(
 def _index_rows(
     accepted: Sequence[Acceptance], positions: Sequence[int], accepted_at: datetime
 ) -> list[dict[str, Any]]:
-    """The ``ledger_accepted`` rows of events given these positions."""
+    """The ``ledger_accepted`` rows of events given these positions, with their times as
+    stored (``_STORED_TIMES``: bound already; the batch's acceptance time made once)."""
+    accepted_text = utc_text(accepted_at)
     return [
         {
             "event_id": a.event["id"],
@@ -483,12 +509,13 @@ def _index_rows(
             "sequence": a.event["sequence"],
             "subject": a.event["subject"],
             "type": a.event["type"],
-            "time": parse_time(a.event["time"]),
-            "recordedtime": parse_time(a.event["recordedtime"]),
-            "accepted_at": accepted_at,
+            "time": times[0],
+            "recordedtime": times[1],
+            "accepted_at": accepted_text,
             "digest": a.digest,
             "envelope": a.canonical.decode("utf-8"),
             "over_hole": a.over_hole,
         }
         for a, position in zip(accepted, positions, strict=True)
+        for times in (a.times or stored_times(a.event),)
     ]

@@ -27,7 +27,7 @@ from ledger.validation import Problem
 from ledger.vocabulary import did_you_mean
 from producers.outbox import DuplicateEventId, Outbox
 from producers.relay import Relay
-from producers.sdk import InvalidEvent, Producer, draft_from_json
+from producers.sdk import InvalidEvent, Producer
 from producers.service import ServiceProducer
 from sgledger.cli.context import AppContext, UserError, console, err_console, print_json
 from sgledger.pipeline import Pipeline
@@ -118,13 +118,11 @@ def publish_batch(app: AppContext, agency: str, text: str, as_json: bool) -> Non
     drafts, problems = [], []
     for done, (number, line) in enumerate(lines, start=1):
         try:
-            draft, found = draft_from_json(json.loads(line))
+            ready, found = producer.preparer.prepare_json(json.loads(line))
         except ValueError as exc:
-            draft, found = None, [Problem("", "one JSON object (a draft)", f"not JSON: {exc}")]
-        if draft is not None:
-            ready, found = producer.prepare(draft)
-            if ready is not None:
-                drafts.append(ready)
+            ready, found = None, [Problem("", "one JSON object (a draft)", f"not JSON: {exc}")]
+        if ready is not None:
+            drafts.append(ready)
         problems += [f"line {number}: {problem}" for problem in found]
         if done % 1000 == 0:
             err_console.print(f"checked {done}/{len(lines)}")

@@ -17,7 +17,7 @@ from kafka import KafkaConsumer
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from consumers.projector.applier import Applier, ApplyStats, Prepared
+from consumers.projector.applier import Applier, ApplyStats, Message, Prepared
 from consumers.projector.runner import Projector
 from consumers.projector.verifier import Verifier
 from ledger.keystore import Keystore
@@ -33,6 +33,7 @@ from tests.consumers.kafka_helpers import (
     wait_for_count,
 )
 from tests.ledger.factory import INCIDENT, T0, Chain
+from tests.ledger.test_turns import greedy
 from transport.kafka import KafkaSettings
 
 pytestmark = pytest.mark.kafka
@@ -303,3 +304,34 @@ def test_a_failed_batch_is_polled_again_not_skipped(
         projector.close()
         verifier.close()
     ledger.engine.dispose()
+
+
+def test_marking_what_was_published_takes_its_turn_for_the_sqlite_write_lock(
+    kafka_settings: KafkaSettings, keystore: Keystore, tmp_path: Path
+) -> None:
+    """Intake marks the flag changes it published in a write transaction of its own. Against a
+    writer in another process that takes SQLite's write lock again as soon as it has committed
+    (a child shard does, batch after batch; here the turns test's greedy writer), waiting in
+    SQLite's busy handler lost every time, for the greedy writer's whole 20 s: the marking now
+    takes its turn (``Ledger.updating``) and gets the lock at the writer's next commit."""
+    url = f"sqlite:///{tmp_path / 'l.sqlite'}"
+    ledger = Ledger(url)
+    root = keystore.root_info().root_key()
+    events = story(keystore, children=2, incidents_per_child=2)
+    Applier(ledger, root).apply([Message(json.dumps(e).encode()) for e in events])
+    unpublished = "SELECT count(*) FROM flag_changes WHERE NOT published"
+    assert count(url, unpublished) > 0
+    projector = Projector(Applier(ledger, root), kafka_settings, group_id=None)
+    writer = greedy(url)
+    try:
+        started = time.monotonic()
+        sent = projector.publish_outbox()
+        waited = time.monotonic() - started
+        assert writer.poll() is None  # the greedy writer was at it throughout
+    finally:
+        writer.kill()
+        writer.wait()
+        projector.close()
+        ledger.engine.dispose()
+    assert sent > 0 and count(url, unpublished) == 0
+    assert waited < 5, f"marking waited {waited:.1f} s for a writer that holds the lock 50 ms at a time"

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ledger.store.bulk import insert_rows, update_rows
 from ledger.store.ledger import Ledger
+from ledger.store.types import UTCTime
 from views.models import FlagChangeRow, FlagConcernRow, PersonRow
 
 CONCERNS: Table = FlagConcernRow.__table__  # type: ignore[assignment]
@@ -59,6 +60,19 @@ def test_bulk_rows_read_back_as_inserted_rows_do(ledger: Ledger) -> None:
     assert changes["c1"] == changes["c3"] and changes["c2"] == changes["c4"]
     assert changes["c1"][1] == '{"a": "\\t\\n\\\\ é"}' and changes["c2"][2] in (True, 1)
     assert len(ids) == len(set(ids)) == 4  # defaults (the id sequence) taken by both paths
+
+
+def test_values_given_bound_are_stored_as_given(ledger: Ledger) -> None:
+    """A column named ``bound`` takes its values as the column's type would bind them (a
+    verification worker makes the ledger index's UTCTime text): stored as binding them would
+    store them, on both paths (the driver's executemany, COPY), and never bound twice."""
+    text_due = UTCTime().process_bind_param(T, ledger.engine.dialect)
+    with ledger.session() as session:
+        insert_rows(session, CONCERNS, [_concern("a", "*")])
+        insert_rows(session, CONCERNS, [_concern("b", "*") | {"due": text_due}], bound={"due"})
+    with ledger.read() as session:
+        due = {flag: due for flag, due in session.execute(text("SELECT flag_id, due FROM flag_concerns"))}
+    assert due == {"a": text_due, "b": text_due}
 
 
 def test_bulk_rows_are_rolled_back_with_the_transaction(ledger: Ledger) -> None:

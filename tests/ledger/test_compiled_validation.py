@@ -16,16 +16,22 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from jsonschema import FormatChecker
 
 from ledger.validation import (
+    _compiled_data_refusal,
     _explain,
     _plain_numbers,
+    _problems,
     _uuid,
+    _validator,
     compiled_members_refusal,
     compiled_refusal,
     validate_event,
+    verdict,
 )
+from ledger.vocabulary import data_schema, envelope_schema, event_types
 from producers.sdk import WRITTEN, WRITTEN_WITH_ID
 from sgledger.scenariofile import load_scenario
 from tests.ledger.factory import PARTNERSHIP, T0, Chain, Partnership
@@ -194,3 +200,72 @@ def test_the_uuid_shortcut_gives_jsonschemas_verdict() -> None:
     ]  # fmt: skip
     for value in shapes:
         assert _uuid(checker, value) == checker.conforms(value, "uuid"), value
+
+
+def test_the_verdict_predicate_is_both_validators_verdict_on_every_mutation() -> None:
+    """``verdict`` (one exact-typed predicate per schema: the gateway's fast path, issue 11)
+    is True exactly when both validators take the value and its numbers are plain, on every
+    mutation of every type's ``data``: accepting what they refuse would let a bad event
+    through; refusing what they accept would send honest drafts down the slow path."""
+    compared = accepted = 0
+    disagreements: list[str] = []
+    seen_types: set[str] = set()
+    for event in valid_events():
+        event_type = event["type"]
+        if event_type in seen_types:
+            continue
+        seen_types.add(event_type)
+        check = verdict(data_schema(event_type) or {})
+        for description, data in [("as signed", event["data"]), *mutations(event["data"])]:
+            expected = (
+                _plain_numbers(data)
+                and _compiled_data_refusal(event_type, data) is None
+                and not list(_problems(_validator(event_type), data, ""))
+            )
+            compared += 1
+            accepted += expected
+            if check(data) != expected:
+                said = f"verdict {check(data)}, validators {expected}"
+                disagreements.append(f"{event_type}: {description}: {said}")
+    assert not disagreements, "\n".join(disagreements[:20])
+    assert compared > 1500 and 200 < accepted < compared - 1000, (compared, accepted)
+
+
+def test_the_verdict_predicate_covers_every_schema_of_the_contract() -> None:
+    """Every type's schema compiles (a keyword it does not know would fail here, not pass
+    unchecked), and so do the envelope's members a draft carries."""
+    for event_type in event_types():
+        verdict(data_schema(event_type) or {})
+    envelope = envelope_schema()["properties"]
+    for member in ("id", "subject", "time", "recordedtime", "data"):
+        verdict(envelope[member])
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "number"},  # a float could be in it: no exact verdict here
+        {"type": "string", "format": "email"},
+        {"anyOf": [{"type": "string"}]},
+        {"type": "object", "properties": {"a": {"type": "string", "minimum": 1, "if": {}}}},
+        {"enum": [1, 2]},  # 1 == True in Python
+        {"minLength": 1},  # untyped with a keyword
+    ],
+)
+def test_the_verdict_predicate_refuses_to_compile_what_it_cannot_judge(schema: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        verdict(schema)
+
+
+def test_the_verdict_predicate_takes_exact_json_types_only() -> None:
+    """What ``json.loads`` makes: a subclass, a float for an integer, a bool for an integer or
+    an integer beyond 2**53 - 1 is never shown valid here (the validators judge it)."""
+
+    class Text(str):
+        pass
+
+    integer = verdict({"type": "integer", "minimum": 0})
+    assert integer(5) and not integer(5.0) and not integer(True) and not integer(2**53) and not integer(-1)
+    assert not verdict({"type": "string"})(Text("x"))
+    anything = verdict({"type": "object"})
+    assert anything({"a": [1, {"b": None}]}) and not anything({"a": [1.5]}) and not anything({"a": 2**60})

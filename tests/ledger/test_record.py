@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from ledger.canonical import canonical_json
 from ledger.store.ledger import Acceptance, EventAccepted, Ledger, stream_id
 from ledger.store.models import AcceptedEvent
-from ledger.stored import envelope_json
+from ledger.store.types import UTCTime
+from ledger.stored import envelope_json, stored_times
+from ledger.timeutil import parse_time
 from tests.ledger.factory import INCIDENT, T0, Chain, Partnership
 
 ACCEPTED_AT = datetime(2024, 3, 5, 10, 30, 15, 123456, tzinfo=UTC)
@@ -38,6 +40,12 @@ def _events() -> list[dict[str, Any]]:
     signed.append(csc.event("child.registered", {"dob": "2023-11-01", "mother": 'Zoë "Ó" Ní 𝔘'}))
     signed.append(police.event("incident.reported", {**INCIDENT, "incident_ref": "INC-\\2\t\u2028"}))
     signed.append(csc.event("child.registered", {"dob": "2023-11-02"}, subject="C-2", at=T0 + timedelta(1)))
+    # times in another zone, with microseconds: stored as UTC text, to the microsecond
+    east = timezone(timedelta(hours=5, minutes=30))
+    at, recorded = datetime(2024, 1, 8, 2, 0, 0, 1, tzinfo=east), datetime(2024, 1, 8, 3, 0, tzinfo=east)
+    signed.append(
+        police.event("incident.reported", {**INCIDENT, "incident_ref": "INC-3"}, at=at, recorded=recorded)
+    )
     return [json.loads(canonical_json(e)) for e in signed]
 
 
@@ -55,7 +63,7 @@ def _mapper_row(ledger: Ledger, event: dict[str, Any], at: datetime) -> tuple[An
 
 def _made_by_worker(event: dict[str, Any]) -> Acceptance:
     """As the applier builds it from a verification worker's forms (``verifier.check``)."""
-    return Acceptance(event, canonical_json(event), False, envelope_json(event))
+    return Acceptance(event, canonical_json(event), False, envelope_json(event), stored_times(event))
 
 
 @pytest.mark.parametrize("accept", [Acceptance.of, _made_by_worker], ids=["recorder-made", "worker-made"])
@@ -89,6 +97,22 @@ def test_recorded_rows_are_the_mappers_and_read_back_through_the_library(
         assert list(domain.envelope) == list(event)  # member order too
         assert domain.originator_id == stream_id(event["source"])
         assert domain.originator_version == event["sequence"]
+    # the index rows' times: the text the column type binds, read back as the times, whoever
+    # made the text (the worker's forms or ``record``), and the batch's acceptance time
+    bind = UTCTime().process_bind_param
+    columns = "event_id, time, recordedtime, accepted_at"
+    with ledger.read() as session:
+        indexed = {
+            r.event_id: (r.time, r.recordedtime, r.accepted_at)
+            for r in session.scalars(select(AcceptedEvent))
+        }
+        texts = session.execute(text(f"SELECT {columns} FROM ledger_accepted")).all()
+    dialect = ledger.engine.dialect
+    stored = {event_id: tuple(times) for event_id, *times in texts}
+    for event, at in zip(events, stamps, strict=True):
+        times = parse_time(event["time"]), parse_time(event["recordedtime"]), at
+        assert indexed[event["id"]] == times
+        assert stored[event["id"]] == tuple(bind(t, dialect) for t in times)
 
 
 def test_the_librarys_own_insert_continues_after_recorded_ids(ledger: Ledger) -> None:

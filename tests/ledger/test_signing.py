@@ -3,6 +3,7 @@ signed event, the signature verifies, and libsodium signs exactly as ``cryptogra
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from datetime import UTC, datetime
@@ -203,3 +204,21 @@ def test_new_event_ids_are_time_ordered_version_7_uuids() -> None:
     assert [i[:13] for i in ids] == sorted(i[:13] for i in ids)
     # and random within one: 74 random bits, not a counter
     assert len({i[14:] for i in ids}) == len(ids)
+
+
+def test_a_forked_process_makes_ids_of_its_own() -> None:
+    """Ids are made from random bytes read ahead (one system call per 256 ids): a forked
+    child must not make the ids its parent makes next from the bytes both hold."""
+    new_event_id()  # the parent now holds 255 unread random chunks
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child)
+        os.write(writer, "".join(new_event_id() for _ in range(10)).encode())
+        os._exit(0)
+    os.close(writer)
+    os.waitpid(child, 0)
+    with os.fdopen(reader, "rb") as pipe:
+        theirs = pipe.read().decode()
+    ours = [new_event_id() for _ in range(10)]
+    assert len(theirs) == 360
+    assert not {theirs[at + 14 : at + 36] for at in range(0, 360, 36)} & {i[14:] for i in ours}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -16,8 +18,11 @@ from ledger.verification import (
     ChainFacts,
     Reason,
     Rejection,
+    _refuse_constant,
+    _unique_members,
     check_chain,
     check_event,
+    loads_strict,
     parse_message,
 )
 from tests.ledger.factory import INCIDENT, T0, Chain, Partnership
@@ -179,3 +184,46 @@ def test_an_event_recorded_after_its_receipt_is_refused(partnership: Partnership
     assert check_event(event, registry, received=T0 - RECEIPT_SKEW) is None  # clocks drift a little
     late = check_event(event, registry, received=T0 - RECEIPT_SKEW - timedelta(seconds=1))
     assert reason(late) == Reason.RECORDED_AFTER_RECEIPT
+
+
+STRICT_INPUTS: list[bytes | str] = [
+    b'{"a": [1, {"b": null}], "c": "x\\u00e9"}',
+    '{"a": [1, {"b": null}], "c": "xé"}',
+    '{"a": 1}'.encode("utf-8-sig"),  # a byte order mark: json.loads takes it in bytes
+    "\ufeff{}",  # ... and refuses it in a str
+    '{"a": 1}'.encode("utf-16"),
+    '{"a": 1}'.encode("utf-16-le"),
+    '{"a": 1}'.encode("utf-32"),
+    '{"a": 1}'.encode("utf-32-be"),
+    b'"\xed\xa0\x80"',  # an encoded surrogate: json.loads decodes with surrogatepass
+    b"\xff",
+    b'{"a": 1, "a": 2}',
+    b'{"x": [{"a": 1, "a": 2}]}',
+    b"[NaN]",
+    b"-Infinity",
+    b'{"a": 1} x',
+    b" \n[1, 2]\t ",
+    b"",
+    "",
+    b"1",
+    b"12",
+    b"\x001",
+]
+
+
+@pytest.mark.parametrize("raw", STRICT_INPUTS)
+def test_loads_strict_reads_what_json_loads_with_its_rules_reads(raw: bytes | str) -> None:
+    """``loads_strict`` keeps one decoder rather than letting ``json.loads`` build one per
+    call: the same value, or the same error, for bytes and text of every encoding JSON
+    detects, byte order marks, surrogates, duplicate members and NaN."""
+
+    def outcome(read: Callable[[bytes | str], Any]) -> tuple[str, Any]:
+        try:
+            return "value", read(raw)
+        except Exception as exc:
+            return type(exc).__name__, str(exc)
+
+    reference = outcome(
+        lambda text: json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_members)
+    )
+    assert outcome(loads_strict) == reference

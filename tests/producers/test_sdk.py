@@ -4,17 +4,28 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ledger.canonical import canonical_json, event_digest
-from ledger.keystore import Keystore, KeystoreError
+from ledger.keystore import Keystore, KeystoreError, KeyValidity
 from ledger.signing import key_id, public_key_text, signature_valid
 from ledger.topics import Topics
-from ledger.validation import Problem, validate_event
+from ledger.validation import Problem, _plain_numbers, validate_event
+from ledger.vocabulary import event_types
 from producers.outbox import DuplicateEventId, Outbox
-from producers.sdk import Draft, InvalidEvent, Producer, _draft_with_problems, draft_from_json
+from producers.sdk import (
+    Draft,
+    InvalidEvent,
+    Prepared,
+    Preparer,
+    Producer,
+    _draft_with_problems,
+    draft_from_json,
+)
 from tests.ledger.factory import INCIDENT
+from tests.ledger.test_compiled_validation import mutations, valid_events
 from tests.producers.conftest import POLICE
 
 AT = datetime(2024, 3, 5, 21, 40, tzinfo=UTC)
@@ -196,3 +207,61 @@ def test_a_draft_read_by_the_quick_path_is_the_draft_of_the_general_one(item: ob
     """``draft_from_json`` reads the common shape with exact type tests first: same draft,
     same problems as the general path, for drafts right and wrong."""
     assert draft_from_json(item) == _draft_with_problems(item)
+
+
+def _outcome(result: tuple[Prepared | None, list[Problem]]) -> tuple[Any, list[Problem]]:
+    """A prepared draft as what it becomes (its frame's bytes when the caller gave the id; a
+    generated id is new each time, so then the event without it), or its problems. (The
+    general path takes an empty id for none: it makes one, and the quick path leaves such a
+    draft to it.)"""
+    ready, problems = result
+    if ready is None:
+        return None, problems
+    if ready.event_id:
+        return ready, problems
+    event = ready.event()
+    del event["id"]
+    return (ready.subject, ready.event_type, ready.topic, event), problems
+
+
+def test_a_draft_prepared_at_once_is_the_draft_the_general_path_prepares() -> None:
+    """``Preparer.prepare_json`` builds a draft that one predicate per type shows valid at
+    once (issue 11: the gateway's draft worker); the general path (``draft_from_json``, then
+    ``prepare``) must give the same bytes, or the same problems, on every mutation of a draft
+    of every type: shape, members, data, times (formatted, offsets, the key's validity, the
+    future), ids given or not. And the quick path must not be a dead letter: it takes every
+    valid draft, and every mutation the general path accepts, unless its data holds a float
+    or a huge integer (the strict validators' alone)."""
+    events = {e["type"]: e for e in valid_events()}  # one per type
+    recorded = sorted(datetime.fromisoformat(e["recordedtime"]) for e in events.values())
+    now = recorded[-1] + timedelta(days=1)
+    validities = (None, KeyValidity(recorded[len(recorded) // 2]))  # the second refuses half the drafts
+    compared = quick = 0
+    disagreements: list[str] = []
+    for validity in validities:
+        preparer = Preparer(POLICE, "ab" * 16, event_types(), validity, Topics("t"), lambda: now)
+        for event in events.values():
+            draft = {k: event[k] for k in ("type", "subject", "time", "recordedtime", "id", "data")}
+            assert validity is not None or preparer._prepared_at_once(draft) is not None, event["type"]
+            tried = [("as sent", draft), *mutations(draft)]
+            tried += [
+                ("no id", {k: v for k, v in draft.items() if k != "id"}),
+                ("time Z", {**draft, "time": "2024-03-05T21:40:00Z"}),
+                ("time with fraction", {**draft, "time": "2024-03-05T21:40:00.5+01:00"}),
+                ("offset seconds", {**draft, "time": "2024-03-05T21:40:00+05:00:07"}),
+                ("month 13", {**draft, "recordedtime": "2024-13-05T21:40:00+00:00"}),
+                ("future", {**draft, "recordedtime": (now + timedelta(hours=1)).isoformat()}),
+                ("no times", {k: v for k, v in draft.items() if k not in ("time", "recordedtime")}),
+            ]  # fmt: skip
+            for description, item in tried:
+                found, general = preparer.prepare_json(item), draft_from_json(item)
+                expected = general if general[0] is None else preparer.prepare(general[0])
+                compared += 1
+                if _outcome(found) != _outcome(expected):
+                    disagreements.append(f"{event['type']}: {description}: {found} != {expected}")
+                if expected[0] is not None and _plain_numbers(item) and item.get("id") != "":
+                    quick += 1
+                    if preparer._prepared_at_once(item) is None:
+                        disagreements.append(f"{event['type']}: {description}: not prepared at once")
+    assert not disagreements, "\n".join(disagreements[:20])
+    assert compared > 5000 and quick > 500, (compared, quick)
