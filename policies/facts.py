@@ -12,6 +12,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from operator import attrgetter
 from typing import Any
 
@@ -24,7 +25,13 @@ from policies.view import CONCERN_ROLES, MALE_PARENT_ROLES, PARENT_ROLES, Event
 AFTER = timedelta(milliseconds=1)
 
 
+@lru_cache(maxsize=1 << 16)
 def due_after_working_days(t: datetime, n: int) -> datetime:
+    """The instant after the end of the n-th working day after ``t``'s London day. Cached (by
+    value, bounded: a miss only costs the calendar): four rules ask it of each incident's
+    recorded time, and a child is judged again on every batch that touches it (issue 13, ninth
+    round: ~7% of an evaluation on a replay). Equal instants in other zones have one answer
+    (the London day of the instant), so the cache's equality is the function's."""
     return working_days_deadline(t, n) + AFTER
 
 
@@ -315,6 +322,7 @@ class Family:
 
     def __init__(self, events: Iterable[Event]) -> None:
         self.states: list[tuple[Event, frozenset[str], frozenset[str], Mapping[str, Event]]] = []
+        self._practices: dict[Hashable, dict[Hashable, list[Spell]]] = {}  # practices() by key
         parents: set[str] = set()
         elsewhere: set[str] = set()
         registered: dict[str, Event] = {}
@@ -332,10 +340,17 @@ class Family:
             self.states.append((event, frozenset(parents), frozenset(elsewhere), dict(registered)))
 
     def practices(
-        self, people: Callable[[frozenset[str], frozenset[str]], Iterable[str]]
+        self, people: Callable[[frozenset[str], frozenset[str]], Iterable[str]], key: Hashable = None
     ) -> dict[Hashable, list[Spell]]:
         """Practice -> spells in which it was the practice of one of ``people(parents,
-        living elsewhere)``; payload: the registration that made it owed."""
+        living elsewhere)``; payload: the registration that made it owed. With a ``key`` (what
+        ``people`` depends on besides its arguments, e.g. an incident's parties), the answer
+        is kept for the next call with an equal key: gp-not-notified asks it once per incident,
+        usually of the same parties, and walking every state per incident was a sixth of an
+        evaluation on a replay (issue 13, ninth round). Callers must not change what it hands
+        back (it may be another call's)."""
+        if key is not None and key in self._practices:
+            return self._practices[key]
 
         def owed(registered: Mapping[str, Event], persons: Iterable[str]) -> dict[Hashable, Event]:
             found: dict[Hashable, Event] = {}
@@ -345,10 +360,13 @@ class Family:
                     found.setdefault(f"gp/{link.data['practice']}", link)
             return found
 
-        return spells(
+        answer = spells(
             (event, owed(registered, people(parents, elsewhere)))
             for event, parents, elsewhere, registered in self.states
         )
+        if key is not None:
+            self._practices[key] = answer
+        return answer
 
 
 def school_spells(

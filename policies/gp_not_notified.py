@@ -99,7 +99,9 @@ def _judge(view: ChildView, incident: Event, family: Family) -> Iterator[Finding
         # working day from when it became the family's (as parent-gp-unaware).
         return due_after_working_days(max(incident.recordedtime, spell.start), 1)
 
-    for practice, owed in sorted(family.practices(people).items()):
+    # ``people`` depends on the incident only through its parties (the view's child is the
+    # family's): incidents between the same parties share one answer
+    for practice, owed in sorted(family.practices(people, key=frozenset(involved)).items()):
         told = view.notifications_about(incident, to=str(practice))  # in recorded order
         gap = first_gap(owed, due_of, told[0] if told else None)
         if gap is None:

@@ -96,6 +96,7 @@ class FlagSync:
         self._concerns: dict[str, tuple[StoredFlag, Mapping[str, Any], bool]] = {}
         # event id -> its evidence detail serialised, for the child being synced
         self._evidence_texts: dict[str, str] = {}
+        self._changed_at: tuple[datetime | None, str] = (None, "")  # a change time and its JSON text
 
     def load(self, children: Iterable[str | None]) -> None:
         """Read the stored flags of ``children`` (None: the partnership-wide flags) not loaded
@@ -217,14 +218,19 @@ class FlagSync:
                 and row.due == flag.due
             ):
                 continue  # unchanged: most of a child's flags on most evaluations, so write nothing
-            payload, text = flag.to_stored()
             if row is None:
+                # (a fresh write records no changes: no message to make)
+                text, message_text = (flag.payload_text, "") if self.fresh else flag.texts()
                 row = StoredFlag(flag.id, flag.rule, str(flag.severity), flag.status, flag.due, text, 0)
                 weight += len(text) + ROW_WEIGHT
-                self._concerns[flag.id] = (row, payload, True)
+                # what concern_rows reads of a payload, without making the whole payload
+                concerned = {
+                    "status": flag.status, "acknowledged_by": flag.acknowledged_by, "concerns": flag.concerns
+                }  # fmt: skip
+                self._concerns[flag.id] = (row, concerned, True)
                 self._stored[child][flag.id] = row
-                first = {"open": "raised", "resolved": "resolved", "dismissed": "dismissed"}
-                self._change(changes, row, first[flag.status], payload, now, evidence_detail)
+                first = {"open": "raised", "resolved": "resolved", "dismissed": "dismissed"}[flag.status]
+                self._change(changes, row, first, flag.evidence, message_text, now, evidence_detail)
                 self._inserts.append(
                     {
                         "id": flag.id,
@@ -241,12 +247,14 @@ class FlagSync:
                     }
                 )
                 continue
+            payload = flag.to_json()
+            text, message_text = flag.texts()
             change = _transition(json.loads(row.payload), payload)
             weight += len(text) - len(row.payload)
             row.payload, row.status, row.due = text, flag.status, flag.due
             self._written(row, payload)
             if change is not None:
-                self._change(changes, row, change, payload, now, evidence_detail)
+                self._change(changes, row, change, flag.evidence, message_text, now, evidence_detail)
             self._update(row, now)
         for row in stored.values():
             if row.status != "open":
@@ -258,7 +266,8 @@ class FlagSync:
             weight += len(text) - len(row.payload)
             row.payload, row.status = text, "resolved"
             self._written(row, payload)
-            self._change(changes, row, "resolved", payload, now, evidence_detail)
+            message_text = json.dumps(payload, sort_keys=True)
+            self._change(changes, row, "resolved", payload["evidence"], message_text, now, evidence_detail)
             self._update(row, now)
         self._weight[child] = weight
         return changes
@@ -363,17 +372,20 @@ class FlagSync:
         changes: list[FlagChange],
         row: StoredFlag,
         change: str,
-        payload: Mapping[str, Any],
+        evidence: Sequence[str],
+        flag_text: str,
         now: datetime,
         evidence_detail: Mapping[str, Mapping[str, Any]],
     ) -> None:
-        """Record one lifecycle change of ``row`` (nothing when ``fresh``: see the class)."""
+        """Record one lifecycle change of ``row`` (nothing when ``fresh``: see the class):
+        ``flag_text`` is the flag's payload as ``json.dumps(..., sort_keys=True)`` writes it
+        (``Flag.texts``), ``evidence`` the ids it names."""
         if self.fresh:
             return
         row.changes += 1
         change_id = name_uuid(f"{row.id}|{change}|{row.changes}")  # uuid5 in FLAG_NAMESPACE
         detail = []
-        for event_id in payload["evidence"]:
+        for event_id in evidence:
             text = self._evidence_texts.get(event_id)
             if text is None and (found := evidence_detail.get(event_id)) is not None:
                 text = self._evidence_texts[event_id] = json.dumps(found, sort_keys=True)
@@ -385,10 +397,12 @@ class FlagSync:
         # the evidence of several flags, and the self-authorised-closure flag names every
         # closure of 90 days on each new one)
         # (``_string`` is what json.dumps does with a str, without its encoder set up per call)
+        if self._changed_at[0] is not now:  # one time for a whole batch's changes
+            self._changed_at = (now, _string(format_time(now)))
         message = (
             f'{{"change": {_string(change)}, "change_id": {_string(change_id)}, '
-            f'"changed_at": {_string(format_time(now))}, "evidence_detail": [{", ".join(detail)}], '
-            f'"flag": {json.dumps(payload, sort_keys=True)}}}'
+            f'"changed_at": {self._changed_at[1]}, "evidence_detail": [{", ".join(detail)}], '
+            f'"flag": {flag_text}}}'
         )
         values = {
             "change_id": change_id,
@@ -425,7 +439,7 @@ def concern_rows(
 ) -> list[dict[str, Any]]:
     """The ``flag_concerns`` rows of one flag: one per agency it concerns, and the partnership's.
     Also what migration 0006 back-fills existing flags with."""
-    tab = flag_tab(dict(payload))
+    tab = flag_tab(payload)
     agencies = sorted({*payload.get("concerns", ()), EVERY_AGENCY})
     fields = {"tab": tab, "status": status, "due": due, "severity": severity, "rule": rule}
     return [{"flag_id": flag_id, "agency": a, **fields} for a in agencies]

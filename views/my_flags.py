@@ -9,6 +9,7 @@ designated lead's list is the partnership's own rows (``EVERY_AGENCY``), so it i
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from sqlalchemy import case, select
@@ -20,7 +21,7 @@ Tab = Literal["open", "acknowledged", "resolved"]
 TABS: tuple[Tab, ...] = ("open", "acknowledged", "resolved")
 
 
-def flag_tab(flag: dict[str, Any]) -> Tab:
+def flag_tab(flag: Mapping[str, Any]) -> Tab:
     """An acknowledged flag is still open (it is closed by a later event or a dismissal); the
     tabs separate the ones nobody has answered yet from those a lead has."""
     if flag["status"] != "open":

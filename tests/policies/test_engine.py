@@ -383,13 +383,33 @@ def test_flag_id_is_the_uuid5_of_rule_child_and_key(rule: str, child: str | None
     assert name_uuid(change) == str(uuid.uuid5(FLAG_NAMESPACE, change))
 
 
-def test_a_flag_stored_is_its_json() -> None:
-    """``to_stored`` makes the stored text from the dict it hands back when the text was not
-    made yet: both must be what ``to_json`` and ``payload_text`` give, whichever comes first."""
+def test_a_flags_texts_are_its_json_dumps() -> None:
+    """``Flag.texts`` writes the stored payload and a change message's flag from per-rule
+    templates and the flag's own values: both must be ``json.dumps`` of ``to_json`` (in its key
+    order, and sorted) byte for byte, for flags of every rule in every lifecycle state, for
+    values that need escaping (quotes, backslashes, ``%`` that the templates must not read as a
+    placeholder, non-ASCII, control characters), and for values only ``json.dumps`` can write
+    (a non-string acknowledgement, a list of evidence that is not all strings); and
+    ``payload_text`` is the first text, whichever is made first."""
     found = evaluate(view(*rich_history()), t(LATER), ALL_POLICIES).flags
-    assert found
-    for flag in found:
-        payload, text = flag.to_stored()
-        assert payload == flag.to_json() and text == json.dumps(flag.to_json()) == flag.payload_text
+    assert {f.status for f in found} >= {"open", "resolved"}
+    replace = dataclasses.replace
+    awkward = 'a "quoted" \\ back%sslash %d 100% ünïcødé \u2028 \n\t\x01 end'
+    variants = [
+        *found,
+        *(dataclasses.replace(f, detail=awkward, child=awkward, acknowledged_by="lead%s") for f in found),
+        *(replace(f, status="dismissed", dismissed_by="%s", dismissed_reason=awkward) for f in found),
+        dataclasses.replace(found[0], title=awkward, explanation=awkward + "%(x)s", action="%", source="%%"),
+        dataclasses.replace(found[0], acknowledged_by={"b": 1, "a": [2]}),  # type: ignore[arg-type]
+        dataclasses.replace(found[0], evidence=("e1", 2)),  # type: ignore[arg-type]
+        dataclasses.replace(found[0], child=None, evidence=(), concerns=()),
+    ]
+    for flag in found:  # make_flag sets the fields itself: every one, as Flag() would
+        assert vars(flag).keys() >= {field.name for field in dataclasses.fields(Flag)}
+        assert flag == Flag(**{field.name: getattr(flag, field.name) for field in dataclasses.fields(Flag)})
+    for flag in variants:
+        stored, ordered = flag.texts()
+        assert stored == json.dumps(flag.to_json()) == flag.payload_text
+        assert ordered == json.dumps(flag.to_json(), sort_keys=True)
         again = dataclasses.replace(flag)  # payload_text made first this time
-        assert again.payload_text == text and again.to_stored() == (payload, text)
+        assert again.payload_text == stored and again.texts() == (stored, ordered)

@@ -130,6 +130,18 @@ def test_party_who_is_not_a_parent_counts_and_a_stranger_does_not() -> None:
     assert [f.detail.split()[0] for f in flags(RULE, v, "2020-03-05T00:00:00Z")] == ["gp/P00009"]
 
 
+def test_incidents_between_other_parties_owe_other_practices() -> None:
+    """Who is owed is judged per incident: ``Family.practices`` keeps one answer per set of
+    parties, so two incidents with different parties in one view (one naming a party with his
+    own practice, one not) must each get their own practices, in either order."""
+    party_gp = ev("gp.registered", {"person": "P-9", "practice": "P00009"}, MONDAY, source=CSC)
+    with_party = incident(MONDAY, parties=("M-1", "P-9"))
+    without = incident("2020-03-02T11:00:00Z", parties=("M-1",))
+    for events in ([party_gp, with_party, without], [party_gp, without, with_party]):
+        found = flags(RULE, view(*events), "2020-03-05T00:00:00Z")
+        assert [(f.evidence, f.detail.split()[0]) for f in found] == [((with_party.id,), "gp/P00009")]
+
+
 def test_not_domestic_abuse_is_quiet() -> None:
     v = view(*family(), incident(MONDAY, domestic_abuse=False))
     assert flags(RULE, v, "2020-03-20T00:00:00Z") == []
