@@ -15,7 +15,10 @@ sign rate (the target's measure: issue 11 asks for half the rate of the signer i
 figures mostly measure the load, so CPU time per batch event (from /proc) is printed too: the
 serving process's (it signs) and its draft worker's (producers/gateway/worker.py), which run in
 parallel, so the batch rate on two free cores is bound by the busier of the two; the CPU ratios
-are one signature's CPU time over that busier process's per event. ``--no-draft-worker`` runs
+are one signature's CPU time over that busier process's per event. Where each process's
+busiest thread spent the batches (on a CPU, waiting for one, asleep) and the context switches
+per event come from /proc too (``batch_serving_thread``, ``batch_worker_thread``): the CPU time
+alone hid that both sat idle a quarter of each request (issue 11). ``--no-draft-worker`` runs
 the gateway with everything in one process, for A/B runs.
 
 ``--bound`` also measures, in this process and by CPU time, what each side of a batch costs
@@ -89,6 +92,55 @@ def children(pid: int) -> list[int]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         found += [int(c) for c in (task / "children").read_text().split()]
     return found
+
+
+def thread_times(pid: int) -> dict[int, tuple[int, int, int, int]]:
+    """Per thread of ``pid`` (Linux /proc): nanoseconds on a CPU, nanoseconds runnable but
+    waiting for one (``schedstat``), voluntary and involuntary context switches (``status``)."""
+    found: dict[int, tuple[int, int, int, int]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            run, wait = (int(x) for x in (task / "schedstat").read_text().split()[:2])
+            status = dict(
+                line.split(":", 1) for line in (task / "status").read_text().splitlines() if ":" in line
+            )
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended meanwhile
+        voluntary = int(status["voluntary_ctxt_switches"])
+        found[int(task.name)] = (run, wait, voluntary, int(status["nonvoluntary_ctxt_switches"]))
+    return found
+
+
+def children_threads(pid: int) -> dict[int, tuple[int, int, int, int]]:
+    """``thread_times`` of every thread of ``pid``'s children."""
+    found: dict[int, tuple[int, int, int, int]] = {}
+    for child in children(pid):
+        found.update(thread_times(child))
+    return found
+
+
+def busiest_thread(
+    before: dict[int, tuple[int, int, int, int]],
+    after: dict[int, tuple[int, int, int, int]],
+    wall_s: float,
+    events: int,
+) -> dict[str, float] | None:
+    """Where the busiest thread of a process spent a run, in microseconds per event: on a CPU,
+    waiting for one (the host's load), and asleep (waiting for work: the rest of the wall
+    time); and the context switches per event of all the process's threads. Why (issue 11): the
+    CPU time per event alone did not show that both processes sat idle a quarter of each
+    request; threads that ended within the run (a job's pipe reader) are left out."""
+    deltas = {t: [a - b for a, b in zip(after[t], before[t], strict=True)] for t in after if t in before}
+    if not deltas:  # not the same process at both ends (a lost worker was replaced)
+        return None
+    run, wait, _, _ = max(deltas.values())
+    return {
+        "run_us": round(run / 1e3 / events, 1),
+        "runqueue_us": round(wait / 1e3 / events, 1),
+        "asleep_us": round((wall_s * 1e9 - run - wait) / 1e3 / events, 1),
+        "voluntary_switches": round(sum(d[2] for d in deltas.values()) / events, 3),
+        "involuntary_switches": round(sum(d[3] for d in deltas.values()) / events, 3),
+    }
 
 
 def cpu_split(pid: int) -> tuple[float, float]:
@@ -211,6 +263,8 @@ def main() -> None:
                     for b in range(args.batches)
                 ]
                 batch_times, batch_cpu, worker_cpu, client_cpu = [], [], [], []
+                # the draft worker, among the children (multiprocessing's resource tracker is one too)
+                threads0 = {"serving": thread_times(process.pid), "worker": children_threads(process.pid)}
                 for body in bodies:
                     t0, (cpu0, worker0) = time.perf_counter(), cpu_split(process.pid)
                     client0 = time.process_time()
@@ -226,6 +280,7 @@ def main() -> None:
                     cpu1, worker1 = cpu_split(process.pid)
                     batch_cpu.append(cpu1 - cpu0)
                     worker_cpu.append(worker1 - worker0)
+                threads1 = {"serving": thread_times(process.pid), "worker": children_threads(process.pid)}
         finally:
             process.terminate()
             process.wait(30)
@@ -263,6 +318,10 @@ def main() -> None:
         "batch_cpu_share_of_sign_rate": round(sign_cpu_us["libsodium"] / critical_us, 3),
         "batch_cpu_share_of_sign_rate_cryptography": round(sign_cpu_us["cryptography"] / critical_us, 3),
     }
+    for side in threads0:
+        split = busiest_thread(threads0[side], threads1[side], sum(batch_times), batch_events)
+        if split is not None:
+            result[f"batch_{side}_thread"] = split
     if args.bound:
         alone = bound(args.batch_size)
         result.update({f"bound_{k}_cpu_us_per_event": v for k, v in alone.items()})
@@ -295,6 +354,14 @@ def main() -> None:
         f"{sign_cpu_us['cryptography']:.1f} us per cryptography signature "
         f"({result['batch_cpu_share_of_sign_rate_cryptography']:.0%})"
     )
+    for side in ("serving", "worker"):
+        split = result.get(f"batch_{side}_thread")
+        if split is not None:
+            print(
+                f"{side + ' busiest thread:':33s}{split['run_us']} us/event on a CPU, {split['runqueue_us']} "
+                f"waiting for one, {split['asleep_us']} asleep; switches/event {split['voluntary_switches']} "
+                f"voluntary, {split['involuntary_switches']} involuntary"
+            )
     if args.bound:
         print(
             f"each side alone (CPU us/event):  worker {alone['worker']}, serving {alone['serving']} "

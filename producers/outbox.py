@@ -17,8 +17,7 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from itertools import islice
-from typing import Any, NamedTuple, Protocol, TypeVar, cast
+from typing import Any, Final, NamedTuple, Protocol, TypeVar, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -98,8 +97,14 @@ class RelayCluster(Base):
 # The execution option that marks a read-only transaction (``Outbox._reads``, ``_engine``).
 READ_ONLY = "sgledger_outbox_read_only"
 
-# Entries looked up (for ids already stored) per query: bounded IN lists, see ``_chunks``.
+# Entries looked up (for ids already stored) per query: bounded IN lists, see ``_chunks``; and
+# the most items ``Outbox.append_each`` reads before it signs them (fewer when its source says
+# that nothing more is ready: ``IDLE``).
 LOOKUP = 500
+# What a source of items for ``Outbox.append_each`` yields, between items, when it has nothing
+# ready (the gateway's draft worker is still preparing the next chunk): the items read so far
+# are signed at once and the rows signed so far inserted, filling the wait (issue 11).
+IDLE: Final = None
 # Rows per executemany while an append signs. Why (issue 11): the gateway's batches inserted
 # every row after the last signature, about 25 ms of a 3,000-event batch (~8 us a row on
 # SQLite) while the draft worker had finished and its core idled; inserted as they are signed,
@@ -300,7 +305,7 @@ class Outbox:
     def append_each(
         self,
         agency: str,
-        items: Iterable[A],
+        items: Iterable[A | None],
         sign: Callable[[A, int, str], SignedEvent],
         same: Callable[[A, Mapping[str, Any]], bool],
         *,
@@ -321,18 +326,22 @@ class Outbox:
         and building an ``Entry`` and its closures per event cost about 1 us of the serving
         process's CPU, the one core the chain runs on (issue 11).
 
-        ``items`` is read lazily, ``LOOKUP`` at a time, inside the transaction: the gateway's
-        batch path passes a stream that another process is still preparing (producers/gateway/
-        worker.py), so preparing and signing overlap; anything it raises rolls everything back.
+        ``items`` is read lazily inside the transaction, up to ``LOOKUP`` at a time and no
+        further than an ``IDLE`` in it: the gateway's batch path passes a stream that another
+        process is still preparing (producers/gateway/worker.py), so preparing and signing
+        overlap; anything it raises rolls everything back. Why stop at ``IDLE`` (issue 11):
+        reading ``LOOKUP`` items before signing any made the serving process wait for the
+        worker's first 500 drafts (~22 ms of a 3,000-draft request) with nothing signed, and
+        the worker idle as long after its last one.
 
-        The rows go in ``INSERT_ROWS`` at a time as they are signed, all with the transaction's
+        The rows go in ``INSERT_ROWS`` at a time as they are signed, and whenever the source is
+        ``IDLE`` (its wait is spent storing them rather than later), all with the transaction's
         time (why: ``INSERT_ROWS``); ids repeated inside one call are found in ``known``, which
         holds the stored payloads of every id the items name and gains each new event as it is
         signed."""
         self._ensure_head(agency)
         results: list[SignedEvent] = []
         now = self._created_at(datetime.now(UTC))
-        pending = iter(items)
         with self._transaction() as session:
             head = session.scalars(
                 select(ChainHead).where(ChainHead.agency == agency).with_for_update()
@@ -340,7 +349,12 @@ class Outbox:
             sequence, digest = head.last_sequence, head.last_digest
             known: dict[str, bytes] = {}
             rows: list[tuple[Any, ...]] = []
-            while chunk := list(islice(pending, LOOKUP)):
+            for chunk in _ready_runs(items):
+                if not chunk:  # the source is waiting for more: store what is signed meanwhile
+                    if rows:
+                        self._insert(session, rows)
+                        rows = []
+                    continue
                 named = [e.event_id for e in chunk if e.event_id and e.event_id not in known]
                 if named:
                     known.update(self._stored_payloads(session, named))
@@ -572,6 +586,25 @@ def _positional(statement: Any, dialect: Any, order: tuple[str, ...]) -> str:
     if tuple(compiled.positiontup or ()) != order:
         raise RuntimeError(f"{statement} binds {compiled.positiontup}, not {order}")
     return str(compiled)
+
+
+def _ready_runs(items: Iterable[A | None]) -> Iterator[list[A]]:
+    """``items`` as runs of at most ``LOOKUP``, each ending early where the source is ``IDLE``,
+    which comes out as an empty run (``Outbox.append_each``: sign what is ready, then store)."""
+    run: list[A] = []
+    for item in items:
+        if item is None:  # IDLE
+            if run:
+                yield run
+                run = []
+            yield []
+            continue
+        run.append(item)
+        if len(run) == LOOKUP:
+            yield run
+            run = []
+    if run:
+        yield run
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:

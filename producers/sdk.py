@@ -411,14 +411,14 @@ class Producer:
 
     def append_prepared(
         self,
-        prepared: Iterable[Prepared],
+        prepared: Iterable[Prepared | None],
         *,
         also: Callable[[Session, list[SignedEvent]], None] | None = None,
     ) -> list[SignedEvent]:
         """``append_many`` for drafts the caller has had ``prepare``d (and so checked) itself:
         ``publish --batch`` checks every draft first to report every problem, and the gateway
         answers with ids, sequences and digests only. ``prepared`` is read lazily inside the
-        outbox transaction (``Outbox.append_each``)."""
+        outbox transaction (``Outbox.append_each``; a None in it is ``IDLE``: nothing ready yet)."""
         return self.outbox.append_each(self.agency_id, prepared, self._sign, self._same, also=also)
 
     def _sign(self, prepared: Prepared, sequence: int, prevhash: str) -> SignedEvent:

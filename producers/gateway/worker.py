@@ -53,6 +53,7 @@ from ledger.canonical import ChainRuns
 from ledger.validation import Problem
 from producers.gateway.drafts import RequestHash, checked_item, empty_batch, stream_items, too_many
 from producers.gateway.problems import ProblemError, invalid
+from producers.outbox import IDLE
 from producers.sdk import Prepared, Preparer
 
 log = logging.getLogger(__name__)
@@ -239,15 +240,19 @@ class Job:
         """The worker has the job (or refused it outright)."""
         self._check(self._final(self._recv()), "start")
 
-    def prepared(self) -> Iterator[Prepared]:
-        """Every draft of the batch, prepared, as the chunks arrive; raises the 422 listing
-        every problem if any draft was refused, or the body's refusal (400, 413, 422) when
-        the worker finds it, which may be after some chunks."""
+    def prepared(self) -> Iterator[Prepared | None]:
+        """Every draft of the batch, prepared, as the chunks arrive, with ``IDLE`` (None)
+        after a chunk when the next has not arrived yet (``Outbox.append_each`` then signs
+        what it has read and stores what it has signed, rather than wait); raises the 422
+        listing every problem if any draft was refused, or the body's refusal (400, 413, 422)
+        when the worker finds it, which may be after some chunks."""
         while True:
             message = self._final(self._recv())
             if message[0] == "prepared":
                 self._received()
                 yield from map(unframed, message[1])
+                if self._messages.empty():
+                    yield IDLE
             elif message[0] == "invalid":
                 raise invalid(message[1], "the batch")
             else:

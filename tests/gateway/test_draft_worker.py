@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
 import os
 import pickle
 import signal
@@ -30,8 +31,8 @@ from producers.gateway.drafts import checked
 from producers.gateway.problems import ProblemError
 from producers.gateway.service import Gateway, GatewayConfig, Outcome
 from producers.gateway.tokens import Caller
-from producers.gateway.worker import CHUNK, FIRST_CHUNK, framed, next_chunk, unframed
-from producers.outbox import Outbox
+from producers.gateway.worker import CHUNK, FIRST_CHUNK, Job, framed, next_chunk, unframed
+from producers.outbox import IDLE, Outbox
 from producers.sdk import Prepared
 from tests.gateway.conftest import AGENCY, INCIDENT, draft
 
@@ -250,6 +251,33 @@ def test_a_prepared_draft_crosses_the_pipe_whole(service: Gateway) -> None:
         assert back.event() == ready.event()
 
 
+def test_the_serving_side_says_idle_only_when_no_chunk_is_waiting(service: Gateway) -> None:
+    """``Job.prepared`` yields ``IDLE`` after a chunk when the next has not arrived (the outbox
+    then signs and stores what it has instead of waiting, issue 11), never in place of a draft:
+    the drafts come whole and in order. The test plays the worker's side of the protocol over
+    a real pipe, so what has arrived when is decided here."""
+    items = [draft(data={**INCIDENT, "incident_ref": f"INC-{n}"}) for n in range(5)]
+    ready = [p for p, _ in checked(service.producer.preparer, items, batch=True)]
+    assert all(p is not None for p in ready)
+    here, worker_end = multiprocessing.Pipe()
+    job = Job(here, 10.0, lambda: None)
+    job.read()
+    worker_end.send(("start",))
+    worker_end.send(("prepared", [framed(p) for p in ready[:2] if p is not None]))
+    job.start()
+    stream = job.prepared()
+    assert [next(stream), next(stream), next(stream)] == [ready[0], ready[1], IDLE]
+    worker_end.send(("prepared", [framed(p) for p in ready[2:4] if p is not None]))
+    worker_end.send(("prepared", [framed(p) for p in ready[4:] if p is not None]))
+    worker_end.send(("end", None))
+    rest = list(stream)  # whether an IDLE comes between the last two chunks depends on timing
+    assert rest[0] == ready[2] and [p for p in rest if p is not IDLE] == ready[2:]
+    assert all(rest[i - 1] in (ready[3], ready[4]) for i, p in enumerate(rest) if p is IDLE)
+    job.stop_reading(5)
+    here.close()
+    worker_end.close()
+
+
 def test_a_body_is_streamed_and_one_that_breaks_off_late_stores_nothing(service: Gateway) -> None:
     """The worker reads the body item by item and sends the first drafts before it has read
     the last (``stream_items``): a body whose end is unreadable is refused (400, 413) after
@@ -327,5 +355,5 @@ def test_the_worker_is_never_held_back_by_the_signing_process(service: Gateway) 
                 break
             used = now
         os.kill(pid, signal.SIGKILL)
-        prepared = list(job.prepared())
+        prepared = [p for p in job.prepared() if p is not None]
     assert [p.event()["data"]["incident_ref"] for p in prepared] == [f"INC-{n}" for n in range(3000)]

@@ -5,17 +5,19 @@ from __future__ import annotations
 import multiprocessing
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from multiprocessing.synchronize import Barrier as BarrierType
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from ledger.canonical import canonical_json, event_digest
+from ledger.envelope import SignedEvent
 from ledger.keystore import Keystore
-from producers.outbox import CHECKPOINT_ROWS, INSERT_ROWS, SAFETY_AUTOCHECKPOINT_PAGES, Outbox
+from producers.outbox import CHECKPOINT_ROWS, IDLE, INSERT_ROWS, LOOKUP, SAFETY_AUTOCHECKPOINT_PAGES, Outbox
 from producers.sdk import Draft, Prepared, Producer
 from tests.ledger.factory import INCIDENT
 from tests.producers.conftest import GP, POLICE
@@ -211,4 +213,64 @@ def test_an_insert_that_fails_after_others_went_in_stores_nothing(
     assert producer.outbox.events(POLICE) == [] and producer.outbox.head(POLICE) == (0, "")
     producer.append_prepared(_prepared(producer, INSERT_ROWS + 1))
     assert_chain(producer.outbox, POLICE, INSERT_ROWS + 1)
+    producer.outbox.close()
+
+
+@pytest.mark.parametrize(
+    "idle_after",
+    [
+        pytest.param((0, 8, 18, 18, 30), id="idle-first-and-twice-in-a-row"),
+        pytest.param((INSERT_ROWS - 1, INSERT_ROWS + 3, LOOKUP + 7), id="around-insert-rows-and-lookup"),
+        pytest.param((LOOKUP + 60,), id="idle-last"),
+    ],
+)
+def test_a_source_that_waits_has_what_it_gave_signed_and_nothing_lost_doubled_or_reordered(
+    agencies: Keystore, outbox_url: str, idle_after: tuple[int, ...]
+) -> None:
+    """``IDLE`` in the items (the gateway's draft worker has not sent its next chunk yet):
+    every item read before it is signed before the source is read again, so the serving
+    process signs its first drafts as soon as they arrive, not once ``LOOKUP`` have (issue 11:
+    it waited for the worker's first 500); the rows signed so far go in meanwhile. The chain
+    is the one the same items make without ``IDLE``: each once, in order, one transaction."""
+    producer = Producer(POLICE, agencies, outbox_url)
+    prepared = _prepared(producer, LOOKUP + 60)
+    signed: list[str] = []
+
+    def sign(item: Prepared, sequence: int, prevhash: str) -> SignedEvent:
+        signed.append(item.id)
+        return producer._sign(item, sequence, prevhash)
+
+    def same(item: Prepared, stored: Mapping[str, Any]) -> bool:
+        return producer._same(item, stored)
+
+    def source() -> Iterator[Prepared | None]:
+        for index in range(len(prepared) + 1):
+            for _ in range(idle_after.count(index)):
+                yield IDLE
+                assert signed == [p.id for p in prepared[:index]]  # all it gave, nothing more
+            if index < len(prepared):
+                yield prepared[index]
+
+    events = producer.outbox.append_each(POLICE, source(), sign, same)
+    assert [e.event_id for e in events] == [p.id for p in prepared] == signed
+    assert_chain(producer.outbox, POLICE, len(prepared))
+    assert [r.event_id for r in producer.outbox.events(POLICE)] == [p.id for p in prepared]
+    producer.outbox.close()
+
+
+def test_a_source_that_fails_after_waiting_stores_nothing(agencies: Keystore, outbox_url: str) -> None:
+    """Rows inserted while the source waited (``IDLE``) are still inside the transaction: a
+    source that fails afterwards (the draft worker died) leaves nothing stored."""
+    producer = Producer(POLICE, agencies, outbox_url)
+
+    def failing() -> Iterator[Prepared | None]:
+        yield from _prepared(producer, 30)
+        yield IDLE
+        yield from _prepared(producer, INSERT_ROWS + 5)
+        yield IDLE
+        raise RuntimeError("the draft worker stopped")
+
+    with pytest.raises(RuntimeError, match="worker stopped"):
+        producer.append_prepared(failing())
+    assert producer.outbox.events(POLICE) == [] and producer.outbox.head(POLICE) == (0, "")
     producer.outbox.close()
