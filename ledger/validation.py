@@ -421,12 +421,11 @@ def verdict(schema: Mapping[str, Any]) -> Callable[[Any], bool]:
     unknown = _unknown_keywords(schema)
     if unknown:
         raise ValueError(f"verdict() does not know the keywords {sorted(unknown)}")
-    names: dict[str, Any] = {"_plain_numbers": _plain_numbers, "NoneType": type(None)}
-    lines = ["def verdict(v0):"]
-    _emit(schema, "v0", 1, lines, names)
-    lines.append(" return True")
-    exec(compile("\n".join(lines), f"<verdict {schema.get('$id', '')}>", "exec"), names)
-    compiled: Callable[[Any], bool] = names["verdict"]
+    writer = _Writer()
+    writer.emit(schema, "v0", 1)
+    writer.lines.append(" return True")
+    exec(compile("\n".join(writer.lines), f"<verdict {schema.get('$id', '')}>", "exec"), writer.names)
+    compiled: Callable[[Any], bool] = writer.names["verdict"]
     return compiled
 
 
@@ -443,117 +442,112 @@ def _unknown_keywords(schema: Any) -> set[str]:
     return found
 
 
-def _emit(schema: Mapping[str, Any], var: str, depth: int, lines: list[str], names: dict[str, Any]) -> None:
-    """Lines that ``return False`` unless ``var`` satisfies ``schema`` (indented ``depth``)."""
-    pad = " " * depth
+class _Writer:
+    """The source of one ``verdict`` function: its lines, and the values its code names (the
+    compiled regexes, enum sets, format checks), bound as globals of the compiled function."""
 
-    def name(value: Any) -> str:
-        key = f"c{len(names)}"
-        names[key] = value
+    def __init__(self) -> None:
+        self.names: dict[str, Any] = {"_plain_numbers": _plain_numbers, "NoneType": type(None)}
+        self.lines = ["def verdict(v0):"]
+
+    def name(self, value: Any) -> str:
+        """A global name for ``value`` in the generated code."""
+        key = f"c{len(self.names)}"
+        self.names[key] = value
         return key
 
-    kinds = schema.get("type")
-    kinds = [kinds] if isinstance(kinds, str) else kinds
-    if "enum" in schema or "const" in schema:
-        allowed = schema["enum"] if "enum" in schema else [schema["const"]]
-        if not all(type(a) is str for a in allowed):
-            raise ValueError(f"verdict() takes enums of strings only: {allowed}")
-        known = name(frozenset(allowed))
-        lines.append(f"{pad}if type({var}) is not str or {var} not in {known}: return False")
-        if kinds is not None and "string" not in kinds:
-            lines.append(f"{pad}return False")
-        else:
-            _emit_kind(schema, "string", var, depth, lines, names, name)
-        return
-    if kinds is None:  # no type: any JSON value, whose numbers must still be plain
-        if set(schema) - _ANNOTATIONS:
-            raise ValueError(f"verdict() takes untyped schemas without keywords only: {schema}")
-        lines.append(f"{pad}if not _plain_numbers({var}): return False")
-        return
-    if not set(kinds) <= set(_EXACT_TYPES):
-        raise ValueError(f"verdict() does not take the types {kinds}")
-    if len(kinds) == 1:
-        lines.append(f"{pad}if type({var}) is not {_EXACT_TYPES[kinds[0]]}: return False")
-        _emit_kind(schema, kinds[0], var, depth, lines, names, name)
-        return
-    lines.append(f"{pad}t{depth} = type({var})")
-    for number, kind in enumerate(kinds):
-        lines.append(f"{pad}{'if' if number == 0 else 'elif'} t{depth} is {_EXACT_TYPES[kind]}:")
-        before = len(lines)
-        _emit_kind(schema, kind, var, depth + 1, lines, names, name)
-        if len(lines) == before:
-            lines.append(f"{pad} pass")
-    lines.append(f"{pad}else: return False")
+    def emit(self, schema: Mapping[str, Any], var: str, depth: int) -> None:
+        """Lines that ``return False`` unless ``var`` satisfies ``schema`` (indented ``depth``)."""
+        pad = " " * depth
+        kinds = schema.get("type")
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        if "enum" in schema or "const" in schema:
+            allowed = schema["enum"] if "enum" in schema else [schema["const"]]
+            if not all(type(a) is str for a in allowed):
+                raise ValueError(f"verdict() takes enums of strings only: {allowed}")
+            known = self.name(frozenset(allowed))
+            self.lines.append(f"{pad}if type({var}) is not str or {var} not in {known}: return False")
+            if kinds is not None and "string" not in kinds:
+                self.lines.append(f"{pad}return False")
+            else:
+                self.emit_kind(schema, "string", var, depth)
+            return
+        if kinds is None:  # no type: any JSON value, whose numbers must still be plain
+            if set(schema) - _ANNOTATIONS:
+                raise ValueError(f"verdict() takes untyped schemas without keywords only: {schema}")
+            self.lines.append(f"{pad}if not _plain_numbers({var}): return False")
+            return
+        if not set(kinds) <= set(_EXACT_TYPES):
+            raise ValueError(f"verdict() does not take the types {kinds}")
+        if len(kinds) == 1:
+            self.lines.append(f"{pad}if type({var}) is not {_EXACT_TYPES[kinds[0]]}: return False")
+            self.emit_kind(schema, kinds[0], var, depth)
+            return
+        self.lines.append(f"{pad}t{depth} = type({var})")
+        for number, kind in enumerate(kinds):
+            self.lines.append(f"{pad}{'if' if number == 0 else 'elif'} t{depth} is {_EXACT_TYPES[kind]}:")
+            before = len(self.lines)
+            self.emit_kind(schema, kind, var, depth + 1)
+            if len(self.lines) == before:
+                self.lines.append(f"{pad} pass")
+        self.lines.append(f"{pad}else: return False")
 
+    def emit_kind(self, schema: Mapping[str, Any], kind: str, var: str, depth: int) -> None:
+        """The keywords of ``schema`` that apply to a ``var`` known to be of JSON type ``kind``."""
+        pad = " " * depth
+        if kind == "string":
+            if "minLength" in schema or "maxLength" in schema:
+                low, high = int(schema.get("minLength", 0)), schema.get("maxLength")
+                bounds = f"{low} <= len({var})" + ("" if high is None else f" <= {int(high)}")
+                self.lines.append(f"{pad}if not {bounds}: return False")
+            if "pattern" in schema:
+                search = self.name(_ecma_regex(schema["pattern"]).search)
+                self.lines.append(f"{pad}if {search}({var}) is None: return False")
+            if "format" in schema:
+                checker = FormatChecker()
+                formats = {"uuid": partial(_uuid, checker), "date": partial(_conforms, checker, "date")}
+                if schema["format"] not in formats:
+                    raise ValueError(f"verdict() does not know the format {schema['format']!r}")
+                self.lines.append(f"{pad}if not {self.name(formats[schema['format']])}({var}): return False")
+        elif kind == "integer":
+            low, high = (
+                max(schema.get("minimum", -MAX_EXACT_INTEGER), -MAX_EXACT_INTEGER),
+                min(schema.get("maximum", MAX_EXACT_INTEGER), MAX_EXACT_INTEGER),
+            )
+            self.lines.append(f"{pad}if not {low!r} <= {var} <= {high!r}: return False")
+        elif kind == "array":
+            if "minItems" in schema:
+                self.lines.append(f"{pad}if len({var}) < {int(schema['minItems'])}: return False")
+            item = f"v{depth}"
+            self.lines.append(f"{pad}for {item} in {var}:")
+            self.emit(schema.get("items", {}), item, depth + 1)
+        elif kind == "object":
+            self.emit_object(schema, var, depth)
 
-def _emit_kind(
-    schema: Mapping[str, Any],
-    kind: str,
-    var: str,
-    depth: int,
-    lines: list[str],
-    names: dict[str, Any],
-    name: Callable[[Any], str],
-) -> None:
-    """The keywords of ``schema`` that apply to a ``var`` known to be of JSON type ``kind``."""
-    pad = " " * depth
-    if kind == "string":
-        if "minLength" in schema or "maxLength" in schema:
-            low, high = int(schema.get("minLength", 0)), schema.get("maxLength")
-            bounds = f"{low} <= len({var})" + ("" if high is None else f" <= {int(high)}")
-            lines.append(f"{pad}if not {bounds}: return False")
-        if "pattern" in schema:
-            search = name(_ecma_regex(schema["pattern"]).search)
-            lines.append(f"{pad}if {search}({var}) is None: return False")
-        if "format" in schema:
-            checker = FormatChecker()
-            formats = {"uuid": partial(_uuid, checker), "date": partial(_conforms, checker, "date")}
-            if schema["format"] not in formats:
-                raise ValueError(f"verdict() does not know the format {schema['format']!r}")
-            lines.append(f"{pad}if not {name(formats[schema['format']])}({var}): return False")
-    elif kind == "integer":
-        low, high = max(schema.get("minimum", -MAX_EXACT_INTEGER), -MAX_EXACT_INTEGER), min(
-            schema.get("maximum", MAX_EXACT_INTEGER), MAX_EXACT_INTEGER
-        )
-        lines.append(f"{pad}if not {low!r} <= {var} <= {high!r}: return False")
-    elif kind == "array":
-        if "minItems" in schema:
-            lines.append(f"{pad}if len({var}) < {int(schema['minItems'])}: return False")
-        item = f"v{depth}"
-        lines.append(f"{pad}for {item} in {var}:")
-        _emit(schema.get("items", {}), item, depth + 1, lines, names)
-    elif kind == "object":
-        _emit_object(schema, var, depth, lines, names, name)
-
-
-def _emit_object(
-    schema: Mapping[str, Any],
-    var: str,
-    depth: int,
-    lines: list[str],
-    names: dict[str, Any],
-    name: Callable[[Any], str],
-) -> None:
-    pad = " " * depth
-    properties: Mapping[str, Any] = schema.get("properties", {})
-    extra = schema.get("additionalProperties", True)
-    if schema.get("required"):
-        lines.append(f"{pad}if not {var}.keys() >= {name(frozenset(schema['required']))}: return False")
-    key, value = f"k{depth}", f"v{depth}"
-    if extra is False:
-        lines.append(f"{pad}if not {var}.keys() <= {name(frozenset(properties))}: return False")
-    else:  # every member not named in ``properties`` (and every name, for ``propertyNames``)
-        lines.append(f"{pad}for {key}, {value} in {var}.items():")
-        lines.append(f"{pad} if type({key}) is not str: return False")
-        if "propertyNames" in schema:
-            _emit(schema["propertyNames"], key, depth + 1, lines, names)
-        if properties:
-            lines.append(f"{pad} if {key} in {name(frozenset(properties))}: continue")
-        _emit({} if extra is True else extra, value, depth + 1, lines, names)
-    for member, sub in properties.items():
-        lines.append(f"{pad}{value} = {var}.get({member!r}, _plain_numbers)")  # a sentinel: never a value
-        lines.append(f"{pad}if {value} is not _plain_numbers:")
-        before = len(lines)
-        _emit(sub, value, depth + 1, lines, names)
-        if len(lines) == before:
-            lines.append(f"{pad} pass")
+    def emit_object(self, schema: Mapping[str, Any], var: str, depth: int) -> None:
+        """The keywords of an object's ``schema`` for a ``var`` known to be a dict."""
+        pad = " " * depth
+        properties: Mapping[str, Any] = schema.get("properties", {})
+        extra = schema.get("additionalProperties", True)
+        if schema.get("required"):
+            required = self.name(frozenset(schema["required"]))
+            self.lines.append(f"{pad}if not {var}.keys() >= {required}: return False")
+        key, value = f"k{depth}", f"v{depth}"
+        if extra is False:
+            self.lines.append(f"{pad}if not {var}.keys() <= {self.name(frozenset(properties))}: return False")
+        else:  # every member not named in ``properties`` (and every name, for ``propertyNames``)
+            self.lines.append(f"{pad}for {key}, {value} in {var}.items():")
+            self.lines.append(f"{pad} if type({key}) is not str: return False")
+            if "propertyNames" in schema:
+                self.emit(schema["propertyNames"], key, depth + 1)
+            if properties:
+                self.lines.append(f"{pad} if {key} in {self.name(frozenset(properties))}: continue")
+            self.emit({} if extra is True else extra, value, depth + 1)
+        for member, sub in properties.items():
+            # _plain_numbers as the sentinel: a function is never a JSON value
+            self.lines.append(f"{pad}{value} = {var}.get({member!r}, _plain_numbers)")
+            self.lines.append(f"{pad}if {value} is not _plain_numbers:")
+            before = len(self.lines)
+            self.emit(sub, value, depth + 1)
+            if len(self.lines) == before:
+                self.lines.append(f"{pad} pass")
