@@ -108,6 +108,9 @@ def _child_rows(c: int, children: int, events: int, rows: dict[str, list[dict[st
             "schools": json.dumps([history.school_of(c).split("/")[1]] if "school" in kinds else []),
             "next_due": None,
             "evaluated_at": times[-1],
+            # the column's default (a Python-side one, which COPY does not apply): written by no
+            # projecting process, so none trusts rows it remembers for this child
+            "stamp": 0,
         }
     )
     people = {history.mother(c): ["mother", "victim"], history.father(c): ["alleged-perpetrator"]}
