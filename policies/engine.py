@@ -23,6 +23,7 @@ from typing import Any, TypeGuard, cast
 from ledger.bounded import Bounded
 from ledger.identifiers import uuid_text
 from ledger.timeutil import format_time, utc
+from policies import calendar
 from policies.base import Finding, Fold, FoldingPolicy, Policy, RuleDescription, Severity, instant
 from policies.facts import recorded_key
 from policies.view import ChildView, Event, reading
@@ -372,6 +373,7 @@ class Evaluator:
     """
 
     def __init__(self, children: int = 1024, events: int = 50_000) -> None:
+        calendar.load()  # at the process's start, not in its first batch
         # Per child: each rule's findings, and the view they came from (whose indexes the next
         # view of the child adopts: ``ChildView.adopt``), weighed by that view's events.
         self._remembered: Bounded[tuple[dict[Policy, _Remembered], ChildView]] = Bounded(
