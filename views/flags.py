@@ -227,11 +227,7 @@ class FlagSync:
                 text, message_text = (flag.payload_text, "") if self.fresh else flag.texts()
                 row = StoredFlag(flag.id, flag.rule, str(flag.severity), flag.status, flag.due, text, 0)
                 weight += len(text) + ROW_WEIGHT
-                # what concern_values reads of a payload, without making the whole payload
-                concerned = {
-                    "status": flag.status, "acknowledged_by": flag.acknowledged_by, "concerns": flag.concerns
-                }  # fmt: skip
-                self._concerns[flag.id] = (row, concerned, True)
+                self._concerns[flag.id] = (row, _concerned(flag), True)
                 self._stored[child][flag.id] = row
                 first = {"open": "raised", "resolved": "resolved", "dismissed": "dismissed"}[flag.status]
                 self._change(changes, row, first, flag.evidence, message_text, now, evidence_detail)
@@ -251,14 +247,16 @@ class FlagSync:
                     }
                 )
                 continue
-            payload = flag.to_json()
-            text, message_text = flag.texts()
-            change = _transition(json.loads(row.payload), payload)
-            weight += len(text) - len(row.payload)
-            row.payload, row.status, row.due = text, flag.status, flag.due
-            self._written(row, payload)
+            # The sorted text (a change message's) only for a lifecycle change, and what the
+            # concern rows read instead of the whole payload: most rewrites of a live child's
+            # flags change their evidence or due time, not their lifecycle (issue 13, tenth round)
+            change = _transition(row, flag)
+            text = flag.texts()[1] if change is not None else ""
+            weight += len(flag.payload_text) - len(row.payload)
+            row.payload, row.status, row.due = flag.payload_text, flag.status, flag.due
+            self._written(row, _concerned(flag))
             if change is not None:
-                self._change(changes, row, change, flag.evidence, message_text, now, evidence_detail)
+                self._change(changes, row, change, flag.evidence, text, now, evidence_detail)
             self._update(row, now)
         for row in stored.values():
             if row.status != "open":
@@ -464,10 +462,17 @@ def concern_values(
     return [(flag_id, agency, tab, status, due, severity, rule) for agency in agencies]
 
 
-def _transition(previous: Mapping[str, Any], current: Mapping[str, Any]) -> str | None:
-    before, after = previous["status"], current["status"]
+def _transition(row: StoredFlag, flag: Flag) -> str | None:
+    """The lifecycle change from a stored flag to ``flag`` (None: none). The previous
+    acknowledgement is read from the stored payload only when it decides."""
+    before, after = row.status, flag.status
     if before != after:
         return "reopened" if after == "open" else after
-    if after == "open" and current.get("acknowledged_by") and not previous.get("acknowledged_by"):
+    if after == "open" and flag.acknowledged_by and not json.loads(row.payload).get("acknowledged_by"):
         return "acknowledged"
     return None
+
+
+def _concerned(flag: Flag) -> dict[str, Any]:
+    """What ``concern_values`` reads of a flag's payload, without making the whole payload."""
+    return {"status": flag.status, "acknowledged_by": flag.acknowledged_by, "concerns": flag.concerns}
