@@ -27,6 +27,17 @@ def _bank_holidays(year: int) -> frozenset[date]:
     return frozenset(holidays.country_holidays("GB", subdiv="ENG", years=year))
 
 
+@cache
+def load() -> None:
+    """Load the bank-holiday calendar now, not at the first deadline a rule asks for: the
+    ``holidays`` package imports every country's module on its first lookup (~0.08 CPU s),
+    which a projector otherwise paid inside its first batch (~2% of the main process of a
+    10,000-event replay, issue 13, tenth round). A start-up cost, like an import: a long-lived
+    ``policies.engine.Evaluator`` (one per projecting process) calls it when it is made. Each
+    year's holidays are still made when first asked (~0.5 ms)."""
+    holidays.country_holidays("GB", subdiv="ENG", years=())
+
+
 def is_working_day(day: date) -> bool:
     return day.weekday() < 5 and day not in _bank_holidays(day.year)
 

@@ -23,6 +23,7 @@ from typing import Any, TypeGuard, cast
 from ledger.bounded import Bounded
 from ledger.identifiers import uuid_text
 from ledger.timeutil import format_time, utc
+from policies import calendar
 from policies.base import Finding, Fold, FoldingPolicy, Policy, RuleDescription, Severity, instant
 from policies.facts import recorded_key
 from policies.view import ChildView, Event, reading
@@ -113,8 +114,11 @@ class Flag:
         ``Evaluator`` hands back the same ``Flag`` objects for the rules whose inputs did not
         change, so the flag sync compares one string per flag instead of serialising every flag
         of the child on every event (issue 13: ~30% of a live event's CPU at 500 prior events).
-        A frozen dataclass may hold it: ``cached_property`` writes the instance dict directly."""
-        return self.texts()[0]
+        A frozen dataclass may hold it: ``cached_property`` writes the instance dict directly.
+        Made alone (not with the sorted text ``texts`` also makes): a flag compared with its
+        stored row and found equal, or rewritten without a lifecycle change, announces nothing
+        (issue 13, tenth round)."""
+        return self._texts(ordered=False)[0]
 
     def texts(self) -> tuple[str, str]:
         """``json.dumps(self.to_json())`` (``payload_text``, kept) and ``json.dumps(self.to_json(),
@@ -128,11 +132,15 @@ class Flag:
         that is not a plain string or None (which no rule's finding makes) takes ``json.dumps``
         itself. tests/policies/test_engine.py compares both texts with ``json.dumps`` over
         flags of every rule, acknowledged, resolved, dismissed and with awkward strings."""
+        return self._texts(ordered=True)
+
+    def _texts(self, *, ordered: bool) -> tuple[str, str]:
+        """``texts``; the second is "" unless ``ordered``."""
         values = [self.id, self.child, self.status, self.detail, self.acknowledged_by, self.resolved_by,
                   self.dismissed_by, self.dismissed_reason]  # fmt: skip
         if not all(v is None or type(v) is str for v in values) or not _plain(self.evidence, self.concerns):
             payload = self.to_json()
-            stored, ordered = json.dumps(payload), json.dumps(payload, sort_keys=True)
+            stored, sorted_text = json.dumps(payload), json.dumps(payload, sort_keys=True) if ordered else ""
         else:
             id_, child, status, detail, acknowledged_by, resolved_by, dismissed_by, reason = [
                 "null" if v is None else _string(v) for v in values
@@ -147,10 +155,13 @@ class Flag:
             # the flag's own values in each template's order (_PAYLOAD_KEYS, and sorted)
             stored = stored_template % (id_, child, status, due, evidence, concerns, detail, acknowledged_by,
                                         resolved_by, resolved_at, dismissed_by, reason)  # fmt: skip
-            ordered = sorted_template % (acknowledged_by, child, concerns, detail, dismissed_by, reason, due,
-                                         evidence, id_, resolved_at, resolved_by, status)  # fmt: skip
+            sorted_text = ""
+            if ordered:
+                sorted_values = (acknowledged_by, child, concerns, detail, dismissed_by, reason, due,
+                                 evidence, id_, resolved_at, resolved_by, status)  # fmt: skip
+                sorted_text = sorted_template % sorted_values
         self.__dict__.setdefault("payload_text", stored)  # what cached_property would store
-        return stored, ordered
+        return stored, sorted_text
 
 
 # A flag's stored JSON keys, in ``Flag.to_json``'s order (``Flag.texts``, ``_templates``).
@@ -372,6 +383,7 @@ class Evaluator:
     """
 
     def __init__(self, children: int = 1024, events: int = 50_000) -> None:
+        calendar.load()  # at the process's start, not in its first batch
         # Per child: each rule's findings, and the view they came from (whose indexes the next
         # view of the child adopts: ``ChildView.adopt``), weighed by that view's events.
         self._remembered: Bounded[tuple[dict[Policy, _Remembered], ChildView]] = Bounded(

@@ -19,7 +19,7 @@ from typing import Any
 from ledger.vocabulary import agency_kind
 from policies.base import Finding, Fold
 from policies.calendar import working_days_deadline
-from policies.view import CONCERN_ROLES, MALE_PARENT_ROLES, PARENT_ROLES, Event
+from policies.view import CONCERN_ROLES, MALE_PARENT_ROLES, PARENT_ROLES, ChildView, Event
 
 # A gap "within N working days" begins the instant after the deadline's last millisecond.
 AFTER = timedelta(milliseconds=1)
@@ -311,6 +311,16 @@ def recorded(*groups: Iterable[Event]) -> list[Event]:
     return sorted((e for group in groups for e in group), key=recorded_key)
 
 
+FAMILY_TYPES = ("child.registered", "person.linked", "gp.registered")  # what a Family is made of
+
+
+def family_of(view: ChildView) -> Family:
+    """The child's ``Family`` (from ``FAMILY_TYPES``), built once per view for every rule that
+    asks (``ChildView.derived``): gp-not-notified, parent-gp-unaware and marac-plan-not-shared
+    each built the same one."""
+    return view.derived(Family, *FAMILY_TYPES)
+
+
 class Family:
     """Who the partnership knew, after each event, to be the child's parent figures, which of
     them it knew to live elsewhere, and each person's GP practice (``gp.registered``: one
@@ -343,9 +353,10 @@ class Family:
         self, people: Callable[[frozenset[str], frozenset[str]], Iterable[str]], key: Hashable = None
     ) -> dict[Hashable, list[Spell]]:
         """Practice -> spells in which it was the practice of one of ``people(parents,
-        living elsewhere)``; payload: the registration that made it owed. With a ``key`` (what
-        ``people`` depends on besides its arguments, e.g. an incident's parties), the answer
-        is kept for the next call with an equal key: gp-not-notified asks it once per incident,
+        living elsewhere)``; payload: the registration that made it owed. With a ``key`` (everything
+        ``people`` depends on besides its arguments, e.g. the rule and an incident's parties:
+        one Family serves every rule of a view, ``family_of``), the answer is kept for the next
+        call with an equal key: gp-not-notified asks it once per incident,
         usually of the same parties, and walking every state per incident was a sixth of an
         evaluation on a replay (issue 13, ninth round). Callers must not change what it hands
         back (it may be another call's)."""

@@ -45,6 +45,7 @@ from policies.facts import (
     Spell,
     domestic_abuse_incidents,
     due_after_working_days,
+    family_of,
     first_gap,
     parties,
 )
@@ -69,7 +70,7 @@ class GpNotNotified(FoldingPolicy):
 
     def start(self, view: ChildView) -> Fold:
         anchors = Anchors()
-        anchors.context = Family(view.of_type("child.registered", "person.linked", "gp.registered"))
+        anchors.context = family_of(view)
         for incident in domestic_abuse_incidents(view.of_type("incident.reported")):
             anchors.judge(incident, _judge(view, incident, anchors.context))
         return anchors.fold()
@@ -100,8 +101,10 @@ def _judge(view: ChildView, incident: Event, family: Family) -> Iterator[Finding
         return due_after_working_days(max(incident.recordedtime, spell.start), 1)
 
     # ``people`` depends on the incident only through its parties (the view's child is the
-    # family's): incidents between the same parties share one answer
-    for practice, owed in sorted(family.practices(people, key=frozenset(involved)).items()):
+    # family's): incidents between the same parties share one answer (the rule's id in the key:
+    # the Family is the view's, shared with other rules)
+    owed_by_practice = family.practices(people, key=(GpNotNotified.id, frozenset(involved)))
+    for practice, owed in sorted(owed_by_practice.items()):
         told = view.notifications_about(incident, to=str(practice))  # in recorded order
         gap = first_gap(owed, due_of, told[0] if told else None)
         if gap is None:

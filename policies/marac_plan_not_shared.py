@@ -34,7 +34,7 @@ from datetime import datetime
 
 from ledger.vocabulary import agency_kind
 from policies.base import Finding, Policy, Severity
-from policies.facts import Family, Spell, due_after_working_days, first_gap, recorded_key, school_spells
+from policies.facts import Spell, due_after_working_days, family_of, first_gap, recorded_key, school_spells
 from policies.view import ChildView, Event
 
 
@@ -61,7 +61,7 @@ class MaracPlanNotShared(Policy):
             return
         involved = _involved(view)
         enrolments = view.of_type("school.enrolled", "school.left")
-        family = Family(view.of_type("child.registered", "person.linked", "gp.registered"))
+        family = family_of(view)
         first_shared: dict[tuple[str, str], Event] = {}  # (plan_ref, agency) -> first share with it
         for share in view.of_type("marac.plan.shared"):
             for agency in share.data["to"]:

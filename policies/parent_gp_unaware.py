@@ -21,7 +21,7 @@ from datetime import datetime
 from itertools import chain
 
 from policies.base import Finding, Fold, FoldingPolicy, Severity
-from policies.facts import Family, Spell, due_after_working_days, first_gap
+from policies.facts import Spell, due_after_working_days, family_of, first_gap
 from policies.view import ChildView, Event
 
 
@@ -47,7 +47,7 @@ class ParentGpUnaware(FoldingPolicy):
             key=lambda e: (e.recordedtime, e.time, e.id),
             default=None,
         )
-        family = Family(view.of_type("child.registered", "person.linked", "gp.registered"))
+        family = family_of(view)
         owed = family.practices(lambda parents, _: parents)
         aware = {
             str(practice): _awareness_event(

@@ -13,7 +13,7 @@ from eventsourcing.persistence import PersistenceError
 from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from ledger.store.bulk import insert_rows, update_rows
+from ledger.store.bulk import insert_rows, insert_values, update_rows
 from ledger.store.ledger import Ledger
 from ledger.store.types import UTCTime
 from views.models import FlagChangeRow, FlagConcernRow, PersonRow
@@ -73,6 +73,35 @@ def test_values_given_bound_are_stored_as_given(ledger: Ledger) -> None:
     with ledger.read() as session:
         due = {flag: due for flag, due in session.execute(text("SELECT flag_id, due FROM flag_concerns"))}
     assert due == {"a": text_due, "b": text_due}
+
+
+def test_rows_given_as_tuples_are_stored_as_the_same_dicts_are(ledger: Ledger) -> None:
+    """``insert_values`` takes rows as tuples of named columns: in the table's column order, in
+    another order (put in the statement's), bound or not, one column or many; the rows stored
+    are those ``insert_rows`` stores of the same values as dicts. A dict naming a column the
+    table lacks is refused."""
+    text_due = UTCTime().process_bind_param(T, ledger.engine.dialect)
+    table_order = tuple(c.name for c in CONCERNS.columns)
+    shuffled = ("rule", "due", "agency", "flag_id", "severity", "tab", "status")
+    with ledger.session() as session:
+        insert_rows(session, CONCERNS, [_concern("a", "*"), _concern("a", "gp/L1")])
+        insert_values(session, CONCERNS, table_order, [tuple(_concern("b", a)[c] for c in table_order)
+                                                       for a in ("*", "gp/L1")])  # fmt: skip
+        insert_values(session, CONCERNS, shuffled, [tuple(_concern("c", a)[c] for c in shuffled)
+                                                    for a in ("*", "gp/L1")])  # fmt: skip
+        bound = [tuple((_concern("d", "*") | {"due": text_due})[c] for c in shuffled)]
+        insert_values(session, CONCERNS, shuffled, bound, bound={"due"})
+        change_columns = ("change_id", "flag_id", "change", "changed_at", "message", "published")
+        insert_values(session, CHANGES, change_columns, [("c1", "f", "raised", T, "m", False)])
+        with pytest.raises(ValueError, match="no column"):
+            insert_rows(session, CONCERNS, [_concern("e", "*") | {"colour": "red"}])
+    with ledger.read() as session:
+        stored = {(r[0], r[1]): r[2:] for r in session.execute(text("SELECT * FROM flag_concerns"))}
+        change = session.execute(text("SELECT changed_at, published FROM flag_changes")).one()
+    for flag in "bc":
+        assert {stored[(flag, a)] for a in ("*", "gp/L1")} == {stored[("a", a)] for a in ("*", "gp/L1")}
+    assert stored[("d", "*")] == stored[("a", "*")] and len(stored) == 7
+    assert tuple(change) in {(text_due, False), (text_due, 0)}
 
 
 def test_bulk_rows_are_rolled_back_with_the_transaction(ledger: Ledger) -> None:

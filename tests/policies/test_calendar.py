@@ -149,3 +149,19 @@ def test_deadline_from_a_weekend_or_holiday_counts_from_the_next_working_day() -
     assert working_days_deadline(t("2019-12-25T12:00:00Z"), 1) == t("2019-12-27T23:59:59.999Z")
     # Sunday 23:30Z in summer is Monday in London: one working day runs to Tuesday.
     assert working_days_deadline(t("2020-06-07T23:30:00Z"), 1) == t("2020-06-09T22:59:59.999Z")
+
+
+def test_a_long_lived_evaluator_loads_the_calendar_when_it_is_made() -> None:
+    """The ``holidays`` package imports every country's module on its first lookup (~0.08 s):
+    a projector pays it when its ``Evaluator`` is made, not inside its first batch. In a fresh
+    process, since this one has the calendar loaded already."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; import policies.engine as engine\n"
+        "assert 'holidays.countries.united_kingdom' not in sys.modules\n"
+        "engine.Evaluator()\n"
+        "assert 'holidays.countries.united_kingdom' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)

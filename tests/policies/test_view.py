@@ -460,3 +460,27 @@ def test_a_view_built_from_the_previous_one_is_a_fresh_build(
         assert built.household == fresh.household
         previous = built
     assert cheap, builds  # the fast way was taken
+
+
+def test_what_is_derived_once_per_view_is_read_by_every_rule_that_asks() -> None:
+    """``ChildView.derived`` builds a value once per view (``policies.facts.family_of``: one
+    ``Family`` for the three rules that read it) and records its types as read on every call,
+    so a rule that found it already made still reads what it is made of (the engine re-runs
+    it when they change), and another view builds its own."""
+    from policies.facts import FAMILY_TYPES, Family, family_of
+    from policies.view import reading
+
+    events = [
+        ev("child.registered", {"dob": "2019-06-01", "mother": "P-1"}, "2020-01-01T09:00:00Z", source=CSC),
+        ev("gp.registered", {"person": "P-1", "practice": "L1"}, "2020-01-02T09:00:00Z", source="gp/L1"),
+    ]
+    one = view(*events)
+    with reading() as first:
+        made = family_of(one)
+    with reading() as second:
+        again = family_of(one)
+    assert again is made and isinstance(made, Family)
+    assert first == second == set(FAMILY_TYPES)
+    other = view(*events)
+    assert family_of(other) is not made
+    assert [state[0].id for state in family_of(other).states] == [e.id for e in events]

@@ -101,3 +101,35 @@ def test_my_flags_orders_by_due_then_severity(tmp_path: Path) -> None:
         assert [f["id"][:8] for f in page] == ["00000001", "00000004"] and more
         page, more = flags_page(session, "police/x", "open", offset=2, limit=2)
         assert [f["id"][:8] for f in page] == ["00000003"] and not more
+
+
+def test_a_rewritten_flag_announces_only_a_lifecycle_change(tmp_path: Path) -> None:
+    """A stored flag rewritten with other evidence or detail (no lifecycle change) gets its new
+    payload, its concern rows and no change row; acknowledged, then moved to another agency,
+    it announces the acknowledgement once, the message's flag ``json.dumps`` of the flag with
+    sorted keys (the alerter's email), and its concern rows follow both rewrites."""
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    police, gp = ("police/x",), ("gp/L1",)
+    steps = [
+        flag(1, police),
+        flag(1, police, detail="gp/L1 not told of INC-1 (again)", evidence=("ev-1", "ev-7")),
+        flag(1, police, detail="gp/L1 not told of INC-1 (again)", evidence=("ev-1", "ev-7"),
+             acknowledged_by="local:a@b.example"),
+        flag(1, gp, detail="gp/L1 not told of INC-1 (again)", evidence=("ev-1", "ev-7"),
+             acknowledged_by="local:a@b.example"),
+    ]  # fmt: skip
+    announced = []
+    for step in steps:
+        with ledger.writer() as session:
+            changes = sync_flags(session, "C-1", [step], T, "ev-9", {})
+            announced.append([(c.change, c.row["message"]) for c in changes])
+        with ledger.read() as session:
+            stored = session.scalars(select(FlagRow)).one()
+            assert stored.payload == json.dumps(step.to_json())
+            rows = sorted((r.agency, r.tab) for r in session.scalars(select(FlagConcernRow)))
+        tab = "acknowledged" if step.acknowledged_by else "open"
+        assert rows == sorted((a, tab) for a in (*step.concerns, EVERY_AGENCY))
+    assert [[kind for kind, _ in step] for step in announced] == [["raised"], [], ["acknowledged"], []]
+    message = json.loads(announced[2][0][1])
+    assert announced[2][0][1] == json.dumps(message, sort_keys=True)
+    assert message["flag"] == steps[2].to_json()
