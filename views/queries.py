@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import BindParameter, String, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from ledger.keyregistry import RootKey
@@ -46,41 +46,81 @@ def list_children(session: Session) -> list[dict[str, Any]]:
     ]
 
 
+# The child view's statements, built once. The Child page and `child show` run them on every
+# read, and an ORM ``select`` built, coerced and cache-keyed per call, run through the ORM's
+# result machinery (and ``session.get`` loading an ORM object for the child row), cost 3.4-4.2 ms
+# of CPU of a ~5 ms read at 100,000 children: several times the database's own work (under 1 ms,
+# EXPLAIN ANALYZE). Core statements over the tables' columns, run on the session's connection
+# with the child as a bound parameter, do the same reads for 1.5-2.3 ms (bench/RESULTS.md,
+# "Issue 13, child view read (tenth round)").
+_CHILD: BindParameter[str] = bindparam("child", type_=String())
+_CHILDREN, _PEOPLE = ChildRow.__table__.c, PersonRow.__table__.c
+_AGENCIES, _FLAGS, _EVENTS = AgencyRow.__table__.c, FlagRow.__table__.c, AcceptedEvent.__table__.c
+_VIEW_CHILD = select(_CHILDREN.dob, _CHILDREN.gp_practices, _CHILDREN.schools, _CHILDREN.evaluated_at).where(
+    _CHILDREN.child == _CHILD
+)
+_VIEW_PEOPLE = (
+    select(
+        _PEOPLE.person, _PEOPLE.roles, _PEOPLE.lives_with_child, _PEOPLE.parental_responsibility,
+        _PEOPLE.care_leaver, _PEOPLE.substance_misuse, _PEOPLE.mental_health, _PEOPLE.age,
+        _PEOPLE.gp_practices,
+    )
+    .where(_PEOPLE.child == _CHILD)
+    .order_by(_PEOPLE.person)
+)  # fmt: skip
+_VIEW_AGENCIES = (
+    select(_AGENCIES.agency, _AGENCIES.aware_since, _AGENCIES.via)
+    .where(_AGENCIES.child == _CHILD)
+    .order_by(_AGENCIES.aware_since)
+)
+_VIEW_CHRONOLOGY = (
+    select(
+        _EVENTS.time, _EVENTS.recordedtime, _EVENTS.source, _EVENTS.type, _EVENTS.event_id, _EVENTS.envelope
+    )
+    .where(_EVENTS.subject == _CHILD, _EVENTS.type.not_in(CHILD_EXCLUDED_TYPES))
+    .order_by(_EVENTS.time, _EVENTS.recordedtime, _EVENTS.event_id)
+)
+_VIEW_FLAGS = (
+    select(_FLAGS.payload)
+    .where(_FLAGS.child == _CHILD, _FLAGS.status == "open")
+    .order_by(_FLAGS.due, _FLAGS.rule)
+)
+
+
 def child_view(session: Session, child: str) -> dict[str, Any] | None:
     """The per-child view: people and roles, GP practices and school, agencies involved, the
     chronology across agencies and the open flags with their evidence.
 
-    Asked on every Child page and `child show`, so it reads only the columns it shows (rows, not
-    ORM objects: no identity map, no change tracking) with one query per table, each answered
-    by an index on the child; the child row itself comes from the session's identity map when
-    the caller has just checked it exists.
+    Asked on every Child page and `child show`, so it reads only the columns it shows, as rows
+    (no ORM objects: no identity map, no change tracking), with one prepared Core statement per
+    table, each answered by an index on the child (docs/notes/child-view-read.md).
     """
-    row = session.get(ChildRow, child)
+    connection = session.connection()
+    on = {"child": child}
+    row = connection.execute(_VIEW_CHILD, on).first()
     if row is None:
         return None
+    dob, gp_practices, schools, evaluated_at = row
     people = [
         {
-            "person": p.person,
-            "roles": json.loads(p.roles),
-            "lives_with_child": p.lives_with_child,
-            "parental_responsibility": p.parental_responsibility,
-            "care_leaver": p.care_leaver,
-            "substance_misuse": p.substance_misuse,
-            "mental_health": p.mental_health,
-            "age": p.age,
-            "gp_practices": json.loads(p.gp_practices),
+            "person": person,
+            "roles": json.loads(roles),
+            "lives_with_child": lives_with_child,
+            "parental_responsibility": parental_responsibility,
+            "care_leaver": care_leaver,
+            "substance_misuse": substance_misuse,
+            "mental_health": mental_health,
+            "age": age,
+            "gp_practices": json.loads(person_practices),
         }
-        for p in session.execute(
-            select(PersonRow.__table__).where(PersonRow.child == child).order_by(PersonRow.person)
-        )
-    ]
+        for (
+            person, roles, lives_with_child, parental_responsibility, care_leaver, substance_misuse,
+            mental_health, age, person_practices,
+        ) in connection.execute(_VIEW_PEOPLE, on).all()
+    ]  # fmt: skip
     agencies = [
         {"agency": agency, "aware_since": format_time(since), "via": via}
-        for agency, since, via in session.execute(
-            select(AgencyRow.agency, AgencyRow.aware_since, AgencyRow.via)
-            .where(AgencyRow.child == child)
-            .order_by(AgencyRow.aware_since)
-        )
+        for agency, since, via in connection.execute(_VIEW_AGENCIES, on).all()
     ]
     chronology = [
         {
@@ -91,37 +131,21 @@ def child_view(session: Session, child: str) -> dict[str, Any] | None:
             "id": event_id,
             "data": json.loads(envelope)["data"],
         }
-        for time, recorded, source, event_type, event_id, envelope in session.execute(
-            select(
-                AcceptedEvent.time,
-                AcceptedEvent.recordedtime,
-                AcceptedEvent.source,
-                AcceptedEvent.type,
-                AcceptedEvent.event_id,
-                AcceptedEvent.envelope,
-            )
-            .where(AcceptedEvent.subject == child, AcceptedEvent.type.not_in(CHILD_EXCLUDED_TYPES))
-            .order_by(AcceptedEvent.time, AcceptedEvent.recordedtime, AcceptedEvent.event_id)
-        )
+        for time, recorded, source, event_type, event_id, envelope in connection.execute(
+            _VIEW_CHRONOLOGY, on
+        ).all()
     ]
-    flags = [
-        json.loads(payload)
-        for payload in session.scalars(
-            select(FlagRow.payload)
-            .where(FlagRow.child == child, FlagRow.status == "open")
-            .order_by(FlagRow.due, FlagRow.rule)
-        )
-    ]
+    flags = [json.loads(payload) for payload in connection.execute(_VIEW_FLAGS, on).scalars().all()]
     return {
         "child": child,
-        "dob": row.dob,
-        "gp_practices": json.loads(row.gp_practices),
-        "schools": json.loads(row.schools),
+        "dob": dob,
+        "gp_practices": json.loads(gp_practices),
+        "schools": json.loads(schools),
         "people": people,
         "agencies": agencies,
         "chronology": chronology,
         "open_flags": flags,
-        "evaluated_at": format_time(row.evaluated_at) if row.evaluated_at else None,
+        "evaluated_at": format_time(evaluated_at) if evaluated_at else None,
     }
 
 
