@@ -51,8 +51,8 @@ def list_children(session: Session) -> list[dict[str, Any]]:
 # result machinery (and ``session.get`` loading an ORM object for the child row), cost 3.4-4.2 ms
 # of CPU of a ~5 ms read at 100,000 children: several times the database's own work (under 1 ms,
 # EXPLAIN ANALYZE). Core statements over the tables' columns, run on the session's connection
-# with the child as a bound parameter, do the same reads for 1.5-2.3 ms (bench/RESULTS.md,
-# "Issue 13, child view read (tenth round)").
+# with the child as a bound parameter, do the same reads for 1.7-2.2 ms
+# (docs/notes/child-view-read.md).
 _CHILD: BindParameter[str] = bindparam("child", type_=String())
 _CHILDREN, _PEOPLE = ChildRow.__table__.c, PersonRow.__table__.c
 _AGENCIES, _FLAGS, _EVENTS = AgencyRow.__table__.c, FlagRow.__table__.c, AcceptedEvent.__table__.c
