@@ -48,7 +48,7 @@ def list_children(session: Session) -> list[dict[str, Any]]:
 
 # The child view's statements, built once. The Child page and `child show` run them on every
 # read, and an ORM ``select`` built, coerced and cache-keyed per call, run through the ORM's
-# result machinery (and ``session.get`` loading an ORM object for the child row), cost 3.4-4.2 ms
+# result machinery (and ``session.get`` loading an ORM object for the child row), cost 3.6-4.9 ms
 # of CPU of a ~5 ms read at 100,000 children: several times the database's own work (under 1 ms,
 # EXPLAIN ANALYZE). Core statements over the tables' columns, run on the session's connection
 # with the child as a bound parameter, do the same reads for 1.7-2.2 ms
