@@ -113,7 +113,7 @@ _CHILD_VIEW = union_all(
     ),
     _part(
         _AGENCY_PART, _AGENCIES.child == _CHILD,
-        keys=(_AGENCIES.aware_since, _AGENCIES.agency),
+        keys=(_AGENCIES.aware_since, _AGENCIES.agency),  # two aware at one time: by id, not by chance
         texts=(_AGENCIES.agency, _AGENCIES.aware_since, _AGENCIES.via),
     ),
     _part(
