@@ -99,6 +99,7 @@ def evaluate_children(
     evaluator: Evaluator | None = None,
     histories: ChildHistories | None = None,
     reraise: tuple[type[BaseException], ...] = (),
+    recorded: Recorded | None = None,
 ) -> list[ChildEvaluation]:
     """Evaluate every touched child (``triggers``: child -> the event that changed it) and the
     children of their households, as of ``now``.
@@ -112,6 +113,8 @@ def evaluate_children(
     A long-lived ``evaluator`` (one per projecting process) re-runs only the rules whose inputs
     changed since it last saw the child, with ``evaluate``'s result; long-lived ``histories``
     (read inside its ``transaction()``) reads only the events accepted since a child was last read.
+    ``recorded``: the events ``session``'s own transaction recorded, handed over instead of read
+    back (``load_events``).
     """
     judge = evaluate if evaluator is None else evaluator.evaluate
     wanted = dict(triggers)
@@ -121,7 +124,7 @@ def evaluate_children(
     mine = sorted(child for child in wanted if owns(child))
     households = households_in(session, mine)
     read = [*mine, *(other for child in mine for other in households[child])]
-    events = load_events(session, read, histories)
+    events = load_events(session, read, histories, recorded)
     evaluations: list[ChildEvaluation] = []
     for child in mine:
         try:
@@ -139,15 +142,21 @@ def evaluate_children(
 
 
 def load_events(
-    session: Session, children: Iterable[str], histories: ChildHistories | None = None
+    session: Session,
+    children: Iterable[str],
+    histories: ChildHistories | None = None,
+    recorded: Recorded | None = None,
 ) -> dict[str, list[Event]]:
     """The accepted events of ``children`` as the rules see them (partnership bookkeeping left
     out), in ledger order, in one query per few hundred children. With ``histories``, a child
-    it remembers is read and decoded only from where it was last read."""
+    it remembers is read and decoded only from where it was last read. With ``recorded`` (the
+    events ``session``'s own transaction recorded), only positions below the first of those
+    are read from the database, and the rest are ``recorded``'s, already decoded."""
     wanted = sorted(set(children))
     known = histories.known(wanted) if histories is not None else {}
     events = {child: list(known[child][1]) if child in known else [] for child in wanted}
     through = {child: known[child][0] if child in known else 0 for child in wanted}
+    below = None if recorded is None else recorded.first
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start : start + _CHUNK]
         fresh = [child for child in chunk if child not in known]
@@ -156,11 +165,19 @@ def load_events(
         if remembered:  # only what was accepted after the earliest of their last positions read
             after = min(through[child] for child in remembered)
             queries.append(_events_of(remembered).where(_ACCEPTED.c.position > after))
+        if below is not None:
+            queries = [query.where(_ACCEPTED.c.position < below) for query in queries]
         for query in queries:
             for subject, position, envelope in session.execute(query):
                 if position > through[subject]:  # not decoded again if it is remembered
                     events[subject].append(Event.from_envelope(json.loads(envelope)))
                     through[subject] = position
+    if recorded is not None:
+        for child in wanted:
+            for position, event in recorded.events.get(child, ()):
+                if position > through[child]:
+                    events[child].append(event)
+                    through[child] = position
     if histories is not None:
         histories.stage({child: (through[child], events[child]) for child in wanted})
     return events
@@ -172,6 +189,35 @@ def _events_of(children: Sequence[str]) -> Select[tuple[str, int, str]]:
         .where(_ACCEPTED.c.subject.in_(children), _ACCEPTED.c.type.not_in(CHILD_EXCLUDED_TYPES))
         .order_by(_ACCEPTED.c.subject, _ACCEPTED.c.position)
     )
+
+
+class Recorded:
+    """The events one transaction recorded in the ledger, decoded, by child: what the
+    one-process projector's intake hands its child side in the same transaction, so that the
+    child side does not read back and decode what intake has just accepted (issue 13: ~15 us
+    an event, a read of its stored text, ``json.loads`` and ``Event.from_envelope``; intake
+    makes each ``Event`` once anyway, for the household index).
+
+    Exact because a transaction that records holds the ledger's writer lock until it commits
+    (docs/stages.md, "Tracking records and ordering"): every position it takes is above every
+    position committed before, and no other transaction commits one until it ends, so the
+    events it can see at or above its ``first`` position are exactly its own, and those below
+    are exactly the ledger's before it. ``load_events`` reads the latter and takes the former
+    from here. Each ``Event`` must be what decoding its stored envelope gives (the caller's
+    duty: ``consumers.projector.applier.Batch``); a child stage in another process, a replay
+    and a sweep that accepted nothing read everything from the ledger, as before."""
+
+    def __init__(self) -> None:
+        self.first: int | None = None  # the lowest position recorded; None: nothing yet
+        self.events: dict[str, list[tuple[int, Event]]] = {}  # child -> (position, event), in order
+
+    def add(self, recorded: Iterable[tuple[int, Event]]) -> None:
+        """Events just recorded, with their positions, in position order (after every earlier
+        ``add``: a transaction's positions only grow)."""
+        for position, event in recorded:
+            if self.first is None:
+                self.first = position
+            self.events.setdefault(event.subject, []).append((position, event))
 
 
 @dataclass
@@ -328,11 +374,15 @@ def record_links(session: Session, envelopes: Iterable[Mapping[str, Any]], *, sh
     may be indexing the same links at the same time (`audit replay`'s parallel copy), so a link
     another one wrote first is skipped rather than failing the transaction (the rows go in
     sorted, so two such transactions wait for each other in one order, never in a cycle)."""
+    events = (Event.from_envelope(e) for e in envelopes if e["type"] not in CHILD_EXCLUDED_TYPES)
+    record_event_links(session, events, shared=shared)
+
+
+def record_event_links(session: Session, events: Iterable[Event], *, shared: bool = False) -> None:
+    """``record_links`` of events already decoded (children's events only: partnership
+    bookkeeping names no parent figure)."""
     wanted: set[tuple[str, str]] = set()
-    for envelope in envelopes:
-        if envelope["type"] in CHILD_EXCLUDED_TYPES:
-            continue
-        event = Event.from_envelope(envelope)
+    for event in events:
         wanted.update((person, event.subject) for person in linked_persons([event]))
     if not wanted:
         return

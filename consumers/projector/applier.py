@@ -72,9 +72,17 @@ from ledger.verification import (
 from policies.base import Policy
 from policies.engine import Evaluator
 from policies.registry import ALL_POLICIES
+from policies.view import Event
 from views.flags import FlagChange, sync_flags
-from views.projection import ChildFailed, ChildHistories, evaluate_children, record_links, write_children
-from views.queries import due_children, integrity_flags_as_of
+from views.projection import (
+    ChildFailed,
+    ChildHistories,
+    Recorded,
+    evaluate_children,
+    record_event_links,
+    write_children,
+)
+from views.queries import CHILD_EXCLUDED_TYPES, due_children, integrity_flags_as_of
 
 log = logging.getLogger(__name__)
 LOST_EVENT_GRACE = timedelta(hours=1)
@@ -154,6 +162,8 @@ class Batch:
         self.stats = ApplyStats()
         self.triggers: dict[str, str] = {}  # child -> the event that changed it
         self.accepted: list[Acceptance] = []
+        self._as_sent: list[bool] = []  # per accepted event: its message was its canonical form
+        self.recorded = Recorded()  # what ``flush`` recorded, for the child side (``_finish``)
         self.unblocked: list[Mapping[str, Any]] = []  # accepted events whose waiters to retry
         self.held: list[QuarantineEntry] = []
         self._waiting: dict[tuple[str, Any], list[QuarantineEntry]] = {}
@@ -245,10 +255,13 @@ class Batch:
             highest_sequence=self.highest.get(source, 0),
         )
 
-    def accept(self, acceptance: Acceptance) -> str:
+    def accept(self, acceptance: Acceptance, raw: bytes | None = None) -> str:
+        """``raw``: the message's bytes (None: unknown), to tell whether the event as parsed is
+        already what decoding its stored form gives (``flush``)."""
         event, over_hole, digest = acceptance.event, acceptance.over_hole, acceptance.digest
         source, sequence = event["source"], event["sequence"]
         self.accepted.append(acceptance)
+        self._as_sent.append(raw == acceptance.canonical)
         self.by_id[event["id"]] = digest
         self.at[(source, sequence)] = digest
         self.highest[source] = max(self.highest.get(source, 0), sequence)
@@ -259,10 +272,26 @@ class Batch:
 
     def flush(self) -> None:
         """Write everything accepted so far (before anything reads the ledger tables), with the
-        household index of what it names (read by every projection stage: views.projection)."""
-        self.ledger.record(self.session, self.accepted, self.now)
-        record_links(self.session, (a.event for a in self.accepted))
-        self.accepted = []
+        household index of what it names (read by every projection stage: views.projection),
+        and keep the children's events, decoded, with their positions for the child side of
+        this transaction (``views.projection.Recorded``).
+
+        Each child's event is decoded once, here, as the child side would decode its stored
+        envelope (``json.loads`` of the canonical form): the parsed message is that already when
+        the message was sent in its canonical form (the bytes are equal, so both parses read the
+        same text: the same members in the same order, the same values), which the partnership's
+        publishers and gateway do; any other message (another member order, spacing, escapes) is
+        decoded from its canonical form, so a member order or a number's spelling in the message
+        can never reach a view."""
+        positions = self.ledger.record(self.session, self.accepted, self.now)
+        events = [
+            (position, Event.from_envelope(a.event if as_sent else json.loads(a.canonical)))
+            for a, as_sent, position in zip(self.accepted, self._as_sent, positions, strict=True)
+            if a.event["type"] not in CHILD_EXCLUDED_TYPES
+        ]
+        record_event_links(self.session, (event for _, event in events))
+        self.recorded.add(events)
+        self.accepted, self._as_sent = [], []
 
 
 @dataclass
@@ -583,7 +612,7 @@ class Applier:
         if mismatch is not None:
             self._quarantine(batch, raw, origin, mismatch, event, entry, received)
             return mismatch
-        batch.accept(acceptance)
+        batch.accept(acceptance, raw)
         self._fill_holes(batch, event)
         if event["type"] in KEY_EVENT_TYPES:
             batch.registry.apply(event)
@@ -795,6 +824,7 @@ class Applier:
                     evaluator=self.evaluator,
                     histories=self.histories,
                     reraise=INFRASTRUCTURE_ERRORS,
+                    recorded=batch.recorded,
                 )
                 changes = write_children(
                     batch.session, evaluations, batch.now, [p.id for p in self.policies],

@@ -344,8 +344,10 @@ class Ledger:
         return registry.copy()
 
     # -- recording ------------------------------------------------------------------------
-    def record(self, session: Session, accepted: Sequence[Acceptance], accepted_at: datetime) -> None:
-        """Append accepted events to their agencies' streams and index them, in ``session``.
+    def record(self, session: Session, accepted: Sequence[Acceptance], accepted_at: datetime) -> list[int]:
+        """Append accepted events to their agencies' streams and index them, in ``session``; their
+        positions (notification ids), in order: the one-process projector hands the events to
+        the child side with them instead of reading them back (``views.projection.Recorded``).
 
         The rows are exactly what the library's recorder would write, written the cheapest way
         the database offers (issue 13: recording was a third of the intake stage's CPU): the
@@ -355,7 +357,7 @@ class Ledger:
         domain event object per event (``_stored_states``), and both tables' rows inserted with
         ``insert_rows`` (COPY on PostgreSQL, the driver's executemany on SQLite)."""
         if not accepted:
-            return
+            return []
         table = self.recorder.events_record_cls.__table__
         self.recorder._lock_table(session)
         positions = self._next_positions(session, len(accepted))
@@ -363,6 +365,7 @@ class Ledger:
         insert_rows(session, table, _event_rows(accepted, positions, states))
         self.recorder._notify_channel(session)
         insert_rows(session, _ACCEPTED, _index_rows(accepted, positions, accepted_at), bound=_STORED_TIMES)
+        return positions
 
     def load(
         self,
