@@ -4,7 +4,9 @@
                         [--server postgresql+psycopg://postgres@127.0.0.1:5432/test]
 
 A fresh database is created beside ``--server``'s and dropped afterwards (nothing generated is
-kept). What it holds, and how it is made:
+kept), unless ``--database NAME`` names one to keep: generated into on the first run, read again
+by later ones without generating (an A/B of two checkouts on the same ledger; drop it when done:
+at the issue's size it weighs ~4.5 GB). What it holds, and how it is made:
 
 - the ledger: ``bench.history`` signs and chains every event for real (social care, police,
   health visiting, 20 GP practices, 40 schools; 20 events per child at the issue's size) in one
@@ -16,19 +18,27 @@ kept). What it holds, and how it is made:
   citing the child's first incident as evidence, with their ``flag_concerns`` rows made by the
   projector's own ``views.flags.concern_rows``. Not projected through Kafka and the rules: that
   would take hours, and the pages read only these tables (the ingest benchmarks measure that).
+- the steady state: ``VACUUM (ANALYZE)`` once everything is written, before anything is timed.
+  A deployment's ledger of 2,000,000 events has been through autovacuum many times; one just
+  written by COPY has no hint bits (the first read of each page dirties it) and an empty
+  visibility map, and autovacuum (its naptime is a minute) starts on the freshly loaded tables in
+  the middle of the timed reads, for longer the larger the ledger: one of the two things that
+  made the read's tail grow with the database (docs/notes/child-view-read.md).
 
 Timed: the real application (``web.app.create_app``) under uvicorn on loopback, signed in as a
 police lead whose agency is involved with every child; each page view commits its signed
 ``access.recorded`` to the outbox first, as in production, while delivery (broker, projector)
 is off so that only the page is timed. Prints p50/p95/p99 latency and requests/s for random
 children and for My flags pages, and the child view read alone (``views.queries.child_view``,
-what the page and `sgledger child show` read: query and decode, in process, no HTTP), with the
-machine, its load and its raw Ed25519 verify rate.
+what the page and `sgledger child show` read: query and decode, in process, no HTTP) with its
+CPU time per read, the garbage collections during the reads and its percentiles by history
+length, with the machine, its load and its raw Ed25519 verify rate.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -38,6 +48,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -48,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 import psycopg
 import uvicorn
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from bench import history
@@ -63,6 +74,7 @@ from policies.base import Severity
 from policies.engine import Flag
 from sgledger.settings import Settings
 from views.flags import concern_rows
+from views.models import ChildRow, FlagRow
 from views.queries import child_view
 from web.accounts import Accounts
 from web.app import create_app
@@ -213,22 +225,75 @@ def timed(client: httpx.Client, paths: list[str]) -> dict[str, float]:
     return summary(latencies, time.perf_counter() - started)
 
 
-def timed_view_reads(ledger: Ledger, children: Sequence[str]) -> dict[str, float]:
+def timed_view_reads(ledger: Ledger, children: Sequence[str]) -> dict[str, Any]:
     """``child_view`` alone, as `sgledger child show` and the Child page read it: one read
-    transaction, the queries and the decoding of every event, no HTTP and no rendering."""
+    transaction, the queries and the decoding of every event, no HTTP and no rendering.
+
+    Besides the latencies: this process's CPU time per read (on a shared host the wall clock
+    mostly measures the load), the garbage collections that ran during the reads with their
+    longest pause (a full collection over a large heap is a tail of its own), and the
+    percentiles by history length (whether the tail is the longest histories)."""
     latencies = []
+    by_history: dict[int, list[float]] = defaultdict(list)
+    pauses: dict[int, list[float]] = defaultdict(list)
+    started_gc = 0.0
+
+    def collection(phase: str, info: dict[str, int]) -> None:
+        nonlocal started_gc
+        if phase == "start":
+            started_gc = time.perf_counter()
+        else:
+            pauses[info["generation"]].append((time.perf_counter() - started_gc) * 1000)
+
+    gc.callbacks.append(collection)
+    try:
+        started, cpu = time.perf_counter(), time.process_time()
+        for child in children:
+            t = time.perf_counter()
+            with ledger.read() as session:
+                view = child_view(session, child)
+            latency = (time.perf_counter() - t) * 1000
+            assert view is not None and view["chronology"], child
+            latencies.append(latency)
+            by_history[len(view["chronology"])].append(latency)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    finally:
+        gc.callbacks.remove(collection)
+    return {
+        **summary(latencies, seconds),
+        "cpu_ms_per_read": round(cpu / len(children) * 1000, 3),
+        "gc_collections": {
+            f"gen{g}": {"count": len(p), "max_ms": round(max(p), 2)} for g, p in sorted(pauses.items())
+        },
+        "by_history_length": {
+            str(length): {
+                "reads": len(ls),
+                "p50_ms": round(percentile(ls, 50), 2),
+                "p99_ms": round(percentile(ls, 99), 2),
+            }
+            for length, ls in sorted(by_history.items())
+        },
+    }
+
+
+def steady_state(url: str) -> float:
+    """``VACUUM (ANALYZE)`` the database (outside a transaction, as VACUUM must run): what
+    autovacuum has long done to a deployment's tables. Returns its seconds."""
+    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
     started = time.perf_counter()
-    for child in children:
-        t = time.perf_counter()
-        with ledger.read() as session:
-            view = child_view(session, child)
-        latencies.append((time.perf_counter() - t) * 1000)
-        assert view is not None and view["chronology"], child
-    return summary(latencies, time.perf_counter() - started)
+    with psycopg.connect(conninfo, autocommit=True) as connection:
+        connection.execute("VACUUM (ANALYZE)")
+    return time.perf_counter() - started
 
 
 def run(
-    database_url: str, children: int, events: int, requests: int, say: Callable[[str], None]
+    database_url: str,
+    children: int,
+    events: int,
+    requests: int,
+    say: Callable[[str], None],
+    *,
+    generate: bool = True,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="sgledger-web-bench-") as tmp:
         settings = Settings.resolve(Path(tmp), database_url=database_url)
@@ -236,22 +301,40 @@ def run(
         keystore.init_root("partnership/bench")
         service_key = keystore.create_agency_key(SERVICE_AGENCY)
         ledger = Ledger(database_url)
-        root = ChainSigner("partnership/bench", keystore.root_private_key())  # key registration only
-        generated = history.generate(ledger, root, service_key, events, children, progress=say)
-        say(
-            f"generated {generated.events:,} events in {generated.seconds:,.0f} s "
-            f"({generated.events / generated.seconds:,.0f}/s; {generated.cpu_seconds:,.0f} CPU-s in "
-            f"{generated.workers} workers, PostgreSQL's own not counted)"
-        )
-        started = time.perf_counter()
-        flags = write_views(database_url, children, events)
-        views_s = time.perf_counter() - started
-        say(f"view tables and {flags:,} flags written in {views_s:,.0f} s")
-        with ledger.engine.begin() as connection:
-            connection.execute(text("ANALYZE"))
-        accounts = Accounts(database_url)
-        accounts.add_user(LEAD, POLICE, "lead", PASSWORD)
-        accounts.close()
+        if generate:
+            root = ChainSigner("partnership/bench", keystore.root_private_key())  # key registration only
+            generated = history.generate(ledger, root, service_key, events, children, progress=say)
+            say(
+                f"generated {generated.events:,} events in {generated.seconds:,.0f} s "
+                f"({generated.events / generated.seconds:,.0f}/s; {generated.cpu_seconds:,.0f} CPU-s in "
+                f"{generated.workers} workers, PostgreSQL's own not counted)"
+            )
+            started = time.perf_counter()
+            flags = write_views(database_url, children, events)
+            views_s = time.perf_counter() - started
+            say(f"view tables and {flags:,} flags written in {views_s:,.0f} s")
+            vacuum_s = steady_state(database_url)
+            say(f"VACUUM (ANALYZE) in {vacuum_s:,.0f} s")
+            accounts = Accounts(database_url)
+            accounts.add_user(LEAD, POLICE, "lead", PASSWORD)
+            accounts.close()
+            made: dict[str, Any] = {
+                "events": generated.events,
+                "generate_s": round(generated.seconds, 1),
+                "generate_cpu_s": round(generated.cpu_seconds, 1),
+                "generate_workers": generated.workers,
+                "views_s": round(views_s, 1),
+                "vacuum_s": round(vacuum_s, 1),
+            }
+        else:
+            with ledger.read() as session:
+                stored_children = session.scalar(select(func.count()).select_from(ChildRow))
+                flags = session.scalar(select(func.count()).select_from(FlagRow)) or 0
+            if stored_children != children:
+                raise SystemExit(
+                    f"the kept database holds {stored_children:,} children, not --children {children:,}"
+                )
+            made = {"events": ledger.count(), "generated": "earlier (--database kept)"}
         rng = random.Random(1)
         sample = [history.child_id(rng.randrange(children)) for _ in range(max(requests, 1000))]
         timed_view_reads(ledger, sample[:50])  # warm up
@@ -288,12 +371,8 @@ def run(
             "raw_ed25519_verify_per_s_one_core": round(verify_rate()),
             "database": make_url(database_url).get_backend_name(),
             "children": children,
-            "events": generated.events,
             "flags": flags,
-            "generate_s": round(generated.seconds, 1),
-            "generate_cpu_s": round(generated.cpu_seconds, 1),
-            "generate_workers": generated.workers,
-            "views_s": round(views_s, 1),
+            **made,
             "child_view_read": view_read,
             "child_page": child,
             "my_flags": my_flags,
@@ -312,21 +391,32 @@ def main() -> None:
     parser.add_argument(
         "--server",
         default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
-        help="a PostgreSQL URL; the benchmark creates and drops its own database beside it",
+        help="a PostgreSQL URL; the benchmark creates its own database beside it (dropped unless --database)",
+    )
+    parser.add_argument(
+        "--database",
+        metavar="NAME",
+        help="keep the generated database under this name beside --server's (generated on the first "
+        "run, read again without generating by later ones: an A/B on one ledger); drop it when done",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    name = f"sgledger_web_bench_{uuid.uuid4().hex[:8]}"
+    name = args.database or f"sgledger_web_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(args.server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        kept = (
+            conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}) is not None
+        )
+        if not kept:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
     say: Callable[[str], None] = (lambda _: None) if args.json else (lambda m: print(m, file=sys.stderr))
+    url = make_url(args.server).set(database=name).render_as_string(hide_password=False)
     try:
-        url = make_url(args.server).set(database=name).render_as_string(hide_password=False)
-        result = run(url, args.children, args.events, args.requests, say)
+        result = run(url, args.children, args.events, args.requests, say, generate=not kept)
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if not args.database:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
     if args.json:
         print(json.dumps(result, indent=2))
@@ -335,9 +425,12 @@ def main() -> None:
         f"machine: {result['machine']}; load average {result['load_average_1_5_15']}; "
         f"raw Ed25519 verify {result['raw_ed25519_verify_per_s_one_core']:,}/s"
     )
+    made = (
+        f"generated in {result['generate_s']:,} s" if "generate_s" in result else "kept from an earlier run"
+    )
     print(
         f"{result['children']:,} children, {result['events']:,} events, {result['flags']:,} flags "
-        f"on PostgreSQL (generated in {result['generate_s']:,} s)"
+        f"on PostgreSQL ({made})"
     )
     for label in ("child_view_read", "child_page", "my_flags"):
         r = result[label]
@@ -345,6 +438,11 @@ def main() -> None:
             f"  {label}: p50 {r['p50_ms']} ms, p95 {r['p95_ms']} ms, p99 {r['p99_ms']} ms, "
             f"{r['requests_per_s']} requests/s ({r['requests']} one at a time)"
         )
+    read = result["child_view_read"]
+    print(
+        f"  child_view_read: {read['cpu_ms_per_read']} ms CPU per read; "
+        f"collections {read['gc_collections']}; by history length {read['by_history_length']}"
+    )
 
 
 if __name__ == "__main__":
