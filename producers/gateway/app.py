@@ -163,14 +163,17 @@ def create_app(service: Gateway | None, kafka: KafkaSettings | None = None) -> F
         key = _idempotency_key(request)
         media = _media_type(request, (JSON, NDJSON, CLOUDEVENT_BATCH))
         raw = await _read(request, gateway.config.max_batch_bytes)
+        # The answer is written while the batch's commit syncs (``Gateway._once``).
         if media == CLOUDEVENT_BATCH:
             items = batch_items(raw, ndjson=False)
-            outcome = await run_in_threadpool(gateway.publish_signed, caller, key, items, True)
+            outcome = await run_in_threadpool(
+                gateway.publish_signed, caller, key, items, True, _batch_receipt
+            )
         else:  # parsed and checked in the draft worker, while this process signs
-            outcome = await run_in_threadpool(gateway.publish_draft_batch, caller, key, raw, media == NDJSON)
-        return Response(
-            _batch_receipt(outcome.events), status_code=202, headers=_replayed(outcome), media_type=JSON
-        )
+            outcome = await run_in_threadpool(
+                gateway.publish_draft_batch, caller, key, raw, media == NDJSON, _batch_receipt
+            )
+        return Response(outcome.answer, status_code=202, headers=_replayed(outcome), media_type=JSON)
 
     @app.get(
         "/v1/events/{event_id}",

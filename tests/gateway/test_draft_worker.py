@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sqlalchemy_event
 from starlette.responses import JSONResponse
 
 from bench.gateway import cpu_seconds
@@ -334,6 +335,33 @@ def test_the_batch_receipt_is_what_json_response_writes(service: Gateway) -> Non
     odd = [SignedEvent(b"{}", event_id='a"\u00e9', subject="C-1", sequence=7)]
     assert _batch_receipt(odd) == JSONResponse({"count": 1, "events": _receipts(odd)}).body
     assert json.loads(_batch_receipt(odd))["events"][0]["id"] == 'a"\u00e9'
+
+
+def test_the_answer_is_written_beside_the_commit_and_returned_only_after_it(service: Gateway) -> None:
+    """``answer`` (the batch receipt) runs on the gateway's answer thread, started before the
+    commit so that it overlaps the commit's sync, and the outcome comes back only after the
+    outbox's session has committed; a replay is answered the same, byte for byte."""
+    seen: list[str] = []
+    threads: list[str] = []
+
+    def answer(events: list[SignedEvent]) -> bytes:
+        threads.append(threading.current_thread().name)
+        seen.append("answer written")
+        return _batch_receipt(events)
+
+    sqlalchemy_event.listen(service.outbox._sessions, "after_commit", lambda _: seen.append("committed"))
+    outcome = service.publish_draft_batch(CALLER, "k-answer", body(300), ndjson=False, answer=answer)
+    seen.append("returned")
+    assert seen.index("committed") < seen.index("returned")
+    assert threads == ["sgledger-gateway-answer_0"]
+    assert outcome.answer == JSONResponse({"count": 300, "events": _receipts(outcome.events)}).body
+    stored = service.outbox.events(AGENCY)
+    assert [(e["id"], e["sequence"]) for e in json.loads(outcome.answer)["events"]] == [
+        (r.event_id, r.sequence) for r in stored
+    ]
+    replayed = service.publish_draft_batch(CALLER, "k-answer", body(300), ndjson=False, answer=answer)
+    assert replayed.replayed and replayed.answer == outcome.answer
+    assert len(chain_of(service)) == 300
 
 
 def test_the_worker_is_never_held_back_by_the_signing_process(service: Gateway) -> None:

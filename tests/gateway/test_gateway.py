@@ -223,6 +223,38 @@ def test_a_full_disk_answers_503_and_the_retry_stores_once(gateway: GatewayProce
     assert gateway.outbox_rows() == 2
 
 
+def test_a_batch_whose_commit_fails_answers_503_and_the_retry_stores_it_once(
+    gateway: GatewayProcess,
+) -> None:
+    """The batch's answer is written while its commit syncs (``Gateway._once``): a commit that
+    fails there (the disk full as the write-ahead log grows, RLIMIT_FSIZE as above) must still
+    answer 503, not the 202 being written, and store nothing; the retry stores the batch once."""
+    import resource
+
+    items = [draft(data={**INCIDENT, "incident_ref": f"INC-{n}"}) for n in range(600)]
+    key = {"Idempotency-Key": "full-batch-1"}
+    with gateway.client() as http:
+        assert http.post("/v1/events", json=draft()).status_code == 202
+        _, hard = resource.prlimit(gateway.process.pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(gateway.process.pid, resource.RLIMIT_FSIZE, (1, hard))
+        try:
+            full = http.post("/v1/events/batch", json=items, headers=key)
+            rows_while_full = gateway.outbox_rows()
+        finally:
+            resource.prlimit(gateway.process.pid, resource.RLIMIT_FSIZE, (hard, hard))
+        retried = http.post("/v1/events/batch", json=items, headers=key)
+        again = http.post("/v1/events/batch", json=items, headers=key)
+    assert full.status_code == 503, full.text
+    assert rows_while_full == 1
+    assert retried.status_code == 202, retried.text
+    assert [e["sequence"] for e in retried.json()["events"]] == list(range(2, 602))
+    assert again.content == retried.content and again.headers["idempotent-replayed"] == "true"
+    stored = Outbox(gateway.outbox_url).events(AGENCY)
+    assert [(r.event_id, r.sequence) for r in stored[1:]] == [
+        (e["id"], e["sequence"]) for e in retried.json()["events"]
+    ]
+
+
 def test_the_cli_manages_tokens(data_dir: Path) -> None:
     from click.testing import CliRunner
 
