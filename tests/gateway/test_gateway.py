@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from ledger.canonical import event_digest
 from producers.outbox import Outbox
-from tests.gateway.conftest import AGENCY, INCIDENT, GatewayProcess, draft, new_token
+from tests.gateway.conftest import AGENCY, INCIDENT, GatewayProcess, draft, new_token, start_gateway
 
 PROBLEM = "application/problem+json"
 
@@ -119,6 +120,58 @@ def test_an_oversized_body_is_refused_unread(gateway: GatewayProcess) -> None:
     assert answer.status_code == 413
     assert answer.json()["type"].endswith("body-too-large")
     assert gateway.outbox_rows() == 0
+
+
+def test_a_batch_checks_its_token_while_its_body_arrives_with_the_same_answers(data_dir: Path) -> None:
+    """The batch endpoint looks the token up while it reads the body (``post_batch``): the
+    answers keep their precedence (401 before 400 and 415, those before 413), an expired or
+    revoked token is refused on the very next request, and nothing is stored for any of them."""
+    from producers.gateway.tokens import TokenStore
+
+    gateway = start_gateway(data_dir, "--max-batch-bytes=100000")
+    try:
+        gateway.token = new_token(data_dir)
+        expired = new_token(data_dir, "old-loader", valid_for=timedelta(seconds=-1))
+        small = [draft(data={**INCIDENT, "incident_ref": f"INC-{n}"}) for n in range(20)]
+        large = json.dumps(small * 50).encode()  # over the limit
+        as_json, csv = {"Content-Type": "application/json"}, {"Content-Type": "text/csv"}
+        long_key = {"Content-Type": "application/x-ndjson", "Idempotency-Key": "k" * 300}
+
+        def chunked() -> Iterator[bytes]:  # no Content-Length: only reading it finds it too large
+            for start in range(0, len(large), 4096):
+                yield large[start : start + 4096]
+
+        with gateway.client("sgw_not-a-real-token") as http:
+            unknown = [
+                http.post("/v1/events/batch", json=small),
+                http.post("/v1/events/batch", content=large, headers=as_json),
+                http.post("/v1/events/batch", content=chunked(), headers=as_json),
+                http.post("/v1/events/batch", content=large, headers=csv),
+                http.post("/v1/events/batch", json=small, headers=long_key),
+            ]
+        with gateway.client(expired) as http:
+            too_old = http.post("/v1/events/batch", json=small)
+        with gateway.client() as http:
+            media = http.post("/v1/events/batch", content=large, headers=csv)
+            bad_key = http.post("/v1/events/batch", content=large, headers=long_key)
+            too_large = http.post("/v1/events/batch", content=chunked(), headers=as_json)
+            stored = http.post("/v1/events/batch", json=small)
+            store = TokenStore(gateway.outbox_url)
+            try:
+                token_id = next(t.id for t in store.list() if t.system == "records-system")
+                store.revoke(token_id)
+            finally:
+                store.close()
+            revoked = http.post("/v1/events/batch", json=small)
+    finally:
+        gateway.stop()
+    assert [a.status_code for a in unknown] == [401] * 5, [a.text for a in unknown]
+    assert all("not known" in a.json()["detail"] for a in unknown)
+    assert too_old.status_code == 401 and "expired" in too_old.json()["detail"]
+    assert media.status_code == 415 and bad_key.status_code == 400 and too_large.status_code == 413
+    assert stored.status_code == 202 and stored.json()["count"] == 20
+    assert revoked.status_code == 401 and "revoked" in revoked.json()["detail"]
+    assert gateway.outbox_rows() == 20
 
 
 def test_unreadable_bodies_and_media_types(gateway: GatewayProcess) -> None:
