@@ -176,7 +176,7 @@ class Gateway:
             return self.publish_drafts(caller, idempotency_key, batch_items(raw, ndjson), True, answer)
         want_hash = idempotency_key is not None
         with self.worker.job(raw, ndjson, want_hash, self.config.max_batch_events) as job:
-            job.start()
+            # not ``job.start()`` first: the transaction begins while the body crosses the pipe
             return self._once(
                 caller, idempotency_key, job.request_hash,
                 lambda also: self.producer.append_prepared(job.prepared(), also=also), answer,

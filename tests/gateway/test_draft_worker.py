@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import sqlite3
 import threading
 import time
 import uuid
@@ -139,6 +140,48 @@ def test_a_worker_killed_mid_request_fails_it_with_503_and_the_retry_stores_it_o
     assert [e.event_id for e in again.events] == [e.event_id for e in retried.events]
     assert [e.sequence for e in retried.events] == list(range(11, 2011))
     assert len(chain_of(service)) == 2010
+
+
+def test_a_request_failing_while_its_body_is_still_being_sent_leaves_the_worker_in_step(
+    data_dir: Path,
+) -> None:
+    """The job's body is sent on its reader thread while the serving thread begins the outbox
+    transaction (``Job.read``). When that transaction fails (the outbox locked past the busy
+    timeout) before the worker has even taken the body (it is stopped, so the send blocks),
+    the request is a 503 with nothing stored, the cancel waits for the send to end rather than
+    write into the middle of it, and the same worker takes the next request."""
+    outbox = data_dir / "outbox.sqlite"
+    gateway = Gateway(
+        GatewayConfig(
+            agency=AGENCY, keys_dir=data_dir / "keys", outbox_url=f"sqlite:///{outbox}", busy_timeout_s=0.3
+        )
+    )
+    try:
+        assert gateway.worker is not None and gateway.worker.pid is not None
+        pid = gateway.worker.pid
+        gateway.publish_draft_batch(CALLER, None, body(5), ndjson=False)
+        blocker = sqlite3.connect(outbox, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            thread, result = in_thread(
+                lambda: gateway.publish_draft_batch(CALLER, "k", body(3000, start=5), ndjson=False)
+            )
+            time.sleep(1.5)  # past the busy timeout: the request is cancelling, its body half sent
+            assert thread.is_alive()
+        finally:
+            os.kill(pid, signal.SIGCONT)
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        thread.join(30)
+        error = result.get("error")
+        assert isinstance(error, ProblemError) and error.slug == "outbox-unavailable", result
+        after = gateway.publish_draft_batch(CALLER, "k", body(3000, start=5), ndjson=False)
+        assert gateway.worker.pid == pid and not after.replayed
+        assert [e.sequence for e in after.events] == list(range(6, 3006))
+        assert len(chain_of(gateway)) == 3005
+    finally:
+        gateway.close()
 
 
 def test_a_worker_killed_after_sending_part_of_the_batch_leaves_nothing_stored(service: Gateway) -> None:
