@@ -172,8 +172,9 @@ def create_app(service: Gateway | None, kafka: KafkaSettings | None = None) -> F
         except ProblemError:
             await checking  # refused: unauthenticated first, whatever else is wrong
             raise
-        except BaseException:
-            checking.cancel()  # the client went away
+        except BaseException:  # the client went away: its token's answer is not wanted
+            checking.cancel()
+            checking.add_done_callback(lambda done: done.cancelled() or done.exception())
             raise
         caller = await checking
         # The answer is written while the batch's commit syncs (``Gateway._once``).
