@@ -8,6 +8,7 @@ every body: its schemas are declared below and committed as ``docs/openapi.json`
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import re
@@ -159,18 +160,34 @@ def create_app(service: Gateway | None, kafka: KafkaSettings | None = None) -> F
     )
     async def post_batch(request: Request) -> Response:
         gateway = gateway_()
-        caller = await caller_of(request)
-        key = _idempotency_key(request)
-        media = _media_type(request, (JSON, NDJSON, CLOUDEVENT_BATCH))
-        raw = await _read(request, gateway.config.max_batch_bytes)
+        # The token is looked up (in the thread pool) while the body arrives, rather than
+        # before: ~1.6 ms of serial time per request (issue 11). The same answers in the same
+        # precedence as checking each in turn: 401, then 400 and 415, then 413; a body is not
+        # read on once the token is refused.
+        checking = asyncio.ensure_future(caller_of(request))
+        try:
+            key = _idempotency_key(request)
+            media = _media_type(request, (JSON, NDJSON, CLOUDEVENT_BATCH))
+            raw = await _read(request, gateway.config.max_batch_bytes, checking)
+        except ProblemError:
+            await checking  # refused: unauthenticated first, whatever else is wrong
+            raise
+        except BaseException:  # the client went away: its token's answer is not wanted
+            checking.cancel()
+            checking.add_done_callback(lambda done: done.cancelled() or done.exception())
+            raise
+        caller = await checking
+        # The answer is written while the batch's commit syncs (``Gateway._once``).
         if media == CLOUDEVENT_BATCH:
             items = batch_items(raw, ndjson=False)
-            outcome = await run_in_threadpool(gateway.publish_signed, caller, key, items, True)
+            outcome = await run_in_threadpool(
+                gateway.publish_signed, caller, key, items, True, _batch_receipt
+            )
         else:  # parsed and checked in the draft worker, while this process signs
-            outcome = await run_in_threadpool(gateway.publish_draft_batch, caller, key, raw, media == NDJSON)
-        return Response(
-            _batch_receipt(outcome.events), status_code=202, headers=_replayed(outcome), media_type=JSON
-        )
+            outcome = await run_in_threadpool(
+                gateway.publish_draft_batch, caller, key, raw, media == NDJSON, _batch_receipt
+            )
+        return Response(outcome.answer, status_code=202, headers=_replayed(outcome), media_type=JSON)
 
     @app.get(
         "/v1/events/{event_id}",
@@ -252,8 +269,10 @@ def _idempotency_key(request: Request) -> str | None:
     return key
 
 
-async def _read(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it passes ``limit`` (never read whole first)."""
+async def _read(request: Request, limit: int, caller: asyncio.Future[Caller] | None = None) -> bytes:
+    """The body, refused with 413 as soon as it passes ``limit`` (never read whole first).
+    ``caller``: the token's check, running meanwhile; once it has failed the rest of the body
+    is left unread (and what was read is not answered: the 401 is)."""
     too_large = ProblemError(
         413, "body-too-large", "Request body too large",
         f"the body is larger than {limit} bytes, this endpoint's limit; send large documents by "
@@ -264,6 +283,8 @@ async def _read(request: Request, limit: int) -> bytes:
         raise too_large
     chunks, size = [], 0
     async for chunk in request.stream():
+        if caller is not None and caller.done() and caller.exception() is not None:
+            return b""
         size += len(chunk)
         if size > limit:
             raise too_large

@@ -15,8 +15,9 @@ lists every problem of every draft (the worker stops sending chunks at the first
 checks every draft); a worker that dies or hangs fails the request with a 503 before anything
 is committed (a retry stores the batch once) and is started again for the next request.
 
-The serving process reads the pipe on a thread of its own (``_read_job``) into a queue, as fast
-as the worker writes: otherwise the worker blocks in ``send`` once the socket's buffer (about
+The serving process sends each job and reads the pipe on a thread of its own (``_read_job``:
+the body is sent while the serving thread begins the outbox transaction), into a queue, as
+fast as the worker writes: otherwise the worker blocks in ``send`` once the socket's buffer (about
 200 KB, one or two chunks) is full, whenever the serving process is busy signing the chunk
 before, and the two processes take turns instead of overlapping (measured: the worker spent
 100-190 ms of a 3,000-draft batch blocked in ``send``, the serving process as long waiting for
@@ -186,9 +187,27 @@ LAST = frozenset({"end", "invalid", "refused", "failed"})
 _BROKEN = ("broken",)
 
 
-def _read_job(conn: Connection, messages: queue.SimpleQueue[Any]) -> None:
-    """The reader thread of one job: every message the worker sends, in order, up to the job's
-    last one, or ``_BROKEN`` once the pipe breaks."""
+def _read_job(
+    conn: Connection, messages: queue.SimpleQueue[Any], request: tuple[Any, ...] | None, sent: threading.Event
+) -> None:
+    """The reader thread of one job: sends the job (``request``, when given) and then reads
+    every message the worker sends, in order, up to the job's last one, or ``_BROKEN`` once
+    the pipe breaks.
+
+    Why the job is sent here (issue 11): the body crosses the pipe whole, and a body larger
+    than the socket's buffer (~200 KB; a 3,000-draft body is ~860 KB) blocks ``send`` until the
+    worker has read most of it; sent from the serving thread, that was serial time before the
+    outbox transaction began. Sent here, the serving thread begins the transaction (and looks up
+    an Idempotency-Key) meanwhile and then waits for the worker's ``start``."""
+    try:
+        if request is not None:
+            try:
+                conn.send(request)
+            except OSError:
+                messages.put(_BROKEN)
+                return
+    finally:
+        sent.set()
     while True:
         try:
             message = conn.recv()
@@ -210,19 +229,24 @@ class Job:
         self.finished = False  # the worker sent this job's last message
         self.lost = False  # the worker died or hung: it must be replaced
         self._hash: str | None = None  # the request's hash, with the job's last message
+        self._started = False  # the worker's "start" was read
         self._messages: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._reader = threading.Thread(
-            target=_read_job, args=(conn, self._messages), name="sgledger-gateway-drafts-reader", daemon=True
-        )
+        self._sent = threading.Event()  # the job is sent (or its sending failed): the pipe is free
+        self._reader: threading.Thread | None = None
 
-    def read(self) -> None:
-        """Start reading the worker's messages for this job (once it has been sent)."""
+    def read(self, request: tuple[Any, ...] | None = None) -> None:
+        """Send the job (``request``; None: it was sent already) and read the worker's messages
+        for it, on the job's reader thread (``_read_job``)."""
+        self._reader = threading.Thread(
+            target=_read_job, args=(self._conn, self._messages, request, self._sent),
+            name="sgledger-gateway-drafts-reader", daemon=True,
+        )  # fmt: skip
         self._reader.start()
 
     def stop_reading(self, timeout_s: float) -> None:
         """Wait for the reader thread (it ends at the job's last message, or when the pipe
         breaks: call this only once the worker has finished the job or been killed)."""
-        if self._reader.ident is not None:
+        if self._reader is not None:
             self._reader.join(timeout_s)
 
     def _recv(self) -> Any:
@@ -237,8 +261,12 @@ class Job:
         return message
 
     def start(self) -> None:
-        """The worker has the job (or refused it outright)."""
-        self._check(self._final(self._recv()), "start")
+        """Wait until the worker has the job (the whole body); raises if it refused it
+        outright. Read once, before any other message of the job: ``prepared`` and
+        ``request_hash`` call it, so the serving process begins its transaction meanwhile."""
+        if not self._started:
+            self._started = True
+            self._check(self._final(self._recv()), "start")
 
     def prepared(self) -> Iterator[Prepared | None]:
         """Every draft of the batch, prepared, as the chunks arrive, with ``IDLE`` (None)
@@ -246,6 +274,7 @@ class Job:
         what it has read and stores what it has signed, rather than wait); raises the 422
         listing every problem if any draft was refused, or the body's refusal (400, 413, 422)
         when the worker finds it, which may be after some chunks."""
+        self.start()
         while True:
             message = self._final(self._recv())
             if message[0] == "prepared":
@@ -264,6 +293,7 @@ class Job:
         ``want_hash``): known once the worker has read the whole body, so this reads up to the
         job's last message, dropping chunks not read yet (an earlier request with the same
         Idempotency-Key is answered without signing this one)."""
+        self.start()
         while not self.finished:
             message = self._final(self._recv())
             if message[0] not in ("prepared", "invalid"):
@@ -294,7 +324,12 @@ class Job:
 
     def abandon(self) -> None:
         """The serving process stops reading (refused, replayed, failed): tell the worker and
-        read up to the job's last message, so the next job starts in step."""
+        read up to the job's last message, so the next job starts in step. The job's own
+        sending must be over first (the reader thread sends it): two threads writing one pipe
+        would interleave their bytes."""
+        if not self._sent.wait(self._silence_s):
+            self.lost = True
+            raise worker_unavailable(f"took no job for {self._silence_s:.0f} s")
         self._conn.send(("cancel",))
         while not self.finished:
             self.finished = self._recv()[0] in LAST
@@ -364,12 +399,7 @@ class DraftWorker:
             assert self._conn is not None
             job = Job(self._conn, self.silence_s, self._count_chunk)
             try:
-                try:
-                    self._conn.send(("job", raw, ndjson, want_hash, max_events))
-                except OSError as exc:
-                    job.lost = True
-                    raise worker_unavailable("stopped") from exc
-                job.read()
+                job.read(("job", raw, ndjson, want_hash, max_events))  # sent on the job's reader thread
                 yield job
             finally:
                 if not job.finished and not job.lost:

@@ -10,6 +10,7 @@ import multiprocessing
 import os
 import pickle
 import signal
+import sqlite3
 import threading
 import time
 import uuid
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sqlalchemy_event
 from starlette.responses import JSONResponse
 
 from bench.gateway import cpu_seconds
@@ -138,6 +140,48 @@ def test_a_worker_killed_mid_request_fails_it_with_503_and_the_retry_stores_it_o
     assert [e.event_id for e in again.events] == [e.event_id for e in retried.events]
     assert [e.sequence for e in retried.events] == list(range(11, 2011))
     assert len(chain_of(service)) == 2010
+
+
+def test_a_request_failing_while_its_body_is_still_being_sent_leaves_the_worker_in_step(
+    data_dir: Path,
+) -> None:
+    """The job's body is sent on its reader thread while the serving thread begins the outbox
+    transaction (``Job.read``). When that transaction fails (the outbox locked past the busy
+    timeout) before the worker has even taken the body (it is stopped, so the send blocks),
+    the request is a 503 with nothing stored, the cancel waits for the send to end rather than
+    write into the middle of it, and the same worker takes the next request."""
+    outbox = data_dir / "outbox.sqlite"
+    gateway = Gateway(
+        GatewayConfig(
+            agency=AGENCY, keys_dir=data_dir / "keys", outbox_url=f"sqlite:///{outbox}", busy_timeout_s=0.3
+        )
+    )
+    try:
+        assert gateway.worker is not None and gateway.worker.pid is not None
+        pid = gateway.worker.pid
+        gateway.publish_draft_batch(CALLER, None, body(5), ndjson=False)
+        blocker = sqlite3.connect(outbox, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            thread, result = in_thread(
+                lambda: gateway.publish_draft_batch(CALLER, "k", body(3000, start=5), ndjson=False)
+            )
+            time.sleep(1.5)  # past the busy timeout: the request is cancelling, its body half sent
+            assert thread.is_alive()
+        finally:
+            os.kill(pid, signal.SIGCONT)
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        thread.join(30)
+        error = result.get("error")
+        assert isinstance(error, ProblemError) and error.slug == "outbox-unavailable", result
+        after = gateway.publish_draft_batch(CALLER, "k", body(3000, start=5), ndjson=False)
+        assert gateway.worker.pid == pid and not after.replayed
+        assert [e.sequence for e in after.events] == list(range(6, 3006))
+        assert len(chain_of(gateway)) == 3005
+    finally:
+        gateway.close()
 
 
 def test_a_worker_killed_after_sending_part_of_the_batch_leaves_nothing_stored(service: Gateway) -> None:
@@ -334,6 +378,33 @@ def test_the_batch_receipt_is_what_json_response_writes(service: Gateway) -> Non
     odd = [SignedEvent(b"{}", event_id='a"\u00e9', subject="C-1", sequence=7)]
     assert _batch_receipt(odd) == JSONResponse({"count": 1, "events": _receipts(odd)}).body
     assert json.loads(_batch_receipt(odd))["events"][0]["id"] == 'a"\u00e9'
+
+
+def test_the_answer_is_written_beside_the_commit_and_returned_only_after_it(service: Gateway) -> None:
+    """``answer`` (the batch receipt) runs on the gateway's answer thread, started before the
+    commit so that it overlaps the commit's sync, and the outcome comes back only after the
+    outbox's session has committed; a replay is answered the same, byte for byte."""
+    seen: list[str] = []
+    threads: list[str] = []
+
+    def answer(events: list[SignedEvent]) -> bytes:
+        threads.append(threading.current_thread().name)
+        seen.append("answer written")
+        return _batch_receipt(events)
+
+    sqlalchemy_event.listen(service.outbox._sessions, "after_commit", lambda _: seen.append("committed"))
+    outcome = service.publish_draft_batch(CALLER, "k-answer", body(300), ndjson=False, answer=answer)
+    seen.append("returned")
+    assert seen.index("committed") < seen.index("returned")
+    assert threads == ["sgledger-gateway-answer_0"]
+    assert outcome.answer == JSONResponse({"count": 300, "events": _receipts(outcome.events)}).body
+    stored = service.outbox.events(AGENCY)
+    assert [(e["id"], e["sequence"]) for e in json.loads(outcome.answer)["events"]] == [
+        (r.event_id, r.sequence) for r in stored
+    ]
+    replayed = service.publish_draft_batch(CALLER, "k-answer", body(300), ndjson=False, answer=answer)
+    assert replayed.replayed and replayed.answer == outcome.answer
+    assert len(chain_of(service)) == 300
 
 
 def test_the_worker_is_never_held_back_by_the_signing_process(service: Gateway) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from ledger.canonical import event_digest
 from producers.outbox import Outbox
-from tests.gateway.conftest import AGENCY, INCIDENT, GatewayProcess, draft, new_token
+from tests.gateway.conftest import AGENCY, INCIDENT, GatewayProcess, draft, new_token, start_gateway
 
 PROBLEM = "application/problem+json"
 
@@ -121,6 +122,58 @@ def test_an_oversized_body_is_refused_unread(gateway: GatewayProcess) -> None:
     assert gateway.outbox_rows() == 0
 
 
+def test_a_batch_checks_its_token_while_its_body_arrives_with_the_same_answers(data_dir: Path) -> None:
+    """The batch endpoint looks the token up while it reads the body (``post_batch``): the
+    answers keep their precedence (401 before 400 and 415, those before 413), an expired or
+    revoked token is refused on the very next request, and nothing is stored for any of them."""
+    from producers.gateway.tokens import TokenStore
+
+    gateway = start_gateway(data_dir, "--max-batch-bytes=100000")
+    try:
+        gateway.token = new_token(data_dir)
+        expired = new_token(data_dir, "old-loader", valid_for=timedelta(seconds=-1))
+        small = [draft(data={**INCIDENT, "incident_ref": f"INC-{n}"}) for n in range(20)]
+        large = json.dumps(small * 50).encode()  # over the limit
+        as_json, csv = {"Content-Type": "application/json"}, {"Content-Type": "text/csv"}
+        long_key = {"Content-Type": "application/x-ndjson", "Idempotency-Key": "k" * 300}
+
+        def chunked() -> Iterator[bytes]:  # no Content-Length: only reading it finds it too large
+            for start in range(0, len(large), 4096):
+                yield large[start : start + 4096]
+
+        with gateway.client("sgw_not-a-real-token") as http:
+            unknown = [
+                http.post("/v1/events/batch", json=small),
+                http.post("/v1/events/batch", content=large, headers=as_json),
+                http.post("/v1/events/batch", content=chunked(), headers=as_json),
+                http.post("/v1/events/batch", content=large, headers=csv),
+                http.post("/v1/events/batch", json=small, headers=long_key),
+            ]
+        with gateway.client(expired) as http:
+            too_old = http.post("/v1/events/batch", json=small)
+        with gateway.client() as http:
+            media = http.post("/v1/events/batch", content=large, headers=csv)
+            bad_key = http.post("/v1/events/batch", content=large, headers=long_key)
+            too_large = http.post("/v1/events/batch", content=chunked(), headers=as_json)
+            stored = http.post("/v1/events/batch", json=small)
+            store = TokenStore(gateway.outbox_url)
+            try:
+                token_id = next(t.id for t in store.list() if t.system == "records-system")
+                store.revoke(token_id)
+            finally:
+                store.close()
+            revoked = http.post("/v1/events/batch", json=small)
+    finally:
+        gateway.stop()
+    assert [a.status_code for a in unknown] == [401] * 5, [a.text for a in unknown]
+    assert all("not known" in a.json()["detail"] for a in unknown)
+    assert too_old.status_code == 401 and "expired" in too_old.json()["detail"]
+    assert media.status_code == 415 and bad_key.status_code == 400 and too_large.status_code == 413
+    assert stored.status_code == 202 and stored.json()["count"] == 20
+    assert revoked.status_code == 401 and "revoked" in revoked.json()["detail"]
+    assert gateway.outbox_rows() == 20
+
+
 def test_unreadable_bodies_and_media_types(gateway: GatewayProcess) -> None:
     with gateway.client() as http:
         not_json = http.post("/v1/events", content=b"{nope", headers={"Content-Type": "application/json"})
@@ -221,6 +274,38 @@ def test_a_full_disk_answers_503_and_the_retry_stores_once(gateway: GatewayProce
     assert retried.status_code == 202, retried.text
     assert again.json() == retried.json() and retried.json()["sequence"] == 2
     assert gateway.outbox_rows() == 2
+
+
+def test_a_batch_whose_commit_fails_answers_503_and_the_retry_stores_it_once(
+    gateway: GatewayProcess,
+) -> None:
+    """The batch's answer is written while its commit syncs (``Gateway._once``): a commit that
+    fails there (the disk full as the write-ahead log grows, RLIMIT_FSIZE as above) must still
+    answer 503, not the 202 being written, and store nothing; the retry stores the batch once."""
+    import resource
+
+    items = [draft(data={**INCIDENT, "incident_ref": f"INC-{n}"}) for n in range(600)]
+    key = {"Idempotency-Key": "full-batch-1"}
+    with gateway.client() as http:
+        assert http.post("/v1/events", json=draft()).status_code == 202
+        _, hard = resource.prlimit(gateway.process.pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(gateway.process.pid, resource.RLIMIT_FSIZE, (1, hard))
+        try:
+            full = http.post("/v1/events/batch", json=items, headers=key)
+            rows_while_full = gateway.outbox_rows()
+        finally:
+            resource.prlimit(gateway.process.pid, resource.RLIMIT_FSIZE, (hard, hard))
+        retried = http.post("/v1/events/batch", json=items, headers=key)
+        again = http.post("/v1/events/batch", json=items, headers=key)
+    assert full.status_code == 503, full.text
+    assert rows_while_full == 1
+    assert retried.status_code == 202, retried.text
+    assert [e["sequence"] for e in retried.json()["events"]] == list(range(2, 602))
+    assert again.content == retried.content and again.headers["idempotent-replayed"] == "true"
+    stored = Outbox(gateway.outbox_url).events(AGENCY)
+    assert [(r.event_id, r.sequence) for r in stored[1:]] == [
+        (e["id"], e["sequence"]) for e in retried.json()["events"]
+    ]
 
 
 def test_the_cli_manages_tokens(data_dir: Path) -> None:
