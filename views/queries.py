@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from ledger.keyregistry import RootKey
 from ledger.store.ledger import Ledger
 from ledger.store.models import AcceptedEvent, EquivocationRow, SequenceHoleRow
-from ledger.timeutil import format_time
+from ledger.timeutil import format_time, from_utc_text
 from policies.base import Policy
 from policies.engine import Flag, evaluate
 from policies.integrity import Equivocation, SequenceHole, integrity_flags
@@ -133,7 +133,7 @@ _CHILD_VIEW = union_all(
 
 def _shown_time(stored: str) -> str:
     """A stored time (``UTCTime``'s fixed UTC text) as the view shows times (RFC 3339)."""
-    return format_time(datetime.fromisoformat(stored))
+    return format_time(from_utc_text(stored))
 
 
 def child_view(session: Session, child: str) -> dict[str, Any] | None:

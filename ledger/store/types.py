@@ -9,7 +9,7 @@ from sqlalchemy import String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-from ledger.timeutil import utc_text
+from ledger.timeutil import from_utc_text, utc_text
 
 
 class UTCTime(TypeDecorator[datetime]):
@@ -27,8 +27,4 @@ class UTCTime(TypeDecorator[datetime]):
         return None if value is None else utc_text(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        # fromisoformat reads the fixed form written above (the "Z" gives tzinfo=UTC) ~35x
-        # faster than strptime, which was a tenth of the projector's time loading flag rows.
-        return datetime.fromisoformat(value)
+        return None if value is None else from_utc_text(value)
