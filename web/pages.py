@@ -1,7 +1,9 @@
 """What the templates show, shaped from the read-side views (pure: no database, no HTTP).
 
-Times are shown in London time, the way a lead reads them ("Tue 10 Dec 2019 21:40"); the
-machine form stays in ``datetime`` attributes of ``<time>`` elements.
+Times are shown in London time, the way a lead reads them, with the zone the clock showed then
+("Tue 10 Dec 2019 21:40 GMT", "Wed 1 Jul 2020 13:00 BST"): a bare "00:00" left a lead to guess
+whether a due time was UTC or local. The machine form stays in ``datetime`` attributes of
+``<time>`` elements.
 """
 
 from __future__ import annotations
@@ -42,10 +44,12 @@ def parse_as_of(text: str) -> datetime:
 
 
 def when(value: datetime | str | None) -> str:
-    """``readable_time`` for templates, which also hand it the views' RFC 3339 strings."""
+    """``readable_time`` and its zone (GMT or BST) for templates, which also hand it the views'
+    RFC 3339 strings."""
     if value is None:
         return ""
-    return readable_time(parse_time(value) if isinstance(value, str) else value)
+    moment = parse_time(value) if isinstance(value, str) else value
+    return f"{readable_time(moment)} {moment.astimezone(LONDON):%Z}"
 
 
 def iso(value: datetime | str | None) -> str:

@@ -1,0 +1,15 @@
+"""A safeguarding lead's path through the workspace over real HTTP, where it went wrong for one:
+what they see when they edit an address, mistype a date, come back after their session ended,
+or read a time (a real `sgledger serve` process on the demo partnership)."""
+
+from __future__ import annotations
+
+from tests.web.conftest import CHILD, POLICE, WebServer
+
+
+def test_times_say_which_zone_they_are_in(web_server: WebServer) -> None:
+    """Incident INC-CH-1 happened at 20:15 UTC on 8 Dec 2019 (GMT); a due time at midnight is
+    midnight London time. Without the zone a lead could not tell either from UTC."""
+    page = web_server.sign_in(POLICE).get(f"/children/{CHILD}").text
+    assert "Sun 8 Dec 2019 20:15 GMT" in page
+    assert "Tue 10 Dec 2019 00:00 GMT" in page
