@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, cast
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -181,6 +182,19 @@ def create_app(services: WebServices) -> FastAPI:
             title=titles.get(exc.status_code, "Error"),
             message=str(exc.detail),
             user=getattr(request.state, "user", None),
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _malformed(request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's default is a JSON list of pydantic errors: not a page a lead can act on.
+        # Only query parameters are typed (page numbers, flags), so the address was edited by hand.
+        return page(
+            request,
+            "error.html",
+            400,
+            title="There is a problem with the address",
+            message="Part of the page's address is not what this service makes. Use the links on "
+            "the page instead of editing the address.",
         )
 
     @app.exception_handler(Exception)

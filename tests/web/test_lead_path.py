@@ -4,7 +4,7 @@ or read a time (a real `sgledger serve` process on the demo partnership)."""
 
 from __future__ import annotations
 
-from tests.web.conftest import CHILD, POLICE, WebServer
+from tests.web.conftest import CHILD, DSL, POLICE, WebServer
 
 
 def test_times_say_which_zone_they_are_in(web_server: WebServer) -> None:
@@ -13,3 +13,15 @@ def test_times_say_which_zone_they_are_in(web_server: WebServer) -> None:
     page = web_server.sign_in(POLICE).get(f"/children/{CHILD}").text
     assert "Sun 8 Dec 2019 20:15 GMT" in page
     assert "Tue 10 Dec 2019 00:00 GMT" in page
+
+
+def test_an_edited_address_gets_a_page_not_json(web_server: WebServer) -> None:
+    client = web_server.sign_in(DSL)
+    for path in ("/flags?page_no=two", "/flags?tab=open&page_no=", "/sign-in?expired=yes"):
+        response = client.get(path)
+        assert response.status_code == 400, path
+        assert response.headers["content-type"].startswith("text/html"), path
+        assert "There is a problem with the address" in response.text
+        assert '"detail"' not in response.text and "int_parsing" not in response.text
+    # Signed in: the page keeps the header, so the lead can carry on from it.
+    assert "Sign out" in client.get("/flags?page_no=two").text
