@@ -513,6 +513,7 @@ def create_app(services: WebServices) -> FastAPI:
                     str(exc),
                     errors=[{"text": str(exc), "href": "#as-of"}],
                     child=child,
+                    as_of=as_of,  # kept in the field, to be corrected rather than typed again
                 ) from exc
         # One read transaction for the checks and the view; the access record is committed
         # meanwhile, and the page is shown only once it is (services.recording_access).
