@@ -161,7 +161,13 @@ def create_app(services: WebServices) -> FastAPI:
 
     @app.exception_handler(NeedsSignIn)
     async def _needs_sign_in(request: Request, exc: NeedsSignIn) -> Response:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method == "GET":
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        else:
+            # Every form posts to its page's address plus an action (/flags/ID/acknowledge):
+            # after signing in, back to that page. The action's own address answers only POST,
+            # so returning there showed "Not allowed" to a lead whose session ran out mid-form.
+            target = request.url.path.rsplit("/", 1)[0] or "/"
         query = f"?next={quote(target, safe='')}" + ("&expired=1" if exc.expired else "")
         response = RedirectResponse(f"/sign-in{query}", status_code=303)
         if exc.expired:

@@ -5,8 +5,12 @@ or read a time (a real `sgledger serve` process on the demo partnership)."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
-from tests.web.conftest import CHILD, DSL, POLICE, WebServer
+from sqlalchemy import update
+
+from tests.web.conftest import CHILD, DSL, PASSWORD, POLICE, WebServer, csrf_of, signin_csrf
+from web.accounts import Accounts, SessionRow
 
 
 def field_value(html: str, field_id: str) -> str:
@@ -39,3 +43,34 @@ def test_a_mistyped_date_stays_in_the_field_to_be_corrected(web_server: WebServe
     response = web_server.sign_in(POLICE).get(f"/children/{CHILD}", params={"as_of": "10/12/2019"})
     assert response.status_code == 400 and "Enter the date as year-month-day" in response.text
     assert field_value(response.text, "as-of") == "10/12/2019"
+
+
+def test_a_session_that_ends_mid_form_returns_to_the_form_after_sign_in(web_server: WebServer) -> None:
+    """The lead opens a flag, is called away, and presses "Acknowledge flag" after the session
+    ended: after signing in again they are back on the flag's page (it used to be the POST-only
+    action's address, a "Not allowed" page), with nothing decided on their behalf."""
+    client = web_server.sign_in(POLICE)
+    flag_page = client.get("/flags").text
+    flag_ref = re.search(r'href="/flags/([0-9a-f]{8})"', flag_page)
+    assert flag_ref
+    ref = flag_ref.group(1)
+    token = csrf_of(client.get(f"/flags/{ref}").text)
+    expire_sessions(web_server)
+    response = client.post(f"/flags/{ref}/acknowledge", data={"csrf_token": token, "reason": "called"})
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/sign-in?next=%2Fflags%2F{ref}&expired=1"
+    form = {"email": POLICE, "password": PASSWORD, "csrf_token": signin_csrf(client), "next": f"/flags/{ref}"}
+    back = client.post("/sign-in", data=form)
+    assert back.status_code == 303 and back.headers["location"] == f"/flags/{ref}"
+    shown = client.get(back.headers["location"])
+    assert shown.status_code == 200 and "Acknowledge flag" in shown.text  # still open, undecided
+
+
+def expire_sessions(server: WebServer) -> None:
+    """An hour passes without a request: every session's idle clock runs out."""
+    accounts = Accounts(f"sqlite:///{server.demo_dir / 'ledger.sqlite'}")
+    try:
+        with accounts.engine.begin() as connection:
+            connection.execute(update(SessionRow).values(seen_at=datetime.now(UTC) - timedelta(hours=1)))
+    finally:
+        accounts.close()
