@@ -181,13 +181,19 @@ def create_app(services: WebServices) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         titles = {404: "Page not found", 405: "Not allowed"}
+        # An address no route matched ran no ``signed_in``: look the session up here, so a
+        # signed-in lead keeps the menu and is not offered "Sign in" as the way on.
+        user = getattr(request.state, "user", None)
+        token = request.cookies.get(cookie_name)
+        if user is None and token:
+            user = services.accounts.session(token)
         return page(
             request,
             "error.html",
             exc.status_code,
             title=titles.get(exc.status_code, "Error"),
             message=str(exc.detail),
-            user=getattr(request.state, "user", None),
+            user=user,
         )
 
     @app.exception_handler(RequestValidationError)

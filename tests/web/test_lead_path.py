@@ -66,6 +66,13 @@ def test_a_session_that_ends_mid_form_returns_to_the_form_after_sign_in(web_serv
     assert shown.status_code == 200 and "Acknowledge flag" in shown.text  # still open, undecided
 
 
+def test_a_page_that_does_not_exist_keeps_the_signed_in_menu(web_server: WebServer) -> None:
+    response = web_server.sign_in(POLICE).get("/no-such-page")
+    assert response.status_code == 404 and "Page not found" in response.text
+    assert "Sign out" in response.text and "My flags" in response.text
+    assert "Sign out" not in web_server.client().get("/no-such-page").text
+
+
 def expire_sessions(server: WebServer) -> None:
     """An hour passes without a request: every session's idle clock runs out."""
     accounts = Accounts(f"sqlite:///{server.demo_dir / 'ledger.sqlite'}")
