@@ -414,7 +414,13 @@ def create_app(services: WebServices) -> FastAPI:
             try:
                 flag_id = resolve_flag_id(session, flag_ref)
             except FlagIdError as exc:
-                raise PageError(404, "Flag not found", str(exc)) from exc
+                # Not FlagIdError's own words: they send a command-line user to `sgledger flags
+                # list`, which a lead in the browser has no way to run.
+                raise PageError(
+                    404,
+                    "Flag not found",
+                    "This address names no flag. Open the flag from My flags or from the child's record.",
+                ) from exc
             row = session.get(FlagRow, flag_id)
             assert row is not None  # resolved just now, in this transaction
             flag = json.loads(row.payload)
@@ -502,7 +508,15 @@ def create_app(services: WebServices) -> FastAPI:
         if child is None:
             return page(request, "search.html", query="", errors=[])
         query = child.strip()
-        if query and len(query) <= 128 and child_exists(query):
+        if not query:
+            return page(
+                request,
+                "search.html",
+                400,
+                query=child,
+                errors=[{"text": "Enter the child's id", "href": "#child"}],
+            )
+        if len(query) <= 128 and child_exists(query):
             return RedirectResponse(f"/children/{quote(query, safe='')}", status_code=303)
         return page(
             request,

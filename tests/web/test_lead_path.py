@@ -81,3 +81,17 @@ def expire_sessions(server: WebServer) -> None:
             connection.execute(update(SessionRow).values(seen_at=datetime.now(UTC) - timedelta(hours=1)))
     finally:
         accounts.close()
+
+
+def test_searching_with_nothing_entered_asks_for_an_id(web_server: WebServer) -> None:
+    response = web_server.sign_in(POLICE).get("/search", params={"child": "  "})
+    assert response.status_code == 400 and "Enter the child&#39;s id" in response.text
+    assert "No child has that id" not in response.text
+
+
+def test_a_flag_address_that_names_no_flag_says_where_flags_are(web_server: WebServer) -> None:
+    client = web_server.sign_in(POLICE)
+    for ref in ("zzzz", "00000000"):
+        response = client.get(f"/flags/{ref}")
+        assert response.status_code == 404 and "Flag not found" in response.text
+        assert "Open the flag from My flags" in response.text and "sgledger" not in response.text.lower()
