@@ -396,20 +396,21 @@ def create_app(services: WebServices) -> FastAPI:
 
     @app.get("/flags/{flag_ref}", response_class=HTMLResponse)
     def flag_page(request: Request, user: User, flag_ref: str, done: str | None = None) -> Response:
-        flag, evidence, history = load_flag(user, flag_ref)
+        flag, evidence, history, decisions = load_flag(user, flag_ref)
         return page(
             request,
             "flag.html",
             flag=flag,
             evidence=evidence,
             history=history,
+            decisions=decisions,
             done=done,
             may_open_child=flag["child"] and may_read_child(user, flag["child"]),
         )
 
     def load_flag(
         user: SignedIn, flag_ref: str
-    ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
         with services.ledger.read() as session:
             try:
                 flag_id = resolve_flag_id(session, flag_ref)
@@ -448,9 +449,25 @@ def create_app(services: WebServices) -> FastAPI:
                 select(FlagChangeRow).where(FlagChangeRow.flag_id == flag_id).order_by(FlagChangeRow.id)
             )
             history = [{"change": c.change, "at": c.changed_at} for c in changes]
+            # The flag keeps only who acknowledged or dismissed it; what they wrote ("what you
+            # have done", the form asks) is in their signed decision, filed under the flag's
+            # child (or the partnership), and shown here so the next lead can read it.
+            decided = session.scalars(
+                select(AcceptedEvent)
+                .where(
+                    AcceptedEvent.subject == (flag["child"] or services.producer.partnership),
+                    AcceptedEvent.type.in_(("flag.acknowledged", "flag.dismissed")),
+                )
+                .order_by(AcceptedEvent.time)
+            )
+            decisions = [
+                {"time": e.time, "summary": summarise(e.type, e.source, data)}
+                for e in decided
+                if (data := json.loads(e.envelope)["data"])["flag"] == flag_id
+            ]
         target = child_target(flag["child"]) if flag["child"] else f"flag:{flag_id}"
         services.record_access(user.actor, f"web flag {short_flag_id(flag_id)}", target)
-        return flag, evidence, history
+        return flag, evidence, history, decisions
 
     @app.post("/flags/{flag_ref}/acknowledge")
     def acknowledge(user: User, form: CheckedForm, flag_ref: str) -> Response:
@@ -460,7 +477,7 @@ def create_app(services: WebServices) -> FastAPI:
     def dismiss(request: Request, user: User, form: CheckedForm, flag_ref: str) -> Response:
         reason = form.get("reason", "").strip()
         if not reason:
-            flag, evidence, history = load_flag(user, flag_ref)
+            flag, evidence, history, decisions = load_flag(user, flag_ref)
             return page(
                 request,
                 "flag.html",
@@ -468,6 +485,7 @@ def create_app(services: WebServices) -> FastAPI:
                 flag=flag,
                 evidence=evidence,
                 history=history,
+                decisions=decisions,
                 done=None,
                 may_open_child=flag["child"] and may_read_child(user, flag["child"]),
                 errors=[{"text": "Enter why this flag needs no action", "href": "#dismiss-reason"}],
@@ -488,7 +506,7 @@ def create_app(services: WebServices) -> FastAPI:
             )
         if reason is not None and len(reason) > MAX_REASON:
             raise PageError(400, "Reason too long", f"Give a reason of at most {MAX_REASON} characters.")
-        flag, _, _ = load_flag(user, flag_ref)
+        flag, *_ = load_flag(user, flag_ref)
         if flag["status"] != "open":
             raise PageError(
                 409,

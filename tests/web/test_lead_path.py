@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+import httpx
 from sqlalchemy import update
 
 from tests.web.conftest import CHILD, DSL, PASSWORD, POLICE, WebServer, csrf_of, signin_csrf
@@ -50,10 +51,7 @@ def test_a_session_that_ends_mid_form_returns_to_the_form_after_sign_in(web_serv
     ended: after signing in again they are back on the flag's page (it used to be the POST-only
     action's address, a "Not allowed" page), with nothing decided on their behalf."""
     client = web_server.sign_in(POLICE)
-    flag_page = client.get("/flags").text
-    flag_ref = re.search(r'href="/flags/([0-9a-f]{8})"', flag_page)
-    assert flag_ref
-    ref = flag_ref.group(1)
+    ref = first_flag(client)
     token = csrf_of(client.get(f"/flags/{ref}").text)
     expire_sessions(web_server)
     response = client.post(f"/flags/{ref}/acknowledge", data={"csrf_token": token, "reason": "called"})
@@ -95,3 +93,25 @@ def test_a_flag_address_that_names_no_flag_says_where_flags_are(web_server: WebS
         response = client.get(f"/flags/{ref}")
         assert response.status_code == 404 and "Flag not found" in response.text
         assert "Open the flag from My flags" in response.text and "sgledger" not in response.text.lower()
+
+
+def test_the_note_a_lead_leaves_when_acknowledging_is_on_the_flag_for_the_next_lead(
+    web_server: WebServer,
+) -> None:
+    """The form asks for "what you have done"; the designated lead opening the flag later must
+    be able to read it (it was only in the signed event, shown nowhere in the workspace)."""
+    police = web_server.sign_in(POLICE)
+    ref = first_flag(police)
+    token = csrf_of(police.get(f"/flags/{ref}").text)
+    note = "Phoned the practice manager; incident now on the GP record"
+    done = police.post(f"/flags/{ref}/acknowledge", data={"csrf_token": token, "reason": note})
+    assert done.status_code == 303 and "done=acknowledged" in done.headers["location"]
+    page = web_server.sign_in(DSL).get(f"/flags/{ref}").text
+    assert f"local:{POLICE} acknowledged flag {ref}: {note}" in page
+
+
+def first_flag(client: httpx.Client) -> str:
+    """The short id of the first open flag on the signed-in lead's My flags."""
+    found = re.search(r'href="/flags/([0-9a-f]{8})"', client.get("/flags").text)
+    assert found, "no open flag"
+    return found.group(1)
