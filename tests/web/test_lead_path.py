@@ -115,3 +115,12 @@ def first_flag(client: httpx.Client) -> str:
     found = re.search(r'href="/flags/([0-9a-f]{8})"', client.get("/flags").text)
     assert found, "no open flag"
     return found.group(1)
+
+
+def test_the_timeline_names_agencies_as_a_lead_does(web_server: WebServer) -> None:
+    """ "Police told Health visiting", not "Police told phn/somerset": an id is for machines."""
+    page = web_server.sign_in(POLICE).get(f"/children/{CHILD}").text
+    timeline = page[page.index('class="app-timeline"') :]
+    assert "Police told Health visiting about INC-CH-2" in timeline
+    assert "Police referred the child to Children&#39;s social care (referral REF-CH-5)" in timeline
+    assert "phn/somerset" not in timeline and "csc/somerset" not in timeline
