@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 SIGNIN_COOKIE = "sgl_signin"  # the sign-in form's CSRF token, before there is a session
 MAX_REASON = 500
+DONE = ("acknowledged", "dismissed", "acknowledged-pending", "dismissed-pending")  # ?done= after a decision
 FLAGS_PER_PAGE = 50
 
 
@@ -404,7 +405,9 @@ def create_app(services: WebServices) -> FastAPI:
             evidence=evidence,
             history=history,
             decisions=decisions,
-            done=done,
+            # Only what ``decide`` sends: any other text would be shown to the lead as "You ...
+            # this flag. The decision is signed", words a crafted link could choose.
+            done=done if done in DONE else None,
             may_open_child=flag["child"] and may_read_child(user, flag["child"]),
         )
 

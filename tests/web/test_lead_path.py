@@ -124,3 +124,10 @@ def test_the_timeline_names_agencies_as_a_lead_does(web_server: WebServer) -> No
     assert "Police told Health visiting about INC-CH-2" in timeline
     assert "Police referred the child to Children&#39;s social care (referral REF-CH-5)" in timeline
     assert "phn/somerset" not in timeline and "csc/somerset" not in timeline
+
+
+def test_a_crafted_link_cannot_make_the_flag_page_claim_a_decision(web_server: WebServer) -> None:
+    client = web_server.sign_in(POLICE)
+    ref = first_flag(client)
+    page = client.get(f"/flags/{ref}", params={"done": "deleted all evidence on"}).text
+    assert "deleted all evidence" not in page and "govuk-notification-banner" not in page
