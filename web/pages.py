@@ -88,6 +88,16 @@ def view_as_of(view: dict[str, Any], flags: Sequence[Flag], as_of: datetime) -> 
     }
 
 
+def roles_text(roles: Sequence[str]) -> str:
+    """ "father; in incidents: perpetrator, victim": the view keeps a person's roles in incidents
+    as ``party:<role>`` beside their linked roles; the prefix is the view's, not a lead's word."""
+    linked = [r.replace("-", " ") for r in roles if not r.startswith("party:")]
+    parties = [r.removeprefix("party:").replace("-", " ") for r in roles if r.startswith("party:")]
+    return "; ".join(
+        part for part in (", ".join(linked), "in incidents: " + ", ".join(parties) if parties else "") if part
+    )
+
+
 def child_page(view: Mapping[str, Any], as_of: datetime | None) -> dict[str, Any]:
     on = as_of or datetime.now(UTC)
     timeline = [
@@ -101,6 +111,7 @@ def child_page(view: Mapping[str, Any], as_of: datetime | None) -> dict[str, Any
     return {
         **view,
         "age": age(view["dob"], on),
+        "people": [{**p, "roles_text": roles_text(p["roles"])} for p in view["people"]],
         "timeline": timeline,
         # Evidence links name the event as the timeline does: who recorded it and when.
         "events": {e["id"]: f"{agency_name(e['source'])}, {when(e['time'])}" for e in view["chronology"]},

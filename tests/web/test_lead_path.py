@@ -131,3 +131,10 @@ def test_a_crafted_link_cannot_make_the_flag_page_claim_a_decision(web_server: W
     ref = first_flag(client)
     page = client.get(f"/flags/{ref}", params={"done": "deleted all evidence on"}).text
     assert "deleted all evidence" not in page and "govuk-notification-banner" not in page
+
+
+def test_a_persons_roles_read_as_words(web_server: WebServer) -> None:
+    page = web_server.sign_in(POLICE).get(f"/children/{CHILD}").text
+    people = page[page.index("People and roles") : page.index("What happened")]
+    assert "father; in incidents: alleged perpetrator, counter allegation, perpetrator, victim" in people
+    assert "party:" not in people
