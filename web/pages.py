@@ -21,6 +21,8 @@ from views.summaries import agency_name, readable_time, summarise
 
 LONDON = ZoneInfo("Europe/London")
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
+# GOV.UK tag colours: a low flag was yellow like a medium one, so the colour said less than the word.
+SEVERITY_TAG = {"high": "govuk-tag--red", "medium": "govuk-tag--yellow", "low": "govuk-tag--grey"}
 
 
 def flag_order(flag: Mapping[str, Any]) -> tuple[str, int, str]:
@@ -120,3 +122,4 @@ def child_page(view: Mapping[str, Any], as_of: datetime | None) -> dict[str, Any
 
 def install_filters(env: Environment) -> None:
     env.filters.update(when=when, iso=iso, agency=agency_name)
+    env.globals.update(severity_tag=SEVERITY_TAG)

@@ -138,3 +138,9 @@ def test_a_persons_roles_read_as_words(web_server: WebServer) -> None:
     people = page[page.index("People and roles") : page.index("What happened")]
     assert "father; in incidents: alleged perpetrator, counter allegation, perpetrator, victim" in people
     assert "party:" not in people
+
+
+def test_each_severity_has_its_own_tag_colour(web_server: WebServer) -> None:
+    page = web_server.sign_in(POLICE).get("/flags").text
+    tags = set(re.findall(r'<strong class="govuk-tag ([\w-]*)">(\w+)</strong>', page))
+    assert tags == {("govuk-tag--red", "high"), ("govuk-tag--yellow", "medium"), ("govuk-tag--grey", "low")}
