@@ -251,7 +251,9 @@ def create_app(services: WebServices) -> FastAPI:
     # --- sign in and out ----------------------------------------------------------------------
 
     @app.get("/sign-in", response_class=HTMLResponse)
-    def sign_in_page(request: Request, next: str = "/flags", expired: int = 0) -> Response:
+    def sign_in_page(
+        request: Request, next: str = "/flags", expired: int = 0, signed_out: int = 0
+    ) -> Response:
         token = secrets.token_urlsafe(32)
         response = page(
             request,
@@ -259,6 +261,7 @@ def create_app(services: WebServices) -> FastAPI:
             csrf=token,
             next=_safe_next(next),
             expired=bool(expired),
+            signed_out=bool(signed_out),
             errors=[],
             email="",
         )
@@ -326,7 +329,8 @@ def create_app(services: WebServices) -> FastAPI:
     @app.post("/sign-out")
     def sign_out(user: User, form: CheckedForm) -> Response:
         services.accounts.end_session(user.token)
-        response = RedirectResponse("/sign-in", status_code=303)
+        # Said on the page, so a lead leaving a shared computer knows the session is over.
+        response = RedirectResponse("/sign-in?signed_out=1", status_code=303)
         response.delete_cookie(cookie_name, path="/")
         return response
 

@@ -296,6 +296,8 @@ def test_every_page_state_a_lead_reaches_has_no_accessibility_violation(
     p.click("button:has-text('Open the record')")  # type: ignore[attr-defined]
     check()  # the break-glass form with its error
     p.click("button:has-text('Sign out')")  # type: ignore[attr-defined]
+    check()  # "You have signed out"
+    check("/sign-in?expired=1")
     sign_in(p, server, DSL)
     p.goto(f"{base}/flags")  # type: ignore[attr-defined]
     p.locator("tbody tr").nth(0).locator("a").click()  # type: ignore[attr-defined]

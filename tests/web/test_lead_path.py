@@ -144,3 +144,11 @@ def test_each_severity_has_its_own_tag_colour(web_server: WebServer) -> None:
     page = web_server.sign_in(POLICE).get("/flags").text
     tags = set(re.findall(r'<strong class="govuk-tag ([\w-]*)">(\w+)</strong>', page))
     assert tags == {("govuk-tag--red", "high"), ("govuk-tag--yellow", "medium"), ("govuk-tag--grey", "low")}
+
+
+def test_signing_out_says_so(web_server: WebServer) -> None:
+    client = web_server.sign_in(POLICE)
+    response = client.post("/sign-out", data={"csrf_token": csrf_of(client.get("/flags").text)})
+    assert response.status_code == 303
+    page = client.get(response.headers["location"]).text
+    assert "You have signed out" in page and "Sign out" not in page
