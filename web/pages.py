@@ -120,6 +120,35 @@ def child_page(view: Mapping[str, Any], as_of: datetime | None) -> dict[str, Any
     }
 
 
+# What the workspace writes as an access event's action (web.app), as the audit pages say it.
+_ACTIONS = {
+    "web child": "Opened the record",
+    "web flag": "Opened flag",
+    "web chronology": "Downloaded the chronology as",
+    "break glass": "Opened the record outside their agency's relationship (break glass)",
+    "web audit child": "Looked at who has looked at the record",
+}
+_AS_OF = "web child as of "
+
+
+def action_text(action: str) -> str:
+    """ "Opened the record as it stood on 10 Dec 2019", not "web child as of 2019-12-10T23:59:
+    59.999999+00:00". An action the command line wrote ("child show") keeps its own words."""
+    if action.startswith(_AS_OF):
+        try:
+            day = parse_time(action.removeprefix(_AS_OF)).astimezone(LONDON)
+        except TimeFormatError:
+            return action
+        return f"Opened the record as it stood on {day.day} {day:%b %Y}"
+    for prefix, label in _ACTIONS.items():
+        if action == prefix:
+            return label
+        if action.startswith(prefix + " "):
+            rest = action.removeprefix(prefix + " ")
+            return f"{label} {rest.upper() if prefix == 'web chronology' else rest}"
+    return action
+
+
 def install_filters(env: Environment) -> None:
-    env.filters.update(when=when, iso=iso, agency=agency_name)
+    env.filters.update(when=when, iso=iso, agency=agency_name, action=action_text)
     env.globals.update(severity_tag=SEVERITY_TAG)

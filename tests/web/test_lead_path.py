@@ -5,6 +5,7 @@ or read a time (a real `sgledger serve` process on the demo partnership)."""
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -152,3 +153,24 @@ def test_signing_out_says_so(web_server: WebServer) -> None:
     assert response.status_code == 303
     page = client.get(response.headers["location"]).text
     assert "You have signed out" in page and "Sign out" not in page
+
+
+def test_who_looked_says_what_they_did_in_words(web_server: WebServer) -> None:
+    client = web_server.sign_in(POLICE)
+    ref = first_flag(client)
+    client.get(f"/children/{CHILD}", params={"as_of": "2019-12-10"})
+    client.get(f"/flags/{ref}")
+    client.get(f"/children/{CHILD}/chronology.csv")
+    wanted = (
+        "Opened the record as it stood on 10 Dec 2019",
+        f"Opened flag {ref}",
+        "Downloaded the chronology as CSV",
+    )
+    deadline = time.monotonic() + 30
+    while True:  # each read reaches the ledger a moment after its page is shown
+        page = client.get(f"/audit/children/{CHILD}").text
+        if all(w in page for w in wanted) or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert all(w in page for w in wanted), page
+    assert "web child" not in page and "web flag" not in page
