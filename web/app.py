@@ -252,7 +252,7 @@ def create_app(services: WebServices) -> FastAPI:
 
     @app.get("/sign-in", response_class=HTMLResponse)
     def sign_in_page(
-        request: Request, next: str = "/flags", expired: int = 0, signed_out: int = 0
+        request: Request, next: str = "/flags", expired: int = 0, signed_out: str = ""
     ) -> Response:
         token = secrets.token_urlsafe(32)
         response = page(
@@ -261,7 +261,7 @@ def create_app(services: WebServices) -> FastAPI:
             csrf=token,
             next=_safe_next(next),
             expired=bool(expired),
-            signed_out=bool(signed_out),
+            signed_out=signed_out,
             errors=[],
             email="",
         )
@@ -329,8 +329,11 @@ def create_app(services: WebServices) -> FastAPI:
     @app.post("/sign-out")
     def sign_out(user: User, form: CheckedForm) -> Response:
         services.accounts.end_session(user.token)
-        # Said on the page, so a lead leaving a shared computer knows the session is over.
-        response = RedirectResponse("/sign-in?signed_out=1", status_code=303)
+        # Said on the page, so a lead leaving a shared computer knows the session is over; and
+        # that the identity provider's own session is not (it would sign the next person at this
+        # browser straight back in as them), as this service does not end it.
+        how = "oidc" if user.actor.id.startswith("oidc:") else "1"
+        response = RedirectResponse(f"/sign-in?signed_out={how}", status_code=303)
         response.delete_cookie(cookie_name, path="/")
         return response
 

@@ -112,6 +112,9 @@ def page(browser: object) -> Iterator[object]:
         context.close()
 
 
+EVERY_IMPACT = ("minor", "moderate", "serious", "critical")
+
+
 def accessible(page: object, impacts: tuple[str, ...] = ("serious", "critical")) -> None:
     """axe-core's violations of these impacts on the page as shown: none allowed."""
     page.add_script_tag(path=str(installed(AXE_CORE) / "axe.min.js"))  # type: ignore[attr-defined]
@@ -212,6 +215,22 @@ def test_a_lead_signs_in_with_the_partnerships_identity_provider(page: object, s
     assert p.locator("h1").inner_text() == CHILD  # type: ignore[attr-defined]
 
 
+def test_signing_out_warns_that_the_identity_providers_session_lives_on(
+    page: object, server: WebServer
+) -> None:
+    """The workspace ends its own session, not the provider's: pressing the sign-in button
+    again lets the next person at this browser in as the lead without a password, so the
+    signed-out page says so."""
+    p = page  # type: ignore[assignment]
+    idp_sign_in(p, server, "idp-police-lead")
+    p.click("button:has-text('Sign out')")  # type: ignore[attr-defined]
+    banner = p.locator(".govuk-notification-banner").inner_text()  # type: ignore[attr-defined]
+    assert "You have signed out" in banner and "still signed in to your partnership account" in banner
+    accessible(p, EVERY_IMPACT)
+    p.click("a.govuk-button--start")  # type: ignore[attr-defined]
+    p.wait_for_url("**/flags")  # type: ignore[attr-defined]  # no password asked, as the banner warned
+
+
 def test_an_identity_without_a_known_role_is_refused(page: object, server: WebServer) -> None:
     p = page  # type: ignore[assignment]
     idp_sign_in(p, server, "idp-nobody")
@@ -264,9 +283,6 @@ def test_pages_run_under_their_own_csp(browser: object, server: WebServer) -> No
         assert errors == []
     finally:
         context.close()
-
-
-EVERY_IMPACT = ("minor", "moderate", "serious", "critical")
 
 
 def test_every_page_state_a_lead_reaches_has_no_accessibility_violation(
