@@ -52,6 +52,7 @@ SIGNIN_COOKIE = "sgl_signin"  # the sign-in form's CSRF token, before there is a
 MAX_REASON = 500
 DONE = ("acknowledged", "dismissed", "acknowledged-pending", "dismissed-pending")  # ?done= after a decision
 FLAGS_PER_PAGE = 50
+MAX_PAGE = 1_000_000  # 50 million flags; a larger page's offset overflowed SQLite's INTEGER (a 500)
 
 
 class NeedsSignIn(Exception):
@@ -384,7 +385,7 @@ def create_app(services: WebServices) -> FastAPI:
 
     @app.get("/flags", response_class=HTMLResponse)
     def my_flags(request: Request, user: User, tab: str = "open", page_no: int = 1) -> Response:
-        if tab not in TABS or page_no < 1:
+        if tab not in TABS or not 1 <= page_no <= MAX_PAGE:
             raise PageError(400, "There is no such list", "Choose open, acknowledged or resolved.")
         scope = "all" if user.role == "designated-lead" else (user.actor.agency or "none")
         rows: list[dict[str, Any]] = []

@@ -30,9 +30,15 @@ def flag_order(flag: Mapping[str, Any]) -> tuple[str, int, str]:
     return (flag["due"], SEVERITY_ORDER.get(flag["severity"], 9), flag["rule"])
 
 
+AS_OF_YEARS = range(1900, 3000)
+
+
 def parse_as_of(text: str) -> datetime:
     """A date (``2019-12-10``, what an ``<input type=date>`` sends) means the end of that day in
-    London: "what did the partnership know on this date". A full RFC 3339 time is taken as is."""
+    London: "what did the partnership know on this date". A full RFC 3339 time is taken as is.
+
+    Only years in ``AS_OF_YEARS``: at the ends of ``datetime``'s range (9999-12-31, or year 1
+    with an offset) the next day or the move to London or UTC time overflows, which was a 500."""
     text = text.strip()
     try:
         day = date.fromisoformat(text)
@@ -41,8 +47,19 @@ def parse_as_of(text: str) -> datetime:
             raise TimeFormatError(
                 f"Enter the date as year-month-day, for example 2019-12-10 (not {text[:40]!r})"
             ) from None
-        return parse_time(text)
+        moment = parse_time(text)
+        _check_year(moment.year, text)
+        return moment
+    _check_year(day.year, text)
     return datetime.combine(day + timedelta(days=1), time(), LONDON) - timedelta(microseconds=1)
+
+
+def _check_year(year: int, text: str) -> None:
+    if year not in AS_OF_YEARS:
+        raise TimeFormatError(
+            f"Enter a date from {AS_OF_YEARS[0]} to {AS_OF_YEARS[-1]}, for example 2019-12-10 "
+            f"(not {text[:40]!r})"
+        )
 
 
 def when(value: datetime | str | None) -> str:

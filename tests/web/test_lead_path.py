@@ -174,3 +174,14 @@ def test_who_looked_says_what_they_did_in_words(web_server: WebServer) -> None:
         time.sleep(0.3)
     assert all(w in page for w in wanted), page
     assert "web child" not in page and "web flag" not in page
+
+
+def test_dates_and_page_numbers_at_the_ends_of_the_range_get_pages_not_500s(web_server: WebServer) -> None:
+    client = web_server.sign_in(DSL)
+    for as_of in ("9999-12-31", "0001-01-01T00:00:00+01:00", "0001-01-01"):
+        response = client.get(f"/children/{CHILD}", params={"as_of": as_of})
+        assert response.status_code == 400, as_of
+        assert "Enter a date from 1900 to 2999" in response.text
+        assert field_value(response.text, "as-of") == as_of
+    response = client.get("/flags", params={"page_no": "99999999999999999999"})
+    assert response.status_code == 400 and "There is no such list" in response.text
