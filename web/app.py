@@ -253,7 +253,7 @@ def create_app(services: WebServices) -> FastAPI:
 
     @app.get("/sign-in", response_class=HTMLResponse)
     def sign_in_page(
-        request: Request, next: str = "/flags", expired: int = 0, signed_out: str = ""
+        request: Request, next: str = "/", expired: int = 0, signed_out: str = ""
     ) -> Response:
         token = secrets.token_urlsafe(32)
         response = page(
@@ -273,7 +273,7 @@ def create_app(services: WebServices) -> FastAPI:
     async def sign_in(request: Request) -> Response:
         form = await request.form()
         email, password = str(form.get("email", "")), str(form.get("password", ""))
-        next_url = _safe_next(str(form.get("next", "/flags")))
+        next_url = _safe_next(str(form.get("next", "/")))
         expected = request.cookies.get(SIGNIN_COOKIE)
         given = str(form.get("csrf_token", ""))
         if not expected or not secrets.compare_digest(given, expected):
@@ -352,7 +352,7 @@ def create_app(services: WebServices) -> FastAPI:
         )
 
         @app.get("/sign-in/oidc")
-        async def oidc_start(request: Request, next: str = "/flags") -> Response:
+        async def oidc_start(request: Request, next: str = "/") -> Response:
             request.session["next"] = _safe_next(next)
             client = oauth.create_client("partnership")
             redirect: Response = await client.authorize_redirect(
@@ -375,32 +375,38 @@ def create_app(services: WebServices) -> FastAPI:
             except (OAuthError, ClaimsRefused) as exc:
                 message = exc.description if isinstance(exc, OAuthError) else str(exc)
                 raise PageError(403, "You could not be signed in", f"Sign-in was refused: {message}") from exc
-            return _start(actor, display, _safe_next(request.session.pop("next", "/flags")))
+            return _start(actor, display, _safe_next(request.session.pop("next", "/")))
 
     # --- pages ---------------------------------------------------------------------------------
 
     @app.get("/")
     def home(user: User) -> Response:
+        # Sign-in lands here unless a page sent the person to it: each role's own start page.
+        # (It went to /flags, which has nothing for an auditor: every auditor's sign-in was a 500.)
         return RedirectResponse("/audit" if user.role == "auditor" else "/flags", status_code=303)
 
     @app.get("/flags", response_class=HTMLResponse)
     def my_flags(request: Request, user: User, tab: str = "open", page_no: int = 1) -> Response:
+        if user.role not in ("lead", "designated-lead"):
+            raise PageError(
+                403,
+                "You have no flags",
+                "My flags lists the gap flags that concern a safeguarding lead's agency. "
+                "As an auditor, start from the Audit page.",
+            )
         if tab not in TABS or not 1 <= page_no <= MAX_PAGE:
             raise PageError(400, "There is no such list", "Choose open, acknowledged or resolved.")
         scope = "all" if user.role == "designated-lead" else (user.actor.agency or "none")
-        rows: list[dict[str, Any]] = []
-        more = False
         with services.recording_access(user.actor, f"web flags {tab}", f"flags:{scope}"):
-            if user.role in ("lead", "designated-lead"):
-                agency = None if user.role == "designated-lead" else user.actor.agency
-                with services.ledger.read() as session:
-                    rows, more = flags_page(
-                        session,
-                        agency,
-                        cast(Tab, tab),
-                        offset=(page_no - 1) * FLAGS_PER_PAGE,
-                        limit=FLAGS_PER_PAGE,
-                    )
+            agency = None if user.role == "designated-lead" else user.actor.agency
+            with services.ledger.read() as session:
+                rows, more = flags_page(
+                    session,
+                    agency,
+                    cast(Tab, tab),
+                    offset=(page_no - 1) * FLAGS_PER_PAGE,
+                    limit=FLAGS_PER_PAGE,
+                )
         return page(request, "flags.html", flags=rows, tab=tab, tabs=TABS, page_no=page_no, more=more)
 
     @app.get("/flags/{flag_ref}", response_class=HTMLResponse)
@@ -667,5 +673,5 @@ def create_app(services: WebServices) -> FastAPI:
 def _safe_next(target: str) -> str:
     """Only a path on this site: an open redirect would let a phishing link borrow our sign-in."""
     if not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/flags"
+        return "/"
     return target

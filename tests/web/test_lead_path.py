@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import update
 
-from tests.web.conftest import CHILD, DSL, PASSWORD, POLICE, WebServer, csrf_of, signin_csrf
+from tests.web.conftest import AUDITOR, CHILD, DSL, PASSWORD, POLICE, WebServer, csrf_of, signin_csrf
 from web.accounts import Accounts, SessionRow
 
 
@@ -185,3 +185,19 @@ def test_dates_and_page_numbers_at_the_ends_of_the_range_get_pages_not_500s(web_
         assert field_value(response.text, "as-of") == as_of
     response = client.get("/flags", params={"page_no": "99999999999999999999"})
     assert response.status_code == 400 and "There is no such list" in response.text
+
+
+def test_an_auditor_signs_in_to_the_audit_page_and_my_flags_explains_itself(web_server: WebServer) -> None:
+    """Sign-in went to /flags, whose page named the user's agency: an auditor has none, so
+    every auditor's sign-in ended on a 500."""
+    client = web_server.client()
+    form = {"email": AUDITOR, "password": PASSWORD, "csrf_token": signin_csrf(client)}
+    landed = client.post("/sign-in", data=form, follow_redirects=True)
+    assert landed.status_code == 200 and str(landed.url).endswith("/audit")
+    assert "Break-glass reads" in landed.text
+    flags = client.get("/flags")
+    assert flags.status_code == 403 and "You have no flags" in flags.text
+    # A lead still lands on My flags.
+    lead = web_server.client()
+    form = {"email": POLICE, "password": PASSWORD, "csrf_token": signin_csrf(lead)}
+    assert str(lead.post("/sign-in", data=form, follow_redirects=True).url).endswith("/flags")
