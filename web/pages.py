@@ -154,7 +154,7 @@ def action_text(action: str) -> str:
     if action.startswith(_AS_OF):
         try:
             day = parse_time(action.removeprefix(_AS_OF)).astimezone(LONDON)
-        except TimeFormatError:
+        except (TimeFormatError, OverflowError):  # recorded before parse_as_of bounded the year
             return action
         return f"Opened the record as it stood on {day.day} {day:%b %Y}"
     for prefix, label in _ACTIONS.items():
