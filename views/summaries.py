@@ -2,8 +2,10 @@
 
 Reviews are read by people, not parsers: "Police recorded a domestic-abuse incident INC-2: children
 present, DASH medium, reported by a neighbour" instead of ``children_present: True; parties:
-[{'person': ...}]``. The chronology export and the web workspace's child timeline both use
-:func:`summarise`, so a lead and a review author read the same words for the same event.
+[{'person': ...}]``, and "Police told Health visiting", not "told phn/somerset": every agency an
+event names is named as :func:`agency_name` names it. The chronology export and the web
+workspace's child timeline both use :func:`summarise`, so a lead and a review author read the
+same words for the same event.
 
 Pure: a function of the event's type, source, subject and data (and, optionally, readable names
 for event ids that other events refer to). An event type this module does not know (a newer
@@ -111,11 +113,12 @@ def _incident_reported(a: str, d: Mapping[str, Any], s: str | None, n: Names) ->
 def _incident_triaged(a: str, d: Mapping[str, Any], s: str | None, n: Names) -> str:
     text = f"{a} triaged incident {d.get('incident_ref')} at {d.get('forum')}: {d.get('outcome')}"
     referred = d.get("referred_to") or []
-    return text + (f"; referred to {_list(str(r) for r in referred)}" if referred else "")
+    return text + (f"; referred to {_list(agency_name(str(r)) for r in referred)}" if referred else "")
 
 
 def _referral_made(a: str, d: Mapping[str, Any], s: str | None, n: Names) -> str:
-    text = f"{a} referred the child to {d.get('to')} (referral {d.get('referral_ref')}): {d.get('reason')}"
+    to = agency_name(str(d.get("to")))
+    text = f"{a} referred the child to {to} (referral {d.get('referral_ref')}): {d.get('reason')}"
     incidents = d.get("incident_refs") or []
     return text + (f"; about incidents {_list(str(i) for i in incidents)}" if incidents else "")
 
@@ -167,7 +170,7 @@ def _assessment(a: str, d: Mapping[str, Any], s: str | None, n: Names) -> str:
 
 def _notification_sent(a: str, d: Mapping[str, Any], s: str | None, n: Names) -> str:
     about = _list(_ref(x, n) for x in d.get("about") or [])
-    text = f"{a} told {d.get('to')} about {about or 'the child'}"
+    text = f"{a} told {agency_name(str(d.get('to')))} about {about or 'the child'}"
     extra = [f"by {d['channel']}" if d.get("channel") else "", d.get("purpose") or ""]
     extra = [e for e in extra if e]
     return text + (f" ({'; '.join(extra)})" if extra else "")
@@ -180,7 +183,7 @@ def _notification_acknowledged(a: str, d: Mapping[str, Any], s: str | None, n: N
 def _marac_agreed(a: str, d: Mapping[str, Any], s: str | None, n: Names) -> str:
     persons = _list(_person(str(p), s) for p in d.get("persons") or [])
     actions = [x for x in d.get("actions") or [] if isinstance(x, Mapping)]
-    listed = "; ".join(f"{x.get('agency')}: {x.get('action')}" for x in actions)
+    listed = "; ".join(f"{agency_name(str(x.get('agency')))}: {x.get('action')}" for x in actions)
     return (
         f"{a} agreed plan {d.get('plan_ref')} at the meeting of {d.get('meeting_date')}"
         f" for {persons or 'the family'}: {len(actions)} action(s)" + (f" ({listed})" if listed else "")
@@ -188,7 +191,7 @@ def _marac_agreed(a: str, d: Mapping[str, Any], s: str | None, n: Names) -> str:
 
 
 def _marac_shared(a: str, d: Mapping[str, Any], s: str | None, n: Names) -> str:
-    return f"{a} shared plan {d.get('plan_ref')} with {_list(str(t) for t in d.get('to') or [])}"
+    return f"{a} shared plan {d.get('plan_ref')} with {_list(agency_name(str(t)) for t in d.get('to') or [])}"
 
 
 _CONTACT_TERMS = {

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, cast
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -49,7 +50,9 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 SIGNIN_COOKIE = "sgl_signin"  # the sign-in form's CSRF token, before there is a session
 MAX_REASON = 500
+DONE = ("acknowledged", "dismissed", "acknowledged-pending", "dismissed-pending")  # ?done= after a decision
 FLAGS_PER_PAGE = 50
+MAX_PAGE = 1_000_000  # 50 million flags; a larger page's offset overflowed SQLite's INTEGER (a 500)
 
 
 class NeedsSignIn(Exception):
@@ -160,7 +163,13 @@ def create_app(services: WebServices) -> FastAPI:
 
     @app.exception_handler(NeedsSignIn)
     async def _needs_sign_in(request: Request, exc: NeedsSignIn) -> Response:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method == "GET":
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        else:
+            # Every form posts to its page's address plus an action (/flags/ID/acknowledge):
+            # after signing in, back to that page. The action's own address answers only POST,
+            # so returning there showed "Not allowed" to a lead whose session ran out mid-form.
+            target = request.url.path.rsplit("/", 1)[0] or "/"
         query = f"?next={quote(target, safe='')}" + ("&expired=1" if exc.expired else "")
         response = RedirectResponse(f"/sign-in{query}", status_code=303)
         if exc.expired:
@@ -174,13 +183,32 @@ def create_app(services: WebServices) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         titles = {404: "Page not found", 405: "Not allowed"}
+        # An address no route matched ran no ``signed_in``: look the session up here, so a
+        # signed-in lead keeps the menu and is not offered "Sign in" as the way on.
+        user = getattr(request.state, "user", None)
+        token = request.cookies.get(cookie_name)
+        if user is None and token:
+            user = services.accounts.session(token)
         return page(
             request,
             "error.html",
             exc.status_code,
             title=titles.get(exc.status_code, "Error"),
             message=str(exc.detail),
-            user=getattr(request.state, "user", None),
+            user=user,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _malformed(request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's default is a JSON list of pydantic errors: not a page a lead can act on.
+        # Only query parameters are typed (page numbers, flags), so the address was edited by hand.
+        return page(
+            request,
+            "error.html",
+            400,
+            title="There is a problem with the address",
+            message="Part of the page's address is not what this service makes. Use the links on "
+            "the page instead of editing the address.",
         )
 
     @app.exception_handler(Exception)
@@ -224,7 +252,9 @@ def create_app(services: WebServices) -> FastAPI:
     # --- sign in and out ----------------------------------------------------------------------
 
     @app.get("/sign-in", response_class=HTMLResponse)
-    def sign_in_page(request: Request, next: str = "/flags", expired: int = 0) -> Response:
+    def sign_in_page(
+        request: Request, next: str = "/", expired: int = 0, signed_out: str = ""
+    ) -> Response:
         token = secrets.token_urlsafe(32)
         response = page(
             request,
@@ -232,6 +262,7 @@ def create_app(services: WebServices) -> FastAPI:
             csrf=token,
             next=_safe_next(next),
             expired=bool(expired),
+            signed_out=signed_out,
             errors=[],
             email="",
         )
@@ -242,7 +273,7 @@ def create_app(services: WebServices) -> FastAPI:
     async def sign_in(request: Request) -> Response:
         form = await request.form()
         email, password = str(form.get("email", "")), str(form.get("password", ""))
-        next_url = _safe_next(str(form.get("next", "/flags")))
+        next_url = _safe_next(str(form.get("next", "/")))
         expected = request.cookies.get(SIGNIN_COOKIE)
         given = str(form.get("csrf_token", ""))
         if not expected or not secrets.compare_digest(given, expected):
@@ -299,7 +330,11 @@ def create_app(services: WebServices) -> FastAPI:
     @app.post("/sign-out")
     def sign_out(user: User, form: CheckedForm) -> Response:
         services.accounts.end_session(user.token)
-        response = RedirectResponse("/sign-in", status_code=303)
+        # Said on the page, so a lead leaving a shared computer knows the session is over; and
+        # that the identity provider's own session is not (it would sign the next person at this
+        # browser straight back in as them), as this service does not end it.
+        how = "oidc" if user.actor.id.startswith("oidc:") else "1"
+        response = RedirectResponse(f"/sign-in?signed_out={how}", status_code=303)
         response.delete_cookie(cookie_name, path="/")
         return response
 
@@ -317,7 +352,7 @@ def create_app(services: WebServices) -> FastAPI:
         )
 
         @app.get("/sign-in/oidc")
-        async def oidc_start(request: Request, next: str = "/flags") -> Response:
+        async def oidc_start(request: Request, next: str = "/") -> Response:
             request.session["next"] = _safe_next(next)
             client = oauth.create_client("partnership")
             redirect: Response = await client.authorize_redirect(
@@ -340,55 +375,70 @@ def create_app(services: WebServices) -> FastAPI:
             except (OAuthError, ClaimsRefused) as exc:
                 message = exc.description if isinstance(exc, OAuthError) else str(exc)
                 raise PageError(403, "You could not be signed in", f"Sign-in was refused: {message}") from exc
-            return _start(actor, display, _safe_next(request.session.pop("next", "/flags")))
+            return _start(actor, display, _safe_next(request.session.pop("next", "/")))
 
     # --- pages ---------------------------------------------------------------------------------
 
     @app.get("/")
     def home(user: User) -> Response:
+        # Sign-in lands here unless a page sent the person to it: each role's own start page.
+        # (It went to /flags, which has nothing for an auditor: every auditor's sign-in was a 500.)
         return RedirectResponse("/audit" if user.role == "auditor" else "/flags", status_code=303)
 
     @app.get("/flags", response_class=HTMLResponse)
     def my_flags(request: Request, user: User, tab: str = "open", page_no: int = 1) -> Response:
-        if tab not in TABS or page_no < 1:
+        if user.role not in ("lead", "designated-lead"):
+            raise PageError(
+                403,
+                "You have no flags",
+                "My flags lists the gap flags that concern a safeguarding lead's agency. "
+                "As an auditor, start from the Audit page.",
+            )
+        if tab not in TABS or not 1 <= page_no <= MAX_PAGE:
             raise PageError(400, "There is no such list", "Choose open, acknowledged or resolved.")
         scope = "all" if user.role == "designated-lead" else (user.actor.agency or "none")
-        rows: list[dict[str, Any]] = []
-        more = False
         with services.recording_access(user.actor, f"web flags {tab}", f"flags:{scope}"):
-            if user.role in ("lead", "designated-lead"):
-                agency = None if user.role == "designated-lead" else user.actor.agency
-                with services.ledger.read() as session:
-                    rows, more = flags_page(
-                        session,
-                        agency,
-                        cast(Tab, tab),
-                        offset=(page_no - 1) * FLAGS_PER_PAGE,
-                        limit=FLAGS_PER_PAGE,
-                    )
+            agency = None if user.role == "designated-lead" else user.actor.agency
+            with services.ledger.read() as session:
+                rows, more = flags_page(
+                    session,
+                    agency,
+                    cast(Tab, tab),
+                    offset=(page_no - 1) * FLAGS_PER_PAGE,
+                    limit=FLAGS_PER_PAGE,
+                )
         return page(request, "flags.html", flags=rows, tab=tab, tabs=TABS, page_no=page_no, more=more)
 
     @app.get("/flags/{flag_ref}", response_class=HTMLResponse)
     def flag_page(request: Request, user: User, flag_ref: str, done: str | None = None) -> Response:
-        flag, evidence, history = load_flag(user, flag_ref)
+        flag, evidence, history, decisions = load_flag(user, flag_ref)
         return page(
             request,
             "flag.html",
             flag=flag,
             evidence=evidence,
             history=history,
-            done=done,
+            decisions=decisions,
+            # Only what ``decide`` sends: any other text would be shown to the lead as "You ...
+            # this flag. The decision is signed", words a crafted link could choose.
+            done=done if done in DONE else None,
             may_open_child=flag["child"] and may_read_child(user, flag["child"]),
         )
 
     def load_flag(
         user: SignedIn, flag_ref: str
-    ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
         with services.ledger.read() as session:
             try:
                 flag_id = resolve_flag_id(session, flag_ref)
             except FlagIdError as exc:
-                raise PageError(404, "Flag not found", str(exc)) from exc
+                # Not FlagIdError's own words: they send a command-line user to `sgledger flags
+                # list`, which a lead in the browser has no way to run.
+                raise PageError(
+                    404,
+                    "Flag not found",
+                    "This address names no flag. Open the flag from My flags or from the child's record.",
+                ) from exc
             row = session.get(FlagRow, flag_id)
             assert row is not None  # resolved just now, in this transaction
             flag = json.loads(row.payload)
@@ -416,9 +466,25 @@ def create_app(services: WebServices) -> FastAPI:
                 select(FlagChangeRow).where(FlagChangeRow.flag_id == flag_id).order_by(FlagChangeRow.id)
             )
             history = [{"change": c.change, "at": c.changed_at} for c in changes]
+            # The flag keeps only who acknowledged or dismissed it; what they wrote ("what you
+            # have done", the form asks) is in their signed decision, filed under the flag's
+            # child (or the partnership), and shown here so the next lead can read it.
+            decided = session.scalars(
+                select(AcceptedEvent)
+                .where(
+                    AcceptedEvent.subject == (flag["child"] or services.producer.partnership),
+                    AcceptedEvent.type.in_(("flag.acknowledged", "flag.dismissed")),
+                )
+                .order_by(AcceptedEvent.time)
+            )
+            decisions = [
+                {"time": e.time, "summary": summarise(e.type, e.source, data)}
+                for e in decided
+                if (data := json.loads(e.envelope)["data"])["flag"] == flag_id
+            ]
         target = child_target(flag["child"]) if flag["child"] else f"flag:{flag_id}"
         services.record_access(user.actor, f"web flag {short_flag_id(flag_id)}", target)
-        return flag, evidence, history
+        return flag, evidence, history, decisions
 
     @app.post("/flags/{flag_ref}/acknowledge")
     def acknowledge(user: User, form: CheckedForm, flag_ref: str) -> Response:
@@ -428,7 +494,7 @@ def create_app(services: WebServices) -> FastAPI:
     def dismiss(request: Request, user: User, form: CheckedForm, flag_ref: str) -> Response:
         reason = form.get("reason", "").strip()
         if not reason:
-            flag, evidence, history = load_flag(user, flag_ref)
+            flag, evidence, history, decisions = load_flag(user, flag_ref)
             return page(
                 request,
                 "flag.html",
@@ -436,6 +502,7 @@ def create_app(services: WebServices) -> FastAPI:
                 flag=flag,
                 evidence=evidence,
                 history=history,
+                decisions=decisions,
                 done=None,
                 may_open_child=flag["child"] and may_read_child(user, flag["child"]),
                 errors=[{"text": "Enter why this flag needs no action", "href": "#dismiss-reason"}],
@@ -456,7 +523,7 @@ def create_app(services: WebServices) -> FastAPI:
             )
         if reason is not None and len(reason) > MAX_REASON:
             raise PageError(400, "Reason too long", f"Give a reason of at most {MAX_REASON} characters.")
-        flag, _, _ = load_flag(user, flag_ref)
+        flag, *_ = load_flag(user, flag_ref)
         if flag["status"] != "open":
             raise PageError(
                 409,
@@ -476,7 +543,15 @@ def create_app(services: WebServices) -> FastAPI:
         if child is None:
             return page(request, "search.html", query="", errors=[])
         query = child.strip()
-        if query and len(query) <= 128 and child_exists(query):
+        if not query:
+            return page(
+                request,
+                "search.html",
+                400,
+                query=child,
+                errors=[{"text": "Enter the child's id", "href": "#child"}],
+            )
+        if len(query) <= 128 and child_exists(query):
             return RedirectResponse(f"/children/{quote(query, safe='')}", status_code=303)
         return page(
             request,
@@ -499,6 +574,7 @@ def create_app(services: WebServices) -> FastAPI:
                     str(exc),
                     errors=[{"text": str(exc), "href": "#as-of"}],
                     child=child,
+                    as_of=as_of,  # kept in the field, to be corrected rather than typed again
                 ) from exc
         # One read transaction for the checks and the view; the access record is committed
         # meanwhile, and the page is shown only once it is (services.recording_access).
@@ -597,5 +673,5 @@ def create_app(services: WebServices) -> FastAPI:
 def _safe_next(target: str) -> str:
     """Only a path on this site: an open redirect would let a phishing link borrow our sign-in."""
     if not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/flags"
+        return "/"
     return target

@@ -1,7 +1,9 @@
 """What the templates show, shaped from the read-side views (pure: no database, no HTTP).
 
-Times are shown in London time, the way a lead reads them ("Tue 10 Dec 2019 21:40"); the
-machine form stays in ``datetime`` attributes of ``<time>`` elements.
+Times are shown in London time, the way a lead reads them, with the zone the clock showed then
+("Tue 10 Dec 2019 21:40 GMT", "Wed 1 Jul 2020 13:00 BST"): a bare "00:00" left a lead to guess
+whether a due time was UTC or local. The machine form stays in ``datetime`` attributes of
+``<time>`` elements.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from views.summaries import agency_name, readable_time, summarise
 
 LONDON = ZoneInfo("Europe/London")
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
+# GOV.UK tag colours: a low flag was yellow like a medium one, so the colour said less than the word.
+SEVERITY_TAG = {"high": "govuk-tag--red", "medium": "govuk-tag--yellow", "low": "govuk-tag--grey"}
 
 
 def flag_order(flag: Mapping[str, Any]) -> tuple[str, int, str]:
@@ -26,9 +30,15 @@ def flag_order(flag: Mapping[str, Any]) -> tuple[str, int, str]:
     return (flag["due"], SEVERITY_ORDER.get(flag["severity"], 9), flag["rule"])
 
 
+AS_OF_YEARS = range(1900, 3000)
+
+
 def parse_as_of(text: str) -> datetime:
     """A date (``2019-12-10``, what an ``<input type=date>`` sends) means the end of that day in
-    London: "what did the partnership know on this date". A full RFC 3339 time is taken as is."""
+    London: "what did the partnership know on this date". A full RFC 3339 time is taken as is.
+
+    Only years in ``AS_OF_YEARS``: at the ends of ``datetime``'s range (9999-12-31, or year 1
+    with an offset) the next day or the move to London or UTC time overflows, which was a 500."""
     text = text.strip()
     try:
         day = date.fromisoformat(text)
@@ -37,15 +47,28 @@ def parse_as_of(text: str) -> datetime:
             raise TimeFormatError(
                 f"Enter the date as year-month-day, for example 2019-12-10 (not {text[:40]!r})"
             ) from None
-        return parse_time(text)
+        moment = parse_time(text)
+        _check_year(moment.year, text)
+        return moment
+    _check_year(day.year, text)
     return datetime.combine(day + timedelta(days=1), time(), LONDON) - timedelta(microseconds=1)
 
 
+def _check_year(year: int, text: str) -> None:
+    if year not in AS_OF_YEARS:
+        raise TimeFormatError(
+            f"Enter a date from {AS_OF_YEARS[0]} to {AS_OF_YEARS[-1]}, for example 2019-12-10 "
+            f"(not {text[:40]!r})"
+        )
+
+
 def when(value: datetime | str | None) -> str:
-    """``readable_time`` for templates, which also hand it the views' RFC 3339 strings."""
+    """``readable_time`` and its zone (GMT or BST) for templates, which also hand it the views'
+    RFC 3339 strings."""
     if value is None:
         return ""
-    return readable_time(parse_time(value) if isinstance(value, str) else value)
+    moment = parse_time(value) if isinstance(value, str) else value
+    return f"{readable_time(moment)} {moment.astimezone(LONDON):%Z}"
 
 
 def iso(value: datetime | str | None) -> str:
@@ -84,6 +107,16 @@ def view_as_of(view: dict[str, Any], flags: Sequence[Flag], as_of: datetime) -> 
     }
 
 
+def roles_text(roles: Sequence[str]) -> str:
+    """ "father; in incidents: perpetrator, victim": the view keeps a person's roles in incidents
+    as ``party:<role>`` beside their linked roles; the prefix is the view's, not a lead's word."""
+    linked = [r.replace("-", " ") for r in roles if not r.startswith("party:")]
+    parties = [r.removeprefix("party:").replace("-", " ") for r in roles if r.startswith("party:")]
+    return "; ".join(
+        part for part in (", ".join(linked), "in incidents: " + ", ".join(parties) if parties else "") if part
+    )
+
+
 def child_page(view: Mapping[str, Any], as_of: datetime | None) -> dict[str, Any]:
     on = as_of or datetime.now(UTC)
     timeline = [
@@ -97,11 +130,42 @@ def child_page(view: Mapping[str, Any], as_of: datetime | None) -> dict[str, Any
     return {
         **view,
         "age": age(view["dob"], on),
+        "people": [{**p, "roles_text": roles_text(p["roles"])} for p in view["people"]],
         "timeline": timeline,
         # Evidence links name the event as the timeline does: who recorded it and when.
         "events": {e["id"]: f"{agency_name(e['source'])}, {when(e['time'])}" for e in view["chronology"]},
     }
 
 
+# What the workspace writes as an access event's action (web.app), as the audit pages say it.
+_ACTIONS = {
+    "web child": "Opened the record",
+    "web flag": "Opened flag",
+    "web chronology": "Downloaded the chronology as",
+    "break glass": "Opened the record outside their agency's relationship (break glass)",
+    "web audit child": "Looked at who has looked at the record",
+}
+_AS_OF = "web child as of "
+
+
+def action_text(action: str) -> str:
+    """ "Opened the record as it stood on 10 Dec 2019", not "web child as of 2019-12-10T23:59:
+    59.999999+00:00". An action the command line wrote ("child show") keeps its own words."""
+    if action.startswith(_AS_OF):
+        try:
+            day = parse_time(action.removeprefix(_AS_OF)).astimezone(LONDON)
+        except (TimeFormatError, OverflowError):  # recorded before parse_as_of bounded the year
+            return action
+        return f"Opened the record as it stood on {day.day} {day:%b %Y}"
+    for prefix, label in _ACTIONS.items():
+        if action == prefix:
+            return label
+        if action.startswith(prefix + " "):
+            rest = action.removeprefix(prefix + " ")
+            return f"{label} {rest.upper() if prefix == 'web chronology' else rest}"
+    return action
+
+
 def install_filters(env: Environment) -> None:
-    env.filters.update(when=when, iso=iso, agency=agency_name)
+    env.filters.update(when=when, iso=iso, agency=agency_name, action=action_text)
+    env.globals.update(severity_tag=SEVERITY_TAG)

@@ -112,13 +112,14 @@ def page(browser: object) -> Iterator[object]:
         context.close()
 
 
-def accessible(page: object) -> None:
-    """axe-core's serious and critical violations on the page as shown: none allowed."""
+EVERY_IMPACT = ("minor", "moderate", "serious", "critical")
+
+
+def accessible(page: object, impacts: tuple[str, ...] = ("serious", "critical")) -> None:
+    """axe-core's violations of these impacts on the page as shown: none allowed."""
     page.add_script_tag(path=str(installed(AXE_CORE) / "axe.min.js"))  # type: ignore[attr-defined]
     violations = page.evaluate("async () => (await axe.run()).violations")  # type: ignore[attr-defined]
-    bad = [
-        (v["id"], v["impact"], len(v["nodes"])) for v in violations if v["impact"] in ("serious", "critical")
-    ]
+    bad = [(v["id"], v["impact"], len(v["nodes"])) for v in violations if v["impact"] in impacts]
     assert not bad, f"{page.url}: {bad}"  # type: ignore[attr-defined]
 
 
@@ -214,6 +215,22 @@ def test_a_lead_signs_in_with_the_partnerships_identity_provider(page: object, s
     assert p.locator("h1").inner_text() == CHILD  # type: ignore[attr-defined]
 
 
+def test_signing_out_warns_that_the_identity_providers_session_lives_on(
+    page: object, server: WebServer
+) -> None:
+    """The workspace ends its own session, not the provider's: pressing the sign-in button
+    again lets the next person at this browser in as the lead without a password, so the
+    signed-out page says so."""
+    p = page  # type: ignore[assignment]
+    idp_sign_in(p, server, "idp-police-lead")
+    p.click("button:has-text('Sign out')")  # type: ignore[attr-defined]
+    banner = p.locator(".govuk-notification-banner").inner_text()  # type: ignore[attr-defined]
+    assert "You have signed out" in banner and "still signed in to your partnership account" in banner
+    accessible(p, EVERY_IMPACT)
+    p.click("a.govuk-button--start")  # type: ignore[attr-defined]
+    p.wait_for_url("**/flags")  # type: ignore[attr-defined]  # no password asked, as the banner warned
+
+
 def test_an_identity_without_a_known_role_is_refused(page: object, server: WebServer) -> None:
     p = page  # type: ignore[assignment]
     idp_sign_in(p, server, "idp-nobody")
@@ -266,3 +283,43 @@ def test_pages_run_under_their_own_csp(browser: object, server: WebServer) -> No
         assert errors == []
     finally:
         context.close()
+
+
+def test_every_page_state_a_lead_reaches_has_no_accessibility_violation(
+    page: object, server: WebServer
+) -> None:
+    """axe-core, every rule and every impact (best practices too: a signed-in page's account bar
+    sat outside every landmark), on each page and error state a lead can reach."""
+    p = page  # type: ignore[assignment]
+    base = server.base_url
+
+    def check(path: str | None = None) -> None:
+        if path is not None:
+            p.goto(base + path)  # type: ignore[attr-defined]
+        accessible(p, EVERY_IMPACT)
+
+    check("/sign-in")
+    p.fill("#email", GP2)  # type: ignore[attr-defined]
+    p.fill("#password", "not the password")  # type: ignore[attr-defined]
+    p.click("button:has-text('Sign in')")  # type: ignore[attr-defined]
+    check()  # the sign-in form with its error
+    sign_in(p, server, GP2)
+    for path in ("/flags", "/flags?tab=acknowledged", "/flags?tab=resolved", "/search",
+                 "/search?child=C-NOBODY", f"/children/{CHILD}", "/children/C-NOBODY",
+                 "/flags?page_no=two", "/no-such-page", "/audit"):  # fmt: skip
+        check(path)
+    p.goto(f"{base}/children/{CHILD}")  # type: ignore[attr-defined]
+    p.click("button:has-text('Open the record')")  # type: ignore[attr-defined]
+    check()  # the break-glass form with its error
+    p.click("button:has-text('Sign out')")  # type: ignore[attr-defined]
+    check()  # "You have signed out"
+    check("/sign-in?expired=1")
+    sign_in(p, server, DSL)
+    p.goto(f"{base}/flags")  # type: ignore[attr-defined]
+    p.locator("tbody tr").nth(0).locator("a").click()  # type: ignore[attr-defined]
+    check()  # a flag
+    p.click("button:has-text('Dismiss flag')")  # type: ignore[attr-defined]
+    check()  # dismissing without a reason
+    for path in (f"/children/{CHILD}", f"/children/{CHILD}?as_of=2019-12-10",
+                 f"/children/{CHILD}?as_of=10/12/2019", "/audit", f"/audit/children/{CHILD}"):  # fmt: skip
+        check(path)

@@ -17,7 +17,7 @@ from views.my_flags import flag_tab, flags_page
 from web.accounts import AccountError, Accounts, LoginRefused
 from web.handshake import SECRET_ENV, SECRET_FILE, SecretTooShort, handshake_key
 from web.oidc import ClaimsRefused, OidcConfig, OidcConfigError, load_oidc_config
-from web.pages import age, parse_as_of, when
+from web.pages import action_text, age, parse_as_of, when
 
 
 def test_an_as_of_date_is_the_end_of_that_london_day() -> None:
@@ -36,8 +36,8 @@ def test_age_and_times_as_a_lead_says_them() -> None:
     assert age("2018-11-08", on) == "1 year 3 months"
     assert age("2020-02-20", on) == "4 days"
     assert age(None, on) == "not known"
-    assert when("2019-12-10T21:40:00+00:00") == "Tue 10 Dec 2019 21:40"
-    assert when(datetime(2020, 7, 1, 12, tzinfo=UTC)) == "Wed 1 Jul 2020 13:00"  # BST
+    assert when("2019-12-10T21:40:00+00:00") == "Tue 10 Dec 2019 21:40 GMT"
+    assert when(datetime(2020, 7, 1, 12, tzinfo=UTC)) == "Wed 1 Jul 2020 13:00 BST"
 
 
 def test_flag_tabs() -> None:
@@ -218,3 +218,15 @@ def test_the_handshake_key_is_shared_by_every_process_and_kept_private(
     secret.chmod(0o644)
     with pytest.raises(NotPrivate, match="chmod 600"):
         handshake_key(state)
+
+
+def test_access_actions_read_as_words() -> None:
+    assert action_text("web child as of 2020-07-01T22:59:59.999999+00:00") == (
+        "Opened the record as it stood on 1 Jul 2020"
+    )
+    assert action_text("web chronology pdf") == "Downloaded the chronology as PDF"
+    assert action_text("web flag 4fb4f940") == "Opened flag 4fb4f940"
+    assert action_text("child show") == "child show"  # the command line's own words
+    # Read before the as-of year was bounded: shown as recorded, not a 500 on the audit page.
+    extreme = "web child as of 0001-01-01T00:00:00+00:00"
+    assert action_text(extreme) == extreme
