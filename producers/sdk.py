@@ -211,7 +211,7 @@ class Preparer:
             )  # fmt: skip
             event[SIGNATURE] = "A" * 86  # the shape of a signature, for the envelope's "required"
             problems = validate_event(event, WRITTEN if draft.event_id is not None else WRITTEN_WITH_ID)
-        problems += self._recorded_problems(recorded, on_record, now)
+        problems += self.recorded_problems(recorded, on_record, now)
         if problems:
             return None, problems
         ready = self._prepared(
@@ -255,15 +255,16 @@ class Preparer:
         on_time = on_record if at is recorded else format_time(at)
         if not envelope_time(on_record) or not envelope_time(on_time):
             return None  # an offset with seconds: formatted, the schema refuses it
-        if self._recorded_problems(recorded, on_record, now):
+        if self.recorded_problems(recorded, on_record, now):
             return None
         given: str | None = item.get("id")
         subject, data = item["subject"], item["data"]
         return self._prepared(kind, subject, data, on_time, on_record, given or new_event_id(), given, True)
 
-    def _recorded_problems(self, recorded: datetime, on_record: str, now: datetime) -> list[Problem]:
+    def recorded_problems(self, recorded: datetime, on_record: str, now: datetime) -> list[Problem]:
         """A recorded time the partnership would refuse: outside the key's validity, or later
-        than now plus the skew it allows."""
+        than now plus the skew it allows. Drafts and events the agency signed itself (the
+        gateway's CloudEvents) are judged by this one check."""
         problems = []
         if self.validity is not None and not self.validity.valid_at(recorded):
             problems.append(
