@@ -28,6 +28,7 @@ from ledger.validation import (
     _plain_numbers,
     compiled_members_refusal,
     envelope_time,
+    misspelt,
     validate_event,
     verdict,
 )
@@ -139,7 +140,11 @@ def _draft_with_problems(item: Any) -> tuple[Draft | None, list[Problem]]:
     extra = sorted(set(item) - set(DRAFT_FIELDS))
     if extra:
         problems.append(
-            Problem("", f"only the attributes {', '.join(DRAFT_FIELDS)}", "unexpected " + ", ".join(extra))
+            Problem(
+                "",
+                f"only the attributes {', '.join(DRAFT_FIELDS)}{misspelt(extra, DRAFT_FIELDS)}",
+                "unexpected " + ", ".join(extra),
+            )
         )
     for name, kind in (("type", str), ("subject", str), ("data", Mapping)):
         if name not in item:

@@ -91,6 +91,28 @@ def test_schema_errors_are_all_listed_with_path_expected_and_got(gateway: Gatewa
     assert gateway.outbox_rows() == 0
 
 
+def test_a_misspelt_attribute_gets_a_did_you_mean_for_the_draft_and_its_data(gateway: GatewayProcess) -> None:
+    """British and American spellings, and typos, of attribute names: say which one was meant."""
+    subjet = draft()
+    subjet["subjet"] = subjet.pop("subject")
+    practise = draft(type="gp.registered", data={"person": "C-1", "practise": "L85001"})
+    with gateway.client() as http:
+        answers = [
+            http.post("/v1/events", json=subjet),
+            http.post("/v1/events", json=practise),
+            http.post("/v1/events/batch", json=[draft(), draft(data={**INCIDENT, "partys": []})]),
+        ]
+    assert [a.status_code for a in answers] == [422] * 3
+    problems = [p for answer in answers for p in answer.json()["problems"]]
+    unexpected = [(p["path"], p["expected"]) for p in problems if p["got"].startswith("unexpected")]
+    assert unexpected == [
+        ("", "only the attributes type, subject, time, recordedtime, id, data (did you mean 'subject'?)"),
+        ("/data", "no attributes outside the contract (did you mean 'practice'?)"),
+        ("/1/data", "no attributes outside the contract (did you mean 'parties'?)"),
+    ]
+    assert gateway.outbox_rows() == 0
+
+
 def test_unknown_type_suggests_the_near_one_and_internal_types_are_not_offered(
     gateway: GatewayProcess,
 ) -> None:
