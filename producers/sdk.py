@@ -38,9 +38,9 @@ from ledger.vocabulary import (
     agency_kind,
     agency_types,
     data_schema,
-    did_you_mean,
     envelope_schema,
     event_types,
+    expected_type,
 )
 from producers.outbox import Outbox
 
@@ -192,8 +192,7 @@ class Preparer:
         what came from the caller (id, type, subject, times, data) is."""
         known = self.types
         if draft.event_type not in known:
-            hint = did_you_mean(draft.event_type, known)
-            return None, [Problem("/type", f"an event type of the vocabulary{hint}", repr(draft.event_type))]
+            return None, [Problem("/type", expected_type(draft.event_type, known), repr(draft.event_type))]
         now = self.clock()
         recorded = draft.recorded or now
         at, on_record = format_time(draft.time or recorded), format_time(recorded)

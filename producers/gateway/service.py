@@ -32,7 +32,7 @@ from ledger.timeutil import parse_time
 from ledger.topics import DEFAULT_PREFIX, Topics
 from ledger.validation import Problem, validate_event
 from ledger.verification import MAX_MESSAGE_BYTES
-from ledger.vocabulary import agency_types, did_you_mean
+from ledger.vocabulary import agency_types, expected_type
 from producers.gateway.drafts import batch_items, check_count, checked, request_hash
 from producers.gateway.problems import ProblemError, invalid, prefixed
 from producers.gateway.tokens import Caller, IdempotencyRow, TokenStore
@@ -200,8 +200,7 @@ class Gateway:
         payload to store: serialised once, with the signing input, by ``canonical_forms``)."""
         event_type = event.get("type") if isinstance(event, Mapping) else None
         if isinstance(event_type, str) and event_type not in agency_types():
-            hint = did_you_mean(event_type, agency_types())
-            return [Problem("/type", f"an event type of the vocabulary{hint}", repr(event_type))], None
+            return [Problem("/type", expected_type(event_type, agency_types()), repr(event_type))], None
         problems = validate_event(event)
         if problems:
             return problems, None
