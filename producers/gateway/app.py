@@ -600,11 +600,11 @@ def _schemas() -> dict[str, Any]:
                 },
                 "sequence": {
                     "type": "integer",
-                    "description": "409 `chain-position`: the head's sequence; sign the event for the next.",
+                    "description": "409 `chain-position`: the sequence the event must carry (head + 1).",
                 },
                 "prevhash": {
                     "type": "string",
-                    "description": "409 `chain-position`: the head's digest, the next event's prevhash.",
+                    "description": "409 `chain-position`: the prevhash it must carry (the head's digest).",
                 },
             },
         },

@@ -69,3 +69,20 @@ def test_a_self_signed_event_recorded_before_its_key_was_valid_is_refused_like_a
     assert problem["path"] == "/recordedtime" and "agency add --valid-from" in problem["expected"]
     assert accepted.status_code == 202, accepted.text
     assert accepted.json()["sequence"] == 1
+
+
+def test_an_event_off_the_chain_is_told_the_position_it_must_carry(registered: GatewayProcess) -> None:
+    """docs/gateway.md and the OpenAPI document: `sequence` and `prevhash` of the 409 are what
+    the event must carry (head + 1, the head's digest), not the head's own sequence."""
+    key = Keystore(registered.data_dir / "keys").agency_private_key(AGENCY)
+    with registered.client() as http:
+        assert http.post("/v1/events", json=draft()).status_code == 202
+        head = http.get("/v1/chain").json()
+        event = signed(http, key, datetime.now(UTC).isoformat())
+        skipped = {**event, "sequence": event["sequence"] + 1}
+        del skipped["signature"]
+        skipped["signature"] = base64.urlsafe_b64encode(key.sign(body(skipped))).rstrip(b"=").decode()
+        answer = http.post("/v1/events", content=body(skipped), headers=CLOUDEVENT)
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["type"].endswith("chain-position")
+    assert (answer.json()["sequence"], answer.json()["prevhash"]) == (head["sequence"] + 1, head["digest"])
