@@ -158,7 +158,7 @@ def _tokens(app: AppContext) -> TokenStore:
     return TokenStore(app.settings.outbox_url)
 
 
-@token.command("create")
+@token.command("create", short_help="Create a token for SYSTEM; it is printed once.")
 @click.argument("system")
 @click.option(
     "--days", default=90, show_default=True, type=click.IntRange(min=1), help="Days until it expires."
@@ -186,13 +186,15 @@ def create(app: AppContext, system: str, days: int, as_json: bool) -> None:
 @pass_app
 def list_(app: AppContext, as_json: bool) -> None:
     """Tokens (never their secrets): id, system, created, expires, revoked."""
+    from producers.gateway.tokens import as_utc
+
     rows = [
         {
             "id": r.id,
             "system": r.system,
-            "created_at": r.created_at.isoformat(),
-            "expires_at": r.expires_at.isoformat(),
-            "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
+            "created_at": as_utc(r.created_at).isoformat(),
+            "expires_at": as_utc(r.expires_at).isoformat(),
+            "revoked_at": as_utc(r.revoked_at).isoformat() if r.revoked_at else None,
         }
         for r in _tokens(app).list()
     ]

@@ -349,6 +349,10 @@ def test_the_cli_manages_tokens(data_dir: Path) -> None:
     listed = runner.invoke(cli, ["--data-dir", str(data_dir), "gateway", "token", "list", "--json"])
     assert token["token"] not in listed.output  # the secret is shown once, never listed
     assert json.loads(listed.output)[0]["system"] == "mosaic"
+    # The same instant, with its offset: a naive time reads as local time in a client's parser.
+    assert json.loads(listed.output)[0]["expires_at"] == token["expires_at"]
+    help_text = runner.invoke(cli, ["gateway", "token", "--help"]).output
+    assert "Create a token for SYSTEM; it is printed once" in help_text  # not cut at "(e.g."
     revoked = runner.invoke(cli, ["--data-dir", str(data_dir), "gateway", "token", "revoke", token["id"]])
     assert revoked.exit_code == 0 and "revoked" in revoked.output
     unknown = runner.invoke(cli, ["--data-dir", str(data_dir), "gateway", "token", "revoke", "tok-nope"])
