@@ -221,7 +221,8 @@ class Preparer:
         ready = self._prepared(
             draft.event_type, draft.child, draft.data, at, on_record, event_id, draft.event_id, plain
         )
-        return ready, []
+        too_large = oversized(ready.runs)
+        return (None, [too_large]) if too_large else (ready, [])
 
     def prepare_json(self, item: Any) -> tuple[Prepared | None, list[Problem]]:
         """``prepare(draft_from_json(item))``: a draft in its JSON form (the gateway's requests)
@@ -263,7 +264,8 @@ class Preparer:
             return None
         given: str | None = item.get("id")
         subject, data = item["subject"], item["data"]
-        return self._prepared(kind, subject, data, on_time, on_record, given or new_event_id(), given, True)
+        ready = self._prepared(kind, subject, data, on_time, on_record, given or new_event_id(), given, True)
+        return None if oversized(ready.runs) else ready  # the general path says so
 
     def recorded_problems(self, recorded: datetime, on_record: str, now: datetime) -> list[Problem]:
         """A recorded time the partnership would refuse: outside the key's validity, or later
@@ -308,6 +310,22 @@ class Preparer:
             time=at, recordedtime=on_record, event_id=event_id, data_plain_numbers=plain,
         )  # fmt: skip
         return Prepared(event_id, child, event_type, self.topics.for_type(event_type), given_id, runs)
+
+
+# What signing adds to an event's ``ChainRuns`` at the least: a one-digit sequence, no prevhash
+# (the first event), and the signature member.
+_PLACED_AT_LEAST = len(b'1,"signature":"') + 86 + len(b'"')
+
+
+def oversized(runs: ChainRuns) -> Problem | None:
+    """An event that will be over the message limit however it is placed in the chain, found
+    while a draft is checked, so that a batch's refusal names the item (``/3``) with every other
+    problem. (One within a few dozen bytes of the limit is found only once placed and signed,
+    ``Producer._sign``: refused all the same, without the item's index.)"""
+    size = len(runs.opening) + len(runs.between) + len(runs.before_signature) + len(runs.closing)
+    if size + _PLACED_AT_LEAST <= MAX_MESSAGE_BYTES:
+        return None
+    return Problem("", f"at most {MAX_MESSAGE_BYTES} bytes", f"{size + _PLACED_AT_LEAST} bytes or more")
 
 
 @cache

@@ -382,6 +382,21 @@ def test_a_draft_that_signs_to_more_than_the_message_limit_is_refused(gateway: G
     assert gateway.outbox_rows() == 0
 
 
+def test_a_batch_item_that_signs_to_more_than_the_message_limit_is_named_by_its_index(
+    gateway: GatewayProcess,
+) -> None:
+    """Found only once signed, it was "the event was refused: /": which of 10,000?"""
+    party = {"person": "P-m", "role": "victim"}
+    big = draft(data={**INCIDENT, "parties": [party] * (1024 * 1024 // 30)})  # 33 bytes each, signed
+    with gateway.client() as http:
+        answer = http.post("/v1/events/batch", json=[draft(), big, draft()])
+    assert answer.status_code == 422, answer.text
+    [problem] = answer.json()["problems"]
+    assert problem["path"] == "/1" and problem["expected"] == "at most 1048576 bytes"
+    assert answer.json()["detail"].startswith("the batch was refused: /1: ")
+    assert gateway.outbox_rows() == 0
+
+
 def test_health_readiness_and_metrics_need_no_token_and_count_routes(gateway: GatewayProcess) -> None:
     anonymous = httpx.Client(base_url=gateway.url, timeout=30)
     assert anonymous.get("/healthz").text == "ok\n"
