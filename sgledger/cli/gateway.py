@@ -99,6 +99,7 @@ def run(
     from ledger.keystore import KeystoreError
     from producers.gateway.app import create_app
     from producers.gateway.service import Gateway, GatewayConfig
+    from sgledger.cli.publishing import no_key
     from sgledger.observe.asgi import add_health_routes
     from sgledger.observe.metrics import ServiceMetrics
     from transport.kafka import KafkaSettings
@@ -116,9 +117,7 @@ def run(
     try:
         service = Gateway(config)
     except KeystoreError as exc:
-        raise UserError(
-            f"{exc}: the gateway signs with {agency}'s key (`sgledger agency add {agency}`)"
-        ) from exc
+        raise no_key(app, agency, exc) from exc  # the gateway signs with the agency's key
     kafka = (
         None
         if settings.embedded

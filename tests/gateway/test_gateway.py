@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -357,6 +359,18 @@ def test_the_cli_manages_tokens(data_dir: Path) -> None:
     assert revoked.exit_code == 0 and "revoked" in revoked.output
     unknown = runner.invoke(cli, ["--data-dir", str(data_dir), "gateway", "token", "revoke", "tok-nope"])
     assert unknown.exit_code != 0
+
+
+def test_gateway_run_with_a_misspelt_agency_suggests_the_key_it_has(data_dir: Path) -> None:
+    """Not "`sgledger agency add police/avon-somerst`", which would make a key for the typo."""
+    run = subprocess.run(
+        [sys.executable, "-m", "sgledger", "--data-dir", str(data_dir), "gateway", "run",
+         "--agency", "police/avon-somerst", "--port", "1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert "did you mean 'police/avon-somerset'?" in run.stderr
+    assert "agency add police/avon-somerst" not in run.stderr
 
 
 def test_the_committed_openapi_document_is_what_the_gateway_serves(gateway: GatewayProcess) -> None:
