@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from consumers.projector.collector import collect_less
@@ -97,6 +98,17 @@ def create_app(service: Gateway | None, kafka: KafkaSettings | None = None) -> F
     @app.exception_handler(ProblemError)
     async def problem(request: Request, exc: ProblemError) -> Response:
         return exc.response(request.url.path)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def routing(request: Request, exc: StarletteHTTPException) -> Response:
+        """A path or method the API does not have (Starlette's own answers were plain JSON)."""
+        detail = str(exc.detail)
+        if exc.status_code in _ROUTING:
+            detail = f"{request.method} {request.url.path} is not part of this API: {_ENDPOINTS}"
+        slug = _ROUTING.get(exc.status_code, "bad-request")
+        return ProblemError(exc.status_code, slug, str(exc.detail), detail, headers=exc.headers).response(
+            request.url.path
+        )
 
     @app.exception_handler(OperationalError)
     async def database_down(request: Request, exc: OperationalError) -> Response:
@@ -243,6 +255,12 @@ def create_app(service: Gateway | None, kafka: KafkaSettings | None = None) -> F
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+_ROUTING = {404: "not-found", 405: "method-not-allowed"}
+_ENDPOINTS = (
+    "POST /v1/events, POST /v1/events/batch, GET /v1/events/{id}, GET /v1/chain (described at /openapi.json)"
+)
 
 
 def _relay_forever(relay: Relay, stop: threading.Event) -> None:

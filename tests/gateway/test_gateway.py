@@ -220,6 +220,18 @@ def test_unreadable_bodies_and_media_types(gateway: GatewayProcess) -> None:
     assert xml.status_code == 415 and "application/cloudevents+json" in xml.json()["detail"]
 
 
+def test_a_wrong_path_or_method_is_answered_in_problem_json_too(gateway: GatewayProcess) -> None:
+    """docs/gateway.md: every refusal is RFC 9457 problem JSON (Starlette's own were not)."""
+    with gateway.client() as http:
+        typo = http.post("/v1/event", json=draft())
+        method = http.put("/v1/events", json=draft())
+    assert (typo.status_code, method.status_code) == (404, 405)
+    assert {typo.headers["content-type"], method.headers["content-type"]} == {PROBLEM}
+    assert typo.json()["type"].endswith(":not-found") and "/v1/events" in typo.json()["detail"]
+    assert method.json()["type"].endswith(":method-not-allowed") and method.headers["allow"] == "POST"
+    assert gateway.outbox_rows() == 0
+
+
 def test_idempotency_key_returns_the_same_event_and_refuses_a_different_body(gateway: GatewayProcess) -> None:
     key = {"Idempotency-Key": "req-0001"}
     with gateway.client() as http:
