@@ -38,11 +38,18 @@ class NotPrivate(Exception):
 
 
 def private_directory(path: Path) -> Path:
-    """Create ``path`` (and missing parents) 0700, or refuse an existing one open to others."""
+    """Create ``path`` (and missing parents) 0700, or refuse an existing one open to others.
+
+    Missing parents are made 0700 too (``mkdir(parents=True)`` makes them by the umask, 0755):
+    the key store is ``DATA_DIR/keys``, so on a new deployment ``keys init`` made the data
+    directory as its parent, and then refused it, and so did every command after it."""
     if not path.exists():
-        path.mkdir(parents=True, mode=DIRECTORY_MODE)
-        os.chmod(path, DIRECTORY_MODE)  # mkdir's mode is masked by the umask
-        return path
+        for directory in reversed([path, *(p for p in path.parents if not p.exists())]):
+            try:
+                directory.mkdir(mode=DIRECTORY_MODE)
+            except FileExistsError:
+                continue  # made meanwhile by another process: judged below if it is ``path``
+            os.chmod(directory, DIRECTORY_MODE)  # mkdir's mode is masked by the umask
     _refuse_if_open(path, DIRECTORY_MODE)
     return path
 

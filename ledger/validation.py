@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, partial
 from typing import Any
@@ -39,7 +39,7 @@ from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import ValidationError
 
 from ledger.timeutil import TimeFormatError, parse_time
-from ledger.vocabulary import data_schema, envelope_schema
+from ledger.vocabulary import closest, data_schema, did_you_mean, envelope_schema
 
 
 @dataclass(frozen=True)
@@ -350,7 +350,7 @@ def _expected(error: ValidationError) -> str:
             missing = [k for k in v if isinstance(error.instance, Mapping) and k not in error.instance]
             return "required attribute " + ", ".join(repr(k) for k in missing)
         case "additionalProperties":
-            return "no attributes outside the contract"
+            return "no attributes outside the contract" + misspelt(_extra(error), _allowed(error))
         case "enum":
             return "one of " + ", ".join(json.dumps(x) for x in v)
         case "const":
@@ -379,11 +379,29 @@ def _got(error: ValidationError) -> str:
     if error.validator == "required":
         return "nothing"
     if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
-        schema: Any = error.schema
-        allowed = set(schema.get("properties", {}))
-        extra = sorted(k for k in error.instance if k not in allowed)
-        return "unexpected " + ", ".join(repr(k) for k in extra)
+        return "unexpected " + ", ".join(repr(k) for k in _extra(error))
     return _show(error.instance)
+
+
+def _allowed(error: ValidationError) -> list[str]:
+    schema: Any = error.schema
+    return list(schema.get("properties", {}))
+
+
+def _extra(error: ValidationError) -> list[str]:
+    allowed = set(_allowed(error))
+    instance: Any = error.instance
+    return sorted(k for k in instance if k not in allowed) if isinstance(instance, Mapping) else []
+
+
+def misspelt(extra: Sequence[str], allowed: Iterable[str]) -> str:
+    """`` (did you mean 'practice'?)`` for attributes that look like a misspelt allowed one (one
+    extra), `` (did you mean 'practice' for 'practise'?)`` for several, or nothing."""
+    allowed = [a for a in allowed if a not in extra]
+    if len(extra) == 1:
+        return did_you_mean(extra[0], allowed)
+    meant = [f"{found[0]!r} for {k!r}" for k in extra for found in (closest(k, allowed),) if found]
+    return f" (did you mean {', '.join(meant)}?)" if meant else ""
 
 
 def _show(value: Any) -> str:

@@ -83,6 +83,15 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     return f" (did you mean {' or '.join(repr(c) for c in found)}?)" if found else ""
 
 
+def expected_type(event_type: str, known: Iterable[str]) -> str:
+    """What a refusal of ``event_type`` (not in ``known``) expects: the near known types, or,
+    for one of the partnership's own types, why an agency cannot send it (suggesting a near
+    agency type for ``agency.key.registered`` would send the developer the wrong way)."""
+    if event_type in PARTNERSHIP_TYPES:
+        return f"an agency event type: {event_type} is signed by the partnership itself, never by an agency"
+    return f"an event type of the vocabulary{did_you_mean(event_type, known)}"
+
+
 def is_amendment(event_type: str) -> bool:
     """``*.corrected`` and ``*.withdrawn`` amend an earlier event named in ``data.original``."""
     return event_type.endswith((".corrected", ".withdrawn"))

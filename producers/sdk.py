@@ -28,6 +28,7 @@ from ledger.validation import (
     _plain_numbers,
     compiled_members_refusal,
     envelope_time,
+    misspelt,
     validate_event,
     verdict,
 )
@@ -37,9 +38,9 @@ from ledger.vocabulary import (
     agency_kind,
     agency_types,
     data_schema,
-    did_you_mean,
     envelope_schema,
     event_types,
+    expected_type,
 )
 from producers.outbox import Outbox
 
@@ -139,7 +140,11 @@ def _draft_with_problems(item: Any) -> tuple[Draft | None, list[Problem]]:
     extra = sorted(set(item) - set(DRAFT_FIELDS))
     if extra:
         problems.append(
-            Problem("", f"only the attributes {', '.join(DRAFT_FIELDS)}", "unexpected " + ", ".join(extra))
+            Problem(
+                "",
+                f"only the attributes {', '.join(DRAFT_FIELDS)}{misspelt(extra, DRAFT_FIELDS)}",
+                "unexpected " + ", ".join(extra),
+            )
         )
     for name, kind in (("type", str), ("subject", str), ("data", Mapping)):
         if name not in item:
@@ -187,8 +192,7 @@ class Preparer:
         what came from the caller (id, type, subject, times, data) is."""
         known = self.types
         if draft.event_type not in known:
-            hint = did_you_mean(draft.event_type, known)
-            return None, [Problem("/type", f"an event type of the vocabulary{hint}", repr(draft.event_type))]
+            return None, [Problem("/type", expected_type(draft.event_type, known), repr(draft.event_type))]
         now = self.clock()
         recorded = draft.recorded or now
         at, on_record = format_time(draft.time or recorded), format_time(recorded)
@@ -211,13 +215,14 @@ class Preparer:
             )  # fmt: skip
             event[SIGNATURE] = "A" * 86  # the shape of a signature, for the envelope's "required"
             problems = validate_event(event, WRITTEN if draft.event_id is not None else WRITTEN_WITH_ID)
-        problems += self._recorded_problems(recorded, on_record, now)
+        problems += self.recorded_problems(recorded, on_record, now)
         if problems:
             return None, problems
         ready = self._prepared(
             draft.event_type, draft.child, draft.data, at, on_record, event_id, draft.event_id, plain
         )
-        return ready, []
+        too_large = oversized(ready.runs)
+        return (None, [too_large]) if too_large else (ready, [])
 
     def prepare_json(self, item: Any) -> tuple[Prepared | None, list[Problem]]:
         """``prepare(draft_from_json(item))``: a draft in its JSON form (the gateway's requests)
@@ -255,15 +260,17 @@ class Preparer:
         on_time = on_record if at is recorded else format_time(at)
         if not envelope_time(on_record) or not envelope_time(on_time):
             return None  # an offset with seconds: formatted, the schema refuses it
-        if self._recorded_problems(recorded, on_record, now):
+        if self.recorded_problems(recorded, on_record, now):
             return None
         given: str | None = item.get("id")
         subject, data = item["subject"], item["data"]
-        return self._prepared(kind, subject, data, on_time, on_record, given or new_event_id(), given, True)
+        ready = self._prepared(kind, subject, data, on_time, on_record, given or new_event_id(), given, True)
+        return None if oversized(ready.runs) else ready  # the general path says so
 
-    def _recorded_problems(self, recorded: datetime, on_record: str, now: datetime) -> list[Problem]:
+    def recorded_problems(self, recorded: datetime, on_record: str, now: datetime) -> list[Problem]:
         """A recorded time the partnership would refuse: outside the key's validity, or later
-        than now plus the skew it allows."""
+        than now plus the skew it allows. Drafts and events the agency signed itself (the
+        gateway's CloudEvents) are judged by this one check."""
         problems = []
         if self.validity is not None and not self.validity.valid_at(recorded):
             problems.append(
@@ -303,6 +310,22 @@ class Preparer:
             time=at, recordedtime=on_record, event_id=event_id, data_plain_numbers=plain,
         )  # fmt: skip
         return Prepared(event_id, child, event_type, self.topics.for_type(event_type), given_id, runs)
+
+
+# What signing adds to an event's ``ChainRuns`` at the least: a one-digit sequence, no prevhash
+# (the first event), and the signature member.
+_PLACED_AT_LEAST = len(b'1,"signature":"') + 86 + len(b'"')
+
+
+def oversized(runs: ChainRuns) -> Problem | None:
+    """An event that will be over the message limit however it is placed in the chain, found
+    while a draft is checked, so that a batch's refusal names the item (``/3``) with every other
+    problem. (One within a few dozen bytes of the limit is found only once placed and signed,
+    ``Producer._sign``: refused all the same, without the item's index.)"""
+    size = len(runs.opening) + len(runs.between) + len(runs.before_signature) + len(runs.closing)
+    if size + _PLACED_AT_LEAST <= MAX_MESSAGE_BYTES:
+        return None
+    return Problem("", f"at most {MAX_MESSAGE_BYTES} bytes", f"{size + _PLACED_AT_LEAST} bytes or more")
 
 
 @cache

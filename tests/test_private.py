@@ -103,3 +103,15 @@ def test_doctor_reports_a_database_open_to_others_with_the_fix(tmp_path: Path) -
     assert code == 1 and checks["database"]["status"] == "fail"
     assert checks["database"]["detail"].endswith("ledger.sqlite is open to other local users (mode 0644)")
     assert checks["database"]["fix"].startswith(f"`chmod 600 {tmp_path / 'ledger.sqlite'}`")
+
+
+@pytest.mark.usefixtures("loose_umask")
+def test_keys_init_on_a_new_data_directory_makes_every_directory_private(tmp_path: Path) -> None:
+    """The first command of a new deployment: the key store is DATA_DIR/keys, so the data
+    directory was made as its parent (0755 under umask 022), and the service key's registration
+    in the same command, and every command after it, refused it as open to others."""
+    state = tmp_path / "new" / "state"
+    sgledger(state, "keys", "init", "--partnership", "partnership/somerset")
+    added = sgledger(state, "agency", "add", "police/avon-somerset", ok=False)
+    assert added.returncode == 0, added.stderr
+    assert {oct(mode(p)) for p in (tmp_path / "new", state, state / "keys")} == {oct(0o700)}

@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from consumers.projector.collector import collect_less
@@ -98,6 +99,17 @@ def create_app(service: Gateway | None, kafka: KafkaSettings | None = None) -> F
     async def problem(request: Request, exc: ProblemError) -> Response:
         return exc.response(request.url.path)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def routing(request: Request, exc: StarletteHTTPException) -> Response:
+        """A path or method the API does not have (Starlette's own answers were plain JSON)."""
+        detail = str(exc.detail)
+        if exc.status_code in _ROUTING:
+            detail = f"{request.method} {request.url.path} is not part of this API: {_ENDPOINTS}"
+        slug = _ROUTING.get(exc.status_code, "bad-request")
+        return ProblemError(exc.status_code, slug, str(exc.detail), detail, headers=exc.headers).response(
+            request.url.path
+        )
+
     @app.exception_handler(OperationalError)
     async def database_down(request: Request, exc: OperationalError) -> Response:
         return unavailable(exc).response(request.url.path)
@@ -115,6 +127,7 @@ def create_app(service: Gateway | None, kafka: KafkaSettings | None = None) -> F
     @app.post(
         "/v1/events",
         status_code=202,
+        operation_id="publishEvent",
         summary="Publish one event",
         description=(
             "A draft (`application/json`) is validated, signed with the agency's key, given the next "
@@ -124,7 +137,10 @@ def create_app(service: Gateway | None, kafka: KafkaSettings | None = None) -> F
             "`GET /v1/events/{id}` says where it is later."
         ),
         openapi_extra=_operation(
-            {JSON: "Draft", CLOUDEVENT: "SignedEvent"}, "Receipt", [400, 401, 409, 413, 415, 422, 503]
+            {JSON: "Draft", CLOUDEVENT: "SignedEvent"},
+            "Receipt",
+            [400, 401, 409, 413, 415, 422, 503],
+            located=True,
         ),
     )
     async def post_event(request: Request) -> Response:
@@ -145,6 +161,7 @@ def create_app(service: Gateway | None, kafka: KafkaSettings | None = None) -> F
     @app.post(
         "/v1/events/batch",
         status_code=202,
+        operation_id="publishBatch",
         summary="Publish many events, all or nothing",
         description=(
             "A JSON array of drafts, NDJSON (one draft per line) or a CloudEvents batch of events the "
@@ -191,20 +208,25 @@ def create_app(service: Gateway | None, kafka: KafkaSettings | None = None) -> F
 
     @app.get(
         "/v1/events/{event_id}",
+        operation_id="getEvent",
         summary="Where an event is",
         description=(
             "`queued` (in the outbox), `sent` (acknowledged by Kafka), and, when the gateway is "
             "configured with the partnership's database, `accepted`, `held` (waiting for its "
             "predecessor or key) or `quarantined` with the reason."
         ),
-        openapi_extra=_operation({}, "EventStatus", [401, 404]),
+        openapi_extra=_operation({}, "EventStatus", [401, 404], path_parameter=_EVENT_ID),
     )
-    async def get_event(event_id: str, request: Request) -> Response:
+    async def get_event(request: Request) -> Response:
+        # The id is read from the path, not declared as an argument: FastAPI would then describe
+        # a 422 "Validation Error" this route never answers (any text is an id to look up),
+        # with a schema the document does not hold, which code generators refuse.
         await caller_of(request)
-        return JSONResponse(await run_in_threadpool(gateway_().status, event_id))
+        return JSONResponse(await run_in_threadpool(gateway_().status, request.path_params["event_id"]))
 
     @app.get(
         "/v1/chain",
+        operation_id="getChain",
         summary="The head of the agency's chain",
         description="The sequence and digest the next self-signed event must follow (docs/signing.md).",
         openapi_extra=_operation({}, "ChainHead", [401]),
@@ -233,6 +255,12 @@ def create_app(service: Gateway | None, kafka: KafkaSettings | None = None) -> F
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+_ROUTING = {404: "not-found", 405: "method-not-allowed"}
+_ENDPOINTS = (
+    "POST /v1/events, POST /v1/events/batch, GET /v1/events/{id}, GET /v1/chain (described at /openapi.json)"
+)
 
 
 def _relay_forever(relay: Relay, stop: threading.Event) -> None:
@@ -331,34 +359,40 @@ def _replayed(outcome: Outcome) -> dict[str, str]:
 
 
 # -- the OpenAPI document's schemas ----------------------------------------------------------------
-def _operation(bodies: dict[str, str], answer: str, errors: list[int]) -> dict[str, Any]:
-    operation: dict[str, Any] = {
-        "parameters": [
-            {
-                "name": IDEMPOTENCY_HEADER,
-                "in": "header",
-                "required": False,
-                "description": "Makes a retry return the events of the first request instead of new ones "
-                "(same key, different request: 409).",
-                "schema": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY},
-            }
-        ]
-        if bodies
-        else [],
-        "responses": {
-            "202" if bodies else "200": {
-                "description": "Durably queued" if bodies else "Found",
-                "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{answer}"}}},
-            },
-            **{
-                str(code): {
-                    "description": _ERRORS[code],
-                    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-                }
-                for code in errors
-            },
-        },
+def _operation(
+    bodies: dict[str, str],
+    answer: str,
+    errors: list[int],
+    located: bool = False,
+    path_parameter: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An operation's request bodies and every answer it gives, with the headers a client acts
+    on (``located``: a 202 says where the event is in ``Location``)."""
+    success: dict[str, Any] = {
+        "description": "Durably queued" if bodies else "Found",
+        "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{answer}"}}},
     }
+    if bodies:
+        named = ["Idempotent-Replayed", "Location"] if located else ["Idempotent-Replayed"]
+        success["headers"] = {name: _HEADERS[name] for name in named}
+    responses: dict[str, Any] = {"202" if bodies else "200": success}
+    for code in errors:
+        responses[str(code)] = {
+            "description": _ERRORS[code],
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        if code in _ERROR_HEADERS:
+            responses[str(code)]["headers"] = {_ERROR_HEADERS[code]: _HEADERS[_ERROR_HEADERS[code]]}
+    idempotency = {
+        "name": IDEMPOTENCY_HEADER,
+        "in": "header",
+        "required": False,
+        "description": "Makes a retry return the events of the first request instead of new ones "
+        "(same key, different request: 409).",
+        "schema": {"type": "string", "maxLength": MAX_IDEMPOTENCY_KEY},
+    }
+    parameters = [idempotency] if bodies else [path_parameter] if path_parameter else []
+    operation: dict[str, Any] = {"parameters": parameters, "responses": responses}
     if bodies:
         operation["requestBody"] = {
             "required": True,
@@ -368,6 +402,29 @@ def _operation(bodies: dict[str, str], answer: str, errors: list[int]) -> dict[s
         }
     return operation
 
+
+_EVENT_ID = {
+    "name": "event_id",
+    "in": "path",
+    "required": True,
+    "description": "The event id a 202 answered with (any other text is simply not found: 404).",
+    "schema": {"type": "string"},
+}
+
+_HEADERS: dict[str, dict[str, Any]] = {
+    "Location": {
+        "description": "Where `GET` says where the event is (the receipt's `status_url`).",
+        "schema": {"type": "string"},
+    },
+    "Idempotent-Replayed": {
+        "description": "`true` when an earlier request with this Idempotency-Key stored these events: "
+        "nothing new was stored. Absent otherwise.",
+        "schema": {"const": "true"},
+    },
+    "WWW-Authenticate": {"description": "`Bearer` (RFC 6750).", "schema": {"type": "string"}},
+    "Retry-After": {"description": "Seconds to wait before the retry.", "schema": {"type": "integer"}},
+}
+_ERROR_HEADERS = {401: "WWW-Authenticate", 503: "Retry-After"}
 
 _ERRORS = {
     400: "The body is not JSON, or a header is malformed",
@@ -460,24 +517,61 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["count", "events"],
             "properties": {
-                "count": {"type": "integer"},
-                "events": {"type": "array", "items": {"$ref": "#/components/schemas/Receipt"}},
+                "count": {"type": "integer", "description": "How many events were stored."},
+                "events": {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/Receipt"},
+                    "description": "One receipt per item, in the request's order (consecutive sequences).",
+                },
             },
         },
         "EventStatus": {
             "type": "object",
             "required": ["id", "status", "sequence", "digest"],
             "properties": {
-                "id": {"type": "string"},
-                "status": {"enum": ["queued", "sent", "accepted", "held", "quarantined"]},
-                "type": {"type": "string"},
-                "subject": {"type": "string"},
-                "sequence": {"type": "integer"},
-                "digest": {"type": "string"},
-                "queued_at": {"type": "string", "format": "date-time"},
-                "sent_at": {"type": "string", "format": "date-time"},
-                "kafka": {"type": "object", "description": "topic, partition and offset it landed at"},
-                "accepted_at": {"type": "string", "format": "date-time"},
+                "id": {"type": "string", "format": "uuid", "description": "The event id."},
+                "status": {
+                    "enum": ["queued", "sent", "accepted", "held", "quarantined"],
+                    "description": "queued: in the outbox; sent: acknowledged by Kafka; accepted, held "
+                    "(clears by itself) or quarantined: the partnership's verdict, seen only with "
+                    "`--partnership-database-url`.",
+                },
+                "type": {"type": "string", "description": "The event type."},
+                "subject": {"type": "string", "description": "The child's pseudonymous id."},
+                "sequence": {"type": "integer", "description": "Its place in the agency's chain."},
+                "digest": {
+                    "type": "string",
+                    "description": "SHA-256 (hex) of the signed event's RFC 8785 form.",
+                },
+                "queued_at": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "When the outbox took it.",
+                },
+                "sent_at": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "When Kafka acknowledged it.",
+                },
+                "kafka": {
+                    "type": "object",
+                    "description": "Where it landed, once sent.",
+                    "properties": {
+                        "topic": {"type": "string", "description": "The intake topic."},
+                        "partition": {"type": "integer", "description": "Its partition."},
+                        "offset": {"type": "integer", "description": "Its offset in that partition."},
+                    },
+                },
+                "accepted_at": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "When the partnership's ledger accepted it.",
+                },
+                "received_at": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "When the partnership received it (held or quarantined).",
+                },
                 "reason": {
                     "type": "string",
                     "description": "Why it is held or quarantined (machine-readable).",
@@ -490,8 +584,8 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["agency", "kid", "sequence", "digest"],
             "properties": {
-                "agency": {"type": "string"},
-                "kid": {"type": "string"},
+                "agency": {"type": "string", "description": "The agency this gateway signs for (`source`)."},
+                "kid": {"type": "string", "description": "The id of the key it holds (`kid`)."},
                 "sequence": {"type": "integer", "description": "Last sequence stored; 0 before the first."},
                 "digest": {"type": "string", "description": "Its digest; the next event's prevhash."},
             },
@@ -502,20 +596,33 @@ def _schemas() -> dict[str, Any]:
             "required": ["type", "title", "status", "detail"],
             "properties": {
                 "type": {"type": "string", "description": "urn:safeguarding-ledger:problem:<slug>"},
-                "title": {"type": "string"},
-                "status": {"type": "integer"},
-                "detail": {"type": "string"},
-                "instance": {"type": "string"},
+                "title": {"type": "string", "description": "The kind of problem, in words."},
+                "status": {"type": "integer", "description": "The HTTP status."},
+                "detail": {"type": "string", "description": "What went wrong and what to do."},
+                "instance": {"type": "string", "description": "The request's path."},
                 "problems": {
                     "type": "array",
+                    "description": "422 `invalid-event`: every problem of every item.",
                     "items": {
                         "type": "object",
                         "properties": {
-                            "path": {"type": "string", "description": "JSON pointer into the body"},
-                            "expected": {"type": "string"},
-                            "got": {"type": "string"},
+                            "path": {
+                                "type": "string",
+                                "description": "JSON pointer into the body; a batch's start with the "
+                                "item's index (`/3/data/children_present`)",
+                            },
+                            "expected": {"type": "string", "description": "What the contract takes there."},
+                            "got": {"type": "string", "description": "What was sent (`nothing` if missing)."},
                         },
                     },
+                },
+                "sequence": {
+                    "type": "integer",
+                    "description": "409 `chain-position`: the sequence the event must carry (head + 1).",
+                },
+                "prevhash": {
+                    "type": "string",
+                    "description": "409 `chain-position`: the prevhash it must carry (the head's digest).",
                 },
             },
         },

@@ -28,11 +28,11 @@ from ledger.keystore import Keystore
 from ledger.signing import key_id, signature_valid
 from ledger.store.ledger import normalise_url
 from ledger.store.models import AcceptedEvent, QuarantineEntry
-from ledger.timeutil import format_time, parse_time
+from ledger.timeutil import parse_time
 from ledger.topics import DEFAULT_PREFIX, Topics
 from ledger.validation import Problem, validate_event
-from ledger.verification import MAX_MESSAGE_BYTES, RECEIPT_SKEW
-from ledger.vocabulary import agency_types, did_you_mean
+from ledger.verification import MAX_MESSAGE_BYTES
+from ledger.vocabulary import agency_types, expected_type
 from producers.gateway.drafts import batch_items, check_count, checked, request_hash
 from producers.gateway.problems import ProblemError, invalid, prefixed
 from producers.gateway.tokens import Caller, IdempotencyRow, TokenStore
@@ -200,8 +200,7 @@ class Gateway:
         payload to store: serialised once, with the signing input, by ``canonical_forms``)."""
         event_type = event.get("type") if isinstance(event, Mapping) else None
         if isinstance(event_type, str) and event_type not in agency_types():
-            hint = did_you_mean(event_type, agency_types())
-            return [Problem("/type", f"an event type of the vocabulary{hint}", repr(event_type))], None
+            return [Problem("/type", expected_type(event_type, agency_types()), repr(event_type))], None
         problems = validate_event(event)
         if problems:
             return problems, None
@@ -221,11 +220,10 @@ class Gateway:
                     "a signature that does not verify",
                 )
             ], None
-        limit = self.producer.clock() + RECEIPT_SKEW
-        if parse_time(event["recordedtime"]) > limit:
-            return [
-                Problem("/recordedtime", f"no later than {format_time(limit)}", repr(event["recordedtime"]))
-            ], None
+        recorded, now = event["recordedtime"], self.producer.clock()
+        refused = self.producer.preparer.recorded_problems(parse_time(recorded), recorded, now)
+        if refused:
+            return refused, None
         if len(whole) > MAX_MESSAGE_BYTES:
             return [Problem("", f"at most {MAX_MESSAGE_BYTES} bytes", f"{len(whole)} bytes")], None
         return [], whole

@@ -67,8 +67,9 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _utc(value: datetime) -> datetime:
-    # SQLite returns naive datetimes for timezone-aware columns; they were stored as UTC.
+def as_utc(value: datetime) -> datetime:
+    """A stored time as UTC: SQLite returns naive datetimes for timezone-aware columns (they
+    were stored as UTC), and a naive time written out reads as local time to a client."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
@@ -137,10 +138,10 @@ class TokenStore:
         when = now or datetime.now(UTC)
         if row.revoked_at is not None:
             raise AuthError(
-                f"token {row.id} ({row.system}) was revoked at {_utc(row.revoked_at).isoformat()}"
+                f"token {row.id} ({row.system}) was revoked at {as_utc(row.revoked_at).isoformat()}"
             )
-        if _utc(row.expires_at) <= when:
-            raise AuthError(f"token {row.id} ({row.system}) expired at {_utc(row.expires_at).isoformat()}")
+        if as_utc(row.expires_at) <= when:
+            raise AuthError(f"token {row.id} ({row.system}) expired at {as_utc(row.expires_at).isoformat()}")
         return Caller(row.id, row.system)
 
     def remembered(self, system: str, key: str) -> IdempotencyRow | None:

@@ -99,6 +99,7 @@ def run(
     from ledger.keystore import KeystoreError
     from producers.gateway.app import create_app
     from producers.gateway.service import Gateway, GatewayConfig
+    from sgledger.cli.publishing import no_key
     from sgledger.observe.asgi import add_health_routes
     from sgledger.observe.metrics import ServiceMetrics
     from transport.kafka import KafkaSettings
@@ -116,9 +117,7 @@ def run(
     try:
         service = Gateway(config)
     except KeystoreError as exc:
-        raise UserError(
-            f"{exc}: the gateway signs with {agency}'s key (`sgledger agency add {agency}`)"
-        ) from exc
+        raise no_key(app, agency, exc) from exc  # the gateway signs with the agency's key
     kafka = (
         None
         if settings.embedded
@@ -158,7 +157,7 @@ def _tokens(app: AppContext) -> TokenStore:
     return TokenStore(app.settings.outbox_url)
 
 
-@token.command("create")
+@token.command("create", short_help="Create a token for SYSTEM; it is printed once.")
 @click.argument("system")
 @click.option(
     "--days", default=90, show_default=True, type=click.IntRange(min=1), help="Days until it expires."
@@ -186,13 +185,15 @@ def create(app: AppContext, system: str, days: int, as_json: bool) -> None:
 @pass_app
 def list_(app: AppContext, as_json: bool) -> None:
     """Tokens (never their secrets): id, system, created, expires, revoked."""
+    from producers.gateway.tokens import as_utc
+
     rows = [
         {
             "id": r.id,
             "system": r.system,
-            "created_at": r.created_at.isoformat(),
-            "expires_at": r.expires_at.isoformat(),
-            "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
+            "created_at": as_utc(r.created_at).isoformat(),
+            "expires_at": as_utc(r.expires_at).isoformat(),
+            "revoked_at": as_utc(r.revoked_at).isoformat() if r.revoked_at else None,
         }
         for r in _tokens(app).list()
     ]

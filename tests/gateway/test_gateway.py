@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -91,6 +93,28 @@ def test_schema_errors_are_all_listed_with_path_expected_and_got(gateway: Gatewa
     assert gateway.outbox_rows() == 0
 
 
+def test_a_misspelt_attribute_gets_a_did_you_mean_for_the_draft_and_its_data(gateway: GatewayProcess) -> None:
+    """British and American spellings, and typos, of attribute names: say which one was meant."""
+    subjet = draft()
+    subjet["subjet"] = subjet.pop("subject")
+    practise = draft(type="gp.registered", data={"person": "C-1", "practise": "L85001"})
+    with gateway.client() as http:
+        answers = [
+            http.post("/v1/events", json=subjet),
+            http.post("/v1/events", json=practise),
+            http.post("/v1/events/batch", json=[draft(), draft(data={**INCIDENT, "partys": []})]),
+        ]
+    assert [a.status_code for a in answers] == [422] * 3
+    problems = [p for answer in answers for p in answer.json()["problems"]]
+    unexpected = [(p["path"], p["expected"]) for p in problems if p["got"].startswith("unexpected")]
+    assert unexpected == [
+        ("", "only the attributes type, subject, time, recordedtime, id, data (did you mean 'subject'?)"),
+        ("/data", "no attributes outside the contract (did you mean 'practice'?)"),
+        ("/1/data", "no attributes outside the contract (did you mean 'parties'?)"),
+    ]
+    assert gateway.outbox_rows() == 0
+
+
 def test_unknown_type_suggests_the_near_one_and_internal_types_are_not_offered(
     gateway: GatewayProcess,
 ) -> None:
@@ -100,7 +124,11 @@ def test_unknown_type_suggests_the_near_one_and_internal_types_are_not_offered(
     assert typo.status_code == 422
     assert "did you mean 'incident.reported'" in typo.json()["problems"][0]["expected"]
     assert internal.status_code == 422
-    assert "agency.key.registered" not in internal.json()["problems"][0]["expected"]
+    # Not "did you mean 'gp.registered'?": the type exists, and is not an agency's to send.
+    [problem] = internal.json()["problems"]
+    assert problem["expected"] == (
+        "an agency event type: agency.key.registered is signed by the partnership itself, never by an agency"
+    )
     assert "access.recorded" not in typo.text
     assert gateway.outbox_rows() == 0
 
@@ -190,6 +218,18 @@ def test_unreadable_bodies_and_media_types(gateway: GatewayProcess) -> None:
     assert nan.status_code == 400 and "NaN is not a JSON number" in nan.json()["detail"]
     assert gateway.outbox_rows() == 0
     assert xml.status_code == 415 and "application/cloudevents+json" in xml.json()["detail"]
+
+
+def test_a_wrong_path_or_method_is_answered_in_problem_json_too(gateway: GatewayProcess) -> None:
+    """docs/gateway.md: every refusal is RFC 9457 problem JSON (Starlette's own were not)."""
+    with gateway.client() as http:
+        typo = http.post("/v1/event", json=draft())
+        method = http.put("/v1/events", json=draft())
+    assert (typo.status_code, method.status_code) == (404, 405)
+    assert {typo.headers["content-type"], method.headers["content-type"]} == {PROBLEM}
+    assert typo.json()["type"].endswith(":not-found") and "/v1/events" in typo.json()["detail"]
+    assert method.json()["type"].endswith(":method-not-allowed") and method.headers["allow"] == "POST"
+    assert gateway.outbox_rows() == 0
 
 
 def test_idempotency_key_returns_the_same_event_and_refuses_a_different_body(gateway: GatewayProcess) -> None:
@@ -323,10 +363,26 @@ def test_the_cli_manages_tokens(data_dir: Path) -> None:
     listed = runner.invoke(cli, ["--data-dir", str(data_dir), "gateway", "token", "list", "--json"])
     assert token["token"] not in listed.output  # the secret is shown once, never listed
     assert json.loads(listed.output)[0]["system"] == "mosaic"
+    # The same instant, with its offset: a naive time reads as local time in a client's parser.
+    assert json.loads(listed.output)[0]["expires_at"] == token["expires_at"]
+    help_text = runner.invoke(cli, ["gateway", "token", "--help"]).output
+    assert "Create a token for SYSTEM; it is printed once" in help_text  # not cut at "(e.g."
     revoked = runner.invoke(cli, ["--data-dir", str(data_dir), "gateway", "token", "revoke", token["id"]])
     assert revoked.exit_code == 0 and "revoked" in revoked.output
     unknown = runner.invoke(cli, ["--data-dir", str(data_dir), "gateway", "token", "revoke", "tok-nope"])
     assert unknown.exit_code != 0
+
+
+def test_gateway_run_with_a_misspelt_agency_suggests_the_key_it_has(data_dir: Path) -> None:
+    """Not "`sgledger agency add police/avon-somerst`", which would make a key for the typo."""
+    run = subprocess.run(
+        [sys.executable, "-m", "sgledger", "--data-dir", str(data_dir), "gateway", "run",
+         "--agency", "police/avon-somerst", "--port", "1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert "did you mean 'police/avon-somerset'?" in run.stderr
+    assert "agency add police/avon-somerst" not in run.stderr
 
 
 def test_the_committed_openapi_document_is_what_the_gateway_serves(gateway: GatewayProcess) -> None:
@@ -349,6 +405,21 @@ def test_a_draft_that_signs_to_more_than_the_message_limit_is_refused(gateway: G
         answer = http.post("/v1/events", content=body, headers={"Content-Type": "application/json"})
     assert answer.status_code == 422, answer.text
     assert answer.json()["problems"][0]["expected"] == "at most 1048576 bytes"
+    assert gateway.outbox_rows() == 0
+
+
+def test_a_batch_item_that_signs_to_more_than_the_message_limit_is_named_by_its_index(
+    gateway: GatewayProcess,
+) -> None:
+    """Found only once signed, it was "the event was refused: /": which of 10,000?"""
+    party = {"person": "P-m", "role": "victim"}
+    big = draft(data={**INCIDENT, "parties": [party] * (1024 * 1024 // 30)})  # 33 bytes each, signed
+    with gateway.client() as http:
+        answer = http.post("/v1/events/batch", json=[draft(), big, draft()])
+    assert answer.status_code == 422, answer.text
+    [problem] = answer.json()["problems"]
+    assert problem["path"] == "/1" and problem["expected"] == "at most 1048576 bytes"
+    assert answer.json()["detail"].startswith("the batch was refused: /1: ")
     assert gateway.outbox_rows() == 0
 
 
