@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import shutil
 import signal
+import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +32,27 @@ class UserError(Exception):
     """Something the person running the command can fix; printed as one line."""
 
     exit_code = 2
+
+
+def listenable(host: str, port: int) -> None:
+    """Refuse, as one line, an address this command could not listen on (another process has
+    the port, a host name that is not this machine's, a port below 1024 without the right),
+    before anything starts. Why: uvicorn finds out only after the command has printed where
+    it serves (and `serve` has started its broker and projector), logs it, and exits 3, the
+    code the publishing commands keep for "stored but not delivered"."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise UserError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+    family, kind, proto, _, address = addresses[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds its own
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            taken = "another process listens there: stop it or choose another --port"
+            why = taken if exc.errno == errno.EADDRINUSE else exc.strerror
+            raise UserError(f"cannot listen on {host}:{port}: {why}") from exc
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from sgledger.cli.context import AppContext, UserError, console, pass_app, print_json
+from sgledger.cli.context import AppContext, UserError, console, listenable, pass_app, print_json
 
 if TYPE_CHECKING:
     from producers.gateway.tokens import TokenStore
@@ -106,6 +106,7 @@ def run(
 
     if bool(tls_cert) != bool(tls_key) or (client_ca and not tls_cert):
         raise UserError("--tls-cert and --tls-key go together, and --client-ca needs them")
+    listenable(host, port)
     settings = app.settings
     settings.ensure_data_dir()
     config = GatewayConfig(

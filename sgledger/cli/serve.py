@@ -10,7 +10,7 @@ import click
 from consumers.alerter.config import ConfigError, load_config
 from ledger.keystore import KeystoreError
 from producers.service import ServiceKeyMissing
-from sgledger.cli.context import AppContext, UserError, pass_app
+from sgledger.cli.context import AppContext, UserError, listenable, pass_app
 from sgledger.settings import Settings
 
 
@@ -74,6 +74,7 @@ def serve(
     from web.oidc import OidcConfigError, load_oidc_config
     from web.services import WebConfig, WebServices
 
+    listenable(host, port)
     settings = app.settings
     if demo:
         demo_dir = settings.data_dir / "demo"
