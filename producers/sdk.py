@@ -132,6 +132,12 @@ def draft_from_json(item: Any) -> tuple[Draft | None, list[Problem]]:
     return _draft_with_problems(item)
 
 
+SIGNED_NOT_DRAFT = (
+    " (this is a signed event, not a draft: send it to the gateway as "
+    "Content-Type: application/cloudevents+json, or a batch as application/cloudevents-batch+json)"
+)
+
+
 def _draft_with_problems(item: Any) -> tuple[Draft | None, list[Problem]]:
     """``draft_from_json`` by the general path."""
     if not isinstance(item, Mapping):
@@ -139,13 +145,12 @@ def _draft_with_problems(item: Any) -> tuple[Draft | None, list[Problem]]:
     problems = []
     extra = sorted(set(item) - set(DRAFT_FIELDS))
     if extra:
-        problems.append(
-            Problem(
-                "",
-                f"only the attributes {', '.join(DRAFT_FIELDS)}{misspelt(extra, DRAFT_FIELDS)}",
-                "unexpected " + ", ".join(extra),
-            )
-        )
+        # An event the agency signed itself sent where drafts go (the gateway's default media
+        # type, or `publish --batch`): say where it belongs rather than only what is unexpected.
+        signed = {"specversion", "signature"} <= set(extra)
+        hint = SIGNED_NOT_DRAFT if signed else misspelt(extra, DRAFT_FIELDS)
+        expected = f"only the attributes {', '.join(DRAFT_FIELDS)}{hint}"
+        problems.append(Problem("", expected, "unexpected " + ", ".join(extra)))
     for name, kind in (("type", str), ("subject", str), ("data", Mapping)):
         if name not in item:
             problems.append(Problem(f"/{name}", f"required attribute {name!r}", "nothing"))

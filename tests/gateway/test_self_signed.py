@@ -86,3 +86,20 @@ def test_an_event_off_the_chain_is_told_the_position_it_must_carry(registered: G
     assert answer.status_code == 409, answer.text
     assert answer.json()["type"].endswith("chain-position")
     assert (answer.json()["sequence"], answer.json()["prevhash"]) == (head["sequence"] + 1, head["digest"])
+
+
+def test_a_signed_event_sent_as_a_draft_is_told_its_media_type(registered: GatewayProcess) -> None:
+    """A signed CloudEvent posted as plain JSON (the drafts' media type) was told only
+    "unexpected specversion, ..., signature"; it is told where it belongs, and nothing is stored."""
+    key = Keystore(registered.data_dir / "keys").agency_private_key(AGENCY)
+    with registered.client() as http:
+        event = signed(http, key, datetime.now(UTC).isoformat())
+        answer = http.post("/v1/events", content=body(event), headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422, answer.text
+    [problem] = answer.json()["problems"]
+    assert problem["path"] == "" and problem["got"].startswith("unexpected kid, prevhash, sequence")
+    assert problem["expected"].endswith(
+        "(this is a signed event, not a draft: send it to the gateway as Content-Type: "
+        "application/cloudevents+json, or a batch as application/cloudevents-batch+json)"
+    )
+    assert registered.outbox_rows() == 0
