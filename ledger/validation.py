@@ -357,8 +357,10 @@ def _expected(error: ValidationError) -> str:
             return json.dumps(v)
         case "type":
             return f"type {v if isinstance(v, str) else ' or '.join(v)}"
-        case "pattern":
-            return f"a string matching {v}"
+        case "pattern":  # the contract's example beside the regular expression: easier to act on
+            examples = error.schema.get("examples") if isinstance(error.schema, Mapping) else None
+            example = f", e.g. {json.dumps(examples[0])}" if examples and isinstance(examples[0], str) else ""
+            return f"a string matching {v}{example}"
         case "format":
             return f"a {v}"
         case "minItems":

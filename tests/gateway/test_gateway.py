@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from ledger.canonical import event_digest
+from ledger.vocabulary import envelope_schema
 from producers.outbox import Outbox
 from tests.gateway.conftest import AGENCY, INCIDENT, GatewayProcess, draft, new_token, start_gateway
 
@@ -90,6 +91,19 @@ def test_schema_errors_are_all_listed_with_path_expected_and_got(gateway: Gatewa
     assert ("/data/parties/0/role", '"bystander"') in problems
     missing = {p["expected"] for p in body["problems"] if p["path"] == "/data"}
     assert any("'incident_ref'" in m and "'domestic_abuse'" in m for m in missing)
+    assert gateway.outbox_rows() == 0
+
+
+def test_a_pattern_problem_shows_the_contracts_example_beside_the_expression(gateway: GatewayProcess) -> None:
+    """An upper-case UUID was answered with the regular expression alone; the contract's example
+    beside it shows at a glance what the id must look like."""
+    with gateway.client() as http:
+        answer = http.post("/v1/events", json=draft(id="0190B6E2-3C4D-7E5F-8A6B-7C8D9E0F1A2B"))
+    assert answer.status_code == 422, answer.text
+    [problem] = answer.json()["problems"]
+    example = envelope_schema()["properties"]["id"]["examples"][0]
+    assert problem["path"] == "/id" and problem["expected"].endswith(f', e.g. "{example}"')
+    assert problem["expected"].startswith("a string matching ^[0-9a-f]{8}-")
     assert gateway.outbox_rows() == 0
 
 
