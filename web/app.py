@@ -49,6 +49,11 @@ from web.services import WebServices
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 SIGNIN_COOKIE = "sgl_signin"  # the sign-in form's CSRF token, before there is a session
+# Set when a lead signed in through the identity provider signs out: the next sign-in through it
+# from this browser asks the provider to authenticate again (OIDC ``prompt=login``), so the
+# next person at a shared computer is not let in as them by the provider's own session, which
+# this service does not end (that needs RP-initiated logout and the ID token kept per session).
+REAUTHENTICATE_COOKIE = "sgl_reauthenticate"
 MAX_REASON = 500
 DONE = ("acknowledged", "dismissed", "acknowledged-pending", "dismissed-pending")  # ?done= after a decision
 FLAGS_PER_PAGE = 50
@@ -330,12 +335,18 @@ def create_app(services: WebServices) -> FastAPI:
     @app.post("/sign-out")
     def sign_out(user: User, form: CheckedForm) -> Response:
         services.accounts.end_session(user.token)
-        # Said on the page, so a lead leaving a shared computer knows the session is over; and
-        # that the identity provider's own session is not (it would sign the next person at this
-        # browser straight back in as them), as this service does not end it.
-        how = "oidc" if user.actor.id.startswith("oidc:") else "1"
+        # Said on the page, so a lead leaving a shared computer knows the session is over; and,
+        # after a sign-in through the identity provider, that the next one here asks for the
+        # password again (REAUTHENTICATE_COOKIE) while the provider's own session lives on.
+        through_provider = user.actor.id.startswith("oidc:")
+        how = "oidc" if through_provider else "1"
         response = RedirectResponse(f"/sign-in?signed_out={how}", status_code=303)
         response.delete_cookie(cookie_name, path="/")
+        if through_provider:
+            response.set_cookie(
+                REAUTHENTICATE_COOKIE, "1", max_age=int(config.session_absolute.total_seconds()),
+                path="/", secure=config.secure, httponly=True, samesite="lax",
+            )  # fmt: skip
         return response
 
     if config.oidc is not None:
@@ -355,8 +366,9 @@ def create_app(services: WebServices) -> FastAPI:
         async def oidc_start(request: Request, next: str = "/") -> Response:
             request.session["next"] = _safe_next(next)
             client = oauth.create_client("partnership")
+            again = {"prompt": "login"} if request.cookies.get(REAUTHENTICATE_COOKIE) else {}
             redirect: Response = await client.authorize_redirect(
-                request, config.base_url.rstrip("/") + "/sign-in/oidc/callback"
+                request, config.base_url.rstrip("/") + "/sign-in/oidc/callback", **again
             )
             return redirect
 
@@ -375,7 +387,9 @@ def create_app(services: WebServices) -> FastAPI:
             except (OAuthError, ClaimsRefused) as exc:
                 message = exc.description if isinstance(exc, OAuthError) else str(exc)
                 raise PageError(403, "You could not be signed in", f"Sign-in was refused: {message}") from exc
-            return _start(actor, display, _safe_next(request.session.pop("next", "/")))
+            response = _start(actor, display, _safe_next(request.session.pop("next", "/")))
+            response.delete_cookie(REAUTHENTICATE_COOKIE, path="/")
+            return response
 
     # --- pages ---------------------------------------------------------------------------------
 

@@ -215,20 +215,34 @@ def test_a_lead_signs_in_with_the_partnerships_identity_provider(page: object, s
     assert p.locator("h1").inner_text() == CHILD  # type: ignore[attr-defined]
 
 
-def test_signing_out_warns_that_the_identity_providers_session_lives_on(
+def test_after_signing_out_the_identity_provider_asks_for_the_password_again(
     page: object, server: WebServer
 ) -> None:
     """The workspace ends its own session, not the provider's: pressing the sign-in button
-    again lets the next person at this browser in as the lead without a password, so the
-    signed-out page says so."""
+    again let the next person at this browser in as the lead without a password. Now the next
+    sign-in through the provider from this browser asks it to authenticate again (prompt=login),
+    and the signed-out page says what is still open (the provider's own session)."""
     p = page  # type: ignore[assignment]
     idp_sign_in(p, server, "idp-police-lead")
     p.click("button:has-text('Sign out')")  # type: ignore[attr-defined]
     banner = p.locator(".govuk-notification-banner").inner_text()  # type: ignore[attr-defined]
-    assert "You have signed out" in banner and "still signed in to your partnership account" in banner
+    assert "You have signed out" in banner and "asks for its password again" in banner
     accessible(p, EVERY_IMPACT)
     p.click("a.govuk-button--start")  # type: ignore[attr-defined]
-    p.wait_for_url("**/flags")  # type: ignore[attr-defined]  # no password asked, as the banner warned
+    p.wait_for_selector("input[name=login]")  # type: ignore[attr-defined]  # the provider's login form
+    assert not p.url.startswith(server.base_url)  # type: ignore[attr-defined]
+    p.fill("input[name=login]", "idp-dsl")  # type: ignore[attr-defined]  # the next person, as themselves
+    p.fill("input[name=password]", "anything")  # type: ignore[attr-defined]
+    p.click("button[type=submit]")  # type: ignore[attr-defined]
+    for _ in range(3):  # the provider's consent page comes only for an account's first sign-in
+        p.wait_for_load_state("networkidle")  # type: ignore[attr-defined]
+        if p.url.startswith(server.base_url):  # type: ignore[attr-defined]
+            break
+        p.click("button[type=submit]")  # type: ignore[attr-defined]
+    assert "oidc.dsl@partnership.example" in p.locator(".app-account").inner_text()  # type: ignore[attr-defined]
+    p.click("button:has-text('Sign out')")  # type: ignore[attr-defined]
+    p.click("a.govuk-button--start")  # type: ignore[attr-defined]  # asked again after every sign-out
+    p.wait_for_selector("input[name=login]")  # type: ignore[attr-defined]
 
 
 def test_an_identity_without_a_known_role_is_refused(page: object, server: WebServer) -> None:
