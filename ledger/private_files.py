@@ -38,11 +38,19 @@ class NotPrivate(Exception):
 
 
 def private_directory(path: Path) -> Path:
-    """Create ``path`` (and missing parents) 0700, or refuse an existing one open to others."""
-    if not path.exists():
-        path.mkdir(parents=True, mode=DIRECTORY_MODE)
-        os.chmod(path, DIRECTORY_MODE)  # mkdir's mode is masked by the umask
-        return path
+    """Create ``path`` (and missing parents) 0700, or refuse an existing one open to others.
+
+    Each missing parent is made private too, not only ``path``: the key store makes
+    DATA_DIR/keys before anything has made DATA_DIR, and a DATA_DIR left with the umask's 0755
+    was refused by the next command (`keys init` stopped half-way on a fresh machine)."""
+    for directory in [*reversed(path.parents), path]:
+        if directory.exists():
+            continue
+        try:
+            directory.mkdir(mode=DIRECTORY_MODE)
+        except FileExistsError:  # another process made it in between: judged below as existing
+            continue
+        os.chmod(directory, DIRECTORY_MODE)  # mkdir's mode is masked by the umask
     _refuse_if_open(path, DIRECTORY_MODE)
     return path
 

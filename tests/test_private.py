@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,3 +105,20 @@ def test_doctor_reports_a_database_open_to_others_with_the_fix(tmp_path: Path) -
     assert code == 1 and checks["database"]["status"] == "fail"
     assert checks["database"]["detail"].endswith("ledger.sqlite is open to other local users (mode 0644)")
     assert checks["database"]["fix"].startswith(f"`chmod 600 {tmp_path / 'ledger.sqlite'}`")
+
+
+def test_keys_init_on_a_fresh_machine_makes_the_data_directory_private(tmp_path: Path) -> None:
+    """The README's first step on a machine with the usual umask (022) and no data directory yet:
+    the key store used to create DATA_DIR as a missing parent of DATA_DIR/keys with 0755, so
+    `keys init` stopped half-way (root key made, service key not registered) and every later
+    command refused the directory it had just made."""
+    data = tmp_path / "new" / "sgledger"
+    env = {**os.environ, "SGLEDGER_DATA_DIR": str(data)}
+    run = [sys.executable, "-m", "sgledger"]
+    with_umask = {"env": env, "capture_output": True, "text": True, "timeout": 120,
+                  "preexec_fn": lambda: os.umask(0o022)}  # fmt: skip
+    made = subprocess.run([*run, "keys", "init", "--partnership", "partnership/somerset"], **with_umask)
+    assert made.returncode == 0, made.stderr
+    assert {oct(mode(p)) for p in (tmp_path / "new", data, data / "keys")} == {oct(0o700)}
+    added = subprocess.run([*run, "agency", "add", "police/avon-somerset"], **with_umask)
+    assert added.returncode == 0, added.stderr
