@@ -59,6 +59,14 @@ def check_keys(keys_dir: Path) -> Iterator[Check]:
         )  # fmt: skip
 
 
+def _driver_reason(exc: SQLAlchemyError) -> str:
+    """The server's or driver's own first line (a wrong password, a missing database, a refused
+    connection each need a different fix), without SQLAlchemy's wrapping and link."""
+    reason = getattr(exc, "orig", None) or exc
+    lines = str(reason).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0].replace('  ', ' ')}" if lines else type(exc).__name__
+
+
 def check_database(url: str) -> Iterator[Check]:
     try:
         ledger = Ledger(url, check_schema=False)
@@ -74,8 +82,8 @@ def check_database(url: str) -> Iterator[Check]:
             shared = [AlertBase.metadata] if alerter_ran else []
             differences = schema.drift(connection, [*ledger.metadata(), *shared]) if found else []
     except SQLAlchemyError as exc:
-        yield Check("database", "fail", f"cannot read {ledger.engine.url!r}: {type(exc).__name__}",
-                    "check --database-url and that the server runs")  # fmt: skip
+        yield Check("database", "fail", f"cannot read {ledger.engine.url!r}: {_driver_reason(exc)}",
+                    "check --database-url (user, password, database) and that the server runs")  # fmt: skip
         return
     finally:
         ledger.engine.dispose()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from kafka.admin import NewTopic
+from sqlalchemy import make_url
 
 from ledger.keystore import Keystore
 from ledger.store.ledger import Ledger
@@ -124,3 +125,25 @@ def test_an_unreachable_broker_fails_with_the_fix(deployment: Path) -> None:
     dead = KafkaSettings(bootstrap_servers="127.0.0.1:1", topic_prefix=f"t{uuid.uuid4().hex[:8]}")
     code, checks = doctor(deployment, dead)
     assert code == 1 and checks["broker"]["status"] == "fail"
+
+
+@pytest.mark.postgres
+def test_a_database_it_cannot_open_is_named_with_the_servers_reason(
+    deployment: Path, postgres_server: str
+) -> None:
+    """'cannot read ...: OperationalError' was all an operator got, whether the password was
+    wrong, the database missing or the server down: each needs a different fix."""
+    server = make_url(postgres_server)
+    wrong_password = server.set(username="sgledger_doctor_nobody", password="wrong")
+    missing_database = server.set(database=f"sgledger_missing_{uuid.uuid4().hex[:8]}")
+    details = {}
+    for url in (wrong_password, missing_database):
+        url_text = url.render_as_string(hide_password=False)
+        args = ["--data-dir", str(deployment), "--database-url", url_text, "doctor", "--json"]
+        result = CliRunner().invoke(cli, args)
+        checks = {c["name"]: c for c in json.loads(result.output)}
+        assert result.exit_code == 1 and checks["database"]["status"] == "fail"
+        assert "wrong" not in checks["database"]["detail"]  # the password itself is never shown
+        details[url.database] = checks["database"]["detail"]
+    assert 'password authentication failed for user "sgledger_doctor_nobody"' in details[server.database]
+    assert f'database "{missing_database.database}" does not exist' in details[missing_database.database]
