@@ -23,6 +23,7 @@ from consumers.alerter.store import AlertBase
 from ledger.keystore import Keystore
 from ledger.private_files import NotPrivate
 from ledger.store import schema
+from ledger.store.errors import error_line
 from ledger.store.ledger import Ledger
 from ledger.vocabulary import SERVICE_AGENCY
 from transport.kafka import BrokerUnavailable, KafkaSettings, admin_client
@@ -59,14 +60,6 @@ def check_keys(keys_dir: Path) -> Iterator[Check]:
         )  # fmt: skip
 
 
-def _driver_reason(exc: SQLAlchemyError) -> str:
-    """The server's or driver's own first line (a wrong password, a missing database, a refused
-    connection each need a different fix), without SQLAlchemy's wrapping and link."""
-    reason = getattr(exc, "orig", None) or exc
-    lines = str(reason).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0].replace('  ', ' ')}" if lines else type(exc).__name__
-
-
 def check_database(url: str) -> Iterator[Check]:
     try:
         ledger = Ledger(url, check_schema=False)
@@ -82,7 +75,7 @@ def check_database(url: str) -> Iterator[Check]:
             shared = [AlertBase.metadata] if alerter_ran else []
             differences = schema.drift(connection, [*ledger.metadata(), *shared]) if found else []
     except SQLAlchemyError as exc:
-        yield Check("database", "fail", f"cannot read {ledger.engine.url!r}: {_driver_reason(exc)}",
+        yield Check("database", "fail", f"cannot read {ledger.engine.url!r}: {error_line(exc)}",
                     "check --database-url (user, password, database) and that the server runs")  # fmt: skip
         return
     finally:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import create_engine, make_url, text
 
 from consumers.alerter.store import AlertStore, Record
 from sgledger.cli.alerts import alerts
@@ -76,15 +77,18 @@ def test_pending_lists_waiting_mail(tmp_path: Path) -> None:
     assert "(not yet attempted)" in shown
 
 
-def run_alerter(tmp_path: Path, settings: KafkaSettings, config_path: Path) -> subprocess.Popen[str]:
+def run_alerter(
+    tmp_path: Path, settings: KafkaSettings, config_path: Path, database_url: str | None = None
+) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "SGLEDGER_KAFKA_PARTITIONS": str(settings.partitions),
         "SGLEDGER_KAFKA_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
         "SGLEDGER_KAFKA_HEARTBEAT_INTERVAL_MS": str(settings.heartbeat_interval_ms),
     }
+    database = ["--database-url", database_url] if database_url else []
     args = [
-        "--data-dir", str(tmp_path), "--bootstrap-servers", settings.bootstrap_servers,
+        "--data-dir", str(tmp_path), *database, "--bootstrap-servers", settings.bootstrap_servers,
         "--topic-prefix", settings.topic_prefix, "alerts", "run", "--config", str(config_path),
     ]  # fmt: skip
     return subprocess.Popen(
@@ -144,3 +148,47 @@ def test_alerts_run_on_the_embedded_default_explains_what_it_needs(tmp_path: Pat
     result = CliRunner().invoke(alerts, ["run", "--config", str(path)], obj=embedded)
     assert isinstance(result.exception, UserError)
     assert "--bootstrap-servers" in str(result.exception) and "sgledger demo" in str(result.exception)
+
+
+def _allow_connections(server: str, database: str, allowed: bool) -> None:
+    """An outage of one database on the shared server: refuse new sessions and end the open
+    ones (as a restart of the server would), or let them in again."""
+    engine = create_engine(server, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {str(allowed).lower()}'))
+        if not allowed:
+            ends = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"
+            conn.execute(text(ends), {"name": database})
+    engine.dispose()
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+def test_alerts_run_waits_out_a_database_outage_and_mails_what_arrived_meanwhile(
+    tmp_path: Path,
+    kafka_settings: KafkaSettings,
+    smtp_server: SmtpServer,
+    postgres_server: str,
+    postgres_db: str,
+) -> None:
+    """The alerter exited on the first database error (`error: OperationalError ...`), leaving
+    flag changes unmailed until someone restarted it; the projector beside it waits and resumes."""
+    path = write_config(tmp_path, smtp_server.port)
+    publish(kafka_settings, [flag_change(concerns=["police/avon"], child="child-1")])
+    proc = run_alerter(tmp_path, kafka_settings, path, postgres_db)
+    try:
+        wait_for(smtp_server, 1, proc)
+        database = make_url(postgres_db).database
+        assert database is not None
+        _allow_connections(postgres_server, database, False)
+        publish(kafka_settings, [flag_change(concerns=["police/avon"], child="child-2")])
+        time.sleep(5)  # several polls and sends fail meanwhile
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        _allow_connections(postgres_server, database, True)
+        wait_for(smtp_server, 2, proc)
+        time.sleep(2)  # room for a duplicate to arrive, were one to be sent
+    finally:
+        _allow_connections(postgres_server, make_url(postgres_db).database or "", True)
+        log = stop(proc) if proc.poll() is None else proc.communicate()[1]
+    assert len({r.message["Message-ID"] for r in smtp_server.received}) == len(smtp_server.received) == 2
+    assert "Traceback" not in log
