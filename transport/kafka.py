@@ -319,6 +319,16 @@ def make_producer(settings: KafkaSettings) -> KafkaProducer:
         raise _unavailable(settings, exc) from exc
 
 
+def close_now(producer: KafkaProducer) -> None:
+    """Close without waiting, dropping what the broker has not acknowledged (the caller keeps it,
+    e.g. in the outbox, and sends it again). kafka-python's ``close`` flushes first, and with
+    records still in flight to a broker that is gone it raises KafkaTimeoutError before it stops
+    its sender thread: that ended `sgledger relay` at the first outage longer than a round, with
+    the thread left running. Failing the pending batches first lets the flush return at once."""
+    producer._accumulator.abort_batches(KafkaError("closed by close_now: not acknowledged"))
+    producer.close(timeout=0)
+
+
 def make_consumer(settings: KafkaSettings, group_id: str | None, topics: Iterable[str]) -> KafkaConsumer:
     """A consumer that never commits on its own: offsets (and the database's tracking records)
     move only after a batch is applied. Fetch sizes exceed 1 MiB so that an oversized event
