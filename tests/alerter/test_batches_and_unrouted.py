@@ -66,6 +66,7 @@ def test_an_unrouted_change_goes_to_the_fallback_and_is_listed_then_resent_to_a_
     tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
     context = AppContext(settings=Settings.resolve(data_dir=tmp_path, bootstrap_servers="127.0.0.1:1"))
+    context.ledger  # noqa: B018  (a deployment's schema first, as the services make it)
     store = AlertStore(context.settings.database_url)
     nobody = [flag_change(child="C-7", concerns=["gp/L85003"], rule=f"rule-{n}") for n in range(2)]
     routed = flag_change(child="C-8", concerns=["police/avon"])

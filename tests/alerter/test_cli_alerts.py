@@ -61,6 +61,7 @@ def test_test_send_reports_refusal_and_bad_config(tmp_path: Path, smtp_server: S
 
 def test_pending_lists_waiting_mail(tmp_path: Path) -> None:
     context = app(tmp_path)
+    context.ledger  # noqa: B018  (a deployment's schema first, as the services make it)
     store = AlertStore(context.settings.database_url)
     now = datetime(2026, 11, 23, 10, tzinfo=UTC)
     store.apply_batch([Record("t", 0, 0, encode(flag_change()))], config(), now)
@@ -192,3 +193,37 @@ def test_alerts_run_waits_out_a_database_outage_and_mails_what_arrived_meanwhile
         log = stop(proc) if proc.poll() is None else proc.communicate()[1]
     assert len({r.message["Message-ID"] for r in smtp_server.received}) == len(smtp_server.received) == 2
     assert "Traceback" not in log
+
+
+@pytest.mark.postgres
+def test_alert_commands_first_on_a_fresh_database_leave_it_usable_and_refuse_an_old_one(
+    tmp_path: Path, postgres_db: str
+) -> None:
+    """The alerter first on an empty database created its tables alone: the ledger then took the
+    database for an unversioned 0.1.0 one, every service refused it and `sgledger db upgrade`
+    failed on tables that were never there. And on a database an older release made, the
+    alerter ran where every other service refuses."""
+
+    def sgledger(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [
+            sys.executable,
+            "-m",
+            "sgledger",
+            "--data-dir",
+            str(tmp_path),
+            "--database-url",
+            postgres_db,
+        ]
+        return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120)
+
+    pending = sgledger("alerts", "pending")
+    assert pending.returncode == 0, pending.stderr
+    current = sgledger("db", "current")
+    assert current.returncode == 0 and current.stdout.split()[1] == current.stdout.split()[-1], current.stdout
+    engine = create_engine(postgres_db)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0008'"))
+    engine.dispose()
+    refused = sgledger("alerts", "pending")
+    assert refused.returncode != 0
+    assert "schema is at revision 0008" in refused.stderr and "sgledger db upgrade" in refused.stderr
