@@ -24,7 +24,7 @@ from ledger.keystore import Keystore
 from ledger.private_files import NotPrivate
 from ledger.store import schema
 from ledger.store.errors import error_line
-from ledger.store.ledger import Ledger
+from ledger.store.ledger import DatabaseUrlError, Ledger
 from ledger.vocabulary import SERVICE_AGENCY
 from transport.kafka import BrokerUnavailable, KafkaSettings, admin_client
 
@@ -63,6 +63,9 @@ def check_keys(keys_dir: Path) -> Iterator[Check]:
 def check_database(url: str) -> Iterator[Check]:
     try:
         ledger = Ledger(url, check_schema=False)
+    except DatabaseUrlError as exc:
+        yield Check("database", "fail", exc.detail, exc.fix)
+        return
     except NotPrivate as exc:
         yield Check("database", "fail", f"{exc.path} is open to other local users (mode {exc.mode:04o})",
                     f"`{exc.fix}`, and check who may have read it")  # fmt: skip

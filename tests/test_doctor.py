@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -147,3 +149,24 @@ def test_a_database_it_cannot_open_is_named_with_the_servers_reason(
         details[url.database] = checks["database"]["detail"]
     assert 'password authentication failed for user "sgledger_doctor_nobody"' in details[server.database]
     assert f'database "{missing_database.database}" does not exist' in details[missing_database.database]
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql"])
+def test_a_database_url_without_this_releases_driver_is_a_failed_check_with_the_form_to_use(
+    deployment: Path, scheme: str
+) -> None:
+    """`postgres://` (as many hosting panels print it) stopped doctor itself with "Can't load
+    plugin: sqlalchemy.dialects:postgres", and `postgresql://` (SQLAlchemy's default driver,
+    psycopg2, not installed) with "No module named 'psycopg2'"; the services said the same."""
+    url = f"{scheme}://sgledger:secret@127.0.0.1:5432/sgledger"
+    args = ["--data-dir", str(deployment), "--database-url", url]
+    result = CliRunner().invoke(cli, [*args, "doctor", "--json"])
+    checks = {c["name"]: c for c in json.loads(result.output)}
+    assert result.exit_code == 1 and checks["database"]["status"] == "fail"
+    assert "postgresql+psycopg://" in checks["database"]["fix"]
+    assert "secret" not in result.output
+    refused = subprocess.run(
+        [sys.executable, "-m", "sgledger", *args, "child", "list"], capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode != 0 and "secret" not in refused.stderr
+    assert "postgresql+psycopg://" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
