@@ -170,3 +170,18 @@ def test_a_database_url_without_this_releases_driver_is_a_failed_check_with_the_
     )
     assert refused.returncode != 0 and "secret" not in refused.stderr
     assert "postgresql+psycopg://" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_a_misspelt_kafka_setting_is_named_with_the_one_it_resembles(
+    deployment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SGLEDGER_KAFKA_REPLICATION_FACTR=3 was read by nothing: topics were made with one replica
+    and every check passed."""
+    monkeypatch.setenv("SGLEDGER_KAFKA_REPLICATION_FACTR", "3")
+    dead = KafkaSettings(bootstrap_servers="127.0.0.1:1", topic_prefix=f"t{uuid.uuid4().hex[:8]}")
+    code, checks = doctor(deployment, dead)
+    assert code == 1 and checks["settings"]["status"] == "fail"
+    assert (
+        "SGLEDGER_KAFKA_REPLICATION_FACTR (did you mean 'SGLEDGER_KAFKA_REPLICATION_FACTOR'?)"
+        in (checks["settings"]["detail"])
+    )

@@ -94,8 +94,9 @@ class KafkaSettings:
         or the embedded broker's address takes precedence."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
+        names = cls.variables(prefix)
         for spec in dataclasses.fields(cls):
-            name = BOOTSTRAP_ENV if spec.name == "bootstrap_servers" else prefix + spec.name.upper()
+            name = names[spec.name]
             raw = env.get(name)
             if raw is None or raw == "":
                 continue
@@ -111,6 +112,15 @@ class KafkaSettings:
                 f"no Kafka bootstrap servers: give --bootstrap-servers or set {BOOTSTRAP_ENV}"
             )
         return cls(**values)
+
+    @classmethod
+    def variables(cls, prefix: str = "SGLEDGER_KAFKA_") -> dict[str, str]:
+        """Each setting's environment variable (``from_env`` reads them; doctor names any other
+        ``SGLEDGER_KAFKA_*`` variable, which would otherwise be a typo silently ignored)."""
+        return {
+            spec.name: BOOTSTRAP_ENV if spec.name == "bootstrap_servers" else prefix + spec.name.upper()
+            for spec in dataclasses.fields(cls)
+        }
 
     @property
     def topics(self) -> Topics:
