@@ -22,7 +22,7 @@ from consumers.alerter.config import PartnershipConfig
 from consumers.alerter.escalation import digest_due, escalate_due
 from consumers.alerter.sender import BACKOFF_BASE, SendReport, send_due
 from consumers.alerter.store import AlertStore, Record
-from ledger.store.errors import error_line
+from ledger.store.errors import database_outage, error_line
 from transport.kafka import KafkaSettings, assign_all, cluster_id, ensure_topics, make_consumer, subscribe
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,10 @@ class Alerter:
                     rewind = False
                 report = self.step(timeout_ms)
             except Exception as exc:
-                log.error("alerter step failed, retrying in %.0f s: %s", pause, error_line(exc))
+                log.error(
+                    "alerter step failed, retrying in %.0f s: %s", pause, error_line(exc),
+                    exc_info=not database_outage(exc),
+                )  # fmt: skip
                 rewind = True
                 stop.wait(pause)
                 pause = min(pause * 2, MAX_PAUSE_S)

@@ -21,6 +21,7 @@ from sgledger.cli.context import AppContext, UserError
 from sgledger.settings import Settings
 from tests.alerter.conftest import SmtpServer
 from tests.alerter.helpers import REQUIRED_TOML, config, encode, flag_change, publish
+from tests.conftest import allow_connections
 from transport.kafka import KafkaSettings
 
 
@@ -151,18 +152,6 @@ def test_alerts_run_on_the_embedded_default_explains_what_it_needs(tmp_path: Pat
     assert "--bootstrap-servers" in str(result.exception) and "sgledger demo" in str(result.exception)
 
 
-def _allow_connections(server: str, database: str, allowed: bool) -> None:
-    """An outage of one database on the shared server: refuse new sessions and end the open
-    ones (as a restart of the server would), or let them in again."""
-    engine = create_engine(server, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {str(allowed).lower()}'))
-        if not allowed:
-            ends = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"
-            conn.execute(text(ends), {"name": database})
-    engine.dispose()
-
-
 @pytest.mark.kafka
 @pytest.mark.postgres
 def test_alerts_run_waits_out_a_database_outage_and_mails_what_arrived_meanwhile(
@@ -181,15 +170,15 @@ def test_alerts_run_waits_out_a_database_outage_and_mails_what_arrived_meanwhile
         wait_for(smtp_server, 1, proc)
         database = make_url(postgres_db).database
         assert database is not None
-        _allow_connections(postgres_server, database, False)
+        allow_connections(postgres_server, database, False)
         publish(kafka_settings, [flag_change(concerns=["police/avon"], child="child-2")])
         time.sleep(5)  # several polls and sends fail meanwhile
         assert proc.poll() is None, proc.communicate()[1][-2000:]
-        _allow_connections(postgres_server, database, True)
+        allow_connections(postgres_server, database, True)
         wait_for(smtp_server, 2, proc)
         time.sleep(2)  # room for a duplicate to arrive, were one to be sent
     finally:
-        _allow_connections(postgres_server, make_url(postgres_db).database or "", True)
+        allow_connections(postgres_server, make_url(postgres_db).database or "", True)
         log = stop(proc) if proc.poll() is None else proc.communicate()[1]
     assert len({r.message["Message-ID"] for r in smtp_server.received}) == len(smtp_server.received) == 2
     assert "Traceback" not in log
