@@ -128,7 +128,7 @@ def test_the_unrouted_warning_names_the_change_not_the_child(
     """README: logs never carry a child's id. The fallback warning did ("child C-7"); the change
     id finds it (`alerts pending --unrouted` lists the child to those who may see it)."""
     store = AlertStore(f"sqlite:///{tmp_path / 'alerts.sqlite'}")
-    change = flag_change(child="C-7", concerns=["gp/L85003"])
+    change = flag_change(child="C-7", concerns=["gp/L85003"], rule="rule-1")
     with caplog.at_level(logging.WARNING, logger="consumers.alerter.store"):
         store.apply_batch(records([change]), config(), NOW)
     store.close()
