@@ -23,6 +23,7 @@ from producers.outbox import Outbox, Pending
 from transport.kafka import (
     BrokerUnavailable,
     KafkaSettings,
+    close_now,
     cluster_id_of,
     ensure_topics,
     make_producer,
@@ -163,7 +164,7 @@ class Relay:
         producer, self._producer = self._producer, None
         self._known_topics.clear()  # a restarted (memory-only) broker has lost its topics
         if producer is not None:
-            producer.close(timeout=0)
+            close_now(producer)
 
     def run(
         self,

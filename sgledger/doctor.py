@@ -9,7 +9,7 @@ descriptions, the database's schema, the key store's files, an SMTP greeting).
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -23,8 +23,9 @@ from consumers.alerter.store import AlertBase
 from ledger.keystore import Keystore
 from ledger.private_files import NotPrivate
 from ledger.store import schema
-from ledger.store.ledger import Ledger
-from ledger.vocabulary import SERVICE_AGENCY
+from ledger.store.errors import error_line
+from ledger.store.ledger import DatabaseUrlError, Ledger
+from ledger.vocabulary import SERVICE_AGENCY, did_you_mean
 from transport.kafka import BrokerUnavailable, KafkaSettings, admin_client
 
 Status = Literal["ok", "warn", "fail"]
@@ -62,6 +63,9 @@ def check_keys(keys_dir: Path) -> Iterator[Check]:
 def check_database(url: str) -> Iterator[Check]:
     try:
         ledger = Ledger(url, check_schema=False)
+    except DatabaseUrlError as exc:
+        yield Check("database", "fail", exc.detail, exc.fix)
+        return
     except NotPrivate as exc:
         yield Check("database", "fail", f"{exc.path} is open to other local users (mode {exc.mode:04o})",
                     f"`{exc.fix}`, and check who may have read it")  # fmt: skip
@@ -74,8 +78,8 @@ def check_database(url: str) -> Iterator[Check]:
             shared = [AlertBase.metadata] if alerter_ran else []
             differences = schema.drift(connection, [*ledger.metadata(), *shared]) if found else []
     except SQLAlchemyError as exc:
-        yield Check("database", "fail", f"cannot read {ledger.engine.url!r}: {type(exc).__name__}",
-                    "check --database-url and that the server runs")  # fmt: skip
+        yield Check("database", "fail", f"cannot read {ledger.engine.url!r}: {error_line(exc)}",
+                    "check --database-url (user, password, database) and that the server runs")  # fmt: skip
         return
     finally:
         ledger.engine.dispose()
@@ -93,6 +97,17 @@ def check_database(url: str) -> Iterator[Check]:
         yield Check("database schema", "ok", f"revision {found}, as this release needs")
 
 
+def check_variables(environ: Mapping[str, str]) -> Iterator[Check]:
+    """A misspelt ``SGLEDGER_KAFKA_*`` variable is read by nothing: the setting silently keeps
+    its default (e.g. topics made with one replica instead of three)."""
+    known = {*KafkaSettings.variables().values(), "SGLEDGER_KAFKA_LIBS"}  # LIBS: tests' broker jars
+    unknown = sorted(n for n in environ if n.startswith("SGLEDGER_KAFKA_") and n not in known)
+    if unknown:
+        names = ", ".join(f"{n}{did_you_mean(n, known)}" for n in unknown)
+        yield Check("settings", "fail", f"no such setting: {names}",
+                    "rename or remove it (settings: transport/kafka.py KafkaSettings)")  # fmt: skip
+
+
 def check_kafka(settings: KafkaSettings) -> Iterator[Check]:
     try:
         with admin_client(settings) as admin:
@@ -105,7 +120,7 @@ def check_kafka(settings: KafkaSettings) -> Iterator[Check]:
             missing = [t for t in wanted if t not in existing]
             if missing:
                 yield Check("topics", "fail", f"missing: {', '.join(missing)}",
-                            "create them (deploy/topics.sh), or start a service once")  # fmt: skip
+                            "run `sgledger topics ensure` (or deploy/topics.sh)")  # fmt: skip
             described = admin.describe_topics([t for t in wanted if t in existing])
             legacy = [t for t in settings.topics.legacy_events() if t in existing]
             if legacy:  # the first layout's, before issue 13: still read, no longer written

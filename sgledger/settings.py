@@ -56,3 +56,11 @@ class Settings:
     def ensure_data_dir(self) -> None:
         """Created 0700, or refused if it exists open to other users (ledger.private_files)."""
         private_directory(self.data_dir)
+
+
+def shown(url: str) -> str:
+    """A database URL to print: the password as ``***``. Services print where they write at
+    start, and their output is what a log collector keeps."""
+    from sqlalchemy import make_url  # here: every command imports this module, few print a URL
+
+    return make_url(url).render_as_string(hide_password=True)

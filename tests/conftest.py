@@ -177,6 +177,18 @@ def _drop_database(server: str, name: str) -> None:
     engine.dispose()
 
 
+def allow_connections(server: str, database: str, allowed: bool) -> None:
+    """An outage of one database on the shared server: refuse new sessions and end the open
+    ones (as a restart of the server would), or let them in again."""
+    engine = create_engine(server, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {str(allowed).lower()}'))
+        if not allowed:
+            ends = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"
+            conn.execute(text(ends), {"name": database})
+    engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """A database created for this session and dropped at its end."""

@@ -9,6 +9,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import make_url
+
+from transport.broker import free_port
 
 pytestmark = pytest.mark.kafka
 
@@ -124,3 +127,32 @@ def test_bad_arguments_give_one_clear_line(tmp_path: Path, args: list[str], mess
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert len([line for line in result.stderr.splitlines() if line.strip()]) <= 3
+
+
+@pytest.mark.postgres
+def test_a_database_password_is_never_printed(tmp_path: Path, postgres_db: str) -> None:
+    """`project`, `relay`, `serve` and `child show` printed the database URL as given, password
+    and all, into the logs an operator's collector keeps (the test server trusts loopback, so
+    the password here is checked by nothing and only has to stay unprinted)."""
+    url = make_url(postgres_db).set(password="s3cret-pw").render_as_string(hide_password=False)
+    sgledger(tmp_path, "keys", "init", "--partnership", "partnership/somerset")
+    missing = subprocess.run(
+        [sys.executable, "-m", "sgledger", "--data-dir", str(tmp_path), "--database-url", url,
+         "child", "show", "C-0"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert missing.returncode == 2 and "no events about child" in missing.stderr
+    port = free_port()
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "sgledger", "--data-dir", str(tmp_path), "--database-url", url,
+         "serve", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert serve.stderr is not None
+        first = serve.stderr.readline()
+    finally:
+        serve.terminate()
+        serve.communicate(timeout=30)
+    assert first.startswith("serving ")
+    assert "s3cret-pw" not in missing.stderr + first and "***" in missing.stderr + first

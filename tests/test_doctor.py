@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from kafka.admin import NewTopic
+from sqlalchemy import make_url
 
 from ledger.keystore import Keystore
 from ledger.store.ledger import Ledger
@@ -124,3 +127,61 @@ def test_an_unreachable_broker_fails_with_the_fix(deployment: Path) -> None:
     dead = KafkaSettings(bootstrap_servers="127.0.0.1:1", topic_prefix=f"t{uuid.uuid4().hex[:8]}")
     code, checks = doctor(deployment, dead)
     assert code == 1 and checks["broker"]["status"] == "fail"
+
+
+@pytest.mark.postgres
+def test_a_database_it_cannot_open_is_named_with_the_servers_reason(
+    deployment: Path, postgres_server: str
+) -> None:
+    """'cannot read ...: OperationalError' was all an operator got, whether the password was
+    wrong, the database missing or the server down: each needs a different fix."""
+    server = make_url(postgres_server)
+    wrong_password = server.set(username="sgledger_doctor_nobody", password="wrong")
+    missing_database = server.set(database=f"sgledger_missing_{uuid.uuid4().hex[:8]}")
+    details = {}
+    for url in (wrong_password, missing_database):
+        url_text = url.render_as_string(hide_password=False)
+        args = ["--data-dir", str(deployment), "--database-url", url_text, "doctor", "--json"]
+        result = CliRunner().invoke(cli, args)
+        checks = {c["name"]: c for c in json.loads(result.output)}
+        assert result.exit_code == 1 and checks["database"]["status"] == "fail"
+        assert "wrong" not in checks["database"]["detail"]  # the password itself is never shown
+        details[url.database] = checks["database"]["detail"]
+    assert 'password authentication failed for user "sgledger_doctor_nobody"' in details[server.database]
+    assert f'database "{missing_database.database}" does not exist' in details[missing_database.database]
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql"])
+def test_a_database_url_without_this_releases_driver_is_a_failed_check_with_the_form_to_use(
+    deployment: Path, scheme: str
+) -> None:
+    """`postgres://` (as many hosting panels print it) stopped doctor itself with "Can't load
+    plugin: sqlalchemy.dialects:postgres", and `postgresql://` (SQLAlchemy's default driver,
+    psycopg2, not installed) with "No module named 'psycopg2'"; the services said the same."""
+    url = f"{scheme}://sgledger:secret@127.0.0.1:5432/sgledger"
+    args = ["--data-dir", str(deployment), "--database-url", url]
+    result = CliRunner().invoke(cli, [*args, "doctor", "--json"])
+    checks = {c["name"]: c for c in json.loads(result.output)}
+    assert result.exit_code == 1 and checks["database"]["status"] == "fail"
+    assert "postgresql+psycopg://" in checks["database"]["fix"]
+    assert "secret" not in result.output
+    refused = subprocess.run(
+        [sys.executable, "-m", "sgledger", *args, "child", "list"], capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode != 0 and "secret" not in refused.stderr
+    assert "postgresql+psycopg://" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_a_misspelt_kafka_setting_is_named_with_the_one_it_resembles(
+    deployment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SGLEDGER_KAFKA_REPLICATION_FACTR=3 was read by nothing: topics were made with one replica
+    and every check passed."""
+    monkeypatch.setenv("SGLEDGER_KAFKA_REPLICATION_FACTR", "3")
+    dead = KafkaSettings(bootstrap_servers="127.0.0.1:1", topic_prefix=f"t{uuid.uuid4().hex[:8]}")
+    code, checks = doctor(deployment, dead)
+    assert code == 1 and checks["settings"]["status"] == "fail"
+    assert (
+        "SGLEDGER_KAFKA_REPLICATION_FACTR (did you mean 'SGLEDGER_KAFKA_REPLICATION_FACTOR'?)"
+        in (checks["settings"]["detail"])
+    )

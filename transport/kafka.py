@@ -94,8 +94,9 @@ class KafkaSettings:
         or the embedded broker's address takes precedence."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
+        names = cls.variables(prefix)
         for spec in dataclasses.fields(cls):
-            name = BOOTSTRAP_ENV if spec.name == "bootstrap_servers" else prefix + spec.name.upper()
+            name = names[spec.name]
             raw = env.get(name)
             if raw is None or raw == "":
                 continue
@@ -111,6 +112,15 @@ class KafkaSettings:
                 f"no Kafka bootstrap servers: give --bootstrap-servers or set {BOOTSTRAP_ENV}"
             )
         return cls(**values)
+
+    @classmethod
+    def variables(cls, prefix: str = "SGLEDGER_KAFKA_") -> dict[str, str]:
+        """Each setting's environment variable (``from_env`` reads them; doctor names any other
+        ``SGLEDGER_KAFKA_*`` variable, which would otherwise be a typo silently ignored)."""
+        return {
+            spec.name: BOOTSTRAP_ENV if spec.name == "bootstrap_servers" else prefix + spec.name.upper()
+            for spec in dataclasses.fields(cls)
+        }
 
     @property
     def topics(self) -> Topics:
@@ -317,6 +327,16 @@ def make_producer(settings: KafkaSettings) -> KafkaProducer:
         )
     except KafkaError as exc:
         raise _unavailable(settings, exc) from exc
+
+
+def close_now(producer: KafkaProducer) -> None:
+    """Close without waiting, dropping what the broker has not acknowledged (the caller keeps it,
+    e.g. in the outbox, and sends it again). kafka-python's ``close`` flushes first, and with
+    records still in flight to a broker that is gone it raises KafkaTimeoutError before it stops
+    its sender thread: that ended `sgledger relay` at the first outage longer than a round, with
+    the thread left running. Failing the pending batches first lets the flush return at once."""
+    producer._accumulator.abort_batches(KafkaError("closed by close_now: not acknowledged"))
+    producer.close(timeout=0)
 
 
 def make_consumer(settings: KafkaSettings, group_id: str | None, topics: Iterable[str]) -> KafkaConsumer:

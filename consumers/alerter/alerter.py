@@ -22,11 +22,13 @@ from consumers.alerter.config import PartnershipConfig
 from consumers.alerter.escalation import digest_due, escalate_due
 from consumers.alerter.sender import BACKOFF_BASE, SendReport, send_due
 from consumers.alerter.store import AlertStore, Record
+from ledger.store.errors import database_outage, error_line
 from transport.kafka import KafkaSettings, assign_all, cluster_id, ensure_topics, make_consumer, subscribe
 
 log = logging.getLogger(__name__)
 
 GROUP_ID = "sgledger-alerter"
+FIRST_PAUSE_S, MAX_PAUSE_S = 2.0, 30.0  # after a failed step (an outage), doubling
 Clock = Callable[[], datetime]
 
 
@@ -90,11 +92,16 @@ class Alerter:
                 subscribe(consumer, [self.topic], listener=_SeekToStored(self))
         return self._consumer
 
-    def seek_to_stored(self, partitions: list[TopicPartition]) -> None:
+    def seek_to_stored(self, partitions: list[TopicPartition], *, unstored_from_start: bool = False) -> None:
+        """Seek to the positions the database holds; a partition without one stays where the
+        group left it, or with ``unstored_from_start`` starts again from its first record (a
+        replay adds no mail)."""
         stored = self.store.positions(self.topic, self.cluster)
         for tp in partitions:
             if tp.topic == self.topic and tp.partition in stored:
                 self.consumer.seek(tp, stored[tp.partition])
+            elif tp.topic == self.topic and unstored_from_start:
+                self.consumer.seek_to_beginning(tp)
 
     def consume_once(self, timeout_ms: int = 500) -> int:
         """One poll: apply the batch in one DB transaction, then commit Kafka offsets. Returns
@@ -134,9 +141,28 @@ class Alerter:
         on_step: Callable[[SendReport], None] | None = None,
     ) -> None:
         """Consume, schedule and send until ``stop``; ``on_step`` hears each step's mail report
-        (metrics)."""
+        (metrics). A failed step (the database or the broker down) is logged in one line and
+        retried, pausing longer each time up to ``MAX_PAUSE_S``; the consumer is
+        rewound to the positions the database holds before the next poll, so nothing polled but
+        not applied is skipped. (Not a new consumer: tansu's group coordinator took a leave and
+        a join of the same group to mean endless rebalances.)"""
+        pause, rewind = FIRST_PAUSE_S, False
         while not stop.is_set():
-            report = self.step(timeout_ms)
+            try:
+                if rewind:
+                    self.seek_to_stored(list(self.consumer.assignment()), unstored_from_start=True)
+                    rewind = False
+                report = self.step(timeout_ms)
+            except Exception as exc:
+                log.error(
+                    "alerter step failed, retrying in %.0f s: %s", pause, error_line(exc),
+                    exc_info=not database_outage(exc),
+                )  # fmt: skip
+                rewind = True
+                stop.wait(pause)
+                pause = min(pause * 2, MAX_PAUSE_S)
+                continue
+            pause = FIRST_PAUSE_S
             if report.sent or report.failed:
                 log.info(
                     "mail: %d sent, %d deferred, %d failed",

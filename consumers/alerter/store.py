@@ -228,8 +228,8 @@ class AlertStore:
             recipients = (config.fallback,)
             self._record_unrouted(session, change)
             log.warning(
-                "flag change %s (%s, child %s, concerns %s) has no routed lead: sent to the fallback %s",
-                change_id, flag.get("rule"), flag.get("child"), flag.get("concerns"), config.fallback,
+                "flag change %s (%s, concerns %s) has no routed lead: sent to the fallback %s",
+                change_id, flag.get("rule"), flag.get("concerns"), config.fallback,
             )  # fmt: skip
         for recipient in recipients:
             groups.setdefault((str(flag.get("child")), recipient), {})[change_id] = change

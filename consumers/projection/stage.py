@@ -42,6 +42,7 @@ from consumers.projector.applier import (
     utc_now,
 )
 from ledger.keyregistry import RootKey
+from ledger.store.errors import database_outage, error_line
 from ledger.store.ledger import Ledger
 from ledger.store.models import AcceptedEvent
 from policies.base import Policy
@@ -235,8 +236,11 @@ class ChildProjection:
             started = self.monotonic()
             try:
                 stats = self.run_once()
-            except Exception:
-                log.exception("child projection batch failed; retrying after a pause")
+            except Exception as exc:
+                log.error(
+                    "child projection batch failed; retrying after a pause: %s", error_line(exc),
+                    exc_info=not database_outage(exc),
+                )  # fmt: skip
                 stop.wait(2.0)
                 continue
             if on_batch is not None:

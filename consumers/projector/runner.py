@@ -24,6 +24,7 @@ from sqlalchemy import select, update
 
 from consumers.projector.applier import Applier, ApplyStats, Message, Prepared
 from consumers.projector.collector import collect_less
+from ledger.store.errors import database_outage, error_line
 from ledger.store.models import QuarantineEntry
 from transport.kafka import (
     KafkaSettings,
@@ -304,8 +305,11 @@ class Projector:
             started = self.clock()
             try:
                 stats = self.poll_once()
-            except Exception:
-                log.exception("projector batch failed; retrying after a pause")
+            except Exception as exc:
+                log.error(
+                    "projector batch failed; retrying after a pause: %s", error_line(exc),
+                    exc_info=not database_outage(exc),
+                )  # fmt: skip
                 stop.wait(2.0)
                 continue
             if on_batch is not None:

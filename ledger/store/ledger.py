@@ -31,7 +31,8 @@ from eventsourcing_sqlalchemy.recorders import (
     SQLAlchemyTrackingRecorder,
 )
 from sqlalchemy import MetaData, String, Table, func, insert, literal, select, text, union_all, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session
 
 from ledger.canonical import canonical_json
@@ -109,8 +110,39 @@ class LedgerApplication(Application[uuid.UUID]):
     name = "ledger"
 
 
+class DatabaseUrlError(ValueError):
+    """A database URL this release cannot open; ``detail`` says why (never the password) and
+    ``fix`` the form to use."""
+
+    fix = (
+        "use postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE (pip install '.[postgres]') "
+        "or sqlite:///PATH"
+    )
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(f"{detail}: {self.fix}")
+
+
+def check_driver(url: str) -> None:
+    """Refuse, in one line with the form to use, a URL whose SQLAlchemy dialect or driver this
+    release does not have: ``postgres://`` (as hosting panels print it) and ``postgresql://``
+    (SQLAlchemy's default driver, psycopg2, not installed) failed with "Can't load plugin" or
+    "No module named 'psycopg2'" from every command, doctor included."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:  # its message repeats the URL, password and all
+        raise DatabaseUrlError("the database URL is not a URL") from exc
+    try:
+        parsed.get_dialect().import_dbapi()
+    except (ArgumentError, ImportError) as exc:
+        shown = parsed.render_as_string(hide_password=True)
+        raise DatabaseUrlError(f"cannot open {shown} ({type(exc).__name__}: {exc})") from exc
+
+
 def normalise_url(url: str) -> str:
     """SQLite needs a busy timeout when several projector processes share one file."""
+    check_driver(url)
     if url.startswith("sqlite") and "timeout=" not in url:
         return url + ("&" if "?" in url else "?") + "timeout=60"
     return url

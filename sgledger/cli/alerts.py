@@ -68,6 +68,15 @@ def alerts() -> None:
     """
 
 
+def _schema_first(app: AppContext) -> str:
+    """The database URL once the ledger has created or checked the schema (the alerter's tables
+    are in its migrations): alert tables made first on an empty database made the ledger take it
+    for an unversioned old release that `db upgrade` could not migrate, and on a database an
+    older release made the alerter ran where every other service refuses."""
+    app.ledger  # noqa: B018  (opening the ledger creates or checks its schema)
+    return app.settings.database_url
+
+
 @alerts.command()
 @CONFIG
 @health_options
@@ -80,7 +89,7 @@ def run(app: AppContext, config_path: str, metrics_port: int | None, metrics_hos
         "alerts run needs a Kafka cluster: give --bootstrap-servers (the embedded broker lives "
         "only as long as each command; `sgledger demo` shows the mail on this machine)"
     )
-    alerter = Alerter(kafka, config, app.settings.database_url, smtp_password=_password(config))
+    alerter = Alerter(kafka, config, _schema_first(app), smtp_password=_password(config))
     last_step = [time.monotonic()]
 
     def ready() -> tuple[bool, str]:
@@ -163,7 +172,7 @@ def pending(
     if unrouted:
         _pending_unrouted(app, as_json, _config(config_path) if config_path else None)
         return
-    store = AlertStore(app.settings.database_url)
+    store = AlertStore(_schema_first(app))
     try:
         rows = [m for m in store.mail() if include_sent or m.status != "sent"]
     finally:
@@ -202,7 +211,7 @@ def _routed_now(row: UnroutedChange, config: PartnershipConfig | None) -> list[s
 
 
 def _pending_unrouted(app: AppContext, as_json: bool, config: PartnershipConfig | None) -> None:
-    store = AlertStore(app.settings.database_url)
+    store = AlertStore(_schema_first(app))
     try:
         rows = store.unrouted()
     finally:
@@ -256,7 +265,7 @@ def resend(app: AppContext, recipient: str, since: str, agency: str | None, conf
     if not is_email(recipient):
         raise UserError(f"--to: {recipient!r} is not an email address")
     when = parse_as_of(since)
-    store = AlertStore(app.settings.database_url)
+    store = AlertStore(_schema_first(app))
     try:
         missed = [r for r in store.unrouted(when) if agency is None or agency in json.loads(r.concerns)]
         created = store.queue(recipient, [json.loads(r.change) for r in missed], config, utc_now())

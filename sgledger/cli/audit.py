@@ -15,7 +15,6 @@ from pathlib import Path
 import click
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from sqlalchemy.engine import make_url
 
 from consumers.auditor.checkpoints import checkpoint_files
 from consumers.auditor.chronology import build_chronology
@@ -40,6 +39,7 @@ from sgledger.cli.access import record_access
 from sgledger.cli.checkpoints import checkpoint, cosigned, log_keys, witness_request
 from sgledger.cli.context import AppContext, UserError, console, parse_as_of, pass_app, print_json
 from sgledger.cli.publishing import deliver_stored, service_producer
+from sgledger.settings import shown
 from views.access_log import list_access
 
 # Below this many events a progress bar would only flicker.
@@ -230,8 +230,8 @@ def replay_(app: AppContext, as_of: str, into_url: str, workers: int | None, rea
 
     Signatures are not checked again (they were on the way in; `audit verify` re-checks them)."""
     when = parse_as_of(as_of)
-    shown = make_url(into_url).render_as_string(hide_password=True)  # never a password in the ledger
-    record_access(app, "audit replay", f"ledger as of {format_time(when)} into {shown}", reason)
+    into = shown(into_url)  # never a password in the ledger or the output
+    record_access(app, "audit replay", f"ledger as of {format_time(when)} into {into}", reason)
     ledger, root = app.ledger, app.root_key()
     try:
         result = replay(ledger, root, when, into_url, workers=workers)
@@ -239,7 +239,7 @@ def replay_(app: AppContext, as_of: str, into_url: str, workers: int | None, rea
         raise UserError(str(exc)) from exc
     click.echo(
         f"replayed {result.events} events as of {format_time(when)} (signatures not re-checked: "
-        f"`audit verify` does that): {result.children} children, into {result.into_url}"
+        f"`audit verify` does that): {result.children} children, into {into}"
     )
     if result.failed:
         raise UserError(f"{result.failed} children could not be evaluated (see the log): no views for them")

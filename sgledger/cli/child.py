@@ -9,6 +9,7 @@ from producers.service import child_target
 from sgledger.cli.access import record_access
 from sgledger.cli.context import AppContext, UserError, console, pass_app, print_json
 from sgledger.render import render_child
+from sgledger.settings import shown
 from views.queries import child_view, list_children
 
 
@@ -30,7 +31,7 @@ def show(app: AppContext, child_id: str, as_json: bool, reason: str | None) -> N
     with app.ledger.read() as session:
         view = child_view(session, child_id)
     if view is None:
-        raise UserError(f"no events about child {child_id!r} in {app.settings.database_url}")
+        raise UserError(f"no events about child {child_id!r} in {shown(app.settings.database_url)}")
     record_access(app, "child show", child_target(child_id), reason)
     if as_json:
         print_json(view)

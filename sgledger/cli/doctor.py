@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from sgledger.cli.context import AppContext, console, pass_app, print_json
-from sgledger.doctor import Check, check_database, check_kafka, check_keys, check_smtp
+from sgledger.doctor import Check, check_database, check_kafka, check_keys, check_smtp, check_variables
 from transport.kafka import KafkaSettings
 
 STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
@@ -37,6 +37,7 @@ def doctor(app: AppContext, routing_file: Path | None, as_json: bool) -> None:
         kafka = KafkaSettings.from_env(
             bootstrap_servers=settings.bootstrap_servers, topic_prefix=settings.topic_prefix
         )
+        checks += check_variables(os.environ)
         checks += check_kafka(kafka)
     if routing_file is not None:
         checks += check_smtp(routing_file, os.environ.get)

@@ -31,6 +31,7 @@ from sgledger.cli.context import (
     stop_on_signals,
 )
 from sgledger.cli.publishing import StoredNotDelivered, publish_batch, publish_event
+from sgledger.settings import shown
 from transport.kafka import partition_lag
 
 
@@ -187,7 +188,7 @@ def relay(
             metrics.relayed.inc(len(sent))
             log.info("relayed", extra={"events": len(sent), "first": sent[0], "last": sent[-1]})
 
-    console.print(f"relaying {app.settings.outbox_url} to {kafka.bootstrap_servers} (Ctrl-C to stop)")
+    console.print(f"relaying {shown(app.settings.outbox_url)} to {kafka.bootstrap_servers} (Ctrl-C to stop)")
     try:
         the_relay.run(stop_on_signals(), on_sent=on_sent)
     finally:
@@ -300,7 +301,8 @@ def project(
                 },
             )  # fmt: skip
 
-    console.print(f"projecting {kafka.bootstrap_servers} into {app.settings.database_url} (Ctrl-C to stop)")
+    database = shown(app.settings.database_url)
+    console.print(f"projecting {kafka.bootstrap_servers} into {database} (Ctrl-C to stop)")
     try:
         projector.run(stop_on_signals(), on_batch)
     finally:
@@ -345,7 +347,7 @@ def _project_children(
                 },
             )  # fmt: skip
 
-    console.print(f"projecting children {shard} of {app.settings.database_url} (Ctrl-C to stop)")
+    console.print(f"projecting children {shard} of {shown(app.settings.database_url)} (Ctrl-C to stop)")
     try:
         stage.run(stop_on_signals(), on_batch)
     finally:

@@ -11,7 +11,7 @@ from consumers.alerter.config import ConfigError, load_config
 from ledger.keystore import KeystoreError
 from producers.service import ServiceKeyMissing
 from sgledger.cli.context import AppContext, UserError, listenable, pass_app
-from sgledger.settings import Settings
+from sgledger.settings import Settings, shown
 
 
 @click.command()
@@ -95,7 +95,7 @@ def serve(
         services = WebServices.open(settings, config)
     except (ConfigError, OidcConfigError, ServiceKeyMissing, KeystoreError) as exc:
         raise UserError(str(exc)) from exc
-    click.echo(f"serving {settings.database_url} on {config.base_url}", err=True)
+    click.echo(f"serving {shown(settings.database_url)} on {config.base_url}", err=True)
     try:
         asgi = create_app(services)
     except SecretTooShort as exc:

@@ -5,9 +5,11 @@ routed later. Real SQLite files and a real loopback SMTP server."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from consumers.alerter.store import AlertStore, Record
@@ -66,6 +68,7 @@ def test_an_unrouted_change_goes_to_the_fallback_and_is_listed_then_resent_to_a_
     tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
     context = AppContext(settings=Settings.resolve(data_dir=tmp_path, bootstrap_servers="127.0.0.1:1"))
+    context.ledger  # noqa: B018  (a deployment's schema first, as the services make it)
     store = AlertStore(context.settings.database_url)
     nobody = [flag_change(child="C-7", concerns=["gp/L85003"], rule=f"rule-{n}") for n in range(2)]
     routed = flag_change(child="C-8", concerns=["police/avon"])
@@ -117,3 +120,17 @@ def test_unrouted_options_misused_are_one_clear_line(tmp_path: Path) -> None:
     args = ["resend", "--to", "not an address", "--since", "2026-01-01T00:00:00Z", "--config", str(routing)]
     bad = CliRunner().invoke(alerts, args, obj=context)
     assert isinstance(bad.exception, UserError) and "not an email address" in str(bad.exception)
+
+
+def test_the_unrouted_warning_names_the_change_not_the_child(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """README: logs never carry a child's id. The fallback warning did ("child C-7"); the change
+    id finds it (`alerts pending --unrouted` lists the child to those who may see it)."""
+    store = AlertStore(f"sqlite:///{tmp_path / 'alerts.sqlite'}")
+    change = flag_change(child="C-7", concerns=["gp/L85003"], rule="rule-1")
+    with caplog.at_level(logging.WARNING, logger="consumers.alerter.store"):
+        store.apply_batch(records([change]), config(), NOW)
+    store.close()
+    [warning] = [r.getMessage() for r in caplog.records if "no routed lead" in r.getMessage()]
+    assert str(change["change_id"]) in warning and "C-7" not in warning

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import create_engine, make_url, text
 
 from consumers.alerter.store import AlertStore, Record
 from sgledger.cli.alerts import alerts
@@ -20,6 +21,7 @@ from sgledger.cli.context import AppContext, UserError
 from sgledger.settings import Settings
 from tests.alerter.conftest import SmtpServer
 from tests.alerter.helpers import REQUIRED_TOML, config, encode, flag_change, publish
+from tests.conftest import allow_connections
 from transport.kafka import KafkaSettings
 
 
@@ -60,6 +62,7 @@ def test_test_send_reports_refusal_and_bad_config(tmp_path: Path, smtp_server: S
 
 def test_pending_lists_waiting_mail(tmp_path: Path) -> None:
     context = app(tmp_path)
+    context.ledger  # noqa: B018  (a deployment's schema first, as the services make it)
     store = AlertStore(context.settings.database_url)
     now = datetime(2026, 11, 23, 10, tzinfo=UTC)
     store.apply_batch([Record("t", 0, 0, encode(flag_change()))], config(), now)
@@ -76,15 +79,18 @@ def test_pending_lists_waiting_mail(tmp_path: Path) -> None:
     assert "(not yet attempted)" in shown
 
 
-def run_alerter(tmp_path: Path, settings: KafkaSettings, config_path: Path) -> subprocess.Popen[str]:
+def run_alerter(
+    tmp_path: Path, settings: KafkaSettings, config_path: Path, database_url: str | None = None
+) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "SGLEDGER_KAFKA_PARTITIONS": str(settings.partitions),
         "SGLEDGER_KAFKA_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
         "SGLEDGER_KAFKA_HEARTBEAT_INTERVAL_MS": str(settings.heartbeat_interval_ms),
     }
+    database = ["--database-url", database_url] if database_url else []
     args = [
-        "--data-dir", str(tmp_path), "--bootstrap-servers", settings.bootstrap_servers,
+        "--data-dir", str(tmp_path), *database, "--bootstrap-servers", settings.bootstrap_servers,
         "--topic-prefix", settings.topic_prefix, "alerts", "run", "--config", str(config_path),
     ]  # fmt: skip
     return subprocess.Popen(
@@ -144,3 +150,69 @@ def test_alerts_run_on_the_embedded_default_explains_what_it_needs(tmp_path: Pat
     result = CliRunner().invoke(alerts, ["run", "--config", str(path)], obj=embedded)
     assert isinstance(result.exception, UserError)
     assert "--bootstrap-servers" in str(result.exception) and "sgledger demo" in str(result.exception)
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+def test_alerts_run_waits_out_a_database_outage_and_mails_what_arrived_meanwhile(
+    tmp_path: Path,
+    kafka_settings: KafkaSettings,
+    smtp_server: SmtpServer,
+    postgres_server: str,
+    postgres_db: str,
+) -> None:
+    """The alerter exited on the first database error (`error: OperationalError ...`), leaving
+    flag changes unmailed until someone restarted it; the projector beside it waits and resumes."""
+    path = write_config(tmp_path, smtp_server.port)
+    publish(kafka_settings, [flag_change(concerns=["police/avon"], child="child-1")])
+    proc = run_alerter(tmp_path, kafka_settings, path, postgres_db)
+    try:
+        wait_for(smtp_server, 1, proc)
+        database = make_url(postgres_db).database
+        assert database is not None
+        allow_connections(postgres_server, database, False)
+        publish(kafka_settings, [flag_change(concerns=["police/avon"], child="child-2")])
+        time.sleep(5)  # several polls and sends fail meanwhile
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        allow_connections(postgres_server, database, True)
+        wait_for(smtp_server, 2, proc)
+        time.sleep(2)  # room for a duplicate to arrive, were one to be sent
+    finally:
+        allow_connections(postgres_server, make_url(postgres_db).database or "", True)
+        log = stop(proc) if proc.poll() is None else proc.communicate()[1]
+    assert len({r.message["Message-ID"] for r in smtp_server.received}) == len(smtp_server.received) == 2
+    assert "Traceback" not in log
+
+
+@pytest.mark.postgres
+def test_alert_commands_first_on_a_fresh_database_leave_it_usable_and_refuse_an_old_one(
+    tmp_path: Path, postgres_db: str
+) -> None:
+    """The alerter first on an empty database created its tables alone: the ledger then took the
+    database for an unversioned 0.1.0 one, every service refused it and `sgledger db upgrade`
+    failed on tables that were never there. And on a database an older release made, the
+    alerter ran where every other service refuses."""
+
+    def sgledger(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [
+            sys.executable,
+            "-m",
+            "sgledger",
+            "--data-dir",
+            str(tmp_path),
+            "--database-url",
+            postgres_db,
+        ]
+        return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120)
+
+    pending = sgledger("alerts", "pending")
+    assert pending.returncode == 0, pending.stderr
+    current = sgledger("db", "current")
+    assert current.returncode == 0 and current.stdout.split()[1] == current.stdout.split()[-1], current.stdout
+    engine = create_engine(postgres_db)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0008'"))
+    engine.dispose()
+    refused = sgledger("alerts", "pending")
+    assert refused.returncode != 0
+    assert "schema is at revision 0008" in refused.stderr and "sgledger db upgrade" in refused.stderr

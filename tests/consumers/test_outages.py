@@ -16,14 +16,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from ledger.keystore import Keystore
 from ledger.signing import key_id, public_key_text
 from producers.outbox import Outbox
 from producers.relay import Relay
 from producers.sdk import Draft, Producer
-from tests.conftest import PARTNERSHIP, unavailable
+from tests.conftest import PARTNERSHIP, allow_connections, unavailable
 from tests.consumers.kafka_helpers import ProjectorProcess, count, send_events, story, wait_for_count
 from tests.ledger.factory import INCIDENT
 from tests.private_postgres import PrivatePostgres, postgres_bin
@@ -156,3 +156,32 @@ def test_embedded_broker_restart_with_events_unsent_and_unprojected(
     assert len(ids) == len(set(ids)) == len(expected) == TOTAL
     assert set(ids) == expected
     assert count(ledger_url, "SELECT count(*) FROM ledger_quarantine WHERE status <> 'readmitted'") == 0
+
+
+@pytest.mark.postgres
+def test_a_database_outage_is_one_line_per_retry_not_a_traceback(
+    kafka_settings: KafkaSettings, keystore: Keystore, tmp_path: Path, postgres_server: str, postgres_db: str
+) -> None:
+    """The projector retried every 2 s with a full traceback each time: an operator's log
+    filled with pages of SQLAlchemy internals around the one line that said what was wrong."""
+    events = story(keystore, children=4, incidents_per_child=1)
+    first, second = events[:3], events[3:]
+    database = make_url(postgres_db).database or ""
+    log = tmp_path / "p.log"
+    send_events(kafka_settings, first)
+    projector = ProjectorProcess(kafka_settings, postgres_db, keystore.directory, "outage", log)
+    try:
+        wait_for_count(postgres_db, len(first), 120, projector)
+        allow_connections(postgres_server, database, False)
+        send_events(kafka_settings, second)
+        time.sleep(5)  # two or three failed batches
+        projector.check_alive()
+        allow_connections(postgres_server, database, True)
+        wait_for_count(postgres_db, len(events), 120, projector)
+    finally:
+        allow_connections(postgres_server, database, True)
+        projector.stop()
+    text_log = log.read_text()
+    failures = [line for line in text_log.splitlines() if "projector batch failed" in line]
+    assert failures and all("OperationalError" in line for line in failures), text_log[-3000:]
+    assert "Traceback" not in text_log

@@ -289,3 +289,43 @@ def test_kept_relay_notices_a_broker_restarted_on_its_address(
         assert received == {e["id"] for e in before + after}
     finally:
         broker.stop()
+
+
+def test_a_broker_gone_longer_than_a_round_is_waited_for_not_fatal(
+    agencies: Keystore, tmp_path: Path, kafka_settings: KafkaSettings
+) -> None:
+    """With the default delivery timeout (60 s) longer than a round (30 s), a round's flush ends
+    with the records still in flight; kafka-python's close() flushes again first and raised
+    KafkaTimeoutError out of the relay, which exited (`sgledger relay` on the first broker
+    outage with events queued) and left the producer's thread running."""
+    outbox = Outbox(f"sqlite:///{tmp_path / 'outbox.sqlite'}")
+    broker = EmbeddedBroker(tmp_path / "tansu", port=free_port()).start()
+    settings = dataclasses.replace(
+        kafka_settings, bootstrap_servers=broker.bootstrap_servers,
+        request_timeout_ms=1000, max_block_ms=1000, bootstrap_timeout_ms=1000,
+    )  # fmt: skip
+    assert settings.delivery_timeout_ms > 2000
+    senders_before = _senders()  # left by earlier tests in this process, if any
+    relay = Relay(outbox, settings)
+    try:
+        before = publish_story(agencies, outbox, settings, 1)
+        assert len(relay.send_pending()) == len(before)
+        broker.stop()
+        after = publish_story(agencies, outbox, settings, 1)
+        with pytest.raises(BrokerUnavailable):
+            relay.send_pending(timeout_s=2)
+        assert outbox.pending_count() == len(after)
+        deadline = time.monotonic() + 10  # the closed producer's thread stops (not joined: close_now)
+        while not _senders() <= senders_before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _senders() <= senders_before
+        broker.start()  # the same address, an empty cluster: everything is sent again
+        assert len(relay.send_pending()) == len(before) + len(after)
+    finally:
+        relay.close()
+        broker.stop()
+
+
+def _senders() -> set[threading.Thread]:
+    """kafka-python producers' network threads alive now."""
+    return {t for t in threading.enumerate() if type(t).__name__ == "Sender" and t.is_alive()}
