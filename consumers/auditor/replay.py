@@ -129,7 +129,9 @@ def replay(
     SQLite, see the module's known limit; 1 runs in this process)."""
     target = Ledger(into_url)
     if target.count():
-        raise ValueError(f"{into_url} already holds a ledger; replay into an empty database")
+        # Not the URL: it may carry the database's password, and the message reaches the output
+        # and its logs (the command names the target with the password masked).
+        raise ValueError("the target database already holds a ledger; replay into an empty database")
     count = max(1, workers or ((os.cpu_count() or 1) if target.is_postgres else 1))
     copied = _copy(ledger, target, as_of, count, progress)
     key = root_args(root)

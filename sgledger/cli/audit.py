@@ -236,7 +236,7 @@ def replay_(app: AppContext, as_of: str, into_url: str, workers: int | None, rea
     try:
         result = replay(ledger, root, when, into_url, workers=workers)
     except ValueError as exc:
-        raise UserError(str(exc)) from exc
+        raise UserError(f"{into}: {exc}") from exc
     click.echo(
         f"replayed {result.events} events as of {format_time(when)} (signatures not re-checked: "
         f"`audit verify` does that): {result.children} children, into {into}"
