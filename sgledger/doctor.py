@@ -11,6 +11,7 @@ from __future__ import annotations
 import smtplib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +23,7 @@ from consumers.alerter.sender import open_smtp
 from consumers.alerter.store import AlertBase
 from ledger.keystore import Keystore
 from ledger.private_files import NotPrivate
+from ledger.signing import key_id
 from ledger.store import schema
 from ledger.store.errors import error_line
 from ledger.store.ledger import DatabaseUrlError, Ledger
@@ -57,6 +59,47 @@ def check_keys(keys_dir: Path) -> Iterator[Check]:
         yield Check(
             "root key offline", "warn", "the root PRIVATE key is on this machine",
             "move root.key offline: only key registration and revocation need it",
+        )  # fmt: skip
+
+
+def check_service_registration(keys_dir: Path, url: str) -> Iterator[Check]:
+    """Is the service key on this machine the one the ledger holds registered and valid now?
+    Why: a key made here and never registered (``keys init --no-service-key`` and a copied key
+    store, a key made again) signs every read and flag decision the projector then
+    quarantines, and the key file alone looked fine. Nothing to say when the key store or the
+    database failed its own checks (reported there), or before the ledger holds any event."""
+    store = Keystore(keys_dir)
+    if not (keys_dir / Keystore.ROOT_PUBLIC_FILE).exists() or not store.has_agency(SERVICE_AGENCY):
+        return
+    try:
+        ledger = Ledger(url)
+    except (DatabaseUrlError, NotPrivate, schema.SchemaOutdated, SQLAlchemyError):
+        return
+    try:
+        with ledger.read() as session:
+            registry = ledger.key_registry(session, store.root_info().root_key())
+        empty = ledger.count() == 0
+    except SQLAlchemyError:
+        return
+    finally:
+        ledger.engine.dispose()
+    kid = key_id(store.agency_private_key(SERVICE_AGENCY).public_key())
+    record = registry.get(kid)
+    register = f"where the root key is: `sgledger agency add {SERVICE_AGENCY}`, then copy its key here"
+    if record is not None and record.agency == SERVICE_AGENCY and record.valid_at(datetime.now(UTC)):
+        yield Check("service key registered", "ok", f"key {kid} is registered and valid")
+    elif empty:
+        yield Check("service key registered", "warn", "the ledger holds no event yet",
+                    "start the projector: it records the key's registration from Kafka")  # fmt: skip
+    elif record is None:
+        yield Check(
+            "service key registered", "fail",
+            f"key {kid} is not in the ledger: the projector quarantines what it signs", register,
+        )  # fmt: skip
+    else:
+        yield Check(
+            "service key registered", "fail",
+            f"key {kid} is revoked or not yet valid: the projector quarantines what it signs", register,
         )  # fmt: skip
 
 

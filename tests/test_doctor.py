@@ -57,6 +57,7 @@ def test_a_healthy_deployment_passes_every_check(deployment: Path, kafka_setting
     assert {name: c["status"] for name, c in checks.items()} == {
         "keys": "ok", "service key": "ok", "database schema": "ok", "broker": "ok",
         "partitions": "ok", "replication": "ok",
+        "service key registered": "warn",  # nothing projected yet: the registration is still in Kafka
     }  # fmt: skip
 
 
@@ -185,3 +186,22 @@ def test_a_misspelt_kafka_setting_is_named_with_the_one_it_resembles(
         "SGLEDGER_KAFKA_REPLICATION_FACTR (did you mean 'SGLEDGER_KAFKA_REPLICATION_FACTOR'?)"
         in (checks["settings"]["detail"])
     )
+
+
+def test_a_service_key_the_ledger_has_not_registered_fails_with_the_fix(tmp_path: Path) -> None:
+    """The key file alone looked fine; a key made here and never registered signs reads and
+    flag decisions that the projector quarantines. `keys init` on the embedded default
+    registers it (ok); a service key made again afterwards is not the registered one (fail)."""
+    from tests.test_cli import sgledger
+
+    sgledger(tmp_path, "keys", "init", "--partnership", "partnership/somerset")
+    code, checks = doctor(tmp_path, None)
+    assert checks["service key registered"]["status"] == "ok", checks
+    key_file = tmp_path / "keys" / "agencies" / f"{SERVICE_AGENCY.replace('/', '~')}.key"
+    key_file.unlink()
+    Keystore(tmp_path / "keys").create_agency_key(SERVICE_AGENCY)  # another key, never registered
+    code, checks = doctor(tmp_path, None)
+    assert code == 1
+    registered = checks["service key registered"]
+    assert registered["status"] == "fail" and "is not in the ledger" in registered["detail"]
+    assert registered["fix"].startswith(f"where the root key is: `sgledger agency add {SERVICE_AGENCY}`")

@@ -9,7 +9,15 @@ import click
 from rich.table import Table
 
 from sgledger.cli.context import AppContext, console, pass_app, print_json
-from sgledger.doctor import Check, check_database, check_kafka, check_keys, check_smtp, check_variables
+from sgledger.doctor import (
+    Check,
+    check_database,
+    check_kafka,
+    check_keys,
+    check_service_registration,
+    check_smtp,
+    check_variables,
+)
 from transport.kafka import KafkaSettings
 
 STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
@@ -30,7 +38,11 @@ def doctor(app: AppContext, routing_file: Path | None, as_json: bool) -> None:
 
     Only reads; exits 1 if any check fails, with the fix beside it."""
     settings = app.settings
-    checks: list[Check] = [*check_keys(settings.keys_dir), *check_database(settings.database_url)]
+    checks: list[Check] = [
+        *check_keys(settings.keys_dir),
+        *check_database(settings.database_url),
+        *check_service_registration(settings.keys_dir, settings.database_url),
+    ]
     if settings.embedded:
         checks.append(Check("broker", "ok", "embedded (started by each command; nothing to check)"))
     else:
