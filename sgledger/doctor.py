@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from consumers.alerter.config import ConfigError, load_config
@@ -27,6 +27,7 @@ from ledger.signing import key_id
 from ledger.store import schema
 from ledger.store.errors import error_line
 from ledger.store.ledger import DatabaseUrlError, Ledger
+from ledger.store.models import AcceptedEvent
 from ledger.vocabulary import SERVICE_AGENCY, did_you_mean
 from transport.kafka import BrokerUnavailable, KafkaSettings, admin_client
 
@@ -78,7 +79,7 @@ def check_service_registration(keys_dir: Path, url: str) -> Iterator[Check]:
     try:
         with ledger.read() as session:
             registry = ledger.key_registry(session, store.root_info().root_key())
-        empty = ledger.count() == 0
+            empty = session.scalar(select(AcceptedEvent.position).limit(1)) is None  # not a count
     except SQLAlchemyError:
         return
     finally:
