@@ -82,7 +82,6 @@ class ReplayResult:
     events: int  # events copied (recorded by T, and every key event)
     children: int  # children evaluated and written
     failed: int  # children whose evaluation raised (logged; left without views)
-    into_url: str
 
 
 def recorded_by(
@@ -143,7 +142,7 @@ def replay(
             shards = [Shard(i, count) for i in range(1, count + 1)]
             done = list(pool.map(project_shard, [into_url] * count, [key] * count, [as_of] * count, shards))
         children, failed = sum(d[0] for d in done), sum(d[1] for d in done)
-    return ReplayResult(copied, children, failed, into_url)
+    return ReplayResult(copied, children, failed)
 
 
 def _copy(
