@@ -86,21 +86,17 @@ def check_service_registration(keys_dir: Path, url: str) -> Iterator[Check]:
         ledger.engine.dispose()
     kid = key_id(store.agency_private_key(SERVICE_AGENCY).public_key())
     record = registry.get(kid)
-    register = f"where the root key is: `sgledger agency add {SERVICE_AGENCY}`, then copy its key here"
-    if record is not None and record.agency == SERVICE_AGENCY and record.valid_at(datetime.now(UTC)):
+    registered = record is not None and record.agency == SERVICE_AGENCY  # not another agency's key
+    if registered and record is not None and record.valid_at(datetime.now(UTC)):
         yield Check("service key registered", "ok", f"key {kid} is registered and valid")
     elif empty:
         yield Check("service key registered", "warn", "the ledger holds no event yet",
                     "start the projector: it records the key's registration from Kafka")  # fmt: skip
-    elif record is None:
-        yield Check(
-            "service key registered", "fail",
-            f"key {kid} is not in the ledger: the projector quarantines what it signs", register,
-        )  # fmt: skip
     else:
+        why = "is revoked or not yet valid" if registered else f"is not in the ledger as {SERVICE_AGENCY}'s"
         yield Check(
-            "service key registered", "fail",
-            f"key {kid} is revoked or not yet valid: the projector quarantines what it signs", register,
+            "service key registered", "fail", f"key {kid} {why}: the projector quarantines what it signs",
+            f"where the root key is: `sgledger agency add {SERVICE_AGENCY}`, then copy its key here",
         )  # fmt: skip
 
 
