@@ -39,7 +39,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from ledger.envelope import SignedEvent
@@ -279,6 +279,15 @@ class Outbox:
         self._heads: set[str] = set()  # agencies whose head row is known to exist
         dialect = self.engine.dialect
         sqlite = dialect.name == "sqlite"
+        # This object's SQLite writers take turns here before ``BEGIN IMMEDIATE`` (``_turn``).
+        # Why (issue 11): SQLite's busy handler polls a held write lock with sleeps of up to
+        # 100 ms, so a second gateway request waiting for the first one's commit started
+        # signing up to that long after it could have; a lock in the process hands over at
+        # once. Writers in other processes still meet SQLite's own wait; PostgreSQL's row lock
+        # on the head wakes its waiter itself and lets appends for different agencies run
+        # together.
+        self._writers = threading.Lock() if sqlite else None
+        self._busy_timeout_s = busy_timeout_s
         self._driver_insert = (
             str(insert(_EVENTS).compile(dialect=dialect, column_keys=list(ROW_COLUMNS))) if sqlite else None
         )
@@ -288,8 +297,23 @@ class Outbox:
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
+        with self._turn(), self._sessions.begin() as session:
             yield session
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """This writer's turn among the object's SQLite writers, waited for no longer than
+        SQLite's own busy timeout, and failing as SQLite does ("database is locked": callers
+        already answer it, the gateway with a 503 and Retry-After)."""
+        if self._writers is None:
+            yield
+            return
+        if not self._writers.acquire(timeout=self._busy_timeout_s):
+            raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked"))
+        try:
+            yield
+        finally:
+            self._writers.release()
 
     def append(
         self,

@@ -188,11 +188,15 @@ _BROKEN = ("broken",)
 
 
 def _read_job(
-    conn: Connection, messages: queue.SimpleQueue[Any], request: tuple[Any, ...] | None, sent: threading.Event
+    conn: Connection,
+    messages: queue.SimpleQueue[Any],
+    request: tuple[Any, ...] | None,
+    sent: threading.Event,
+    read_all: Callable[[], None],
 ) -> None:
     """The reader thread of one job: sends the job (``request``, when given) and then reads
-    every message the worker sends, in order, up to the job's last one, or ``_BROKEN`` once
-    the pipe breaks.
+    every message the worker sends, in order, up to the job's last one (and then calls
+    ``read_all``: the worker is free for the next job), or ``_BROKEN`` once the pipe breaks.
 
     Why the job is sent here (issue 11): the body crosses the pipe whole, and a body larger
     than the socket's buffer (~200 KB; a 3,000-draft body is ~860 KB) blocks ``send`` until the
@@ -216,32 +220,69 @@ def _read_job(
             return
         messages.put(message)
         if message[0] in LAST:
+            read_all()
             return
 
 
 class Job:
-    """One batch as the worker reports it; ``prepared()`` is read inside the outbox transaction."""
+    """One batch as the worker reports it; ``prepared()`` is read inside the outbox transaction.
 
-    def __init__(self, conn: Connection, silence_s: float, received: Callable[[], None]) -> None:
+    The job holds the worker from its sending until its reader thread has read its last
+    message, not until the serving process has signed it: then the worker takes the next
+    request's job while this one's last chunks are still being signed and committed. Why
+    (issue 11): the serving process's signing thread is the batch's critical path, and with
+    the worker held for a whole request, a second request in flight waited for the first's
+    commit before its first draft was even read: each request's head (the worker reading the
+    body and its first chunk) and tail (the commit, the answer, the client's next upload) were
+    serial time on that thread. ``release_worker`` is called exactly once: by the reader at the
+    job's last message, or by ``DraftWorker.job`` after replacing a lost worker."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        silence_s: float,
+        received: Callable[[], None],
+        release_worker: Callable[[], None],
+    ) -> None:
         self._conn = conn
         self._silence_s = silence_s
         self._received = received
-        self.finished = False  # the worker sent this job's last message
+        self._release_worker = release_worker
+        self.finished = False  # the serving process has read this job's last message
         self.lost = False  # the worker died or hung: it must be replaced
         self._hash: str | None = None  # the request's hash, with the job's last message
         self._started = False  # the worker's "start" was read
         self._messages: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._sent = threading.Event()  # the job is sent (or its sending failed): the pipe is free
         self._reader: threading.Thread | None = None
+        self._holding = True  # the worker is this job's (see the class's docstring)
+        # held while a "cancel" is sent, so that it always reaches the worker before the next job
+        self._holding_lock = threading.Lock()
 
     def read(self, request: tuple[Any, ...] | None = None) -> None:
         """Send the job (``request``; None: it was sent already) and read the worker's messages
         for it, on the job's reader thread (``_read_job``)."""
         self._reader = threading.Thread(
-            target=_read_job, args=(self._conn, self._messages, request, self._sent),
+            target=_read_job, args=(self._conn, self._messages, request, self._sent, self.let_go),
             name="sgledger-gateway-drafts-reader", daemon=True,
         )  # fmt: skip
         self._reader.start()
+
+    def let_go(self) -> None:
+        """Free the worker for the next job (once; later calls do nothing)."""
+        with self._holding_lock:
+            if not self._holding:
+                return
+            self._holding = False
+        self._release_worker()
+
+    def take_back(self) -> bool:
+        """Keep the worker from the next job (the caller replaces it, then calls
+        ``release_worker`` itself): True if it was still this job's, False if the reader had
+        already read the job's end and let it go (then it is in step and left alone)."""
+        with self._holding_lock:
+            holding, self._holding = self._holding, False
+        return holding
 
     def stop_reading(self, timeout_s: float) -> None:
         """Wait for the reader thread (it ends at the job's last message, or when the pipe
@@ -323,21 +364,23 @@ class Job:
             raise RuntimeError(f"the draft worker sent {message[0]!r}, expected {expected!r}")
 
     def abandon(self) -> None:
-        """The serving process stops reading (refused, replayed, failed): tell the worker and
-        read up to the job's last message, so the next job starts in step. The job's own
-        sending must be over first (the reader thread sends it): two threads writing one pipe
-        would interleave their bytes."""
+        """The serving process stops reading (refused, replayed, failed): tell the worker, if
+        it is still on this job, and read up to the job's last message. The job's own sending
+        must be over first (the reader thread sends it): two threads writing one pipe would
+        interleave their bytes."""
         if not self._sent.wait(self._silence_s):
             self.lost = True
             raise worker_unavailable(f"took no job for {self._silence_s:.0f} s")
-        self._conn.send(("cancel",))
+        with self._holding_lock:
+            if self._holding:
+                self._conn.send(("cancel",))
         while not self.finished:
             self.finished = self._recv()[0] in LAST
 
 
 class DraftWorker:
-    """The worker process, started at once and again whenever one is lost; one job at a time
-    (the outbox's write lock serialises batches anyway). Started with ``spawn``, which imports
+    """The worker process, started at once and again whenever one is lost; one job at a time,
+    each held only until its last message is read (``Job``). Started with ``spawn``, which imports
     the main module again in the worker: a program embedding the gateway needs the usual
     ``if __name__ == "__main__"`` guard (the CLI's entry points have it)."""
 
@@ -392,26 +435,37 @@ class DraftWorker:
 
     @contextmanager
     def job(self, raw: bytes, ndjson: bool, want_hash: bool, max_events: int) -> Iterator[Job]:
-        with self._lock:
+        """One batch's job: waits until the worker is free (the previous job's last message
+        read, not its batch signed: see ``Job``), sends the job and yields it."""
+        self._lock.acquire()  # released by the job (``Job.let_go``) or below, whichever first
+        try:
             if self._process is None or not self._process.is_alive():
                 self._stop()
                 self._start()
             assert self._conn is not None
-            job = Job(self._conn, self.silence_s, self._count_chunk)
-            try:
-                job.read(("job", raw, ndjson, want_hash, max_events))  # sent on the job's reader thread
-                yield job
-            finally:
-                if not job.finished and not job.lost:
-                    try:
-                        job.abandon()
-                    except (ProblemError, OSError):
-                        job.lost = True
-                if job.lost:
+            job = Job(self._conn, self.silence_s, self._count_chunk, self._lock.release)
+        except BaseException:
+            self._lock.release()
+            raise
+        try:
+            job.read(("job", raw, ndjson, want_hash, max_events))  # sent on the job's reader thread
+            yield job
+        finally:
+            if not job.finished and not job.lost:
+                try:
+                    job.abandon()
+                except (ProblemError, OSError):
+                    job.lost = True
+            if job.lost and job.take_back():  # still this job's worker: replace it
+                try:
                     self._kill()
-                job.stop_reading(5)  # it has read the job's last message, or the pipe broke
-                if job.lost:
+                    job.stop_reading(5)  # the pipe broke
                     self._stop()
+                finally:
+                    self._lock.release()
+            else:
+                job.stop_reading(5)  # it has read the job's last message
+                job.let_go()  # a reader that could not start never did
 
     def close(self) -> None:
         with self._lock:

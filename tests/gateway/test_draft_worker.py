@@ -304,7 +304,7 @@ def test_the_serving_side_says_idle_only_when_no_chunk_is_waiting(service: Gatew
     ready = [p for p, _ in checked(service.producer.preparer, items, batch=True)]
     assert all(p is not None for p in ready)
     here, worker_end = multiprocessing.Pipe()
-    job = Job(here, 10.0, lambda: None)
+    job = Job(here, 10.0, lambda: None, lambda: None)
     job.read()
     worker_end.send(("start",))
     worker_end.send(("prepared", [framed(p) for p in ready[:2] if p is not None]))
@@ -428,3 +428,61 @@ def test_the_worker_is_never_held_back_by_the_signing_process(service: Gateway) 
         os.kill(pid, signal.SIGKILL)
         prepared = [p for p in job.prepared() if p is not None]
     assert [p.event()["data"]["incident_ref"] for p in prepared] == [f"INC-{n}" for n in range(3000)]
+
+
+def test_the_worker_takes_the_next_job_once_a_job_is_read_not_once_it_is_signed(service: Gateway) -> None:
+    """A job holds the worker only until its last message is read (``Job``): with a first
+    batch's drafts all checked but none yet signed (its request still open, as while its
+    chain is signed and committed), a second request's whole batch is checked meanwhile, and
+    both then come out whole and in order. Why (issue 11): with two requests in flight, the
+    second's drafts are ready when the first commits, instead of its head (the body crossing
+    the pipe, the first chunk) adding to the signing thread's serial time."""
+    assert service.worker is not None
+    first_items = [draft(data={**INCIDENT, "incident_ref": f"A-{n}"}) for n in range(500)]
+    second_items = [draft(data={**INCIDENT, "incident_ref": f"B-{n}"}) for n in range(500)]
+    second: dict[str, Any] = {}
+
+    def other_request() -> None:
+        assert service.worker is not None
+        with service.worker.job(json.dumps(second_items).encode(), False, False, 10_000) as job:
+            second["prepared"] = [p for p in job.prepared() if p is not None]
+
+    with service.worker.job(json.dumps(first_items).encode(), False, False, 10_000) as job:
+        job.start()
+        thread = threading.Thread(target=other_request)
+        thread.start()
+        thread.join(20)  # the first job's drafts are not read yet: it is still "being signed"
+        assert not thread.is_alive(), "the second request waited for the first one to end"
+        first = [p for p in job.prepared() if p is not None]
+    assert [p.event()["data"]["incident_ref"] for p in first] == [f"A-{n}" for n in range(500)]
+    assert [p.event()["data"]["incident_ref"] for p in second["prepared"]] == [f"B-{n}" for n in range(500)]
+    after = service.publish_draft_batch(CALLER, None, body(3), ndjson=False)  # still in step
+    assert len(after.events) == 3
+
+
+def test_a_job_abandoned_after_the_worker_moved_on_leaves_the_next_job_whole(service: Gateway) -> None:
+    """A request that stops reading (refused, replayed, failed) after its job's end was
+    read sends no "cancel": the worker may already be on the next request's job, which a
+    stray cancel would cut short. Both requests end with what they should."""
+    assert service.worker is not None
+    items = [draft(data={**INCIDENT, "incident_ref": f"A-{n}"}) for n in range(300)]
+    second: dict[str, Any] = {}
+    started, release = threading.Event(), threading.Event()
+
+    def other_request() -> None:
+        assert service.worker is not None
+        with service.worker.job(body(2000), False, False, 10_000) as job:
+            job.start()  # the worker has begun this job: the first one's end was read
+            started.set()
+            release.wait(30)  # the first request abandons its job meanwhile
+            second["prepared"] = [p for p in job.prepared() if p is not None]
+
+    with service.worker.job(json.dumps(items).encode(), False, False, 10_000) as job:
+        job.start()
+        thread = threading.Thread(target=other_request)
+        thread.start()
+        assert started.wait(30)
+    release.set()  # the first job was abandoned unread
+    thread.join(60)
+    refs = [p.event()["data"]["incident_ref"] for p in second["prepared"]]
+    assert refs == [f"INC-{n}" for n in range(2000)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from multiprocessing.synchronize import Barrier as BarrierType
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ledger.canonical import canonical_json, event_digest
 from ledger.envelope import SignedEvent
@@ -274,3 +275,80 @@ def test_a_source_that_fails_after_waiting_stores_nothing(agencies: Keystore, ou
         producer.append_prepared(failing())
     assert producer.outbox.events(POLICE) == [] and producer.outbox.head(POLICE) == (0, "")
     producer.outbox.close()
+
+
+def _held_append(
+    producer: Producer, items: list[Prepared], release: threading.Event, done: dict[str, float]
+) -> threading.Thread:
+    """An append on a thread of its own that holds its transaction (the write lock) after its
+    first item until ``release`` is set; ``done["at"]`` is when it returned (committed)."""
+
+    def source() -> Iterator[Prepared]:
+        yield items[0]
+        release.wait(30)
+        yield from items[1:]
+
+    def run() -> None:
+        producer.outbox.append_each(POLICE, source(), producer._sign, producer._same)
+        done["at"] = time.monotonic()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_a_waiting_sqlite_writer_begins_as_soon_as_the_one_before_commits(
+    agencies: Keystore, tmp_path: Path
+) -> None:
+    """Two appends of one outbox object on SQLite: the second begins its transaction at once
+    when the first commits, not when SQLite's busy handler next polls (its sleeps grow to
+    100 ms). Why (issue 11): the gateway keeps two batch requests in flight, and the second
+    one's signing starts at the first one's commit; each late start was serial time."""
+    producer = Producer(POLICE, agencies, f"sqlite:///{tmp_path / 'outbox.sqlite'}")
+    prepared = _prepared(producer, 40)
+    lags = []
+    for trial in range(5):
+        first, second = prepared[trial * 8 : trial * 8 + 4], prepared[trial * 8 + 4 : trial * 8 + 8]
+        release, done, began = threading.Event(), dict[str, float](), []
+        holder = _held_append(producer, first, release, done)
+        time.sleep(0.1)  # the first holds the write lock
+
+        def source(items: list[Prepared] = second, began: list[float] = began) -> Iterator[Prepared]:
+            began.append(time.monotonic())  # read inside the second's transaction
+            yield from items
+
+        waiter = threading.Thread(
+            target=lambda: producer.outbox.append_each(POLICE, source(), producer._sign, producer._same)
+        )
+        waiter.start()
+        time.sleep(0.4)  # the second waits (SQLite's busy handler would be sleeping 100 ms at a time)
+        release.set()
+        holder.join(30)
+        waiter.join(30)
+        lags.append(began[0] - done["at"])
+    assert sorted(lags)[2] < 0.015, lags  # the median lag: SQLite's polling gave 28 ms, in turn 1-2
+    assert_chain(producer.outbox, POLICE, 40)
+    producer.outbox.close()
+
+
+def test_a_sqlite_writer_kept_waiting_past_the_busy_timeout_fails_as_sqlite_does(
+    agencies: Keystore, tmp_path: Path
+) -> None:
+    """Writers of one outbox object that wait for each other in the process still give up
+    after the outbox's busy timeout with SQLite's own "database is locked" (the gateway
+    answers it 503 with Retry-After), and the retry, once the lock is free, stores once."""
+    outbox = Outbox(f"sqlite:///{tmp_path / 'outbox.sqlite'}", busy_timeout_s=0.3)
+    producer = Producer(POLICE, agencies, outbox)
+    prepared = _prepared(producer, 3)
+    release, done = threading.Event(), dict[str, float]()
+    holder = _held_append(producer, prepared[:2], release, done)
+    time.sleep(0.1)
+    started = time.monotonic()
+    with pytest.raises(OperationalError, match="database is locked"):
+        outbox.append_each(POLICE, iter(prepared[2:]), producer._sign, producer._same)
+    assert 0.25 < time.monotonic() - started < 5
+    release.set()
+    holder.join(30)
+    outbox.append_each(POLICE, iter(prepared[2:]), producer._sign, producer._same)
+    assert_chain(outbox, POLICE, 3)
+    outbox.close()
