@@ -36,10 +36,12 @@ import hashlib
 import json
 import os
 import pickle
+import queue
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -174,6 +176,41 @@ def start(data_dir: Path, *options: str) -> tuple[subprocess.Popen[bytes], str, 
     return process, url, token
 
 
+def send_batches(url: str, token: str, bodies: list[str], batch_size: int, concurrency: int) -> None:
+    """Send every body as one batch request, ``concurrency`` of them in flight at once (each
+    sender its own keep-alive connection, taking the next body when its answer has come), and
+    check each answer as an agency's loader would: it keeps the ids it was given."""
+    pending = queue.SimpleQueue[str]()
+    for body in bodies:
+        pending.put(body)
+    failures: list[BaseException] = []
+
+    def sender() -> None:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=600) as http:
+            while not failures:
+                try:
+                    body = pending.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    answer = http.post(
+                        "/v1/events/batch", content=body, headers={"Content-Type": "application/json"}
+                    )
+                    answer.raise_for_status()
+                    if len([e["id"] for e in answer.json()["events"]]) != batch_size:
+                        raise SystemExit("the gateway answered for fewer events than were sent")
+                except BaseException as exc:  # reported once every sender has stopped
+                    failures.append(exc)
+
+    senders = [threading.Thread(target=sender, name=f"bench-sender-{n}") for n in range(concurrency)]
+    for thread in senders:
+        thread.start()
+    for thread in senders:
+        thread.join()
+    if failures:
+        raise failures[0]
+
+
 def bound(count: int, repeats: int = 5) -> dict[str, float]:
     """CPU microseconds per event of each side of a batch of ``count`` drafts, alone (see the
     module's docstring), the least of ``repeats`` runs (a shared host's load only ever adds):
@@ -238,8 +275,17 @@ def main() -> None:
         action="store_true",
         help="also measure each side of a batch alone, by CPU time (see above)",
     )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=2,
+        help="batch requests in flight at once, each on a connection of its own (default 2, as "
+        "docs/gateway.md advises a loader: see the module's docstring)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    if args.concurrency < 1:
+        parser.error("--concurrency must be at least 1")
 
     signs = {lib: sign_rate(2.0, library=lib) for lib in ("libsodium", "cryptography")}
     sign_cpu_us = {lib: 1e6 / sign_rate(2.0, library=lib, clock=time.process_time) for lib in signs}
@@ -262,33 +308,23 @@ def main() -> None:
                     json.dumps([draft(args.single + b * args.batch_size + i) for i in range(args.batch_size)])
                     for b in range(args.batches)
                 ]
-                batch_times, batch_cpu, worker_cpu, client_cpu = [], [], [], []
                 # the draft worker, among the children (multiprocessing's resource tracker is one too)
                 threads0 = {"serving": thread_times(process.pid), "worker": children_threads(process.pid)}
-                for body in bodies:
-                    t0, (cpu0, worker0) = time.perf_counter(), cpu_split(process.pid)
-                    client0 = time.process_time()
-                    answer = http.post(
-                        "/v1/events/batch", content=body, headers={"Content-Type": "application/json"}
-                    )
-                    answer.raise_for_status()
-                    # what an agency's loader does with the answer: keep the ids it was given
-                    if len([e["id"] for e in answer.json()["events"]]) != args.batch_size:
-                        raise SystemExit("the gateway answered for fewer events than were sent")
-                    batch_times.append(time.perf_counter() - t0)
-                    client_cpu.append(time.process_time() - client0)
-                    cpu1, worker1 = cpu_split(process.pid)
-                    batch_cpu.append(cpu1 - cpu0)
-                    worker_cpu.append(worker1 - worker0)
+                cpu0, worker0 = cpu_split(process.pid)
+                client0, t0 = time.process_time(), time.perf_counter()
+                send_batches(url, token, bodies, args.batch_size, args.concurrency)
+                batch_s = time.perf_counter() - t0
+                client_s = time.process_time() - client0
+                cpu1, worker1 = cpu_split(process.pid)
                 threads1 = {"serving": thread_times(process.pid), "worker": children_threads(process.pid)}
         finally:
             process.terminate()
             process.wait(30)
     quantiles = statistics.quantiles(latencies, n=100)
     batch_events = args.batches * args.batch_size
-    per_s = batch_events / sum(batch_times)
-    cpu_us = 1e6 * sum(batch_cpu) / batch_events
-    worker_us = 1e6 * sum(worker_cpu) / batch_events
+    per_s = batch_events / batch_s
+    cpu_us = 1e6 * (cpu1 - cpu0) / batch_events
+    worker_us = 1e6 * (worker1 - worker0) / batch_events
     # Two processes on two cores: the batch rate is bound by the busier one (the serving
     # process, which signs, when the split works), not by their sum.
     critical_us = max(cpu_us, worker_us)
@@ -303,6 +339,7 @@ def main() -> None:
         "single_latency_ms_p99": round(quantiles[98] * 1000, 2),
         "batch_events": batch_events,
         "batch_size": args.batch_size,
+        "batch_concurrency": args.concurrency,
         "batch_events_per_s": round(per_s),
         "batch_share_of_sign_rate": round(per_s / signs["libsodium"], 3),
         "batch_share_of_sign_rate_cryptography": round(per_s / signs["cryptography"], 3),
@@ -312,7 +349,7 @@ def main() -> None:
         # this benchmark's own share of the two cores during the batches (httpx sending the body,
         # reading and parsing the answer; the bodies are built before, as a loader sending an
         # NDJSON file it already has would): it is inside the wall time
-        "batch_client_cpu_us_per_event": round(1e6 * sum(client_cpu) / batch_events, 1),
+        "batch_client_cpu_us_per_event": round(1e6 * client_s / batch_events, 1),
         "sign_cpu_us_libsodium": round(sign_cpu_us["libsodium"], 1),
         "sign_cpu_us_cryptography": round(sign_cpu_us["cryptography"], 1),
         "batch_cpu_share_of_sign_rate": round(sign_cpu_us["libsodium"] / critical_us, 3),
@@ -327,8 +364,8 @@ def main() -> None:
     result["cores"] = cores
     result["batch_all_cpu_us_per_event"] = round(all_us, 1)
     result["batch_ceiling_share_of_sign_rate"] = round(cores * sign_cpu_us["libsodium"] / all_us, 3)
-    for side in threads0:
-        split = busiest_thread(threads0[side], threads1[side], sum(batch_times), batch_events)
+    for side in threads0 if args.concurrency == 1 else ("worker",):
+        split = busiest_thread(threads0[side], threads1[side], batch_s, batch_events)
         if split is not None:
             result[f"batch_{side}_thread"] = split
     if args.bound:
@@ -349,7 +386,8 @@ def main() -> None:
         f"p50 {result['single_latency_ms_p50']} ms, p99 {result['single_latency_ms_p99']} ms"
     )
     print(
-        f"batches of {args.batch_size}:              {result['batch_events_per_s']:,} events/s "
+        f"batches of {args.batch_size}, {args.concurrency} in flight: "
+        f"{result['batch_events_per_s']:,} events/s "
         f"({result['batch_share_of_sign_rate']:.0%} of libsodium's sign rate, "
         f"{result['batch_share_of_sign_rate_cryptography']:.0%} of cryptography's)"
     )
