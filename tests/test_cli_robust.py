@@ -105,3 +105,21 @@ def test_disk_full_after_the_outbox_commit_says_so_and_a_retry_with_the_id_store
     other = run(*draft[:-1], json.dumps({**INCIDENT, "incident_ref": "INC-2"}), "--id", event["id"], ok=False)
     assert other.returncode == 2 and "is already used, with other content" in other.stderr
     assert police_events(database) == [(event["id"], 1)]
+
+
+def test_publish_says_where_the_event_is_when_it_was_in_kafka_before_the_command(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    """A retry of an event already sent (or one a running relay sent first) was answered "sent 0
+    event(s) to Kafka", which reads as if it had not been: the answer says where it is."""
+    run = partial(sgledger, tmp_path, "--bootstrap-servers", kafka_bootstrap, "--topic-prefix", "cli-deliver")
+    run("keys", "init", "--partnership", "partnership/somerset")
+    run("agency", "add", "police/avon-somerset")
+    draft = ("publish", "--agency", "police/avon-somerset", "--type", "incident.reported", "--child", "C-1",
+             "--time", "2024-03-05T21:40:00+00:00", "--data", json.dumps(INCIDENT), "--json")  # fmt: skip
+    first = json.loads(run(*draft).stdout)
+    assert first["delivery"].startswith("sent 1 event(s) to Kafka (this one at cli-deliver.")
+    again = json.loads(run(*draft, "--id", first["event"]["id"]).stdout)
+    assert again["event"] == first["event"]
+    assert again["delivery"].startswith("already in Kafka (cli-deliver."), again["delivery"]
+    assert "sent before this command" in again["delivery"]

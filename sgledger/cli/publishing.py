@@ -95,7 +95,7 @@ def deliver_stored(app: AppContext, event: Mapping[str, Any]) -> str:
     """``deliver`` for an event already committed to the outbox: a failure says so, with the
     event's id (exit code 3), rather than reading like nothing happened."""
     try:
-        return deliver(app)
+        return deliver(app, event["id"])
     except Exception as exc:
         raise StoredNotDelivered(event, exc) from exc
 
@@ -169,7 +169,12 @@ def service_producer(app: AppContext) -> ServiceProducer:
         raise UserError(str(exc)) from exc
 
 
-def deliver(app: AppContext) -> str:
+def deliver(app: AppContext, event_id: str) -> str:
+    """Send what the outbox holds, and say where the event ``event_id`` (the last one just
+    published) got to: in Kafka, by this call or before it (a retry of a stored event, or a
+    relay running beside this command, sends it first: "sent 0 event(s)" read as if it had not
+    been), or still queued for `sgledger relay`. The outbox sends in chain order, so the last
+    event in Kafka means every one before it is."""
     settings = app.settings
     if settings.embedded:
         with Pipeline(settings, app.ledger, app.root_key()) as pipeline:
@@ -178,8 +183,25 @@ def deliver(app: AppContext) -> str:
     kafka = KafkaSettings.from_env(
         bootstrap_servers=settings.bootstrap_servers, topic_prefix=settings.topic_prefix
     )
+    outbox = Outbox(settings.outbox_url)
     try:
-        sent = Relay(Outbox(settings.outbox_url), kafka).send_pending(timeout_s=15)
-    except BrokerUnavailable as exc:
-        return f"queued in the outbox; Kafka is unreachable ({exc}); `sgledger relay` will send it"
-    return f"sent {len(sent)} event(s) to Kafka"
+        try:
+            sent = Relay(outbox, kafka).send_pending(timeout_s=DELIVER_S)
+        except BrokerUnavailable as exc:
+            return f"queued in the outbox; Kafka is unreachable ({exc}); `sgledger relay` will send it"
+        row = outbox.rows([event_id]).get(event_id)
+        if row is None or row.sent_at is None:
+            return (
+                f"sent {len(sent)} event(s) to Kafka in {DELIVER_S:.0f} s and {outbox.pending_count()} are "
+                "still queued in the outbox, this one among them; `sgledger relay` will send them"
+            )
+        where = f"{row.topic} partition {row.kafka_partition} offset {row.kafka_offset}"
+        if event_id in sent:
+            return f"sent {len(sent)} event(s) to Kafka (this one at {where})"
+        return f"already in Kafka ({where}), sent before this command (a retry, or a running relay)"
+    finally:
+        outbox.close()
+
+
+# How long ``deliver`` sends before leaving the rest to `sgledger relay`.
+DELIVER_S = 15.0
