@@ -300,10 +300,11 @@ def main() -> None:
     sign_cpu_us = {lib: 1e6 / sign_rate(2.0, library=lib, clock=time.process_time) for lib in signs}
     with tempfile.TemporaryDirectory(prefix="sgledger-bench-gateway-") as tmp:
         process, url, token = start(Path(tmp), *(["--no-draft-worker"] if args.no_draft_worker else []))
+        connect = partial(
+            httpx.Client, base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=600
+        )
         try:
-            with httpx.Client(
-                base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=600
-            ) as http:
+            with connect() as http:
                 for n in range(20):  # warm up (imports, caches, connection)
                     http.post("/v1/events", json=draft(-n - 1)).raise_for_status()
                 latencies = []
@@ -319,10 +320,7 @@ def main() -> None:
                 ]
                 # one client per request in flight, connected before the clock starts (a new
                 # client's SSL context alone costs 20-35 ms of CPU, though nothing here is TLS)
-                senders = [http] + [
-                    httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=600)
-                    for _ in range(args.concurrency - 1)
-                ]
+                senders = [http] + [connect() for _ in range(args.concurrency - 1)]
                 try:
                     for sender in senders:
                         sender.get("/v1/chain").raise_for_status()
