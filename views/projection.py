@@ -70,11 +70,29 @@ _LINKS: Table = PersonLinkRow.__table__  # type: ignore[assignment]
 class ChildFailed(Exception):
     """Projecting ``child`` raised ``error`` (a fault in the rules or the view code, not in the
     database): the caller decides whose fault it is (the messages that touched the child, or
-    nobody's, in a sweep)."""
+    nobody's, in a sweep). ``trigger``: the event that changed the child, "" for a sibling or a
+    deadline.
 
-    def __init__(self, child: str, error: Exception) -> None:
-        super().__init__(f"child {child} failed: {type(error).__name__}")
-        self.child, self.error = child, error
+    Its own message and ``described`` never carry the child's id, because both end up in logs,
+    which the partnership promises never carry a child's or person's id (README, "Operating"):
+    a log names the event that touched the child instead, which leads someone entitled to read
+    the ledger to the child, and no one else."""
+
+    def __init__(self, child: str, error: Exception, trigger: str = "") -> None:
+        super().__init__(f"a child failed: {type(error).__name__}")
+        self.child, self.error, self.trigger = child, error, trigger
+
+    def described(self) -> str:
+        """For a log line: what names the child without its id, and the error's class and
+        first line (cut short: a database error's text can carry values), with the child's id
+        masked (an error's text may quote it: a ``KeyError`` does)."""
+        first = (str(self.error).splitlines() or [""])[0][:200]
+        detail = f"{type(self.error).__name__}: {first}"
+        if self.child:
+            detail = detail.replace(self.child, "<child>")
+        if self.trigger:
+            return f"the child changed by event {self.trigger}: {detail}"
+        return f"a child no event here named (re-evaluated for a sibling, a deadline or a replay): {detail}"
 
 
 @dataclass(frozen=True)
@@ -137,7 +155,7 @@ def evaluate_children(
         except reraise:
             raise
         except Exception as error:
-            raise ChildFailed(child, error) from error
+            raise ChildFailed(child, error, wanted[child]) from error
     return evaluations
 
 
@@ -363,7 +381,7 @@ def write_children(
         except reraise:
             raise
         except Exception as error:
-            raise ChildFailed(done.child, error) from error
+            raise ChildFailed(done.child, error, done.trigger) from error
     rows.write()
     return changes
 

@@ -58,7 +58,7 @@ from sqlalchemy import and_, distinct, func, or_, select
 
 from consumers.auditor.checks import RootArgs, root_args
 from consumers.projection.shard import Shard
-from consumers.projector.applier import INFRASTRUCTURE_ERRORS, NOT_CHILD_EVENTS, internal_error
+from consumers.projector.applier import INFRASTRUCTURE_ERRORS, NOT_CHILD_EVENTS
 from ledger.keyregistry import RootKey
 from ledger.store.ledger import KEY_EVENT_TYPES, Acceptance, Ledger
 from ledger.store.models import AcceptedEvent
@@ -264,6 +264,5 @@ def _evaluate(
             except ChildFailed as failure:
                 if failure.child in skipped:
                     raise failure.error from failure
-                detail = internal_error(failure.error).detail
-                log.error("replaying child %s failed: %s", failure.child, detail)
+                log.error("replaying failed for %s", failure.described())
                 skipped.add(failure.child)

@@ -38,7 +38,6 @@ from consumers.projector.applier import (
     INFRASTRUCTURE_ERRORS,
     NOT_CHILD_EVENTS,
     ApplyStats,
-    internal_error,
     utc_now,
 )
 from ledger.keyregistry import RootKey
@@ -205,7 +204,7 @@ class ChildProjection:
     def _skip(failure: ChildFailed, skipped: set[str]) -> None:
         if failure.child in skipped:  # raised again for a child already set aside: not its fault
             raise failure.error from failure
-        log.error("projecting child %s failed: %s", failure.child, internal_error(failure.error).detail)
+        log.error("projecting failed for %s", failure.described())
         skipped.add(failure.child)
 
     def run(

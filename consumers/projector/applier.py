@@ -474,7 +474,7 @@ class Applier:
             except ChildFailed as failure:
                 if failure.child in skipped:
                     raise failure.error from failure
-                log.error("re-evaluating child %s failed: %s", failure.child, internal_error(failure.error))
+                log.error("re-evaluating failed for %s", failure.described())
                 skipped.add(failure.child)
 
     def _sweep(self, blamed: Mapping[int, Rejection], skipped: set[str]) -> ApplyStats:
