@@ -15,9 +15,23 @@ changes. Seen on tansu and in kafka-python 3.0.12's source, still so on its main
 The fix finishes a successfully completed join exactly as ``join_group_async`` does after its
 own await (same fields, same order), then returns; every other case (no task, a task in
 flight, a task that failed, whose error the library's own handlers classify) goes to the
-library unchanged. Applied once, at import of :mod:`transport.kafka`, and only to the client
-series it was written against: another series gets the library's own code and a warning, and
-``tests/transport/test_group_join.py`` fails if the defect comes back either way.
+library unchanged.
+
+A second face of the same defect: ``ConsumerCoordinator.poll`` awaits the join task only while
+``need_rejoin()`` says so, and that can turn false while the task is still in flight. A pattern
+subscription that joined with no topics (the projector against a broker that restarted empty)
+sees the relay create them while that join is held; the leader's assignment then already
+covers them, so the rebalance that follows is asked for only by the subscription's change,
+which the JoinGroup's sending satisfies. A poll whose timeout ran out in that join left it for
+good: the task finished on the IO thread and nobody took its assignment, the heartbeats stayed
+disabled, and the projector consumed nothing (test_outages.py's broker restart, about one run
+in six once reconnecting was quick). So a join task not yet taken counts as a rebalance under
+way (``need_rejoin`` is true while one exists), as the Java client's ``rejoinNeededOrPending``
+does.
+
+Applied once, at import of :mod:`transport.kafka`, and only to the client series it was
+written against: another series gets the library's own code and a warning, and
+``tests/transport/test_group_join.py`` fails if either defect comes back.
 """
 
 from __future__ import annotations
@@ -27,16 +41,23 @@ from typing import Any
 
 import kafka
 from kafka.coordinator.base import BaseCoordinator, MemberState
+from kafka.coordinator.consumer import ConsumerCoordinator
 
 log = logging.getLogger(__name__)
 
 PATCHED_SERIES = "3.0."
 _original_join_group_async = BaseCoordinator.join_group_async
+_original_need_rejoin = ConsumerCoordinator.need_rejoin
+
+
+def _need_rejoin_or_pending(self: Any) -> bool:
+    """A join task not yet taken is a rebalance under way (see above)."""
+    return self._join_task is not None or bool(_original_need_rejoin(self))
 
 
 async def _join_group_keeping_completed(self: Any, timeout_ms: Any = None) -> bool:
     task = self._join_task
-    if task is None or not task.is_done or task.exception is not None or not self.need_rejoin():
+    if task is None or not task.is_done or task.exception is not None:
         return bool(await _original_join_group_async(self, timeout_ms=timeout_ms))
     # A join whose SyncGroup answered while nobody was polling: take its assignment.
     assignment_bytes = task.value
@@ -56,8 +77,8 @@ async def _join_group_keeping_completed(self: Any, timeout_ms: Any = None) -> bo
 
 
 def install() -> bool:
-    """Patch ``BaseCoordinator.join_group_async`` for the kafka-python series this was written
-    against; returns whether it did. Idempotent."""
+    """Patch ``BaseCoordinator.join_group_async`` and ``ConsumerCoordinator.need_rejoin`` for
+    the kafka-python series this was written against; returns whether it did. Idempotent."""
     if BaseCoordinator.join_group_async is _join_group_keeping_completed:
         return True
     if not kafka.__version__.startswith(PATCHED_SERIES):
@@ -68,4 +89,5 @@ def install() -> bool:
         )  # fmt: skip
         return False
     BaseCoordinator.join_group_async = _join_group_keeping_completed
+    ConsumerCoordinator.need_rejoin = _need_rejoin_or_pending
     return True

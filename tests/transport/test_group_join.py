@@ -70,3 +70,35 @@ def test_busy_members_join_and_share_every_record(kafka_settings: KafkaSettings)
             t.join(15)
     assert not errors
     assert sorted(seen) == sorted(f"child-{i}".encode() for i in range(12))
+
+
+def test_a_member_whose_topic_appears_while_it_joins_consumes_it(kafka_settings: KafkaSettings) -> None:
+    """A pattern subscription (``subscribe``) that finds no topic joins with none (the projector
+    against a broker that restarted empty), and the relay creates the topics while that join is
+    held. The leader's assignment then already covers the new topic, so the rebalance that
+    follows is asked for only by the subscription's change, and once its JoinGroup is sent
+    nothing in kafka-python 3.0 says a rebalance is under way: a poll whose timeout ran out in
+    it left the join unfinished for good (no assignment, no heartbeats, nothing consumed; seen as
+    the projector of test_outages.py's broker restart consuming nothing for 120 s in about one
+    run of six)."""
+    topic = kafka_settings.topics.gap_flags
+    consumer = make_consumer(kafka_settings, f"late-{uuid.uuid4().hex[:8]}", [])
+    try:
+        subscribe(consumer, [topic])
+        joining = time.monotonic() + 0.4  # the first JoinGroup is sent; tansu holds it ~1 s
+        while time.monotonic() < joining:
+            assert consumer.poll(timeout_ms=100) == {}
+        ensure_topics(kafka_settings, [topic])
+        producer = make_producer(kafka_settings)
+        for i in range(3):
+            producer.send(topic, key=f"child-{i}".encode(), value=b"late")
+        producer.flush()
+        producer.close()
+        seen: list[bytes] = []
+        deadline = time.monotonic() + 30
+        while len(seen) < 3 and time.monotonic() < deadline:
+            batches = consumer.poll(timeout_ms=100)  # shorter than a join: the timeout runs out in it
+            seen += [m.key for messages in batches.values() for m in messages]
+        assert sorted(seen) == [f"child-{i}".encode() for i in range(3)]
+    finally:
+        consumer.close(autocommit=False)
