@@ -571,8 +571,6 @@ def _watch(ledger: Ledger, seen: dict[str, float], stop: threading.Event) -> Non
         stop.wait(0.01)
 
 
-
-
 _SCRATCH: list[Path] = []
 
 

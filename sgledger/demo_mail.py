@@ -54,9 +54,7 @@ def send_demo_mail(pipeline: Pipeline, timeout_s: float = 60.0) -> DemoMail:
     """Mail every flag change of this (fresh) run to a local sink and return what it received."""
     changes = published_changes(pipeline)
     with MailSink() as sink:
-        alerter = Alerter(
-            pipeline.kafka, demo_routing(sink), pipeline.settings.database_url, group_id=None
-        )
+        alerter = Alerter(pipeline.kafka, demo_routing(sink), pipeline.settings.database_url, group_id=None)
         try:
             deadline = time.monotonic() + timeout_s
             while sum(alerter.store.positions(alerter.topic, alerter.cluster).values()) < changes:

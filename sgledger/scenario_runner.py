@@ -140,9 +140,14 @@ def run_scenario(
     with ledger.read() as session:
         # What is still refused when the story ends: a message held for its predecessor and
         # released a batch later (events of one agency cross partitions) is not.
-        result.quarantined = session.scalar(
-            select(func.count()).select_from(QuarantineEntry).where(QuarantineEntry.status != "readmitted")
-        ) or 0
+        result.quarantined = (
+            session.scalar(
+                select(func.count())
+                .select_from(QuarantineEntry)
+                .where(QuarantineEntry.status != "readmitted")
+            )
+            or 0
+        )
         for child in sorted({e.child for e in scenario.events}):
             view = child_view(session, child)
             if view is not None:

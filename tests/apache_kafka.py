@@ -246,8 +246,9 @@ class KafkaCluster:
             tail = node.log_path.read_text("utf-8", errors="replace").splitlines()[-20:]
         except OSError:
             tail = []
-        return KafkaUnavailable(f"Kafka node {node.node_id} ({node.address}) {what}; log {node.log_path}:\n"
-                                + "\n".join(tail))
+        return KafkaUnavailable(
+            f"Kafka node {node.node_id} ({node.address}) {what}; log {node.log_path}:\n" + "\n".join(tail)
+        )
 
     def kill(self, node_id: int) -> None:
         """SIGKILL: no controlled shutdown, no flush, as a crashed machine."""

@@ -113,9 +113,7 @@ class KafkaSettings:
                 raise ValueError(f"{name} must be a whole number, got {raw!r}")
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "bootstrap_servers" not in values:
-            raise ValueError(
-                f"no Kafka bootstrap servers: give --bootstrap-servers or set {BOOTSTRAP_ENV}"
-            )
+            raise ValueError(f"no Kafka bootstrap servers: give --bootstrap-servers or set {BOOTSTRAP_ENV}")
         return cls(**values)
 
     @classmethod

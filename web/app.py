@@ -257,9 +257,7 @@ def create_app(services: WebServices) -> FastAPI:
     # --- sign in and out ----------------------------------------------------------------------
 
     @app.get("/sign-in", response_class=HTMLResponse)
-    def sign_in_page(
-        request: Request, next: str = "/", expired: int = 0, signed_out: str = ""
-    ) -> Response:
+    def sign_in_page(request: Request, next: str = "/", expired: int = 0, signed_out: str = "") -> Response:
         token = secrets.token_urlsafe(32)
         response = page(
             request,

@@ -244,8 +244,10 @@ class Batch:
         if source not in self.highest:
             self.highest[source] = self.ledger.highest_sequences(self.session, [source]).get(source, 0)
         loaded = self._loaded  # asked per event: test the places before building anything
-        if (source, sequence) not in loaded or (source, sequence + 1) not in loaded or (
-            (source, sequence - 1) not in loaded
+        if (
+            (source, sequence) not in loaded
+            or (source, sequence + 1) not in loaded
+            or ((source, sequence - 1) not in loaded)
         ):
             self._load(source, (sequence - 1, sequence, sequence + 1))
         return ChainFacts(

@@ -55,6 +55,7 @@ def _after_space(text: str, index: int) -> int:
     match = _SPACE.match(text, index)
     return index if match is None else match.end()  # never None: the pattern matches ""
 
+
 # What may follow an array's item: whitespace, "," or "]", whitespace (group 1: which).
 _AFTER_ITEM = re.compile(r"[ \t\n\r]*([,\]])[ \t\n\r]*")
 

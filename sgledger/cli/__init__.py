@@ -93,7 +93,6 @@ def cli(
     ctx.obj = AppContext(settings=settings, debug=debug)
 
 
-
 def main() -> None:
     try:
         cli.main(standalone_mode=False)

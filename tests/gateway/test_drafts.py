@@ -20,7 +20,7 @@ BODIES = [
     b"[" + ITEM + b"]",
     b"[]",
     b" [ ] ",
-    b"[1, 2, \"three\", [4], {}]",  # not drafts, but an array: the items as they are
+    b'[1, 2, "three", [4], {}]',  # not drafts, but an array: the items as they are
     b"[" + ITEM + b",]",  # a trailing comma
     b"[," + ITEM + b"]",
     b"[" + ITEM + b" " + ITEM + b"]",  # no comma
