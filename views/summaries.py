@@ -111,9 +111,14 @@ def _incident_reported(a: str, d: Mapping[str, Any], s: str | None, n: Names) ->
 
 
 def _incident_triaged(a: str, d: Mapping[str, Any], s: str | None, n: Names) -> str:
-    text = f"{a} triaged incident {d.get('incident_ref')} at {d.get('forum')}: {d.get('outcome')}"
+    """The outcome is the forum's own words and often names the referral already ("Referred to
+    health"): the referral is added only when they do not say it, or a timeline read "Referred
+    to health; referred to health"."""
+    outcome = str(d.get("outcome"))
+    text = f"{a} triaged incident {d.get('incident_ref')} at {d.get('forum')}: {outcome}"
     referred = d.get("referred_to") or []
-    return text + (f"; referred to {_list(agency_name(str(r)) for r in referred)}" if referred else "")
+    referral = f"referred to {_list(agency_name(str(r)) for r in referred)}" if referred else ""
+    return text + (f"; {referral}" if referral and referral.lower() not in outcome.lower() else "")
 
 
 def _referral_made(a: str, d: Mapping[str, Any], s: str | None, n: Names) -> str:

@@ -42,6 +42,9 @@ def test_the_incident_sentence_of_the_issue() -> None:
         ("incident.triaged", "police/x", {"incident_ref": "INC-1", "forum": "DAT", "outcome": "refer",
                                           "referred_to": ["csc/x"]},
          "Police triaged incident INC-1 at DAT: refer; referred to Children's social care"),
+        ("incident.triaged", "police/x", {"incident_ref": "INC-2", "forum": "DAT",
+                                          "outcome": "Referred to health", "referred_to": ["health"]},
+         "Police triaged incident INC-2 at DAT: Referred to health"),  # said once, not twice
         ("referral.made", "police/x", {"referral_ref": "R-1", "to": "csc/x", "reason": "risk"},
          "Police referred the child to Children's social care (referral R-1): risk"),
         ("referral.closed", "csc/x", {"referral_ref": "R-1", "outcome": "nfa", "reason": "ok",
