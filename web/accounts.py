@@ -25,7 +25,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Literal, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -41,6 +41,7 @@ LOCK_AFTER = 5
 FIRST_LOCK = timedelta(minutes=1)
 LONGEST_LOCK = timedelta(hours=1)
 SEEN_RESOLUTION = timedelta(minutes=1)  # the idle clock restarts at most this often
+IdleClock = Literal["page", "restart", "leave"]  # what a session lookup does to it (``Accounts.session``)
 _hasher = PasswordHasher()
 
 
@@ -100,10 +101,15 @@ class SignedIn:
     display: str
     csrf: str
     glass: frozenset[str]
+    expires_at: datetime  # the idle or the absolute limit, whichever comes first
 
     @property
     def role(self) -> WebRole:
         return cast(WebRole, self.actor.role)
+
+    def seconds_left(self, now: datetime | None = None) -> int:
+        """Whole seconds until the session ends if nothing is done (the pages' timeout warning)."""
+        return max(0, int((self.expires_at - (now or _now())).total_seconds()))
 
 
 def _now() -> datetime:
@@ -228,15 +234,22 @@ class Accounts:
                     glass="[]",
                 )
             )
-        return SignedIn(token, actor, display, csrf, frozenset())
+        return SignedIn(token, actor, display, csrf, frozenset(), self._expiry(now, now))
 
-    def session(self, token: str, now: datetime | None = None) -> SignedIn | None:
+    def session(
+        self, token: str, now: datetime | None = None, *, idle_clock: IdleClock = "page"
+    ) -> SignedIn | None:
         """The live session for ``token`` (its idle clock restarted), or None when there is none
         or it has expired (then it is deleted).
 
         Asked on every request, so the lookup is one statement outside a transaction (one round
         trip to the database instead of BEGIN, SELECT, COMMIT: under load each costs a few ms);
         the rare write (the idle clock, an expiry) takes a transaction of its own.
+
+        ``idle_clock``: "page" restarts it at most once a ``SEEN_RESOLUTION``; "restart" restarts
+        it now, whatever its age (the timeout warning's "Stay signed in", which must give the
+        whole idle time back); "leave" does not touch it (the warning asking how long is left:
+        that question must not itself keep a forgotten session alive).
         """
         now = now or _now()
         key = _hash_token(token)
@@ -248,11 +261,17 @@ class Accounts:
             with self._sessions.begin() as s:
                 s.execute(delete(SessionRow).where(SessionRow.token_hash == key))
             return None
-        if now - row.seen_at > SEEN_RESOLUTION:  # one write a minute per session, not per page
+        seen = row.seen_at
+        if idle_clock == "restart" or (idle_clock == "page" and now - seen > SEEN_RESOLUTION):
             with self._sessions.begin() as s:
                 s.execute(update(SessionRow).where(SessionRow.token_hash == key).values(seen_at=now))
+            seen = now
         actor = Actor(row.actor_id, cast(WebRole, row.role), row.agency)
-        return SignedIn(token, actor, row.display, row.csrf, frozenset(json.loads(row.glass)))
+        glass = frozenset(json.loads(row.glass))
+        return SignedIn(token, actor, row.display, row.csrf, glass, self._expiry(seen, row.created_at))
+
+    def _expiry(self, seen: datetime, created: datetime) -> datetime:
+        return min(seen + self.idle, created + self.absolute)
 
     def end_session(self, token: str) -> None:
         with self._sessions.begin() as s:

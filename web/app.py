@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
@@ -329,6 +329,23 @@ def create_app(services: WebServices) -> FastAPI:
             httponly=True,
             samesite="strict",
         )
+
+    # -- the timeout warning (web/static/app.js): how long is left, and "Stay signed in" ----------
+    @app.get("/session")
+    def session_left(request: Request) -> JSONResponse:
+        """Seconds until this browser's session ends, asked by the warning before it shows and
+        before it signs the page out (another tab may have kept the session alive meanwhile).
+        Asking leaves the idle clock alone, or an open tab would keep a forgotten session alive;
+        no session is 0, not a redirect: the script then sends the page to the sign-in."""
+        token = request.cookies.get(cookie_name)
+        user = services.accounts.session(token, idle_clock="leave") if token else None
+        return JSONResponse({"seconds_left": user.seconds_left() if user else 0})
+
+    @app.post("/session")
+    def session_kept(user: User, form: CheckedForm) -> JSONResponse:
+        """The timeout warning's "Stay signed in": the whole idle time again (up to the absolute limit)."""
+        kept = services.accounts.session(user.token, idle_clock="restart")
+        return JSONResponse({"seconds_left": kept.seconds_left() if kept else 0})
 
     @app.post("/sign-out")
     def sign_out(user: User, form: CheckedForm) -> Response:

@@ -337,3 +337,41 @@ def test_every_page_state_a_lead_reaches_has_no_accessibility_violation(
     for path in (f"/children/{CHILD}", f"/children/{CHILD}?as_of=2019-12-10",
                  f"/children/{CHILD}?as_of=10/12/2019", "/audit", f"/audit/children/{CHILD}"):  # fmt: skip
         check(path)
+
+
+def test_a_lead_is_warned_before_the_session_ends_and_can_stay_signed_in(
+    page: object, demo_state: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """GOV.UK's timeout warning: before the idle limit a modal says when the lead will be
+    signed out; "Stay signed in" gives the whole idle time back (the page's own requests do
+    not: the idle clock restarts at most once a minute), and doing nothing ends on the sign-in
+    page saying the session ended, which leads back to the page. Here a 12 s session, warned
+    6 s before its end."""
+    p = page  # type: ignore[assignment]
+    data_dir = tmp_path_factory.mktemp("web-timeout")
+    shutil.copytree(demo_state / "demo", data_dir / "demo")
+    with MailSink() as mail:
+        server = start_server(data_dir, mail, "--session-minutes", "0.2")
+        try:
+            sign_in(p, server, POLICE)
+            assert p.url.endswith("/flags")  # type: ignore[attr-defined]
+            warning = p.locator("#timeout-warning")  # type: ignore[attr-defined]
+            assert not warning.is_visible()
+            warning.wait_for(state="visible", timeout=12_000)
+            assert "You will be signed out soon" in warning.inner_text()
+            assert p.evaluate("document.activeElement.closest('#timeout-warning') !== null")  # type: ignore[attr-defined]
+            countdown = warning.locator(".app-timeout-warning__countdown").inner_text()
+            assert countdown.endswith(("seconds", "second")), countdown
+            accessible(p, EVERY_IMPACT)
+            kept = time.monotonic()
+            warning.locator("button:has-text('Stay signed in')").click()
+            warning.wait_for(state="hidden", timeout=5_000)
+            time.sleep(max(0.0, kept + 8 - time.monotonic()))  # past the end of the session without it
+            p.reload()  # type: ignore[attr-defined]
+            assert p.url.endswith("/flags")  # type: ignore[attr-defined]
+            assert p.locator("h1").inner_text() == "My flags"  # type: ignore[attr-defined]
+            # Nothing done this time: the warning, then the sign-in page, which returns here.
+            p.wait_for_url("**/sign-in?expired=1&next=%2Fflags", timeout=20_000)  # type: ignore[attr-defined]
+            assert "Your session has ended" in p.locator(".govuk-notification-banner").inner_text()  # type: ignore[attr-defined]
+        finally:
+            stop_server(server)

@@ -101,6 +101,24 @@ def test_sessions_expire_when_idle(accounts: Accounts) -> None:
     assert accounts.session("made-up-token") is None
 
 
+def test_the_timeout_warning_asks_without_keeping_the_session_and_stay_keeps_it(accounts: Accounts) -> None:
+    """Asking how long is left ("leave") must not keep a forgotten session alive; "Stay signed
+    in" ("restart") gives the whole idle time back; the session says when it ends either way."""
+    accounts.add_user("a@b.example", None, "auditor", "long enough password")
+    actor = accounts.authenticate("a@b.example", "long enough password")
+    asked, kept = accounts.start_session(actor, "a"), accounts.start_session(actor, "a")
+    now = datetime.now(UTC)
+    assert kept.seconds_left(now) == pytest.approx(30 * 60, abs=2)
+    later = now + timedelta(minutes=28)
+    left = accounts.session(asked.token, later, idle_clock="leave")
+    assert left is not None and left.seconds_left(later) == pytest.approx(120, abs=2)
+    restarted = accounts.session(kept.token, later, idle_clock="restart")
+    assert restarted is not None and restarted.seconds_left(later) == pytest.approx(30 * 60, abs=2)
+    after = now + timedelta(minutes=31)
+    assert accounts.session(asked.token, after, idle_clock="leave") is None
+    assert accounts.session(kept.token, after) is not None
+
+
 CONFIG = OidcConfig(
     issuer="https://idp.example",
     client_id="c",
