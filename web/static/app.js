@@ -68,15 +68,20 @@ if (dialog && typeof dialog.showModal === 'function') {
   const stay = async (event) => {
     event.preventDefault()
     clearTimeout(timer)
-    const answer = await fetch('/session', {
-      method: 'POST', body: new FormData(keep), credentials: 'same-origin', cache: 'no-store', redirect: 'manual'
-    })
-    const secondsLeft = answer.ok ? (await answer.json()).seconds_left : 0
+    let secondsLeft = 0
+    try {
+      const answer = await fetch('/session', {
+        method: 'POST', body: new FormData(keep), credentials: 'same-origin', cache: 'no-store', redirect: 'manual'
+      })
+      secondsLeft = answer.ok ? (await answer.json()).seconds_left : 0
+    } catch {
+      secondsLeft = 0  // offline: check() keeps counting down
+    }
     if (secondsLeft > warning) {
       dialog.close()
       arm(secondsLeft)
     } else {
-      check()  // the session's absolute limit: it cannot be kept longer
+      check()  // not kept (offline, signed out elsewhere) or the session's absolute limit
     }
   }
   keep.addEventListener('submit', stay)
