@@ -23,6 +23,7 @@ import functools
 import hashlib
 import json
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal, cast
@@ -41,6 +42,7 @@ LOCK_AFTER = 5
 FIRST_LOCK = timedelta(minutes=1)
 LONGEST_LOCK = timedelta(hours=1)
 SEEN_RESOLUTION = timedelta(minutes=1)  # the idle clock restarts at most this often
+NAMES_TTL_S = 60.0  # how long a looked-up name is reused (``Accounts.display_name``)
 IdleClock = Literal["page", "restart", "leave"]  # what a session lookup does to it (``Accounts.session``)
 _hasher = PasswordHasher()
 
@@ -82,6 +84,19 @@ class SessionRow(AccountsBase):
     created_at: Mapped[datetime] = mapped_column(UTCTime)
     seen_at: Mapped[datetime] = mapped_column(UTCTime)
     glass: Mapped[str] = mapped_column(Text, default="[]")  # children opened by breaking the glass
+
+
+class PersonRow(AccountsBase):
+    """Who an actor id is, in words: the name each person last signed in with. The signed events
+    name people by actor id (``local:EMAIL``, ``oidc:ISSUER|SUBJECT``: stable, but a lead
+    cannot read ``oidc:https://idp.example|8f3c...``), so the pages show this instead
+    (``web.pages.person_name``). Kept when their sessions end; changed at their next sign-in."""
+
+    __tablename__ = "web_people"
+
+    actor_id: Mapped[str] = mapped_column(String(400), primary_key=True)
+    display: Mapped[str] = mapped_column(String(254))
+    seen_at: Mapped[datetime] = mapped_column(UTCTime)
 
 
 class AccountError(ValueError):
@@ -143,6 +158,7 @@ class Accounts:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.idle, self.absolute = idle, absolute
+        self._names: dict[str, tuple[float, str | None]] = {}  # actor id -> (looked up at, name)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -234,6 +250,8 @@ class Accounts:
                     glass="[]",
                 )
             )
+            s.merge(PersonRow(actor_id=actor.id, display=display, seen_at=now))
+        self._names.pop(actor.id, None)
         return SignedIn(token, actor, display, csrf, frozenset(), self._expiry(now, now))
 
     def session(
@@ -272,6 +290,20 @@ class Accounts:
 
     def _expiry(self, seen: datetime, created: datetime) -> datetime:
         return min(seen + self.idle, created + self.absolute)
+
+    def display_name(self, actor_id: str) -> str | None:
+        """The name ``actor_id`` last signed in with here, if it ever did; looked up at most
+        once a ``NAMES_TTL`` per id (a page names a handful of people, every page load)."""
+        now = time.monotonic()
+        cached = self._names.get(actor_id)
+        if cached is not None and now - cached[0] < NAMES_TTL_S:
+            return cached[1]
+        with self._reader.connect() as connection:
+            name = connection.execute(
+                select(PersonRow.display).where(PersonRow.actor_id == actor_id)
+            ).scalar_one_or_none()
+        self._names[actor_id] = (now, name)
+        return name
 
     def end_session(self, token: str) -> None:
         with self._sessions.begin() as s:

@@ -120,7 +120,7 @@ def create_app(services: WebServices) -> FastAPI:
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
     templates = Jinja2Templates(directory=HERE / "templates")
-    pages.install_filters(templates.env)
+    pages.install_filters(templates.env, services.accounts.display_name)
     templates.env.globals.update(partnership=config.partnership_name, oidc=config.oidc)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     cookie_name = "__Host-sgl_session" if config.secure else "sgl_session"

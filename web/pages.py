@@ -8,7 +8,7 @@ whether a due time was UTC or local. The machine form stays in ``datetime`` attr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -166,6 +166,23 @@ def action_text(action: str) -> str:
     return action
 
 
-def install_filters(env: Environment) -> None:
-    env.filters.update(when=when, iso=iso, agency=agency_name, action=action_text)
+def person_name(actor_id: str, known: str | None) -> str:
+    """A person named in a signed event, in words: the name they last signed in with here
+    (``known``), else what the id itself says: a local account's email, a command-line user's
+    login; an id from nowhere else is shown as it is (an auditor can still trace it)."""
+    if known:
+        return known
+    if actor_id.startswith("local:"):
+        return actor_id.removeprefix("local:")
+    if actor_id.startswith("os:"):
+        return f"{actor_id.removeprefix('os:')} (command line)"
+    return actor_id
+
+
+def install_filters(env: Environment, display_name: Callable[[str], str | None]) -> None:
+    """``display_name``: the accounts' name for an actor id (``Accounts.display_name``)."""
+    env.filters.update(
+        when=when, iso=iso, agency=agency_name, action=action_text,
+        person=lambda actor_id: person_name(str(actor_id), display_name(str(actor_id))),
+    )  # fmt: skip
     env.globals.update(severity_tag=SEVERITY_TAG)

@@ -145,7 +145,7 @@ def test_a_lead_signs_in_sees_their_flags_opens_a_child_and_decides(page: object
     p.fill("#ack-reason", "Called the GP practice")  # type: ignore[attr-defined]
     p.click("button:has-text('Acknowledge flag')")  # type: ignore[attr-defined]
     assert "You acknowledged this flag" in p.locator(".govuk-notification-banner").inner_text()  # type: ignore[attr-defined]
-    assert f"acknowledged by local:{POLICE}" in p.content()  # type: ignore[attr-defined]
+    assert f"acknowledged by {POLICE}" in p.content()  # type: ignore[attr-defined]  # a name, not local:...
     p.goto(f"{server.base_url}/flags")  # type: ignore[attr-defined]
     p.locator("tbody tr").nth(0).locator("a").click()  # type: ignore[attr-defined]
     p.click("button:has-text('Dismiss flag')")  # type: ignore[attr-defined]
@@ -211,6 +211,13 @@ def test_a_lead_signs_in_with_the_partnerships_identity_provider(page: object, s
     assert p.url.endswith("/flags")  # type: ignore[attr-defined]
     header = p.locator(".app-account").inner_text()  # type: ignore[attr-defined]
     assert "oidc.police@police.example" in header and "police/avon-somerset" in header
+    # The signed decision names the lead by the provider's subject (oidc:ISSUER|SUBJECT); the
+    # pages name them by the email they signed in with.
+    p.locator("tbody tr").nth(0).locator("a").click()  # type: ignore[attr-defined]
+    p.fill("#ack-reason", "Spoke to the school")  # type: ignore[attr-defined]
+    p.click("button:has-text('Acknowledge flag')")  # type: ignore[attr-defined]
+    status = p.locator(".govuk-summary-list").inner_text()  # type: ignore[attr-defined]
+    assert "acknowledged by oidc.police@police.example" in status and "oidc:" not in status
     p.goto(f"{server.base_url}/children/{CHILD}")  # type: ignore[attr-defined]
     assert p.locator("h1").inner_text() == CHILD  # type: ignore[attr-defined]
 

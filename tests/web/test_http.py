@@ -217,7 +217,7 @@ def test_acknowledge_and_dismiss_are_signed_decisions(web_server: WebServer) -> 
         f"/flags/{first[:8]}/acknowledge", data={"reason": "GP called", "csrf_token": csrf_of(page.text)}
     )
     assert done.status_code == 303 and done.headers["location"] == f"/flags/{first[:8]}?done=acknowledged"
-    assert f"acknowledged by local:{POLICE}" in client.get(done.headers["location"]).text
+    assert f"acknowledged by {POLICE}" in client.get(done.headers["location"]).text
     assert f"/flags/{first[:8]}" in client.get("/flags?tab=acknowledged").text
     no_reason = client.post(
         f"/flags/{second[:8]}/dismiss", data={"reason": "", "csrf_token": csrf_of(page.text)}

@@ -248,3 +248,26 @@ def test_access_actions_read_as_words() -> None:
     # Read before the as-of year was bounded: shown as recorded, not a 500 on the audit page.
     extreme = "web child as of 0001-01-01T00:00:00+00:00"
     assert action_text(extreme) == extreme
+
+
+def test_people_are_named_in_words_on_the_pages() -> None:
+    """The signed events name people by actor id; the pages by the name they signed in with,
+    else what the id itself says."""
+    from web.pages import person_name
+
+    oidc = "oidc:https://idp.example|8f3c2a"
+    assert person_name(oidc, "lead@police.example") == "lead@police.example"
+    assert person_name(oidc, None) == oidc  # never signed in here: shown as it is, traceable
+    assert person_name("local:a@b.example", None) == "a@b.example"
+    assert person_name("os:amy", None) == "amy (command line)"
+
+
+def test_a_sign_in_remembers_the_name_an_actor_id_goes_by(accounts: Accounts) -> None:
+    from producers.service import Actor
+
+    actor = Actor("oidc:https://idp.example|8f3c2a", "lead", "police/avon-somerset")
+    assert accounts.display_name(actor.id) is None
+    accounts.start_session(actor, "first@police.example")
+    assert accounts.display_name(actor.id) == "first@police.example"
+    accounts.end_session(accounts.start_session(actor, "renamed@police.example").token)
+    assert accounts.display_name(actor.id) == "renamed@police.example"  # the latest, kept after sign-out
