@@ -39,7 +39,9 @@ AGENCY_KINDS = {
 # A practice or a school is one place, named by its code; the others are services of an area.
 _NAMED_BY_CODE = ("gp", "school")
 
-Names = Mapping[str, str]  # event id -> readable name, e.g. "incident INC-CH-2"
+# event id -> readable name, e.g. "incident INC-CH-2"; and a person's actor id -> their name
+# (``local:EMAIL``, ``oidc:ISSUER|SUBJECT``: the web workspace knows who signed in as whom)
+Names = Mapping[str, str]
 
 
 def agency_name(agency: str) -> str:
@@ -271,14 +273,15 @@ def _school_enrolled(a: str, d: Mapping[str, Any], s: str | None, n: Names) -> s
 
 
 def _access(a: str, d: Mapping[str, Any], s: str | None, n: Names) -> str:
-    text = f"{d.get('who')} looked at the record ({d.get('action')})"
+    who = str(d.get("who"))
+    text = f"{n.get(who, who)} looked at the record ({d.get('action')})"
     return text + (f": {d['reason']}" if d.get("reason") else ", no reason given")
 
 
 def _flag_decision(verb: str) -> Callable[[str, Mapping[str, Any], str | None, Names], str]:
     def summary(a: str, d: Mapping[str, Any], s: str | None, n: Names) -> str:
-        flag = str(d.get("flag", ""))
-        text = f"{d.get('by')} {verb} flag {n.get(flag, flag[:8])}"
+        flag, by = str(d.get("flag", "")), str(d.get("by"))
+        text = f"{n.get(by, by)} {verb} flag {n.get(flag, flag[:8])}"
         return text + (f": {d['reason']}" if d.get("reason") else "")
 
     return summary
@@ -351,7 +354,8 @@ def summarise(
 ) -> str:
     """The sentence for one event. ``subject``: the child, called "the child" where it appears as
     a person; ``names``: readable names for event ids other events refer to (notifications,
-    corrections, acknowledgements), e.g. from :func:`event_name`."""
+    corrections, acknowledgements), e.g. from :func:`event_name`, and for the people who looked
+    or decided (actor ids; without one, the id is shown)."""
     a = agency_name(source)
     n = names or {}
     action = event_type.rpartition(".")[2]

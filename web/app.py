@@ -120,7 +120,8 @@ def create_app(services: WebServices) -> FastAPI:
     app = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
     templates = Jinja2Templates(directory=HERE / "templates")
-    pages.install_filters(templates.env, services.accounts.display_name)
+    person = pages.person_namer(services.accounts.display_name)
+    pages.install_filters(templates.env, person)
     templates.env.globals.update(partnership=config.partnership_name, oidc=config.oidc)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     cookie_name = "__Host-sgl_session" if config.secure else "sgl_session"
@@ -506,10 +507,13 @@ def create_app(services: WebServices) -> FastAPI:
                 )
                 .order_by(AcceptedEvent.time)
             )
+            decided_data = [
+                (e, data) for e in decided if (data := json.loads(e.envelope)["data"])["flag"] == flag_id
+            ]
+            names = pages.people_in((data for _, data in decided_data), person)
             decisions = [
-                {"time": e.time, "summary": summarise(e.type, e.source, data)}
-                for e in decided
-                if (data := json.loads(e.envelope)["data"])["flag"] == flag_id
+                {"time": e.time, "summary": summarise(e.type, e.source, data, names=names)}
+                for e, data in decided_data
             ]
         target = child_target(flag["child"]) if flag["child"] else f"flag:{flag_id}"
         services.record_access(user.actor, f"web flag {short_flag_id(flag_id)}", target)
@@ -622,7 +626,7 @@ def create_app(services: WebServices) -> FastAPI:
             view = pages.view_as_of(
                 view, flags_as_of(services.ledger, services.root, when, child=child), when
             )
-        return page(request, "child.html", view=pages.child_page(view, when), as_of=as_of or "")
+        return page(request, "child.html", view=pages.child_page(view, when, person), as_of=as_of or "")
 
     @app.post("/children/{child}/break-glass", response_class=HTMLResponse)
     def break_glass(request: Request, user: User, form: CheckedForm, child: str) -> Response:

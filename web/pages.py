@@ -8,7 +8,7 @@ whether a due time was UTC or local. The machine form stays in ``datetime`` attr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -117,12 +117,16 @@ def roles_text(roles: Sequence[str]) -> str:
     )
 
 
-def child_page(view: Mapping[str, Any], as_of: datetime | None) -> dict[str, Any]:
+def child_page(
+    view: Mapping[str, Any], as_of: datetime | None, person: Callable[[str], str]
+) -> dict[str, Any]:
+    """The child page's content; ``person`` names the people the timeline's events name."""
     on = as_of or datetime.now(UTC)
+    people = people_in((e["data"] for e in view["chronology"]), person)
     timeline = [
         {
             **e,
-            "summary": summarise(e["type"], e["source"], e["data"], subject=view["child"]),
+            "summary": summarise(e["type"], e["source"], e["data"], subject=view["child"], names=people),
             "late": parse_time(e["recordedtime"]) - parse_time(e["time"]) > timedelta(hours=24),
         }
         for e in view["chronology"]
@@ -179,10 +183,20 @@ def person_name(actor_id: str, known: str | None) -> str:
     return actor_id
 
 
-def install_filters(env: Environment, display_name: Callable[[str], str | None]) -> None:
-    """``display_name``: the accounts' name for an actor id (``Accounts.display_name``)."""
+def person_namer(display_name: Callable[[str], str | None]) -> Callable[[str], str]:
+    """``person_name`` with the accounts' names (``Accounts.display_name``): the pages' one way
+    to name a person, as a filter (``| person``) and in the timeline's sentences."""
+    return lambda actor_id: person_name(actor_id, display_name(actor_id))
+
+
+def people_in(datas: Iterable[Mapping[str, Any]], person: Callable[[str], str]) -> dict[str, str]:
+    """The names of the people events' data name (who looked, who decided), for ``summarise``."""
+    ids = {str(d[k]) for d in datas for k in ("who", "by") if isinstance(d.get(k), str)}
+    return {actor_id: person(actor_id) for actor_id in ids}
+
+
+def install_filters(env: Environment, person: Callable[[str], str]) -> None:
     env.filters.update(
-        when=when, iso=iso, agency=agency_name, action=action_text,
-        person=lambda actor_id: person_name(str(actor_id), display_name(str(actor_id))),
-    )  # fmt: skip
+        when=when, iso=iso, agency=agency_name, action=action_text, person=lambda a: person(str(a))
+    )
     env.globals.update(severity_tag=SEVERITY_TAG)

@@ -126,3 +126,18 @@ def test_readable_times_are_london_time() -> None:
     assert readable_time(datetime(2020, 6, 1, 8, 5, tzinfo=UTC)) == "Mon 1 Jun 2020 09:05"  # BST
     assert readable_duration(timedelta(hours=5)) == "5 hours"
     assert readable_duration(timedelta(days=9, hours=3)) == "9 days"
+
+
+def test_people_are_named_when_the_caller_knows_them() -> None:
+    """The signed events name people by actor id; a caller that knows their names (the web
+    workspace) passes them, and without one the id is shown."""
+    oidc = "oidc:https://idp.example|8f3c2a"
+    decided = {"flag": "0123456789ab", "by": oidc, "reason": "called"}
+    assert summarise("flag.acknowledged", "partnership/service", decided, names={oidc: "amy@gp.example"}) == (
+        "amy@gp.example acknowledged flag 01234567: called"
+    )
+    assert summarise("flag.acknowledged", "partnership/service", decided).startswith(f"{oidc} acknowledged")
+    looked = {"who": oidc, "action": "web child"}
+    assert summarise("access.recorded", "partnership/service", looked, names={oidc: "amy@gp.example"}) == (
+        "amy@gp.example looked at the record (web child), no reason given"
+    )

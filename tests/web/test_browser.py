@@ -218,6 +218,8 @@ def test_a_lead_signs_in_with_the_partnerships_identity_provider(page: object, s
     p.click("button:has-text('Acknowledge flag')")  # type: ignore[attr-defined]
     status = p.locator(".govuk-summary-list").inner_text()  # type: ignore[attr-defined]
     assert "acknowledged by oidc.police@police.example" in status and "oidc:" not in status
+    decision = "oidc.police@police.example acknowledged flag"  # the signed decision's sentence
+    assert decision in p.content() and "oidc:http" not in p.content()  # type: ignore[attr-defined]
     p.goto(f"{server.base_url}/children/{CHILD}")  # type: ignore[attr-defined]
     assert p.locator("h1").inner_text() == CHILD  # type: ignore[attr-defined]
 

@@ -108,7 +108,8 @@ def test_the_note_a_lead_leaves_when_acknowledging_is_on_the_flag_for_the_next_l
     done = police.post(f"/flags/{ref}/acknowledge", data={"csrf_token": token, "reason": note})
     assert done.status_code == 303 and "done=acknowledged" in done.headers["location"]
     page = web_server.sign_in(DSL).get(f"/flags/{ref}").text
-    assert f"local:{POLICE} acknowledged flag {ref}: {note}" in page
+    assert f"{POLICE} acknowledged flag {ref}: {note}" in page
+    assert f"local:{POLICE}" not in page  # named as the lead signed in, not by the account id
 
 
 def first_flag(client: httpx.Client) -> str:
