@@ -108,7 +108,11 @@ def test_a_small_run_with_the_stages_apart_reports_every_party(
     assert roles["publishers"]["nice"] == [os.nice(0) + 5]  # --publishers-nice: above ours
     assert roles["shard"]["processes"] == 2
     assert roles["intake"]["processes"] >= 2  # intake and its verification worker
-    assert all(part["cpu_ms_per_event"] > 0 for part in roles.values())
+    # CPU is read from /proc in clock ticks (10 ms): in a 60-event run the relay's or the
+    # broker's share can round to none (seen once in a README run); the roles that do the work
+    # cannot.
+    assert all(part["cpu_ms_per_event"] >= 0 for part in roles.values())
+    assert all(roles[busy]["cpu_ms_per_event"] > 0 for busy in ("publishers", "intake", "shard"))
     assert report["events_per_s"] > 0
     waits = report["waits"]["main_thread_share_of_wall"]
     publishers = {f"publisher-{agency.split('/')[0]}" for agency in AGENCIES}
