@@ -18,7 +18,15 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from ledger.canonical import canonical_json, event_digest
 from ledger.envelope import SignedEvent
 from ledger.keystore import Keystore
-from producers.outbox import CHECKPOINT_ROWS, IDLE, INSERT_ROWS, LOOKUP, SAFETY_AUTOCHECKPOINT_PAGES, Outbox
+from producers.outbox import (
+    CHECKPOINT_ROWS,
+    IDLE,
+    INSERT_ROWS,
+    LOOKUP,
+    PAGE_BYTES,
+    SAFETY_AUTOCHECKPOINT_PAGES,
+    Outbox,
+)
 from producers.sdk import Draft, Prepared, Producer
 from tests.ledger.factory import INCIDENT
 from tests.producers.conftest import GP, POLICE
@@ -112,6 +120,37 @@ def test_sqlite_outbox_is_durable(tmp_path: Path) -> None:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
     outbox.close()
+
+
+def test_a_new_sqlite_outbox_has_16_kib_pages_and_an_older_one_keeps_its_own(
+    agencies: Keystore, tmp_path: Path
+) -> None:
+    """New outbox files get ``PAGE_BYTES`` pages (fewer log frames per commit, issue 11); a
+    file made before with SQLite's 4 KiB keeps them (SQLite cannot change a WAL database's
+    page size in place) and appends, reads and reopens as before."""
+    new = Outbox(f"sqlite:///{tmp_path / 'new.sqlite'}")
+    with new.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA page_size")).scalar() == PAGE_BYTES == 16_384
+    new.close()
+    older = tmp_path / "older.sqlite"
+    with sqlite3.connect(older) as made_before:  # as an outbox of an earlier release was made
+        made_before.execute("PRAGMA page_size=4096")
+        made_before.execute("PRAGMA journal_mode=WAL")
+        made_before.execute("CREATE TABLE earlier (x)")
+    made_before.close()
+    older.chmod(0o600)
+    outbox = Outbox(f"sqlite:///{older}")
+    producer = Producer(POLICE, agencies, outbox)
+    ids = [
+        producer.publish("incident.reported", "C-1", {**INCIDENT, "incident_ref": f"INC-{n}"})["id"]
+        for n in range(3)
+    ]
+    with outbox.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA page_size")).scalar() == 4096
+    outbox.close()
+    reopened = Outbox(f"sqlite:///{older}")
+    assert [p.event_id for p in reopened.pending()] == ids
+    reopened.close()
 
 
 def test_a_service_outbox_checkpoints_its_log_in_a_thread_of_its_own(
