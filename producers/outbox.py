@@ -639,6 +639,20 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[start : start + size] for start in range(0, len(items), size)]
 
 
+def sqlite_file_settings(dbapi_connection: Any) -> None:
+    """What every connection to a SQLite outbox file sets first, whichever engine opens it (the
+    outbox's, the gateway's token store in the same file, ``gateway token create`` often being
+    what makes the file): a write-ahead log, synced at every commit, and 16 KiB pages for a new
+    file (SQLite ignores the page size for a file that has pages already, which keeps its own
+    and works as before). Why the pages (issue 11): a row is ~0.5 KB of signed event plus its
+    three index entries, and a 3,000-event commit wrote its log 4 KiB a frame: 2.5 us of CPU a
+    row to commit against 0.4 with 16 KiB (inserting 3.3 against 3.0), ~2 us less per event on
+    the gateway's signing core."""
+    dbapi_connection.execute(f"PRAGMA page_size={PAGE_BYTES}")
+    dbapi_connection.execute("PRAGMA journal_mode=WAL")
+    dbapi_connection.execute("PRAGMA synchronous=FULL")
+
+
 def _engine(url: str, busy_timeout_s: float, autocheckpoint_pages: int | None = None) -> Engine:
     """``autocheckpoint_pages``: SQLite's ``wal_autocheckpoint`` for every connection (None:
     SQLite's default, 1,000)."""
@@ -652,18 +666,9 @@ def _engine(url: str, busy_timeout_s: float, autocheckpoint_pages: int | None = 
         # which takes the write lock only at the first write: two publishers would read the same
         # head and one would then fail with "database is locked" instead of waiting its turn.
         dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        # 16 KiB pages for a new outbox file (SQLite ignores it for one that has its pages
-        # already, which keeps them and works as before). Why (issue 11): a row is ~0.5 KB of
-        # signed event plus its three index entries, and a 3,000-event commit wrote its log
-        # frames 4 KiB at a time: 2.5 us of CPU a row to commit against 0.4 with 16 KiB
-        # (inserting 3.3 against 3.0), ~2 us less per event on the gateway's signing core.
-        cursor.execute(f"PRAGMA page_size={PAGE_BYTES}")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
+        sqlite_file_settings(dbapi_connection)
         if autocheckpoint_pages is not None:
-            cursor.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint_pages)}")
-        cursor.close()
+            dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint_pages)}")
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn: Any) -> None:

@@ -16,8 +16,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import DateTime, Engine, String, Text, create_engine, select
+from sqlalchemy import DateTime, Engine, String, Text, create_engine, event, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from ledger.store.private import private_sqlite
+from producers.outbox import sqlite_file_settings
 
 TOKEN_PREFIX = "sgw_"
 
@@ -81,11 +84,20 @@ class TokenStore:
     and checking a token on every request must not queue behind, or fail on, a writer."""
 
     def __init__(self, url: str, *, busy_timeout_s: float = 60.0) -> None:
+        # The outbox's file, which this may be first to make (``gateway token create`` before
+        # the gateway's first start): private, or the outbox would refuse to open it after.
+        private_sqlite(url)
         self.engine: Engine = (
             create_engine(url, connect_args={"timeout": busy_timeout_s})
             if url.startswith("sqlite")
             else create_engine(url, pool_pre_ping=True)
         )
+        if url.startswith("sqlite"):  # the file's settings, as the outbox sets them
+            event.listen(
+                self.engine,
+                "connect",
+                lambda dbapi_connection, _record: sqlite_file_settings(dbapi_connection),
+            )
         GatewayBase.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 

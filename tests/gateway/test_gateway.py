@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -385,6 +386,29 @@ def test_the_cli_manages_tokens(data_dir: Path) -> None:
     assert revoked.exit_code == 0 and "revoked" in revoked.output
     unknown = runner.invoke(cli, ["--data-dir", str(data_dir), "gateway", "token", "revoke", "tok-nope"])
     assert unknown.exit_code != 0
+
+
+def test_a_token_created_before_the_gateways_first_start_lets_a_system_publish(data_dir: Path) -> None:
+    """The order a new agency follows: `gateway token create` makes the outbox's file, then
+    `gateway run` opens it. The file was made readable by others (the umask's 0644), and the
+    gateway then refused to start ("open to other local users")."""
+    from click.testing import CliRunner
+
+    from sgledger.cli import cli
+
+    created = CliRunner().invoke(
+        cli, ["--data-dir", str(data_dir), "gateway", "token", "create", "mosaic", "--json"]
+    )
+    assert created.exit_code == 0, created.output
+    assert stat.S_IMODE((data_dir / "outbox.sqlite").stat().st_mode) == 0o600
+    gateway = start_gateway(data_dir)
+    try:
+        gateway.token = json.loads(created.output)["token"]
+        with gateway.client() as http:
+            answer = http.post("/v1/events", json=draft())
+        assert answer.status_code == 202, answer.text
+    finally:
+        gateway.stop()
 
 
 def test_gateway_run_with_a_misspelt_agency_suggests_the_key_it_has(data_dir: Path) -> None:

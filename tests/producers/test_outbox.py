@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -18,6 +19,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from ledger.canonical import canonical_json, event_digest
 from ledger.envelope import SignedEvent
 from ledger.keystore import Keystore
+from producers.gateway.tokens import TokenStore
 from producers.outbox import (
     CHECKPOINT_ROWS,
     IDLE,
@@ -125,13 +127,23 @@ def test_sqlite_outbox_is_durable(tmp_path: Path) -> None:
 def test_a_new_sqlite_outbox_has_16_kib_pages_and_an_older_one_keeps_its_own(
     agencies: Keystore, tmp_path: Path
 ) -> None:
-    """New outbox files get ``PAGE_BYTES`` pages (fewer log frames per commit, issue 11); a
+    """New outbox files get ``PAGE_BYTES`` pages (fewer log frames per commit, issue 11), also
+    when the gateway's token store made the file; a
     file made before with SQLite's 4 KiB keeps them (SQLite cannot change a WAL database's
     page size in place) and appends, reads and reopens as before."""
     new = Outbox(f"sqlite:///{tmp_path / 'new.sqlite'}")
     with new.engine.connect() as conn:
         assert conn.execute(text("PRAGMA page_size")).scalar() == PAGE_BYTES == 16_384
     new.close()
+    # ``gateway token create`` before the gateway's first start makes the file: the same pages
+    tokens_first = f"sqlite:///{tmp_path / 'tokens-first.sqlite'}"
+    TokenStore(tokens_first).close()
+    assert stat.S_IMODE((tmp_path / "tokens-first.sqlite").stat().st_mode) == 0o600
+    gateway_outbox = Outbox(tokens_first)
+    with gateway_outbox.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA page_size")).scalar() == PAGE_BYTES
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    gateway_outbox.close()
     older = tmp_path / "older.sqlite"
     with sqlite3.connect(older) as made_before:  # as an outbox of an earlier release was made
         made_before.execute("PRAGMA page_size=4096")
