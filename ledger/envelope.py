@@ -148,11 +148,13 @@ class SignedEvent:
         subject: str,
         sequence: int,
         event: dict[str, Any] | None = None,
+        digest: str | None = None,
     ) -> None:
+        """``digest``: the payload's SHA-256, when the signer has it already (``Signer.sign_placed``)."""
         self.payload = payload
         self.event_id, self.subject, self.sequence = event_id, subject, sequence
         self._event = event
-        self._digest: str | None = None
+        self._digest = digest
 
     @classmethod
     def of(cls, event: dict[str, Any], payload: bytes) -> SignedEvent:

@@ -87,13 +87,18 @@ class Signer:
             raise ValueError("the event is already signed")
         return self._sign_runs(*around_signature(unsigned))
 
-    def sign_placed(self, runs: ChainRuns, sequence: int, prevhash: str) -> tuple[str, bytes]:
-        """``sign_canonical`` of the event of ``runs`` placed at ``sequence`` after ``prevhash``,
-        with no serialisation at all: what an agency's chain does per event (``chain_runs``):
-        two joins of bytes around one signature."""
+    def sign_placed(self, runs: ChainRuns, sequence: int, prevhash: str) -> tuple[bytes, str]:
+        """The signed event of ``runs`` placed at ``sequence`` after ``prevhash``, as its
+        canonical bytes (``sign_canonical``'s payload) and their SHA-256 (the next event's
+        ``prevhash``), with no serialisation at all: what an agency's chain does per event
+        (``chain_runs``): two joins of bytes around one signature, and the digest the chain
+        needs next. Both at once, and libsodium called here rather than through ``sign``,
+        because this runs once per event on the gateway's signing core (issue 11: 0.2-0.6 us of
+        calls and properties an event, least and median of 15 alternated 3,000-event chains)."""
         prefix, closing = placed(runs, sequence, prevhash)
-        signature = b64url_bytes(self.sign(prefix + closing))
-        return signature.decode("ascii"), b"".join((prefix, b',"signature":"', signature, b'"', closing))
+        signature = b64url_bytes(crypto_sign(prefix + closing, self._secret)[:64])
+        payload = b"".join((prefix, b',"signature":"', signature, b'"', closing))
+        return payload, hashlib.sha256(payload).hexdigest()
 
     def _sign_runs(self, before: bytes, after: bytes) -> tuple[str, bytes]:
         signature = b64url(self.sign(joined(before, after)))

@@ -449,12 +449,14 @@ class Producer:
 
     def _sign(self, prepared: Prepared, sequence: int, prevhash: str) -> SignedEvent:
         """``prepared`` placed at ``sequence`` after ``prevhash`` and signed."""
-        _, payload = self._signer.sign_placed(prepared.runs, sequence, prevhash)
+        payload, digest = self._signer.sign_placed(prepared.runs, sequence, prevhash)
         # The schema was checked (``prepare``) on this same content; only the size is new.
         if len(payload) > MAX_MESSAGE_BYTES:  # the ledger would quarantine it as oversized
             problem = Problem("", f"at most {MAX_MESSAGE_BYTES} bytes", f"{len(payload)} bytes")
             raise InvalidEvent(prepared.event_type, [problem])  # rolls the transaction back
-        return SignedEvent(payload, event_id=prepared.id, subject=prepared.subject, sequence=sequence)
+        return SignedEvent(
+            payload, event_id=prepared.id, subject=prepared.subject, sequence=sequence, digest=digest
+        )
 
     def _same(self, prepared: Prepared, stored: Mapping[str, Any]) -> bool:
         """Is a stored event with the same id this one published again (same source, type,

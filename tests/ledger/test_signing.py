@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.canonical import canonical_json, chain_runs, event_digest, placed
+from ledger.canonical import canonical_json, chain_runs, digest_of_canonical, event_digest, placed
 from ledger.envelope import ChainSigner, envelope_runs, new_event_id, unsigned_event
 from ledger.signing import Signer, key_id, sign_event, signature_valid
 from ledger.validation import _plain_numbers
@@ -104,7 +104,9 @@ def check_placed(unsigned: dict[str, Any], sequence: int, prevhash: str) -> None
     serialising and signing the placed event gives."""
     runs = chain_runs({**unsigned, "sequence": 999, "prevhash": "placeholder"})
     event = {**unsigned, "sequence": sequence, "prevhash": prevhash}
-    assert SIGNER.sign_placed(runs, sequence, prevhash) == SIGNER.sign_canonical(event)
+    payload, digest = SIGNER.sign_placed(runs, sequence, prevhash)
+    assert payload == SIGNER.sign_canonical(event)[1]
+    assert digest == digest_of_canonical(payload)
 
 
 @settings(max_examples=300, deadline=None)
