@@ -24,6 +24,13 @@ def test_two_batches_in_flight_are_sent_answered_and_counted() -> None:
     assert result["batch_events_per_s"] > 0 and result["batch_gateway_cpu_us_per_event"] > 0
     share = result["batch_events_per_s"] / result["ed25519_sign_per_s_one_core_libsodium"]
     assert result["batch_share_of_sign_rate"] == pytest.approx(share, abs=0.001)
+    # the reference measured again after the batches, and how far it moved
+    drift = (
+        result["ed25519_sign_per_s_one_core_libsodium_after"]
+        / result["ed25519_sign_per_s_one_core_libsodium"]
+    )
+    assert result["ed25519_sign_per_s_one_core_libsodium_after"] > 0
+    assert result["sign_rate_drift"] == pytest.approx(drift, abs=0.001)
     assert "batch_serving_thread" not in result  # split over the pool's threads: not one thread's
 
 
