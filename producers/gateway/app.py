@@ -466,8 +466,9 @@ def _schemas() -> dict[str, Any]:
             "time": {**_TIME, "description": "When it happened. Default: recordedtime."},
             "recordedtime": {
                 **_TIME,
-                "description": "When the agency recorded it. Default: now. At most 5 minutes ahead of the "
-                "gateway's clock and inside the key's validity (docs/keys.md).",
+                "description": "When the agency recorded it. Default: when the gateway received the request "
+                "(one time for every draft of a batch). At most 5 minutes ahead of the gateway's "
+                "clock and inside the key's validity (docs/keys.md).",
             },
             "id": {
                 "type": "string",

@@ -137,7 +137,7 @@ class Gateway:
         422 listing every problem of every item (paths of a batch start with the item's index)."""
         prepared: list[Prepared] = []
         problems: list[Problem] = []
-        for ready, found in checked(self.producer.preparer, items, batch):
+        for ready, found in checked(self.producer.preparer.at_receipt(), items, batch):
             if ready is not None:
                 prepared.append(ready)
             problems += found

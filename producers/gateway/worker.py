@@ -148,6 +148,7 @@ def _job(
     are ready: the first ones small, so the serving process starts signing after a few drafts
     rather than after the whole body was parsed (``FIRST_CHUNK``)."""
     conn.send(("start",))
+    preparer = preparer.at_receipt()
     hashed = RequestHash("drafts") if want_hash else None
     chunk: list[tuple[Any, ...]] = []
     problems: list[Problem] = []

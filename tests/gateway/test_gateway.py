@@ -279,11 +279,12 @@ def test_a_batch_is_all_or_nothing_in_json_and_ndjson(gateway: GatewayProcess) -
     assert [e["sequence"] for e in answer.json()["events"]] == list(range(1, 1501))
     assert lines.status_code == 202 and lines.json()["events"][0]["sequence"] == 1501
     assert gateway.outbox_rows() == 1510
-    stored = {
-        r.event_id: event_digest(Outbox.decode(r.payload)) for r in Outbox(gateway.outbox_url).events(AGENCY)
-    }
+    events = {r.event_id: Outbox.decode(r.payload) for r in Outbox(gateway.outbox_url).events(AGENCY)}
     receipts = answer.json()["events"] + lines.json()["events"]
-    assert [r["digest"] for r in receipts] == [stored[r["id"]] for r in receipts]
+    assert [r["digest"] for r in receipts] == [event_digest(events[r["id"]]) for r in receipts]
+    # drafts without a recorded time are recorded when their request was received: one time each
+    received = [{events[r["id"]]["recordedtime"] for r in a.json()["events"]} for a in (answer, lines)]
+    assert [len(times) for times in received] == [1, 1] and min(received[0]) <= min(received[1])
 
 
 def test_a_locked_outbox_answers_503_and_the_retry_stores_once(gateway: GatewayProcess) -> None:

@@ -238,8 +238,11 @@ def test_a_draft_prepared_at_once_is_the_draft_the_general_path_prepares() -> No
     validities = (None, KeyValidity(recorded[len(recorded) // 2]))  # the second refuses half the drafts
     compared = quick = 0
     disagreements: list[str] = []
-    for validity in validities:
+    for validity, receipt in ((v, r) for v in validities for r in (False, True)):
         preparer = Preparer(POLICE, "ab" * 16, event_types(), validity, Topics("t"), lambda: now)
+        if receipt:  # a request's: the time now judged once (``at_receipt``), drafts without one take it
+            preparer = preparer.at_receipt()
+            assert preparer.receipt is not None
         for event in events.values():
             draft = {k: event[k] for k in ("type", "subject", "time", "recordedtime", "id", "data")}
             assert validity is not None or preparer._prepared_at_once(draft) is not None, event["type"]
@@ -264,4 +267,30 @@ def test_a_draft_prepared_at_once_is_the_draft_the_general_path_prepares() -> No
                     if preparer._prepared_at_once(item) is None:
                         disagreements.append(f"{event['type']}: {description}: not prepared at once")
     assert not disagreements, "\n".join(disagreements[:20])
-    assert compared > 5000 and quick > 500, (compared, quick)
+    assert compared > 10000 and quick > 1000, (compared, quick)
+
+
+def test_the_drafts_of_one_request_are_recorded_when_it_was_received() -> None:
+    """``Preparer.at_receipt``: a request's drafts without a ``recordedtime`` all take the
+    time it was received (the clock read once, not once per draft), and one that gives its
+    own keeps it. A receipt time the key does not cover is not taken as judged: each draft is
+    refused as it would be without it, naming the key's validity."""
+    ticks = iter(datetime(2026, 12, 3, 17, 0, second, tzinfo=UTC) for second in range(60))
+    preparer = Preparer(POLICE, "ab" * 16, event_types(), None, Topics("t"), lambda: next(ticks))
+    request = preparer.at_receipt()
+    drafts = [{"type": "incident.reported", "subject": f"C-{n}", "data": INCIDENT} for n in range(3)]
+    drafts.append({**drafts[0], "recordedtime": "2026-12-03T16:00:00+00:00"})
+    recorded = [p.event()["recordedtime"] for p, _ in map(request.prepare_json, drafts) if p is not None]
+    assert recorded == ["2026-12-03T17:00:00+00:00"] * 3 + ["2026-12-03T16:00:00+00:00"]
+    assert preparer.prepare_json(drafts[0])[0] is not None  # without it, the clock moves on
+    assert next(ticks).second == 2
+
+    later = KeyValidity(datetime(2026, 12, 4, tzinfo=UTC))
+    refusing = Preparer(
+        POLICE, "ab" * 16, event_types(), later, Topics("t"), lambda: datetime(2026, 12, 3, tzinfo=UTC)
+    )
+    request = refusing.at_receipt()
+    assert request.receipt is None
+    ready, problems = request.prepare_json(drafts[0])
+    assert ready is None and [p.path for p in problems] == ["/recordedtime"]
+    assert "historical loads" in problems[0].expected
