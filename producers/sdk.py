@@ -197,8 +197,13 @@ class Preparer:
         worker's CPU per draft)."""
         now = self.clock()
         text = format_time(now)
-        acceptable = envelope_time(text) and not self.recorded_problems(now, text, now)
-        return replace(self, clock=lambda: now, receipt=text if acceptable else None)
+        return replace(self, clock=lambda: now, receipt=text if self._taken(now, text, now) else None)
+
+    def _taken(self, recorded: datetime, on_record: str, now: datetime) -> bool:
+        """Is ``on_record`` (``recorded`` as ``format_time`` wrote it) a recorded time the
+        envelope's schema and the partnership take? The fast path's one test of it, per draft
+        or once per request (``at_receipt``)."""
+        return envelope_time(on_record) and not self.recorded_problems(recorded, on_record, now)
 
     def prepare(self, draft: Draft) -> tuple[Prepared | None, list[Problem]]:
         """The draft as the event it becomes, built and schema-checked once (``append_prepared``
@@ -280,7 +285,7 @@ class Preparer:
             on_record = self.receipt  # judged once for the request (``at_receipt``)
         else:
             on_record = format_time(recorded)
-            if not envelope_time(on_record) or self.recorded_problems(recorded, on_record, now):
+            if not self._taken(recorded, on_record, now):
                 return None  # an offset with seconds (formatted, the schema refuses it), or a time refused
         on_time = on_record if at is recorded else format_time(at)
         if at is not recorded and not envelope_time(on_time):
